@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import type { ParseArgsConfig } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from './config-error.js';
+import { parseCredentials } from './credentials.js';
+import type { LayoverConfig, ManifestTier } from './layover-config.js';
+import * as parse from './parsers.js';
+import { SETTINGS, flagName, type RawConfig, type Setting, type SettingKey } from './settings.js';
+import { defaultAdvertise, defaultUpstreamDns } from './system-defaults.js';
+import { DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
+
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+export interface ConfigSources {
+  /** Flag values as node:util parseArgs returns them (see configFlagOptions). */
+  flags?: FlagValues;
+  env?: NodeJS.ProcessEnv;
+  /** Machine-dependent defaults; tests pass their own. */
+  machine?: { advertise: () => string[]; upstreamDns: () => parse.HostPort[] };
+}
+
+const KEYS = Object.keys(SETTINGS) as SettingKey[];
+const isBoolean = (s: Setting<unknown>): boolean => s.parse === parse.boolean;
+
+/** The parseArgs options of every setting that has a flag. */
+export function configFlagOptions(): NonNullable<ParseArgsConfig['options']> {
+  const options: NonNullable<ParseArgsConfig['options']> = {};
+  for (const key of KEYS) {
+    const s = SETTINGS[key] as Setting<unknown>;
+    if (!s.noFlag) options[flagName(key)] = { type: isBoolean(s) ? 'boolean' : 'string' };
+  }
+  return options;
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`config file ${path}: cannot read it (${(error as NodeJS.ErrnoException).code})`, { cause: error });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text); // YAML is a superset of JSON
+  } catch (error) {
+    throw new ConfigError(`config file ${path}: not valid YAML or JSON (${(error as Error).message.split('\n')[0]})`, { cause: error });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`config file ${path}: expected a mapping of settings`);
+  for (const key of Object.keys(doc)) {
+    if (!(key in SETTINGS) || key === 'config') {
+      throw new ConfigError(`config file ${path}: unknown setting "${key}" (settings: ${KEYS.filter((k) => k !== 'config').join(', ')})`);
+    }
+  }
+  return doc as Record<string, unknown>;
+}
+
+interface Found {
+  value: unknown;
+  label: string;
+}
+
+/** flags > environment > config file > default: the value of one setting and how to name it. */
+function find(key: SettingKey, flags: FlagValues, env: NodeJS.ProcessEnv, file: Record<string, unknown>, filePath: string | undefined): Found | undefined {
+  const s = SETTINGS[key] as Setting<unknown>;
+  const flag = flagName(key);
+  if (!s.noFlag && flags[flag] !== undefined) return { value: flags[flag], label: `--${flag}` };
+  if (env[s.env] !== undefined) return { value: env[s.env], label: s.env };
+  if (file[key] !== undefined) return { value: file[key], label: `${key} (in ${filePath})` };
+  return undefined;
+}
+
+function readRaw(flags: FlagValues, env: NodeJS.ProcessEnv, labels: Map<SettingKey, string>): { raw: Partial<RawConfig>; filePath: string | undefined } {
+  const filePath = (flags.config as string | undefined) ?? env.LAYOVER_CONFIG;
+  const file = filePath ? readConfigFile(filePath) : {};
+  const raw: Record<string, unknown> = {};
+  for (const key of KEYS) {
+    const s = SETTINGS[key] as Setting<unknown>;
+    const found = find(key, flags, env, file, filePath);
+    labels.set(key, found?.label ?? s.env);
+    if (!found) {
+      raw[key] = s.default;
+      continue;
+    }
+    const value = s.parse(found.value);
+    if (value === undefined) {
+      const got = s.secret ? '' : `, got ${JSON.stringify(found.value)}`;
+      throw new ConfigError(`${found.label}: expected ${s.expected}${got}`);
+    }
+    raw[key] = value;
+  }
+  return { raw: raw as Partial<RawConfig>, filePath };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof RegExp) && !Object.isFrozen(value)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Reads, validates and freezes the configuration. Throws ConfigError naming the setting. */
+export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
+  const env = sources.env ?? process.env;
+  const machine = sources.machine ?? { advertise: defaultAdvertise, upstreamDns: () => defaultUpstreamDns() };
+  const labels = new Map<SettingKey, string>();
+  const { raw, filePath } = readRaw(sources.flags ?? {}, env, labels);
+  const r = raw as RawConfig;
+
+  const credentials = parseCredentials(r.authRegistries, r.authRegistriesDelimiter, r.authRegistryDelimiter, env);
+  if (typeof credentials === 'string') throw new ConfigError(`${labels.get('authRegistries')}: ${credentials}`);
+
+  if (r.upstreamCa !== undefined) {
+    let pem = '';
+    try {
+      pem = readFileSync(r.upstreamCa, 'utf8');
+    } catch {
+      // reported below
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      throw new ConfigError(`${labels.get('upstreamCa')}: expected a readable PEM file of certificates, got "${r.upstreamCa}"`);
+    }
+  }
+
+  const tiers: ManifestTier[] = [];
+  if (r.manifestCachePrimaryRegex) tiers.push({ pattern: r.manifestCachePrimaryRegex, ttlMs: r.manifestCachePrimaryTime });
+  if (r.manifestCacheSecondaryRegex) tiers.push({ pattern: r.manifestCacheSecondaryRegex, ttlMs: r.manifestCacheSecondaryTime });
+
+  const dataDir = resolve(r.dataDir);
+  return deepFreeze({
+    configFile: filePath ?? null,
+    dataDir,
+    caDir: r.caDir !== undefined ? resolve(r.caDir) : join(dataDir, 'ca'),
+    listen: { https: r.https, http: r.http, dns: r.dns },
+    http2: r.http2,
+    advertise: r.advertise ?? machine.advertise(),
+    upstreamDns: r.upstreamDns ?? machine.upstreamDns(),
+    upstreamCa: r.upstreamCa !== undefined ? resolve(r.upstreamCa) : null,
+    verifyUpstreamTls: r.verifySsl,
+    logLevel: r.logLevel,
+    registries: [...new Set([...r.registries, ...DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST])],
+    credentials,
+    cacheMaxSize: r.cacheMaxSize,
+    manifestCache: { enabled: r.enableManifestCache, tiers, defaultTtlMs: r.manifestCacheDefaultTime },
+    allowPush: r.allowPush,
+    timeouts: {
+      proxyConnectMs: r.proxyConnectTimeout,
+      proxyReadMs: r.proxyReadTimeout,
+      proxySendMs: r.proxySendTimeout,
+      sendMs: r.sendTimeout,
+      clientBodyMs: r.clientBodyTimeout,
+      clientHeaderMs: r.clientHeaderTimeout,
+      keepaliveMs: r.keepaliveTimeout,
+    },
+  });
+}

@@ -1,0 +1,75 @@
+import * as parse from './parsers.js';
+import type { Parser } from './parsers.js';
+
+/**
+ * One setting: its config-file key (flags are the same name in kebab-case),
+ * its environment name, the form it expects (for error messages), its parser
+ * and its default. Defaults that depend on the machine are filled in by
+ * load-config.ts (marked `undefined` here).
+ */
+export interface Setting<T> {
+  env: string;
+  expected: string;
+  parse: Parser<T>;
+  default: T | undefined;
+  /** No command-line flag: credentials do not belong in `ps` output. */
+  noFlag?: boolean;
+  /** Never echo the offending value in an error message. */
+  secret?: boolean;
+}
+
+const setting = <T>(s: Setting<T>): Setting<T> => s;
+
+const LISTEN = 'ADDR:PORT such as 0.0.0.0:443';
+const DURATION = 'a duration such as 60s, 10m, 1h or 60d';
+const BOOLEAN = 'true or false';
+
+// Meanings and defaults of the upper-case names follow the nginx-based registry
+// proxies (their Dockerfile ENV block), so existing deployments keep working.
+export const SETTINGS = {
+  config: setting({ env: 'LAYOVER_CONFIG', expected: 'a path to a YAML or JSON file', parse: parse.string, default: undefined }),
+  dataDir: setting({ env: 'LAYOVER_DATA_DIR', expected: 'a directory path', parse: parse.string, default: './data' }),
+  caDir: setting({ env: 'LAYOVER_CA_DIR', expected: 'a directory path', parse: parse.string, default: undefined }),
+  https: setting({ env: 'LAYOVER_HTTPS', expected: LISTEN, parse: parse.listen, default: { host: '0.0.0.0', port: 443 } }),
+  http: setting({ env: 'LAYOVER_HTTP', expected: `${LISTEN}, or off`, parse: parse.optionalListen, default: { host: '0.0.0.0', port: 80 } }),
+  dns: setting({ env: 'LAYOVER_DNS', expected: `${LISTEN}, or off`, parse: parse.optionalListen, default: { host: '0.0.0.0', port: 53 } }),
+  http2: setting({ env: 'LAYOVER_HTTP2', expected: BOOLEAN, parse: parse.boolean, default: false }),
+  advertise: setting({ env: 'LAYOVER_ADVERTISE', expected: 'IP addresses separated by commas', parse: parse.ipList, default: undefined }),
+  upstreamDns: setting({ env: 'LAYOVER_UPSTREAM_DNS', expected: 'resolvers as IP[:PORT] separated by commas', parse: parse.resolverList, default: undefined }),
+  upstreamCa: setting({ env: 'LAYOVER_UPSTREAM_CA', expected: 'a path to a PEM file', parse: parse.string, default: undefined }),
+  verifySsl: setting({ env: 'VERIFY_SSL', expected: BOOLEAN, parse: parse.boolean, default: true }),
+  logLevel: setting({ env: 'LAYOVER_LOG_LEVEL', expected: 'one of fatal, error, warn, info, debug, trace, silent', parse: parse.logLevel, default: 'info' }),
+
+  registries: setting({
+    env: 'REGISTRIES',
+    expected: 'hostnames or *.domain wildcards separated by spaces',
+    parse: parse.hostnamePatterns,
+    default: ['registry.k8s.io', 'k8s.gcr.io', 'gcr.io', 'quay.io', 'ghcr.io', 'public.ecr.aws', 'mcr.microsoft.com'],
+  }),
+  authRegistries: setting({ env: 'AUTH_REGISTRIES', expected: 'entries hostname:username:password', parse: parse.raw, default: [], noFlag: true, secret: true }),
+  authRegistriesDelimiter: setting({ env: 'AUTH_REGISTRIES_DELIMITER', expected: 'a non-empty separator', parse: (v) => (typeof v === 'string' && v !== '' ? v : undefined), default: ' ' }),
+  authRegistryDelimiter: setting({ env: 'AUTH_REGISTRY_DELIMITER', expected: 'a non-empty separator', parse: (v) => (typeof v === 'string' && v !== '' ? v : undefined), default: ':' }),
+
+  cacheMaxSize: setting({ env: 'CACHE_MAX_SIZE', expected: 'a size such as 32g', parse: parse.size, default: 32 * 1024 ** 3 }),
+  enableManifestCache: setting({ env: 'ENABLE_MANIFEST_CACHE', expected: BOOLEAN, parse: parse.boolean, default: false }),
+  manifestCachePrimaryRegex: setting({ env: 'MANIFEST_CACHE_PRIMARY_REGEX', expected: 'a regular expression', parse: parse.regex, default: /(stable|nightly|production|test)/ }),
+  manifestCachePrimaryTime: setting({ env: 'MANIFEST_CACHE_PRIMARY_TIME', expected: DURATION, parse: parse.duration, default: 10 * 60_000 }),
+  manifestCacheSecondaryRegex: setting({ env: 'MANIFEST_CACHE_SECONDARY_REGEX', expected: 'a regular expression', parse: parse.regex, default: /(.*)(\d|\.)+(.*)(\d|\.)+(.*)(\d|\.)+/ }),
+  manifestCacheSecondaryTime: setting({ env: 'MANIFEST_CACHE_SECONDARY_TIME', expected: DURATION, parse: parse.duration, default: 60 * 86_400_000 }),
+  manifestCacheDefaultTime: setting({ env: 'MANIFEST_CACHE_DEFAULT_TIME', expected: DURATION, parse: parse.duration, default: 3_600_000 }),
+  allowPush: setting({ env: 'ALLOW_PUSH', expected: BOOLEAN, parse: parse.boolean, default: false }),
+
+  proxyConnectTimeout: setting({ env: 'PROXY_CONNECT_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
+  proxyReadTimeout: setting({ env: 'PROXY_READ_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
+  proxySendTimeout: setting({ env: 'PROXY_SEND_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
+  sendTimeout: setting({ env: 'SEND_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
+  clientBodyTimeout: setting({ env: 'CLIENT_BODY_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
+  clientHeaderTimeout: setting({ env: 'CLIENT_HEADER_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
+  keepaliveTimeout: setting({ env: 'KEEPALIVE_TIMEOUT', expected: DURATION, parse: parse.duration, default: 300_000 }),
+};
+
+export type SettingKey = keyof typeof SETTINGS;
+export type RawConfig = { [K in SettingKey]: (typeof SETTINGS)[K] extends Setting<infer T> ? T : never };
+
+/** `manifestCachePrimaryRegex` -> `manifest-cache-primary-regex`. */
+export const flagName = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

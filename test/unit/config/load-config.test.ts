@@ -1,0 +1,168 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../src/config/config-error.js';
+import { loadConfig, type ConfigSources } from '../../../src/config/load-config.js';
+
+const machine = { advertise: () => ['192.0.2.10'], upstreamDns: () => [{ host: '127.0.0.53', port: 53 }] };
+const load = (sources: ConfigSources = {}) => loadConfig({ env: {}, machine, ...sources });
+const errorOf = (fn: () => unknown): string => {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+};
+const tempFile = (name: string, text: string): string => {
+  const path = join(mkdtempSync(join(tmpdir(), 'layover-config-')), name);
+  writeFileSync(path, text);
+  return path;
+};
+
+describe('loadConfig defaults', () => {
+  const config = load();
+  it('has the documented listeners and directories', () => {
+    expect(config.listen).toEqual({
+      https: { host: '0.0.0.0', port: 443 },
+      http: { host: '0.0.0.0', port: 80 },
+      dns: { host: '0.0.0.0', port: 53 },
+    });
+    expect(config.dataDir).toBe(join(process.cwd(), 'data'));
+    expect(config.caDir).toBe(join(process.cwd(), 'data', 'ca'));
+  });
+  it('intercepts the default registries plus Docker Hub and docker.proxy', () => {
+    for (const host of ['quay.io', 'registry.k8s.io', 'ghcr.io', 'registry-1.docker.io', 'auth.docker.io', 'docker.proxy']) {
+      expect(config.registries).toContain(host);
+    }
+  });
+  it('keeps the nginx proxies defaults', () => {
+    expect(config.cacheMaxSize).toBe(32 * 1024 ** 3);
+    expect(config.manifestCache.enabled).toBe(false);
+    expect(config.manifestCache.defaultTtlMs).toBe(3_600_000);
+    expect(config.manifestCache.tiers.map((t) => t.ttlMs)).toEqual([600_000, 60 * 86_400_000]);
+    expect(config.manifestCache.tiers[0]!.pattern.test('stable')).toBe(true);
+    expect(config.manifestCache.tiers[1]!.pattern.test('1.2.3')).toBe(true);
+    expect(config.allowPush).toBe(false);
+    expect(config.timeouts.keepaliveMs).toBe(300_000);
+    expect(config.timeouts.proxyReadMs).toBe(60_000);
+  });
+  it('takes machine defaults for advertise and upstream DNS', () => {
+    expect(config.advertise).toEqual(['192.0.2.10']);
+    expect(config.upstreamDns).toEqual([{ host: '127.0.0.53', port: 53 }]);
+  });
+  it('is frozen', () => {
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.listen.https)).toBe(true);
+    expect(() => (config.registries as string[]).push('x')).toThrow();
+  });
+});
+
+describe('loadConfig precedence: defaults < file < environment < flags', () => {
+  const file = tempFile('layover.yaml', 'dataDir: /from/file\ncacheMaxSize: 1g\nallowPush: true\nregistries: [quay.io, "*.pkg.dev"]\n');
+  it('file over defaults', () => {
+    const config = load({ flags: { config: file } });
+    expect(config.dataDir).toBe('/from/file');
+    expect(config.cacheMaxSize).toBe(1024 ** 3);
+    expect(config.allowPush).toBe(true);
+    expect(config.registries).toContain('*.pkg.dev');
+    expect(config.registries).not.toContain('gcr.io');
+  });
+  it('environment over file, flags over environment', () => {
+    const env = { LAYOVER_CONFIG: file, CACHE_MAX_SIZE: '2g', LAYOVER_DATA_DIR: '/from/env' };
+    const config = load({ env, flags: { 'data-dir': '/from/flag' } });
+    expect(config.cacheMaxSize).toBe(2 * 1024 ** 3);
+    expect(config.dataDir).toBe('/from/flag');
+    expect(config.caDir).toBe('/from/flag/ca');
+  });
+  it('reads JSON files too', () => {
+    const json = tempFile('layover.json', JSON.stringify({ dns: 'off', advertise: ['10.1.2.3', 'fd00::1'] }));
+    const config = load({ flags: { config: json } });
+    expect(config.listen.dns).toBeNull();
+    expect(config.advertise).toEqual(['10.1.2.3', 'fd00::1']);
+  });
+});
+
+describe('loadConfig parsing', () => {
+  it('parses listeners, resolvers and switches', () => {
+    const config = load({
+      flags: { https: '127.0.0.1:8443', http: 'off', dns: ':5353', 'upstream-dns': '127.0.0.3,[::1]:5300,10.0.0.1:54' },
+      env: { REGISTRIES: 'Quay.io  my.registry.example', ENABLE_MANIFEST_CACHE: 'true', MANIFEST_CACHE_SECONDARY_REGEX: '' },
+    });
+    expect(config.listen.https).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect(config.listen.http).toBeNull();
+    expect(config.listen.dns).toEqual({ host: '0.0.0.0', port: 5353 });
+    expect(config.upstreamDns).toEqual([
+      { host: '127.0.0.3', port: 53 },
+      { host: '::1', port: 5300 },
+      { host: '10.0.0.1', port: 54 },
+    ]);
+    expect(config.registries.slice(0, 2)).toEqual(['quay.io', 'my.registry.example']);
+    expect(config.manifestCache.enabled).toBe(true);
+    expect(config.manifestCache.tiers).toHaveLength(1);
+  });
+
+  it('reads AUTH_REGISTRIES with the nginx proxies delimiters', () => {
+    const config = load({ env: { AUTH_REGISTRIES: 'auth.docker.io:alice:pa:ss quay.io:bob:secret2' } });
+    expect(config.credentials.map((c) => [c.registry, c.username, c.password.reveal()])).toEqual([
+      ['auth.docker.io', 'alice', 'pa:ss'],
+      ['quay.io', 'bob', 'secret2'],
+    ]);
+    const custom = load({
+      env: { AUTH_REGISTRIES: 'gcr.io:::_json_key:::{"a": "b c"};;;r.example:5000:::u:::p', AUTH_REGISTRIES_DELIMITER: ';;;', AUTH_REGISTRY_DELIMITER: ':::' },
+    });
+    expect(custom.credentials.map((c) => [c.registry, c.username, c.password.reveal()])).toEqual([
+      ['gcr.io', '_json_key', '{"a": "b c"}'],
+      ['r.example:5000', 'u', 'p'],
+    ]);
+  });
+
+  it('reads credentials from files and the environment in the config file', () => {
+    const secretFile = tempFile('quay-password', 'from-a-file\n');
+    const file = tempFile('c.yaml', `authRegistries:\n  - {registry: quay.io, username: bot, passwordFile: ${secretFile}}\n  - {registry: ghcr.io, username: me, passwordEnv: GHCR_TOKEN}\n`);
+    const config = load({ flags: { config: file }, env: { GHCR_TOKEN: 'from-env' } });
+    expect(config.credentials.map((c) => c.password.reveal())).toEqual(['from-a-file', 'from-env']);
+  });
+
+  it('never shows a credential when printed, serialised or in an error', () => {
+    const config = load({ env: { AUTH_REGISTRIES: 'quay.io:bob:hunter2' } });
+    expect(JSON.stringify(config)).not.toContain('hunter2');
+    expect(inspect(config, { depth: 10 })).not.toContain('hunter2');
+    expect(`${config.credentials[0]!.password}`).not.toContain('hunter2');
+    const message = errorOf(() => load({ env: { AUTH_REGISTRIES: 'quay.io:hunter2' } }));
+    expect(message).toMatch(/^AUTH_REGISTRIES: entry 1 is not hostname:username:password$/);
+    expect(errorOf(() => load({ env: { AUTH_REGISTRIES: 'bad host:u:hunter2' } }))).not.toContain('hunter2');
+  });
+});
+
+describe('loadConfig errors name the setting and the expected form', () => {
+  it.each([
+    [{ env: { CACHE_MAX_SIZE: 'lots' } }, 'CACHE_MAX_SIZE: expected a size such as 32g, got "lots"'],
+    [{ flags: { https: '0.0.0.0:99999' } }, '--https: expected ADDR:PORT such as 0.0.0.0:443, got "0.0.0.0:99999"'],
+    [{ flags: { dns: 'example.com:53' } }, '--dns: expected ADDR:PORT such as 0.0.0.0:443, or off, got "example.com:53"'],
+    [{ env: { MANIFEST_CACHE_PRIMARY_TIME: 'soon' } }, 'MANIFEST_CACHE_PRIMARY_TIME: expected a duration such as 60s, 10m, 1h or 60d, got "soon"'],
+    [{ env: { MANIFEST_CACHE_PRIMARY_REGEX: '(unclosed' } }, 'MANIFEST_CACHE_PRIMARY_REGEX: expected a regular expression, got "(unclosed"'],
+    [{ env: { ALLOW_PUSH: 'maybe' } }, 'ALLOW_PUSH: expected true or false, got "maybe"'],
+    [{ env: { REGISTRIES: 'quay.io bad_host!' } }, 'REGISTRIES: expected hostnames or *.domain wildcards separated by spaces, got "quay.io bad_host!"'],
+    [{ flags: { advertise: '10.0.0.1,nope' } }, '--advertise: expected IP addresses separated by commas, got "10.0.0.1,nope"'],
+    [{ flags: { 'upstream-dns': '1.1.1.1:x' } }, '--upstream-dns: expected resolvers as IP[:PORT] separated by commas, got "1.1.1.1:x"'],
+    [{ flags: { 'upstream-ca': '/nonexistent/ca.pem' } }, '--upstream-ca: expected a readable PEM file of certificates, got "/nonexistent/ca.pem"'],
+  ])('%j', (sources, message) => {
+    expect(errorOf(() => load(sources as ConfigSources))).toBe(message);
+  });
+
+  it('names the file for file settings and rejects unknown keys', () => {
+    const file = tempFile('bad.yaml', 'keepaliveTimeout: forever\n');
+    expect(errorOf(() => load({ flags: { config: file } }))).toBe(
+      `keepaliveTimeout (in ${file}): expected a duration such as 60s, 10m, 1h or 60d, got "forever"`,
+    );
+    const typo = tempFile('typo.yaml', 'dataDirectory: /x\n');
+    expect(errorOf(() => load({ flags: { config: typo } }))).toMatch(/unknown setting "dataDirectory"/);
+    const broken = tempFile('broken.yaml', 'a: [1, 2\n');
+    expect(errorOf(() => load({ flags: { config: broken } }))).toMatch(/not valid YAML or JSON/);
+    expect(errorOf(() => load({ flags: { config: '/nonexistent.yaml' } }))).toMatch(/cannot read it \(ENOENT\)/);
+  });
+});
