@@ -1,0 +1,140 @@
+import { isIP } from 'node:net';
+import { createSecureContext, type SecureContext } from 'node:tls';
+import type { FastifyBaseLogger } from 'fastify';
+import { parseHostname, type Hostname, type HostnameSet } from '../registry/hostname.js';
+import type { CertificateAuthority } from './ca.js';
+import { mintLeafCertificate } from './leaf-certificate.js';
+import { LruMap } from './lru-map.js';
+
+export interface SniContextsOptions {
+  ca: CertificateAuthority;
+  intercepted: HostnameSet;
+  /** The name on the certificate served when no intercepted name is asked for. */
+  defaultName?: string;
+  /** How many per-name contexts to keep; a name evicted is minted again on its next handshake. */
+  maxEntries?: number;
+  logger: FastifyBaseLogger;
+}
+
+type SniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;
+
+/**
+ * Leaves are valid for about 396 days ahead; a process that runs longer than that must not
+ * start serving expired certificates, so an entry older than this is minted again.
+ */
+const RENEW_AFTER_MS = 300 * 24 * 60 * 60 * 1000;
+
+interface Entry<T> {
+  readonly value: T;
+  readonly renewAt: number;
+}
+
+/**
+ * Serves a certificate per intercepted hostname, minted on the first handshake that names it.
+ *
+ * The cache holds the *promise* of a context, so simultaneous first handshakes for one name
+ * share one mint, and it is an LRU so a client cycling through names cannot grow it without
+ * bound. Names that are not intercepted, malformed or missing get the default certificate:
+ * Layover never mints for a name a client made up.
+ *
+ * Each context carries the leaf alone, not leaf + CA: clients must already trust the CA as a
+ * root, and a root sent in the chain is ignored by verifiers (RFC 8446 4.4.2 lets servers
+ * omit it), so it would only add ~1.3 KB to every handshake.
+ */
+export class SniContexts {
+  readonly #ca: CertificateAuthority;
+  readonly #intercepted: HostnameSet;
+  readonly #logger: FastifyBaseLogger;
+  readonly #defaultName: Hostname;
+  readonly #defaultCertPem: string;
+  #defaultContext: Entry<SecureContext>;
+  readonly #contexts: LruMap<Hostname, Entry<Promise<SecureContext>>>;
+
+  constructor(options: SniContextsOptions) {
+    const defaultName = parseHostname(options.defaultName ?? 'docker.proxy');
+    if (!defaultName) throw new Error(`defaultName: expected a hostname, got ${JSON.stringify(options.defaultName)}`);
+    this.#ca = options.ca;
+    this.#intercepted = options.intercepted;
+    this.#logger = options.logger;
+    this.#defaultName = defaultName;
+    this.#contexts = new LruMap(options.maxEntries ?? 1000);
+    this.#defaultCertPem = mintLeafCertificate(options.ca, defaultName);
+    this.#defaultContext = this.#entry(createSecureContext({ key: options.ca.leafKey.privateKeyPem, cert: this.#defaultCertPem }));
+  }
+
+  /** Options to spread into https.createServer / fastify's `https` option. */
+  serverOptions(): { SNICallback: SniCallback; key: string; cert: string } {
+    return {
+      SNICallback: (servername, cb) => this.#onServername(servername, cb),
+      key: this.#ca.leafKey.privateKeyPem,
+      cert: this.#defaultCertPem,
+    };
+  }
+
+  #onServername(servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
+    const name = this.#interceptedName(servername);
+    // The same certificate as the server's static default, but renewed like the others;
+    // only clients that send no SNI at all get the static one.
+    if (name === null || name === this.#defaultName) return cb(null, this.#renewedDefaultContext());
+    this.#contextFor(name)
+      .then(
+        (context) => cb(null, context),
+        (err: unknown) => {
+          this.#logger.error({ host: name, err }, 'minting a TLS certificate failed');
+          cb(err instanceof Error ? err : new Error(String(err)));
+        },
+      )
+      // cb belongs to Node's TLS socket; should it ever throw, log rather than crash the server.
+      .catch((err: unknown) => this.#logger.error({ host: name, err }, 'SNI callback failed'));
+  }
+
+  /** The normalised name when it is a DNS name we intercept, else null. */
+  #interceptedName(servername: unknown): Hostname | null {
+    if (typeof servername !== 'string') return null;
+    const name = parseHostname(servername);
+    // parseHostname accepts all-digit labels, so an IPv4 literal would pass it.
+    if (name === null || isIP(name) !== 0) return null;
+    return this.#intercepted.has(name) ? name : null;
+  }
+
+  #contextFor(name: Hostname): Promise<SecureContext> {
+    const cached = this.#contexts.get(name);
+    if (cached && Date.now() < cached.renewAt) return cached.value;
+    const entry = this.#entry(this.#mint(name));
+    this.#contexts.set(name, entry);
+    // Drop a failure at once so that the next handshake tries again instead of failing forever.
+    entry.value.catch(() => {
+      if (this.#contexts.peek(name) === entry) this.#contexts.delete(name);
+    });
+    return entry.value;
+  }
+
+  #renewedDefaultContext(): SecureContext {
+    if (Date.now() >= this.#defaultContext.renewAt) {
+      try {
+        this.#defaultContext = this.#entry(this.#mintNow(this.#defaultName));
+      } catch (err) {
+        // The old certificate still has weeks left; keep it and try again on a later handshake.
+        this.#logger.error({ host: this.#defaultName, err }, 'renewing the default TLS certificate failed');
+      }
+    }
+    return this.#defaultContext.value;
+  }
+
+  async #mint(name: Hostname): Promise<SecureContext> {
+    return this.#mintNow(name);
+  }
+
+  #mintNow(name: Hostname): SecureContext {
+    const started = performance.now();
+    const cert = mintLeafCertificate(this.#ca, name);
+    const context = createSecureContext({ key: this.#ca.leafKey.privateKeyPem, cert });
+    const ms = Math.round((performance.now() - started) * 100) / 100;
+    this.#logger.info({ host: name, ms }, 'minted TLS certificate');
+    return context;
+  }
+
+  #entry<T>(value: T): Entry<T> {
+    return { value, renewAt: Date.now() + RENEW_AFTER_MS };
+  }
+}
