@@ -1,0 +1,94 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { Packet } from 'dns2';
+import { FLAG, HEADER_SIZE, QCLASS, QTYPE } from './wire.js';
+
+/** RFC 8020-era guidance (DNS flag day 2020): a buffer size that avoids IP fragmentation. */
+const OUR_UDP_PAYLOAD_SIZE = 1232;
+
+/**
+ * Builds the responses for intercepted names. Nodes send all their DNS here,
+ * so this is the hot path: dns2 encodes the answer records once, at start, and
+ * each response is the query's ID and question copied around those bytes.
+ * The records' owner names are compression pointers to offset 12, where every
+ * response carries the question, so one template fits every name.
+ */
+export class AnswerBuilder {
+  /** Answer-section bytes and their record count, by qtype. */
+  readonly #templates = new Map<number, { bytes: Buffer; count: number }>();
+  readonly #opt: Buffer;
+
+  constructor(advertise: readonly string[], ttl: number) {
+    const v4 = advertise.filter((address) => isIPv4(address));
+    const v6 = advertise.filter((address) => isIPv6(address));
+    const unusable = advertise.filter((address) => !isIPv4(address) && !isIPv6(address));
+    if (unusable.length > 0) throw new Error(`dns advertise: not an IP address: ${unusable.join(', ')}`);
+    if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw new Error(`dns answerTtl: expected seconds, got ${ttl}`);
+    this.#templates.set(QTYPE.A, encodeAnswers(v4.map((address) => ({ type: QTYPE.A, address })), ttl));
+    this.#templates.set(QTYPE.AAAA, encodeAnswers(v6.map((address) => ({ type: QTYPE.AAAA, address })), ttl));
+    // RFC 8482 lets ANY be answered with a subset; all our addresses is the useful one.
+    this.#templates.set(
+      QTYPE.ANY,
+      encodeAnswers([...v4.map((address) => ({ type: QTYPE.A, address })), ...v6.map((address) => ({ type: QTYPE.AAAA, address }))], ttl),
+    );
+    this.#opt = encodeOpt();
+  }
+
+  /**
+   * The authoritative response to `query`, whose question ends at `questionEnd`.
+   * A qtype or qclass we hold nothing for gets NODATA: never forwarded, so the
+   * real address of an intercepted name cannot leak. `withOpt` echoes EDNS;
+   * a response that would exceed `maxSize` goes out empty with TC=1 (RFC 2181 §9).
+   */
+  build(query: Buffer, questionEnd: number, qtype: number, qclass: number, withOpt: boolean, maxSize: number): Buffer {
+    const inClass = qclass === QCLASS.IN || qclass === QCLASS.ANY;
+    let answers = (inClass ? this.#templates.get(qtype) : undefined) ?? EMPTY;
+    const optLength = withOpt ? this.#opt.length : 0;
+    let truncated = false;
+    if (questionEnd + answers.bytes.length + optLength > maxSize) {
+      answers = EMPTY;
+      truncated = true;
+    }
+    const out = Buffer.allocUnsafe(questionEnd + answers.bytes.length + optLength);
+    query.copy(out, 0, 0, 2);
+    const asked = query.readUInt16BE(2);
+    out.writeUInt16BE(FLAG.QR | FLAG.AA | FLAG.RA | (asked & (FLAG.RD | FLAG.CD)) | (truncated ? FLAG.TC : 0), 2);
+    out.writeUInt16BE(1, 4);
+    out.writeUInt16BE(answers.count, 6);
+    out.writeUInt16BE(0, 8);
+    out.writeUInt16BE(withOpt ? 1 : 0, 10);
+    query.copy(out, HEADER_SIZE, HEADER_SIZE, questionEnd);
+    answers.bytes.copy(out, questionEnd);
+    if (withOpt) this.#opt.copy(out, questionEnd + answers.bytes.length);
+    return out;
+  }
+}
+
+const EMPTY = { bytes: Buffer.alloc(0), count: 0 };
+
+/** The question 'x' IN A, as dns2 encodes it: 1 + 1 + 1 name octets, 4 for type and class. */
+const PLACEHOLDER = 'x';
+const PLACEHOLDER_QUESTION_END = HEADER_SIZE + 3 + 4;
+
+function encodeAnswers(records: { type: number; address: string }[], ttl: number): { bytes: Buffer; count: number } {
+  const packet = new Packet();
+  packet.questions.push(new Packet.Question(PLACEHOLDER, QTYPE.A, QCLASS.IN));
+  for (const record of records) {
+    packet.answers.push(new Packet.Resource({ name: PLACEHOLDER, type: record.type, class: QCLASS.IN, ttl, address: record.address }));
+  }
+  const wire = packet.toBuffer();
+  const bytes = Buffer.from(wire.subarray(PLACEHOLDER_QUESTION_END));
+  // The template is only valid if dns2 compressed every owner name to the question.
+  let pos = 0;
+  for (let i = 0; i < records.length; i++) {
+    if (bytes.readUInt16BE(pos) !== 0xc000 + HEADER_SIZE) throw new Error('dns2 did not compress the answer name');
+    pos += 12 + bytes.readUInt16BE(pos + 10);
+  }
+  if (pos !== bytes.length) throw new Error('unexpected answer template length');
+  return { bytes, count: records.length };
+}
+
+function encodeOpt(): Buffer {
+  const packet = new Packet();
+  packet.additionals.push(Packet.Resource.EDNS([], { udpPayloadSize: OUR_UDP_PAYLOAD_SIZE }));
+  return Buffer.from(packet.toBuffer().subarray(HEADER_SIZE));
+}

@@ -1,0 +1,256 @@
+import dgram from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { Packet } from 'dns2';
+import type { FastifyBaseLogger } from 'fastify';
+import type { HostnameSet } from '../registry/hostname.js';
+import { AnswerBuilder } from './answer-builder.js';
+import { AnswerCache } from './answer-cache.js';
+import { errorResponse } from './error-response.js';
+import { Forwarder, type Transport } from './forwarder.js';
+import { LocalEndpoints, withoutSelf } from './loop-guard.js';
+import { fitReply } from './fit-reply.js';
+import { TcpListener } from './tcp-listener.js';
+import {
+  BAD_RECORDS, FLAG, findOpt, HEADER_SIZE, NO_OPT, opcodeOf, optDnssecOk, optUdpSize, optVersion,
+  type Question, questionKey, RCODE, readQuestion,
+} from './wire.js';
+
+export interface DnsServerOptions {
+  listen: { host: string; port: number }; // port 0 = pick one free port, the SAME for UDP and TCP
+  intercepted: HostnameSet; // names answered by us (already includes docker.proxy)
+  advertise: string[]; // IPv4 -> A answers, IPv6 -> AAAA answers
+  upstreams: { host: string; port: number }[]; // real resolvers to forward everything else to
+  logger: FastifyBaseLogger; // pino; structured fields only
+  answerTtl?: number; // seconds, default 60
+  upstreamTimeoutMs?: number; // per attempt, default 2000
+  cacheEntries?: number; // forwarded-answer cache bound, default 10000
+}
+
+/** Queries are small; anything bigger is hostile or broken (FORMERR over UDP, disconnect over TCP). */
+const MAX_QUERY_BYTES = 4096;
+/** RFC 1035 §4.2.1: without EDNS a UDP response is at most 512 octets. */
+const CLASSIC_UDP_SIZE = 512;
+const TCP_MAX_SIZE = 0xffff;
+const TCP_IDLE_TIMEOUT_MS = 10_000;
+const TCP_MAX_CONNECTIONS = 256;
+const TCP_MAX_IN_FLIGHT = 32;
+/** With port 0 the free UDP port may be taken for TCP; try a few more. */
+const BIND_ATTEMPTS = 10;
+const LOOP_WARN_INTERVAL_MS = 60_000;
+/** Room for bursts (every node's look-ups arrive here); the kernel caps it at net.core.rmem_max. */
+const UDP_RECV_BUFFER_BYTES = 1 << 20;
+/** Each forward holds a socket; a flood of unique names must not exhaust file descriptors. */
+const MAX_FORWARDS_IN_FLIGHT = 1024;
+
+/**
+ * Layover's DNS server: A/AAAA for intercepted names from pre-built bytes
+ * (the hot path, no dns2 per query), everything else validated with dns2 and
+ * forwarded to the upstreams through a TTL-respecting cache.
+ */
+export class DnsServer {
+  readonly #options: DnsServerOptions;
+  readonly #logger: FastifyBaseLogger;
+  readonly #answers: AnswerBuilder;
+  readonly #cache: AnswerCache;
+  readonly #endpoints = new LocalEndpoints();
+  /** Forwards in flight by transport and question: concurrent askers (or a resolver that loops back to us) share one. */
+  readonly #flights = new Map<string, Promise<Buffer | null>>();
+  readonly #tcp: TcpListener;
+  #udp: dgram.Socket | undefined;
+  #forwarder: Forwarder | undefined;
+  #closed = false;
+  #lastLoopWarning = -Infinity;
+
+  constructor(options: DnsServerOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#answers = new AnswerBuilder(options.advertise, options.answerTtl ?? 60);
+    this.#cache = new AnswerCache(options.cacheEntries ?? 10_000);
+    const timeout = options.upstreamTimeoutMs ?? 2000;
+    if (!(timeout > 0)) throw new Error(`dns upstreamTimeoutMs: expected milliseconds, got ${timeout}`);
+    this.#tcp = new TcpListener({
+      handle: (query, remote) => this.#handle(query, 'tcp', remote.address, remote.port),
+      logger: options.logger,
+      maxMessageBytes: MAX_QUERY_BYTES,
+      idleTimeoutMs: TCP_IDLE_TIMEOUT_MS,
+      maxConnections: TCP_MAX_CONNECTIONS,
+      maxInFlight: TCP_MAX_IN_FLIGHT,
+    });
+  }
+
+  /** Binds UDP and TCP on one port; rejects on EADDRINUSE and other bind errors. */
+  async listen(): Promise<{ host: string; port: number }> {
+    if (this.#udp || this.#closed) throw new Error('DnsServer.listen: already listening or closed');
+    const { host, port } = this.#options.listen;
+    for (let attempt = 1; ; attempt++) {
+      const udp = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+      await bind(udp, host, port);
+      // Listening before the forwarder exists is safe: until then nothing is forwarded (SERVFAIL).
+      udp.on('error', (err) => this.#logger.error({ err }, 'dns udp socket error'));
+      udp.on('message', (msg, rinfo) => this.#onDatagram(udp, msg, rinfo));
+      try {
+        await this.#tcp.listen(host, udp.address().port);
+      } catch (err) {
+        udp.close();
+        if (port === 0 && attempt < BIND_ATTEMPTS && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
+        throw err;
+      }
+      this.#udp = udp;
+      break;
+    }
+    try {
+      this.#udp.setRecvBufferSize(UDP_RECV_BUFFER_BYTES);
+    } catch (err) {
+      this.#logger.debug({ err }, 'dns: could not enlarge the UDP receive buffer');
+    }
+    const bound = { host, port: this.#udp.address().port };
+    this.#forwarder = new Forwarder({
+      upstreams: withoutSelf(this.#options.upstreams, bound, this.#logger),
+      timeoutMs: this.#options.upstreamTimeoutMs ?? 2000,
+      logger: this.#logger,
+      endpoints: this.#endpoints,
+    });
+    this.#logger.info({ host, port: bound.port }, 'dns server listening');
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#forwarder?.close();
+    const udp = this.#udp;
+    this.#udp = undefined;
+    await Promise.all([udp ? new Promise<void>((resolve) => udp.close(() => resolve())) : undefined, this.#tcp.close()]);
+    this.#cache.clear();
+  }
+
+  #onDatagram(udp: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    try {
+      const reply = this.#handle(msg, 'udp', rinfo.address, rinfo.port);
+      if (reply instanceof Promise) {
+        reply.then(
+          (late) => this.#send(udp, late, rinfo),
+          (err: unknown) => this.#logger.error({ err }, 'dns query failed'),
+        );
+      } else {
+        this.#send(udp, reply, rinfo);
+      }
+    } catch (err) {
+      this.#logger.error({ err }, 'dns query failed');
+    }
+  }
+
+  #send(udp: dgram.Socket, reply: Buffer | null, rinfo: dgram.RemoteInfo): void {
+    // A reply that completes after close() has nowhere to go.
+    if (!reply || this.#closed) return;
+    const failed = (err: Error | null): void => {
+      if (err) this.#logger.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');
+    };
+    try {
+      udp.send(reply, rinfo.port, rinfo.address, failed);
+    } catch (err) {
+      // The socket of a bind attempt that was given up on throws when closed.
+      failed(err as Error);
+    }
+  }
+
+  /**
+   * The response to one query, or null to stay silent. Synchronous for
+   * intercepted names, so the hot path allocates no promise.
+   */
+  #handle(msg: Buffer, transport: Transport, address: string, port: number): Buffer | null | Promise<Buffer | null> {
+    if (msg.length < HEADER_SIZE) return null;
+    const flags = msg.readUInt16BE(2);
+    // Never answer a response: two servers would bounce errors off each other,
+    // and a forged source would make us a reflector.
+    if ((flags & FLAG.QR) !== 0) return null;
+    if (msg.length > MAX_QUERY_BYTES) return errorResponse(msg, RCODE.FORMERR);
+    if (opcodeOf(flags) !== 0) return errorResponse(msg, RCODE.NOTIMP);
+    if (msg.readUInt16BE(4) !== 1) return errorResponse(msg, RCODE.FORMERR);
+    const question = readQuestion(msg);
+    if (!question) return errorResponse(msg, RCODE.FORMERR);
+    const records = msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
+    const opt = records === 0 ? NO_OPT : findOpt(msg, question.end, records);
+    if (opt === BAD_RECORDS) return errorResponse(msg, RCODE.FORMERR);
+    if (opt !== NO_OPT && optVersion(msg, opt) !== 0) return this.#badVersion(msg);
+    const maxSize = transport === 'tcp' ? TCP_MAX_SIZE : opt === NO_OPT ? CLASSIC_UDP_SIZE : Math.max(CLASSIC_UDP_SIZE, optUdpSize(msg, opt));
+
+    if (question.hostname !== null && this.#options.intercepted.has(question.hostname)) {
+      return this.#answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
+    }
+    if (this.#endpoints.has(address, port)) {
+      this.#warnLoop(address, port);
+      return null;
+    }
+    return this.#forward(msg, question, opt, transport, maxSize);
+  }
+
+  #forward(msg: Buffer, question: Question, opt: number, transport: Transport, maxSize: number): Buffer | Promise<Buffer | null> {
+    // Answers differ with EDNS, its DO bit and the CD bit, so those are part of the key.
+    const flavour = `${opt === NO_OPT ? '-' : optDnssecOk(msg, opt) ? 'D' : 'E'}${msg.readUInt16BE(2) & FLAG.CD ? 'C' : '-'}`;
+    const key = flavour + questionKey(msg, question.end);
+    // A cache hit relays nothing, and the wire reader has checked the header,
+    // the question and the framing of any records, so dns2 is spared here.
+    const cached = this.#cache.get(key);
+    if (cached) return fitReply(cached, msg, question.end, maxSize);
+
+    // Before anything is relayed upstream, dns2 decodes the whole query once
+    // so that nothing malformed leaves.
+    let parsed: Packet;
+    try {
+      parsed = Packet.parse(msg);
+    } catch {
+      return errorResponse(msg, RCODE.FORMERR);
+    }
+    if (parsed.errors.length > 0 || parsed.questions.length !== 1) return errorResponse(msg, RCODE.FORMERR);
+
+    const forwarder = this.#forwarder;
+    if (!forwarder || this.#closed) return errorResponse(msg, RCODE.SERVFAIL, parsed);
+    const flightKey = transport + key;
+    let flight = this.#flights.get(flightKey);
+    if (!flight) {
+      if (this.#flights.size >= MAX_FORWARDS_IN_FLIGHT) return errorResponse(msg, RCODE.SERVFAIL, parsed);
+      this.#logger.debug({ transport, qtype: question.qtype }, 'dns forwarding');
+      flight = forwarder.forward(msg, question.end, transport).then((reply) => {
+        if (reply && !this.#closed) this.#cache.set(key, reply);
+        return reply;
+      });
+      const settled = flight.finally(() => this.#flights.delete(flightKey));
+      settled.catch(() => undefined);
+      this.#flights.set(flightKey, flight);
+    }
+    return flight.then((reply) =>
+      reply ? fitReply(Buffer.from(reply), msg, question.end, maxSize) : errorResponse(msg, RCODE.SERVFAIL, parsed),
+    );
+  }
+
+  #badVersion(msg: Buffer): Buffer {
+    try {
+      const parsed = Packet.parse(msg);
+      if (parsed.errors.length === 0) return errorResponse(msg, RCODE.BADVERS, parsed);
+    } catch {
+      // Not decodable after all: FORMERR below.
+    }
+    return errorResponse(msg, RCODE.FORMERR);
+  }
+
+  #warnLoop(address: string, port: number): void {
+    const now = performance.now();
+    if (now - this.#lastLoopWarning < LOOP_WARN_INTERVAL_MS) return;
+    this.#lastLoopWarning = now;
+    this.#logger.warn({ source: `${address}:${port}` }, 'dns query came from our own forwarding socket; dropped it to break a loop');
+  }
+}
+
+function bind(socket: dgram.Socket, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      socket.close();
+      reject(err);
+    };
+    socket.once('error', onError);
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,26 @@
+import { FLAG, HEADER_SIZE } from './wire.js';
+
+/**
+ * Turns a forwarded or cached reply into the answer to `query`, whose question
+ * (msg[12, questionEnd)) the reply's equals but for ASCII case. `reply` is
+ * owned by the caller and changed in place. The reply gets the client's ID,
+ * the client's own spelling of the question (resolvers that randomise case,
+ * the "0x20" defence, check it) and its RD bit. A reply bigger than `maxSize`
+ * (one cached from TCP or for a client with a larger EDNS buffer) shrinks to
+ * header and question with TC=1, and the client retries over TCP (RFC 2181 §9).
+ */
+export function fitReply(reply: Buffer, query: Buffer, questionEnd: number, maxSize: number): Buffer {
+  query.copy(reply, 0, 0, 2);
+  query.copy(reply, HEADER_SIZE, HEADER_SIZE, questionEnd);
+  const flags = (reply.readUInt16BE(2) & ~FLAG.RD) | (query.readUInt16BE(2) & FLAG.RD);
+  if (reply.length <= maxSize) {
+    reply.writeUInt16BE(flags, 2);
+    return reply;
+  }
+  const truncated = Buffer.from(reply.subarray(0, questionEnd));
+  truncated.writeUInt16BE(flags | FLAG.TC, 2);
+  truncated.writeUInt16BE(0, 6);
+  truncated.writeUInt16BE(0, 8);
+  truncated.writeUInt16BE(0, 10);
+  return truncated;
+}

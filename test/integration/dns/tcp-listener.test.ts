@@ -1,0 +1,106 @@
+import { once } from 'node:events';
+import net from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { type TcpHandler, TcpListener } from '../../../src/dns/tcp-listener.js';
+import { captureLogger } from './capture-logger.js';
+
+async function listener(handle: TcpHandler, limits: { idleTimeoutMs?: number; maxConnections?: number; maxInFlight?: number } = {}) {
+  const { logger, lines } = captureLogger('info');
+  const tcp = new TcpListener({
+    handle,
+    logger,
+    maxMessageBytes: 512,
+    idleTimeoutMs: limits.idleTimeoutMs ?? 5000,
+    maxConnections: limits.maxConnections ?? 10,
+    maxInFlight: limits.maxInFlight ?? 4,
+  });
+  onTestFinished(() => tcp.close());
+  return { port: await tcp.listen('127.0.0.1', 0), lines };
+}
+
+async function connect(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  onTestFinished(() => void socket.destroy());
+  await once(socket, 'connect');
+  return socket;
+}
+
+const frame = (body: Buffer) => Buffer.concat([Buffer.from([body.length >> 8, body.length & 0xff]), body]);
+
+/** Reads `count` frames, returning their bodies. */
+async function frames(socket: net.Socket, count: number): Promise<Buffer[]> {
+  const bodies: Buffer[] = [];
+  let buffered = Buffer.alloc(0);
+  for await (const chunk of socket) {
+    buffered = Buffer.concat([buffered, chunk as Buffer]);
+    while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+      bodies.push(buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
+      buffered = buffered.subarray(2 + buffered.readUInt16BE(0));
+      if (bodies.length === count) return bodies;
+    }
+  }
+  return bodies;
+}
+
+describe('TcpListener', () => {
+  it('answers several queries on one connection, split and coalesced across writes, as each completes', async () => {
+    const { port } = await listener(async (query) => {
+      // The first query is the slowest: its answer may come last (RFC 7766 §7).
+      if (query[0] === 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      return Buffer.from([query[0]!, 0xaa]);
+    });
+    const socket = await connect(port);
+    const all = Buffer.concat([1, 2, 3].map((n) => frame(Buffer.alloc(12, n))));
+    socket.write(all.subarray(0, 5));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    socket.write(all.subarray(5));
+    expect((await frames(socket, 3)).map((body) => body[0])).toEqual([2, 3, 1]);
+  });
+
+  it('closes a connection that announces an oversized message', async () => {
+    const { port } = await listener(() => Buffer.from('ok'));
+    const socket = await connect(port);
+    socket.write(Buffer.from([0x02, 0x01, 0, 0, 0]));
+    await once(socket, 'close');
+  });
+
+  it('closes idle connections', async () => {
+    const { port } = await listener(() => Buffer.from('ok'), { idleTimeoutMs: 200 });
+    const socket = await connect(port);
+    const started = performance.now();
+    await once(socket, 'close');
+    expect(performance.now() - started).toBeGreaterThan(150);
+  });
+
+  it('refuses connections beyond its limit', async () => {
+    const { port } = await listener(() => Buffer.from('ok'), { maxConnections: 2 });
+    const open = [await connect(port), await connect(port)];
+    const third = await connect(port);
+    await once(third, 'close');
+    open[0]!.write(frame(Buffer.alloc(12)));
+    expect((await frames(open[0]!, 1))[0]?.toString()).toBe('ok');
+  });
+
+  it('bounds the queries answered at once per connection, and survives a handler that throws', async () => {
+    let running = 0;
+    let peak = 0;
+    const { port, lines } = await listener(
+      async (query) => {
+        if (query[0] === 0xee) throw new Error('boom');
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        running--;
+        return query.subarray(0, 1);
+      },
+      { maxInFlight: 4 },
+    );
+    const socket = await connect(port);
+    socket.write(frame(Buffer.alloc(12, 0xee)));
+    socket.write(Buffer.concat(Array.from({ length: 40 }, (_, n) => frame(Buffer.alloc(12, n)))));
+    expect(await frames(socket, 40)).toHaveLength(40);
+    expect(peak).toBe(4);
+    expect(lines.filter((line) => line.msg === 'dns tcp handler failed')).toHaveLength(1);
+  });
+});
