@@ -1,1 +1,75 @@
-export {};
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/config-error.js';
+import { configFlagOptions, loadConfig } from '../config/load-config.js';
+import { printCa, printConfig, printCoredns, printHosts } from './print-commands.js';
+import { serve } from './serve.js';
+import { USAGE } from './usage.js';
+
+const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'help'] as const;
+type Command = (typeof COMMANDS)[number];
+
+/** Exit code 2: the command line or the configuration is wrong; nothing was started. */
+function usageError(message: string): never {
+  process.stderr.write(`layover: ${message}\n`);
+  process.exit(2);
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...configFlagOptions(), k8s: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      allowPositionals: true,
+      allowNegative: true,
+      strict: true,
+    });
+  } catch (error) {
+    usageError(`${(error as Error).message}\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.version) return void process.stdout.write(`${version()}\n`);
+  const command = (positionals[0] ?? 'serve') as Command;
+  if (values.help || command === 'help') return void process.stdout.write(USAGE);
+  if (!COMMANDS.includes(command) || positionals.length > 1) usageError(`unknown command "${positionals.join(' ')}"\n${USAGE}`);
+
+  const { k8s, help: _help, version: _version, ...flags } = values;
+  let config;
+  try {
+    config = loadConfig({ flags });
+  } catch (error) {
+    if (error instanceof ConfigError) usageError(error.message);
+    throw error;
+  }
+
+  switch (command) {
+    case 'serve':
+      return serve(config);
+    case 'ca':
+      return void process.stdout.write(await printCa(config));
+    case 'coredns':
+      return void process.stdout.write(printCoredns(config, k8s === true));
+    case 'hosts':
+      return void process.stdout.write(printHosts(config));
+    case 'config':
+      return void process.stdout.write(printConfig(config));
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  const e = error as NodeJS.ErrnoException;
+  // The common start-up failures get one clear line instead of a stack.
+  if (e.code === 'EACCES' || e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL') {
+    process.stderr.write(`layover: cannot listen: ${e.message}${e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''}\n`);
+  } else {
+    process.stderr.write(`layover: ${e.stack ?? String(error)}\n`);
+  }
+  process.exit(1);
+});

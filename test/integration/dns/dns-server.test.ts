@@ -5,8 +5,8 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { DnsServer, type DnsServerOptions } from '../../../src/dns/dns-server.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 import { type Dnsmasq, freePort, startDnsmasq } from '../../helpers/dnsmasq.js';
-import { captureLogger, LEVEL } from './capture-logger.js';
-import { dig } from './dig.js';
+import { captureLogger, LEVEL } from '../../helpers/capture-logger.js';
+import { dig } from '../../helpers/dig.js';
 
 const INTERCEPTED = ['docker.proxy', 'registry-1.docker.io', '*.pkg.dev'];
 const V4 = '127.0.0.10';

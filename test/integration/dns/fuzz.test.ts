@@ -8,8 +8,8 @@ import { QTYPE } from '../../../src/dns/wire.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 import { startDnsmasq } from '../../helpers/dnsmasq.js';
 import { query } from '../../unit/dns/packets.js';
-import { captureLogger, LEVEL } from './capture-logger.js';
-import { dig } from './dig.js';
+import { captureLogger, LEVEL } from '../../helpers/capture-logger.js';
+import { dig } from '../../helpers/dig.js';
 
 /** Set DNS_FUZZ_SEED to replay a failing run. */
 const SEED = Number(process.env.DNS_FUZZ_SEED ?? 0x5eed);

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { type TcpHandler, TcpListener } from '../../../src/dns/tcp-listener.js';
-import { captureLogger } from './capture-logger.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
 
 async function listener(handle: TcpHandler, limits: { idleTimeoutMs?: number; maxConnections?: number; maxInFlight?: number } = {}) {
   const { logger, lines } = captureLogger('info');

@@ -1,7 +1,7 @@
 import { networkInterfaces } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { LocalEndpoints, normalizeAddress, withoutSelf } from '../../../src/dns/loop-guard.js';
-import { captureLogger, LEVEL } from '../../integration/dns/capture-logger.js';
+import { captureLogger, LEVEL } from '../../helpers/capture-logger.js';
 
 describe('withoutSelf', () => {
   it('drops our own address and port, in any spelling, and warns', () => {

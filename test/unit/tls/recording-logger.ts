@@ -1,16 +1,8 @@
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger } from 'fastify';
+import { captureLogger, type LogLine } from '../../helpers/capture-logger.js';
 
-export interface LogLine {
-  level: number;
-  msg: string;
-  host?: string;
-  ms?: number;
-  [field: string]: unknown;
-}
-
-/** Fastify's own pino logger, writing into an array the test can read. */
+/** The captured logger plus the "minted" lines, which the SNI tests count. */
 export function recordingLogger(): { logger: FastifyBaseLogger; lines: LogLine[]; mints: () => LogLine[] } {
-  const lines: LogLine[] = [];
-  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line) as LogLine) } } });
-  return { logger: app.log, lines, mints: () => lines.filter((line) => line.msg === 'minted TLS certificate') };
+  const { logger, lines } = captureLogger('info');
+  return { logger, lines, mints: () => lines.filter((line) => line.msg === 'minted TLS certificate') };
 }

@@ -1,0 +1,112 @@
+import type { AddressInfo } from 'node:net';
+import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { LayoverConfig } from './config/layover-config.js';
+import { DnsServer } from './dns/dns-server.js';
+import { createLogger } from './log/logger.js';
+import { RequestLogController } from './log/request-log.js';
+import { registerErrorHandler } from './proxy/error-handler.js';
+import { serviceRoutes } from './proxy/service-routes.js';
+import { HostnameSet } from './registry/hostname.js';
+import { DOCKER_PROXY_HOST } from './registry/well-known-hosts.js';
+import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.js';
+import { SniContexts } from './tls/sni-contexts.js';
+
+export interface LayoverApp {
+  readonly config: LayoverConfig;
+  readonly logger: Logger;
+  readonly ca: CertificateAuthority;
+  /** The TLS listener every intercepted name arrives at. */
+  readonly https: FastifyInstance;
+  /** Plain HTTP: /ca.crt and /healthz for node setup. */
+  readonly http: FastifyInstance | null;
+  readonly dns: DnsServer | null;
+}
+
+export interface AppDependencies {
+  logger?: Logger;
+}
+
+export interface ListeningAddresses {
+  https: AddressInfo;
+  http: AddressInfo | null;
+  dns: { host: string; port: number } | null;
+}
+
+// Options shared by both listeners (typed by inference: fastify's option types differ per server kind).
+function commonOptions(config: LayoverConfig, logger: Logger) {
+  const { timeouts } = config;
+  return {
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new RequestLogController(),
+    // nginx's send_timeout and client_body_timeout both bound the silence of a
+    // connection in the middle of a request: the socket's inactivity timeout.
+    connectionTimeout: Math.max(timeouts.sendMs, timeouts.clientBodyMs),
+    keepAliveTimeout: timeouts.keepaliveMs,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle' as const,
+  };
+}
+
+async function addRoutes(app: FastifyInstance, ca: CertificateAuthority, config: LayoverConfig): Promise<FastifyInstance> {
+  // client_header_timeout: how long a client may take to send its request head.
+  app.server.headersTimeout = config.timeouts.clientHeaderMs;
+  registerErrorHandler(app);
+  await app.register(serviceRoutes, { caCertPem: ca.certPem });
+  return app;
+}
+
+/** Builds every server Layover runs, without listening (tests listen on port 0). */
+export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}): Promise<LayoverApp> {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const intercepted = new HostnameSet(config.registries);
+  const { ca, created } = await loadOrCreateCa(config.caDir);
+  logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
+
+  const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, logger });
+  const tlsOptions = sni.serverOptions();
+  const common = commonOptions(config, logger);
+  // h2 is offered only on request: blobs over HTTP/2 ran at half the speed of
+  // HTTP/1.1 at twice the CPU on these machines (see README).
+  const https = config.http2
+    ? (fastify({ ...common, http2: true, https: { ...tlsOptions, allowHTTP1: true } }) as unknown as FastifyInstance)
+    : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
+  const http = config.listen.http ? fastify(common) : null;
+
+  await addRoutes(https, ca, config);
+  if (http) await addRoutes(http, ca, config);
+
+  const dns = config.listen.dns
+    ? new DnsServer({
+        listen: config.listen.dns,
+        intercepted,
+        advertise: [...config.advertise],
+        upstreams: [...config.upstreamDns],
+        logger,
+      })
+    : null;
+  return { config, logger, ca, https, http, dns };
+}
+
+/** Starts every listener; on a failure, whatever already listens is closed again. */
+export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
+  const { listen } = app.config;
+  try {
+    await app.https.listen({ host: listen.https.host, port: listen.https.port });
+    if (app.http && listen.http) await app.http.listen({ host: listen.http.host, port: listen.http.port });
+    const dns = app.dns ? await app.dns.listen() : null;
+    return {
+      https: app.https.server.address() as AddressInfo,
+      http: app.http ? (app.http.server.address() as AddressInfo) : null,
+      dns,
+    };
+  } catch (error) {
+    await closeApp(app);
+    throw error;
+  }
+}
+
+/** Stops accepting, lets requests in flight finish, closes everything. */
+export async function closeApp(app: LayoverApp): Promise<void> {
+  await Promise.allSettled([app.https.close(), app.http?.close(), app.dns?.close()]);
+}
