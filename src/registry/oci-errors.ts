@@ -31,10 +31,11 @@ export class OciError extends Error {
     readonly code: OciErrorCode,
     message: string,
     readonly detail?: unknown,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { status?: number },
   ) {
     super(message, options);
-    this.status = OCI_ERRORS[code];
+    // An upstream's fault keeps the code that describes it but is a 502 (Bad Gateway), not the client's 4xx.
+    this.status = options?.status ?? OCI_ERRORS[code];
   }
 
   toBody(): { errors: { code: OciErrorCode; message: string; detail?: unknown }[] } {

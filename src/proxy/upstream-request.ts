@@ -1,0 +1,52 @@
+import type { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReplyFromHooks } from '@fastify/reply-from';
+import { OciError } from '../registry/oci-errors.js';
+import type { UpstreamTarget } from './upstream-target.js';
+
+/** The upstream response as reply-from hands it to onResponse. */
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  stream: Readable;
+}
+
+export interface UpstreamRequestOptions {
+  /** Ask upstream for identity encoding: bytes we hash must be the bytes as stored. */
+  identity?: boolean;
+  method?: 'GET' | 'HEAD';
+  onResponse?: (response: UpstreamResponse) => void;
+  /** Called instead of the default 503 when the upstream cannot be reached at all. */
+  onUnreachable?: (error: Error) => void;
+}
+
+/**
+ * Sends the client's request to the upstream registry with reply-from and
+ * streams the answer back (status, headers and auth challenges unchanged)
+ * unless `onResponse` takes over. No retries: a failing upstream must fail
+ * fast so a cached copy can be served instead.
+ */
+export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions = {}): FastifyReply {
+  const hooks: FastifyReplyFromHooks = {
+    getUpstream: () => target.origin,
+    retryDelay: () => null,
+    rewriteRequestHeaders: (_request, headers) => {
+      const out = { ...headers };
+      if (options.identity) out['accept-encoding'] = 'identity';
+      return out;
+    },
+    onError: (replyFrom, { error }) => {
+      const cause = (error as { cause?: Error }).cause ?? error;
+      request.log.warn({ registry: target.registry, err: cause }, 'upstream unreachable');
+      if (options.onUnreachable) return options.onUnreachable(cause);
+      const oci = new OciError('UNAVAILABLE', `upstream registry ${target.registry} is unreachable`, { reason: (cause as NodeJS.ErrnoException).code ?? cause.message }, { cause });
+      void replyFrom.code(oci.status).send(oci.toBody());
+    },
+  };
+  if (options.method) hooks.method = options.method;
+  if (options.onResponse) {
+    const onResponse = options.onResponse;
+    hooks.onResponse = (_request, _reply, res) => onResponse(res as unknown as UpstreamResponse);
+  }
+  return reply.from(undefined, hooks);
+}
