@@ -1,0 +1,311 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import { digestHex, hasherFor, type Digest } from '../registry/digest.js';
+import { AccessRecorder } from './access-recorder.js';
+import { BlobFill, type FillHost } from './blob-fill.js';
+import { BlobRemovals } from './blob-removals.js';
+import type { BlobCacheOptions, BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
+import { CacheLayout } from './cache-layout.js';
+import { DirectoryLock } from './directory-lock.js';
+import { hashFile, installFile, IO_CHUNK, isCode, writeDurably } from './durable-files.js';
+import { FillError } from './fill-error.js';
+import { IndexStore } from './index-store.js';
+import { LruIndex } from './lru-index.js';
+import { reconcile } from './reconcile.js';
+
+export type { BlobCacheOptions, BlobEntry, BlobKind, BlobMeta, ByteRange, Fill } from './blob-types.js';
+export { FillError, type FillFailure } from './fill-error.js';
+export { DirectoryLockedError } from './directory-lock.js';
+
+const DEFAULT_ACCESS_FLUSH_MS = 5_000;
+
+/**
+ * The content-addressed blob cache: verified blobs stored once per digest under `dir`, an in-memory LRU
+ * that answers stat/read without I/O on the index, single-flight fills that every concurrent reader
+ * follows, and a keyv/sqlite index that only has to survive restarts.
+ */
+export class BlobCache {
+  private readonly layout: CacheLayout;
+  private readonly logger: FastifyBaseLogger;
+  private readonly maxSize: number;
+  private readonly lock: DirectoryLock;
+  private readonly index: IndexStore;
+  private readonly records: Map<string, unknown>;
+  private readonly lru = new LruIndex();
+  private readonly access: AccessRecorder;
+  private readonly fills = new Map<Digest, BlobFill>();
+  private readonly host: FillHost;
+  private readonly removals: BlobRemovals;
+  private closed = false;
+
+  private constructor(options: BlobCacheOptions, layout: CacheLayout, lock: DirectoryLock, index: IndexStore, records: Map<string, unknown>) {
+    this.layout = layout;
+    this.logger = options.logger;
+    this.maxSize = options.maxSize;
+    this.lock = lock;
+    this.index = index;
+    this.records = records;
+    this.removals = new BlobRemovals(layout, this.logger);
+    this.access = new AccessRecorder(options.accessFlushMs ?? DEFAULT_ACCESS_FLUSH_MS, (d) => this.lru.get(d), index, this.logger);
+    this.host = {
+      logger: this.logger,
+      stallTimeoutMs: options.stallTimeoutMs,
+      commit: (fill, tmpPath, size) => this.commitFill(fill, tmpPath, size),
+      abandon: (fill) => {
+        if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
+      },
+      readCommitted: (digest, range) => this.read(digest, range)?.stream,
+    };
+  }
+
+  /** Takes the directory lock, reconciles files and index after a crash, and rebuilds the LRU order. */
+  static async open(options: BlobCacheOptions): Promise<BlobCache> {
+    if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 0) throw new RangeError(`maxSize: expected bytes, got ${options.maxSize}`);
+    if (!(options.stallTimeoutMs > 0)) throw new RangeError(`stallTimeoutMs: expected a positive duration, got ${options.stallTimeoutMs}`);
+    const layout = new CacheLayout(options.dir);
+    await mkdir(layout.tmpDir, { recursive: true });
+    await mkdir(layout.blobsDir, { recursive: true });
+    const lock = await DirectoryLock.acquire(layout.lockFile);
+    let index: IndexStore | undefined;
+    try {
+      index = await IndexStore.open(layout.indexFile, options.logger);
+      const loaded = await index.load();
+      const entries = await reconcile(layout, loaded, index, options.logger);
+      const cache = new BlobCache(options, layout, lock, index, loaded.records);
+      cache.lru.load(entries);
+      // The cap may have been lowered since the last run.
+      await cache.evict(cache.maxSize);
+      return cache;
+    } catch (error) {
+      await index?.close().catch(() => undefined);
+      await lock.release();
+      throw new Error(`cannot open the blob cache in ${options.dir}`, { cause: error });
+    }
+  }
+
+  stat(digest: Digest): BlobEntry | undefined {
+    const entry = this.lru.get(digest);
+    return entry && { ...entry };
+  }
+
+  /**
+   * A committed blob's bytes, whole or a range (`end` is clamped to the blob; a range starting past it
+   * throws RangeError). Pins the blob against eviction until the stream closes.
+   */
+  read(digest: Digest, range?: ByteRange): { entry: BlobEntry; stream: Readable } | undefined {
+    const entry = this.lru.get(digest);
+    if (!entry) return undefined;
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? entry.size - 1, entry.size - 1);
+    if (range && (!Number.isSafeInteger(start) || !Number.isSafeInteger(range.end) || start < 0 || start >= entry.size || range.end < start)) {
+      throw new RangeError(`byte range ${range.start}-${range.end} does not fit ${digest} (${entry.size} bytes)`);
+    }
+    this.lru.touch(digest, Date.now());
+    this.access.mark(digest);
+    if (entry.size === 0) return { entry: { ...entry }, stream: Readable.from([], { objectMode: false }) };
+    this.lru.pin(digest);
+    const stream = createReadStream(this.layout.blobPath(digest), { start, end, highWaterMark: IO_CHUNK });
+    stream.once('close', () => this.unpin(digest));
+    stream.once('error', (error) => {
+      if (!isCode(error, 'ENOENT') || this.lru.get(digest) !== entry) return;
+      this.logger.error({ digest, reason: 'file missing' }, 'cache: an indexed blob has no file; dropping it');
+      this.remove(entry);
+    });
+    return { entry: { ...entry }, stream };
+  }
+
+  activeFill(digest: Digest): Fill | undefined {
+    return this.fills.get(digest);
+  }
+
+  fill(digest: Digest, source: Readable, meta: BlobMeta): Fill {
+    this.assertOpen();
+    checkSize(meta);
+    const active = this.fills.get(digest);
+    if (active) return active;
+    const fill = new BlobFill(digest, source, meta, this.layout.tmpPath(digest), this.host);
+    this.fills.set(digest, fill);
+    return fill;
+  }
+
+  async put(digest: Digest, bytes: Buffer, meta: BlobMeta): Promise<BlobEntry> {
+    this.assertOpen();
+    checkSize(meta);
+    const existing = this.lru.touch(digest, Date.now());
+    if (existing) {
+      this.access.mark(digest);
+      return { ...existing };
+    }
+    if (meta.size !== undefined && meta.size !== bytes.length) {
+      throw new FillError('size-mismatch', `expected ${meta.size} bytes, got ${bytes.length}`);
+    }
+    const hex = hasherFor(digest).update(bytes).digest('hex');
+    if (hex !== digestHex(digest)) throw new FillError('digest-mismatch', `the body does not match ${digest} (it hashes to ${hex})`);
+    const tmpPath = this.layout.tmpPath(digest);
+    const now = Date.now();
+    const entry: BlobEntry = { digest, size: bytes.length, mediaType: meta.mediaType, kind: meta.kind, created: now, lastAccess: now, source: meta.source };
+    try {
+      await writeDurably(tmpPath, bytes);
+      await this.install(entry, tmpPath);
+    } catch (error) {
+      await rm(tmpPath, { force: true });
+      throw new FillError('io-error', `cannot store ${digest}`, { cause: error });
+    }
+    return { ...entry };
+  }
+
+  getRecord<T>(key: string): T | undefined {
+    return this.records.get(key) as T | undefined;
+  }
+
+  /** Keeps a JSON copy, so what is served before a restart is exactly what is served after it. */
+  async setRecord<T>(key: string, value: T): Promise<void> {
+    this.assertOpen();
+    const copy: unknown = JSON.parse(JSON.stringify(value) ?? 'null');
+    this.records.set(key, copy);
+    await this.index.putRecord(key, copy);
+  }
+
+  async deleteRecord(key: string): Promise<void> {
+    this.assertOpen();
+    this.records.delete(key);
+    await this.index.deleteRecord(key);
+  }
+
+  stats(): { entries: number; bytes: number; maxSize: number; activeFills: number } {
+    return { entries: this.lru.count, bytes: this.lru.totalBytes, maxSize: this.maxSize, activeFills: this.fills.size };
+  }
+
+  /** Most recently used first. */
+  list(): BlobEntry[] {
+    return this.lru.newestFirst().map((entry) => ({ ...entry }));
+  }
+
+  /**
+   * Evicts down to `maxSize` (default: the configured cap) and waits for every removal under way, including
+   * those a commit started. Blobs being read are stepped over: the cap on disk holds, so when pinned blobs
+   * fill it, newer unpinned ones go first.
+   */
+  async prune(maxSize = this.maxSize): Promise<{ removed: number; freedBytes: number }> {
+    const result = await this.evict(maxSize);
+    await this.removals.settled();
+    return result;
+  }
+
+  /** Re-hashes every committed blob and removes those whose bytes no longer match their digest. */
+  async verify(): Promise<{ checked: number; removed: Digest[] }> {
+    const started = performance.now();
+    const removed: Digest[] = [];
+    let checked = 0;
+    for (const entry of this.lru.oldestFirst()) {
+      if (this.closed) break;
+      const hashed = await hashFile(this.layout.blobPath(entry.digest), entry.digest);
+      checked += 1;
+      if (hashed && hashed.hex === digestHex(entry.digest) && hashed.size === entry.size) continue;
+      // Replaced by a new commit or evicted while it was being hashed: not ours to judge any more.
+      if (this.lru.get(entry.digest) !== entry) continue;
+      this.logger.warn({ digest: entry.digest, reason: hashed ? 'corrupt' : 'file missing' }, 'cache verify: removing blob');
+      this.remove(entry);
+      removed.push(entry.digest);
+    }
+    this.logger.info({ checked, removed: removed.length, ms: Math.round(performance.now() - started) }, 'cache verified');
+    return { checked, removed };
+  }
+
+  /** Drops fills in progress, writes batched access times, closes sqlite and releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const fills = [...this.fills.values()];
+    for (const fill of fills) fill.abort();
+    await Promise.allSettled(fills.map((fill) => fill.done));
+    await this.removals.settled();
+    await this.access.stop();
+    await this.index.close();
+    await this.lock.release();
+  }
+
+  private async commitFill(fill: BlobFill, tmpPath: string, size: number): Promise<BlobEntry> {
+    const now = Date.now();
+    const { mediaType, kind, source } = fill.meta;
+    const entry: BlobEntry = { digest: fill.digest, size, mediaType, kind, created: now, lastAccess: now, source };
+    await this.install(entry, tmpPath, () => this.host.abandon(fill));
+    return { ...entry };
+  }
+
+  /**
+   * Indexes a verified temp file, renames it into place and makes it visible. The row is written first:
+   * a crash in between leaves a row without a file, which reconcile drops; the other order would leave a
+   * file to re-hash and lose its media type.
+   */
+  private async install(entry: BlobEntry, tmpPath: string, beforeVisible?: () => void): Promise<void> {
+    const { digest } = entry;
+    // An entry being replaced leaves the LRU first: from here until the rename nothing can schedule an
+    // unlink of this name, and one already under way is awaited.
+    this.lru.delete(digest);
+    await this.removals.clear(digest);
+    let indexed = true;
+    try {
+      await this.index.putEntry(entry);
+    } catch (error) {
+      // The blob is good and is served; the row is retried with the next access flush.
+      indexed = false;
+      this.logger.error({ err: error, digest }, 'cache index write failed');
+    }
+    try {
+      await installFile(tmpPath, this.layout.blobPath(digest));
+    } catch (error) {
+      if (indexed) await this.index.deleteEntries([digest]).catch(() => undefined);
+      throw error;
+    }
+    beforeVisible?.();
+    this.lru.insert(entry);
+    if (!indexed) this.access.mark(digest);
+    void this.evict(this.maxSize);
+  }
+
+  private async evict(limit: number): Promise<{ removed: number; freedBytes: number }> {
+    const victims = this.lru.takeVictims(limit);
+    if (victims.length === 0) return { removed: 0, freedBytes: 0 };
+    const freedBytes = victims.reduce((sum, entry) => sum + entry.size, 0);
+    const rows = this.index.deleteEntries(victims.map((entry) => entry.digest)).catch((error: unknown) => {
+      // Rows left behind point at missing files; the next open drops them.
+      this.logger.error({ err: error, count: victims.length }, 'cache index: evicted rows not deleted');
+    });
+    await Promise.all([rows, ...victims.map((entry) => this.removals.unlink(entry.digest))]);
+    this.logger.info(
+      { removed: victims.length, bytes: freedBytes, totalBytes: this.lru.totalBytes, maxSize: limit, reason: 'lru' },
+      'cache evicted',
+    );
+    return { removed: victims.length, freedBytes };
+  }
+
+  /** Forgets an entry now; its file goes now, or when its last reader closes. */
+  private remove(entry: BlobEntry): void {
+    this.lru.delete(entry.digest);
+    this.index.deleteEntries([entry.digest]).catch((error: unknown) => {
+      this.logger.error({ err: error, digest: entry.digest }, 'cache index: row not deleted');
+    });
+    if (this.lru.isPinned(entry.digest)) this.removals.defer(entry.digest);
+    else void this.removals.unlink(entry.digest);
+  }
+
+  private unpin(digest: Digest): void {
+    if (this.lru.unpin(digest) > 0) return;
+    this.removals.released(digest);
+    // A pinned blob may have been stepped over by eviction; now it can go.
+    if (this.lru.totalBytes > this.maxSize && !this.closed) void this.evict(this.maxSize);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the blob cache is closed');
+  }
+}
+
+function checkSize(meta: BlobMeta): void {
+  if (meta.size !== undefined && !(Number.isSafeInteger(meta.size) && meta.size >= 0)) {
+    throw new RangeError(`blob size: expected a byte count, got ${meta.size}`);
+  }
+}

@@ -1,0 +1,60 @@
+import { unlink } from 'node:fs/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Digest } from '../registry/digest.js';
+import type { CacheLayout } from './cache-layout.js';
+import { isCode } from './durable-files.js';
+
+/**
+ * Deletions of blob files, ordered against commits and readers of the same digest:
+ * - an unlink under way is awaited by a commit of that digest, or it could delete the new file after
+ *   its rename;
+ * - a file removed while being read (found corrupt or missing) is deleted when its last reader closes,
+ *   unless a new commit has put a good file under that name in the meantime.
+ */
+export class BlobRemovals {
+  private readonly layout: CacheLayout;
+  private readonly logger: FastifyBaseLogger;
+  private readonly underway = new Map<Digest, Promise<void>>();
+  private readonly deferred = new Set<Digest>();
+
+  constructor(layout: CacheLayout, logger: FastifyBaseLogger) {
+    this.layout = layout;
+    this.logger = logger;
+  }
+
+  unlink(digest: Digest): Promise<void> {
+    const path = this.layout.blobPath(digest);
+    const removal: Promise<void> = (this.underway.get(digest) ?? Promise.resolve())
+      .then(() => unlink(path))
+      .catch((error: unknown) => {
+        if (!isCode(error, 'ENOENT')) this.logger.error({ err: error, digest }, 'cache: removing a blob file failed');
+      })
+      .finally(() => {
+        if (this.underway.get(digest) === removal) this.underway.delete(digest);
+      });
+    this.underway.set(digest, removal);
+    return removal;
+  }
+
+  /** Deletes the file when `released()` reports the last reader gone. */
+  defer(digest: Digest): void {
+    this.deferred.add(digest);
+  }
+
+  released(digest: Digest): void {
+    if (this.deferred.delete(digest)) void this.unlink(digest);
+  }
+
+  /**
+   * Waits until no unlink of `digest` is under way and cancels a deferred one; from then until the caller's
+   * rename, nothing else may schedule a removal of that name (the caller keeps it out of the index).
+   */
+  async clear(digest: Digest): Promise<void> {
+    while (this.underway.has(digest)) await this.underway.get(digest);
+    this.deferred.delete(digest);
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all([...this.underway.values()]);
+  }
+}

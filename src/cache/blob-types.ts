@@ -1,0 +1,60 @@
+import type { Readable } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Digest } from '../registry/digest.js';
+
+// The blob cache's vocabulary, kept apart from the class so that its helpers (fill, index, reconcile)
+// can share it without importing the facade. `blob-cache.ts` re-exports all of it.
+
+export type BlobKind = 'blob' | 'manifest';
+
+export interface BlobEntry {
+  digest: Digest;
+  size: number;
+  mediaType: string | null;
+  kind: BlobKind;
+  /** Epoch ms. */
+  created: number;
+  /** Epoch ms. */
+  lastAccess: number;
+  /** Where it was first fetched, e.g. "quay.io/org/repo". */
+  source: string;
+}
+
+export interface BlobMeta {
+  /** Expected size (from Content-Length); a body of another size is rejected. */
+  size?: number;
+  mediaType: string | null;
+  kind: BlobKind;
+  source: string;
+}
+
+export interface ByteRange {
+  start: number;
+  /** Inclusive. */
+  end: number;
+}
+
+export interface Fill {
+  readonly digest: Digest;
+  readonly meta: BlobMeta;
+  /**
+   * A stream of the blob as it is being downloaded (from `range.start`, default 0), following the growing
+   * temp file. It never emits the blob's final byte before the digest has been verified; on mismatch,
+   * truncation, upstream error or write timeout it is destroyed with an error.
+   */
+  reader(range?: ByteRange): Readable;
+  /** Resolves with the committed entry; rejects with a `FillError` when the fill is dropped. */
+  readonly done: Promise<BlobEntry>;
+}
+
+export interface BlobCacheOptions {
+  /** E.g. `<data-dir>/cache`; holds blobs/, tmp/, index.sqlite and the lock file. */
+  dir: string;
+  /** Bytes (CACHE_MAX_SIZE). */
+  maxSize: number;
+  logger: FastifyBaseLogger;
+  /** A fill whose source sends nothing (or whose disk accepts nothing) for this long is dropped. */
+  stallTimeoutMs: number;
+  /** How often batched access times are written to the index; default 5 s. */
+  accessFlushMs?: number;
+}

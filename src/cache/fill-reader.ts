@@ -1,0 +1,87 @@
+import { Readable } from 'node:stream';
+import { IO_CHUNK } from './durable-files.js';
+
+/** What a reader needs from a fill in progress (implemented by BlobFill). */
+export interface FillSource {
+  /** Bytes a reader may emit now: what is on disk, minus the final byte until the digest is verified. */
+  readonly readableBytes: number;
+  /** True once the digest matched: `readableBytes` is then the whole blob. */
+  readonly verified: boolean;
+  /** Set when the fill failed before verification; readers must then fail too. */
+  readonly failure: Error | undefined;
+  readAt(buffer: Buffer, length: number, position: number): Promise<number>;
+  /** Resolves at the next write, verification or failure (no polling). */
+  waitForProgress(): Promise<void>;
+  /** Each reader holds the shared file handle; it closes after the last one lets go. */
+  releaseHandle(): void;
+}
+
+/**
+ * Follows a growing temp file: reads what is already written (1 MiB at a time), then sleeps until the
+ * fill reports progress. Reading from the fill's own handle rather than the path keeps working after
+ * the file is renamed into place (or unlinked on failure), so no reader ever races the commit.
+ */
+export class FillReader extends Readable {
+  private readonly fill: FillSource;
+  private position: number;
+  /** Exclusive; Infinity when the reader wants everything up to the end of the blob. */
+  private readonly end: number;
+  private pumping = false;
+
+  constructor(fill: FillSource, start: number, endInclusive: number) {
+    super({ highWaterMark: IO_CHUNK });
+    this.fill = fill;
+    this.position = start;
+    this.end = endInclusive + 1;
+  }
+
+  override _read(): void {
+    // One loop at a time; a pending wait or read resumes it, so extra calls have nothing to do.
+    if (!this.pumping) void this.pump();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.fill.releaseHandle();
+    callback(error);
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (;;) {
+        if (this.destroyed) return;
+        const failure = this.fill.failure;
+        if (failure) {
+          this.destroy(failure);
+          return;
+        }
+        // A range that stops short of the final byte may end before verification: it never held that byte.
+        if (this.position >= this.end) {
+          this.push(null);
+          return;
+        }
+        const verified = this.fill.verified;
+        const limit = Math.min(this.end, this.fill.readableBytes);
+        if (this.position < limit) {
+          const length = Math.min(IO_CHUNK, limit - this.position);
+          const buffer = Buffer.allocUnsafe(length);
+          const read = await this.fill.readAt(buffer, length, this.position);
+          if (this.destroyed) return;
+          if (read === 0) throw new Error('the temp file is shorter than the bytes written to it');
+          this.position += read;
+          if (!this.push(read === length ? buffer : buffer.subarray(0, read))) return;
+          continue;
+        }
+        if (verified) {
+          this.push(null);
+          return;
+        }
+        await this.fill.waitForProgress();
+      }
+    } catch (error) {
+      this.destroy(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import type { Digest } from '../registry/digest.js';
+import type { BlobEntry } from './blob-types.js';
+
+/**
+ * The run-time index of committed blobs, in least-recently-used order. A Map keeps insertion order, so
+ * re-inserting on access makes its first entries the eviction candidates: O(1) per access and per
+ * evicted entry, which matters at 100,000 entries (a sorted scan per eviction would not do).
+ *
+ * Pins count the readers of a blob; a pinned blob is skipped by eviction rather than deleted under them.
+ */
+export class LruIndex {
+  private readonly entries = new Map<Digest, BlobEntry>();
+  private readonly pins = new Map<Digest, number>();
+  private bytes = 0;
+
+  get count(): number {
+    return this.entries.size;
+  }
+
+  get totalBytes(): number {
+    return this.bytes;
+  }
+
+  get(digest: Digest): BlobEntry | undefined {
+    return this.entries.get(digest);
+  }
+
+  /** Fills the index at open, least recently accessed first. */
+  load(entries: BlobEntry[]): void {
+    entries.sort((a, b) => a.lastAccess - b.lastAccess);
+    for (const entry of entries) this.insert(entry);
+  }
+
+  /** Adds (or replaces) an entry as the most recently used. */
+  insert(entry: BlobEntry): void {
+    this.delete(entry.digest);
+    this.entries.set(entry.digest, entry);
+    this.bytes += entry.size;
+  }
+
+  /** Marks an access: moves the entry to the most recent end. */
+  touch(digest: Digest, now: number): BlobEntry | undefined {
+    const entry = this.entries.get(digest);
+    if (!entry) return undefined;
+    this.entries.delete(digest);
+    entry.lastAccess = Math.max(entry.lastAccess, now);
+    this.entries.set(digest, entry);
+    return entry;
+  }
+
+  delete(digest: Digest): BlobEntry | undefined {
+    const entry = this.entries.get(digest);
+    if (!entry) return undefined;
+    this.entries.delete(digest);
+    this.bytes -= entry.size;
+    return entry;
+  }
+
+  pin(digest: Digest): void {
+    this.pins.set(digest, (this.pins.get(digest) ?? 0) + 1);
+  }
+
+  /** Returns how many pins remain. */
+  unpin(digest: Digest): number {
+    const left = (this.pins.get(digest) ?? 1) - 1;
+    if (left > 0) this.pins.set(digest, left);
+    else this.pins.delete(digest);
+    return left;
+  }
+
+  isPinned(digest: Digest): boolean {
+    return this.pins.has(digest);
+  }
+
+  /**
+   * Removes least recently used, unpinned entries until the total is at most `limit`, and returns them.
+   * Pinned entries are stepped over, so their cost is paid only while they are being read.
+   */
+  takeVictims(limit: number): BlobEntry[] {
+    const victims: BlobEntry[] = [];
+    if (this.bytes <= limit) return victims;
+    for (const entry of this.entries.values()) {
+      if (this.bytes <= limit) break;
+      if (this.pins.has(entry.digest)) continue;
+      // Deleting the current key while iterating a Map is safe; iteration goes on with the next one.
+      this.entries.delete(entry.digest);
+      this.bytes -= entry.size;
+      victims.push(entry);
+    }
+    return victims;
+  }
+
+  oldestFirst(): BlobEntry[] {
+    return [...this.entries.values()];
+  }
+
+  newestFirst(): BlobEntry[] {
+    return this.oldestFirst().reverse();
+  }
+}

@@ -1,0 +1,182 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import type { FillError } from '../../../src/cache/blob-cache.js';
+import { blob, collect, handSource, meta, MiB, openCache, tally, until } from './cache-fixture.js';
+
+/** Nothing of a dropped fill may remain: no temp file, no blob file, no entry. */
+async function expectNothingLeft(dir: string): Promise<void> {
+  expect(await readdir(join(dir, 'tmp'))).toEqual([]);
+  const fans = await readdir(join(dir, 'blobs', 'sha256')).catch(() => []);
+  for (const fan of fans) expect(await readdir(join(dir, 'blobs', 'sha256', fan))).toEqual([]);
+}
+
+describe('fills that must not be committed', () => {
+  it.each([
+    ['digest-mismatch', (bytes: Buffer) => [Buffer.concat([bytes.subarray(0, -1), Buffer.from([bytes.at(-1)! ^ 1])])], undefined],
+    ['truncated', (bytes: Buffer) => [bytes.subarray(0, -10)], 'size'],
+    ['size-mismatch', (bytes: Buffer) => [bytes, Buffer.from('x')], 'size'],
+  ] as const)('%s: rejects, leaves nothing, and its readers error', async (reason, body, withSize) => {
+    const { cache, dir, logs } = await openCache();
+    const { bytes, digest } = blob(2 * MiB + 5);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta(withSize ? { size: bytes.length } : {}));
+    const reader = tally(fill.reader());
+    for (const chunk of body(bytes)) source.write(chunk);
+    source.end();
+    await expect(fill.done).rejects.toMatchObject({ name: 'FillError', reason });
+    await expect(reader.ended).rejects.toMatchObject({ reason });
+    // Never the final byte of a bad body, and never the whole length.
+    expect(reader.bytes().length).toBeLessThan(bytes.length);
+    expect(cache.stat(digest)).toBeUndefined();
+    expect(cache.activeFill(digest)).toBeUndefined();
+    await expectNothingLeft(dir);
+    expect(logs.find((l) => l.msg === 'cache fill dropped')).toMatchObject({ digest, reason });
+    // A later reader of the dead fill errors at once.
+    await expect(collect(fill.reader())).rejects.toMatchObject({ reason });
+  });
+
+  it('source-error: an upstream reset drops the fill and keeps the cause', async () => {
+    const { cache, dir } = await openCache();
+    const { bytes, digest } = blob(3 * MiB);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length }));
+    const reader = tally(fill.reader());
+    source.write(bytes.subarray(0, MiB));
+    await until(() => reader.bytes().length > 0);
+    source.destroy(new Error('ECONNRESET'));
+    const error = (await fill.done.catch((e: unknown) => e)) as FillError;
+    expect(error.reason).toBe('source-error');
+    expect((error.cause as Error).message).toBe('ECONNRESET');
+    await expect(reader.ended).rejects.toThrow();
+    await expectNothingLeft(dir);
+  });
+
+  it('stall: a source that goes quiet is dropped and destroyed', async () => {
+    const { cache, dir } = await openCache({ stallTimeoutMs: 150 });
+    const { bytes, digest } = blob(MiB);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length }));
+    const reader = tally(fill.reader());
+    source.write(bytes.subarray(0, 1000));
+    await expect(fill.done).rejects.toMatchObject({ reason: 'stall' });
+    await expect(reader.ended).rejects.toMatchObject({ reason: 'stall' });
+    expect(source.destroyed).toBe(true);
+    await expectNothingLeft(dir);
+  });
+
+  it('close() drops fills in progress', async () => {
+    const { cache, dir } = await openCache();
+    const { digest } = blob(10);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta());
+    source.write(Buffer.alloc(5));
+    await cache.close();
+    await expect(fill.done).rejects.toMatchObject({ reason: 'closed' });
+    expect(source.destroyed).toBe(true);
+    await expectNothingLeft(dir);
+  });
+});
+
+describe('readers of an active fill', () => {
+  it('receive bytes before the fill ends', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(4 * MiB);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length }));
+    const follower = tally(cache.activeFill(digest)!.reader());
+    source.write(bytes.subarray(0, 2 * MiB));
+    await until(() => follower.bytes().length > 0);
+    const early = follower.bytes();
+    expect(early.length).toBeLessThanOrEqual(2 * MiB);
+    expect(early.equals(bytes.subarray(0, early.length))).toBe(true);
+    expect(cache.stats().activeFills).toBe(1);
+    source.end(bytes.subarray(2 * MiB));
+    expect((await follower.ended).equals(bytes)).toBe(true);
+    await fill.done;
+  });
+
+  it.each([
+    ['with a known size', true],
+    ['without a size', false],
+  ])('do not get the final byte before verification (%s)', async (_name, known) => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(MiB + 3);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta(known ? { size: bytes.length } : {}));
+    const reader = tally(fill.reader());
+    source.write(bytes); // every byte has arrived, but the body has not ended: not verified yet
+    await until(() => reader.bytes().length === bytes.length - 1);
+    await sleep(100);
+    expect(reader.bytes().length).toBe(bytes.length - 1);
+    source.end();
+    expect((await reader.ended).equals(bytes)).toBe(true);
+  });
+
+  it('ten concurrent readers get identical bytes from one source', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(5 * MiB + 123);
+    const first = handSource();
+    const fill = cache.fill(digest, first, meta({ size: bytes.length }));
+    const readers = [];
+    const others = [];
+    for (let i = 0; i < 10; i++) {
+      // What a proxy route does on a miss: fill() again (single-flight), destroying its own source.
+      const spare = handSource();
+      others.push(spare);
+      const shared = cache.fill(digest, spare, meta({ size: bytes.length }));
+      expect(shared).toBe(fill);
+      readers.push(tally(shared.reader()));
+    }
+    for (let offset = 0; offset < bytes.length; offset += 256 * 1024) {
+      first.write(bytes.subarray(offset, offset + 256 * 1024));
+      await sleep(1);
+    }
+    first.end();
+    const results = await Promise.all(readers.map((r) => r.ended));
+    for (const result of results) expect(result.equals(bytes)).toBe(true);
+    // The spare sources were never read.
+    for (const spare of others) expect(spare.readableFlowing).toBeNull();
+    expect((await fill.done).size).toBe(bytes.length);
+  });
+
+  it('serve ranges, including ones that stop before the final byte', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(3 * MiB);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length }));
+    const head = tally(fill.reader({ start: 10, end: MiB }));
+    const tail = tally(fill.reader({ start: 2 * MiB, end: 3 * MiB - 1 }));
+    source.write(bytes.subarray(0, 2 * MiB));
+    // The head range is complete before the body is, so it may end before verification.
+    expect((await head.ended).equals(bytes.subarray(10, MiB + 1))).toBe(true);
+    source.end(bytes.subarray(2 * MiB));
+    expect((await tail.ended).equals(bytes.subarray(2 * MiB))).toBe(true);
+  });
+
+  it('a reader that goes away does not abort the fill', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(3 * MiB);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length }));
+    const quitter = fill.reader();
+    const stayer = tally(fill.reader());
+    source.write(bytes.subarray(0, 2 * MiB));
+    await new Promise((resolve) => quitter.once('data', resolve));
+    quitter.destroy();
+    source.end(bytes.subarray(2 * MiB));
+    expect((await fill.done).size).toBe(bytes.length);
+    expect((await stayer.ended).equals(bytes)).toBe(true);
+  });
+
+  it('a reader asked for after the commit reads the stored blob', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(1000);
+    const fill = cache.fill(digest, Readable.from([bytes]), meta());
+    await fill.done;
+    await sleep(10);
+    expect((await collect(fill.reader({ start: 1, end: 998 }))).equals(bytes.subarray(1, 999))).toBe(true);
+  });
+});
