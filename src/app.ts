@@ -1,16 +1,24 @@
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import replyFrom from '@fastify/reply-from';
 import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { Agent } from 'undici';
+import { BlobCache } from './cache/blob-cache.js';
 import type { LayoverConfig } from './config/layover-config.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
-import { serviceRoutes } from './proxy/service-routes.js';
+import { PendingFills } from './proxy/pending-fills.js';
+import { registryProxy } from './proxy/registry-proxy.js';
+import { SERVICE_HOSTS, serviceRoutes } from './proxy/service-routes.js';
 import { HostnameSet } from './registry/hostname.js';
 import { DOCKER_PROXY_HOST } from './registry/well-known-hosts.js';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.js';
 import { SniContexts } from './tls/sni-contexts.js';
+import { createUpstreamAgent } from './upstream/upstream-agent.js';
+import { UpstreamResolver } from './upstream/upstream-resolver.js';
 
 export interface LayoverApp {
   readonly config: LayoverConfig;
@@ -21,6 +29,8 @@ export interface LayoverApp {
   /** Plain HTTP: /ca.crt and /healthz for node setup. */
   readonly http: FastifyInstance | null;
   readonly dns: DnsServer | null;
+  readonly cache: BlobCache;
+  readonly upstreamAgent: Agent;
 }
 
 export interface AppDependencies {
@@ -48,12 +58,10 @@ function commonOptions(config: LayoverConfig, logger: Logger) {
   };
 }
 
-async function addRoutes(app: FastifyInstance, ca: CertificateAuthority, config: LayoverConfig): Promise<FastifyInstance> {
+function prepare(app: FastifyInstance, config: LayoverConfig): void {
   // client_header_timeout: how long a client may take to send its request head.
   app.server.headersTimeout = config.timeouts.clientHeaderMs;
   registerErrorHandler(app);
-  await app.register(serviceRoutes, { caCertPem: ca.certPem });
-  return app;
 }
 
 /** Builds every server Layover runs, without listening (tests listen on port 0). */
@@ -73,8 +81,22 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
   const http = config.listen.http ? fastify(common) : null;
 
-  await addRoutes(https, ca, config);
-  if (http) await addRoutes(http, ca, config);
+  const cache = await BlobCache.open({
+    dir: join(config.dataDir, 'cache'),
+    maxSize: config.cacheMaxSize,
+    logger,
+    stallTimeoutMs: config.timeouts.proxyReadMs,
+  });
+  const upstreamAgent = createUpstreamAgent(config, new UpstreamResolver({ servers: config.upstreamDns }));
+
+  prepare(https, config);
+  await https.register(serviceRoutes, { caCertPem: ca.certPem, hosts: SERVICE_HOSTS });
+  await https.register(replyFrom, { undici: upstreamAgent, disableRequestLogging: true });
+  await https.register(registryProxy, { config, cache, intercepted, pendingFills: new PendingFills() });
+  if (http) {
+    prepare(http, config);
+    await http.register(serviceRoutes, { caCertPem: ca.certPem });
+  }
 
   const dns = config.listen.dns
     ? new DnsServer({
@@ -85,7 +107,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
         logger,
       })
     : null;
-  return { config, logger, ca, https, http, dns };
+  return { config, logger, ca, https, http, dns, cache, upstreamAgent };
 }
 
 /** Starts every listener; on a failure, whatever already listens is closed again. */
@@ -109,4 +131,5 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
 /** Stops accepting, lets requests in flight finish, closes everything. */
 export async function closeApp(app: LayoverApp): Promise<void> {
   await Promise.allSettled([app.https.close(), app.http?.close(), app.dns?.close()]);
+  await Promise.allSettled([app.upstreamAgent.close(), app.cache.close()]);
 }

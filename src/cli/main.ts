@@ -3,11 +3,12 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { configFlagOptions, loadConfig } from '../config/load-config.js';
+import { CACHE_SUBCOMMANDS, cacheCommand, type CacheSubcommand } from './cache-commands.js';
 import { printCa, printConfig, printCoredns, printHosts } from './print-commands.js';
 import { serve } from './serve.js';
 import { USAGE } from './usage.js';
 
-const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'help'] as const;
+const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'cache', 'help'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** Exit code 2: the command line or the configuration is wrong; nothing was started. */
@@ -26,7 +27,7 @@ async function main(argv: string[]): Promise<void> {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...configFlagOptions(), k8s: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      options: { ...configFlagOptions(), k8s: { type: 'boolean' }, 'max-size': { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
       allowPositionals: true,
       allowNegative: true,
       strict: true,
@@ -38,9 +39,11 @@ async function main(argv: string[]): Promise<void> {
   if (values.version) return void process.stdout.write(`${version()}\n`);
   const command = (positionals[0] ?? 'serve') as Command;
   if (values.help || command === 'help') return void process.stdout.write(USAGE);
-  if (!COMMANDS.includes(command) || positionals.length > 1) usageError(`unknown command "${positionals.join(' ')}"\n${USAGE}`);
+  const subcommand = positionals[1] as CacheSubcommand | undefined;
+  const validSubcommand = command === 'cache' ? subcommand !== undefined && CACHE_SUBCOMMANDS.includes(subcommand) && positionals.length === 2 : positionals.length === 1 || positionals.length === 0;
+  if (!COMMANDS.includes(command) || !validSubcommand) usageError(`unknown command "${positionals.join(' ')}"\n${USAGE}`);
 
-  const { k8s, help: _help, version: _version, ...flags } = values;
+  const { k8s, 'max-size': maxSize, help: _help, version: _version, ...flags } = values;
   let config;
   try {
     config = loadConfig({ flags });
@@ -60,6 +63,13 @@ async function main(argv: string[]): Promise<void> {
       return void process.stdout.write(printHosts(config));
     case 'config':
       return void process.stdout.write(printConfig(config));
+    case 'cache':
+      try {
+        return void process.stdout.write(await cacheCommand(config, subcommand!, maxSize as string | undefined));
+      } catch (error) {
+        if (error instanceof ConfigError) usageError(error.message);
+        throw error;
+      }
   }
 }
 

@@ -11,6 +11,8 @@ const CODE_BY_STATUS: Record<number, OciErrorCode> = { 401: 'UNAUTHORIZED', 403:
  */
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
+    // Headers copied from an upstream answer (its length, its type) do not describe this body.
+    for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
     let oci: OciError;
     if (error instanceof OciError) oci = error;
     else {

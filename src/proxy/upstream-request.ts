@@ -39,8 +39,7 @@ export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, ta
       const cause = (error as { cause?: Error }).cause ?? error;
       request.log.warn({ registry: target.registry, err: cause }, 'upstream unreachable');
       if (options.onUnreachable) return options.onUnreachable(cause);
-      const oci = new OciError('UNAVAILABLE', `upstream registry ${target.registry} is unreachable`, { reason: (cause as NodeJS.ErrnoException).code ?? cause.message }, { cause });
-      void replyFrom.code(oci.status).send(oci.toBody());
+      void replyFrom.send(unreachable(target, cause));
     },
   };
   if (options.method) hooks.method = options.method;
@@ -49,4 +48,14 @@ export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, ta
     hooks.onResponse = (_request, _reply, res) => onResponse(res as unknown as UpstreamResponse);
   }
   return reply.from(undefined, hooks);
+}
+
+/** The client's error when an upstream cannot be reached (DNS, connect, timeout): 503 UNAVAILABLE naming it. */
+export function unreachable(target: UpstreamTarget, cause: Error): OciError {
+  return new OciError('UNAVAILABLE', `upstream registry ${target.registry} is unreachable`, { reason: (cause as NodeJS.ErrnoException).code ?? cause.message }, { cause });
+}
+
+/** Drops the headers reply-from copied from an upstream answer we are not going to send. */
+export function clearUpstreamHeaders(reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
 }

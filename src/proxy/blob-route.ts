@@ -1,0 +1,103 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
+import type { Fill } from '../cache/blob-cache.js';
+import type { Digest } from '../registry/digest.js';
+import type { RepositoryName } from '../registry/repository-name.js';
+import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
+import { parseByteRange } from './byte-range.js';
+import type { ProxyContext } from './proxy-context.js';
+import { forwardUpstream, unreachable } from './upstream-request.js';
+import type { UpstreamTarget } from './upstream-target.js';
+
+const OCTET_STREAM = 'application/octet-stream';
+
+/**
+ * GET/HEAD of a blob. Hits come from disk, verified at commit; HEAD misses
+ * stay HEADs upstream; a GET miss starts (or joins) the one fill of that
+ * digest and every client reads from the growing file.
+ */
+export function serveBlob(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest): FastifyReply {
+  const log: RequestLogFields = { registry: target.registry, repo: name, digest };
+  // With pushes on, a HEAD is how a pusher asks whether *this* repository has
+  // the blob; the cache only knows the digest exists somewhere, so ask upstream.
+  const entry = request.method === 'HEAD' && ctx.config.allowPush ? undefined : ctx.cache.stat(digest);
+  if (entry) {
+    const range = parseByteRange(request.headers.range, entry.size);
+    if (range === 'unsatisfiable') {
+      annotateRequestLog(request, { ...log, cache: 'hit' });
+      return reply.code(416).header('content-range', `bytes */${entry.size}`).send();
+    }
+    reply.header('content-type', entry.mediaType ?? OCTET_STREAM).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
+    if (request.method === 'HEAD') {
+      annotateRequestLog(request, { ...log, cache: 'hit', bytes: 0 });
+      return reply.header('content-length', entry.size).send();
+    }
+    const read = ctx.cache.read(digest, range ?? undefined);
+    if (read) {
+      const length = range ? range.end - range.start + 1 : entry.size;
+      annotateRequestLog(request, { ...log, cache: 'hit', bytes: length });
+      if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
+      return reply.header('content-length', length).send(read.stream);
+    }
+    // Evicted between stat and read: fall through to a miss.
+  }
+
+  if (request.method === 'HEAD' || request.headers.range) {
+    annotateRequestLog(request, { ...log, cache: 'pass' });
+    return forwardUpstream(request, reply, target, { identity: true });
+  }
+
+  const active = ctx.cache.activeFill(digest);
+  if (active) return sendFill(request, reply, active, log);
+  const pending = ctx.pendingFills.get(digest);
+  if (pending) {
+    // Decide again once it is known: follow the fill, or (no fill came of it) ask upstream ourselves.
+    void pending.then(() => serveBlob(ctx, request, reply, target, name, digest));
+    return reply;
+  }
+  return fetchMiss(ctx, request, reply, target, name, digest, log);
+}
+
+/** The one upstream GET for a digest; its 200 becomes the fill every other client of that digest reads. */
+function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest, log: RequestLogFields): FastifyReply {
+  const settle = ctx.pendingFills.begin(digest);
+  // reply-from drops the upstream answer of a client that went away before it came.
+  reply.raw.once('close', () => settle(ctx.cache.activeFill(digest)));
+  annotateRequestLog(request, { ...log, cache: 'miss' });
+  return forwardUpstream(request, reply, target, {
+    identity: true,
+    onUnreachable: (error) => {
+      settle(undefined);
+      void reply.send(unreachable(target, error));
+    },
+    onResponse: (res) => {
+      if (res.statusCode !== 200) {
+        // Not ours to share: another client may hold other credentials.
+        settle(undefined);
+        return void reply.send(res.stream);
+      }
+      const length = Number(res.headers['content-length']);
+      const fill = ctx.cache.fill(digest, res.stream, {
+        ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}),
+        mediaType: headerValue(res.headers['content-type']) ?? null,
+        kind: 'blob',
+        source: `${target.registry}/${name}`,
+      });
+      settle(fill);
+      annotateRequestLog(request, { bytes: fill.meta.size });
+      return void reply.send(fill.reader());
+    },
+  });
+}
+
+function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill, log: RequestLogFields): FastifyReply {
+  annotateRequestLog(request, { ...log, cache: 'miss', bytes: fill.meta.size, joined: true });
+  reply.code(200).header('content-type', fill.meta.mediaType ?? OCTET_STREAM).header('docker-content-digest', fill.digest);
+  if (fill.meta.size !== undefined) reply.header('content-length', fill.meta.size);
+  const stream: Readable = fill.reader();
+  return reply.send(stream);
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

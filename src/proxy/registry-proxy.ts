@@ -1,0 +1,75 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { annotateRequestLog } from '../log/request-log.js';
+import { OciError } from '../registry/oci-errors.js';
+import { parseRegistryPath } from '../registry/registry-route.js';
+import { serveBlob } from './blob-route.js';
+import { serveManifest } from './manifest-route.js';
+import type { ProxyContext } from './proxy-context.js';
+import { clearUpstreamHeaders, forwardUpstream } from './upstream-request.js';
+import { upstreamTarget, type UpstreamTarget } from './upstream-target.js';
+
+const READ_METHODS = new Set(['GET', 'HEAD']);
+
+/**
+ * Every request for an intercepted registry name: blobs and manifests through
+ * the cache, everything else (ping, tags, referrers, catalog, token endpoints,
+ * other hosts' paths) passed through unchanged, pushes only with ALLOW_PUSH.
+ */
+export async function registryProxy(app: FastifyInstance, ctx: ProxyContext): Promise<void> {
+  // Bodies (pushes) stream through untouched: parsing JSON would change the
+  // bytes, and with them a manifest's digest.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  app.route({
+    method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    url: '/*',
+    handler: (request, reply) => route(ctx, request, reply),
+  });
+}
+
+/**
+ * The `/v2/` ping goes upstream (its 401 tells clients how to authenticate),
+ * but when the upstream is down or failing Layover answers it itself, so that
+ * clients go on to the manifests and blobs it can serve from the cache.
+ */
+function ping(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
+  const answerLocally = (): void => {
+    clearUpstreamHeaders(reply);
+    annotateRequestLog(request, { cache: 'stale' });
+    void reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
+  };
+  annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
+  return forwardUpstream(request, reply, target, {
+    onUnreachable: answerLocally,
+    onResponse: (res) => {
+      if (res.statusCode < 500 && res.statusCode !== 429) return void reply.send(res.stream);
+      res.stream.resume();
+      answerLocally();
+    },
+  });
+}
+
+function route(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const target = upstreamTarget(request.host, ctx.intercepted);
+  if (!target) throw new OciError('NOT_FOUND', `${request.host || 'this host'} is not a registry Layover proxies`);
+  const registryRoute = parseRegistryPath(request.url.split('?')[0]!);
+  if (!READ_METHODS.has(request.method)) {
+    if (!ctx.config.allowPush) throw new OciError('UNSUPPORTED', 'Layover is a pull-through cache: pushing is off (ALLOW_PUSH)');
+    annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
+    return forwardUpstream(request, reply, target);
+  }
+  switch (registryRoute?.kind) {
+    case 'blob':
+      return serveBlob(ctx, request, reply, target, registryRoute.name, registryRoute.digest);
+    case 'manifest':
+      return serveManifest(ctx, request, reply, target, registryRoute.name, registryRoute.reference);
+    case 'ping':
+      return ping(request, reply, target);
+    default: {
+      const repo = registryRoute && 'name' in registryRoute ? registryRoute.name : undefined;
+      annotateRequestLog(request, { registry: target.registry, repo, cache: 'pass' });
+      return forwardUpstream(request, reply, target);
+    }
+  }
+}
