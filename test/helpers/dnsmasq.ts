@@ -60,8 +60,9 @@ export async function startDnsmasq(options: DnsmasqOptions = {}): Promise<Dnsmas
   throw lastError ?? new Error('dnsmasq did not start');
 }
 
-function argsFor(options: DnsmasqOptions): string[] {
-  const args = [
+/** dnsmasq answering only from its command line, in the foreground, logging to stderr. */
+export function hermeticDnsmasqArgs(ttl = 300): string[] {
+  return [
     '--keep-in-foreground',
     '--conf-file=/dev/null',
     '--no-resolv',
@@ -71,8 +72,12 @@ function argsFor(options: DnsmasqOptions): string[] {
     '--user=root',
     '--pid-file',
     '--log-facility=-',
-    `--local-ttl=${options.ttl ?? 300}`,
+    `--local-ttl=${ttl}`,
   ];
+}
+
+function argsFor(options: DnsmasqOptions): string[] {
+  const args = hermeticDnsmasqArgs(options.ttl);
   for (const [name, addresses] of Object.entries(options.hostRecords ?? {})) {
     args.push(`--host-record=${[name, ...addresses].join(',')}`);
   }
