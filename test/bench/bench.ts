@@ -33,6 +33,11 @@ export interface BenchOptions {
   extraRecords?: Record<string, string[]>;
   /** Options of the first Layover process, or false to start none yet (see startLayover). */
   layover?: LayoverProcessOptions | false;
+  /**
+   * Runs after the resolver and before the registry, for peers the registry needs (a token server,
+   * an S3 server); returns config.yml sections for the registry (see RegistryOptions.configSections).
+   */
+  beforeRegistry?: (sandbox: Sandbox, ca: TestCa) => Promise<Record<string, unknown> | void>;
 }
 
 export interface Bench {
@@ -61,10 +66,12 @@ export async function startBench(options: BenchOptions = {}): Promise<Bench> {
       [INTERCEPTED_HOST]: [REGISTRY_ADDRESS],
       [DIRECT_HOST]: [REGISTRY_ADDRESS],
     });
+    const configSections = (await options.beforeRegistry?.(sandbox, ca)) ?? undefined;
     const registry = await startRegistry(sandbox, ca, {
       address: REGISTRY_ADDRESS,
       names: [INTERCEPTED_HOST, DIRECT_HOST],
       ...(options.auth ? { auth: options.auth } : {}),
+      ...(configSections ? { configSections } : {}),
     });
     const keys = options.images ?? IMAGE_KEYS;
     const images = await pushImages(sandbox, registry, ca.trustDir, { keys, resolvConf: resolver.resolvConf, ...(options.seed ? { seed: options.seed } : {}) });

@@ -25,6 +25,11 @@ export interface RegistryOptions {
   /** Names the certificate covers; default registry.test and registry-direct.test. */
   names?: string[];
   auth?: { htpasswd: Record<string, string> };
+  /**
+   * Top-level sections of the registry's config.yml that replace the defaults, e.g.
+   * `{ auth: { token: {...} } }` or `{ storage: { s3: {...} } }` (sections are replaced whole).
+   */
+  configSections?: Record<string, unknown>;
 }
 
 export interface RegistryRequest {
@@ -89,6 +94,7 @@ export async function startRegistry(sandbox: Sandbox, ca: TestCa, options: Regis
     storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
     http: { addr: `${address}:443`, tls: { certificate: tls.certFile, key: tls.keyFile }, headers: { 'X-Content-Type-Options': ['nosniff'] } },
     ...(auth ? { auth } : {}),
+    ...options.configSections,
   };
   const configFile = join(base, 'config.yml');
   writeFileSync(configFile, JSON.stringify(config, null, 2));
