@@ -12,6 +12,7 @@ import { RequestLogController } from './log/request-log.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
 import { PendingFills } from './proxy/pending-fills.js';
 import { registryProxy } from './proxy/registry-proxy.js';
+import { RegistryPortServers } from './proxy/registry-port-servers.js';
 import { SERVICE_HOSTS, serviceRoutes } from './proxy/service-routes.js';
 import { HostnameSet } from './registry/hostname.js';
 import { DOCKER_PROXY_HOST } from './registry/well-known-hosts.js';
@@ -31,6 +32,8 @@ export interface LayoverApp {
   readonly dns: DnsServer | null;
   readonly cache: BlobCache;
   readonly upstreamAgent: Agent;
+  /** TLS listeners for registries configured with a port other than 443. */
+  readonly registryPortServers: RegistryPortServers;
 }
 
 export interface AppDependencies {
@@ -41,6 +44,7 @@ export interface ListeningAddresses {
   https: AddressInfo;
   http: AddressInfo | null;
   dns: { host: string; port: number } | null;
+  registryPorts: AddressInfo[];
 }
 
 // Options shared by both listeners (typed by inference: fastify's option types differ per server kind).
@@ -107,7 +111,12 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
         logger,
       })
     : null;
-  return { config, logger, ca, https, http, dns, cache, upstreamAgent };
+  const registryPortServers = new RegistryPortServers(https, tlsOptions, config.registryPorts, {
+    headersMs: config.timeouts.clientHeaderMs,
+    keepAliveMs: config.timeouts.keepaliveMs,
+    idleMs: common.connectionTimeout,
+  });
+  return { config, logger, ca, https, http, dns, cache, upstreamAgent, registryPortServers };
 }
 
 /** Starts every listener; on a failure, whatever already listens is closed again. */
@@ -117,7 +126,9 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
     await app.https.listen({ host: listen.https.host, port: listen.https.port });
     if (app.http && listen.http) await app.http.listen({ host: listen.http.host, port: listen.http.port });
     const dns = app.dns ? await app.dns.listen() : null;
+    const registryPorts = await app.registryPortServers.listen(listen.https.host);
     return {
+      registryPorts,
       https: app.https.server.address() as AddressInfo,
       http: app.http ? (app.http.server.address() as AddressInfo) : null,
       dns,
@@ -130,6 +141,6 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
 
 /** Stops accepting, lets requests in flight finish, closes everything. */
 export async function closeApp(app: LayoverApp): Promise<void> {
-  await Promise.allSettled([app.https.close(), app.http?.close(), app.dns?.close()]);
+  await Promise.allSettled([app.https.close(), app.http?.close(), app.dns?.close(), app.registryPortServers.close()]);
   await Promise.allSettled([app.upstreamAgent.close(), app.cache.close()]);
 }

@@ -10,6 +10,7 @@ export async function serve(config: LayoverConfig): Promise<void> {
       https: `${addresses.https.address}:${addresses.https.port}`,
       http: addresses.http && `${addresses.http.address}:${addresses.http.port}`,
       dns: addresses.dns && `${addresses.dns.host}:${addresses.dns.port}`,
+      registryPorts: addresses.registryPorts.map((a) => a.port),
       advertise: config.advertise,
       intercepted: config.registries.length,
     },

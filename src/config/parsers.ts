@@ -105,14 +105,19 @@ export const resolverList: Parser<HostPort[]> = (value) => {
   return parsed.every((p) => p !== undefined) ? (parsed as HostPort[]) : undefined;
 };
 
-/** Hostnames or `*.suffix` wildcards, lower-cased. */
+/** Hostnames or `*.suffix` wildcards, lower-cased, each with an optional `:port` (`registry.example:5000`). */
 export const hostnamePatterns: Parser<string[]> = (value) => {
   const items = list(value);
   if (!items) return undefined;
   const parsed = items.map((item) => {
-    const wildcard = item.startsWith('*.');
-    const name = parseHostname(wildcard ? item.slice(2) : item);
-    return name && (wildcard ? `*.${name}` : name);
+    const [pattern, portText, ...rest] = item.split(':');
+    if (rest.length > 0 || pattern === undefined) return undefined;
+    const p = portText === undefined ? undefined : port(portText);
+    if (portText !== undefined && !p) return undefined;
+    const wildcard = pattern.startsWith('*.');
+    const name = parseHostname(wildcard ? pattern.slice(2) : pattern);
+    if (!name) return undefined;
+    return `${wildcard ? '*.' : ''}${name}${p && p !== 443 ? `:${p}` : ''}`;
   });
   return parsed.every((p) => p) ? (parsed as string[]) : undefined;
 };

@@ -42,7 +42,7 @@ export const SETTINGS = {
 
   registries: setting({
     env: 'REGISTRIES',
-    expected: 'hostnames or *.domain wildcards separated by spaces',
+    expected: 'hostnames or *.domain wildcards, each with an optional :port, separated by spaces',
     parse: parse.hostnamePatterns,
     default: ['registry.k8s.io', 'k8s.gcr.io', 'gcr.io', 'quay.io', 'ghcr.io', 'public.ecr.aws', 'mcr.microsoft.com'],
   }),

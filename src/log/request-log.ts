@@ -22,7 +22,7 @@ export class RequestLogController extends LogController {
     const length = Number(reply.getHeader('content-length'));
     const line = {
       method: request.method,
-      host: request.hostname,
+      host: request.host,
       url: redactUrl(request.url),
       status: reply.statusCode,
       bytes: Number.isFinite(length) ? length : undefined,

@@ -20,8 +20,10 @@ import type { TestCa } from './test-ca.js';
 const run = promisify(execFile);
 
 export interface RegistryOptions {
-  /** Listen address inside the sandbox; default 127.0.0.2 (port 443). */
+  /** Listen address inside the sandbox; default 127.0.0.2. */
   address?: string;
+  /** Listen port; default 443. */
+  port?: number;
   /** Names the certificate covers; default registry.test and registry-direct.test. */
   names?: string[];
   auth?: { htpasswd: Record<string, string> };
@@ -73,6 +75,7 @@ const ACCESS_LINE = /^\S+ \S+ \S+ \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-)
 
 export async function startRegistry(sandbox: Sandbox, ca: TestCa, options: RegistryOptions = {}): Promise<Registry> {
   const address = options.address ?? '127.0.0.2';
+  const hostPort = `${address}:${options.port ?? 443}`;
   const names = options.names ?? ['registry.test', 'registry-direct.test'];
   const base = join(sandbox.dir, `registry-${address}`);
   const storageDir = join(base, 'storage');
@@ -92,7 +95,7 @@ export async function startRegistry(sandbox: Sandbox, ca: TestCa, options: Regis
     version: 0.1,
     log: { level: 'info', formatter: 'text', accesslog: { disabled: false } },
     storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
-    http: { addr: `${address}:443`, tls: { certificate: tls.certFile, key: tls.keyFile }, headers: { 'X-Content-Type-Options': ['nosniff'] } },
+    http: { addr: hostPort, tls: { certificate: tls.certFile, key: tls.keyFile }, headers: { 'X-Content-Type-Options': ['nosniff'] } },
     ...(auth ? { auth } : {}),
     ...options.configSections,
   };
@@ -151,7 +154,7 @@ export async function startRegistry(sandbox: Sandbox, ca: TestCa, options: Regis
     async sync() {
       const path = `${SYNC_PATH}${++syncs}`;
       const seen = waitFor((r) => r.path === path, 10_000);
-      const curl = await sandbox.exec('curl', ['-sS', '-o', '/dev/null', '--cacert', ca.certFile, `https://${address}${path}`]);
+      const curl = await sandbox.exec('curl', ['-sS', '-o', '/dev/null', '--cacert', ca.certFile, `https://${hostPort}${path}`]);
       if (curl.code !== 0) throw new Error(`registry.sync: ${curl.stderr}`);
       await seen;
     },

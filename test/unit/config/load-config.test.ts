@@ -101,6 +101,11 @@ describe('loadConfig parsing', () => {
       { host: '10.0.0.1', port: 54 },
     ]);
     expect(config.registries.slice(0, 2)).toEqual(['quay.io', 'my.registry.example']);
+    expect(config.registryPorts).toEqual([]);
+    const ported = load({ env: { REGISTRIES: 'r.example:5000 quay.io:443 *.pkg.dev:5000 s.example:6000' } });
+    expect(ported.registries.slice(0, 4)).toEqual(['r.example', 'quay.io', '*.pkg.dev', 's.example']);
+    expect(ported.registryPorts).toEqual([5000, 6000]);
+    expect(() => load({ env: { REGISTRIES: 'r.example:99999' } })).toThrow(/REGISTRIES: expected/);
     expect(config.manifestCache.enabled).toBe(true);
     expect(config.manifestCache.tiers).toHaveLength(1);
   });
@@ -146,7 +151,7 @@ describe('loadConfig errors name the setting and the expected form', () => {
     [{ env: { MANIFEST_CACHE_PRIMARY_TIME: 'soon' } }, 'MANIFEST_CACHE_PRIMARY_TIME: expected a duration such as 60s, 10m, 1h or 60d, got "soon"'],
     [{ env: { MANIFEST_CACHE_PRIMARY_REGEX: '(unclosed' } }, 'MANIFEST_CACHE_PRIMARY_REGEX: expected a regular expression, got "(unclosed"'],
     [{ env: { ALLOW_PUSH: 'maybe' } }, 'ALLOW_PUSH: expected true or false, got "maybe"'],
-    [{ env: { REGISTRIES: 'quay.io bad_host!' } }, 'REGISTRIES: expected hostnames or *.domain wildcards separated by spaces, got "quay.io bad_host!"'],
+    [{ env: { REGISTRIES: 'quay.io bad_host!' } }, 'REGISTRIES: expected hostnames or *.domain wildcards, each with an optional :port, separated by spaces, got "quay.io bad_host!"'],
     [{ flags: { advertise: '10.0.0.1,nope' } }, '--advertise: expected IP addresses separated by commas, got "10.0.0.1,nope"'],
     [{ flags: { 'upstream-dns': '1.1.1.1:x' } }, '--upstream-dns: expected resolvers as IP[:PORT] separated by commas, got "1.1.1.1:x"'],
     [{ flags: { 'upstream-ca': '/nonexistent/ca.pem' } }, '--upstream-ca: expected a readable PEM file of certificates, got "/nonexistent/ca.pem"'],

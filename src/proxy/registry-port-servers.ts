@@ -1,0 +1,51 @@
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * TLS listeners on the extra ports of registries configured as `host:port`
+ * (`registry.example:5000`): clients that were told that port reach Layover on
+ * it, and the request (whose Host keeps the port) takes the same routes as on 443.
+ */
+export class RegistryPortServers {
+  readonly #servers: Server[] = [];
+
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly tlsOptions: TlsOptions & SecureContextOptions,
+    private readonly ports: readonly number[],
+    private readonly timeouts: { headersMs: number; keepAliveMs: number; idleMs: number },
+  ) {}
+
+  /** Listens on every port at `host`; call after the fastify app is ready (its router is needed). */
+  async listen(host: string): Promise<AddressInfo[]> {
+    for (const port of this.ports) {
+      const server = createServer({ ...this.tlsOptions, ALPNProtocols: ['http/1.1'] }, (req, res) => this.app.routing(req, res));
+      server.headersTimeout = this.timeouts.headersMs;
+      server.keepAliveTimeout = this.timeouts.keepAliveMs;
+      server.timeout = this.timeouts.idleMs;
+      this.#servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    }
+    return this.#servers.map((server) => server.address() as AddressInfo);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.#servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          }),
+      ),
+    );
+  }
+}
