@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import replyFrom from '@fastify/reply-from';
 import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Agent } from 'undici';
 import { BlobCache } from './cache/blob-cache.js';
 import type { LayoverConfig } from './config/layover-config.js';
 import { DnsServer } from './dns/dns-server.js';
@@ -18,7 +17,7 @@ import { HostnameSet } from './registry/hostname.js';
 import { DOCKER_PROXY_HOST } from './registry/well-known-hosts.js';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.js';
 import { SniContexts } from './tls/sni-contexts.js';
-import { createUpstreamAgent } from './upstream/upstream-agent.js';
+import { UpstreamDispatcher } from './upstream/upstream-agent.js';
 import { UpstreamResolver } from './upstream/upstream-resolver.js';
 
 export interface LayoverApp {
@@ -31,7 +30,7 @@ export interface LayoverApp {
   readonly http: FastifyInstance | null;
   readonly dns: DnsServer | null;
   readonly cache: BlobCache;
-  readonly upstreamAgent: Agent;
+  readonly upstreamAgent: UpstreamDispatcher;
   /** TLS listeners for registries configured with a port other than 443. */
   readonly registryPortServers: RegistryPortServers;
 }
@@ -91,10 +90,11 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     logger,
     stallTimeoutMs: config.timeouts.proxyReadMs,
   });
-  const upstreamAgent = createUpstreamAgent(config, new UpstreamResolver({ servers: config.upstreamDns }));
+  const upstreamAgent = new UpstreamDispatcher(config, new UpstreamResolver({ servers: config.upstreamDns }));
 
   prepare(https, config);
   await https.register(serviceRoutes, { caCertPem: ca.certPem, hosts: SERVICE_HOSTS });
+  https.decorate('upstream', upstreamAgent);
   await https.register(replyFrom, { undici: upstreamAgent, disableRequestLogging: true });
   await https.register(registryProxy, { config, cache, intercepted, pendingFills: new PendingFills() });
   if (http) {

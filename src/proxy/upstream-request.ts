@@ -1,8 +1,17 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyReplyFromHooks } from '@fastify/reply-from';
+import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
+import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
 import type { UpstreamTarget } from './upstream-target.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The upstream dispatcher (src/app.ts decorates the TLS listener with it). */
+    upstream: UpstreamDispatcher;
+  }
+}
 
 /** The upstream response as reply-from hands it to onResponse. */
 export interface UpstreamResponse {
@@ -29,7 +38,14 @@ export interface UpstreamRequestOptions {
 export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions = {}): FastifyReply {
   const hooks: FastifyReplyFromHooks = {
     getUpstream: () => target.origin,
-    retryDelay: () => null,
+    // No retries (a failing upstream must fail fast so a cached copy can be
+    // served), except once over h2 for an origin that answered 426.
+    retryDelay: ({ res, attempt }) => {
+      if (res?.statusCode !== 426 || attempt > 0 || !request.server.upstream.upgradeOn426(target.origin)) return null;
+      (res as unknown as UpstreamResponse).stream.resume();
+      request.log.info({ registry: target.registry }, 'upstream requires HTTP/2: switching to h2');
+      return 1;
+    },
     rewriteRequestHeaders: (_request, headers) => {
       const out = { ...headers };
       if (options.identity) out['accept-encoding'] = 'identity';
@@ -43,10 +59,14 @@ export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, ta
     },
   };
   if (options.method) hooks.method = options.method;
-  if (options.onResponse) {
-    const onResponse = options.onResponse;
-    hooks.onResponse = (_request, _reply, res) => onResponse(res as unknown as UpstreamResponse);
-  }
+  hooks.onResponse = (_request, replyFrom, raw) => {
+    const res = raw as unknown as UpstreamResponse;
+    // Docker Hub counts pulls; keep its quota in the log line (the headers also reach the client).
+    const limit = res.headers['ratelimit-remaining'];
+    if (typeof limit === 'string') annotateRequestLog(request, { ratelimitRemaining: limit.split(';')[0] });
+    if (options.onResponse) options.onResponse(res);
+    else void replyFrom.send(res.stream);
+  };
   return reply.from(undefined, hooks);
 }
 
