@@ -9,7 +9,7 @@
  * or a Layover process's `certDir` (never a directory with a `.key` in it: skopeo takes that for a
  * client key and fails). TLS verification stays on.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecResult, Sandbox } from './sandbox.js';
 
@@ -68,8 +68,11 @@ function hermeticEnv(sandbox: Sandbox): Record<string, string> {
   const registriesConf = join(dir, 'registries.conf');
   const authFile = join(dir, 'auth.json');
   const tmp = join(dir, 'tmp');
-  mkdirSync(tmp, { recursive: true });
-  writeFileSync(registriesConf, '');
-  writeFileSync(authFile, '{}');
+  // Written once per sandbox: concurrent skopeo runs must never read a file another run is rewriting.
+  if (!existsSync(authFile)) {
+    mkdirSync(tmp, { recursive: true });
+    writeFileSync(registriesConf, '');
+    writeFileSync(authFile, '{}');
+  }
   return { CONTAINERS_REGISTRIES_CONF: registriesConf, REGISTRY_AUTH_FILE: authFile, TMPDIR: tmp };
 }
