@@ -9,7 +9,9 @@ import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
+import { dockerProxyRoute } from './proxy/docker-proxy-route.js';
 import { PendingFills } from './proxy/pending-fills.js';
+import { StorageRedirects } from './proxy/redirects/storage-redirects.js';
 import { registryProxy } from './proxy/registry-proxy.js';
 import { RegistryPortServers } from './proxy/registry-port-servers.js';
 import { SERVICE_HOSTS, serviceRoutes } from './proxy/service-routes.js';
@@ -19,6 +21,7 @@ import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.js';
 import { SniContexts } from './tls/sni-contexts.js';
 import { UpstreamDispatcher } from './upstream/upstream-agent.js';
 import { UpstreamResolver } from './upstream/upstream-resolver.js';
+import { UpstreamAuth } from './upstream/auth/upstream-auth.js';
 
 export interface LayoverApp {
   readonly config: LayoverConfig;
@@ -96,7 +99,12 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   await https.register(serviceRoutes, { caCertPem: ca.certPem, hosts: SERVICE_HOSTS });
   https.decorate('upstream', upstreamAgent);
   await https.register(replyFrom, { undici: upstreamAgent, disableRequestLogging: true });
-  await https.register(registryProxy, { config, cache, intercepted, pendingFills: new PendingFills() });
+  https.decorate('storageRedirects', await StorageRedirects.open(config, intercepted));
+  const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger });
+  // One PendingFills for both: a registry's blob GET and a docker.proxy GET of the same digest share a download.
+  const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth };
+  await https.register(dockerProxyRoute, proxyContext);
+  await https.register(registryProxy, proxyContext);
   if (http) {
     prepare(http, config);
     await http.register(serviceRoutes, { caCertPem: ca.certPem });

@@ -1,12 +1,28 @@
 import { readFileSync } from 'node:fs';
 import { Secret } from './secret.js';
+import { parseDuration } from './units.js';
 import { parseHostname } from '../registry/hostname.js';
+import { parseRepositoryName } from '../registry/repository-name.js';
+
+/** How long a credential helper's answer is used before the helper runs again (unless `maxAge` says otherwise). */
+export const DEFAULT_HELPER_MAX_AGE_MS = 30 * 60_000;
 
 export interface RegistryCredential {
-  /** The registry host (optionally host:port) the credential is sent to. */
+  /**
+   * The registry host (optionally host:port) the credential belongs to, or the host of the token
+   * realm it is sent to (`auth.docker.io`, as the nginx proxies' users write Docker Hub's entry).
+   */
   readonly registry: string;
+  /** Empty for a helper credential: the helper supplies it. */
   readonly username: string;
+  /** Empty for a helper credential: the helper supplies it. */
   readonly password: Secret;
+  /** Only for repositories at or below this prefix (config file `registry: host/prefix`); the longest prefix wins. */
+  readonly prefix?: string;
+  /** A token realm host on another domain that may receive this credential (config file `realm`). */
+  readonly realm?: string;
+  /** A docker-credential-helper (`docker-credential-NAME get`) supplies username and secret, re-run after maxAgeMs or a rejection. */
+  readonly helper?: { readonly name: string; readonly maxAgeMs: number };
 }
 
 /** Thrown with a message that never contains the credential itself. */
@@ -16,7 +32,17 @@ function registryName(value: string, where: string): string {
   const [host, port, ...rest] = value.split(':');
   const valid = parseHostname(host ?? '') && rest.length === 0 && (port === undefined || /^\d{1,5}$/.test(port));
   if (!valid) throw new CredentialError(`${where}: the registry is not a hostname[:port]`);
-  return value.toLowerCase();
+  const name = value.toLowerCase();
+  return name.endsWith(':443') ? name.slice(0, -4) : name;
+}
+
+/** `host[:port][/repository/prefix]` (config file only): the registry and an optional repository prefix. */
+function registryAndPrefix(value: string, where: string): { registry: string; prefix?: string } {
+  const slash = value.indexOf('/');
+  if (slash < 0) return { registry: registryName(value, where) };
+  const prefix = value.slice(slash + 1).replace(/\/+$/, '');
+  if (!parseRepositoryName(prefix)) throw new CredentialError(`${where}: "${value.slice(slash + 1)}" is not a repository prefix such as team/app`);
+  return { registry: registryName(value.slice(0, slash), where), prefix };
 }
 
 /**
@@ -40,31 +66,54 @@ function fromString(text: string, entryDelimiter: string, partDelimiter: string)
     });
 }
 
-/** Config-file entries: `{registry, username, password | passwordFile | passwordEnv}`. */
+function readPassword(e: Record<string, unknown>, where: string, env: NodeJS.ProcessEnv): string {
+  let password: string | undefined;
+  if (typeof e.password === 'string') password = e.password;
+  else if (typeof e.passwordFile === 'string') {
+    try {
+      password = readFileSync(e.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      throw new CredentialError(`${where}: cannot read passwordFile ${e.passwordFile} (${(error as NodeJS.ErrnoException).code})`);
+    }
+  } else if (typeof e.passwordEnv === 'string') {
+    password = env[e.passwordEnv];
+    if (password === undefined) throw new CredentialError(`${where}: environment variable ${e.passwordEnv} is not set`);
+  }
+  if (!password) throw new CredentialError(`${where}: the password is empty or not a string`);
+  return password;
+}
+
+/**
+ * Config-file entries: `{registry, username, password | passwordFile | passwordEnv}` or
+ * `{registry, helper, maxAge?}`; `registry` may carry a repository prefix (`host/team`), and
+ * `realm` names a token realm host on another domain that may receive the credential.
+ */
 function fromEntries(entries: unknown[], env: NodeJS.ProcessEnv): RegistryCredential[] {
   return entries.map((entry, index) => {
     const where = `entry ${index + 1}`;
     if (typeof entry !== 'object' || entry === null) throw new CredentialError(`${where} is not an object`);
     const e = entry as Record<string, unknown>;
-    if (typeof e.registry !== 'string' || typeof e.username !== 'string' || e.username === '') {
-      throw new CredentialError(`${where} needs registry and username`);
+    if (typeof e.registry !== 'string') throw new CredentialError(`${where} needs registry`);
+    const target = registryAndPrefix(e.registry, where);
+    const extra: { realm?: string } = {};
+    if (e.realm !== undefined) {
+      const realm = typeof e.realm === 'string' ? parseHostname(e.realm) : null;
+      if (!realm) throw new CredentialError(`${where}: realm is not a hostname`);
+      extra.realm = realm;
     }
     const sources = ['password', 'passwordFile', 'passwordEnv'].filter((k) => e[k] !== undefined);
-    if (sources.length !== 1) throw new CredentialError(`${where} needs exactly one of password, passwordFile, passwordEnv`);
-    let password: string | undefined;
-    if (typeof e.password === 'string') password = e.password;
-    else if (typeof e.passwordFile === 'string') {
-      try {
-        password = readFileSync(e.passwordFile, 'utf8').replace(/\r?\n$/, '');
-      } catch (error) {
-        throw new CredentialError(`${where}: cannot read passwordFile ${e.passwordFile} (${(error as NodeJS.ErrnoException).code})`);
+    if (e.helper !== undefined) {
+      if (typeof e.helper !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(e.helper)) {
+        throw new CredentialError(`${where}: helper is not a credential helper name such as ecr-login (docker-credential-NAME)`);
       }
-    } else if (typeof e.passwordEnv === 'string') {
-      password = env[e.passwordEnv];
-      if (password === undefined) throw new CredentialError(`${where}: environment variable ${e.passwordEnv} is not set`);
+      if (e.username !== undefined || sources.length > 0) throw new CredentialError(`${where}: a helper entry takes no username or password`);
+      const maxAgeMs = e.maxAge === undefined ? DEFAULT_HELPER_MAX_AGE_MS : typeof e.maxAge === 'string' || typeof e.maxAge === 'number' ? parseDuration(String(e.maxAge)) : null;
+      if (!maxAgeMs) throw new CredentialError(`${where}: maxAge is not a duration such as 30m or 6h`);
+      return { ...target, ...extra, username: '', password: new Secret(''), helper: { name: e.helper, maxAgeMs } };
     }
-    if (!password) throw new CredentialError(`${where}: the password is empty or not a string`);
-    return { registry: registryName(e.registry, where), username: e.username, password: new Secret(password) };
+    if (typeof e.username !== 'string' || e.username === '') throw new CredentialError(`${where} needs username (or helper)`);
+    if (sources.length !== 1) throw new CredentialError(`${where} needs exactly one of password, passwordFile, passwordEnv`);
+    return { ...target, ...extra, username: e.username, password: new Secret(readPassword(e, where, env)) };
   });
 }
 

@@ -43,6 +43,13 @@ export interface LayoverConfig {
     readonly defaultTtlMs: number;
   };
   readonly allowPush: boolean;
+  /** Blob redirects from registries: how they reach clients, and where storage fetches may connect. */
+  readonly redirects: {
+    /** rewrite: a signed docker.proxy URL; follow: Layover follows the chain and the client gets a 200. */
+    readonly mode: 'rewrite' | 'follow';
+    /** Non-public networks storage fetches may still reach (CIDRs), besides the registry's own addresses. */
+    readonly allowNetworks: readonly string[];
+  };
   /** nginx meanings: connect = to upstream; read/send = between two reads/writes. */
   readonly timeouts: {
     readonly proxyConnectMs: number;

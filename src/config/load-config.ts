@@ -146,6 +146,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     cacheMaxSize: r.cacheMaxSize,
     manifestCache: { enabled: r.enableManifestCache, tiers, defaultTtlMs: r.manifestCacheDefaultTime },
     allowPush: r.allowPush,
+    redirects: { mode: r.redirects, allowNetworks: r.redirectAllowNetworks },
     timeouts: {
       proxyConnectMs: r.proxyConnectTimeout,
       proxyReadMs: r.proxyReadTimeout,

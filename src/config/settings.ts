@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import * as parse from './parsers.js';
 import type { Parser } from './parsers.js';
 
@@ -19,6 +20,22 @@ export interface Setting<T> {
 }
 
 const setting = <T>(s: Setting<T>): Setting<T> => s;
+
+const redirectMode: Parser<'rewrite' | 'follow'> = (value) => {
+  const s = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+  return s === 'rewrite' || s === 'follow' ? s : undefined;
+};
+
+/** CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare addresses; a list (config file) or separated by commas or spaces. */
+const networks: Parser<string[]> = (value) => {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : undefined;
+  const valid = (item: unknown): boolean => {
+    const match = typeof item === 'string' ? /^([^/]+)(?:\/(\d{1,3}))?$/.exec(item.trim()) : null;
+    const family = match ? isIP(match[1]!) : 0;
+    return family !== 0 && (match![2] === undefined || Number(match![2]) <= (family === 4 ? 32 : 128));
+  };
+  return items && items.every(valid) ? items.map((item: string) => item.trim()) : undefined;
+};
 
 const LISTEN = 'ADDR:PORT such as 0.0.0.0:443';
 const DURATION = 'a duration such as 60s, 10m, 1h or 60d';
@@ -66,6 +83,14 @@ export const SETTINGS = {
   clientBodyTimeout: setting({ env: 'CLIENT_BODY_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
   clientHeaderTimeout: setting({ env: 'CLIENT_HEADER_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
   keepaliveTimeout: setting({ env: 'KEEPALIVE_TIMEOUT', expected: DURATION, parse: parse.duration, default: 300_000 }),
+
+  redirects: setting<'rewrite' | 'follow'>({ env: 'REDIRECTS', expected: 'rewrite or follow', parse: redirectMode, default: 'rewrite' }),
+  redirectAllowNetworks: setting({
+    env: 'REDIRECT_ALLOW_NETWORKS',
+    expected: 'networks such as 10.0.0.0/8 or fd00::/8 (or addresses) separated by commas',
+    parse: networks,
+    default: [],
+  }),
 };
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -1,6 +1,7 @@
 // Query parameters that carry credentials: registry tokens and the signatures
-// of storage URLs (S3, GCS, CloudFront, Azure), which are bearer secrets too.
-const SECRET_PARAMS = /^(token|access_token|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|signature|sig|key-pair-id|policy|se|sp|sv|skoid|sktid|password)$/i;
+// of storage URLs (S3, GCS, CloudFront, Azure), which are bearer secrets too;
+// `target` is the storage URL a docker.proxy URL carries (base64url, signature and all).
+const SECRET_PARAMS = /^(token|access_token|target|x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|signature|sig|key-pair-id|policy|se|sp|sv|skoid|sktid|password)$/i;
 
 /** The URL with the values of credential-bearing query parameters replaced. */
 export function redactUrl(url: string): string {

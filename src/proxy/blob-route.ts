@@ -5,6 +5,7 @@ import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
 import { parseByteRange } from './byte-range.js';
+import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
 import type { ProxyContext } from './proxy-context.js';
 import { forwardUpstream, unreachable } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
@@ -44,7 +45,11 @@ export function serveBlob(ctx: ProxyContext, request: FastifyRequest, reply: Fas
 
   if (request.method === 'HEAD' || request.headers.range) {
     annotateRequestLog(request, { ...log, cache: 'pass' });
-    return forwardUpstream(request, reply, target, { identity: true });
+    return forwardUpstream(request, reply, target, {
+      identity: true,
+      auth: ctx.upstreamAuth.for(name),
+      onResponse: (res) => (isBlobRedirect(res) ? answerBlobRedirect({ ctx, request, reply, res, target, name, digest }) : void reply.send(res.stream)),
+    });
   }
 
   const active = ctx.cache.activeFill(digest);
@@ -66,11 +71,14 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
   annotateRequestLog(request, { ...log, cache: 'miss' });
   return forwardUpstream(request, reply, target, {
     identity: true,
+    auth: ctx.upstreamAuth.for(name),
     onUnreachable: (error) => {
       settle(undefined);
       void reply.send(unreachable(target, error));
     },
     onResponse: (res) => {
+      // A storage redirect: never cached itself; rewritten to docker.proxy or followed (src/proxy/redirects/).
+      if (isBlobRedirect(res)) return answerBlobRedirect({ ctx, request, reply, res, target, name, digest, settle });
       if (res.statusCode !== 200) {
         // Not ours to share: another client may hold other credentials.
         settle(undefined);

@@ -34,9 +34,10 @@ export function serveManifest(ctx: ProxyContext, request: FastifyRequest, reply:
     const entry = manifestEntry(ctx, reference.digest);
     if (entry) return sendCached(ctx, request, reply, entry, { ...log, cache: 'hit' });
     annotateRequestLog(request, { ...log, cache: request.method === 'HEAD' ? 'pass' : 'miss' });
-    if (request.method === 'HEAD') return forwardUpstream(request, reply, target);
+    if (request.method === 'HEAD') return forwardUpstream(request, reply, target, { auth: ctx.upstreamAuth.for(name) });
     return forwardUpstream(request, reply, target, {
       identity: true,
+      auth: ctx.upstreamAuth.for(name),
       onResponse: (res) => void storeAndSend(ctx, request, reply, target, name, res, reference.digest, null),
     });
   }
@@ -58,6 +59,7 @@ export function serveManifest(ctx: ProxyContext, request: FastifyRequest, reply:
   annotateRequestLog(request, { ...log, cache: 'miss' });
   return forwardUpstream(request, reply, target, {
     identity: true,
+    auth: ctx.upstreamAuth.for(name),
     onUnreachable: (error) => {
       if (serveStale((error as NodeJS.ErrnoException).code ?? error.message)) return;
       void reply.send(unreachable(target, error));

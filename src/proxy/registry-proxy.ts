@@ -6,6 +6,8 @@ import { serveBlob } from './blob-route.js';
 import { serveManifest } from './manifest-route.js';
 import type { ProxyContext } from './proxy-context.js';
 import { clearUpstreamHeaders, forwardUpstream } from './upstream-request.js';
+import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
+import { TOKEN_ENDPOINT_PATH } from '../upstream/auth/upstream-auth.js';
 import { upstreamTarget, type UpstreamTarget } from './upstream-target.js';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -33,7 +35,7 @@ export async function registryProxy(app: FastifyInstance, ctx: ProxyContext): Pr
  * but when the upstream is down or failing Layover answers it itself, so that
  * clients go on to the manifests and blobs it can serve from the cache.
  */
-function ping(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
+function ping(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
   const answerLocally = (): void => {
     clearUpstreamHeaders(reply);
     annotateRequestLog(request, { cache: 'stale' });
@@ -41,6 +43,7 @@ function ping(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
   };
   annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
   return forwardUpstream(request, reply, target, {
+    auth: ctx.upstreamAuth.forPing(),
     onUnreachable: answerLocally,
     onResponse: (res) => {
       if (res.statusCode < 500 && res.statusCode !== 429) return void reply.send(res.stream);
@@ -53,11 +56,15 @@ function ping(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
 function route(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const target = upstreamTarget(request.host, ctx.intercepted);
   if (!target) throw new OciError('NOT_FOUND', `${request.host || 'this host'} is not a registry Layover proxies`);
-  const registryRoute = parseRegistryPath(request.url.split('?')[0]!);
+  const path = request.url.split('?')[0]!;
+  // Where Layover points Bearer challenges of registries it holds credentials for (src/upstream/auth/).
+  if (path === TOKEN_ENDPOINT_PATH && ctx.upstreamAuth.concerns(target.origin)) return answerTokenRequest(ctx.upstreamAuth, request, reply, target);
+  const registryRoute = parseRegistryPath(path);
+  const repo = registryRoute && 'name' in registryRoute ? registryRoute.name : undefined;
   if (!READ_METHODS.has(request.method)) {
     if (!ctx.config.allowPush) throw new OciError('UNSUPPORTED', 'Layover is a pull-through cache: pushing is off (ALLOW_PUSH)');
     annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
-    return forwardUpstream(request, reply, target);
+    return forwardUpstream(request, reply, target, { auth: ctx.upstreamAuth.for(repo, 'push') });
   }
   switch (registryRoute?.kind) {
     case 'blob':
@@ -65,11 +72,10 @@ function route(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply):
     case 'manifest':
       return serveManifest(ctx, request, reply, target, registryRoute.name, registryRoute.reference);
     case 'ping':
-      return ping(request, reply, target);
+      return ping(ctx, request, reply, target);
     default: {
-      const repo = registryRoute && 'name' in registryRoute ? registryRoute.name : undefined;
       annotateRequestLog(request, { registry: target.registry, repo, cache: 'pass' });
-      return forwardUpstream(request, reply, target);
+      return forwardUpstream(request, reply, target, { auth: ctx.upstreamAuth.for(repo) });
     }
   }
 }

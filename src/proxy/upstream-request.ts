@@ -4,6 +4,10 @@ import type { FastifyReplyFromHooks } from '@fastify/reply-from';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
+import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
+import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
+import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
+import { readLimited } from './read-limited.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 declare module 'fastify' {
@@ -27,15 +31,59 @@ export interface UpstreamRequestOptions {
   onResponse?: (response: UpstreamResponse) => void;
   /** Called instead of the default 503 when the upstream cannot be reached at all. */
   onUnreachable?: (error: Error) => void;
+  /**
+   * Upstream credentials (`ctx.upstreamAuth.for(repository)`): Layover's own go upstream when the
+   * client sent none, and a 401/403 becomes an OCI UNAUTHORIZED/DENIED naming the registry
+   * (onResponse does not see it).
+   */
+  auth?: AuthScope;
+}
+
+/** How one request is authorized upstream (src/upstream/auth/). */
+interface Authorization {
+  grant: AuthGrant;
+  /** Layover authorizes this registry's requests itself: it may retry a 401 once and points Bearer realms at itself. */
+  managed: boolean;
+  retried: boolean;
 }
 
 /**
  * Sends the client's request to the upstream registry with reply-from and
- * streams the answer back (status, headers and auth challenges unchanged)
- * unless `onResponse` takes over. No retries: a failing upstream must fail
+ * streams the answer back (status and headers unchanged; auth challenges and
+ * refusals as `auth` says) unless `onResponse` takes over. No retries: a failing upstream must fail
  * fast so a cached copy can be served instead.
  */
 export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions = {}): FastifyReply {
+  const scope = options.auth;
+  if (!scope) return send(request, reply, target, options, null);
+  if (!scope.auth.concerns(target.origin)) {
+    // No credential can apply: the request goes as it came, only a refusal is made clear.
+    const grant: AuthGrant = { dropClientHeader: false, clientOwn: clientBringsCredentials(request.headers.authorization), challenge: null, passChallenge: scope.ping === true };
+    return send(request, reply, target, options, { grant, managed: false, retried: false });
+  }
+  authorizeAndSend(request, reply, target, options, scope, false);
+  return reply;
+}
+
+function authorizeAndSend(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions, scope: AuthScope, retried: boolean): void {
+  scope.auth.authorize(target.origin, scope, request.headers.authorization, request.log).then(
+    (grant) => {
+      if (grant.credential) annotateRequestLog(request, { credential: grant.credential });
+      send(request, reply, target, options, { grant, managed: true, retried });
+    },
+    (error: unknown) => {
+      if (error instanceof UpstreamAuthError && error.kind === 'unreachable') {
+        const cause = error.cause instanceof Error ? error.cause : error;
+        request.log.warn({ registry: target.registry, err: cause }, 'upstream unreachable');
+        if (options.onUnreachable) return options.onUnreachable(cause);
+        return void reply.send(unreachable(target, cause));
+      }
+      void reply.send(error instanceof UpstreamAuthError ? authFailure(error, target.registry) : error);
+    },
+  );
+}
+
+function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions, authorization: Authorization | null): FastifyReply {
   const hooks: FastifyReplyFromHooks = {
     getUpstream: () => target.origin,
     // No retries (a failing upstream must fail fast so a cached copy can be
@@ -49,6 +97,8 @@ export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, ta
     rewriteRequestHeaders: (_request, headers) => {
       const out = { ...headers };
       if (options.identity) out['accept-encoding'] = 'identity';
+      if (authorization?.grant.dropClientHeader) delete out.authorization;
+      if (authorization?.grant.header) out.authorization = authorization.grant.header;
       return out;
     },
     onError: (replyFrom, { error }) => {
@@ -59,8 +109,16 @@ export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, ta
     },
   };
   if (options.method) hooks.method = options.method;
+  if (authorization?.managed && options.auth) {
+    const auth = options.auth.auth;
+    hooks.rewriteHeaders = (headers) => {
+      const challenge = headers['www-authenticate'];
+      return challenge ? { ...headers, 'www-authenticate': auth.rewriteChallenges(challenge, `https://${request.host}`) } : headers;
+    };
+  }
   hooks.onResponse = (_request, replyFrom, raw) => {
     const res = raw as unknown as UpstreamResponse;
+    if (authorization && !authorization.grant.passChallenge && (res.statusCode === 401 || res.statusCode === 403)) return void refuse(request, reply, target, options, authorization, res);
     // Docker Hub counts pulls; keep its quota in the log line (the headers also reach the client).
     const limit = res.headers['ratelimit-remaining'];
     if (typeof limit === 'string') annotateRequestLog(request, { ratelimitRemaining: limit.split(';')[0] });
@@ -68,6 +126,28 @@ export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, ta
     else void replyFrom.send(res.stream);
   };
   return reply.from(undefined, hooks);
+}
+
+/**
+ * A 401 or 403 from the upstream. A 401 to Layover's own authorization is retried once with fresh
+ * authorization (stale token, rotated helper credential, changed scheme); otherwise the client
+ * gets an OCI error naming the registry, with the upstream's challenge so it can authenticate.
+ */
+async function refuse(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions, authorization: Authorization, res: UpstreamResponse): Promise<void> {
+  const scope = options.auth!;
+  const method = options.method ?? request.method;
+  const idempotent = method === 'GET' || method === 'HEAD';
+  if (res.statusCode === 401 && authorization.managed && !authorization.retried && idempotent && scope.auth.rejected(target.origin, authorization.grant, res.headers['www-authenticate'])) {
+    res.stream.resume();
+    clearUpstreamHeaders(reply);
+    return authorizeAndSend(request, reply, target, options, scope, true);
+  }
+  const body = await readLimited(res.stream, 64 * 1024).catch(() => null);
+  const challenge = reply.getHeader('www-authenticate');
+  clearUpstreamHeaders(reply);
+  const error = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);
+  if (challenge !== undefined) reply.header('www-authenticate', challenge);
+  void reply.code(error.status).header('docker-distribution-api-version', 'registry/2.0').header('content-type', 'application/json').send(JSON.stringify(error.toBody()));
 }
 
 /** The client's error when an upstream cannot be reached (DNS, connect, timeout): 503 UNAVAILABLE naming it. */

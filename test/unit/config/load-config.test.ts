@@ -171,3 +171,33 @@ describe('loadConfig errors name the setting and the expected form', () => {
     expect(errorOf(() => load({ flags: { config: '/nonexistent.yaml' } }))).toMatch(/cannot read it \(ENOENT\)/);
   });
 });
+
+describe('loadConfig storage redirects', () => {
+  it('rewrites by default and allows no extra networks', () => {
+    expect(load().redirects).toEqual({ mode: 'rewrite', allowNetworks: [] });
+  });
+
+  it('reads REDIRECTS and REDIRECT_ALLOW_NETWORKS from the environment, flags and the file', () => {
+    expect(load({ env: { REDIRECTS: 'Follow', REDIRECT_ALLOW_NETWORKS: '10.0.0.0/8, fd00::/8 192.0.2.7' } }).redirects).toEqual({
+      mode: 'follow',
+      allowNetworks: ['10.0.0.0/8', 'fd00::/8', '192.0.2.7'],
+    });
+    expect(load({ flags: { redirects: 'follow', 'redirect-allow-networks': '127.0.0.5/32' } }).redirects).toEqual({ mode: 'follow', allowNetworks: ['127.0.0.5/32'] });
+    const file = tempFile('redirects.yaml', 'redirects: follow\nredirectAllowNetworks: [10.1.0.0/16]\n');
+    expect(load({ flags: { config: file } }).redirects).toEqual({ mode: 'follow', allowNetworks: ['10.1.0.0/16'] });
+  });
+
+  it.each([
+    [{ env: { REDIRECTS: 'cache' } }, 'REDIRECTS: expected rewrite or follow, got "cache"'],
+    [
+      { env: { REDIRECT_ALLOW_NETWORKS: '10.0.0.0/33' } },
+      'REDIRECT_ALLOW_NETWORKS: expected networks such as 10.0.0.0/8 or fd00::/8 (or addresses) separated by commas, got "10.0.0.0/33"',
+    ],
+    [
+      { flags: { 'redirect-allow-networks': 'storage.internal' } },
+      '--redirect-allow-networks: expected networks such as 10.0.0.0/8 or fd00::/8 (or addresses) separated by commas, got "storage.internal"',
+    ],
+  ])('rejects %j', (sources, message) => {
+    expect(errorOf(() => load(sources as ConfigSources))).toBe(message);
+  });
+});

@@ -1,0 +1,184 @@
+import type { LookupAddress } from 'node:dns';
+import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { isIP } from 'node:net';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+import { Agent, buildConnector, request } from 'undici';
+import type { LayoverConfig } from '../../config/layover-config.js';
+import type { UpstreamResolver } from '../../upstream/upstream-resolver.js';
+import { type AddressPolicy, normalizeAddress } from './address-policy.js';
+
+/** Redirects followed per fetch, after the first URL: enough for registry -> CDN -> relative path. */
+export const MAX_STORAGE_HOPS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+export type StorageFailure =
+  | 'refused' // an address the policy forbids: nothing was sent
+  | 'invalid-url' // not an http(s) URL, or one with credentials in it
+  | 'hops' // more than MAX_STORAGE_HOPS redirects
+  | 'status' // the storage host answered something other than 200
+  | 'unreachable'; // DNS, connect, TLS or timeout
+
+export class StorageFetchError extends Error {
+  override readonly name = 'StorageFetchError';
+
+  constructor(
+    readonly reason: StorageFailure,
+    message: string,
+    /** The storage host (never the query string: it carries the storage signature). */
+    readonly host: string,
+    readonly status?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface StorageResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+  /** The host that answered (after any redirects). */
+  host: string;
+  hops: number;
+}
+
+export interface StorageFetchOptions {
+  method: 'GET' | 'HEAD';
+  /**
+   * Addresses of the registry that redirected, resolved lazily and only when a storage address is
+   * not public: a registry on a private network may redirect to itself.
+   */
+  upstreamAddresses: () => Promise<ReadonlySet<string>>;
+}
+
+export const isRedirectStatus = (status: number): boolean => REDIRECT_STATUSES.has(status);
+
+/**
+ * Fetches a storage URL the way a registry client would follow it, minus the client: no
+ * Authorization or any other client header is ever sent (the registry's credentials are not the
+ * storage host's business), Accept-Encoding is identity (the bytes are hashed), redirects are
+ * followed up to MAX_STORAGE_HOPS with a relative Location resolved against the URL that sent it.
+ *
+ * Every hop resolves its host through the upstream resolver once, keeps only addresses the
+ * AddressPolicy allows, and connects with an Agent that can reach only those (its lookup answers
+ * with them; the connector checks the address the socket actually reached). A literal address or
+ * a name whose every address is forbidden fails with 'refused' before anything is sent. One Agent
+ * per hop: storage fetches are one per blob miss, so the lost keep-alive costs a handshake per blob.
+ */
+export class StorageFetcher {
+  readonly #policy: AddressPolicy;
+  readonly #resolver: UpstreamResolver;
+  readonly #tls: { ca: string[]; rejectUnauthorized: boolean };
+  readonly #timeouts: { connectMs: number; readMs: number };
+
+  constructor(config: LayoverConfig, resolver: UpstreamResolver, policy: AddressPolicy) {
+    this.#policy = policy;
+    this.#resolver = resolver;
+    const extraCa = config.upstreamCa ? [readFileSync(config.upstreamCa, 'utf8')] : [];
+    this.#tls = { ca: [...rootCertificates, ...extraCa], rejectUnauthorized: config.verifyUpstreamTls };
+    this.#timeouts = { connectMs: config.timeouts.proxyConnectMs, readMs: config.timeouts.proxyReadMs };
+  }
+
+  async fetch(start: URL, options: StorageFetchOptions): Promise<StorageResponse> {
+    let url = start;
+    let method = options.method;
+    for (let hops = 0; ; hops++) {
+      const response = await this.#fetchOne(url, method, options);
+      const location = response.headers.location;
+      if (!isRedirectStatus(response.statusCode) || typeof location !== 'string') {
+        if (response.statusCode === 200) return { ...response, host: url.host, hops };
+        response.body.resume();
+        throw new StorageFetchError('status', `storage host ${url.host} answered ${response.statusCode}`, url.host, response.statusCode);
+      }
+      response.body.resume();
+      if (hops >= MAX_STORAGE_HOPS) throw new StorageFetchError('hops', `more than ${MAX_STORAGE_HOPS} redirects (the last from ${url.host})`, url.host);
+      try {
+        url = new URL(location, url);
+      } catch (error) {
+        throw new StorageFetchError('invalid-url', `storage host ${url.host} redirected to an invalid URL`, url.host, undefined, { cause: error });
+      }
+      if (response.statusCode === 303) method = method === 'HEAD' ? 'HEAD' : 'GET';
+    }
+  }
+
+  async #fetchOne(url: URL, method: 'GET' | 'HEAD', options: StorageFetchOptions): Promise<{ statusCode: number; headers: IncomingHttpHeaders; body: Readable }> {
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new StorageFetchError('invalid-url', `storage URLs must be http or https, not ${url.protocol}`, url.host);
+    }
+    if (url.username || url.password) throw new StorageFetchError('invalid-url', `a storage URL with credentials in it is not followed (${url.host})`, url.host);
+    const addresses = await this.#allowedAddresses(url, options);
+    const allowed = new Set(addresses.map((a) => normalizeAddress(a.address)));
+    const lookup = (_hostname: string, opts: { all?: boolean; family?: number | string }, callback: (...args: never[]) => void): void => {
+      const wanted = opts.family === 'IPv4' ? 4 : opts.family === 'IPv6' ? 6 : Number(opts.family ?? 0);
+      const usable = wanted ? addresses.filter((a) => a.family === wanted) : addresses;
+      const cb = callback as unknown as (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+      if (usable.length === 0) return cb(Object.assign(new Error(`no IPv${wanted} address for ${url.hostname}`), { code: 'ENOTFOUND' }), '');
+      if (opts.all) cb(null, usable);
+      else cb(null, usable[0]!.address, usable[0]!.family);
+    };
+    const connector = buildConnector({ ...this.#tls, timeout: this.#timeouts.connectMs, lookup: lookup as never, autoSelectFamily: true });
+    const agent = new Agent({
+      connect: (connectOptions, callback) =>
+        connector(connectOptions, (error, socket) => {
+          if (error) return callback(error, null);
+          // The address actually reached, whatever resolved it: the last word against rebinding.
+          const remote = socket.remoteAddress ? normalizeAddress(socket.remoteAddress) : '';
+          if (allowed.has(remote)) return callback(null, socket);
+          socket.destroy();
+          callback(new StorageFetchError('refused', `storage host ${url.host} connected to ${remote || 'an unknown address'}, which is not allowed`, url.host), null);
+        }),
+      headersTimeout: this.#timeouts.readMs,
+      bodyTimeout: this.#timeouts.readMs,
+      connections: 1,
+    });
+    try {
+      const response = await request(url, {
+        dispatcher: agent,
+        method,
+        headers: { 'accept-encoding': 'identity', 'user-agent': 'layover' },
+      });
+      const body = response.body as unknown as Readable;
+      finished(body, () => void agent.close().catch(() => undefined));
+      return { statusCode: response.statusCode, headers: response.headers, body };
+    } catch (error) {
+      void agent.destroy().catch(() => undefined);
+      if (error instanceof StorageFetchError) throw error;
+      const cause = error as NodeJS.ErrnoException;
+      throw new StorageFetchError('unreachable', `storage host ${url.host} is unreachable (${cause.code ?? cause.message})`, url.host, undefined, { cause });
+    }
+  }
+
+  /** The addresses of `url`'s host that the policy allows; throws 'refused' when there are none. */
+  async #allowedAddresses(url: URL, options: StorageFetchOptions): Promise<LookupAddress[]> {
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    let addresses: LookupAddress[];
+    if (isIP(hostname)) addresses = [{ address: hostname, family: isIP(hostname) }];
+    else {
+      try {
+        addresses = await this.#resolver.resolve(hostname);
+      } catch (error) {
+        const cause = error as NodeJS.ErrnoException;
+        throw new StorageFetchError('unreachable', `cannot resolve storage host ${url.host} (${cause.code ?? cause.message})`, url.host, undefined, { cause });
+      }
+    }
+    let upstream: ReadonlySet<string> | undefined;
+    const allowed: LookupAddress[] = [];
+    let refusal = '';
+    for (const entry of addresses) {
+      let verdict = this.#policy.check(entry.address);
+      if (!verdict.allowed) {
+        upstream ??= await options.upstreamAddresses().catch(() => new Set<string>());
+        verdict = this.#policy.check(entry.address, upstream);
+      }
+      if (verdict.allowed) allowed.push(entry);
+      else refusal ||= `${entry.address} is a ${verdict.kind} address`;
+    }
+    if (allowed.length === 0) {
+      throw new StorageFetchError('refused', `Layover does not fetch from ${url.host}: ${refusal} (REDIRECT_ALLOW_NETWORKS)`, url.host);
+    }
+    return allowed;
+  }
+}

@@ -1,0 +1,146 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Fill } from '../../cache/blob-cache.js';
+import { annotateRequestLog } from '../../log/request-log.js';
+import type { Digest } from '../../registry/digest.js';
+import { OciError } from '../../registry/oci-errors.js';
+import { parseByteRange } from '../byte-range.js';
+import type { ProxyContext } from '../proxy-context.js';
+import { StorageFetchError, type StorageResponse } from './storage-fetch.js';
+import type { StorageRedirects } from './storage-redirects.js';
+
+const OCTET_STREAM = 'application/octet-stream';
+
+/** One blob to fetch from a storage URL: which digest, where from, on behalf of which registry. */
+export interface StorageJob {
+  digest: Digest;
+  registry: string;
+  repo: string;
+  target: URL;
+}
+
+/** The client's error for a failed storage fetch. Messages name the host, never the signed query. */
+export function storageError(error: unknown): OciError {
+  if (!(error instanceof StorageFetchError)) return new OciError('UNKNOWN', 'storage fetch failed', undefined, { cause: error });
+  const detail = { storage: error.host, reason: error.reason, ...(error.status ? { status: error.status } : {}) };
+  switch (error.reason) {
+    case 'refused':
+      return new OciError('DENIED', error.message, detail, { cause: error });
+    case 'unreachable':
+      return new OciError('UNAVAILABLE', error.message, detail, { cause: error });
+    default:
+      // The registry's or the storage host's fault: a bad gateway, not the client's.
+      return new OciError('UNAVAILABLE', error.message, detail, { cause: error, status: 502 });
+  }
+}
+
+/** Serves a committed blob (whole, or the client's Range); false when it is not cached. */
+export function sendCached(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, digest: Digest): boolean {
+  const entry = ctx.cache.stat(digest);
+  if (!entry) return false;
+  const range = parseByteRange(request.headers.range, entry.size);
+  annotateRequestLog(request, { cache: 'hit' });
+  if (range === 'unsatisfiable') {
+    void reply.code(416).header('content-range', `bytes */${entry.size}`).send();
+    return true;
+  }
+  reply.header('content-type', entry.mediaType ?? OCTET_STREAM).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
+  if (request.method === 'HEAD') {
+    void reply.code(200).header('content-length', entry.size).send();
+    return true;
+  }
+  const read = ctx.cache.read(digest, range ?? undefined);
+  if (!read) return false;
+  const length = range ? range.end - range.start + 1 : entry.size;
+  if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
+  else reply.code(200);
+  annotateRequestLog(request, { bytes: length });
+  void reply.header('content-length', length).send(read.stream);
+  return true;
+}
+
+/** Streams a fill in progress (a Range is answered with the whole blob: a 200 is allowed). */
+export function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill): void {
+  annotateRequestLog(request, { cache: 'miss', bytes: fill.meta.size });
+  reply.code(200).header('content-type', fill.meta.mediaType ?? OCTET_STREAM).header('docker-content-digest', fill.digest);
+  if (fill.meta.size !== undefined) reply.header('content-length', fill.meta.size);
+  void reply.send(fill.reader());
+}
+
+/**
+ * The one storage download of `job.digest`, which becomes its fill: the caller holds the digest's
+ * pending slot (`settle`), released with the fill or with nothing. The bytes are verified against
+ * the digest like any other fill, so a storage host cannot poison the cache.
+ */
+export async function fillFromStorage(
+  ctx: ProxyContext,
+  redirects: StorageRedirects,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  job: StorageJob,
+  settle: (fill: Fill | undefined) => void,
+): Promise<void> {
+  let fill: Fill;
+  let response: StorageResponse | undefined;
+  try {
+    response = await redirects.fetch(job.target, job.registry, 'GET');
+    annotateRequestLog(request, { storage: response.host, hops: response.hops });
+    const active = ctx.cache.activeFill(job.digest);
+    if (active) {
+      response.body.destroy();
+      fill = active;
+    } else {
+      const length = Number(response.headers['content-length']);
+      const type = response.headers['content-type'];
+      fill = ctx.cache.fill(job.digest, response.body, {
+        ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}),
+        mediaType: typeof type === 'string' ? type : null,
+        kind: 'blob',
+        source: `${job.registry}/${job.repo}`,
+      });
+    }
+  } catch (error) {
+    settle(undefined);
+    response?.body.destroy();
+    request.log.warn({ registry: job.registry, digest: job.digest, storage: job.target.host, err: error }, 'storage fetch failed');
+    void reply.send(storageError(error));
+    return;
+  }
+  settle(fill);
+  sendFill(request, reply, fill);
+}
+
+/**
+ * A blob that a verified redirect (or a followed one) leads to: from the cache, from the fill in
+ * progress, after the pending download of someone else, or by starting the download. HEAD misses
+ * become HEADs at the storage host and are not cached.
+ */
+export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {
+  if (sendCached(ctx, request, reply, job.digest)) return;
+  if (request.method === 'HEAD') return headFromStorage(redirects, request, reply, job);
+  const active = ctx.cache.activeFill(job.digest);
+  if (active) return sendFill(request, reply, active);
+  const pending = ctx.pendingFills.get(job.digest);
+  if (pending) {
+    await pending;
+    return serveFromStorage(ctx, redirects, request, reply, job);
+  }
+  annotateRequestLog(request, { cache: 'miss' });
+  return fillFromStorage(ctx, redirects, request, reply, job, ctx.pendingFills.begin(job.digest));
+}
+
+async function headFromStorage(redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {
+  annotateRequestLog(request, { cache: 'pass' });
+  try {
+    const response = await redirects.fetch(job.target, job.registry, 'HEAD');
+    response.body.resume();
+    annotateRequestLog(request, { storage: response.host, hops: response.hops });
+    const length = Number(response.headers['content-length']);
+    const type = response.headers['content-type'];
+    reply.code(200).header('content-type', typeof type === 'string' ? type : OCTET_STREAM).header('docker-content-digest', job.digest);
+    if (Number.isSafeInteger(length) && length >= 0) reply.header('content-length', length);
+    void reply.send();
+  } catch (error) {
+    request.log.warn({ registry: job.registry, digest: job.digest, storage: job.target.host, err: error }, 'storage fetch failed');
+    void reply.send(storageError(error));
+  }
+}

@@ -1,0 +1,77 @@
+import type { LayoverConfig } from '../../config/layover-config.js';
+import { DOCKER_PROXY_HOST } from '../../registry/well-known-hosts.js';
+import type { HostnameSet } from '../../registry/hostname.js';
+import { UpstreamResolver } from '../../upstream/upstream-resolver.js';
+import { upstreamTarget } from '../upstream-target.js';
+import { AddressPolicy, normalizeAddress } from './address-policy.js';
+import { loadOrCreateRedirectKey, signedPath, verifySignedRequest, type StorageRedirect, type VerifyFailure } from './signed-url.js';
+import { StorageFetcher, type StorageResponse } from './storage-fetch.js';
+
+export type RedirectMode = 'rewrite' | 'follow';
+
+/** How long a docker.proxy URL stays valid: the client follows it at once; storage URLs last longer. */
+export const SIGNED_URL_LIFETIME_MS = 10 * 60_000;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Storage redirects (src/app.ts decorates the TLS listener with them). */
+    storageRedirects: StorageRedirects;
+  }
+}
+
+/**
+ * What a blob redirect from a registry turns into: with REDIRECTS=rewrite a docker.proxy URL that
+ * Layover signs (and later verifies and serves), with REDIRECTS=follow a fetch that follows the
+ * chain. Holds the signing key (`<data-dir>/redirect.key`) and the guarded storage fetcher.
+ */
+export class StorageRedirects {
+  readonly mode: RedirectMode;
+  readonly #key: Buffer;
+  readonly #fetcher: StorageFetcher;
+  readonly #resolver: UpstreamResolver;
+  readonly #intercepted: HostnameSet;
+
+  private constructor(config: LayoverConfig, key: Buffer, intercepted: HostnameSet) {
+    this.mode = config.redirects.mode;
+    this.#key = key;
+    this.#intercepted = intercepted;
+    this.#resolver = new UpstreamResolver({ servers: config.upstreamDns });
+    this.#fetcher = new StorageFetcher(config, this.#resolver, new AddressPolicy(config.redirects.allowNetworks));
+  }
+
+  static async open(config: LayoverConfig, intercepted: HostnameSet): Promise<StorageRedirects> {
+    return new StorageRedirects(config, await loadOrCreateRedirectKey(config.dataDir), intercepted);
+  }
+
+  /**
+   * The docker.proxy URL for a blob redirect, on the port the client reached Layover at (every
+   * Layover listener serves docker.proxy; DNS gives it the same addresses as the registry names).
+   */
+  signedUrl(clientHost: string | undefined, redirect: Omit<StorageRedirect, 'expires'>, nowMs = Date.now()): string {
+    const port = /^(?:[^:[\]]+|\[[^\]]+\]):(\d{1,5})$/.exec(clientHost ?? '')?.[1];
+    const authority = port && port !== '443' ? `${DOCKER_PROXY_HOST}:${port}` : DOCKER_PROXY_HOST;
+    const expires = Math.ceil((nowMs + SIGNED_URL_LIFETIME_MS) / 1000);
+    return `https://${authority}${signedPath(this.#key, { ...redirect, expires })}`;
+  }
+
+  verify(digest: string, query: URLSearchParams): StorageRedirect | VerifyFailure {
+    return verifySignedRequest(this.#key, digest, query);
+  }
+
+  /** True while `registry` is still a name Layover proxies (the key outlives configuration changes). */
+  proxies(registry: string): boolean {
+    return upstreamTarget(registry, this.#intercepted) !== null;
+  }
+
+  /** Fetches `target` for a blob of `registry`, following redirects; the registry's own addresses are allowed. */
+  fetch(target: URL, registry: string, method: 'GET' | 'HEAD'): Promise<StorageResponse> {
+    return this.#fetcher.fetch(target, { method, upstreamAddresses: () => this.#upstreamAddresses(registry) });
+  }
+
+  async #upstreamAddresses(registry: string): Promise<ReadonlySet<string>> {
+    const origin = upstreamTarget(registry, this.#intercepted)?.origin;
+    if (!origin) return new Set();
+    const addresses = await this.#resolver.resolve(new URL(origin).hostname);
+    return new Set(addresses.map((a) => normalizeAddress(a.address)));
+  }
+}
