@@ -7,7 +7,7 @@ import { acceptKey } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import type { ProxyContext } from './proxy-context.js';
-import { readLimited } from './read-limited.js';
+import { readLimited } from '../upstream/read-limited.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 

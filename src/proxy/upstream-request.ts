@@ -7,7 +7,7 @@ import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
 import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
-import { readLimited } from './read-limited.js';
+import { readLimited } from '../upstream/read-limited.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 declare module 'fastify' {

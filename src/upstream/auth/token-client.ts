@@ -3,23 +3,13 @@ import type { Secret } from '../../config/secret.js';
 import { UpstreamAuthError } from './auth-error.js';
 import { type Challenge, parseChallenges, preferredChallenge } from './challenge.js';
 import type { TokenAnswer } from './token-cache.js';
+import { readLimited } from '../read-limited.js';
 
 /** Token answers and pings are small; anything bigger is not what we asked for. */
 const MAX_BODY = 1024 * 1024;
 
-export async function readBounded(body: Dispatcher.ResponseData['body'], limit = MAX_BODY): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    total += (chunk as Buffer).length;
-    if (total > limit) {
-      body.destroy();
-      return null;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
+/** A token answer or ping body, at most `limit` bytes (null when larger). */
+export const readBounded = (body: Dispatcher.ResponseData['body'], limit = MAX_BODY): Promise<Buffer | null> => readLimited(body, limit);
 
 export const basicAuthorization = (username: string, password: Secret): string =>
   `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}`;
