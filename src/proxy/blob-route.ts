@@ -43,6 +43,13 @@ export function serveBlob(ctx: ProxyContext, request: FastifyRequest, reply: Fas
     // Evicted between stat and read: fall through to a miss.
   }
 
+  // A download in progress (or committing) already knows the blob: HEAD and ranges need no upstream.
+  const filling = ctx.cache.activeFill(digest);
+  const partial = request.method === 'HEAD' ? !ctx.config.allowPush : request.headers.range !== undefined;
+  if (filling && filling.meta.size !== undefined && partial) {
+    return sendFillPart(request, reply, filling, filling.meta.size, log);
+  }
+
   if (request.method === 'HEAD' || request.headers.range) {
     annotateRequestLog(request, { ...log, cache: 'pass' });
     return forwardUpstream(request, reply, target, {
@@ -104,6 +111,22 @@ function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill, log:
   if (fill.meta.size !== undefined) reply.header('content-length', fill.meta.size);
   const stream: Readable = fill.reader();
   return reply.send(stream);
+}
+
+/** HEAD or a Range GET answered from a fill whose size is known. */
+function sendFillPart(request: FastifyRequest, reply: FastifyReply, fill: Fill, size: number, log: RequestLogFields): FastifyReply {
+  const range = request.method === 'HEAD' ? null : parseByteRange(request.headers.range, size);
+  annotateRequestLog(request, { ...log, cache: 'miss', joined: true });
+  if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
+  reply.header('content-type', fill.meta.mediaType ?? OCTET_STREAM).header('docker-content-digest', fill.digest).header('accept-ranges', 'bytes');
+  if (request.method === 'HEAD') return reply.header('content-length', size).send();
+  if (!range) return reply.header('content-length', size).send(fill.reader());
+  annotateRequestLog(request, { bytes: range.end - range.start + 1 });
+  return reply
+    .code(206)
+    .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
+    .header('content-length', range.end - range.start + 1)
+    .send(fill.reader(range));
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

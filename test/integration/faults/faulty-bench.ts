@@ -137,12 +137,12 @@ export interface CurlResult extends ExecResult {
 let downloads = 0;
 
 /** curl inside the sandbox, resolving faulty.test through Layover's DNS and trusting Layover's CA. */
-export async function curlBlob(bench: Bench, mode: Mode, digest: Digest, options: { head?: boolean } = {}): Promise<CurlResult> {
+export async function curlBlob(bench: Bench, mode: Mode, digest: Digest, options: { head?: boolean; range?: string } = {}): Promise<CurlResult> {
   const layover = bench.layover;
   if (!layover) throw new Error('curlBlob: no Layover process');
   const out = join(bench.sandbox.dir, `download-${downloads++}`);
   const args = ['-sS', '--max-time', '60', '--cacert', layover.caFile, '-o', out, '-w', '%{http_code}'];
-  const result = await bench.sandbox.exec('curl', [...args, ...(options.head ? ['--head'] : []), `https://${FAULTY_HOST}/v2/${mode}/blobs/${digest}`]);
+  const result = await bench.sandbox.exec('curl', [...args, ...(options.head ? ['--head'] : []), ...(options.range ? ['-r', options.range] : []), `https://${FAULTY_HOST}/v2/${mode}/blobs/${digest}`]);
   const body = existsSync(out) ? readFileSync(out) : Buffer.alloc(0);
   rmSync(out, { force: true });
   return { ...result, status: Number(result.stdout.trim()) || 0, body };

@@ -75,6 +75,24 @@ describe('a faulty upstream through Layover', () => {
     expect(faulty.blobRequests(blob.digest, 'GET')).toEqual([]);
   });
 
+  it('a HEAD or a Range request during a download is answered from it, not upstream', async () => {
+    const { bench, faulty } = fb;
+    const layover = bench.layover!;
+    const blob = fixtureBlob(6);
+    // `stall` sends half the blob and then nothing until proxy_read_timeout drops the fill.
+    const stalled = curlBlob(bench, 'stall', blob.digest);
+    await until('the fill has bytes on disk', () => tempFiles(layover.dataDir).length > 0);
+    const part = await curlBlob(bench, 'ok', blob.digest, { range: '100-199' });
+    expect(part.status).toBe(206);
+    expect(part.body.equals(blob.bytes.subarray(100, 200))).toBe(true);
+    const head = await curlBlob(bench, 'ok', blob.digest, { head: true });
+    expect(head.body.toString('latin1')).toMatch(new RegExp(`^content-length: ${BLOB_SIZE}\\r?$`, 'im'));
+    expect(delivered(await stalled)).toBe(false);
+    await faulty.sync();
+    expect(faulty.blobRequests(blob.digest).map((r) => `${r.method} ${r.mode}`)).toEqual(['GET stall']);
+    expect(faulty.blobRequests(blob.digest, 'HEAD')).toEqual([]);
+  }, 60_000);
+
   it('layover cache ls lists exactly the blobs that filled correctly', async () => {
     const { bench } = fb;
     const layover = bench.layover!;
