@@ -4,6 +4,7 @@ import replyFrom from '@fastify/reply-from';
 import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BlobCache } from './cache/blob-cache.js';
+import { createClientAuth } from './client-auth/create-client-auth.js';
 import type { LayoverConfig } from './config/layover-config.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
@@ -74,6 +75,8 @@ function prepare(app: FastifyInstance, config: LayoverConfig): void {
 export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}): Promise<LayoverApp> {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const intercepted = new HostnameSet(config.registries);
+  // First: a missing htpasswd file stops the start before anything is opened.
+  const clientAuth = await createClientAuth(config, logger);
   const { ca, created } = await loadOrCreateCa(config.caDir);
   logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
 
@@ -102,7 +105,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   https.decorate('storageRedirects', await StorageRedirects.open(config, intercepted));
   const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger });
   // One PendingFills for both: a registry's blob GET and a docker.proxy GET of the same digest share a download.
-  const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth };
+  const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth, clientAuth };
   await https.register(dockerProxyRoute, proxyContext);
   await https.register(registryProxy, proxyContext);
   if (http) {

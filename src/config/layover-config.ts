@@ -1,5 +1,6 @@
 import type { HostPort } from './parsers.js';
 import type { RegistryCredential } from './credentials.js';
+import type { AccessRule, ClientAuthMode, ClientToken } from '../client-auth/client-auth-config.js';
 
 export type { HostPort, RegistryCredential };
 
@@ -43,6 +44,17 @@ export interface LayoverConfig {
     readonly defaultTtlMs: number;
   };
   readonly allowPush: boolean;
+  /** Who may use Layover (src/client-auth/): `none` lets every client in. */
+  readonly clientAuth: {
+    readonly mode: ClientAuthMode;
+    /** Absolute path; set when mode is htpasswd. */
+    readonly htpasswdFile: string | null;
+    readonly tokens: readonly ClientToken[];
+    /** Group name -> users, for every authenticator. */
+    readonly groups: Readonly<Record<string, readonly string[]>>;
+    /** null: the default (every authenticated user may pull, nobody may push). */
+    readonly accessRules: readonly AccessRule[] | null;
+  };
   /** Blob redirects from registries: how they reach clients, and where storage fetches may connect. */
   readonly redirects: {
     /** rewrite: a signed docker.proxy URL; follow: Layover follows the chain and the client gets a 200. */

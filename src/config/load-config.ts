@@ -4,6 +4,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './config-error.js';
 import { parseCredentials } from './credentials.js';
+import { parseAccessRules, parseClientGroups, parseClientTokens } from '../client-auth/client-auth-config.js';
 import type { LayoverConfig, ManifestTier } from './layover-config.js';
 import * as parse from './parsers.js';
 import { SETTINGS, flagName, type RawConfig, type Setting, type SettingKey } from './settings.js';
@@ -28,7 +29,7 @@ export function configFlagOptions(): NonNullable<ParseArgsConfig['options']> {
   const options: NonNullable<ParseArgsConfig['options']> = {};
   for (const key of KEYS) {
     const s = SETTINGS[key] as Setting<unknown>;
-    if (!s.noFlag) options[flagName(key)] = { type: isBoolean(s) ? 'boolean' : 'string' };
+    if (!s.noFlag && s.env !== null) options[flagName(key)] = { type: isBoolean(s) ? 'boolean' : 'string' };
   }
   return options;
 }
@@ -65,8 +66,10 @@ interface Found {
 function find(key: SettingKey, flags: FlagValues, env: NodeJS.ProcessEnv, file: Record<string, unknown>, filePath: string | undefined): Found | undefined {
   const s = SETTINGS[key] as Setting<unknown>;
   const flag = flagName(key);
-  if (!s.noFlag && flags[flag] !== undefined) return { value: flags[flag], label: `--${flag}` };
-  if (env[s.env] !== undefined) return { value: env[s.env], label: s.env };
+  if (s.env !== null) {
+    if (!s.noFlag && flags[flag] !== undefined) return { value: flags[flag], label: `--${flag}` };
+    if (env[s.env] !== undefined) return { value: env[s.env], label: s.env };
+  }
   if (file[key] !== undefined) return { value: file[key], label: `${key} (in ${filePath})` };
   return undefined;
 }
@@ -78,7 +81,7 @@ function readRaw(flags: FlagValues, env: NodeJS.ProcessEnv, labels: Map<SettingK
   for (const key of KEYS) {
     const s = SETTINGS[key] as Setting<unknown>;
     const found = find(key, flags, env, file, filePath);
-    labels.set(key, found?.label ?? s.env);
+    labels.set(key, found?.label ?? s.env ?? `${key} (config file)`);
     if (!found) {
       raw[key] = s.default;
       continue;
@@ -99,6 +102,28 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+function readClientAuth(r: RawConfig, env: NodeJS.ProcessEnv, labels: Map<SettingKey, string>): LayoverConfig['clientAuth'] {
+  const tokens = parseClientTokens(r.clientTokens, env);
+  if (typeof tokens === 'string') throw new ConfigError(`${labels.get('clientTokens')}: ${tokens}`);
+  const groups = parseClientGroups(r.clientGroups);
+  if (typeof groups === 'string') throw new ConfigError(`${labels.get('clientGroups')}: ${groups}`);
+  const accessRules = r.accessRules === undefined ? null : parseAccessRules(r.accessRules);
+  if (typeof accessRules === 'string') throw new ConfigError(`${labels.get('accessRules')}: ${accessRules}`);
+  if (r.clientAuth === 'htpasswd' && r.htpasswdFile === undefined) {
+    throw new ConfigError(`${labels.get('htpasswdFile')}: CLIENT_AUTH=htpasswd needs a path to an htpasswd file of bcrypt hashes (htpasswd -B)`);
+  }
+  if (r.clientAuth === 'tokens' && tokens.length === 0) {
+    throw new ConfigError(`${labels.get('clientTokens')}: CLIENT_AUTH=tokens needs at least one entry {user, token | tokenFile | tokenEnv} in the config file`);
+  }
+  return {
+    mode: r.clientAuth,
+    htpasswdFile: r.clientAuth === 'htpasswd' && r.htpasswdFile !== undefined ? resolve(r.htpasswdFile) : null,
+    tokens,
+    groups,
+    accessRules,
+  };
 }
 
 /** Reads, validates and freezes the configuration. Throws ConfigError naming the setting. */
@@ -124,6 +149,8 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     }
   }
 
+  const clientAuth = readClientAuth(r, env, labels);
+
   const tiers: ManifestTier[] = [];
   if (r.manifestCachePrimaryRegex) tiers.push({ pattern: r.manifestCachePrimaryRegex, ttlMs: r.manifestCachePrimaryTime });
   if (r.manifestCacheSecondaryRegex) tiers.push({ pattern: r.manifestCacheSecondaryRegex, ttlMs: r.manifestCacheSecondaryTime });
@@ -146,6 +173,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     cacheMaxSize: r.cacheMaxSize,
     manifestCache: { enabled: r.enableManifestCache, tiers, defaultTtlMs: r.manifestCacheDefaultTime },
     allowPush: r.allowPush,
+    clientAuth,
     redirects: { mode: r.redirects, allowNetworks: r.redirectAllowNetworks },
     timeouts: {
       proxyConnectMs: r.proxyConnectTimeout,

@@ -9,7 +9,8 @@ import type { Parser } from './parsers.js';
  * load-config.ts (marked `undefined` here).
  */
 export interface Setting<T> {
-  env: string;
+  /** null: only in the config file (no environment variable, no flag), as for lists of structured entries. */
+  env: string | null;
   expected: string;
   parse: Parser<T>;
   default: T | undefined;
@@ -35,6 +36,11 @@ const networks: Parser<string[]> = (value) => {
     return family !== 0 && (match![2] === undefined || Number(match![2]) <= (family === 4 ? 32 : 128));
   };
   return items && items.every(valid) ? items.map((item: string) => item.trim()) : undefined;
+};
+
+const clientAuthMode: Parser<'none' | 'htpasswd' | 'tokens'> = (value) => {
+  const s = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+  return s === 'none' || s === 'htpasswd' || s === 'tokens' ? s : undefined;
 };
 
 const LISTEN = 'ADDR:PORT such as 0.0.0.0:443';
@@ -91,6 +97,13 @@ export const SETTINGS = {
     parse: networks,
     default: [],
   }),
+
+  // Client authentication and access policy (src/client-auth/): off by default, as with the nginx-based proxies.
+  clientAuth: setting<'none' | 'htpasswd' | 'tokens'>({ env: 'CLIENT_AUTH', expected: 'none, htpasswd or tokens', parse: clientAuthMode, default: 'none' }),
+  htpasswdFile: setting({ env: 'HTPASSWD_FILE', expected: 'a path to an htpasswd file of bcrypt hashes (htpasswd -B)', parse: parse.string, default: undefined }),
+  clientTokens: setting({ env: null, expected: 'a list of {user, token | tokenFile | tokenEnv, groups?}', parse: parse.raw, default: [], noFlag: true, secret: true }),
+  clientGroups: setting({ env: null, expected: 'a mapping of group name to a list of users', parse: parse.raw, default: {}, noFlag: true }),
+  accessRules: setting({ env: null, expected: 'a list of {users?, groups?, registries?, repositories?, actions}', parse: parse.raw, default: undefined, noFlag: true }),
 };
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -1,3 +1,4 @@
+import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { LayoverConfig } from '../config/layover-config.js';
 import type { HostnameSet } from '../registry/hostname.js';
@@ -12,4 +13,6 @@ export interface ProxyContext {
   readonly pendingFills: PendingFills;
   /** Upstream credentials: pass `upstreamAuth.for(repository)` as forwardUpstream's `auth`. */
   readonly upstreamAuth: UpstreamAuth;
+  /** Client authentication and access policy; absent or null when every client is let in (CLIENT_AUTH=none). */
+  readonly clientAuth?: ClientAuth | null;
 }

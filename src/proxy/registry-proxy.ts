@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { clientAuthHook } from '../client-auth/client-auth-hook.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import { parseRegistryPath } from '../registry/registry-route.js';
@@ -22,6 +23,8 @@ export async function registryProxy(app: FastifyInstance, ctx: ProxyContext): Pr
   // bytes, and with them a manifest's digest.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  // Before any cache lookup or upstream request (onRequest runs before the body is read, too).
+  if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth, intercepted: ctx.intercepted, allowPush: ctx.config.allowPush }));
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],

@@ -201,3 +201,60 @@ describe('loadConfig storage redirects', () => {
     expect(errorOf(() => load(sources as ConfigSources))).toBe(message);
   });
 });
+
+describe('loadConfig client authentication', () => {
+  it('is off by default, with the default access rules', () => {
+    expect(load().clientAuth).toEqual({ mode: 'none', htpasswdFile: null, tokens: [], groups: {}, accessRules: null });
+  });
+  it('reads CLIENT_AUTH and HTPASSWD_FILE from the environment and flags, and resolves the path', () => {
+    expect(load({ env: { CLIENT_AUTH: 'htpasswd', HTPASSWD_FILE: 'users.htpasswd' } }).clientAuth).toMatchObject({ mode: 'htpasswd', htpasswdFile: join(process.cwd(), 'users.htpasswd') });
+    expect(load({ flags: { 'client-auth': 'HTPASSWD', 'htpasswd-file': '/etc/layover/htpasswd' } }).clientAuth.htpasswdFile).toBe('/etc/layover/htpasswd');
+  });
+  it('names the setting when htpasswd has no file, tokens have no entries or the mode is unknown', () => {
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'htpasswd' } }))).toMatch(/^HTPASSWD_FILE: CLIENT_AUTH=htpasswd needs a path/);
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'tokens' } }))).toMatch(/^clientTokens \(config file\): CLIENT_AUTH=tokens needs at least one entry/);
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'ldap' } }))).toBe('CLIENT_AUTH: expected none, htpasswd or tokens, got "ldap"');
+  });
+  it('takes tokens, groups and access rules only from the config file', () => {
+    const tokenFile = tempFile('token', 'file-token-0123456789\n');
+    const file = tempFile(
+      'layover.yaml',
+      [
+        'clientAuth: tokens',
+        'clientTokens:',
+        '  - {user: ci, token: inline-token-0123456789, groups: [robots]}',
+        `  - {user: bob, tokenFile: ${tokenFile}}`,
+        '  - {user: eve, tokenEnv: EVE_TOKEN}',
+        'clientGroups: {admins: [bob]}',
+        'accessRules:',
+        '  - {groups: [robots], registries: [ghcr.io], repositories: ["team/**"], actions: [pull]}',
+        '  - {users: [bob], actions: [pull, push]}',
+      ].join('\n'),
+    );
+    const config = load({ flags: { config: file }, env: { EVE_TOKEN: 'env-token-0123456789' } });
+    expect(config.clientAuth.tokens.map((t) => [t.user, t.token.reveal(), t.groups])).toEqual([
+      ['ci', 'inline-token-0123456789', ['robots']],
+      ['bob', 'file-token-0123456789', []],
+      ['eve', 'env-token-0123456789', []],
+    ]);
+    expect(config.clientAuth.groups).toEqual({ admins: ['bob'] });
+    expect(config.clientAuth.accessRules).toEqual([
+      { groups: ['robots'], registries: ['ghcr.io'], repositories: ['team/**'], actions: ['pull'] },
+      { users: ['bob'], actions: ['pull', 'push'] },
+    ]);
+    expect(inspect(config)).not.toContain('inline-token-0123456789');
+    // No environment variable reaches a config-file-only setting.
+    expect(load({ env: { clientTokens: 'x', CLIENTTOKENS: 'x' } }).clientAuth.tokens).toEqual([]);
+  });
+  it('rejects bad token entries and rules without echoing a token', () => {
+    const secret = 'tiny-tok';
+    const tokens = tempFile('t.yaml', `clientAuth: tokens\nclientTokens:\n  - {user: ci, token: ${secret}}\n`);
+    const message = errorOf(() => load({ flags: { config: tokens } }));
+    expect(message).toMatch(/clientTokens \(in .*t\.yaml\): entry 1: the token is shorter than 16 characters/);
+    expect(message).not.toContain(secret);
+    const rules = tempFile('r.yaml', 'accessRules:\n  - {users: [bob], actions: [delete]}\n');
+    expect(errorOf(() => load({ flags: { config: rules } }))).toMatch(/accessRules \(in .*r\.yaml\): rule 1: actions: expected pull or push, got "delete"/);
+    const extra = tempFile('x.yaml', 'accessRules:\n  - {user: bob, actions: [pull]}\n');
+    expect(errorOf(() => load({ flags: { config: extra } }))).toMatch(/rule 1: unknown key "user"/);
+  });
+});

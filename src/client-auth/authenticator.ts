@@ -1,0 +1,29 @@
+/** Who a client is, once Layover has checked its credentials. */
+export interface ClientIdentity {
+  readonly user: string;
+  readonly groups: readonly string[];
+}
+
+/**
+ * Checks a client's `Authorization` header. Resolves null for missing or wrong
+ * credentials; never rejects for them, and never puts the secret in an error.
+ */
+export interface Authenticator {
+  authenticate(authorization: string | undefined): Promise<ClientIdentity | null>;
+}
+
+/** `Basic base64(user:password)` -> its parts; null for anything else (the password may contain ':'). */
+export function parseBasic(authorization: string | undefined): { user: string; password: string } | null {
+  const match = /^\s*basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(authorization ?? '');
+  if (!match) return null;
+  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon <= 0 || colon === decoded.length - 1) return null;
+  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** `Bearer <token>` -> the token; null for anything else. */
+export function parseBearer(authorization: string | undefined): string | null {
+  const match = /^\s*bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  return match ? match[1]! : null;
+}

@@ -1,0 +1,114 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import bcrypt from 'bcryptjs';
+import type { Logger } from 'pino';
+import { ConfigError } from '../../config/config-error.js';
+import type { Authenticator, ClientIdentity } from '../authenticator.js';
+import { parseBasic } from '../authenticator.js';
+
+const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
+/** Compared against when the user is unknown, so an unknown user costs as long as a wrong password. */
+const DUMMY_HASH = '$2b$10$IZhM08O5Zlha6VIIKGc5CeTcQ7zhoLfaruSgs0bolyAKRLRvNBUQq';
+const VERIFIED_MAX = 1_000;
+const VERIFIED_TTL_MS = 5 * 60_000;
+
+export interface HtpasswdOptions {
+  file: string;
+  logger: Logger;
+  /** How often at most the file's mtime is looked at (tests pass 0). */
+  checkIntervalMs?: number;
+}
+
+/**
+ * `CLIENT_AUTH=htpasswd`: users from an Apache htpasswd file of bcrypt hashes
+ * (`htpasswd -B`), read again when its mtime, size or inode changes. A bcrypt
+ * check takes tens of milliseconds and a pull makes dozens of requests, so a
+ * success is remembered for a few minutes under an HMAC with a per-process key
+ * (bounded, and forgotten when the file changes); the password itself is never kept.
+ */
+export class HtpasswdAuthenticator implements Authenticator {
+  readonly #file: string;
+  readonly #logger: Logger;
+  readonly #checkIntervalMs: number;
+  readonly #key = randomBytes(32);
+  readonly #verified = new Map<string, { identity: ClientIdentity; expires: number }>();
+  #users = new Map<string, string>();
+  #version = '';
+  #lastCheck = 0;
+  #checking: Promise<void> | null = null;
+
+  private constructor(options: HtpasswdOptions) {
+    this.#file = options.file;
+    this.#logger = options.logger;
+    this.#checkIntervalMs = options.checkIntervalMs ?? 1_000;
+  }
+
+  /** Reads the file once; a missing or unreadable file fails the start. */
+  static async open(options: HtpasswdOptions): Promise<HtpasswdAuthenticator> {
+    const authenticator = new HtpasswdAuthenticator(options);
+    try {
+      await authenticator.#load();
+    } catch (error) {
+      throw new ConfigError(`HTPASSWD_FILE: cannot read ${options.file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, { cause: error });
+    }
+    return authenticator;
+  }
+
+  async authenticate(authorization: string | undefined): Promise<ClientIdentity | null> {
+    const basic = parseBasic(authorization);
+    if (!basic) return null;
+    await this.#refresh();
+    const key = createHmac('sha256', this.#key).update(`${this.#version}\0${basic.user}\0${basic.password}`).digest('base64');
+    const remembered = this.#verified.get(key);
+    if (remembered && remembered.expires > Date.now()) return remembered.identity;
+    this.#verified.delete(key);
+    const hash = this.#users.get(basic.user);
+    const ok = await bcrypt.compare(basic.password, hash ?? DUMMY_HASH);
+    if (!ok || !hash) return null;
+    const identity: ClientIdentity = Object.freeze({ user: basic.user, groups: Object.freeze([]) });
+    if (this.#verified.size >= VERIFIED_MAX) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(key, { identity, expires: Date.now() + VERIFIED_TTL_MS });
+    return identity;
+  }
+
+  #refresh(): Promise<void> {
+    if (this.#checking) return this.#checking;
+    if (Date.now() - this.#lastCheck < this.#checkIntervalMs) return Promise.resolve();
+    this.#checking = this.#reloadIfChanged().finally(() => {
+      this.#lastCheck = Date.now();
+      this.#checking = null;
+    });
+    return this.#checking;
+  }
+
+  async #reloadIfChanged(): Promise<void> {
+    try {
+      const s = await stat(this.#file);
+      if (`${s.mtimeMs}:${s.size}:${s.ino}` !== this.#version) await this.#load();
+    } catch (error) {
+      // Keep the users we have: a file being replaced must not lock everyone out.
+      this.#logger.warn({ file: this.#file, code: (error as NodeJS.ErrnoException).code }, 'cannot read the htpasswd file: keeping the users read before');
+    }
+  }
+
+  async #load(): Promise<void> {
+    const before = await stat(this.#file);
+    const text = await readFile(this.#file, 'utf8');
+    const users = new Map<string, string>();
+    const skipped: number[] = [];
+    text.split(/\r?\n/).forEach((line, index) => {
+      const trimmed = line.trim();
+      if (trimmed === '' || trimmed.startsWith('#')) return;
+      const colon = trimmed.indexOf(':');
+      const hash = colon > 0 ? trimmed.slice(colon + 1) : '';
+      if (BCRYPT.test(hash)) users.set(trimmed.slice(0, colon), hash);
+      else skipped.push(index + 1);
+    });
+    // Line numbers only: a line that is not a bcrypt hash may be a plain-text password.
+    if (skipped.length > 0) this.#logger.warn({ file: this.#file, lines: skipped }, 'htpasswd lines that are not bcrypt (htpasswd -B) are ignored');
+    this.#users = users;
+    this.#version = `${before.mtimeMs}:${before.size}:${before.ino}`;
+    this.#verified.clear();
+    this.#logger.info({ file: this.#file, users: users.size }, 'read the htpasswd file');
+  }
+}

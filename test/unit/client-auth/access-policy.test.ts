@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { AccessPolicy } from '../../../src/client-auth/access-policy.js';
+import type { AccessRule } from '../../../src/client-auth/client-auth-config.js';
+
+const alice = { user: 'alice', groups: ['dev'] };
+const bob = { user: 'bob', groups: [] };
+const pull = (registry: string, repository?: string) => ({ action: 'pull' as const, registry, repository });
+const push = (registry: string, repository?: string) => ({ action: 'push' as const, registry, repository });
+
+describe('AccessPolicy', () => {
+  it('by default lets every authenticated user pull anything and nobody push', () => {
+    const policy = new AccessPolicy(null);
+    expect(policy.allows(alice, pull('ghcr.io', 'a/b'))).toBe(true);
+    expect(policy.allows(bob, pull('quay.io', undefined))).toBe(true);
+    expect(policy.allows(alice, push('ghcr.io', 'a/b'))).toBe(false);
+  });
+
+  it('allows only what some rule allows, by user, group, registry and repository glob', () => {
+    const rules: AccessRule[] = [
+      { groups: ['dev'], registries: ['*.example.com', 'ghcr.io'], repositories: ['team/*', 'shared/**'], actions: ['pull'] },
+      { users: ['bob'], registries: ['registry.example.com'], repositories: ['bob/**'], actions: ['pull', 'push'] },
+    ];
+    const policy = new AccessPolicy(rules);
+    expect(policy.allows(alice, pull('ghcr.io', 'team/app'))).toBe(true);
+    expect(policy.allows(alice, pull('ghcr.io', 'team/app/sub'))).toBe(false); // * stays in one segment
+    expect(policy.allows(alice, pull('ghcr.io', 'shared/a/b/c'))).toBe(true);
+    expect(policy.allows(alice, pull('eu.example.com', 'team/app'))).toBe(true);
+    expect(policy.allows(alice, pull('example.com', 'team/app'))).toBe(false); // *.domain needs a subdomain
+    expect(policy.allows(alice, pull('quay.io', 'team/app'))).toBe(false);
+    expect(policy.allows(alice, push('ghcr.io', 'team/app'))).toBe(false);
+    expect(policy.allows(bob, push('registry.example.com', 'bob/tool'))).toBe(true);
+    expect(policy.allows(bob, pull('registry.example.com', 'team/app'))).toBe(false);
+    expect(policy.allows({ user: 'mallory', groups: [] }, pull('ghcr.io', 'team/app'))).toBe(false);
+  });
+
+  it('a rule with repositories never matches a request about no repository (the catalog)', () => {
+    const policy = new AccessPolicy([{ repositories: ['**'], actions: ['pull'] }]);
+    expect(policy.allows(alice, pull('ghcr.io', 'any/thing'))).toBe(true);
+    expect(policy.allows(alice, pull('ghcr.io', undefined))).toBe(false);
+  });
+
+  it('treats glob text literally apart from *, ** and ?', () => {
+    const policy = new AccessPolicy([{ repositories: ['lib.x/app?'], actions: ['pull'] }]);
+    expect(policy.allows(alice, pull('r', 'lib.x/app1'))).toBe(true);
+    expect(policy.allows(alice, pull('r', 'libax/app1'))).toBe(false);
+    expect(policy.allows(alice, pull('r', 'lib.x/app12'))).toBe(false);
+  });
+});
