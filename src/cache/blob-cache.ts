@@ -274,7 +274,13 @@ export class BlobCache {
       // Rows left behind point at missing files; the next open drops them.
       this.logger.error({ err: error, count: victims.length }, 'cache index: evicted rows not deleted');
     });
-    await Promise.all([rows, ...victims.map((entry) => this.removals.unlink(entry.digest))]);
+    // A victim being read keeps its file until its last reader closes (Linux keeps open files readable).
+    const unlinks = victims.map((entry) => {
+      if (!this.lru.isPinned(entry.digest)) return this.removals.unlink(entry.digest);
+      this.removals.defer(entry.digest);
+      return undefined;
+    });
+    await Promise.all([rows, ...unlinks]);
     this.logger.info(
       { removed: victims.length, bytes: freedBytes, totalBytes: this.lru.totalBytes, maxSize: limit, reason: 'lru' },
       'cache evicted',
@@ -295,8 +301,6 @@ export class BlobCache {
   private unpin(digest: Digest): void {
     if (this.lru.unpin(digest) > 0) return;
     this.removals.released(digest);
-    // A pinned blob may have been stepped over by eviction; now it can go.
-    if (this.lru.totalBytes > this.maxSize && !this.closed) void this.evict(this.maxSize);
   }
 
   private assertOpen(): void {

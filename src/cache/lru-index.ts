@@ -73,15 +73,15 @@ export class LruIndex {
   }
 
   /**
-   * Removes least recently used, unpinned entries until the total is at most `limit`, and returns them.
-   * Pinned entries are stepped over, so their cost is paid only while they are being read.
+   * Removes least recently used entries until the total is at most `limit`, and returns them, strictly
+   * in LRU order: a pinned (being read) entry is taken too, its file is deleted when its reader closes
+   * (BlobCache.evict). Stepping over it instead evicted the newest blobs while an old one was read.
    */
   takeVictims(limit: number): BlobEntry[] {
     const victims: BlobEntry[] = [];
     if (this.bytes <= limit) return victims;
     for (const entry of this.entries.values()) {
       if (this.bytes <= limit) break;
-      if (this.pins.has(entry.digest)) continue;
       // Deleting the current key while iterating a Map is safe; iteration goes on with the next one.
       this.entries.delete(entry.digest);
       this.bytes -= entry.size;

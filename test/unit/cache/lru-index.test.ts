@@ -28,18 +28,18 @@ describe('LruIndex', () => {
     expect(a.lastAccess).toBe(100);
   });
 
-  it('takes victims oldest first, stepping over pinned ones', () => {
+  it('takes victims strictly oldest first, pinned ones included (their files wait for the reader)', () => {
     const lru = new LruIndex();
     const [a, b, c] = [entry('a', 10, 1), entry('b', 10, 2), entry('c', 10, 3)];
     lru.load([a, b, c]);
     lru.pin(a.digest);
     lru.pin(a.digest);
-    expect(lru.takeVictims(15).map((e) => e.digest)).toEqual([b.digest, c.digest]);
+    expect(lru.takeVictims(15).map((e) => e.digest)).toEqual([a.digest, b.digest]);
     expect(lru.totalBytes).toBe(10);
     expect(lru.unpin(a.digest)).toBe(1);
     expect(lru.isPinned(a.digest)).toBe(true);
     expect(lru.unpin(a.digest)).toBe(0);
-    expect(lru.takeVictims(0).map((e) => e.digest)).toEqual([a.digest]);
+    expect(lru.takeVictims(0).map((e) => e.digest)).toEqual([c.digest]);
     expect(lru.count).toBe(0);
   });
 });
