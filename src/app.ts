@@ -81,14 +81,17 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
 
   const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, logger });
-  const tlsOptions = sni.serverOptions();
+  // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by
+  // default): a CLIENT_HEADER_TIMEOUT of a few seconds needs a finer check.
+  const serverTimeouts = { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.timeouts.clientHeaderMs / 4))) };
+  const tlsOptions = { ...sni.serverOptions(), ...serverTimeouts };
   const common = commonOptions(config, logger);
   // h2 is offered only on request: blobs over HTTP/2 ran at half the speed of
   // HTTP/1.1 at twice the CPU on these machines (see README).
   const https = config.http2
     ? (fastify({ ...common, http2: true, https: { ...tlsOptions, allowHTTP1: true } }) as unknown as FastifyInstance)
     : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
-  const http = config.listen.http ? fastify(common) : null;
+  const http = config.listen.http ? fastify({ ...common, http: serverTimeouts }) : null;
 
   const cache = await BlobCache.open({
     dir: join(config.dataDir, 'cache'),

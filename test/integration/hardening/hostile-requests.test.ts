@@ -214,11 +214,11 @@ describe('hostile requests against the whole app', () => {
     const result = await slow;
     expect(result.closed).toBe(true);
     expect(result.ms).toBeGreaterThanOrEqual(HEADER_TIMEOUT_MS * 0.9);
-    // Node enforces headersTimeout only on its connectionsCheckingInterval sweep (30 s by default, not
-    // set by app.ts: reported), so the cut comes up to 30 s late.
-    expect(result.ms).toBeLessThan(HEADER_TIMEOUT_MS + 32_000);
+    // Node enforces headersTimeout on its connectionsCheckingInterval sweep; app.ts sets it to a
+    // quarter of the timeout (the default 30 s let a slow client stay 30 s). Generous margin for load.
+    expect(result.ms).toBeLessThan(HEADER_TIMEOUT_MS + 5_000);
     await expectServingAndCacheIntact();
-  }, 70_000);
+  }, 30_000);
 
   it('TLS garbage, a non-intercepted SNI and odd names on the full app: no mint, still serving', async () => {
     const mintsBefore = layover.logs.filter((l) => /mint/i.test(l.msg)).length;
