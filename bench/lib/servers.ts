@@ -1,0 +1,100 @@
+/**
+ * The three servers a benchmark compares, all inside one bench sandbox (test/bench/bench.ts):
+ *
+ *   direct   the upstream distribution registry, 127.0.0.2, name registry-direct.test (the reference)
+ *   layover  the Layover process, 127.0.0.1, name registry.test (intercepted), Layover's own CA
+ *   proxy    a second distribution registry in pull-through mode, 127.0.0.4, name registry-proxy.test,
+ *            `proxy.remoteurl: https://127.0.0.2` — the peer REGISTRY-NOTES compares Layover with
+ *
+ * Each comes with its PID, for CPU and memory readings. The pull-through registry is Go: it trusts the
+ * test CA through SSL_CERT_FILE, set by a sandbox wrapper because startRegistry() passes no environment.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DIRECT_HOST, INTERCEPTED_HOST, REGISTRY_ADDRESS, type Bench } from '../../test/bench/bench.js';
+import type { LayoverProcessOptions } from '../../test/bench/layover-process.js';
+import { type Registry, startRegistry } from '../../test/bench/registry.js';
+import type { Sandbox } from '../../test/bench/sandbox.js';
+import type { Endpoint } from './curl.js';
+import { findPid } from './process-stats.js';
+
+export const PROXY_ADDRESS = '127.0.0.4';
+export const PROXY_HOST = 'registry-proxy.test';
+
+export interface Server {
+  label: string;
+  endpoint: Endpoint;
+  pid: number;
+}
+
+export interface PullThroughRegistry extends Server {
+  registry: Registry;
+  /** Waits until the registry has stored `digest` locally (its background copy has committed). */
+  waitForBlob(digest: string, size: number, timeoutMs?: number): Promise<void>;
+}
+
+export interface Servers {
+  direct: Server;
+  layover: Server;
+  proxy: PullThroughRegistry;
+}
+
+/**
+ * The Layover process of every benchmark: info logging, as in production (the harness default is
+ * debug). LAYOVER_BENCH_NODE_OPTIONS becomes its NODE_OPTIONS, for profiling, e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/layover-prof` (written when the benchmark stops it).
+ */
+export function layoverOptions(): LayoverProcessOptions {
+  const nodeOptions = process.env.LAYOVER_BENCH_NODE_OPTIONS;
+  return { flags: { 'log-level': 'info' }, ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}) };
+}
+
+/** Starts the pull-through registry in the bench's sandbox and describes all three servers. */
+export async function startServers(bench: Bench): Promise<Servers> {
+  const layover = bench.layover;
+  if (!layover?.child.pid) throw new Error('startServers: the bench has no Layover process');
+  const proxy = await startPullThroughRegistry(bench);
+  return {
+    direct: {
+      label: 'registry (direct)',
+      endpoint: { host: DIRECT_HOST, address: REGISTRY_ADDRESS, caFile: bench.ca.certFile },
+      pid: findPid(bench.sandbox, `registry-${REGISTRY_ADDRESS}/config.yml`),
+    },
+    layover: {
+      label: 'Layover',
+      endpoint: { host: INTERCEPTED_HOST, address: '127.0.0.1', caFile: layover.caFile },
+      pid: layover.child.pid,
+    },
+    proxy,
+  };
+}
+
+async function startPullThroughRegistry(bench: Bench): Promise<PullThroughRegistry> {
+  const { sandbox, ca } = bench;
+  const trusting: Sandbox = {
+    ...sandbox,
+    spawn: (cmd, args, options = {}) => sandbox.spawn(cmd, args, { ...options, env: { ...options.env, SSL_CERT_FILE: ca.certFile } }),
+  };
+  const registry = await startRegistry(trusting, ca, {
+    address: PROXY_ADDRESS,
+    names: [PROXY_HOST],
+    configSections: { proxy: { remoteurl: `https://${REGISTRY_ADDRESS}` } },
+  });
+  const blobFile = (digest: string): string => {
+    const hex = digest.slice('sha256:'.length);
+    return join(registry.storageDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
+  };
+  return {
+    label: 'registry proxy',
+    endpoint: { host: PROXY_HOST, address: PROXY_ADDRESS, caFile: ca.certFile },
+    pid: findPid(sandbox, `registry-${PROXY_ADDRESS}/config.yml`),
+    registry,
+    async waitForBlob(digest, size, timeoutMs = 120_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!(existsSync(blobFile(digest)) && statSync(blobFile(digest)).size === size)) {
+        if (Date.now() > deadline) throw new Error(`registry proxy: ${digest} not stored within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+  };
+}
