@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Secret } from '../config/secret.js';
+import { readSecretSource } from '../config/secret-source.js';
 
 export type ClientAuthMode = 'none' | 'htpasswd' | 'tokens';
 export type AccessAction = 'pull' | 'push';
@@ -36,21 +36,9 @@ function stringList(value: unknown, where: string): string[] {
 }
 
 function readToken(e: Record<string, unknown>, where: string, env: NodeJS.ProcessEnv): string {
-  const sources = ['token', 'tokenFile', 'tokenEnv'].filter((k) => e[k] !== undefined);
-  if (sources.length !== 1) throw new EntryError(`${where} needs exactly one of token, tokenFile, tokenEnv`);
-  let token: string | undefined;
-  if (typeof e.token === 'string') token = e.token;
-  else if (typeof e.tokenFile === 'string') {
-    try {
-      token = readFileSync(e.tokenFile, 'utf8').replace(/\r?\n$/, '');
-    } catch (error) {
-      throw new EntryError(`${where}: cannot read tokenFile ${e.tokenFile} (${(error as NodeJS.ErrnoException).code})`);
-    }
-  } else if (typeof e.tokenEnv === 'string') {
-    token = env[e.tokenEnv];
-    if (token === undefined) throw new EntryError(`${where}: environment variable ${e.tokenEnv} is not set`);
-  }
-  if (!token || /\s/.test(token)) throw new EntryError(`${where}: the token is empty, not a string or contains white space`);
+  const token = readSecretSource(e, 'token', where, env);
+  if (typeof token !== 'string') throw new EntryError(token.error);
+  if (/\s/.test(token)) throw new EntryError(`${where}: the token contains white space`);
   if (token.length < 16) throw new EntryError(`${where}: the token is shorter than 16 characters`);
   return token;
 }

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Secret } from './secret.js';
+import { readSecretSource } from './secret-source.js';
 import { parseDuration } from './units.js';
 import { parseHostname } from '../registry/hostname.js';
 import { parseRepositoryName } from '../registry/repository-name.js';
@@ -67,19 +67,8 @@ function fromString(text: string, entryDelimiter: string, partDelimiter: string)
 }
 
 function readPassword(e: Record<string, unknown>, where: string, env: NodeJS.ProcessEnv): string {
-  let password: string | undefined;
-  if (typeof e.password === 'string') password = e.password;
-  else if (typeof e.passwordFile === 'string') {
-    try {
-      password = readFileSync(e.passwordFile, 'utf8').replace(/\r?\n$/, '');
-    } catch (error) {
-      throw new CredentialError(`${where}: cannot read passwordFile ${e.passwordFile} (${(error as NodeJS.ErrnoException).code})`);
-    }
-  } else if (typeof e.passwordEnv === 'string') {
-    password = env[e.passwordEnv];
-    if (password === undefined) throw new CredentialError(`${where}: environment variable ${e.passwordEnv} is not set`);
-  }
-  if (!password) throw new CredentialError(`${where}: the password is empty or not a string`);
+  const password = readSecretSource(e, 'password', where, env);
+  if (typeof password !== 'string') throw new CredentialError(password.error);
   return password;
 }
 
@@ -112,7 +101,6 @@ function fromEntries(entries: unknown[], env: NodeJS.ProcessEnv): RegistryCreden
       return { ...target, ...extra, username: '', password: new Secret(''), helper: { name: e.helper, maxAgeMs } };
     }
     if (typeof e.username !== 'string' || e.username === '') throw new CredentialError(`${where} needs username (or helper)`);
-    if (sources.length !== 1) throw new CredentialError(`${where} needs exactly one of password, passwordFile, passwordEnv`);
     return { ...target, ...extra, username: e.username, password: new Secret(readPassword(e, where, env)) };
   });
 }
