@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { CacheLayout } from '../../../src/cache/cache-layout.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
+import { startFixture } from '../../bench/fixture-process.js';
 import { type FlagValue, LAYOVER_CLI } from '../../bench/layover-process.js';
 import type { ExecResult } from '../../bench/sandbox.js';
 
@@ -64,66 +65,28 @@ export async function startFaultyBench(flags: Record<string, FlagValue>): Promis
   const layoverFlags = { registries: `${INTERCEPTED_HOST} ${FAULTY_HOST}`, ...flags };
   const bench = await startBench({ images: [], extraRecords: { [FAULTY_HOST]: [FAULTY_ADDRESS] }, layover: { flags: layoverFlags } });
   try {
-    return { bench, faulty: await startFixture(bench), flags: layoverFlags };
+    return { bench, faulty: await startFaultyFixture(bench), flags: layoverFlags };
   } catch (error) {
     await bench.close();
     throw error;
   }
 }
 
-async function startFixture(bench: Bench): Promise<FaultyRegistry> {
+async function startFaultyFixture(bench: Bench): Promise<FaultyRegistry> {
   const { sandbox, ca } = bench;
   const tls = await ca.issue('faulty', [FAULTY_HOST, FAULTY_ADDRESS]);
-  const child = sandbox.spawn(process.execPath, [FIXTURE, '--listen', `${FAULTY_ADDRESS}:443`, '--cert', tls.certFile, '--key', tls.keyFile, '--blobs', String(BLOB_COUNT), '--size', String(BLOB_SIZE)]);
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters = new Set<() => void>();
-  let partial = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    const text = (partial + chunk.toString('utf8')).split('\n');
-    partial = text.pop() ?? '';
-    for (const raw of text) if (raw) lines.push(JSON.parse(raw) as Record<string, unknown>);
-    for (const wake of waiters) wake();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const waitForLine = (match: (line: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const found = lines.find(match);
-        if (found) done(null, found);
-        else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`faulty-registry exited:\n${stderr}`));
-      };
-      const done = (error: Error | null, line?: Record<string, unknown>): void => {
-        clearTimeout(timer);
-        clearInterval(exitPoll);
-        waiters.delete(check);
-        if (error) reject(error);
-        else resolve(line!);
-      };
-      const timer = setTimeout(() => done(new Error(`faulty-registry: no matching line within ${timeoutMs} ms:\n${stderr}`)), timeoutMs);
-      const exitPoll = setInterval(check, 200);
-      waiters.add(check);
-      check();
-    });
-
-  const ready = await waitForLine((line) => 'listening' in line, 20_000);
+  const fixture = await startFixture(sandbox, FIXTURE, ['--listen', `${FAULTY_ADDRESS}:443`, '--cert', tls.certFile, '--key', tls.keyFile, '--blobs', String(BLOB_COUNT), '--size', String(BLOB_SIZE)]);
   // The fixture and this module must agree on the bytes, or every comparison below is meaningless.
-  const announced = (ready.blobs as Array<{ digest: string }>).map((b) => b.digest);
+  const announced = (fixture.ready.blobs as Array<{ digest: string }>).map((b) => b.digest);
   const expected = Array.from({ length: BLOB_COUNT }, (_, i) => fixtureBlob(i).digest);
   if (JSON.stringify(announced) !== JSON.stringify(expected)) throw new Error(`faulty-registry blobs differ: ${JSON.stringify(announced)}`);
 
-  let syncs = 0;
-  const requests = (): FixtureRequest[] => lines.filter((line) => 'method' in line && !String(line.path).includes('sync=')) as unknown as FixtureRequest[];
+  const requests = (): FixtureRequest[] => fixture.requests() as unknown as FixtureRequest[];
   return {
-    child,
+    child: fixture.child,
     requests,
     blobRequests: (digest, method = 'GET') => requests().filter((r) => r.method === method && r.path.endsWith(`/blobs/${digest}`)),
-    async sync() {
-      const path = `/v2/?sync=${++syncs}`;
-      const curl = await sandbox.exec('curl', ['-sS', '-o', '/dev/null', '--max-time', '10', '--cacert', ca.certFile, `https://${FAULTY_ADDRESS}${path}`]);
-      if (curl.code !== 0) throw new Error(`faulty-registry sync: ${curl.stderr}`);
-      await waitForLine((line) => line.path === path, 10_000);
-    },
+    sync: () => fixture.sync(`https://${FAULTY_ADDRESS}`, ca.certFile),
   };
 }
 

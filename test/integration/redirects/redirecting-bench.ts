@@ -15,7 +15,7 @@ import { signedPath, type StorageRedirect } from '../../../src/proxy/redirects/s
 import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
 import type { FlagValue, LogLine } from '../../bench/layover-process.js';
 import { curl, type CurlResult } from '../proxy/curl.js';
-import { type FixtureProcess, startFixture } from './fixture-process.js';
+import { type FixtureProcess, startFixture } from '../../bench/fixture-process.js';
 
 export const REDIRECTING_HOST = 'redirecting.test';
 export const STORAGE_HOST = 'storage.test';

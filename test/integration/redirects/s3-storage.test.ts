@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
 import type { PushedImage } from '../../bench/images.js';
 import type { LogLine } from '../../bench/layover-process.js';
-import { type FixtureProcess, startFixture } from './fixture-process.js';
+import { type FixtureProcess, startFixture } from '../../bench/fixture-process.js';
 
 const S3_ADDRESS = '127.0.0.5';
 const S3_FIXTURE = fileURLToPath(new URL('../../fixtures/s3-server.mjs', import.meta.url));

@@ -5,7 +5,7 @@
  * did NOT reach the fixture has seen every line written before.
  */
 import type { ChildProcess } from 'node:child_process';
-import type { Sandbox } from '../../bench/sandbox.js';
+import type { Sandbox } from './sandbox.js';
 
 export type FixtureLine = Record<string, unknown>;
 
