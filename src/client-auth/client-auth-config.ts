@@ -1,7 +1,7 @@
 import { Secret } from '../config/secret.js';
 import { readSecretSource } from '../config/secret-source.js';
 
-export type ClientAuthMode = 'none' | 'htpasswd' | 'tokens';
+export type ClientAuthMode = 'none' | 'htpasswd' | 'tokens' | 'jwt' | 'ldap';
 export type AccessAction = 'pull' | 'push';
 
 /** A static bearer token (config file `clientTokens`). */

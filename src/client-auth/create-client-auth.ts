@@ -8,7 +8,7 @@ import { StaticTokenAuthenticator } from './authenticators/static-tokens.js';
 
 /** What the proxy needs to check clients: null when authentication is off. */
 export interface ClientAuth {
-  readonly mode: 'htpasswd' | 'tokens';
+  readonly mode: Exclude<LayoverConfig['clientAuth']['mode'], 'none'>;
   readonly authenticator: Authenticator;
   readonly policy: AccessPolicy;
 }
@@ -40,6 +40,9 @@ export async function createAuthenticator(config: LayoverConfig, logger: Logger,
       return new WithGroups(await HtpasswdAuthenticator.open({ file: clientAuth.htpasswdFile!, logger, ...options }), clientAuth.groups);
     case 'tokens':
       return new WithGroups(new StaticTokenAuthenticator(clientAuth.tokens), clientAuth.groups);
+    case 'jwt':
+    case 'ldap':
+      throw new Error(`CLIENT_AUTH=${clientAuth.mode} is not available in this build`);
   }
 }
 

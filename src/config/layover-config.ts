@@ -1,8 +1,10 @@
 import type { HostPort } from './parsers.js';
 import type { RegistryCredential } from './credentials.js';
 import type { AccessRule, ClientAuthMode, ClientToken } from '../client-auth/client-auth-config.js';
+import type { CustomDomain } from './custom-domains.js';
+import type { Secret } from './secret.js';
 
-export type { HostPort, RegistryCredential };
+export type { CustomDomain, HostPort, RegistryCredential };
 
 /** A manifest caching tier: tags whose start matches `pattern` are kept for `ttlMs`. */
 export interface ManifestTier {
@@ -20,7 +22,13 @@ export interface LayoverConfig {
     /** null: switched off. */
     readonly http: HostPort | null;
     readonly dns: HostPort | null;
+    /** HTTPS_PROXY mode: CONNECT (and plain-HTTP /ca.crt, /setup/*); null: switched off. */
+    readonly proxy: HostPort | null;
   };
+  /** CONNECT to a host Layover does not intercept: tunnelled byte for byte, or refused. */
+  readonly connectPolicy: 'tunnel' | 'deny';
+  /** Names of the operator's own mapped to an upstream registry and prefix. */
+  readonly customDomains: readonly CustomDomain[];
   /** Offer h2 by ALPN on the TLS listener (off by default: blobs are faster over HTTP/1.1). */
   readonly http2: boolean;
   /** The addresses DNS answers give for intercepted names. */
@@ -54,6 +62,46 @@ export interface LayoverConfig {
     readonly groups: Readonly<Record<string, readonly string[]>>;
     /** null: the default (every authenticated user may pull, nobody may push). */
     readonly accessRules: readonly AccessRule[] | null;
+    /** The challenge clients get: Basic credentials on every request, or Layover's own token service at https://docker.proxy/token. */
+    readonly challenge: 'basic' | 'bearer';
+    /** Lifetime of the tokens Layover's token service issues. */
+    readonly tokenTtlMs: number;
+    /** How long a successful check of a client's credentials is remembered (LDAP binds, bcrypt). */
+    readonly cacheTtlMs: number;
+    /** Set when mode is jwt. */
+    readonly jwt: {
+      readonly issuer: string;
+      /** null: discovered from the issuer's /.well-known/openid-configuration. */
+      readonly jwksUrl: string | null;
+      readonly audience: string;
+      readonly userClaim: string;
+      readonly groupsClaim: string;
+    } | null;
+    /** Set when mode is ldap. Either `userDn` (bind directly) or `searchBase` (search, then bind). */
+    readonly ldap: {
+      readonly url: string;
+      readonly userDn: string | null;
+      readonly searchBase: string | null;
+      readonly searchFilter: string;
+      /** The account that searches; null: anonymous search. */
+      readonly bindDn: string | null;
+      readonly bindPassword: Secret | null;
+      /** null: no group look-up. */
+      readonly groupBase: string | null;
+      readonly groupFilter: string;
+      readonly startTls: boolean;
+      /** Absolute path of a PEM file of CA certificates for ldaps/StartTLS. */
+      readonly ca: string | null;
+    } | null;
+  };
+  /** The authorisation-aware cache: checks before cached content of repositories that need credentials is served. */
+  readonly accessChecks: {
+    /** How long an upstream check with a client's own credentials is remembered, per client and repository. */
+    readonly ttlMs: number;
+    /** How long Layover's record of whether a repository is served anonymously holds. */
+    readonly anonymousTtlMs: number;
+    /** Registries (patterns) whose cached content is served when the upstream cannot be asked; all others fail closed. */
+    readonly failOpen: readonly string[];
   };
   /** Blob redirects from registries: how they reach clients, and where storage fetches may connect. */
   readonly redirects: {

@@ -4,6 +4,8 @@ import type { ParseArgsConfig } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './config-error.js';
 import { parseCredentials } from './credentials.js';
+import { parseCustomDomains } from './custom-domains.js';
+import { Secret } from './secret.js';
 import { parseAccessRules, parseClientGroups, parseClientTokens } from '../client-auth/client-auth-config.js';
 import type { LayoverConfig, ManifestTier } from './layover-config.js';
 import * as parse from './parsers.js';
@@ -123,7 +125,52 @@ function readClientAuth(r: RawConfig, env: NodeJS.ProcessEnv, labels: Map<Settin
     tokens,
     groups,
     accessRules,
+    challenge: r.clientAuthChallenge,
+    tokenTtlMs: r.clientTokenTtl,
+    cacheTtlMs: r.clientAuthCacheTtl,
+    jwt: r.clientAuth === 'jwt' ? readJwt(r, labels) : null,
+    ldap: r.clientAuth === 'ldap' ? readLdap(r, labels) : null,
   };
+}
+
+function readJwt(r: RawConfig, labels: Map<SettingKey, string>): NonNullable<LayoverConfig['clientAuth']['jwt']> {
+  if (r.jwtIssuer === undefined) throw new ConfigError(`${labels.get('jwtIssuer')}: CLIENT_AUTH=jwt needs the issuer URL`);
+  if (r.jwtAudience === undefined) throw new ConfigError(`${labels.get('jwtAudience')}: CLIENT_AUTH=jwt needs the audience tokens must name`);
+  return { issuer: r.jwtIssuer, jwksUrl: r.jwtJwksUrl ?? null, audience: r.jwtAudience, userClaim: r.jwtUserClaim, groupsClaim: r.jwtGroupsClaim };
+}
+
+function readLdap(r: RawConfig, labels: Map<SettingKey, string>): NonNullable<LayoverConfig['clientAuth']['ldap']> {
+  if (r.ldapUrl === undefined) throw new ConfigError(`${labels.get('ldapUrl')}: CLIENT_AUTH=ldap needs the server URL`);
+  if ((r.ldapUserDn === undefined) === (r.ldapSearchBase === undefined)) {
+    throw new ConfigError(`${labels.get('ldapUserDn')}: CLIENT_AUTH=ldap needs either LDAP_USER_DN (bind directly) or LDAP_SEARCH_BASE (search, then bind), not both`);
+  }
+  if ((r.ldapBindDn === undefined) !== (r.ldapBindPassword === undefined)) {
+    throw new ConfigError(`${labels.get('ldapBindDn')}: LDAP_BIND_DN and LDAP_BIND_PASSWORD go together`);
+  }
+  if (r.ldapCa !== undefined && !readableText(r.ldapCa).includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError(`${labels.get('ldapCa')}: expected a readable PEM file of certificates, got "${r.ldapCa}"`);
+  }
+  return {
+    url: r.ldapUrl,
+    userDn: r.ldapUserDn ?? null,
+    searchBase: r.ldapSearchBase ?? null,
+    searchFilter: r.ldapSearchFilter,
+    bindDn: r.ldapBindDn ?? null,
+    bindPassword: r.ldapBindPassword === undefined ? null : new Secret(r.ldapBindPassword),
+    groupBase: r.ldapGroupBase ?? null,
+    groupFilter: r.ldapGroupFilter,
+    startTls: r.ldapStartTls,
+    ca: r.ldapCa === undefined ? null : resolve(r.ldapCa),
+  };
+}
+
+/** A file's text, or '' when it cannot be read (the caller words the error). */
+function readableText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Reads, validates and freezes the configuration. Throws ConfigError naming the setting. */
@@ -138,18 +185,14 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   if (typeof credentials === 'string') throw new ConfigError(`${labels.get('authRegistries')}: ${credentials}`);
 
   if (r.upstreamCa !== undefined) {
-    let pem = '';
-    try {
-      pem = readFileSync(r.upstreamCa, 'utf8');
-    } catch {
-      // reported below
-    }
-    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    if (!readableText(r.upstreamCa).includes('-----BEGIN CERTIFICATE-----')) {
       throw new ConfigError(`${labels.get('upstreamCa')}: expected a readable PEM file of certificates, got "${r.upstreamCa}"`);
     }
   }
 
   const clientAuth = readClientAuth(r, env, labels);
+  const customDomains = parseCustomDomains(r.customDomains);
+  if (typeof customDomains === 'string') throw new ConfigError(`${labels.get('customDomains')}: ${customDomains}`);
 
   const tiers: ManifestTier[] = [];
   if (r.manifestCachePrimaryRegex) tiers.push({ pattern: r.manifestCachePrimaryRegex, ttlMs: r.manifestCachePrimaryTime });
@@ -160,7 +203,9 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     configFile: filePath ?? null,
     dataDir,
     caDir: r.caDir !== undefined ? resolve(r.caDir) : join(dataDir, 'ca'),
-    listen: { https: r.https, http: r.http, dns: r.dns },
+    listen: { https: r.https, http: r.http, dns: r.dns, proxy: r.proxy },
+    connectPolicy: r.connectPolicy,
+    customDomains,
     http2: r.http2,
     advertise: r.advertise ?? machine.advertise(),
     upstreamDns: r.upstreamDns ?? machine.upstreamDns(),
@@ -174,6 +219,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     manifestCache: { enabled: r.enableManifestCache, tiers, defaultTtlMs: r.manifestCacheDefaultTime },
     allowPush: r.allowPush,
     clientAuth,
+    accessChecks: { ttlMs: r.accessCheckTtl, anonymousTtlMs: r.anonymousAccessTtl, failOpen: r.accessCheckFailOpen },
     redirects: { mode: r.redirects, allowNetworks: r.redirectAllowNetworks },
     timeouts: {
       proxyConnectMs: r.proxyConnectTimeout,

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import * as parse from './parsers.js';
 import type { Parser } from './parsers.js';
+import type { ClientAuthMode } from '../client-auth/client-auth-config.js';
 
 /**
  * One setting: its config-file key (flags are the same name in kebab-case),
@@ -22,11 +23,6 @@ export interface Setting<T> {
 
 const setting = <T>(s: Setting<T>): Setting<T> => s;
 
-const redirectMode: Parser<'rewrite' | 'follow'> = (value) => {
-  const s = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
-  return s === 'rewrite' || s === 'follow' ? s : undefined;
-};
-
 /** CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare addresses; a list (config file) or separated by commas or spaces. */
 const networks: Parser<string[]> = (value) => {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : undefined;
@@ -38,9 +34,42 @@ const networks: Parser<string[]> = (value) => {
   return items && items.every(valid) ? items.map((item: string) => item.trim()) : undefined;
 };
 
-const clientAuthMode: Parser<'none' | 'htpasswd' | 'tokens'> = (value) => {
-  const s = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
-  return s === 'none' || s === 'htpasswd' || s === 'tokens' ? s : undefined;
+/** A parser that accepts one of `choices`, case-insensitively. */
+const oneOf =
+  <T extends string>(...choices: T[]): Parser<T> =>
+  (value) => {
+    const s = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+    return choices.find((c) => c === s);
+  };
+
+/** An http(s) URL, kept as given. */
+const url: Parser<string> = (value) => {
+  const s = typeof value === 'string' ? value.trim() : undefined;
+  if (!s) return undefined;
+  try {
+    const u = new URL(s);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** An ldap:// or ldaps:// URL. */
+const ldapUrl: Parser<string> = (value) => {
+  const s = typeof value === 'string' ? value.trim() : undefined;
+  if (!s) return undefined;
+  try {
+    const u = new URL(s);
+    return u.protocol === 'ldap:' || u.protocol === 'ldaps:' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** A template that must contain `{user}`. */
+const userTemplate: Parser<string> = (value) => {
+  const s = typeof value === 'string' ? value.trim() : undefined;
+  return s && s.includes('{user}') ? s : undefined;
 };
 
 const LISTEN = 'ADDR:PORT such as 0.0.0.0:443';
@@ -90,7 +119,7 @@ export const SETTINGS = {
   clientHeaderTimeout: setting({ env: 'CLIENT_HEADER_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
   keepaliveTimeout: setting({ env: 'KEEPALIVE_TIMEOUT', expected: DURATION, parse: parse.duration, default: 300_000 }),
 
-  redirects: setting<'rewrite' | 'follow'>({ env: 'REDIRECTS', expected: 'rewrite or follow', parse: redirectMode, default: 'rewrite' }),
+  redirects: setting<'rewrite' | 'follow'>({ env: 'REDIRECTS', expected: 'rewrite or follow', parse: oneOf('rewrite', 'follow'), default: 'rewrite' }),
   redirectAllowNetworks: setting({
     env: 'REDIRECT_ALLOW_NETWORKS',
     expected: 'networks such as 10.0.0.0/8 or fd00::/8 (or addresses) separated by commas',
@@ -98,12 +127,47 @@ export const SETTINGS = {
     default: [],
   }),
 
+  // HTTPS_PROXY mode (src/connect-proxy/): CONNECT for intercepted names is served like port 443.
+  proxy: setting({ env: 'LAYOVER_PROXY', expected: `${LISTEN}, or off`, parse: parse.optionalListen, default: { host: '0.0.0.0', port: 3128 } }),
+  connectPolicy: setting<'tunnel' | 'deny'>({ env: 'CONNECT_POLICY', expected: 'tunnel or deny', parse: oneOf('tunnel', 'deny'), default: 'tunnel' }),
+
   // Client authentication and access policy (src/client-auth/): off by default, as with the nginx-based proxies.
-  clientAuth: setting<'none' | 'htpasswd' | 'tokens'>({ env: 'CLIENT_AUTH', expected: 'none, htpasswd or tokens', parse: clientAuthMode, default: 'none' }),
+  clientAuth: setting<ClientAuthMode>({ env: 'CLIENT_AUTH', expected: 'none, htpasswd, tokens, jwt or ldap', parse: oneOf('none', 'htpasswd', 'tokens', 'jwt', 'ldap'), default: 'none' }),
+  clientAuthChallenge: setting<'basic' | 'bearer'>({ env: 'CLIENT_AUTH_CHALLENGE', expected: 'basic or bearer', parse: oneOf('basic', 'bearer'), default: 'basic' }),
+  clientTokenTtl: setting({ env: 'CLIENT_TOKEN_TTL', expected: DURATION, parse: parse.duration, default: 15 * 60_000 }),
+  clientAuthCacheTtl: setting({ env: 'CLIENT_AUTH_CACHE_TTL', expected: DURATION, parse: parse.duration, default: 60_000 }),
   htpasswdFile: setting({ env: 'HTPASSWD_FILE', expected: 'a path to an htpasswd file of bcrypt hashes (htpasswd -B)', parse: parse.string, default: undefined }),
   clientTokens: setting({ env: null, expected: 'a list of {user, token | tokenFile | tokenEnv, groups?}', parse: parse.raw, default: [], noFlag: true, secret: true }),
   clientGroups: setting({ env: null, expected: 'a mapping of group name to a list of users', parse: parse.raw, default: {}, noFlag: true }),
   accessRules: setting({ env: null, expected: 'a list of {users?, groups?, registries?, repositories?, actions}', parse: parse.raw, default: undefined, noFlag: true }),
+  jwtIssuer: setting({ env: 'JWT_ISSUER', expected: 'the issuer URL (https://...)', parse: url, default: undefined }),
+  jwtJwksUrl: setting({ env: 'JWT_JWKS_URL', expected: 'a JWKS URL (default: from the issuer\'s /.well-known/openid-configuration)', parse: url, default: undefined }),
+  jwtAudience: setting({ env: 'JWT_AUDIENCE', expected: 'the audience tokens must name', parse: parse.string, default: undefined }),
+  jwtUserClaim: setting({ env: 'JWT_USER_CLAIM', expected: 'a claim name', parse: parse.string, default: 'sub' }),
+  jwtGroupsClaim: setting({ env: 'JWT_GROUPS_CLAIM', expected: 'a claim name', parse: parse.string, default: 'groups' }),
+  ldapUrl: setting({ env: 'LDAP_URL', expected: 'an ldap:// or ldaps:// URL', parse: ldapUrl, default: undefined }),
+  ldapUserDn: setting({ env: 'LDAP_USER_DN', expected: 'a DN template with {user}, such as uid={user},ou=people,dc=example,dc=org', parse: userTemplate, default: undefined }),
+  ldapSearchBase: setting({ env: 'LDAP_SEARCH_BASE', expected: 'a base DN', parse: parse.string, default: undefined }),
+  ldapSearchFilter: setting({ env: 'LDAP_SEARCH_FILTER', expected: 'a filter with {user}, such as (uid={user})', parse: userTemplate, default: '(uid={user})' }),
+  ldapBindDn: setting({ env: 'LDAP_BIND_DN', expected: 'a DN', parse: parse.string, default: undefined }),
+  ldapBindPassword: setting({ env: 'LDAP_BIND_PASSWORD', expected: 'a password', parse: parse.string, default: undefined, noFlag: true, secret: true }),
+  ldapGroupBase: setting({ env: 'LDAP_GROUP_BASE', expected: 'a base DN', parse: parse.string, default: undefined }),
+  ldapGroupFilter: setting({ env: 'LDAP_GROUP_FILTER', expected: 'a filter with {dn} and/or {user}', parse: parse.string, default: '(|(member={dn})(uniqueMember={dn})(memberUid={user}))' }),
+  ldapStartTls: setting({ env: 'LDAP_STARTTLS', expected: BOOLEAN, parse: parse.boolean, default: false }),
+  ldapCa: setting({ env: 'LDAP_CA', expected: 'a path to a PEM file', parse: parse.string, default: undefined }),
+
+  // The authorisation-aware cache (src/access/): who may read cached content of repositories that need credentials.
+  accessCheckTtl: setting({ env: 'ACCESS_CHECK_TTL', expected: DURATION, parse: parse.duration, default: 5 * 60_000 }),
+  anonymousAccessTtl: setting({ env: 'ANONYMOUS_ACCESS_TTL', expected: DURATION, parse: parse.duration, default: 60 * 60_000 }),
+  accessCheckFailOpen: setting({
+    env: 'ACCESS_CHECK_FAIL_OPEN',
+    expected: 'hostnames or *.domain wildcards separated by spaces',
+    parse: parse.hostnamePatterns,
+    default: [],
+  }),
+
+  // Custom domains (src/registry/custom-domains.ts): a name of yours in front of an upstream registry and prefix.
+  customDomains: setting({ env: null, expected: 'a list of {from: domain[/path], to: registry[/prefix], certFile?, keyFile?}', parse: parse.raw, default: [], noFlag: true }),
 };
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -30,7 +30,11 @@ describe('loadConfig defaults', () => {
       https: { host: '0.0.0.0', port: 443 },
       http: { host: '0.0.0.0', port: 80 },
       dns: { host: '0.0.0.0', port: 53 },
+      proxy: { host: '0.0.0.0', port: 3128 },
     });
+    expect(config.connectPolicy).toBe('tunnel');
+    expect(config.customDomains).toEqual([]);
+    expect(config.accessChecks).toEqual({ ttlMs: 300_000, anonymousTtlMs: 3_600_000, failOpen: [] });
     expect(config.dataDir).toBe(join(process.cwd(), 'data'));
     expect(config.caDir).toBe(join(process.cwd(), 'data', 'ca'));
   });
@@ -204,7 +208,18 @@ describe('loadConfig storage redirects', () => {
 
 describe('loadConfig client authentication', () => {
   it('is off by default, with the default access rules', () => {
-    expect(load().clientAuth).toEqual({ mode: 'none', htpasswdFile: null, tokens: [], groups: {}, accessRules: null });
+    expect(load().clientAuth).toEqual({
+      mode: 'none',
+      htpasswdFile: null,
+      tokens: [],
+      groups: {},
+      accessRules: null,
+      challenge: 'basic',
+      tokenTtlMs: 900_000,
+      cacheTtlMs: 60_000,
+      jwt: null,
+      ldap: null,
+    });
   });
   it('reads CLIENT_AUTH and HTPASSWD_FILE from the environment and flags, and resolves the path', () => {
     expect(load({ env: { CLIENT_AUTH: 'htpasswd', HTPASSWD_FILE: 'users.htpasswd' } }).clientAuth).toMatchObject({ mode: 'htpasswd', htpasswdFile: join(process.cwd(), 'users.htpasswd') });
@@ -213,7 +228,7 @@ describe('loadConfig client authentication', () => {
   it('names the setting when htpasswd has no file, tokens have no entries or the mode is unknown', () => {
     expect(errorOf(() => load({ env: { CLIENT_AUTH: 'htpasswd' } }))).toMatch(/^HTPASSWD_FILE: CLIENT_AUTH=htpasswd needs a path/);
     expect(errorOf(() => load({ env: { CLIENT_AUTH: 'tokens' } }))).toMatch(/^clientTokens \(config file\): CLIENT_AUTH=tokens needs at least one entry/);
-    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'ldap' } }))).toBe('CLIENT_AUTH: expected none, htpasswd or tokens, got "ldap"');
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'kerberos' } }))).toBe('CLIENT_AUTH: expected none, htpasswd, tokens, jwt or ldap, got "kerberos"');
   });
   it('takes tokens, groups and access rules only from the config file', () => {
     const tokenFile = tempFile('token', 'file-token-0123456789\n');
@@ -256,5 +271,73 @@ describe('loadConfig client authentication', () => {
     expect(errorOf(() => load({ flags: { config: rules } }))).toMatch(/accessRules \(in .*r\.yaml\): rule 1: actions: expected pull or push, got "delete"/);
     const extra = tempFile('x.yaml', 'accessRules:\n  - {user: bob, actions: [pull]}\n');
     expect(errorOf(() => load({ flags: { config: extra } }))).toMatch(/rule 1: unknown key "user"/);
+  });
+});
+
+describe('loadConfig JWT and LDAP authentication', () => {
+  it('reads the JWT settings and requires issuer and audience', () => {
+    const env = { CLIENT_AUTH: 'jwt', JWT_ISSUER: 'https://idp.example.test/realms/ci', JWT_AUDIENCE: 'layover' };
+    expect(load({ env }).clientAuth.jwt).toEqual({ issuer: env.JWT_ISSUER, jwksUrl: null, audience: 'layover', userClaim: 'sub', groupsClaim: 'groups' });
+    expect(load({ env: { ...env, JWT_JWKS_URL: 'https://idp.example.test/keys', JWT_USER_CLAIM: 'email' } }).clientAuth.jwt).toMatchObject({ jwksUrl: 'https://idp.example.test/keys', userClaim: 'email' });
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'jwt', JWT_AUDIENCE: 'layover' } }))).toBe('JWT_ISSUER: CLIENT_AUTH=jwt needs the issuer URL');
+    expect(errorOf(() => load({ env: { ...env, JWT_AUDIENCE: undefined } }))).toBe('JWT_AUDIENCE: CLIENT_AUTH=jwt needs the audience tokens must name');
+    expect(errorOf(() => load({ env: { ...env, JWT_ISSUER: 'idp.example.test' } }))).toBe('JWT_ISSUER: expected the issuer URL (https://...), got "idp.example.test"');
+    expect(load().clientAuth.jwt).toBeNull();
+  });
+  it('reads the LDAP settings: a DN template or a search, never both; the bind password is a secret', () => {
+    const direct = load({ env: { CLIENT_AUTH: 'ldap', LDAP_URL: 'ldap://127.0.0.1:389', LDAP_USER_DN: 'uid={user},ou=people,dc=example,dc=test' } });
+    expect(direct.clientAuth.ldap).toMatchObject({ userDn: 'uid={user},ou=people,dc=example,dc=test', searchBase: null, bindDn: null, bindPassword: null, groupBase: null, startTls: false });
+    const search = load({
+      env: { CLIENT_AUTH: 'ldap', LDAP_URL: 'ldaps://ldap.example.test', LDAP_SEARCH_BASE: 'dc=example,dc=test', LDAP_BIND_DN: 'cn=reader,dc=example,dc=test', LDAP_BIND_PASSWORD: 'reader-secret-1' },
+    });
+    expect(search.clientAuth.ldap).toMatchObject({ searchBase: 'dc=example,dc=test', searchFilter: '(uid={user})', bindDn: 'cn=reader,dc=example,dc=test' });
+    expect(search.clientAuth.ldap?.bindPassword?.reveal()).toBe('reader-secret-1');
+    expect(inspect(search)).not.toContain('reader-secret-1');
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'ldap' } }))).toBe('LDAP_URL: CLIENT_AUTH=ldap needs the server URL');
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'ldap', LDAP_URL: 'ldap://h' } }))).toMatch(/^LDAP_USER_DN: CLIENT_AUTH=ldap needs either LDAP_USER_DN/);
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'ldap', LDAP_URL: 'http://h', LDAP_USER_DN: 'uid={user}' } }))).toBe('LDAP_URL: expected an ldap:// or ldaps:// URL, got "http://h"');
+    expect(errorOf(() => load({ env: { CLIENT_AUTH: 'ldap', LDAP_URL: 'ldap://h', LDAP_USER_DN: 'uid=bob' } }))).toMatch(/^LDAP_USER_DN: expected a DN template with \{user\}/);
+    const message = errorOf(() => load({ env: { CLIENT_AUTH: 'ldap', LDAP_URL: 'ldap://h', LDAP_SEARCH_BASE: 'dc=x', LDAP_BIND_PASSWORD: 'lonely-secret' } }));
+    expect(message).toBe('LDAP_BIND_DN: LDAP_BIND_DN and LDAP_BIND_PASSWORD go together');
+  });
+});
+
+describe('loadConfig HTTPS_PROXY mode, access checks and custom domains', () => {
+  it('reads the proxy listener and CONNECT policy', () => {
+    expect(load({ flags: { proxy: '127.0.0.1:8128' }, env: { CONNECT_POLICY: 'DENY' } })).toMatchObject({ listen: { proxy: { host: '127.0.0.1', port: 8128 } }, connectPolicy: 'deny' });
+    expect(load({ env: { LAYOVER_PROXY: 'off' } }).listen.proxy).toBeNull();
+    expect(errorOf(() => load({ env: { CONNECT_POLICY: 'maybe' } }))).toBe('CONNECT_POLICY: expected tunnel or deny, got "maybe"');
+  });
+  it('reads the access-check durations and the fail-open registries', () => {
+    const config = load({ env: { ACCESS_CHECK_TTL: '30s', ANONYMOUS_ACCESS_TTL: '2h', ACCESS_CHECK_FAIL_OPEN: 'ghcr.io *.example.test' } });
+    expect(config.accessChecks).toEqual({ ttlMs: 30_000, anonymousTtlMs: 7_200_000, failOpen: ['ghcr.io', '*.example.test'] });
+  });
+  it('maps custom domains with optional paths, prefixes and certificates', () => {
+    const cert = tempFile('d.crt', '-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n');
+    const key = tempFile('d.key', '-----BEGIN PRIVATE KEY-----\nAA\n-----END PRIVATE KEY-----\n');
+    const file = tempFile(
+      'domains.yaml',
+      [
+        'customDomains:',
+        `  - {from: Docker.Example.com/team/app, to: gcr.io/my-project/team/app, certFile: ${cert}, keyFile: ${key}}`,
+        `  - {from: docker.example.com, to: "registry.example.test:5000", certFile: ${cert}, keyFile: ${key}}`,
+      ].join('\n'),
+    );
+    expect(load({ flags: { config: file } }).customDomains).toEqual([
+      { domain: 'docker.example.com', pathPrefix: 'team/app', registry: 'gcr.io', upstreamPrefix: 'my-project/team/app', certFile: cert, keyFile: key },
+      { domain: 'docker.example.com', pathPrefix: '', registry: 'registry.example.test:5000', upstreamPrefix: '', certFile: cert, keyFile: key },
+    ]);
+  });
+  it.each([
+    ['customDomains: {from: a.test}', /expected a list/],
+    ['customDomains:\n  - {from: "a.test:8443", to: gcr.io}', /entry 1: from: no port here/],
+    ['customDomains:\n  - {from: a.test/Team, to: gcr.io}', /entry 1: from: "Team" is not a repository name prefix/],
+    ['customDomains:\n  - {from: a.test, to: "not a host"}', /entry 1: to: "not a host" is not a hostname/],
+    ['customDomains:\n  - {from: a.test, to: gcr.io, certFile: /nonexistent.crt}', /certFile and keyFile go together/],
+    ['customDomains:\n  - {from: a.test, to: gcr.io}\n  - {from: a.test/, to: quay.io}', /entry 2: a.test\/ is mapped twice/],
+    ['customDomains:\n  - {from: a.test, to: gcr.io, cert: x}', /unknown key "cert"/],
+  ])('rejects %j', (text, message) => {
+    const file = tempFile('bad.yaml', text);
+    expect(errorOf(() => load({ flags: { config: file } }))).toMatch(message);
   });
 });
