@@ -10,6 +10,7 @@ import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
+import { registerRequestGuards } from './proxy/request-guards.js';
 import { dockerProxyRoute } from './proxy/docker-proxy-route.js';
 import { PendingFills } from './proxy/pending-fills.js';
 import { StorageRedirects } from './proxy/redirects/storage-redirects.js';
@@ -69,14 +70,17 @@ function prepare(app: FastifyInstance, config: LayoverConfig): void {
   // client_header_timeout: how long a client may take to send its request head.
   app.server.headersTimeout = config.timeouts.clientHeaderMs;
   registerErrorHandler(app);
+  registerRequestGuards(app);
 }
 
 /** Builds every server Layover runs, without listening (tests listen on port 0). */
 export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}): Promise<LayoverApp> {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const intercepted = new HostnameSet(config.registries);
-  // First: a missing htpasswd file stops the start before anything is opened.
-  const clientAuth = await createClientAuth(config, logger);
+  const upstreamAgent = new UpstreamDispatcher(config, new UpstreamResolver({ servers: config.upstreamDns }));
+  // Before anything is opened: a missing htpasswd file stops the start. An identity provider's
+  // keys are fetched like an upstream: through the real resolvers and the upstream TLS trust.
+  const clientAuth = await createClientAuth(config, logger, { dispatcher: upstreamAgent });
   const { ca, created } = await loadOrCreateCa(config.caDir);
   logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
 
@@ -99,7 +103,6 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     logger,
     stallTimeoutMs: config.timeouts.proxyReadMs,
   });
-  const upstreamAgent = new UpstreamDispatcher(config, new UpstreamResolver({ servers: config.upstreamDns }));
 
   prepare(https, config);
   await https.register(serviceRoutes, { caCertPem: ca.certPem, hosts: SERVICE_HOSTS });

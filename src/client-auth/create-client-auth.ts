@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
 import type { LayoverConfig } from '../config/layover-config.js';
 import { AccessPolicy } from './access-policy.js';
 import type { Authenticator, ClientIdentity } from './authenticator.js';
@@ -46,8 +47,13 @@ export async function createAuthenticator(config: LayoverConfig, logger: Logger,
   }
 }
 
+export interface ClientAuthDependencies {
+  /** For identity providers Layover must ask over HTTPS (JWKS): resolved and trusted like an upstream. */
+  dispatcher?: Dispatcher;
+}
+
 /** Client authentication as configured, or null (with a warning if that exposes upstream credentials). */
-export async function createClientAuth(config: LayoverConfig, logger: Logger): Promise<ClientAuth | null> {
+export async function createClientAuth(config: LayoverConfig, logger: Logger, _deps: ClientAuthDependencies = {}): Promise<ClientAuth | null> {
   const { mode, accessRules } = config.clientAuth;
   if (mode === 'none') {
     if (config.credentials.length > 0) {
