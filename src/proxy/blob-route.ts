@@ -5,8 +5,9 @@ import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
 import { parseByteRange } from './byte-range.js';
+import { whenReadable } from './read-guard.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
-import type { ProxyContext } from './proxy-context.js';
+import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { forwardUpstream, unreachable } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -15,12 +16,23 @@ const OCTET_STREAM = 'application/octet-stream';
 /**
  * GET/HEAD of a blob. Hits come from disk, verified at commit; HEAD misses
  * stay HEADs upstream; a GET miss starts (or joins) the one fill of that
- * digest and every client reads from the growing file.
+ * digest and every client reads from the growing file. Bytes the cache
+ * already has (stored or being filled) go only to a client that may read this
+ * repository (src/access/).
  */
 export function serveBlob(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest): FastifyReply {
-  const log: RequestLogFields = { registry: target.registry, repo: name, digest };
   // With pushes on, a HEAD is how a pusher asks whether *this* repository has
   // the blob; the cache only knows the digest exists somewhere, so ask upstream.
+  const skipCache = request.method === 'HEAD' && ctx.config.allowPush;
+  if (!skipCache && (ctx.cache.stat(digest) || ctx.cache.activeFill(digest))) {
+    return whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => serveReadable(ctx, request, reply, target, name, digest));
+  }
+  return serveReadable(ctx, request, reply, target, name, digest);
+}
+
+/** serveBlob once access is settled: whatever the cache holds may be sent; anything else goes upstream. */
+function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest): FastifyReply {
+  const log: RequestLogFields = { registry: target.registry, repo: name, digest };
   const entry = request.method === 'HEAD' && ctx.config.allowPush ? undefined : ctx.cache.stat(digest);
   if (entry) {
     const range = parseByteRange(request.headers.range, entry.size);
@@ -85,7 +97,10 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
     },
     onResponse: (res) => {
       // A storage redirect: never cached itself; rewritten to docker.proxy or followed (src/proxy/redirects/).
-      if (isBlobRedirect(res)) return answerBlobRedirect({ ctx, request, reply, res, target, name, digest, settle });
+      if (isBlobRedirect(res)) {
+        recordFetched(ctx, request, target, name, digest);
+        return answerBlobRedirect({ ctx, request, reply, res, target, name, digest, settle });
+      }
       if (res.statusCode !== 200) {
         // Not ours to share: another client may hold other credentials.
         settle(undefined);
@@ -99,9 +114,17 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
         source: `${target.registry}/${name}`,
       });
       settle(fill);
+      recordFetched(ctx, request, target, name, digest);
       annotateRequestLog(request, { bytes: fill.meta.size });
       return void reply.send(fill.reader());
     },
+  });
+}
+
+/** Upstream gave this client the blob (or sent it to storage for it): the digest exists in `name`. */
+function recordFetched(ctx: ProxyContext, request: FastifyRequest, target: UpstreamTarget, name: RepositoryName, digest: Digest): void {
+  void ctx.readAccess.recordFetched(target, name, { kind: 'blob', digest }, request.headers.authorization, request.log).catch((error: unknown) => {
+    request.log.warn({ err: error, digest }, 'recording where a blob came from failed');
   });
 }
 

@@ -6,7 +6,8 @@ import { tagTtlMs } from '../registry/manifest-tiers.js';
 import { acceptKey } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
-import type { ProxyContext } from './proxy-context.js';
+import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
+import { whenReadable } from './read-guard.js';
 import { readLimited } from '../upstream/read-limited.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
@@ -32,7 +33,7 @@ export function serveManifest(ctx: ProxyContext, request: FastifyRequest, reply:
   const log: RequestLogFields = { registry: target.registry, repo: name, ref: 'tag' in reference ? reference.tag : reference.digest };
   if ('digest' in reference) {
     const entry = manifestEntry(ctx, reference.digest);
-    if (entry) return sendCached(ctx, request, reply, entry, { ...log, cache: 'hit' });
+    if (entry) return whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: entry.digest }, () => sendCached(ctx, request, reply, entry, { ...log, cache: 'hit' }));
     annotateRequestLog(request, { ...log, cache: request.method === 'HEAD' ? 'pass' : 'miss' });
     if (request.method === 'HEAD') return forwardUpstream(request, reply, target, { auth: ctx.upstreamAuth.for(name) });
     return forwardUpstream(request, reply, target, {
@@ -47,13 +48,13 @@ export function serveManifest(ctx: ProxyContext, request: FastifyRequest, reply:
   const cached = record ? manifestEntry(ctx, record.digest) : undefined;
   const { manifestCache } = ctx.config;
   if (cached && record && manifestCache.enabled && Date.now() - record.fetchedAt < tagTtlMs(reference.tag, manifestCache)) {
-    return sendCached(ctx, request, reply, cached, { ...log, cache: 'hit' });
+    return whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, () => sendCached(ctx, request, reply, cached, { ...log, cache: 'hit' }));
   }
   const serveStale = (why: string): boolean => {
     if (!cached) return false;
     request.log.warn({ ...log, reason: why }, 'upstream failed: serving the cached manifest');
     clearUpstreamHeaders(reply);
-    sendCached(ctx, request, reply, cached, { ...log, cache: 'stale' });
+    whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, () => sendCached(ctx, request, reply, cached, { ...log, cache: 'stale' }));
     return true;
   };
   annotateRequestLog(request, { ...log, cache: 'miss' });
@@ -133,6 +134,7 @@ async function storeAndSend(
       source: `${target.registry}/${name}`,
     });
     if (tagKey) await ctx.cache.setRecord<TagRecord>(tagKey, { digest, fetchedAt: Date.now() });
+    await ctx.readAccess.recordFetched(target, name, { kind: 'manifest', digest }, request.headers.authorization, request.log);
   } catch (error) {
     if (!reply.sent) return void reply.send(error);
     request.log.error({ err: error, registry: target.registry, repo: name }, 'storing a manifest failed');

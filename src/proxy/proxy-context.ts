@@ -1,3 +1,4 @@
+import type { ReadAccess } from '../access/read-access.js';
 import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { LayoverConfig } from '../config/layover-config.js';
@@ -15,4 +16,9 @@ export interface ProxyContext {
   readonly upstreamAuth: UpstreamAuth;
   /** Client authentication and access policy; absent or null when every client is let in (CLIENT_AUTH=none). */
   readonly clientAuth?: ClientAuth | null;
+}
+
+/** The registry routes' context: also who may read what the cache holds. */
+export interface RegistryProxyContext extends ProxyContext {
+  readonly readAccess: ReadAccess;
 }

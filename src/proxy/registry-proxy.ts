@@ -5,7 +5,10 @@ import { OciError } from '../registry/oci-errors.js';
 import { parseRegistryPath } from '../registry/registry-route.js';
 import { serveBlob } from './blob-route.js';
 import { serveManifest } from './manifest-route.js';
-import type { ProxyContext } from './proxy-context.js';
+import { AccessRecords } from '../access/access-records.js';
+import { ReadAccess } from '../access/read-access.js';
+import { UpstreamProbe } from '../access/upstream-probe.js';
+import type { ProxyContext, RegistryProxyContext } from './proxy-context.js';
 import { clearUpstreamHeaders, forwardUpstream } from './upstream-request.js';
 import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
 import { TOKEN_ENDPOINT_PATH } from '../upstream/auth/upstream-auth.js';
@@ -18,7 +21,18 @@ const READ_METHODS = new Set(['GET', 'HEAD']);
  * the cache, everything else (ping, tags, referrers, catalog, token endpoints,
  * other hosts' paths) passed through unchanged, pushes only with ALLOW_PUSH.
  */
-export async function registryProxy(app: FastifyInstance, ctx: ProxyContext): Promise<void> {
+export async function registryProxy(app: FastifyInstance, proxyContext: ProxyContext): Promise<void> {
+  const { config, cache, upstreamAuth, clientAuth } = proxyContext;
+  const readAccess = new ReadAccess({
+    records: new AccessRecords(cache),
+    probe: new UpstreamProbe(app.upstream, upstreamAuth),
+    clientAuthOn: Boolean(clientAuth),
+    layoverCredentials: (origin) => upstreamAuth.concerns(origin),
+    ttlMs: config.accessChecks.ttlMs,
+    anonymousTtlMs: config.accessChecks.anonymousTtlMs,
+    failOpen: config.accessChecks.failOpen,
+  });
+  const ctx: RegistryProxyContext = { ...proxyContext, readAccess };
   // Bodies (pushes) stream through untouched: parsing JSON would change the
   // bytes, and with them a manifest's digest.
   app.removeAllContentTypeParsers();
@@ -38,7 +52,7 @@ export async function registryProxy(app: FastifyInstance, ctx: ProxyContext): Pr
  * but when the upstream is down or failing Layover answers it itself, so that
  * clients go on to the manifests and blobs it can serve from the cache.
  */
-function ping(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
+function ping(ctx: RegistryProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
   const answerLocally = (): void => {
     clearUpstreamHeaders(reply);
     annotateRequestLog(request, { cache: 'stale' });
@@ -56,7 +70,7 @@ function ping(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, t
   });
 }
 
-function route(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+function route(ctx: RegistryProxyContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const target = upstreamTarget(request.host, ctx.intercepted);
   if (!target) throw new OciError('NOT_FOUND', `${request.host || 'this host'} is not a registry Layover proxies`);
   const path = request.url.split('?')[0]!;

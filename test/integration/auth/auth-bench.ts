@@ -28,6 +28,8 @@ export interface TokenUser {
 
 export interface TokenLine {
   account: string;
+  /** The client's User-Agent: `layover` for Layover's own token requests. */
+  agent?: string;
   scopes?: string[];
   access?: Array<{ name: string; actions: string[] }>;
   token?: string;

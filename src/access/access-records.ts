@@ -1,0 +1,62 @@
+import type { BlobCache } from '../cache/blob-cache.js';
+import type { Digest } from '../registry/digest.js';
+
+/** `registry-1.docker.io/library/alpine`: upstream host (aliases resolved) and repository. */
+export type RepositoryKey = string & { readonly __brand: 'RepositoryKey' };
+
+export const repositoryKey = (origin: string, repository: string): RepositoryKey => `${new URL(origin).host}/${repository}` as RepositoryKey;
+
+/** Whether upstream served a repository to a reader, and when that was seen. */
+export interface ReachRecord {
+  readonly readable: boolean;
+  readonly at: number;
+}
+
+/** Readers whose reach is recorded: nobody's credentials, or Layover's configured ones. */
+export type Reader = 'anonymous' | 'layover';
+
+/**
+ * A digest is usually shared by many repositories (base layers), and a client
+ * reading one of them may read the digest; so the repositories a digest was
+ * seen in are kept, most recent first, bounded: a repository that drops out is
+ * asked about again, which costs one HEAD.
+ */
+const MAX_REPOSITORIES_PER_DIGEST = 64;
+
+const memberKey = (digest: Digest): string => `access:member:${digest}`;
+const reachKey = (reader: Reader, repository: RepositoryKey): string => `access:${reader}:${repository}`;
+
+/**
+ * What Layover knows about who may read cached content, kept with the cache's
+ * records so that it survives a restart (an outage right after one must not
+ * turn public content into content nobody may read).
+ */
+export class AccessRecords {
+  readonly #cache: BlobCache;
+
+  constructor(cache: BlobCache) {
+    this.#cache = cache;
+  }
+
+  /** True when `digest` is known to exist in `repository` upstream. */
+  isMember(digest: Digest, repository: RepositoryKey): boolean {
+    return this.#cache.getRecord<string[]>(memberKey(digest))?.includes(repository) === true;
+  }
+
+  async addMember(digest: Digest, repository: RepositoryKey): Promise<void> {
+    const known = this.#cache.getRecord<string[]>(memberKey(digest)) ?? [];
+    if (known[0] === repository) return;
+    const next = [repository, ...known.filter((r) => r !== repository)].slice(0, MAX_REPOSITORIES_PER_DIGEST);
+    await this.#cache.setRecord(memberKey(digest), next);
+  }
+
+  reach(reader: Reader, repository: RepositoryKey): ReachRecord | undefined {
+    return this.#cache.getRecord<ReachRecord>(reachKey(reader, repository));
+  }
+
+  async setReach(reader: Reader, repository: RepositoryKey, readable: boolean, at: number): Promise<void> {
+    const known = this.reach(reader, repository);
+    if (known?.readable === readable && at - known.at < 60_000) return; // spare the index a write per request
+    await this.#cache.setRecord<ReachRecord>(reachKey(reader, repository), { readable, at });
+  }
+}

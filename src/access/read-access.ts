@@ -1,0 +1,197 @@
+import { createHash } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
+import { HostnameSet } from '../registry/hostname.js';
+import { OciError } from '../registry/oci-errors.js';
+import type { RepositoryName } from '../registry/repository-name.js';
+import { LruMap } from '../tls/lru-map.js';
+import { clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
+import { type AccessRecords, type Reader, type ReachRecord, repositoryKey, type RepositoryKey } from './access-records.js';
+import type { CachedObject, ProbeCredential, ProbeResult, UpstreamProbe } from './upstream-probe.js';
+
+/** Where the object is asked for: the registry name the client used and its upstream origin. */
+export interface ReadTarget {
+  readonly registry: string;
+  readonly origin: string;
+}
+
+/** Serve the cached bytes, or refuse with `error` (and the upstream's challenge, for a 401). */
+export type ReadDecision = { readonly allowed: true; readonly why: string } | { readonly allowed: false; readonly error: OciError; readonly challenge?: string | string[] };
+
+export interface ReadAccessOptions {
+  records: AccessRecords;
+  probe: UpstreamProbe;
+  /** Layover authenticates clients (its access policy already allowed this request) or lets everyone in. */
+  clientAuthOn: boolean;
+  /** Layover holds credentials that apply to this origin (UpstreamAuth.concerns). */
+  layoverCredentials: (origin: string) => boolean;
+  ttlMs: number;
+  anonymousTtlMs: number;
+  /** Registry patterns whose cached content is served when upstream cannot be asked. */
+  failOpen: readonly string[];
+  now?: () => number;
+}
+
+type Log = Pick<FastifyBaseLogger, 'warn' | 'debug'>;
+
+const allowed = (why: string): ReadDecision => ({ allowed: true, why });
+
+/**
+ * Decides whether a client may have cached bytes of a repository that may need
+ * credentials: the cache holds one copy per digest, so without this a client
+ * could read what another client's credentials fetched.
+ *
+ * A digest is served under a repository only when it is known to exist there
+ * (it was fetched from there, or upstream said so to a HEAD), and only to a
+ * reader of that repository: with client authentication on, the access policy
+ * decides (Layover's own credentials are what fetched it); with it off, the
+ * upstream does: a repository it serves anonymously is open to all, otherwise
+ * the client's own credentials (or Layover's, which it would get anyway) are
+ * checked with a HEAD, remembered per credential and repository for `ttlMs`.
+ * When upstream cannot be asked, access fails closed unless the registry is
+ * listed in `failOpen`; a repository last seen public stays public.
+ */
+export class ReadAccess {
+  readonly #options: ReadAccessOptions;
+  readonly #failOpen: HostnameSet;
+  readonly #now: () => number;
+  /** `credential|repository` -> when a HEAD with a client's own credentials succeeded. */
+  readonly #granted = new LruMap<string, number>(10_000);
+  /** One probe at a time per question: a burst of hits costs one HEAD. */
+  readonly #asking = new Map<string, Promise<ProbeResult>>();
+  /** Repositories whose anonymous access is being learnt after a fill. */
+  readonly #learning = new Map<RepositoryKey, Promise<unknown>>();
+  /** The last challenge each origin sent without credentials, for refusals decided from a record. */
+  readonly #challenges = new LruMap<string, string | string[]>(1000);
+
+  constructor(options: ReadAccessOptions) {
+    this.#options = options;
+    this.#failOpen = new HostnameSet(options.failOpen.map((pattern) => pattern.split(':')[0]!));
+    this.#now = options.now ?? Date.now;
+  }
+
+  async check(target: ReadTarget, name: RepositoryName, object: CachedObject, authorization: string | undefined, log: Log): Promise<ReadDecision> {
+    const member = this.#options.records.isMember(object.digest, repositoryKey(target.origin, name));
+    // The policy allowed this client; Layover's own credentials are what filled the cache.
+    if (this.#options.clientAuthOn) return member ? allowed('policy') : this.#asReader('layover', target, name, object, member, log);
+
+    const anonymous = await this.#asReader('anonymous', target, name, object, member, log);
+    if (anonymous.allowed) return anonymous;
+    const reader = this.#readerOf(target.origin, authorization);
+    if (reader === 'anonymous') return anonymous;
+    if (reader === 'layover') return this.#asReader('layover', target, name, object, member, log);
+
+    const credential: ProbeCredential = { kind: 'client', authorization: authorization! };
+    const grantKey = `${credentialKey(credential)}|${repositoryKey(target.origin, name)}`;
+    const granted = this.#granted.get(grantKey);
+    if (member && granted !== undefined && this.#now() - granted < this.#options.ttlMs) return allowed('checked');
+    const result = await this.#ask(credential, target, name, object);
+    const decision = await this.#conclude(result, target, name, object, 'checked', log);
+    if (decision.allowed && 'status' in result) this.#granted.set(grantKey, this.#now());
+    return decision;
+  }
+
+  /**
+   * Upstream gave `object` of `name` to a request sent with `authorization`: the digest is a
+   * member of the repository, and the reader that fetched it (nobody, Layover) reaches it.
+   */
+  async recordFetched(target: ReadTarget, name: RepositoryName, object: CachedObject, authorization: string | undefined, log: Log): Promise<void> {
+    const repository = repositoryKey(target.origin, name);
+    const reader = this.#readerOf(target.origin, authorization);
+    // Both are in memory once called (persisted after): a client joining this fill on the next tick finds them.
+    const writes = [this.#options.records.addMember(object.digest, repository)];
+    if (reader !== 'client') writes.push(this.#options.records.setReach(reader, repository, true, this.#now()));
+    await Promise.all(writes);
+    // Learn now, while upstream is there, whether the repository is public: an outage later must not lock it.
+    if (this.#options.clientAuthOn || reader === 'anonymous' || this.#fresh(this.#options.records.reach('anonymous', repository)) || this.#learning.has(repository)) return;
+    const learning = this.#asReader('anonymous', target, name, object, true, log).finally(() => this.#learning.delete(repository));
+    this.#learning.set(repository, learning);
+    await learning;
+  }
+
+  /** Whose credentials a request carries upstream: the client's own, else Layover's (if it holds some for `origin`), else none. */
+  #readerOf(origin: string, authorization: string | undefined): Reader | 'client' {
+    if (!this.#options.clientAuthOn && clientBringsCredentials(authorization)) return 'client';
+    return this.#options.layoverCredentials(origin) ? 'layover' : 'anonymous';
+  }
+
+  /**
+   * What a recorded reader may do: a fresh record decides without asking upstream; otherwise a
+   * HEAD with its credentials, whose answer is recorded; when upstream cannot be asked, the last
+   * record that says yes still does (an outage does not make public content private).
+   */
+  async #asReader(reader: Reader, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, log: Log): Promise<ReadDecision> {
+    const repository = repositoryKey(target.origin, name);
+    const record = this.#options.records.reach(reader, repository);
+    if (this.#fresh(record)) {
+      if (record!.readable && member) return allowed(reader);
+      if (!record!.readable) return this.#conclude({ status: 401 }, target, name, object, reader, log);
+    }
+    const result = await this.#ask({ kind: reader }, target, name, object);
+    const answer = answerOf(result);
+    if (!answer) {
+      if (record?.readable && member) return allowed(`${reader} (upstream unreachable)`);
+      return this.#conclude(result, target, name, object, reader, log);
+    }
+    if (answer.status < 400) await this.#options.records.setReach(reader, repository, true, this.#now());
+    else if (answer.status === 401 || answer.status === 403) await this.#options.records.setReach(reader, repository, false, this.#now());
+    if (reader === 'anonymous' && answer.status === 401 && answer.challenge) this.#challenges.set(target.origin, answer.challenge);
+    log.debug({ registry: target.registry, repo: name, digest: object.digest, reader, status: answer.status }, 'asked upstream who may read a cached object');
+    return this.#conclude(answer, target, name, object, reader, log);
+  }
+
+  /** Turns a probe's answer into a decision; a yes also records the digest in the repository. */
+  async #conclude(result: ProbeResult, target: ReadTarget, name: RepositoryName, object: CachedObject, why: string, log: Log): Promise<ReadDecision> {
+    const where = `${target.registry}/${name}`;
+    const answer = answerOf(result);
+    if (!answer) {
+      if (this.#failOpen.has(target.registry)) {
+        log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream cannot be asked: serving cached content (ACCESS_CHECK_FAIL_OPEN)');
+        return allowed('fail-open');
+      }
+      const reason = 'unreachable' in result ? ((result.unreachable as NodeJS.ErrnoException).code ?? result.unreachable.message) : `upstream answered ${(result as Answer).status}`;
+      return { allowed: false, error: new OciError('UNAVAILABLE', `cannot check access to ${where}: upstream registry ${target.registry} cannot be asked`, { reason }) };
+    }
+    if (answer.status < 400) {
+      await this.#options.records.addMember(object.digest, repositoryKey(target.origin, name));
+      return allowed(why);
+    }
+    if (answer.status === 401) {
+      const challenge = answer.challenge ?? this.#challenges.get(target.origin);
+      const error = new OciError('UNAUTHORIZED', `${target.registry} requires authentication for ${where}`);
+      return { allowed: false, error, ...(challenge ? { challenge } : {}) };
+    }
+    if (answer.status === 403) return { allowed: false, error: new OciError('DENIED', `${target.registry} denies access to ${where}`) };
+    return {
+      allowed: false,
+      error: object.kind === 'blob' ? new OciError('BLOB_UNKNOWN', `blob unknown to ${where}`, { digest: object.digest }) : new OciError('MANIFEST_UNKNOWN', `manifest unknown to ${where}`, { digest: object.digest }),
+    };
+  }
+
+  #ask(credential: ProbeCredential, target: ReadTarget, name: RepositoryName, object: CachedObject): Promise<ProbeResult> {
+    const key = `${credentialKey(credential)}|${target.origin}|${name}|${object.kind}|${object.digest}`;
+    let pending = this.#asking.get(key);
+    if (!pending) {
+      pending = this.#options.probe.head(target.origin, name, object, credential).finally(() => this.#asking.delete(key));
+      this.#asking.set(key, pending);
+    }
+    return pending;
+  }
+
+  #fresh(record: ReachRecord | undefined): boolean {
+    return record !== undefined && this.#now() - record.at < this.#options.anonymousTtlMs;
+  }
+}
+
+type Answer = Extract<ProbeResult, { status: number }>;
+
+/** Upstream's answer, or null when it could not say: unreachable, failing, or rate-limiting. */
+function answerOf(result: ProbeResult): Answer | null {
+  return 'unreachable' in result || result.status >= 500 || result.status === 429 ? null : result;
+}
+
+/** A credential's name for memos: a hash, so no secret is kept as a key. */
+function credentialKey(credential: ProbeCredential): string {
+  if (credential.kind !== 'client') return credential.kind;
+  return `client:${createHash('sha256').update(credential.authorization).digest('base64url')}`;
+}
+
