@@ -6,7 +6,11 @@ export interface ClientIdentity {
 
 /**
  * Checks a client's `Authorization` header. Resolves null for missing or wrong
- * credentials; never rejects for them, and never puts the secret in an error.
+ * credentials (the client gets 401) and never rejects for them. When the
+ * credentials cannot be checked now (the identity provider or directory is down
+ * or too slow), rejects with OciError UNAVAILABLE, so the client gets 503 and
+ * retries rather than believing its credentials wrong. Neither an answer nor an
+ * error ever carries the secret.
  */
 export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<ClientIdentity | null>;

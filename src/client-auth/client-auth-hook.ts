@@ -2,12 +2,12 @@ import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fa
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { HostnameSet } from '../registry/hostname.js';
-import { parseRegistryPath } from '../registry/registry-route.js';
+import { parseRegistryPath, type RegistryRoute } from '../registry/registry-route.js';
 import { upstreamTarget } from '../proxy/upstream-target.js';
+import type { ClientIdentity } from './authenticator.js';
+import { parseBearer } from './authenticator.js';
+import { BASIC_CHALLENGE, bearerChallenge } from './client-challenge.js';
 import type { ClientAuth } from './create-client-auth.js';
-
-/** Basic is what `docker login`, skopeo `--creds` and podman's authfile answer without a token service. */
-export const CLIENT_CHALLENGE = 'Basic realm="Layover"';
 
 export interface ClientAuthHookOptions {
   clientAuth: ClientAuth;
@@ -15,23 +15,44 @@ export interface ClientAuthHookOptions {
   allowPush: boolean;
 }
 
-function unauthorized(reply: FastifyReply, message: string): FastifyReply {
+function unauthorized(reply: FastifyReply, message: string, challenge: string): FastifyReply {
   const body = new OciError('UNAUTHORIZED', message).toBody();
   return reply
     .code(401)
-    .header('www-authenticate', CLIENT_CHALLENGE)
+    .header('www-authenticate', challenge)
     .header('docker-distribution-api-version', 'registry/2.0')
     .header('content-type', 'application/json')
     .send(JSON.stringify(body));
 }
 
+/** The route, or null for paths outside the API and for malformed ones (the route refuses those, after authentication). */
+function routeOf(path: string): RegistryRoute | null {
+  try {
+    return parseRegistryPath(path);
+  } catch {
+    return null;
+  }
+}
+
+/** A token from Layover's token service is checked against Layover's key only; anything else goes to the authenticator. */
+function identify(clientAuth: ClientAuth, authorization: string | undefined, registry: string): Promise<ClientIdentity | null> {
+  const bearer = parseBearer(authorization);
+  if (bearer !== null && clientAuth.tokens?.isOurs(bearer)) return clientAuth.tokens.verify(bearer, registry);
+  return clientAuth.authenticator.authenticate(authorization);
+}
+
 /**
  * Runs before every route of the registry proxy, so a refused request touches
  * neither the cache nor an upstream. Without valid credentials: 401 UNAUTHORIZED
- * with a Basic challenge; authenticated but not allowed: 403 DENIED. The
- * client's Authorization is Layover's own and is removed before anything is
- * forwarded, so upstream credentials (src/upstream/auth/) apply as if the
- * client had sent none.
+ * with a Basic challenge, or with CLIENT_AUTH_CHALLENGE=bearer a Bearer challenge
+ * sending the client to Layover's token service (./token-service/); credentials
+ * that cannot be checked now (identity provider down): 503 UNAVAILABLE;
+ * authenticated but not allowed: 403 DENIED. In bearer mode a request may carry
+ * a token of Layover's (valid for the registry name it is sent to) or, as in
+ * basic mode, credentials the authenticator checks. The access policy is asked
+ * on every request, whichever way the client proved who it is. The client's
+ * Authorization is Layover's own and is removed before anything is forwarded,
+ * so upstream credentials (src/upstream/auth/) apply as if the client had sent none.
  */
 export function clientAuthHook({ clientAuth, intercepted, allowPush }: ClientAuthHookOptions): onRequestAsyncHookHandler {
   return async (request: FastifyRequest, reply: FastifyReply) => {
@@ -40,24 +61,35 @@ export function clientAuthHook({ clientAuth, intercepted, allowPush }: ClientAut
     const authorization = request.headers.authorization;
     delete request.raw.headers.authorization;
     delete request.headers.authorization;
-    const identity = await clientAuth.authenticator.authenticate(authorization);
+    const path = request.url.split('?')[0]!;
+    const pull = request.method === 'GET' || request.method === 'HEAD';
+    const action = pull ? 'pull' : 'push';
+    let identity: ClientIdentity | null;
+    try {
+      identity = await identify(clientAuth, authorization, target.registry);
+    } catch (error) {
+      annotateRequestLog(request, { registry: target.registry, clientAuth: 'unavailable' });
+      throw error;
+    }
     if (!identity) {
       annotateRequestLog(request, { registry: target.registry, clientAuth: authorization ? 'rejected' : 'missing' });
-      return unauthorized(reply, authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name');
+      const asked = routeOf(path);
+      const repository = asked && 'name' in asked ? asked.name : undefined;
+      const challenge = clientAuth.tokens
+        ? bearerChallenge(target.registry, repository ? { repository, actions: pull ? ['pull'] : ['pull', 'push'] } : null)
+        : BASIC_CHALLENGE;
+      return unauthorized(reply, authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name', challenge);
     }
     annotateRequestLog(request, { user: identity.user });
-    const path = request.url.split('?')[0]!;
     const route = parseRegistryPath(path);
+    const repository = route && 'name' in route ? route.name : undefined;
     // Answered here rather than upstream: the upstream's challenge would send the client, with
     // Layover's password, to the upstream's token realm.
     if (route?.kind === 'ping') {
       annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
       return reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
     }
-    const pull = request.method === 'GET' || request.method === 'HEAD';
     if (!pull && !allowPush) return; // the route refuses it: pushing is off
-    const repository = route && 'name' in route ? route.name : undefined;
-    const action = pull ? 'pull' : 'push';
     if (!clientAuth.policy.allows(identity, { action, registry: target.registry, repository })) {
       throw new OciError('DENIED', `${identity.user} may not ${action} ${repository ? `${target.registry}/${repository}` : `on ${target.registry}`}`);
     }

@@ -4,14 +4,19 @@ import type { LayoverConfig } from '../config/layover-config.js';
 import { AccessPolicy } from './access-policy.js';
 import type { Authenticator, ClientIdentity } from './authenticator.js';
 import { HtpasswdAuthenticator } from './authenticators/htpasswd.js';
+import { JwtAuthenticator } from './authenticators/jwt.js';
+import { LdapAuthenticator } from './authenticators/ldap.js';
 import { NoAuthenticator } from './authenticators/none.js';
 import { StaticTokenAuthenticator } from './authenticators/static-tokens.js';
+import { LayoverTokens } from './token-service/layover-tokens.js';
 
 /** What the proxy needs to check clients: null when authentication is off. */
 export interface ClientAuth {
   readonly mode: Exclude<LayoverConfig['clientAuth']['mode'], 'none'>;
   readonly authenticator: Authenticator;
   readonly policy: AccessPolicy;
+  /** Layover's token service and the tokens it issues: set with CLIENT_AUTH_CHALLENGE=bearer. */
+  readonly tokens: LayoverTokens | null;
 }
 
 /** Adds the config file's `clientGroups` to whatever groups the authenticator found. */
@@ -31,19 +36,30 @@ class WithGroups implements Authenticator {
   }
 }
 
-/** The authenticator for `clientAuth`, chosen by name; the start-up warning when there is none. */
-export async function createAuthenticator(config: LayoverConfig, logger: Logger, options: { checkIntervalMs?: number } = {}): Promise<Authenticator> {
+export interface AuthenticatorOptions {
+  /** How often at most the htpasswd file is looked at (tests pass 0). */
+  checkIntervalMs?: number;
+  /** For identity providers Layover must ask over HTTPS (OIDC discovery, JWKS). */
+  dispatcher?: Dispatcher;
+}
+
+/** The authenticator for `clientAuth`, chosen by name. */
+export async function createAuthenticator(config: LayoverConfig, logger: Logger, options: AuthenticatorOptions = {}): Promise<Authenticator> {
   const { clientAuth } = config;
+  const rememberMs = clientAuth.cacheTtlMs;
   switch (clientAuth.mode) {
     case 'none':
       return new NoAuthenticator();
-    case 'htpasswd':
-      return new WithGroups(await HtpasswdAuthenticator.open({ file: clientAuth.htpasswdFile!, logger, ...options }), clientAuth.groups);
+    case 'htpasswd': {
+      const checkInterval = options.checkIntervalMs === undefined ? {} : { checkIntervalMs: options.checkIntervalMs };
+      return new WithGroups(await HtpasswdAuthenticator.open({ file: clientAuth.htpasswdFile!, logger, rememberMs, ...checkInterval }), clientAuth.groups);
+    }
     case 'tokens':
       return new WithGroups(new StaticTokenAuthenticator(clientAuth.tokens), clientAuth.groups);
     case 'jwt':
+      return new WithGroups(new JwtAuthenticator({ settings: clientAuth.jwt!, logger, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }), clientAuth.groups);
     case 'ldap':
-      throw new Error(`CLIENT_AUTH=${clientAuth.mode} is not available in this build`);
+      return new WithGroups(await LdapAuthenticator.open({ settings: clientAuth.ldap!, logger, rememberMs }), clientAuth.groups);
   }
 }
 
@@ -52,9 +68,13 @@ export interface ClientAuthDependencies {
   dispatcher?: Dispatcher;
 }
 
-/** Client authentication as configured, or null (with a warning if that exposes upstream credentials). */
-export async function createClientAuth(config: LayoverConfig, logger: Logger, _deps: ClientAuthDependencies = {}): Promise<ClientAuth | null> {
-  const { mode, accessRules } = config.clientAuth;
+/**
+ * Client authentication as configured, or null (with a warning if that exposes
+ * upstream credentials). With CLIENT_AUTH_CHALLENGE=bearer, the key of the token
+ * service is loaded, or made, in the data dir.
+ */
+export async function createClientAuth(config: LayoverConfig, logger: Logger, deps: ClientAuthDependencies = {}): Promise<ClientAuth | null> {
+  const { mode, accessRules, challenge } = config.clientAuth;
   if (mode === 'none') {
     if (config.credentials.length > 0) {
       logger.warn(
@@ -63,9 +83,11 @@ export async function createClientAuth(config: LayoverConfig, logger: Logger, _d
       );
     }
     if (accessRules) logger.warn('accessRules are ignored: CLIENT_AUTH is none');
+    if (challenge === 'bearer') logger.warn('CLIENT_AUTH_CHALLENGE=bearer is ignored: CLIENT_AUTH is none, so there is no token service');
     return null;
   }
-  const authenticator = await createAuthenticator(config, logger);
-  logger.info({ clientAuth: mode, accessRules: accessRules ? accessRules.length : 'default: every user may pull' }, 'clients must authenticate');
-  return { mode, authenticator, policy: new AccessPolicy(accessRules) };
+  const authenticator = await createAuthenticator(config, logger, deps.dispatcher ? { dispatcher: deps.dispatcher } : {});
+  const tokens = challenge === 'bearer' ? await LayoverTokens.open(config.dataDir, config.clientAuth.tokenTtlMs) : null;
+  logger.info({ clientAuth: mode, challenge, accessRules: accessRules ? accessRules.length : 'default: every user may pull' }, 'clients must authenticate');
+  return { mode, authenticator, policy: new AccessPolicy(accessRules), tokens };
 }

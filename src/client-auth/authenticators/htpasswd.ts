@@ -1,37 +1,38 @@
-import { createHmac, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../config/config-error.js';
 import type { Authenticator, ClientIdentity } from '../authenticator.js';
 import { parseBasic } from '../authenticator.js';
+import { RememberedCredentials } from './remembered.js';
 
 const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
 /** Compared against when the user is unknown, so an unknown user costs as long as a wrong password. */
 const DUMMY_HASH = '$2b$10$IZhM08O5Zlha6VIIKGc5CeTcQ7zhoLfaruSgs0bolyAKRLRvNBUQq';
-const VERIFIED_MAX = 1_000;
-const VERIFIED_TTL_MS = 5 * 60_000;
+/** When no CLIENT_AUTH_CACHE_TTL is given (tests). */
+const DEFAULT_REMEMBER_MS = 60_000;
 
 export interface HtpasswdOptions {
   file: string;
   logger: Logger;
   /** How often at most the file's mtime is looked at (tests pass 0). */
   checkIntervalMs?: number;
+  /** How long a success is remembered (CLIENT_AUTH_CACHE_TTL). */
+  rememberMs?: number;
 }
 
 /**
  * `CLIENT_AUTH=htpasswd`: users from an Apache htpasswd file of bcrypt hashes
  * (`htpasswd -B`), read again when its mtime, size or inode changes. A bcrypt
  * check takes tens of milliseconds and a pull makes dozens of requests, so a
- * success is remembered for a few minutes under an HMAC with a per-process key
- * (bounded, and forgotten when the file changes); the password itself is never kept.
+ * success is remembered for CLIENT_AUTH_CACHE_TTL (./remembered.ts: bounded,
+ * never the password itself) and forgotten when the file changes.
  */
 export class HtpasswdAuthenticator implements Authenticator {
   readonly #file: string;
   readonly #logger: Logger;
   readonly #checkIntervalMs: number;
-  readonly #key = randomBytes(32);
-  readonly #verified = new Map<string, { identity: ClientIdentity; expires: number }>();
+  readonly #remembered: RememberedCredentials;
   #users = new Map<string, string>();
   #version = '';
   #lastCheck = 0;
@@ -41,6 +42,7 @@ export class HtpasswdAuthenticator implements Authenticator {
     this.#file = options.file;
     this.#logger = options.logger;
     this.#checkIntervalMs = options.checkIntervalMs ?? 1_000;
+    this.#remembered = new RememberedCredentials({ ttlMs: options.rememberMs ?? DEFAULT_REMEMBER_MS });
   }
 
   /** Reads the file once; a missing or unreadable file fails the start. */
@@ -58,17 +60,12 @@ export class HtpasswdAuthenticator implements Authenticator {
     const basic = parseBasic(authorization);
     if (!basic) return null;
     await this.#refresh();
-    const key = createHmac('sha256', this.#key).update(`${this.#version}\0${basic.user}\0${basic.password}`).digest('base64');
-    const remembered = this.#verified.get(key);
-    if (remembered && remembered.expires > Date.now()) return remembered.identity;
-    this.#verified.delete(key);
-    const hash = this.#users.get(basic.user);
-    const ok = await bcrypt.compare(basic.password, hash ?? DUMMY_HASH);
-    if (!ok || !hash) return null;
-    const identity: ClientIdentity = Object.freeze({ user: basic.user, groups: Object.freeze([]) });
-    if (this.#verified.size >= VERIFIED_MAX) this.#verified.delete(this.#verified.keys().next().value!);
-    this.#verified.set(key, { identity, expires: Date.now() + VERIFIED_TTL_MS });
-    return identity;
+    return this.#remembered.check(basic.user, basic.password, async () => {
+      const hash = this.#users.get(basic.user);
+      const ok = await bcrypt.compare(basic.password, hash ?? DUMMY_HASH);
+      if (!ok || !hash) return null;
+      return Object.freeze({ user: basic.user, groups: Object.freeze([]) });
+    });
   }
 
   #refresh(): Promise<void> {
@@ -108,7 +105,7 @@ export class HtpasswdAuthenticator implements Authenticator {
     if (skipped.length > 0) this.#logger.warn({ file: this.#file, lines: skipped }, 'htpasswd lines that are not bcrypt (htpasswd -B) are ignored');
     this.#users = users;
     this.#version = `${before.mtimeMs}:${before.size}:${before.ino}`;
-    this.#verified.clear();
+    this.#remembered.clear();
     this.#logger.info({ file: this.#file, users: users.size }, 'read the htpasswd file');
   }
 }

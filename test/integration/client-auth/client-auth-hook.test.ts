@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,12 +9,21 @@ import { type RunningLayover, startLayover } from '../../helpers/start-layover.j
 const CI_TOKEN = 'ci-token-4f9a0c1d2e3b';
 const BOB_TOKEN = 'bob-token-77e1a2b3c4d5';
 const running: RunningLayover[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((l) => l.close()));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
+/** A temp dir removed after the test. */
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'layover-client-auth-'));
+  dirs.push(dir);
+  return dir;
+}
 
 async function withTokens(extra = ''): Promise<RunningLayover> {
-  const file = join(mkdtempSync(join(tmpdir(), 'layover-client-auth-')), 'layover.yaml');
+  const dir = tempDir();
+  const file = join(dir, 'layover.yaml');
   writeFileSync(
     file,
     [
@@ -28,7 +37,7 @@ async function withTokens(extra = ''): Promise<RunningLayover> {
       extra,
     ].join('\n'),
   );
-  const layover = await startLayover({ config: file });
+  const layover = await startLayover({ config: file, 'data-dir': join(dir, 'data') });
   running.push(layover);
   return layover;
 }
@@ -88,7 +97,7 @@ describe('client authentication in the proxy', () => {
 
 describe('start-up warning', () => {
   it('warns when upstream credentials are configured and clients are not authenticated', async () => {
-    const layover = await startLayover({ registries: 'ghcr.io' }, { AUTH_REGISTRIES: 'ghcr.io:alice:s3cret-value' });
+    const layover = await startLayover({ registries: 'ghcr.io', 'data-dir': tempDir() }, { AUTH_REGISTRIES: 'ghcr.io:alice:s3cret-value' });
     running.push(layover);
     const warning = layover.logs.find((l) => l.msg.startsWith('upstream credentials are configured but clients are not authenticated'));
     expect(warning).toMatchObject({ level: 40, clientAuth: 'none', credentials: 1 });
@@ -96,7 +105,7 @@ describe('start-up warning', () => {
   });
 
   it('does not warn without upstream credentials', async () => {
-    const layover = await startLayover({ registries: 'ghcr.io' });
+    const layover = await startLayover({ registries: 'ghcr.io', 'data-dir': tempDir() });
     running.push(layover);
     expect(layover.logs.some((l) => l.msg.startsWith('upstream credentials are configured'))).toBe(false);
   });

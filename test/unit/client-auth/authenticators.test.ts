@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Authenticator } from '../../../src/client-auth/authenticator.js';
 import { HtpasswdAuthenticator } from '../../../src/client-auth/authenticators/htpasswd.js';
 import { NoAuthenticator } from '../../../src/client-auth/authenticators/none.js';
@@ -15,7 +15,9 @@ import { captureLogger } from '../../helpers/capture-logger.js';
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 /** A line as the real `htpasswd -B` writes it (cost 5 keeps the tests quick). */
 const htpasswdLine = (user: string, password: string): string => execFileSync('htpasswd', ['-Bbn', '-C', '5', user, password], { encoding: 'utf8' }).trim();
-const tempDir = (): string => mkdtempSync(join(tmpdir(), 'layover-client-auth-'));
+const root = mkdtempSync(join(tmpdir(), 'layover-client-auth-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const tempDir = (): string => mkdtempSync(join(root, 'case-'));
 
 interface Case {
   name: string;

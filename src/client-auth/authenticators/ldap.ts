@@ -1,0 +1,169 @@
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import { Client, ResultCodeError } from 'ldapts';
+import type { Logger } from 'pino';
+import type { LayoverConfig } from '../../config/layover-config.js';
+import { OciError } from '../../registry/oci-errors.js';
+import type { Authenticator, ClientIdentity } from '../authenticator.js';
+import { parseBasic } from '../authenticator.js';
+import { escapeDnValue, escapeFilterValue, fillTemplate } from './ldap-escape.js';
+import { RememberedCredentials } from './remembered.js';
+
+export type LdapSettings = NonNullable<LayoverConfig['clientAuth']['ldap']>;
+
+/** One whole check (connect, TLS, binds, searches) gets this long before the client gets 503. */
+const DEFAULT_TIMEOUT_MS = 10_000;
+/** More groups than anyone is in: the rest are not read. */
+const MAX_GROUPS = 1_000;
+
+export interface LdapOptions {
+  settings: LdapSettings;
+  logger: Logger;
+  /** How long a success is remembered (CLIENT_AUTH_CACHE_TTL). */
+  rememberMs: number;
+  timeoutMs?: number;
+}
+
+/** A failure of the directory, not of the client's credentials: the client gets 503 and tries again. */
+function unavailable(step: string, cause: unknown): OciError {
+  return new OciError('UNAVAILABLE', `the LDAP directory cannot check credentials now (${step})`, undefined, { cause });
+}
+
+/**
+ * `CLIENT_AUTH=ldap`: Basic credentials checked by binding to an LDAP directory
+ * as the user. The user's DN comes from LDAP_USER_DN (`uid={user},ou=people,…`),
+ * or from a search under LDAP_SEARCH_BASE with LDAP_SEARCH_FILTER that must
+ * find exactly one entry, made as LDAP_BIND_DN (or anonymously). Groups are the
+ * `cn` of every entry under LDAP_GROUP_BASE that LDAP_GROUP_FILTER matches
+ * (`{dn}` the user's DN, `{user}` the name), read as LDAP_BIND_DN when there is
+ * one, else as the user. User input is escaped for DNs and filters
+ * (./ldap-escape.ts).
+ *
+ * An empty password is refused before anything is sent: to LDAP a DN with an
+ * empty password is an "unauthenticated bind" (RFC 4513 5.1.2), which servers
+ * that allow it answer with success for any DN. A directory that cannot be
+ * reached, or answers too slowly, or whose TLS certificate is not trusted, is
+ * a 503 UNAVAILABLE, never a 401; the password is sent only after StartTLS
+ * succeeded when LDAP_STARTTLS is on. Successes are remembered (./remembered.ts).
+ */
+export class LdapAuthenticator implements Authenticator {
+  readonly #settings: LdapSettings;
+  readonly #logger: Logger;
+  readonly #remembered: RememberedCredentials;
+  readonly #timeoutMs: number;
+  readonly #tls: ConnectionOptions;
+
+  private constructor(options: LdapOptions, ca: string | undefined) {
+    this.#settings = options.settings;
+    this.#logger = options.logger;
+    this.#remembered = new RememberedCredentials({ ttlMs: options.rememberMs });
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const host = new URL(options.settings.url).hostname.replace(/^\[|\]$/g, '');
+    // StartTLS upgrades an open socket: the name to check the certificate against must be given.
+    this.#tls = { ...(ca === undefined ? {} : { ca }), host, ...(isIP(host) ? {} : { servername: host }) };
+  }
+
+  /** Reads LDAP_CA; warns when passwords would cross the network in clear text. */
+  static async open(options: LdapOptions): Promise<LdapAuthenticator> {
+    const { settings, logger } = options;
+    const ca = settings.ca === null ? undefined : await readFile(settings.ca, 'utf8');
+    if (settings.url.startsWith('ldap://') && !settings.startTls) {
+      logger.warn({ ldap: settings.url }, 'LDAP without TLS: client passwords cross the network in clear text (use ldaps:// or LDAP_STARTTLS)');
+    }
+    return new LdapAuthenticator(options, ca);
+  }
+
+  authenticate(authorization: string | undefined): Promise<ClientIdentity | null> {
+    const basic = parseBasic(authorization);
+    return basic ? this.check(basic.user, basic.password) : Promise.resolve(null);
+  }
+
+  /** One user name and password; null when they are not valid. */
+  check(user: string, password: string): Promise<ClientIdentity | null> {
+    if (user === '' || password === '') return Promise.resolve(null);
+    return this.#remembered.check(user, password, () => this.#withClient((client) => this.#verify(client, user, password)));
+  }
+
+  async #verify(client: Client, user: string, password: string): Promise<ClientIdentity | null> {
+    const settings = this.#settings;
+    if (settings.startTls && settings.url.startsWith('ldap://')) await step('StartTLS', () => client.startTLS({ ...this.#tls }));
+    let dn: string;
+    if (settings.userDn !== null) {
+      dn = fillTemplate(settings.userDn, { user }, escapeDnValue);
+    } else {
+      await this.#bindService(client);
+      const filter = fillTemplate(settings.searchFilter, { user }, escapeFilterValue);
+      const { searchEntries } = await step('user search', () => client.search(settings.searchBase!, { scope: 'sub', filter, attributes: ['1.1'], sizeLimit: 2 }));
+      if (searchEntries.length !== 1) {
+        this.#logger.info({ ldapUser: user, entries: searchEntries.length }, 'LDAP: the user search did not find exactly one entry');
+        return null;
+      }
+      dn = searchEntries[0]!.dn;
+    }
+    try {
+      await client.bind(dn, password);
+    } catch (error) {
+      // Wrong password, unknown DN, locked account: the directory's answer about these credentials.
+      if (error instanceof ResultCodeError) {
+        this.#logger.info({ ldapUser: user, ldapResult: error.code }, 'LDAP: the bind as the user was refused');
+        return null;
+      }
+      throw unavailable('bind', error);
+    }
+    const groups = settings.groupBase === null ? [] : await this.#groups(client, dn, user);
+    return Object.freeze({ user, groups: Object.freeze(groups) });
+  }
+
+  async #bindService(client: Client): Promise<void> {
+    const { bindDn, bindPassword } = this.#settings;
+    if (bindDn !== null && bindPassword !== null) await step('bind as LDAP_BIND_DN', () => client.bind(bindDn, bindPassword.reveal()));
+  }
+
+  async #groups(client: Client, dn: string, user: string): Promise<string[]> {
+    await this.#bindService(client);
+    const filter = fillTemplate(this.#settings.groupFilter, { dn, user }, escapeFilterValue);
+    const { searchEntries } = await step('group search', () => client.search(this.#settings.groupBase!, { scope: 'sub', filter, attributes: ['cn'], sizeLimit: MAX_GROUPS }));
+    const names = searchEntries.flatMap((entry) => {
+      const cn = entry.cn;
+      const first = Array.isArray(cn) ? cn[0] : cn;
+      return typeof first === 'string' && first !== '' ? [first] : [];
+    });
+    return [...new Set(names)];
+  }
+
+  /** A connection for one check, closed after it; the whole check is bounded by the timeout. */
+  async #withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
+    const client = new Client({
+      url: this.#settings.url,
+      timeout: this.#timeoutMs,
+      connectTimeout: this.#timeoutMs,
+      // ldapts speaks TLS from the first byte whenever tlsOptions are given: only for ldaps://.
+      ...(this.#settings.url.startsWith('ldaps://') ? { tlsOptions: { ...this.#tls } } : {}),
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(unavailable('timed out', new Error(`no answer within ${this.#timeoutMs} ms`))), this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([work(client), deadline]);
+    } catch (error) {
+      const failure = error instanceof OciError ? error : unavailable('connection', error);
+      this.#logger.warn({ ldap: this.#settings.url, err: failure.cause }, failure.message);
+      throw failure;
+    } finally {
+      clearTimeout(timer);
+      // Not awaited: on a stalled connection the unbind itself would wait for the timeout.
+      void client.unbind().catch(() => undefined);
+    }
+  }
+}
+
+/** Runs one directory operation; any failure of it is the directory's, not the client's. */
+async function step<T>(name: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw unavailable(name, error);
+  }
+}

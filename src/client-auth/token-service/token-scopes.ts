@@ -1,0 +1,68 @@
+import { parseRepositoryName } from '../../registry/repository-name.js';
+import type { AccessPolicy } from '../access-policy.js';
+import type { ClientIdentity } from '../authenticator.js';
+import type { AccessAction } from '../client-auth-config.js';
+
+/** One entry of a token's `access` claim, as the distribution token spec writes it. */
+export interface TokenAccess {
+  readonly type: string;
+  readonly name: string;
+  readonly actions: readonly string[];
+}
+
+/**
+ * The scopes of a token request: `resourcetype:name:action[,action]`, as many
+ * `scope` parameters as the client sends, each possibly a space-separated list
+ * (OAuth2 POST). The name is what lies between the first and the last colon;
+ * scopes that do not have that shape are left out.
+ */
+export function parseScopes(values: readonly string[]): TokenAccess[] {
+  return values
+    .flatMap((value) => value.split(/\s+/))
+    .flatMap((scope) => {
+      const first = scope.indexOf(':');
+      const last = scope.lastIndexOf(':');
+      if (first <= 0 || last === first) return [];
+      const actions = scope.slice(last + 1).split(',').filter((a) => a !== '');
+      return [{ type: scope.slice(0, first), name: scope.slice(first + 1, last), actions }];
+    });
+}
+
+/**
+ * What `identity` gets of `requested` on `registry`: each repository action the
+ * access policy allows (push only with ALLOW_PUSH), the catalog when it allows
+ * pulling with no repository; everything else is dropped, as the token spec
+ * asks of a token service, rather than refused. Entries for one resource are merged.
+ */
+export function grantAccess(
+  policy: AccessPolicy,
+  identity: ClientIdentity,
+  registry: string,
+  requested: readonly TokenAccess[],
+  allowPush: boolean,
+): TokenAccess[] {
+  const granted = new Map<string, { type: string; name: string; actions: Set<string> }>();
+  const add = (type: string, name: string, action: string): void => {
+    const key = `${type}:${name}`;
+    const entry = granted.get(key) ?? { type, name, actions: new Set<string>() };
+    entry.actions.add(action);
+    granted.set(key, entry);
+  };
+  for (const { type, name, actions } of requested) {
+    if (type === 'repository' && parseRepositoryName(name)) {
+      for (const action of actions) {
+        if (action !== 'pull' && action !== 'push') continue;
+        if (action === 'push' && !allowPush) continue;
+        if (policy.allows(identity, { action: action as AccessAction, registry, repository: name })) add(type, name, action);
+      }
+    } else if (type === 'registry' && name === 'catalog' && actions.includes('*')) {
+      if (policy.allows(identity, { action: 'pull', registry, repository: undefined })) add(type, name, '*');
+    }
+  }
+  return [...granted.values()].map(({ type, name, actions }) => ({ type, name, actions: [...actions] }));
+}
+
+/** The space-separated scope list OAuth2 clients expect back. */
+export function formatScopes(access: readonly TokenAccess[]): string {
+  return access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' ');
+}
