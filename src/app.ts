@@ -5,6 +5,9 @@ import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BlobCache } from './cache/blob-cache.js';
 import { createClientAuth } from './client-auth/create-client-auth.js';
+import { registerConnectAuthorityCheck } from './connect-proxy/connect-authority.js';
+import type { ConnectProxy, InterceptServer } from './connect-proxy/connect-proxy.js';
+import { createConnectProxy } from './connect-proxy/create-connect-proxy.js';
 import type { LayoverConfig } from './config/layover-config.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
@@ -18,6 +21,7 @@ import { registryProxy } from './proxy/registry-proxy.js';
 import { RegistryPortServers } from './proxy/registry-port-servers.js';
 import { SERVICE_HOSTS, serviceRoutes } from './proxy/service-routes.js';
 import { HostnameSet } from './registry/hostname.js';
+import { setupOptionsFor } from './setup/setup-routes.js';
 import { DOCKER_PROXY_HOST } from './registry/well-known-hosts.js';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.js';
 import { SniContexts } from './tls/sni-contexts.js';
@@ -31,8 +35,11 @@ export interface LayoverApp {
   readonly ca: CertificateAuthority;
   /** The TLS listener every intercepted name arrives at. */
   readonly https: FastifyInstance;
-  /** Plain HTTP: /ca.crt and /healthz for node setup. */
+  /** Plain HTTP: /ca.crt, /healthz and /setup/* for node setup. */
   readonly http: FastifyInstance | null;
+  /** HTTPS_PROXY mode: CONNECT (see connectProxy) and plain-HTTP /ca.crt, /healthz, /setup/*; null when off. */
+  readonly proxy: FastifyInstance | null;
+  readonly connectProxy: ConnectProxy | null;
   readonly dns: DnsServer | null;
   readonly cache: BlobCache;
   readonly upstreamAgent: UpstreamDispatcher;
@@ -47,6 +54,7 @@ export interface AppDependencies {
 export interface ListeningAddresses {
   https: AddressInfo;
   http: AddressInfo | null;
+  proxy: AddressInfo | null;
   dns: { host: string; port: number } | null;
   registryPorts: AddressInfo[];
 }
@@ -77,7 +85,8 @@ function prepare(app: FastifyInstance, config: LayoverConfig): void {
 export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}): Promise<LayoverApp> {
   const logger = deps.logger ?? createLogger(config.logLevel);
   const intercepted = new HostnameSet(config.registries);
-  const upstreamAgent = new UpstreamDispatcher(config, new UpstreamResolver({ servers: config.upstreamDns }));
+  const upstreamResolver = new UpstreamResolver({ servers: config.upstreamDns });
+  const upstreamAgent = new UpstreamDispatcher(config, upstreamResolver);
   // Before anything is opened: a missing htpasswd file stops the start. An identity provider's
   // keys are fetched like an upstream: through the real resolvers and the upstream TLS trust.
   const clientAuth = await createClientAuth(config, logger, { dispatcher: upstreamAgent });
@@ -96,6 +105,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     ? (fastify({ ...common, http2: true, https: { ...tlsOptions, allowHTTP1: true } }) as unknown as FastifyInstance)
     : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
   const http = config.listen.http ? fastify({ ...common, http: serverTimeouts }) : null;
+  const proxy = config.listen.proxy ? fastify({ ...common, http: serverTimeouts }) : null;
 
   const cache = await BlobCache.open({
     dir: join(config.dataDir, 'cache'),
@@ -105,7 +115,8 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   });
 
   prepare(https, config);
-  await https.register(serviceRoutes, { caCertPem: ca.certPem, hosts: SERVICE_HOSTS });
+  registerConnectAuthorityCheck(https);
+  await https.register(serviceRoutes, { caCertPem: ca.certPem, hosts: SERVICE_HOSTS, setup: setupOptionsFor(config, 'other', proxy?.server) });
   https.decorate('upstream', upstreamAgent);
   await https.register(replyFrom, { undici: upstreamAgent, disableRequestLogging: true });
   https.decorate('storageRedirects', await StorageRedirects.open(config, intercepted));
@@ -116,7 +127,15 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   await https.register(registryProxy, proxyContext);
   if (http) {
     prepare(http, config);
-    await http.register(serviceRoutes, { caCertPem: ca.certPem });
+    await http.register(serviceRoutes, { caCertPem: ca.certPem, setup: setupOptionsFor(config, 'other', proxy?.server) });
+  }
+  let connectProxy: ConnectProxy | null = null;
+  if (proxy) {
+    prepare(proxy, config);
+    await proxy.register(serviceRoutes, { caCertPem: ca.certPem, setup: setupOptionsFor(config, 'proxy') });
+    const tlsServer = https.server as unknown as InterceptServer;
+    connectProxy = createConnectProxy(config, { logger: logger as FastifyBaseLogger, intercepted, tlsServer, tls: sni.serverOptions(), resolver: upstreamResolver, clientAuth });
+    connectProxy.attach(proxy.server);
   }
 
   const dns = config.listen.dns
@@ -133,7 +152,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     keepAliveMs: config.timeouts.keepaliveMs,
     idleMs: common.connectionTimeout,
   });
-  return { config, logger, ca, https, http, dns, cache, upstreamAgent, registryPortServers };
+  return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers };
 }
 
 /** Starts every listener; on a failure, whatever already listens is closed again. */
@@ -142,12 +161,14 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
   try {
     await app.https.listen({ host: listen.https.host, port: listen.https.port });
     if (app.http && listen.http) await app.http.listen({ host: listen.http.host, port: listen.http.port });
+    if (app.proxy && listen.proxy) await app.proxy.listen({ host: listen.proxy.host, port: listen.proxy.port });
     const dns = app.dns ? await app.dns.listen() : null;
     const registryPorts = await app.registryPortServers.listen(listen.https.host);
     return {
       registryPorts,
       https: app.https.server.address() as AddressInfo,
       http: app.http ? (app.http.server.address() as AddressInfo) : null,
+      proxy: app.proxy ? (app.proxy.server.address() as AddressInfo) : null,
       dns,
     };
   } catch (error) {
@@ -158,6 +179,13 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
 
 /** Stops accepting, lets requests in flight finish, closes everything. */
 export async function closeApp(app: LayoverApp): Promise<void> {
-  await Promise.allSettled([app.https.close(), app.http?.close(), app.dns?.close(), app.registryPortServers.close()]);
+  await Promise.allSettled([
+    app.https.close(),
+    app.http?.close(),
+    app.proxy?.close(),
+    app.connectProxy?.close(),
+    app.dns?.close(),
+    app.registryPortServers.close(),
+  ]);
   await Promise.allSettled([app.upstreamAgent.close(), app.cache.close()]);
 }

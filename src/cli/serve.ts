@@ -16,6 +16,8 @@ export async function serve(config: LayoverConfig): Promise<void> {
     {
       https: `${addresses.https.address}:${addresses.https.port}`,
       http: addresses.http && `${addresses.http.address}:${addresses.http.port}`,
+      proxy: addresses.proxy && `${addresses.proxy.address}:${addresses.proxy.port}`,
+      connectPolicy: addresses.proxy ? config.connectPolicy : undefined,
       dns: addresses.dns && `${addresses.dns.host}:${addresses.dns.port}`,
       registryPorts: addresses.registryPorts.map((a) => a.port),
       advertise: config.advertise,

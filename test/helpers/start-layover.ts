@@ -27,6 +27,8 @@ export async function startLayover(flags: FlagValues = {}, env: NodeJS.ProcessEn
       https: '127.0.0.1:0',
       http: '127.0.0.1:0',
       dns: '127.0.0.1:0',
+      // The default, 0.0.0.0:3128, would collide between test files and reach beyond loopback.
+      proxy: '127.0.0.1:0',
       advertise: '127.0.0.1',
       'upstream-dns': '127.0.0.1:9',
       'log-level': 'debug',

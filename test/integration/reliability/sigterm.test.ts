@@ -43,7 +43,7 @@ async function setUp(): Promise<Setup> {
 
 /** `layover serve` as a process; resolves once it listens. */
 async function serve({ upstream, dns, dataDir, registries, auth }: Setup, extra: string[] = []) {
-  const args = ['serve', '--data-dir', dataDir, '--https', '127.0.0.1:0', '--http', 'off', '--dns', 'off', '--advertise', '127.0.0.1'];
+  const args = ['serve', '--data-dir', dataDir, '--https', '127.0.0.1:0', '--http', 'off', '--dns', 'off', '--proxy', 'off', '--advertise', '127.0.0.1'];
   args.push('--upstream-dns', `${dns.host}:${dns.port}`, '--upstream-ca', upstream.ca.certFile, '--registries', registries, ...extra);
   const child: ChildProcess = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...auth }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit') as Promise<[number | null, string | null]>;

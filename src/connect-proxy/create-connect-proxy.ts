@@ -1,0 +1,33 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { ClientAuth } from '../client-auth/create-client-auth.js';
+import type { LayoverConfig } from '../config/layover-config.js';
+import { AddressPolicy } from '../proxy/redirects/address-policy.js';
+import type { HostnameSet } from '../registry/hostname.js';
+import type { UpstreamResolver } from '../upstream/upstream-resolver.js';
+import { ConnectProxy, type ConnectProxyOptions, type InterceptServer } from './connect-proxy.js';
+
+export interface ConnectProxyDependencies {
+  logger: FastifyBaseLogger;
+  intercepted: HostnameSet;
+  /** The TLS listener of port 443 (fastify's server). */
+  tlsServer: InterceptServer;
+  /** Its certificates (SniContexts.serverOptions()). */
+  tls: ConnectProxyOptions['tls'];
+  resolver: UpstreamResolver;
+  clientAuth: ClientAuth | null;
+}
+
+/** The CONNECT handling of the proxy listener, as the configuration says. */
+export function createConnectProxy(config: LayoverConfig, deps: ConnectProxyDependencies): ConnectProxy {
+  const { timeouts } = config;
+  return new ConnectProxy({
+    logger: deps.logger,
+    rules: { intercepted: deps.intercepted, ports: new Set([443, ...config.registryPorts]), policy: config.connectPolicy },
+    tlsServer: deps.tlsServer,
+    tls: deps.tls,
+    // Tunnels reach what storage fetches may reach: public addresses, plus REDIRECT_ALLOW_NETWORKS.
+    dial: { resolver: deps.resolver, addressPolicy: new AddressPolicy(config.redirects.allowNetworks), connectTimeoutMs: timeouts.proxyConnectMs },
+    authenticator: deps.clientAuth?.authenticator ?? null,
+    timeouts: { handshakeMs: timeouts.clientHeaderMs, idleMs: Math.max(timeouts.proxyReadMs, timeouts.sendMs) },
+  });
+}
