@@ -11,6 +11,7 @@
  *   nested  a/b/c:v1           OCI manifest in a nested repository name, layers [base, own]
  *   large   bench/large:v1     one layer of 30 MiB of incompressible (AES-CTR) bytes
  * `base` is the same blob in oci, docker and nested: a cache keyed by digest stores it once.
+ * pushRandomImages adds any number of images of random layers (`bench/random:r<i>`), for misses.
  * Digests, sizes and raw manifests are read back from the registry after the push.
  */
 import { createCipheriv, createHash } from 'node:crypto';
@@ -159,6 +160,81 @@ export async function pushImages(sandbox: Sandbox, registry: Registry, caDir: st
     pushed[key] = await describe(sandbox, key, spec.repository, access);
   }
   return pushed;
+}
+
+export interface RandomImage {
+  repository: string;
+  tag: string;
+  /** The OCI manifest as pushed (skopeo copies an OCI layout to the registry unchanged). */
+  manifest: BlobRef & { raw: string };
+  /** The config and the layers. */
+  blobs: BlobRef[];
+  /** `<layout>/blobs/sha256`: every blob's bytes, named by hex digest (for checking Range answers). */
+  blobsDir: string;
+}
+
+export interface RandomImagesOptions {
+  /** How many images; image i is `<repository>:r<i>`. */
+  count: number;
+  /** Sizes of image i's layers (before gzip, which stores them: random bytes do not shrink). */
+  layerSizes: (index: number) => number[];
+  repository?: string;
+  seed?: string;
+  layoutDir?: string;
+  resolvConf: string;
+  /** skopeo copies at once; default 4. */
+  parallel?: number;
+}
+
+/**
+ * Fresh images of random layers, for cache misses: nothing in the bench's usual images shares a byte
+ * with them. Layers are gzip streams (level 0) of a one-file tar, so skopeo pushes them as they are.
+ */
+export async function pushRandomImages(sandbox: Sandbox, registry: Registry, caDir: string, options: RandomImagesOptions): Promise<RandomImage[]> {
+  const repository = options.repository ?? 'bench/random';
+  const seed = options.seed ?? 'layover';
+  const layoutDir = options.layoutDir ?? join(sandbox.dir, 'random-layouts');
+  const images = Array.from({ length: options.count }, (_, i) => writeRandomLayout(layoutDir, repository, `r${i}`, options.layerSizes(i), `${seed} random ${i}`));
+  const creds = registry.credentials ? ['--dest-creds', registry.credentials] : [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < images.length; i = next++) {
+      const { layout, image } = images[i]!;
+      await skopeo(sandbox, ['copy', '--dest-tls-verify=true', '--dest-cert-dir', caDir, ...creds, `oci:${layout}:${image.tag}`, `docker://${DIRECT_HOST}/${repository}:${image.tag}`], {
+        resolvConf: options.resolvConf,
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: options.parallel ?? 4 }, worker));
+  return images.map((i) => i.image);
+}
+
+function writeRandomLayout(dir: string, repository: string, tag: string, layerSizes: number[], label: string): { layout: string; image: RandomImage } {
+  const layout = join(dir, tag);
+  const blobsDir = join(layout, 'blobs', 'sha256');
+  mkdirSync(blobsDir, { recursive: true });
+  const put = (data: Buffer | string, mediaType: string): BlobRef => {
+    const bytes = Buffer.from(data);
+    const digest = sha256(bytes);
+    writeFileSync(join(blobsDir, digest.slice(7)), bytes);
+    return { digest, size: bytes.length, mediaType };
+  };
+  const diffIds: string[] = [];
+  const layers = layerSizes.map((size, i) => {
+    const plain = tar([{ path: `random-${i}.bin`, content: incompressible(`${label} layer ${i}`, size) }]);
+    diffIds.push(sha256(plain));
+    return put(gzipSync(plain, { level: 0 }), 'application/vnd.oci.image.layer.v1.tar+gzip');
+  });
+  const config = put(
+    JSON.stringify({ created: '2026-01-01T00:00:00Z', architecture: 'amd64', os: 'linux', config: { Labels: { 'test.layover': label } }, rootfs: { type: 'layers', diff_ids: diffIds } }),
+    'application/vnd.oci.image.config.v1+json',
+  );
+  const raw = JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers });
+  const manifest = { ...put(raw, OCI_MANIFEST), raw };
+  writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const { raw: _raw, ...descriptor } = manifest;
+  writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ ...descriptor, annotations: { 'org.opencontainers.image.ref.name': tag } }] }));
+  return { layout, image: { repository, tag, manifest, blobs: [config, ...layers], blobsDir } };
 }
 
 async function describe(sandbox: Sandbox, key: ImageKey, repository: string, access: SkopeoOptions): Promise<PushedImage> {

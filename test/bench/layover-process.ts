@@ -30,6 +30,8 @@ export interface LayoverProcessOptions {
   upstreamCa?: string;
   /** How long to wait for "layover is listening"; default 20 s. */
   readyTimeoutMs?: number;
+  /** Options for Node itself, before the CLI (e.g. `--trace-gc`, which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 export interface LogLine {
@@ -80,7 +82,7 @@ export async function startLayoverProcess(sandbox: Sandbox, options: LayoverProc
     else if (value === false) args.push(`--no-${name}`);
     else args.push(`--${name}`, value);
   }
-  const child = sandbox.spawn(process.execPath, [LAYOVER_CLI, 'serve', ...args], { env: options.env ?? {} });
+  const child = sandbox.spawn(process.execPath, [...(options.nodeArgs ?? []), LAYOVER_CLI, 'serve', ...args], { env: options.env ?? {} });
   const lines: LogLine[] = [];
   const waiters = new Set<(line: LogLine) => void>();
   let output = '';
