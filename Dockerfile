@@ -21,7 +21,7 @@ ENV NODE_ENV=production \
     LAYOVER_CA_DIR=/ca
 # The CA must survive the container: every node trusts it. The cache too.
 VOLUME ["/data", "/ca"]
-EXPOSE 53/udp 53/tcp 80 443
+EXPOSE 53/udp 53/tcp 80 443 3128
 # Docker lets unprivileged users bind ports below 1024 inside a container's own
 # network namespace; with --network host, run with --user root instead.
 USER node
