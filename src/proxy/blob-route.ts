@@ -4,6 +4,7 @@ import type { Fill } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
+import { OciError } from '../registry/oci-errors.js';
 import { parseByteRange } from './byte-range.js';
 import { whenReadable } from './read-guard.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
@@ -38,7 +39,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
     const range = parseByteRange(request.headers.range, entry.size);
     if (range === 'unsatisfiable') {
       annotateRequestLog(request, { ...log, cache: 'hit' });
-      return reply.code(416).header('content-range', `bytes */${entry.size}`).send();
+      return rangeNotSatisfiable(reply, entry.size);
     }
     reply.header('content-type', entry.mediaType ?? OCTET_STREAM).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
     if (request.method === 'HEAD') {
@@ -140,7 +141,7 @@ function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill, log:
 function sendFillPart(request: FastifyRequest, reply: FastifyReply, fill: Fill, size: number, log: RequestLogFields): FastifyReply {
   const range = request.method === 'HEAD' ? null : parseByteRange(request.headers.range, size);
   annotateRequestLog(request, { ...log, cache: 'miss', joined: true });
-  if (range === 'unsatisfiable') return reply.code(416).header('content-range', `bytes */${size}`).send();
+  if (range === 'unsatisfiable') return rangeNotSatisfiable(reply, size);
   reply.header('content-type', fill.meta.mediaType ?? OCTET_STREAM).header('docker-content-digest', fill.digest).header('accept-ranges', 'bytes');
   if (request.method === 'HEAD') return reply.header('content-length', size).send();
   if (!range) return reply.header('content-length', size).send(fill.reader());
@@ -150,6 +151,12 @@ function sendFillPart(request: FastifyRequest, reply: FastifyReply, fill: Fill, 
     .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
     .header('content-length', range.end - range.start + 1)
     .send(fill.reader(range));
+}
+
+/** 416 with the blob's size (RFC 9110 §15.5.17) and the OCI error body every registry route answers with. */
+export function rangeNotSatisfiable(reply: FastifyReply, size: number): FastifyReply {
+  const body = new OciError('RANGE_INVALID', `the range is outside the blob's ${size} bytes`).toBody();
+  return reply.code(416).header('content-range', `bytes */${size}`).header('content-type', 'application/json').send(JSON.stringify(body));
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -55,6 +55,8 @@ describe('blobs from the cache', () => {
     expect(tail.body).toEqual(full.body.subarray(layer.size - 5));
     const beyond = await curl(bench, `${base}/${image.repository}/blobs/${layer.digest}`, ['-r', `${layer.size}-`]);
     expect(beyond.status).toBe(416);
+    expect(beyond.headers['content-range']).toBe(`bytes */${layer.size}`);
+    expect(JSON.parse(beyond.body.toString())).toMatchObject({ errors: [{ code: 'RANGE_INVALID' }] });
     expect(await upstreamRequests((r) => r.path.includes('/blobs/'))).toEqual([]);
   });
 });
