@@ -1,13 +1,6 @@
 import { buildApp, closeApp, listenApp } from '../app.js';
 import type { LayoverConfig } from '../config/layover-config.js';
 
-/**
- * How long a stop waits for the responses in flight. Without a bound, one client that reads slowly, or
- * a fill whose upstream stalls, kept Layover from exiting until the orchestrator's SIGKILL; this stays
- * under Kubernetes' default 30 s grace so Layover exits on its own terms first.
- */
-export const SHUTDOWN_GRACE_MS = 25_000;
-
 /** `layover serve`: listen until SIGTERM or SIGINT, then close gracefully. */
 export async function serve(config: LayoverConfig): Promise<void> {
   const app = await buildApp(config);
@@ -25,17 +18,20 @@ export async function serve(config: LayoverConfig): Promise<void> {
     },
     'layover is listening',
   );
+  // Without a bound, one client that reads slowly, or a fill whose upstream stalls, kept Layover
+  // from exiting until the orchestrator's SIGKILL.
+  const graceMs = config.timeouts.shutdownGraceMs;
   let closing = false;
   const stop = (signal: string): void => {
     if (closing) return;
     closing = true;
-    app.logger.info({ signal, graceMs: SHUTDOWN_GRACE_MS }, 'shutting down');
+    app.logger.info({ signal, graceMs }, 'shutting down');
     // Past the grace period, exit anyway: a fill cut short leaves only a temporary file, which the
     // next start removes (the same recovery as after a kill -9), never a partial blob in the index.
     setTimeout(() => {
-      app.logger.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'grace period over: exiting with responses still in flight');
+      app.logger.warn({ graceMs }, 'grace period over: exiting with responses still in flight');
       process.exit(1);
-    }, SHUTDOWN_GRACE_MS).unref();
+    }, graceMs).unref();
     void closeApp(app).then(() => process.exit(0));
   };
   process.on('SIGTERM', stop);

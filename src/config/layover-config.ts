@@ -119,5 +119,7 @@ export interface LayoverConfig {
     readonly clientBodyMs: number;
     readonly clientHeaderMs: number;
     readonly keepaliveMs: number;
+    /** How long a stop (SIGTERM) waits for responses in flight before exiting anyway. */
+    readonly shutdownGraceMs: number;
   };
 }

@@ -212,7 +212,8 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     upstreamCa: r.upstreamCa !== undefined ? resolve(r.upstreamCa) : null,
     verifyUpstreamTls: r.verifySsl,
     logLevel: r.logLevel,
-    registries: [...new Set([...r.registries.map((pattern) => pattern.split(':')[0]!), ...DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST])],
+    // Custom domains are intercepted names too: DNS answers them and TLS serves a certificate for them.
+    registries: [...new Set([...r.registries.map((pattern) => pattern.split(':')[0]!), ...DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST, ...customDomains.map((d) => d.domain)])],
     registryPorts: [...new Set(r.registries.filter((pattern) => pattern.includes(':')).map((pattern) => Number(pattern.split(':')[1])))],
     credentials,
     cacheMaxSize: r.cacheMaxSize,
@@ -229,6 +230,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
       clientBodyMs: r.clientBodyTimeout,
       clientHeaderMs: r.clientHeaderTimeout,
       keepaliveMs: r.keepaliveTimeout,
+      shutdownGraceMs: r.shutdownGrace,
     },
   });
 }

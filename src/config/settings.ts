@@ -118,6 +118,8 @@ export const SETTINGS = {
   clientBodyTimeout: setting({ env: 'CLIENT_BODY_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
   clientHeaderTimeout: setting({ env: 'CLIENT_HEADER_TIMEOUT', expected: DURATION, parse: parse.duration, default: 60_000 }),
   keepaliveTimeout: setting({ env: 'KEEPALIVE_TIMEOUT', expected: DURATION, parse: parse.duration, default: 300_000 }),
+  // Under Kubernetes' default 30 s termination grace, so Layover exits on its own terms first.
+  shutdownGrace: setting({ env: 'SHUTDOWN_GRACE', expected: DURATION, parse: parse.duration, default: 25_000 }),
 
   redirects: setting<'rewrite' | 'follow'>({ env: 'REDIRECTS', expected: 'rewrite or follow', parse: oneOf('rewrite', 'follow'), default: 'rewrite' }),
   redirectAllowNetworks: setting({

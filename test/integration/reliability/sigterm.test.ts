@@ -15,7 +15,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it, onTestFinished } from 'vitest';
 import { CacheLayout } from '../../../src/cache/cache-layout.js';
-import { SHUTDOWN_GRACE_MS } from '../../../src/cli/serve.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import { startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
 import { startLayover } from '../../helpers/start-layover.js';
@@ -125,10 +124,13 @@ it('SIGTERM: stops accepting, finishes the response in flight, commits its fill,
   expect((await cached.body).equals(setup.upstream.slow.bytes)).toBe(true);
 }, 60_000);
 
+/** SHUTDOWN_GRACE for the test below: short, to keep the run short; the default (25 s) is in the config tests. */
+const SHUTDOWN_GRACE_MS = 3_000;
+
 it(`SIGTERM with a response that cannot finish: exits after the ${SHUTDOWN_GRACE_MS / 1000} s grace, and the fill leaves no trace`, async () => {
   const setup = await setUp();
   // Timeouts longer than the grace period, so only the grace period can end the stalled response.
-  const layover = await serve(setup, ['--proxy-read-timeout', '120s', '--send-timeout', '120s']);
+  const layover = await serve(setup, ['--proxy-read-timeout', '120s', '--send-timeout', '120s', '--shutdown-grace', `${SHUTDOWN_GRACE_MS}ms`]);
   const path = `/v2/stall/blobs/${setup.upstream.slow.digest}`;
   const { status, body } = await startDownload(setup, layover.ca, path);
   expect(status).toBe(200);

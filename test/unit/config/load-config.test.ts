@@ -35,6 +35,8 @@ describe('loadConfig defaults', () => {
     expect(config.connectPolicy).toBe('tunnel');
     expect(config.customDomains).toEqual([]);
     expect(config.accessChecks).toEqual({ ttlMs: 300_000, anonymousTtlMs: 3_600_000, failOpen: [] });
+    expect(config.timeouts.shutdownGraceMs).toBe(25_000);
+    expect(load({ env: { SHUTDOWN_GRACE: '5s' } }).timeouts.shutdownGraceMs).toBe(5_000);
     expect(config.dataDir).toBe(join(process.cwd(), 'data'));
     expect(config.caDir).toBe(join(process.cwd(), 'data', 'ca'));
   });

@@ -1,5 +1,4 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SHUTDOWN_GRACE_MS } from '../../../src/cli/serve.js';
 import { examplePath, imageUid, readText, servedStatus, SETTING_ENV_NAMES, yamlDocuments } from './example-files.js';
 import { deployment, daemonSet, image, layoverConfig, layoverContainer, layoverEnv, containerPort, listeners, NAMESPACE, objects, service, settings, setupEnv, workloads } from './kubernetes-example.js';
 import { bytesOf, containersOf, find, ofKind, selects, type ConfigMap, type KubeObject, type PersistentVolumeClaim } from './kubernetes-objects.js';
@@ -177,7 +176,7 @@ describe('examples/kubernetes: the Layover Deployment', () => {
   });
 
   it('gives Layover more time to stop than its own shutdown grace', () => {
-    expect(deployment.spec.template.spec.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(SHUTDOWN_GRACE_MS);
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(layoverConfig.timeouts.shutdownGraceMs);
   });
 });
 

@@ -3,7 +3,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { SHUTDOWN_GRACE_MS } from '../../../src/cli/serve.js';
+import { SETTINGS } from '../../../src/config/settings.js';
 import { USAGE } from '../../../src/cli/usage.js';
 import { configFor, examplePath, hasProgram, readText, ROOT, SETTING_ENV_NAMES } from './example-files.js';
 
@@ -94,7 +94,7 @@ describe('examples/systemd/layover.service', () => {
 
   it('leaves V8 its executable memory, and Layover its shutdown grace', () => {
     expect(one('MemoryDenyWriteExecute') ?? 'no').toBe('no');
-    expect(seconds(one('TimeoutStopSec')!) * 1000).toBeGreaterThan(SHUTDOWN_GRACE_MS);
+    expect(seconds(one('TimeoutStopSec')!) * 1000).toBeGreaterThan(SETTINGS.shutdownGrace.default!);
   });
 
   it.skipIf(!hasProgram('systemd-analyze'))('passes systemd-analyze verify without a warning, and its security rating is OK', () => {
