@@ -20,6 +20,7 @@ export { FillError, type FillFailure } from './fill-error.js';
 export { DirectoryLockedError } from './directory-lock.js';
 
 const DEFAULT_ACCESS_FLUSH_MS = 5_000;
+const DEFAULT_RELAY_WINDOW_BYTES = 16 * 1024 * 1024;
 
 /**
  * The content-addressed blob cache: verified blobs stored once per digest under `dir`, an in-memory LRU
@@ -52,6 +53,7 @@ export class BlobCache {
     this.host = {
       logger: this.logger,
       stallTimeoutMs: options.stallTimeoutMs,
+      relayWindowBytes: options.relayWindowBytes ?? DEFAULT_RELAY_WINDOW_BYTES,
       commit: (fill, tmpPath, size) => this.commitFill(fill, tmpPath, size),
       abandon: (fill) => {
         if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
@@ -64,6 +66,8 @@ export class BlobCache {
   static async open(options: BlobCacheOptions): Promise<BlobCache> {
     if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 0) throw new RangeError(`maxSize: expected bytes, got ${options.maxSize}`);
     if (!(options.stallTimeoutMs > 0)) throw new RangeError(`stallTimeoutMs: expected a positive duration, got ${options.stallTimeoutMs}`);
+    const relayWindow = options.relayWindowBytes;
+    if (relayWindow !== undefined && !(Number.isSafeInteger(relayWindow) && relayWindow > 0)) throw new RangeError(`relayWindowBytes: expected bytes, got ${relayWindow}`);
     const layout = new CacheLayout(options.dir);
     await mkdir(layout.tmpDir, { recursive: true });
     await mkdir(layout.blobsDir, { recursive: true });

@@ -1,5 +1,5 @@
 import type { Hash } from 'node:crypto';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger } from 'fastify';
@@ -8,14 +8,15 @@ import type { BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
 import { IO_CHUNK } from './durable-files.js';
 import { FillError } from './fill-error.js';
 import { FillReader, type FillSource } from './fill-reader.js';
-
-/** A slow source still reaches its followers within this long, even before 1 MiB has piled up. */
-const IDLE_FLUSH_MS = 10;
+import { FillRelay } from './fill-relay.js';
+import { TempFile } from './temp-file.js';
 
 /** The cache's side of a fill. */
 export interface FillHost {
   readonly logger: FastifyBaseLogger;
   readonly stallTimeoutMs: number;
+  /** Once the temp file fails, how far (in bytes) the slowest reader may trail the source: the memory a relay holds. */
+  readonly relayWindowBytes: number;
   /** Indexes and installs a verified, fsynced temp file and forgets the fill as active; called once. */
   commit(fill: BlobFill, tmpPath: string, size: number): Promise<BlobEntry>;
   /** The fill was dropped: forget it as the active fill for its digest. */
@@ -28,6 +29,10 @@ export interface FillHost {
  * One download of one blob into a temp file, hashed as it streams; shared by every reader of the digest.
  * The fill owns its source: readers come and go (a client disconnecting never aborts it), and only a
  * stall, a source error, a bad body or closing the cache ends it early.
+ *
+ * When the temp file fails (a full disk), the fill is dropped from the cache but not from its readers:
+ * it becomes a relay that goes on hashing the source and hands the readers it already had the bytes
+ * from memory, the final byte still only after the digest matched. New readers are refused.
  */
 export class BlobFill implements Fill, FillSource {
   readonly digest: Digest;
@@ -36,24 +41,25 @@ export class BlobFill implements Fill, FillSource {
 
   private readonly host: FillHost;
   private readonly tmpPath: string;
+  private readonly file: TempFile;
   private readonly hash: Hash;
   private readonly started = performance.now();
   private resolveDone!: (entry: BlobEntry) => void;
   private rejectDone!: (error: FillError) => void;
 
-  private state: 'filling' | 'committed' | 'failed' = 'filling';
+  private state: 'filling' | 'committed' | 'relayed' | 'failed' = 'filling';
+  /** The readers' failure. */
   private error: FillError | undefined;
+  /** Why the cache gave the fill up; set once, with the one log line and the rejection of `done`. */
+  private dropped: FillError | undefined;
   private abortError: FillError | undefined;
   private isVerified = false;
-  private handle: FileHandle | undefined;
-  /** The writer holds one reference, each reader one more. */
-  private handleRefs = 1;
+  /** The writer holds one reference to the temp file, each reader one more. */
+  private fileRefs = 1;
+  private readonly readers = new Set<FillReader>();
   private received = 0;
-  private written = 0;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private writing: Promise<void> | undefined;
-  private idleFlush: NodeJS.Timeout | undefined;
+  /** Set when the temp file failed: every byte from the point of failure on, as received. */
+  private relay: FillRelay | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
   private sink: Writable | undefined;
   private waiters: Array<() => void> = [];
@@ -64,6 +70,11 @@ export class BlobFill implements Fill, FillSource {
     this.tmpPath = tmpPath;
     this.host = host;
     this.hash = hasherFor(digest);
+    this.file = new TempFile(tmpPath, {
+      written: () => this.notify(),
+      failed: (error, unwritten) => this.toRelay(error, unwritten),
+      idleFailed: (error) => this.sink?.destroy(error),
+    });
     this.done = new Promise<BlobEntry>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -80,25 +91,30 @@ export class BlobFill implements Fill, FillSource {
       throw new RangeError(`invalid byte range ${start}-${end}`);
     }
     if (this.state === 'failed' && this.error) return failedStream(this.error);
-    if (this.handleRefs === 0) {
+    // A relay serves the readers it had; a newcomer would need bytes it no longer holds.
+    if (this.dropped) return failedStream(this.dropped);
+    if (this.fileRefs === 0) {
       const committed = this.host.readCommitted(this.digest, range);
       return committed ?? failedStream(new Error(`blob ${this.digest} is no longer cached`));
     }
-    this.handleRefs += 1;
-    return new FillReader(this, start, end);
+    this.fileRefs += 1;
+    const reader = new FillReader(this, start, end);
+    this.readers.add(reader);
+    return reader;
   }
 
-  /** Drops the fill (the cache is closing); `done` rejects with reason 'closed'. */
+  /** Drops the fill (the cache is closing); `done` rejects with reason 'closed'. A relay is no longer the cache's. */
   abort(): void {
-    if (this.state !== 'filling' || this.isVerified) return;
+    if (this.state !== 'filling' || this.isVerified || this.relay) return;
     this.abortError = new FillError('closed', 'the cache was closed during the fill');
     this.sink?.destroy(this.abortError);
   }
 
   get readableBytes(): number {
-    if (this.isVerified) return this.written;
-    const finalByte = this.meta.size !== undefined ? this.meta.size - 1 : this.written - 1;
-    return Math.max(0, Math.min(this.written, finalByte));
+    const available = this.relay ? this.received : this.file.written;
+    if (this.isVerified) return available;
+    const finalByte = this.meta.size !== undefined ? this.meta.size - 1 : available - 1;
+    return Math.max(0, Math.min(available, finalByte));
   }
 
   get verified(): boolean {
@@ -110,32 +126,45 @@ export class BlobFill implements Fill, FillSource {
     return this.isVerified ? undefined : this.error;
   }
 
-  async readAt(buffer: Buffer, length: number, position: number): Promise<number> {
-    if (!this.handle) return 0;
-    const { bytesRead } = await this.handle.read(buffer, 0, length, position);
-    return bytesRead;
+  read(position: number, length: number): Promise<Buffer> {
+    if (this.relay && position >= this.relay.start) return Promise.resolve(this.relay.slice(position, length));
+    // A relay's readers still behind the point of failure read what was written before it.
+    return this.file.read(position, length);
   }
 
   waitForProgress(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  releaseHandle(): void {
-    this.handleRefs -= 1;
-    if (this.handleRefs > 0 || !this.handle) return;
-    this.handle.close().catch((error: unknown) => this.host.logger.warn({ err: error, digest: this.digest }, 'cache fill: closing the temp file failed'));
+  advanced(): void {
+    // The space on disk comes back once no reader needs the part written before the failure.
+    if (this.relay && this.relay.advanced() >= this.file.written) this.closeFile();
+  }
+
+  release(reader: FillReader): void {
+    this.readers.delete(reader);
+    if (this.relay && this.state === 'filling' && this.readers.size === 0) this.sink?.destroy(lastReaderLeft());
+    this.advanced();
+    this.releaseFile();
+  }
+
+  private releaseFile(): void {
+    this.fileRefs -= 1;
+    if (this.fileRefs === 0) this.closeFile();
+  }
+
+  private closeFile(): void {
+    this.file.close().catch((error: unknown) => this.host.logger.warn({ err: error, digest: this.digest }, 'cache fill: closing the temp file failed'));
   }
 
   private async run(source: Readable): Promise<void> {
     try {
-      this.handle = await open(this.tmpPath, 'wx+').catch((error: unknown) => {
-        throw new FillError('io-error', 'cannot create the temp file', { cause: error });
-      });
+      await this.file.create().catch((error: unknown) => this.toRelay(FillError.from(error), []));
       if (this.abortError) throw this.abortError;
       this.sink = new Writable({
         highWaterMark: IO_CHUNK,
         write: (chunk: Buffer, _encoding, callback) => void this.accept(chunk).then(() => callback(), callback),
-        final: (callback) => void this.flush().then(() => callback(), callback),
+        final: (callback) => void this.file.flush().then(() => callback(), callback),
       });
       this.stallTimer = setTimeout(() => this.onStall(), this.host.stallTimeoutMs);
       await pipeline(source, this.sink);
@@ -143,19 +172,22 @@ export class BlobFill implements Fill, FillSource {
       this.check();
       this.isVerified = true;
       this.notify();
-      await this.handle.sync().catch((error: unknown) => {
-        throw new FillError('io-error', 'cannot fsync the temp file', { cause: error });
-      });
-      const entry = await this.host.commit(this, this.tmpPath, this.written).catch((error: unknown) => {
+      if (this.relay) {
+        this.state = 'relayed';
+        this.host.logger.info({ digest: this.digest, bytes: this.received, ms: this.elapsed() }, 'dropped cache fill: its readers got the blob from memory');
+        return;
+      }
+      await this.file.sync();
+      const entry = await this.host.commit(this, this.tmpPath, this.file.written).catch((error: unknown) => {
         throw error instanceof FillError ? error : new FillError('io-error', 'cannot commit the blob', { cause: error });
       });
       this.state = 'committed';
-      this.host.logger.info({ digest: this.digest, bytes: this.written, ms: this.elapsed() }, 'cache fill committed');
+      this.host.logger.info({ digest: this.digest, bytes: this.file.written, ms: this.elapsed() }, 'cache fill committed');
       this.resolveDone(entry);
     } catch (error) {
       await this.fail(FillError.from(error), source);
     } finally {
-      this.releaseHandle();
+      this.releaseFile();
     }
   }
 
@@ -166,53 +198,28 @@ export class BlobFill implements Fill, FillSource {
       throw new FillError('size-mismatch', `the body is longer than the announced ${this.meta.size} bytes`);
     }
     this.hash.update(chunk);
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= IO_CHUNK) {
-      await this.flush();
-      // The source was held back while the disk worked; that wait is not the source's silence.
-      this.stallTimer?.refresh();
+    if (this.relay) {
+      if (this.readers.size === 0) throw lastReaderLeft();
+      this.relay.append(chunk);
+      this.notify();
+      await this.relay.room();
     } else {
-      this.idleFlush ??= setTimeout(() => {
-        this.idleFlush = undefined;
-        this.flush().catch((error: unknown) => this.sink?.destroy(FillError.from(error)));
-      }, IDLE_FLUSH_MS);
+      await this.file.append(chunk);
     }
+    // The source was held back while the disk worked or a reader caught up; that wait is not the source's silence.
+    this.stallTimer?.refresh();
   }
 
-  /** Writes everything pending; one write at a time, so positions follow each other. */
-  private async flush(): Promise<void> {
-    while (this.pendingBytes > 0 || this.writing) {
-      if (this.writing) {
-        await this.writing;
-        continue;
-      }
-      const chunks = this.pending;
-      const length = this.pendingBytes;
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.writing = this.writeAt(chunks, length).finally(() => {
-        this.writing = undefined;
-      });
-    }
-  }
-
-  private async writeAt(chunks: Buffer[], length: number): Promise<void> {
-    const handle = this.handle;
-    if (!handle) throw new FillError('io-error', 'the temp file is not open');
-    try {
-      let done = (await handle.writev(chunks, this.written)).bytesWritten;
-      if (done < length) {
-        // Short writes are rare on regular files, but a retry must not repeat bytes.
-        const rest = Buffer.concat(chunks, length);
-        while (done < length) {
-          done += (await handle.write(rest, done, length - done, this.written + done)).bytesWritten;
-        }
-      }
-    } catch (error) {
-      throw new FillError('io-error', 'cannot write the temp file', { cause: error });
-    }
-    this.written += length;
+  /**
+   * The temp file failed: the fill is dropped from the cache (once: temp file removed, logged, `done`
+   * rejected), and its readers go on from memory. Throws `error` when there is no reader to go on for.
+   */
+  private toRelay(error: FillError, unwritten: Buffer[]): void {
+    if (this.readers.size === 0) throw error;
+    this.relay = new FillRelay(this.file.written, this.readers, this.host.relayWindowBytes);
+    for (const chunk of unwritten) this.relay.append(chunk);
+    void this.drop(error);
+    this.advanced();
     this.notify();
   }
 
@@ -228,6 +235,13 @@ export class BlobFill implements Fill, FillSource {
   }
 
   private onStall(): void {
+    const readers = this.relay?.holding ? this.relay.cutOffLaggards() : 0;
+    if (readers > 0) {
+      // The source was not silent but held for readers that stopped reading: they go, the others stay.
+      this.host.logger.warn({ digest: this.digest, readers, bytes: this.host.relayWindowBytes }, 'dropped cache fill: readers too far behind were cut off');
+      this.stallTimer?.refresh();
+      return;
+    }
     this.sink?.destroy(new FillError('stall', `nothing received or written for ${this.host.stallTimeoutMs} ms`));
   }
 
@@ -236,25 +250,35 @@ export class BlobFill implements Fill, FillSource {
     this.state = 'failed';
     this.error = error;
     this.clearTimers();
-    this.host.abandon(this);
     this.notify();
+    this.relay?.letGo();
     source.destroy();
     this.sink?.destroy();
+    if (!this.relay) return this.drop(error);
+    // Dropped already, and said so: this is the end of the relay.
+    this.host.logger[this.readers.size > 0 ? 'warn' : 'debug'](
+      { digest: this.digest, reason: error.reason, bytes: this.received, ms: this.elapsed(), err: error },
+      'dropped cache fill: relay to its readers failed',
+    );
+  }
+
+  /** Takes the fill out of the cache: no entry, no temp file, one log line, `done` rejected. Once. */
+  private async drop(error: FillError): Promise<void> {
+    if (this.dropped) return;
+    this.dropped = error;
+    this.host.abandon(this);
     await rm(this.tmpPath, { force: true }).catch((rmError: unknown) =>
       this.host.logger.warn({ err: rmError, digest: this.digest }, 'cache fill: removing the temp file failed'),
     );
     const level = error.reason === 'closed' ? 'info' : 'warn';
-    this.host.logger[level](
-      { digest: this.digest, reason: error.reason, bytes: this.received, ms: this.elapsed(), err: error },
-      'cache fill dropped',
-    );
+    const relay = this.relay ? { relay: true, readers: this.readers.size } : {};
+    this.host.logger[level]({ digest: this.digest, reason: error.reason, bytes: this.received, ms: this.elapsed(), ...relay, err: error }, 'cache fill dropped');
     this.rejectDone(error);
   }
 
   private clearTimers(): void {
     clearTimeout(this.stallTimer);
-    clearTimeout(this.idleFlush);
-    this.idleFlush = undefined;
+    this.file.stopTimer();
   }
 
   private notify(): void {
@@ -266,6 +290,10 @@ export class BlobFill implements Fill, FillSource {
   private elapsed(): number {
     return Math.round(performance.now() - this.started);
   }
+}
+
+function lastReaderLeft(): FillError {
+  return new FillError('io-error', 'the last reader of a dropped cache fill left');
 }
 
 /** A byte stream that fails as soon as it is read (the error is emitted on the next tick). */

@@ -40,7 +40,9 @@ export interface Fill {
   /**
    * A stream of the blob as it is being downloaded (from `range.start`, default 0), following the growing
    * temp file. It never emits the blob's final byte before the digest has been verified; on mismatch,
-   * truncation, upstream error or write timeout it is destroyed with an error.
+   * truncation, upstream error or write timeout it is destroyed with an error. When the temp file fails
+   * (a full disk), `done` rejects but the streams already handed out go on with bytes from memory; a
+   * stream asked for after that fails at once.
    */
   reader(range?: ByteRange): Readable;
   /** Resolves with the committed entry; rejects with a `FillError` when the fill is dropped. */
@@ -57,4 +59,9 @@ export interface BlobCacheOptions {
   stallTimeoutMs: number;
   /** How often batched access times are written to the index; default 5 s. */
   accessFlushMs?: number;
+  /**
+   * When a fill's temp file fails, its readers are served from memory: this bounds how far the slowest
+   * may trail the upstream (the source waits for it, and after `stallTimeoutMs` it is cut off); default 16 MiB.
+   */
+  relayWindowBytes?: number;
 }

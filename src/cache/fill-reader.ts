@@ -3,23 +3,27 @@ import { IO_CHUNK } from './durable-files.js';
 
 /** What a reader needs from a fill in progress (implemented by BlobFill). */
 export interface FillSource {
-  /** Bytes a reader may emit now: what is on disk, minus the final byte until the digest is verified. */
+  /** Bytes a reader may emit now: what the fill holds, minus the final byte until the digest is verified. */
   readonly readableBytes: number;
   /** True once the digest matched: `readableBytes` is then the whole blob. */
   readonly verified: boolean;
   /** Set when the fill failed before verification; readers must then fail too. */
   readonly failure: Error | undefined;
-  readAt(buffer: Buffer, length: number, position: number): Promise<number>;
+  /** Up to `length` bytes from `position` (below `readableBytes`): from the temp file, or from memory once it failed. */
+  read(position: number, length: number): Promise<Buffer>;
   /** Resolves at the next write, verification or failure (no polling). */
   waitForProgress(): Promise<void>;
-  /** Each reader holds the shared file handle; it closes after the last one lets go. */
-  releaseHandle(): void;
+  /** The reader took bytes: memory held for it may be let go, a source held back for it may go on. */
+  advanced(): void;
+  /** The reader is closed: it no longer holds the shared file handle (it closes after the last one) or any memory. */
+  release(reader: FillReader): void;
 }
 
 /**
  * Follows a growing temp file: reads what is already written (1 MiB at a time), then sleeps until the
  * fill reports progress. Reading from the fill's own handle rather than the path keeps working after
- * the file is renamed into place (or unlinked on failure), so no reader ever races the commit.
+ * the file is renamed into place (or unlinked on failure), so no reader ever races the commit. If the
+ * file fails, the fill hands out the rest from memory; the reader does not notice.
  */
 export class FillReader extends Readable {
   private readonly fill: FillSource;
@@ -35,13 +39,18 @@ export class FillReader extends Readable {
     this.end = endInclusive + 1;
   }
 
+  /** The next byte this reader will ask for; Infinity once it wants none. */
+  get need(): number {
+    return this.position < this.end && !this.destroyed ? this.position : Number.POSITIVE_INFINITY;
+  }
+
   override _read(): void {
     // One loop at a time; a pending wait or read resumes it, so extra calls have nothing to do.
     if (!this.pumping) void this.pump();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.fill.releaseHandle();
+    this.fill.release(this);
     callback(error);
   }
 
@@ -63,13 +72,12 @@ export class FillReader extends Readable {
         const verified = this.fill.verified;
         const limit = Math.min(this.end, this.fill.readableBytes);
         if (this.position < limit) {
-          const length = Math.min(IO_CHUNK, limit - this.position);
-          const buffer = Buffer.allocUnsafe(length);
-          const read = await this.fill.readAt(buffer, length, this.position);
+          const chunk = await this.fill.read(this.position, Math.min(IO_CHUNK, limit - this.position));
           if (this.destroyed) return;
-          if (read === 0) throw new Error('the temp file is shorter than the bytes written to it');
-          this.position += read;
-          if (!this.push(read === length ? buffer : buffer.subarray(0, read))) return;
+          if (chunk.length === 0) throw new Error('the temp file is shorter than the bytes written to it');
+          this.position += chunk.length;
+          this.fill.advanced();
+          if (!this.push(chunk)) return;
           continue;
         }
         if (verified) {

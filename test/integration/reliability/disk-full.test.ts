@@ -5,6 +5,7 @@
  * is indexed or left behind, Layover says so once, and it goes on serving.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -51,20 +52,27 @@ async function startOnSmallDisk() {
   return { upstream, layover, dataDir, get };
 }
 
-it('disk full during a fill: nothing partial is kept, it is logged once, Layover keeps serving', async () => {
-  const { upstream, layover, dataDir, get } = await startOnSmallDisk();
-  const big = await get(`/v2/slow/blobs/${upstream.slow.digest}`);
-  // Today the response is cut off with the fill (see the known-bug test below), never completed wrongly.
-  if (!big.complete) expect(big.body.equals(upstream.slow.bytes.subarray(0, big.body.length))).toBe(true);
-  else expect(big.body.equals(upstream.slow.bytes)).toBe(true);
-
+/** Nothing of the dropped fill is left: no temp file, no entry; and the one warning names ENOSPC. */
+async function expectDroppedOnce(layover: Awaited<ReturnType<typeof startOnSmallDisk>>['layover'], dataDir: string, digest: string): Promise<void> {
   const tmp = new CacheLayout(join(dataDir, 'cache')).tmpDir;
   await vi.waitFor(() => expect(existsSync(tmp) ? readdirSync(tmp) : []).toEqual([]));
-  expect(layover.app.cache.stat(upstream.slow.digest as Digest)).toBeUndefined();
+  expect(layover.app.cache.stat(digest as Digest)).toBeUndefined();
   const complaints = layover.logs.filter((l) => l.level >= LEVEL.warn && JSON.stringify(l).includes('ENOSPC'));
-  // The fill is logged once; a second line today is the cut response's (the known bug below).
-  expect(complaints.filter((l) => l.msg === 'cache fill dropped')).toHaveLength(1);
-  expect(complaints.filter((l) => l.msg !== 'response terminated with an error with headers already sent').map((l) => l.msg)).toEqual(['cache fill dropped']);
+  expect(complaints.map((l) => l.msg)).toEqual(['cache fill dropped']);
+  // No response was cut.
+  expect(layover.logs.filter((l) => l.msg === 'response terminated with an error with headers already sent')).toEqual([]);
+}
+
+const sha256 = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+it('disk full during a fill: the client still gets every byte, nothing partial is kept, it is logged once', async () => {
+  const { upstream, layover, dataDir, get } = await startOnSmallDisk();
+  const big = await get(`/v2/slow/blobs/${upstream.slow.digest}`);
+  expect(big.status).toBe(200);
+  expect(big.complete).toBe(true);
+  expect(big.body.length).toBe(upstream.slow.bytes.length);
+  expect(sha256(big.body)).toBe(upstream.slow.digest);
+  await expectDroppedOnce(layover, dataDir, upstream.slow.digest);
 
   // Still serving, and still filling what fits.
   const small = await get(`/v2/library/app/blobs/${upstream.blob.digest}`);
@@ -72,12 +80,25 @@ it('disk full during a fill: nothing partial is kept, it is logged once, Layover
   await vi.waitFor(() => expect(layover.app.cache.stat(upstream.blob.digest as Digest)).toBeDefined());
 }, 60_000);
 
-// Known bug (reported, not fixed): readers follow the fill's temp file, so when a write fails with
-// ENOSPC the fill fails and takes every client's response down with it (src/cache/blob-fill.ts: fail()
-// is the readers' failure too). The issue asks for the fill to be dropped and the response to go on.
-it.fails('disk full during a fill: the client still gets every byte (known bug)', async () => {
-  const { upstream, get } = await startOnSmallDisk();
-  const big = await get(`/v2/slow/blobs/${upstream.slow.digest}`);
-  expect(big.complete).toBe(true);
-  expect(big.body.equals(upstream.slow.bytes)).toBe(true);
+it('disk full during a fill: every client already following it gets every byte; a later one asks upstream itself', async () => {
+  const { upstream, layover, dataDir, get } = await startOnSmallDisk();
+  const path = `/v2/slow/blobs/${upstream.slow.digest}`;
+  const upstreamGets = () => upstream.seen.filter((r) => r.method === 'GET' && r.url === path).length;
+  const together = await Promise.all([get(path), get(path), get(path)]);
+  // One download shared by the three, and all three complete and right.
+  expect(upstreamGets()).toBe(1);
+  for (const response of together) {
+    expect(response.complete).toBe(true);
+    expect(sha256(response.body)).toBe(upstream.slow.digest);
+  }
+  await expectDroppedOnce(layover, dataDir, upstream.slow.digest);
+
+  // The dropped fill is nobody's to join: the next client starts its own download (which is dropped too).
+  const later = await get(path);
+  expect(upstreamGets()).toBe(2);
+  expect(later.complete).toBe(true);
+  expect(sha256(later.body)).toBe(upstream.slow.digest);
+  expect(layover.app.cache.stat(upstream.slow.digest as Digest)).toBeUndefined();
+  // Each fill says so once.
+  await vi.waitFor(() => expect(layover.logs.filter((l) => l.msg === 'cache fill dropped' && JSON.stringify(l).includes('ENOSPC'))).toHaveLength(2));
 }, 60_000);

@@ -156,6 +156,24 @@ describe('readers of an active fill', () => {
     expect((await tail.ended).equals(bytes.subarray(2 * MiB))).toBe(true);
   });
 
+  it('a reader that starts late reads back from the file what is no longer in memory, then keeps up', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(12 * MiB + 5);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length }));
+    const early = tally(fill.reader());
+    // Well past the few MiB a fill keeps in memory for readers that keep up.
+    for (let offset = 0; offset < 9 * MiB; offset += MiB) source.write(bytes.subarray(offset, offset + MiB));
+    await until(() => early.bytes().length === 9 * MiB);
+    const late = tally(fill.reader());
+    const middle = tally(fill.reader({ start: 3 * MiB + 7, end: 10 * MiB }));
+    source.end(bytes.subarray(9 * MiB));
+    expect((await early.ended).equals(bytes)).toBe(true);
+    expect((await late.ended).equals(bytes)).toBe(true);
+    expect((await middle.ended).equals(bytes.subarray(3 * MiB + 7, 10 * MiB + 1))).toBe(true);
+    await fill.done;
+  });
+
   it('a reader that goes away does not abort the fill', async () => {
     const { cache } = await openCache();
     const { bytes, digest } = blob(3 * MiB);

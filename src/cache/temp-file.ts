@@ -1,0 +1,148 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { ByteWindow } from './byte-window.js';
+import { IO_CHUNK } from './durable-files.js';
+import { FillError } from './fill-error.js';
+
+/** A slow source still reaches its followers within this long, even before 1 MiB has piled up. */
+const IDLE_FLUSH_MS = 10;
+
+/**
+ * The newest bytes written stay in memory too (the chunks as they came, nothing copied), so that readers
+ * keeping up with the fill neither read back what was just written nor need a fresh buffer per read.
+ */
+const RECENT_BYTES = 4 * IO_CHUNK;
+
+/** How a temp file tells its fill what happened. */
+export interface TempFileHooks {
+  /** More bytes are on disk. */
+  written(): void;
+  /**
+   * A write failed and the file takes no more: `unwritten` is every byte queued from `written` on, in
+   * order. Throwing fails the write with the thrown error instead.
+   */
+  failed(error: FillError, unwritten: Buffer[]): void;
+  /** A write that the idle timer started failed (`failed` threw). */
+  idleFailed(error: FillError): void;
+}
+
+/**
+ * A fill's temp file: chunks queued as they arrive and written 1 MiB at a time, one write after the
+ * other so that positions follow each other, and read back at any written position. Reading through
+ * the handle rather than the path keeps working after the file is renamed into place or unlinked.
+ */
+export class TempFile {
+  private readonly path: string;
+  private readonly hooks: TempFileHooks;
+  private handle: FileHandle | undefined;
+  private bytesWritten = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private writing: Promise<void> | undefined;
+  private idleFlush: NodeJS.Timeout | undefined;
+  private broken = false;
+  /** The chunks of the last RECENT_BYTES or so written, as they came. */
+  private readonly recent = new ByteWindow(0);
+
+  constructor(path: string, hooks: TempFileHooks) {
+    this.path = path;
+    this.hooks = hooks;
+  }
+
+  /** Bytes on disk, from 0 on; frozen once a write failed. */
+  get written(): number {
+    return this.bytesWritten;
+  }
+
+  async create(): Promise<void> {
+    try {
+      this.handle = await open(this.path, 'wx+');
+    } catch (error) {
+      throw new FillError('io-error', 'cannot create the temp file', { cause: error });
+    }
+  }
+
+  async append(chunk: Buffer): Promise<void> {
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes >= IO_CHUNK) return this.flush();
+    this.idleFlush ??= setTimeout(() => {
+      this.idleFlush = undefined;
+      this.flush().catch((error: unknown) => this.hooks.idleFailed(FillError.from(error)));
+    }, IDLE_FLUSH_MS);
+  }
+
+  /** Writes everything queued. */
+  async flush(): Promise<void> {
+    while ((this.pendingBytes > 0 && !this.broken) || this.writing) {
+      if (this.writing) {
+        await this.writing;
+        continue;
+      }
+      const chunks = this.pending;
+      const length = this.pendingBytes;
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.writing = this.writeAt(chunks, length).finally(() => {
+        this.writing = undefined;
+      });
+    }
+  }
+
+  /** Up to `length` written bytes from `position`: from memory if they were written lately, else read back into a buffer of their own. */
+  async read(position: number, length: number): Promise<Buffer> {
+    if (position >= this.recent.start && position < this.recent.end) return this.recent.slice(position, length);
+    if (!this.handle || position >= this.bytesWritten) throw new Error(`byte ${position} is not in the temp file`);
+    const buffer = Buffer.allocUnsafe(Math.min(length, this.bytesWritten - position));
+    const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
+    return bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead);
+  }
+
+  async sync(): Promise<void> {
+    try {
+      if (!this.handle) throw new Error('the temp file is not open');
+      await this.handle.sync();
+    } catch (error) {
+      throw new FillError('io-error', 'cannot fsync the temp file', { cause: error });
+    }
+  }
+
+  stopTimer(): void {
+    clearTimeout(this.idleFlush);
+    this.idleFlush = undefined;
+  }
+
+  /** Closes the handle (once; later calls do nothing). */
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    this.recent.trimTo(this.recent.end);
+    await handle?.close();
+  }
+
+  private async writeAt(chunks: Buffer[], length: number): Promise<void> {
+    try {
+      if (!this.handle) throw new Error('the temp file is not open');
+      let done = (await this.handle.writev(chunks, this.bytesWritten)).bytesWritten;
+      if (done < length) {
+        // Short writes are rare on regular files, but a retry must not repeat bytes.
+        const rest = Buffer.concat(chunks, length);
+        while (done < length) {
+          done += (await this.handle.write(rest, done, length - done, this.bytesWritten + done)).bytesWritten;
+        }
+      }
+    } catch (error) {
+      // Whatever part of this write reached the disk is ignored: what follows starts where the last whole write ended.
+      this.broken = true;
+      this.stopTimer();
+      const unwritten = [...chunks, ...this.pending];
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.hooks.failed(new FillError('io-error', 'cannot write the temp file', { cause: error }), unwritten);
+      return;
+    }
+    this.bytesWritten += length;
+    for (const chunk of chunks) this.recent.append(chunk);
+    this.recent.trimTo(this.bytesWritten - RECENT_BYTES);
+    this.hooks.written();
+  }
+}
