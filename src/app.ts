@@ -24,6 +24,7 @@ import { HostnameSet } from './registry/hostname.js';
 import { setupOptionsFor } from './setup/setup-routes.js';
 import { DOCKER_PROXY_HOST } from './registry/well-known-hosts.js';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.js';
+import { loadCustomCertificates } from './tls/custom-certificates.js';
 import { SniContexts } from './tls/sni-contexts.js';
 import { UpstreamDispatcher } from './upstream/upstream-agent.js';
 import { UpstreamResolver } from './upstream/upstream-resolver.js';
@@ -90,10 +91,13 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   // Before anything is opened: a missing htpasswd file stops the start. An identity provider's
   // keys are fetched like an upstream: through the real resolvers and the upstream TLS trust.
   const clientAuth = await createClientAuth(config, logger, { dispatcher: upstreamAgent });
+  // Likewise a custom domain's own certificate and key that do not fit.
+  const certificates = loadCustomCertificates(config.customDomains);
   const { ca, created } = await loadOrCreateCa(config.caDir);
   logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
 
-  const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, logger });
+  // The default certificate also covers the advertised addresses: mirror clients told https://<address> send no SNI.
+  const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, addresses: config.advertise, certificates, logger });
   // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by
   // default): a CLIENT_HEADER_TIMEOUT of a few seconds needs a finer check.
   const serverTimeouts = { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.timeouts.clientHeaderMs / 4))) };

@@ -4,11 +4,12 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
 import { configFlagOptions, loadConfig } from '../config/load-config.js';
 import { CACHE_SUBCOMMANDS, cacheCommand, type CacheSubcommand } from './cache-commands.js';
+import { containerdConfig, registriesConf } from './mirror-configs.js';
 import { printCa, printConfig, printCoredns, printHosts } from './print-commands.js';
 import { serve } from './serve.js';
 import { USAGE } from './usage.js';
 
-const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'cache', 'help'] as const;
+const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'cache', 'containerd-config', 'registries-conf', 'help'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** Exit code 2: the command line or the configuration is wrong; nothing was started. */
@@ -27,7 +28,17 @@ async function main(argv: string[]): Promise<void> {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...configFlagOptions(), k8s: { type: 'boolean' }, 'max-size': { type: 'string' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      options: {
+        ...configFlagOptions(),
+        k8s: { type: 'boolean' },
+        'max-size': { type: 'string' },
+        // containerd-config and registries-conf
+        server: { type: 'string' },
+        ca: { type: 'string' },
+        dir: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
       allowPositionals: true,
       allowNegative: true,
       strict: true,
@@ -43,7 +54,7 @@ async function main(argv: string[]): Promise<void> {
   const validSubcommand = command === 'cache' ? subcommand !== undefined && CACHE_SUBCOMMANDS.includes(subcommand) && positionals.length === 2 : positionals.length === 1 || positionals.length === 0;
   if (!COMMANDS.includes(command) || !validSubcommand) usageError(`unknown command "${positionals.join(' ')}"\n${USAGE}`);
 
-  const { k8s, 'max-size': maxSize, help: _help, version: _version, ...flags } = values;
+  const { k8s, 'max-size': maxSize, server, ca, dir, help: _help, version: _version, ...flags } = values;
   let config;
   try {
     config = loadConfig({ flags });
@@ -63,6 +74,15 @@ async function main(argv: string[]): Promise<void> {
       return void process.stdout.write(printHosts(config));
     case 'config':
       return void process.stdout.write(printConfig(config));
+    case 'containerd-config':
+    case 'registries-conf':
+      try {
+        const options = { server: server as string | undefined, ca: ca as string | undefined, dir: dir as string | undefined };
+        return void process.stdout.write(command === 'containerd-config' ? containerdConfig(config, options) : registriesConf(config, options));
+      } catch (error) {
+        if (error instanceof ConfigError) usageError(error.message);
+        throw error;
+      }
     case 'cache':
       try {
         return void process.stdout.write(await cacheCommand(config, subcommand!, maxSize as string | undefined));
@@ -74,6 +94,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
+  // Configuration found wrong only at start (a custom domain's certificate and key that do not match).
+  if (error instanceof ConfigError) usageError(error.message);
   const e = error as NodeJS.ErrnoException;
   // The common start-up failures get one clear line instead of a stack.
   if (e.code === 'EACCES' || e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL') {

@@ -6,6 +6,10 @@ Commands:
   coredns [--k8s]    print the CoreDNS stanza, or with --k8s the kube-system ConfigMap
   hosts              print /etc/hosts lines for the intercepted names
   config             print the effective configuration (credentials redacted)
+  containerd-config [--server URL] [--ca FILE|none] [--dir DIR]
+                     containerd hosts.toml files using Layover as a mirror (?ns=)
+  registries-conf [--server HOST]
+                     registries.conf mirror entries for podman, CRI-O, skopeo
   cache stats|ls|verify      the blob cache: totals, entries (most recent first), re-hash all
   cache prune [--max-size SIZE]  evict least recently used blobs down to SIZE (CACHE_MAX_SIZE)
   help               print this text

@@ -1,9 +1,7 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
-import type { HostnameSet } from '../registry/hostname.js';
-import { parseRegistryPath, type RegistryRoute } from '../registry/registry-route.js';
-import { upstreamTarget } from '../proxy/upstream-target.js';
+import { isRefusal, requestTargetOf } from '../proxy/request-target.js';
 import type { ClientIdentity } from './authenticator.js';
 import { parseBearer } from './authenticator.js';
 import { BASIC_CHALLENGE, bearerChallenge } from './client-challenge.js';
@@ -11,7 +9,6 @@ import type { ClientAuth } from './create-client-auth.js';
 
 export interface ClientAuthHookOptions {
   clientAuth: ClientAuth;
-  intercepted: HostnameSet;
   allowPush: boolean;
 }
 
@@ -23,15 +20,6 @@ function unauthorized(reply: FastifyReply, message: string, challenge: string): 
     .header('docker-distribution-api-version', 'registry/2.0')
     .header('content-type', 'application/json')
     .send(JSON.stringify(body));
-}
-
-/** The route, or null for paths outside the API and for malformed ones (the route refuses those, after authentication). */
-function routeOf(path: string): RegistryRoute | null {
-  try {
-    return parseRegistryPath(path);
-  } catch {
-    return null;
-  }
 }
 
 /** A token from Layover's token service is checked against Layover's key only; anything else goes to the authenticator. */
@@ -54,14 +42,15 @@ function identify(clientAuth: ClientAuth, authorization: string | undefined, reg
  * Authorization is Layover's own and is removed before anything is forwarded,
  * so upstream credentials (src/upstream/auth/) apply as if the client had sent none.
  */
-export function clientAuthHook({ clientAuth, intercepted, allowPush }: ClientAuthHookOptions): onRequestAsyncHookHandler {
+export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions): onRequestAsyncHookHandler {
   return async (request: FastifyRequest, reply: FastifyReply) => {
-    const target = upstreamTarget(request.host, intercepted);
-    if (!target) return; // the route answers NOT_FOUND without touching anything
+    // Decided once for every request by src/proxy/request-target.ts (registered before this hook):
+    // the registry and repository the client named, whether by Host, mirror or custom domain.
+    const target = requestTargetOf(request);
+    if (!target || isRefusal(target)) return; // the route answers NOT_FOUND without touching anything
     const authorization = request.headers.authorization;
     delete request.raw.headers.authorization;
     delete request.headers.authorization;
-    const path = request.url.split('?')[0]!;
     const pull = request.method === 'GET' || request.method === 'HEAD';
     const action = pull ? 'pull' : 'push';
     let identity: ClientIdentity | null;
@@ -73,16 +62,17 @@ export function clientAuthHook({ clientAuth, intercepted, allowPush }: ClientAut
     }
     if (!identity) {
       annotateRequestLog(request, { registry: target.registry, clientAuth: authorization ? 'rejected' : 'missing' });
-      const asked = routeOf(path);
-      const repository = asked && 'name' in asked ? asked.name : undefined;
+      const repository = target.repository;
       const challenge = clientAuth.tokens
         ? bearerChallenge(target.registry, repository ? { repository, actions: pull ? ['pull'] : ['pull', 'push'] } : null)
         : BASIC_CHALLENGE;
       return unauthorized(reply, authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name', challenge);
     }
     annotateRequestLog(request, { user: identity.user });
-    const route = parseRegistryPath(path);
-    const repository = route && 'name' in route ? route.name : undefined;
+    // A malformed path is refused only now, so that it tells an unauthenticated client nothing.
+    if (target.routeError) throw target.routeError;
+    const route = target.route;
+    const repository = target.repository;
     // Answered here rather than upstream: the upstream's challenge would send the client, with
     // Layover's password, to the upstream's token realm.
     if (route?.kind === 'ping') {

@@ -1,25 +1,28 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { clientAuthHook } from '../client-auth/client-auth-hook.js';
 import { annotateRequestLog } from '../log/request-log.js';
+import { CustomDomainRoutes } from '../registry/custom-domain-routes.js';
 import { OciError } from '../registry/oci-errors.js';
-import { parseRegistryPath } from '../registry/registry-route.js';
 import { serveBlob } from './blob-route.js';
 import { serveManifest } from './manifest-route.js';
 import { AccessRecords } from '../access/access-records.js';
 import { ReadAccess } from '../access/read-access.js';
 import { UpstreamProbe } from '../access/upstream-probe.js';
 import type { ProxyContext, RegistryProxyContext } from './proxy-context.js';
+import { isRefusal, registerRequestTarget, requestTargetOf, type RequestTarget } from './request-target.js';
+import { sendTagList } from './tag-list.js';
 import { clearUpstreamHeaders, forwardUpstream } from './upstream-request.js';
 import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
-import { TOKEN_ENDPOINT_PATH } from '../upstream/auth/upstream-auth.js';
-import { upstreamTarget, type UpstreamTarget } from './upstream-target.js';
+import type { UpstreamTarget } from './upstream-target.js';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
 /**
- * Every request for an intercepted registry name: blobs and manifests through
- * the cache, everything else (ping, tags, referrers, catalog, token endpoints,
- * other hosts' paths) passed through unchanged, pushes only with ALLOW_PUSH.
+ * Every request the TLS listener's other routes do not take: a registry named by the Host, by
+ * containerd's `ns` or a podman mirror path prefix on Layover's own name, or a custom domain
+ * (./request-target.ts decides which, once). Blobs and manifests go through the cache; everything
+ * else (ping, tags, referrers, catalog, token endpoints, other hosts' paths) is passed through,
+ * renamed where the names differ upstream; pushes only with ALLOW_PUSH.
  */
 export async function registryProxy(app: FastifyInstance, proxyContext: ProxyContext): Promise<void> {
   const { config, cache, upstreamAuth, clientAuth } = proxyContext;
@@ -37,8 +40,10 @@ export async function registryProxy(app: FastifyInstance, proxyContext: ProxyCon
   // bytes, and with them a manifest's digest.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  // Where each request goes is decided once, before client authentication and any route.
+  registerRequestTarget(app, { intercepted: ctx.intercepted, domains: new CustomDomainRoutes(config.customDomains) });
   // Before any cache lookup or upstream request (onRequest runs before the body is read, too).
-  if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth, intercepted: ctx.intercepted, allowPush: ctx.config.allowPush }));
+  if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth, allowPush: ctx.config.allowPush }));
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -70,29 +75,45 @@ function ping(ctx: RegistryProxyContext, request: FastifyRequest, reply: Fastify
   });
 }
 
+/** A mirror's `/v2/` without a registry (podman pings the mirror host itself): Layover answers for all of them. */
+function localPing(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  annotateRequestLog(request, { cache: 'pass' });
+  return reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
+}
+
 function route(ctx: RegistryProxyContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const target = upstreamTarget(request.host, ctx.intercepted);
-  if (!target) throw new OciError('NOT_FOUND', `${request.host || 'this host'} is not a registry Layover proxies`);
-  const path = request.url.split('?')[0]!;
-  // Where Layover points Bearer challenges of registries it holds credentials for (src/upstream/auth/).
-  if (path === TOKEN_ENDPOINT_PATH && ctx.upstreamAuth.concerns(target.origin)) return answerTokenRequest(ctx.upstreamAuth, request, reply, target);
-  const registryRoute = parseRegistryPath(path);
+  const routing = requestTargetOf(request);
+  if (!routing) throw new OciError('NOT_FOUND', 'no route');
+  if (isRefusal(routing)) {
+    annotateRequestLog(request, { refused: routing.refusal.code });
+    throw routing.refusal;
+  }
+  const target: RequestTarget = routing;
+  const upstream = target.upstream;
+  if (!upstream) return localPing(request, reply);
+  // Where Layover points Bearer challenges (src/upstream/auth/): for a registry it holds credentials
+  // for, and wherever names differ upstream (a mirror path prefix, a custom domain), always.
+  if (target.token && (upstream.rewrite?.alwaysManaged || ctx.upstreamAuth.concerns(upstream.origin))) return answerTokenRequest(ctx.upstreamAuth, request, reply, upstream);
+  if (target.routeError) throw target.routeError;
+  const registryRoute = target.route;
   const repo = registryRoute && 'name' in registryRoute ? registryRoute.name : undefined;
   if (!READ_METHODS.has(request.method)) {
     if (!ctx.config.allowPush) throw new OciError('UNSUPPORTED', 'Layover is a pull-through cache: pushing is off (ALLOW_PUSH)');
-    annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
-    return forwardUpstream(request, reply, target, { auth: ctx.upstreamAuth.for(repo, 'push') });
+    annotateRequestLog(request, { registry: upstream.registry, cache: 'pass' });
+    return forwardUpstream(request, reply, upstream, { auth: ctx.upstreamAuth.for(repo, 'push') });
   }
   switch (registryRoute?.kind) {
     case 'blob':
-      return serveBlob(ctx, request, reply, target, registryRoute.name, registryRoute.digest);
+      return serveBlob(ctx, request, reply, upstream, registryRoute.name, registryRoute.digest);
     case 'manifest':
-      return serveManifest(ctx, request, reply, target, registryRoute.name, registryRoute.reference);
+      return serveManifest(ctx, request, reply, upstream, registryRoute.name, registryRoute.reference);
     case 'ping':
-      return ping(ctx, request, reply, target);
+      return ping(ctx, request, reply, upstream);
     default: {
-      annotateRequestLog(request, { registry: target.registry, repo, cache: 'pass' });
-      return forwardUpstream(request, reply, target, { auth: ctx.upstreamAuth.for(repo) });
+      // A tag list names its repository: under the client's name where that differs upstream.
+      if (registryRoute?.kind === 'tags' && upstream.rewrite && !upstream.rewrite.names.identity) return sendTagList(ctx, request, reply, upstream, registryRoute.name);
+      annotateRequestLog(request, { registry: upstream.registry, repo, cache: 'pass' });
+      return forwardUpstream(request, reply, upstream, { auth: ctx.upstreamAuth.for(repo) });
     }
   }
 }

@@ -8,7 +8,8 @@ import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
 import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
-import type { UpstreamTarget } from './upstream-target.js';
+import { clientLink, clientLocation } from '../registry/client-location.js';
+import type { UpstreamRewrite, UpstreamTarget } from './upstream-target.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -56,7 +57,9 @@ interface Authorization {
 export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions = {}): FastifyReply {
   const scope = options.auth;
   if (!scope) return send(request, reply, target, options, null);
-  if (!scope.auth.concerns(target.origin)) {
+  // Where names differ upstream, a client cannot use the upstream's challenge as it is: Layover
+  // manages authorization (its credentials, or anonymous tokens) even without a credential.
+  if (!scope.auth.concerns(target.origin) && !target.rewrite?.alwaysManaged) {
     // No credential can apply: the request goes as it came, only a refusal is made clear.
     const grant: AuthGrant = { dropClientHeader: false, clientOwn: clientBringsCredentials(request.headers.authorization), challenge: null, passChallenge: scope.ping === true };
     return send(request, reply, target, options, { grant, managed: false, retried: false });
@@ -109,11 +112,23 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     },
   };
   if (options.method) hooks.method = options.method;
-  if (authorization?.managed && options.auth) {
-    const auth = options.auth.auth;
+  const rewrite = target.rewrite;
+  if (rewrite) {
+    // reply-from would otherwise append the client's query (containerd's `ns`) to the path.
+    hooks.queryString = () => rewrite.query;
+  }
+  const auth = authorization?.managed ? options.auth?.auth : undefined;
+  if (auth || rewrite) {
     hooks.rewriteHeaders = (headers) => {
+      const out = { ...headers };
       const challenge = headers['www-authenticate'];
-      return challenge ? { ...headers, 'www-authenticate': auth.rewriteChallenges(challenge, `https://${request.host}`) } : headers;
+      if (auth && challenge) {
+        out['www-authenticate'] = rewrite
+          ? auth.rewriteChallenges(challenge, { realm: rewrite.tokenRealm, scope: (s) => rewrite.names.scopesToClient(s) })
+          : auth.rewriteChallenges(challenge, `https://${request.host}`);
+      }
+      if (rewrite) renameLocations(out, target.origin, rewrite);
+      return out;
     };
   }
   hooks.onResponse = (_request, replyFrom, raw) => {
@@ -125,7 +140,17 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     if (options.onResponse) options.onResponse(res);
     else void replyFrom.send(res.stream);
   };
-  return reply.from(undefined, hooks);
+  return reply.from(rewrite?.path, hooks);
+}
+
+/** Location and Link headers that lead back into the upstream, renamed for a client that reached it under other names. */
+function renameLocations(headers: Record<string, string | string[] | number | undefined>, origin: string, rewrite: UpstreamRewrite): void {
+  const from = { origin, path: rewrite.path, query: rewrite.query };
+  const location = headers.location;
+  if (typeof location === 'string') headers.location = clientLocation(location, from, rewrite.names, rewrite.clientQuery);
+  const link = headers.link;
+  if (typeof link === 'string') headers.link = clientLink(link, from, rewrite.names, rewrite.clientQuery);
+  else if (Array.isArray(link)) headers.link = link.map((value) => clientLink(value, from, rewrite.names, rewrite.clientQuery));
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { HostnameSet } from '../registry/hostname.js';
 import { parseHostname } from '../registry/hostname.js';
+import type { NameMapping } from '../registry/name-mapping.js';
 import { DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 
 /** Docker Hub's registry API lives at registry-1.docker.io whatever name the client used. */
@@ -9,10 +10,61 @@ const ALIASES: Record<string, string> = {
 };
 
 export interface UpstreamTarget {
-  /** The name the client asked for (log field `registry`). */
-  registry: string;
+  /** The upstream registry's name (log field `registry`, cache keys, src/access). */
+  readonly registry: string;
   /** `https://host[:port]` to proxy to. */
-  origin: string;
+  readonly origin: string;
+  /**
+   * How the request going upstream differs from the client's (mirror modes, custom domains: see
+   * ./request-target.ts); absent when the Host named the registry and everything goes as it came.
+   */
+  readonly rewrite?: UpstreamRewrite;
+}
+
+/** A request that reached Layover under another name or path than the upstream's. */
+export interface UpstreamRewrite {
+  /** The path sent upstream (upstream repository names, no mirror prefix). */
+  readonly path: string;
+  /** The query sent upstream, without `?` (containerd's `ns` removed); '' for none. */
+  readonly query: string;
+  /** Client names <-> upstream names, for paths, Locations, challenge scopes and tag lists. */
+  readonly names: NameMapping;
+  /**
+   * The scopes of a token request in upstream names, those that cannot be mapped dropped: on a
+   * custom domain each by the entry its repository belongs to (a client asks the realm its ping
+   * gave for every repository), where `names` knows only one entry.
+   */
+  readonly scopesToUpstream: (scope: string) => string;
+  /** Layover's token endpoint as this client reaches it: where Bearer realms in answers point. */
+  readonly tokenRealm: string;
+  /** Names differ upstream, so Bearer challenges point at Layover even when it holds no credential. */
+  readonly alwaysManaged: boolean;
+  /** Added to Locations that lead back to the upstream (`ns=docker.io`), or ''. */
+  readonly clientQuery: string;
+  /** Blob redirects are followed by Layover: the client may not resolve docker.proxy. */
+  readonly followRedirects: boolean;
+}
+
+/** `host` or `host:port` split, with the port checked; null when it is neither. */
+export function splitHostPort(value: string | undefined): { host: string; port: number | null } | null {
+  const match = /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(value ?? '');
+  if (!match) return null;
+  const host = parseHostname(match[1]!);
+  const port = match[2] === undefined ? null : Number(match[2]);
+  if (!host || (port !== null && (port < 1 || port > 65535))) return null;
+  return { host, port: port === 443 ? null : port };
+}
+
+/**
+ * The upstream of a registry the configuration names (`host[:port]`, a custom domain's `to`): no
+ * interception check. Its `registry` is the host alone, as for a Host header, so cache keys and
+ * ACCESS_CHECK_FAIL_OPEN patterns see the same name whichever way a client came.
+ */
+export function registryUpstream(registry: string): UpstreamTarget | null {
+  const parts = splitHostPort(registry);
+  if (!parts) return null;
+  const port = parts.port === null ? '' : `:${parts.port}`;
+  return { registry: parts.host, origin: `https://${ALIASES[parts.host] ?? parts.host}${port}` };
 }
 
 /**
@@ -21,11 +73,8 @@ export interface UpstreamTarget {
  * open proxy for anyone who can reach it.
  */
 export function upstreamTarget(hostHeader: string | undefined, intercepted: HostnameSet): UpstreamTarget | null {
-  if (!hostHeader) return null;
-  const match = /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(hostHeader);
-  if (!match) return null;
-  const host = parseHostname(match[1]!);
-  if (!host || host === DOCKER_PROXY_HOST || !intercepted.has(host)) return null;
-  const port = match[2] && match[2] !== '443' ? `:${Number(match[2])}` : '';
-  return { registry: host, origin: `https://${ALIASES[host] ?? host}${port}` };
+  const parts = splitHostPort(hostHeader);
+  if (!parts || parts.host === DOCKER_PROXY_HOST || !intercepted.has(parts.host)) return null;
+  const port = parts.port === null ? '' : `:${parts.port}`;
+  return { registry: parts.host, origin: `https://${ALIASES[parts.host] ?? parts.host}${port}` };
 }

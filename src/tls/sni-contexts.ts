@@ -3,14 +3,23 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import { parseHostname, type Hostname, type HostnameSet } from '../registry/hostname.js';
 import type { CertificateAuthority } from './ca.js';
+import type { CustomCertificate } from './custom-certificates.js';
 import { mintLeafCertificate } from './leaf-certificate.js';
 import { LruMap } from './lru-map.js';
+import { mintServerCertificate } from './server-certificate.js';
 
 export interface SniContextsOptions {
   ca: CertificateAuthority;
   intercepted: HostnameSet;
   /** The name on the certificate served when no intercepted name is asked for. */
   defaultName?: string;
+  /**
+   * IP addresses the default certificate also covers (LAYOVER_ADVERTISE): mirror clients told
+   * `https://<address>` send no SNI and get that certificate.
+   */
+  addresses?: readonly string[];
+  /** Certificates of the operator's own, by custom domain (./custom-certificates.ts): served as they are. */
+  certificates?: ReadonlyMap<string, CustomCertificate>;
   /** How many per-name contexts to keep; a name evicted is minted again on its next handshake. */
   maxEntries?: number;
   logger: FastifyBaseLogger;
@@ -34,8 +43,10 @@ interface Entry<T> {
  *
  * The cache holds the *promise* of a context, so simultaneous first handshakes for one name
  * share one mint, and it is an LRU so a client cycling through names cannot grow it without
- * bound. Names that are not intercepted, malformed or missing get the default certificate:
- * Layover never mints for a name a client made up.
+ * bound. Names that are not intercepted, malformed or missing get the default certificate
+ * (docker.proxy and the advertised addresses, for mirror clients that connect by address):
+ * Layover never mints for a name a client made up. A custom domain with a certificate of the
+ * operator's own gets that one, never one of Layover's CA.
  *
  * Each context carries the leaf alone, not leaf + CA: clients must already trust the CA as a
  * root, and a root sent in the chain is ignored by verifiers (RFC 8446 4.4.2 lets servers
@@ -46,6 +57,8 @@ export class SniContexts {
   readonly #intercepted: HostnameSet;
   readonly #logger: FastifyBaseLogger;
   readonly #defaultName: Hostname;
+  readonly #addresses: readonly string[];
+  readonly #certificates: ReadonlyMap<string, CustomCertificate>;
   readonly #defaultCertPem: string;
   #defaultContext: Entry<SecureContext>;
   readonly #contexts: LruMap<Hostname, Entry<Promise<SecureContext>>>;
@@ -57,8 +70,10 @@ export class SniContexts {
     this.#intercepted = options.intercepted;
     this.#logger = options.logger;
     this.#defaultName = defaultName;
+    this.#addresses = options.addresses ?? [];
+    this.#certificates = options.certificates ?? new Map();
     this.#contexts = new LruMap(options.maxEntries ?? 1000);
-    this.#defaultCertPem = mintLeafCertificate(options.ca, defaultName);
+    this.#defaultCertPem = mintServerCertificate(options.ca, defaultName, this.#addresses);
     this.#defaultContext = this.#entry(createSecureContext({ key: options.ca.leafKey.privateKeyPem, cert: this.#defaultCertPem }));
   }
 
@@ -72,6 +87,8 @@ export class SniContexts {
   }
 
   #onServername(servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
+    const own = typeof servername === 'string' ? this.#certificates.get(parseHostname(servername) ?? '') : undefined;
+    if (own) return cb(null, own.context);
     const name = this.#interceptedName(servername);
     // The same certificate as the server's static default, but renewed like the others;
     // only clients that send no SNI at all get the static one.
@@ -127,7 +144,7 @@ export class SniContexts {
 
   #mintNow(name: Hostname): SecureContext {
     const started = performance.now();
-    const cert = mintLeafCertificate(this.#ca, name);
+    const cert = name === this.#defaultName ? mintServerCertificate(this.#ca, name, this.#addresses) : mintLeafCertificate(this.#ca, name);
     const context = createSecureContext({ key: this.#ca.leafKey.privateKeyPem, cert });
     const ms = Math.round((performance.now() - started) * 100) / 100;
     this.#logger.info({ host: name, ms }, 'minted TLS certificate');

@@ -31,8 +31,9 @@ export interface BlobRedirect {
  * A 301/302/303/307/308 from the registry for a blob. The redirect itself is never cached or
  * passed on: with REDIRECTS=rewrite the client gets a 307 to a signed docker.proxy URL (which
  * fetches, verifies and caches the blob under its digest); with REDIRECTS=follow Layover follows
- * the chain itself and the client gets the blob. The storage host never sees the registry's
- * Authorization: its URL is fetched afresh, without the client's headers.
+ * the chain itself and the client gets the blob. Clients that came through a mirror or a custom
+ * domain always get the blob: they may not resolve docker.proxy. The storage host never sees the
+ * registry's Authorization: its URL is fetched afresh, without the client's headers.
  */
 export function answerBlobRedirect({ ctx, request, reply, res, target, name, digest, settle }: BlobRedirect): void {
   res.stream.resume();
@@ -40,17 +41,20 @@ export function answerBlobRedirect({ ctx, request, reply, res, target, name, dig
   const redirects = request.server.storageRedirects;
   let location: URL;
   try {
-    // Relative Locations (Google Artifact Registry sends them) are relative to the URL asked for.
-    location = new URL(String(res.headers.location), `${target.origin}${request.url}`);
+    // Relative Locations (Google Artifact Registry sends them) are relative to the URL asked for upstream.
+    const asked = target.rewrite ? `${target.rewrite.path}${target.rewrite.query ? `?${target.rewrite.query}` : ''}` : request.url;
+    location = new URL(String(res.headers.location), `${target.origin}${asked}`);
   } catch (error) {
     settle?.(undefined);
     void reply.send(new OciError('UNAVAILABLE', `${target.registry} redirected the blob to an invalid URL`, { registry: target.registry }, { cause: error, status: 502 }));
     return;
   }
-  annotateRequestLog(request, { redirect: redirects.mode, storage: location.host });
-  const job: StorageJob = { digest, registry: target.registry, repo: name, target: location };
+  // A client that reached the registry through a mirror or a custom domain may not resolve docker.proxy.
+  const mode = target.rewrite?.followRedirects ? 'follow' : redirects.mode;
+  annotateRequestLog(request, { redirect: mode, storage: location.host });
+  const job: StorageJob = { digest, registry: target.registry, repo: name, target: location, origin: target.origin };
 
-  if (redirects.mode === 'rewrite') {
+  if (mode === 'rewrite') {
     settle?.(undefined);
     const url = redirects.signedUrl(request.host, { digest, registry: target.registry, repo: name, target: location.href });
     void reply.code(307).header('location', url).header('cache-control', 'no-store').header('content-length', 0).send();

@@ -16,6 +16,8 @@ export interface StorageJob {
   registry: string;
   repo: string;
   target: URL;
+  /** The registry's origin, when known (its addresses may serve storage on a private network); else looked up by `registry`. */
+  origin?: string;
 }
 
 /** The client's error for a failed storage fetch. Messages name the host, never the signed query. */
@@ -82,7 +84,7 @@ export async function fillFromStorage(
   let fill: Fill;
   let response: StorageResponse | undefined;
   try {
-    response = await redirects.fetch(job.target, job.registry, 'GET');
+    response = await redirects.fetch(job.target, job.origin ?? job.registry, 'GET');
     annotateRequestLog(request, { storage: response.host, hops: response.hops });
     const active = ctx.cache.activeFill(job.digest);
     if (active) {
@@ -131,7 +133,7 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
 async function headFromStorage(redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {
   annotateRequestLog(request, { cache: 'pass' });
   try {
-    const response = await redirects.fetch(job.target, job.registry, 'HEAD');
+    const response = await redirects.fetch(job.target, job.origin ?? job.registry, 'HEAD');
     response.body.resume();
     annotateRequestLog(request, { storage: response.host, hops: response.hops });
     const length = Number(response.headers['content-length']);

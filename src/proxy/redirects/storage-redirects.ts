@@ -63,13 +63,16 @@ export class StorageRedirects {
     return upstreamTarget(registry, this.#intercepted) !== null;
   }
 
-  /** Fetches `target` for a blob of `registry`, following redirects; the registry's own addresses are allowed. */
+  /**
+   * Fetches `target` for a blob of `registry` (an intercepted name, or the registry's origin
+   * `https://…`), following redirects; the registry's own addresses are allowed.
+   */
   fetch(target: URL, registry: string, method: 'GET' | 'HEAD'): Promise<StorageResponse> {
     return this.#fetcher.fetch(target, { method, upstreamAddresses: () => this.#upstreamAddresses(registry) });
   }
 
   async #upstreamAddresses(registry: string): Promise<ReadonlySet<string>> {
-    const origin = upstreamTarget(registry, this.#intercepted)?.origin;
+    const origin = registry.startsWith('https://') ? registry : upstreamTarget(registry, this.#intercepted)?.origin;
     if (!origin) return new Set();
     const addresses = await this.#resolver.resolve(new URL(origin).hostname);
     return new Set(addresses.map((a) => normalizeAddress(a.address)));

@@ -153,12 +153,25 @@ export class UpstreamAuth {
 
   /**
    * Bearer challenges in an answer to a client, with the realm pointing at Layover's token
-   * endpoint on the name the client used (`publicOrigin`): clients with credentials get a real
+   * endpoint on the name the client used (`publicOrigin`, or the whole `realm` where the client
+   * reached the registry through a mirror or a custom domain): clients with credentials get a real
    * token through it, clients without get the placeholder and Layover's own authorization.
+   * `scope` renames the challenge's scope for clients that know the repository by another name.
    */
-  rewriteChallenges(header: string | string[], publicOrigin: string): string {
+  rewriteChallenges(header: string | string[], publicOrigin: string | { realm: string; scope?: (scope: string) => string }): string {
+    const realm = typeof publicOrigin === 'string' ? `${publicOrigin}${TOKEN_ENDPOINT_PATH}` : publicOrigin.realm;
+    const renameScope = typeof publicOrigin === 'string' ? undefined : publicOrigin.scope;
     return parseChallenges(header)
-      .map((c) => (c.scheme === 'bearer' && c.params.realm ? formatChallenge({ ...c, params: { ...c.params, realm: `${publicOrigin}${TOKEN_ENDPOINT_PATH}` } }) : formatChallenge(c)))
+      .map((c) => {
+        if (c.scheme !== 'bearer' || !c.params.realm) return formatChallenge(c);
+        const params: Record<string, string> = { ...c.params, realm };
+        if (renameScope && params.scope !== undefined) {
+          const scope = renameScope(params.scope);
+          if (scope) params.scope = scope;
+          else delete params.scope;
+        }
+        return formatChallenge({ ...c, params });
+      })
       .join(', ');
   }
 
