@@ -20,7 +20,7 @@ import type { ExecResult } from '../../bench/sandbox.js';
 export const FAULTY_HOST = 'faulty.test';
 export const FAULTY_ADDRESS = '127.0.0.4';
 export const BLOB_SIZE = 8 * 1024 * 1024;
-const BLOB_COUNT = 9;
+const BLOB_COUNT = 10;
 const FIXTURE = fileURLToPath(new URL('../../fixtures/faulty-registry.mjs', import.meta.url));
 
 export type Mode = 'ok' | 'truncate' | 'wrong' | 'wrong-last-byte' | 'wrong-last-byte-chunked' | 'stall' | 'mismatch-length';

@@ -16,6 +16,7 @@ import {
   type FaultyBench,
   fixtureBlob,
   isCommitted,
+  type Mode,
   startFaultyBench,
   tempFiles,
   until,
@@ -92,6 +93,22 @@ describe('a faulty upstream through Layover', () => {
     await faulty.sync();
     expect(faulty.blobRequests(blob.digest).map((r) => `${r.method} ${r.mode}`)).toEqual(['GET stall']);
     expect(faulty.blobRequests(blob.digest, 'HEAD')).toEqual([]);
+  }, 60_000);
+
+  it('does not hand a download in progress to a client asking under a repository upstream does not hold it in', async () => {
+    const { bench, faulty } = fb;
+    const layover = bench.layover!;
+    const blob = fixtureBlob(9);
+    const stalled = curlBlob(bench, 'stall', blob.digest);
+    await until('the fill has bytes on disk', () => tempFiles(layover.dataDir).length > 0);
+    // The fixture answers 404 for any repository that is not a mode: Layover asks (a HEAD) and refuses.
+    const elsewhere = await curlBlob(bench, 'elsewhere' as Mode, blob.digest);
+    expect(elsewhere.status).toBe(404);
+    expect(JSON.parse(elsewhere.body.toString())).toMatchObject({ errors: [{ code: 'BLOB_UNKNOWN' }] });
+    expect(delivered(await stalled)).toBe(false);
+    await faulty.sync();
+    expect(faulty.blobRequests(blob.digest).map((r) => `${r.method} ${r.mode}`)).toEqual(['GET stall']);
+    expect(faulty.blobRequests(blob.digest, 'HEAD').map((r) => r.mode)).toEqual(['elsewhere']);
   }, 60_000);
 
   it('layover cache ls lists exactly the blobs that filled correctly', async () => {
