@@ -118,9 +118,9 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     hooks.queryString = () => rewrite.query;
   }
   const auth = authorization?.managed ? options.auth?.auth : undefined;
-  if (auth || rewrite) {
-    hooks.rewriteHeaders = (headers) => {
-      const out = { ...headers };
+  hooks.rewriteHeaders = (headers) => {
+    const out = withoutHopByHop(headers);
+    if (auth || rewrite) {
       const challenge = headers['www-authenticate'];
       if (auth && challenge) {
         out['www-authenticate'] = rewrite
@@ -128,9 +128,9 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
           : auth.rewriteChallenges(challenge, `https://${request.host}`);
       }
       if (rewrite) renameLocations(out, target.origin, rewrite);
-      return out;
-    };
-  }
+    }
+    return out;
+  };
   hooks.onResponse = (_request, replyFrom, raw) => {
     const res = raw as unknown as UpstreamResponse;
     if (authorization && !authorization.grant.passChallenge && (res.statusCode === 401 || res.statusCode === 403)) return void refuse(request, reply, target, options, authorization, res);
@@ -173,6 +173,21 @@ async function refuse(request: FastifyRequest, reply: FastifyReply, target: Upst
   const error = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);
   if (challenge !== undefined) reply.header('www-authenticate', challenge);
   void reply.code(error.status).header('docker-distribution-api-version', 'registry/2.0').header('content-type', 'application/json').send(JSON.stringify(error.toBody()));
+}
+
+/** Headers of one connection (RFC 9110 §7.6.1), and those the upstream's Connection header names: not the client's. */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+
+/**
+ * The upstream's headers without its hop-by-hop ones: an upstream's `Connection: close` (nginx in
+ * front of a registry sends it) must not close the client's connection, nor its keep-alive
+ * parameters override ours.
+ */
+function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
+  const out: Record<string, unknown> = { ...headers };
+  const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((n) => n.trim().toLowerCase()) : [];
+  for (const name of [...HOP_BY_HOP, ...named]) delete out[name];
+  return out as T;
 }
 
 /** The client's error when an upstream cannot be reached (DNS, connect, timeout): 503 UNAVAILABLE naming it. */

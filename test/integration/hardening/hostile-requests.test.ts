@@ -252,6 +252,17 @@ describe('a lying upstream', () => {
     await expectServingAndCacheIntact();
   });
 
+  it('does-not-pass-upstream-hop-by-hop-headers: the upstream\'s Connection and Keep-Alive stay between Layover and the upstream', async () => {
+    // The fixture (a Node server) answers keep-alive requests with Keep-Alive: timeout=5; Layover's own is KEEPALIVE_TIMEOUT.
+    const kept = await raw(`GET /v2/ HTTP/1.1\r\nHost: ${UPSTREAM_HOST}:${upstream.port}\r\n\r\n`, 1000);
+    const keptHead = kept.text.split('\r\n\r\n')[0]!.toLowerCase();
+    expect(keptHead).toMatch(/^http\/1\.1 (200|401) /);
+    expect(keptHead).not.toContain('keep-alive: timeout=5');
+    const closing = await raw(`GET /v2/ HTTP/1.1\r\nHost: ${UPSTREAM_HOST}:${upstream.port}\r\nConnection: close\r\n\r\n`);
+    expect(closing.text.split('\r\n\r\n')[0]!.toLowerCase()).toMatch(/^http\/1\.1 (200|401) [^]*connection: close/);
+    expect(closing.closed).toBe(true);
+  });
+
   it('a manifest larger than 4 MiB is refused with an error, and nothing is cached', async () => {
     const reply = await get('/v2/library/app/manifests/huge', { accept: MANIFEST_TYPE });
     expect(reply.status, reply.body.toString().slice(0, 200)).toBeGreaterThanOrEqual(400);
