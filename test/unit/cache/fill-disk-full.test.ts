@@ -50,6 +50,7 @@ async function expectDropped(opened: { cache: { stat(d: Digest): unknown; active
   expect(opened.logs.filter((l) => l.msg === 'cache fill dropped')).toHaveLength(1);
 }
 
+// A real full disk needs a tmpfs mount, which needs root (CI runs as root; so does `npm test` here).
 describe.skipIf(process.getuid?.() !== 0)('a fill whose disk is full', () => {
   it.each([
     ['with a known size', true],
