@@ -12,6 +12,7 @@ import type { LayoverConfig } from './config/layover-config.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
+import { answerClientError } from './proxy/client-error.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
 import { registerRequestGuards } from './proxy/request-guards.js';
 import { dockerProxyRoute } from './proxy/docker-proxy-route.js';
@@ -71,6 +72,8 @@ function commonOptions(config: LayoverConfig, logger: Logger) {
     connectionTimeout: Math.max(timeouts.sendMs, timeouts.clientBodyMs),
     keepAliveTimeout: timeouts.keepaliveMs,
     return503OnClosing: true,
+    // Refusals of Node's parser in the OCI format too (src/proxy/client-error.ts).
+    clientErrorHandler: answerClientError,
     forceCloseConnections: 'idle' as const,
   };
 }

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:https';
+import { answerClientError } from './client-error.js';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
@@ -25,6 +26,7 @@ export class RegistryPortServers {
       server.headersTimeout = this.timeouts.headersMs;
       server.keepAliveTimeout = this.timeouts.keepAliveMs;
       server.timeout = this.timeouts.idleMs;
+      server.on('clientError', answerClientError);
       this.#servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

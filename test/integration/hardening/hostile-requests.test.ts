@@ -178,7 +178,9 @@ describe('hostile requests against the whole app', () => {
 
   it('oversized and duplicated headers get 431/400; a second Host never reaches its registry', async () => {
     const head = (extra: string) => `GET /v2/ HTTP/1.1\r\nHost: ${UPSTREAM_HOST}\r\nConnection: close\r\n${extra}\r\n`;
-    expect((await raw(head(`X-Big: ${'a'.repeat(64 * 1024)}\r\n`))).text).toMatch(/^HTTP\/1\.1 431 /);
+    const big = (await raw(head(`X-Big: ${'a'.repeat(64 * 1024)}\r\n`))).text;
+    expect(big).toMatch(/^HTTP\/1\.1 431 /);
+    expect(JSON.parse(big.split('\r\n\r\n')[1]!)).toMatchObject({ errors: [{ code: 'SIZE_INVALID' }] });
     expect((await raw(head(`X-Many: a\r\n`.repeat(3000)))).text).toMatch(/^HTTP\/1\.1 431 /);
     // Two Hosts are refused with 400 (src/proxy/request-guards.ts); neither name is where the request goes.
     const before = upstream.seen.length;
@@ -202,6 +204,7 @@ describe('hostile requests against the whole app', () => {
       const reply = await raw(shape);
       expect(reply.text, shape).toMatch(/^HTTP\/1\.1 400 /);
       expect(reply.text.match(/HTTP\/1\.1 /g), 'one response only').toHaveLength(1);
+      expect(JSON.parse(reply.text.split('\r\n\r\n')[1]!), shape).toHaveProperty('errors.0.code');
     }
     expect(upstreamUrlsSince(before)).toEqual([]);
     await expectServingAndCacheIntact();
