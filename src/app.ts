@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import replyFrom from '@fastify/reply-from';
 import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { AccessRecords } from './access/access-records.js';
 import { BlobCache } from './cache/blob-cache.js';
 import { createClientAuth } from './client-auth/create-client-auth.js';
 import { registerConnectAuthorityCheck } from './connect-proxy/connect-authority.js';
@@ -120,6 +121,11 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     logger,
     stallTimeoutMs: config.timeouts.proxyReadMs,
   });
+  // In the background: the start does not wait for the index writes, and a close during them ends them.
+  void new AccessRecords(cache).forgetEvicted().then(
+    (forgotten) => forgotten > 0 && logger.info({ forgotten }, 'forgot where evicted digests were seen'),
+    (error: unknown) => logger.debug({ err: error }, 'forgetting evicted digests stopped'),
+  );
 
   prepare(https, config);
   registerConnectAuthorityCheck(https);

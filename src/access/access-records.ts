@@ -23,7 +23,8 @@ export type Reader = 'anonymous' | 'layover';
  */
 const MAX_REPOSITORIES_PER_DIGEST = 64;
 
-const memberKey = (digest: Digest): string => `access:member:${digest}`;
+const MEMBER_PREFIX = 'access:member:';
+const memberKey = (digest: Digest): string => `${MEMBER_PREFIX}${digest}`;
 const reachKey = (reader: Reader, repository: RepositoryKey): string => `access:${reader}:${repository}`;
 
 /**
@@ -48,6 +49,19 @@ export class AccessRecords {
     if (known[0] === repository) return;
     const next = [repository, ...known.filter((r) => r !== repository)].slice(0, MAX_REPOSITORIES_PER_DIGEST);
     await this.#cache.setRecord(memberKey(digest), next);
+  }
+
+  /**
+   * Forgets where digests the cache no longer holds were seen: their next fill records it again,
+   * and the records would otherwise grow with every digest ever pulled. Returns how many went.
+   */
+  async forgetEvicted(): Promise<number> {
+    const gone = this.#cache.recordKeys(MEMBER_PREFIX).filter((key) => {
+      const digest = key.slice(MEMBER_PREFIX.length) as Digest;
+      return !this.#cache.stat(digest) && !this.#cache.activeFill(digest);
+    });
+    for (const key of gone) await this.#cache.deleteRecord(key);
+    return gone.length;
   }
 
   reach(reader: Reader, repository: RepositoryKey): ReachRecord | undefined {

@@ -172,6 +172,11 @@ export class BlobCache {
     await this.index.putRecord(key, copy);
   }
 
+  /** The keys of the records that start with `prefix`. */
+  recordKeys(prefix: string): string[] {
+    return [...this.records.keys()].filter((key) => key.startsWith(prefix));
+  }
+
   async deleteRecord(key: string): Promise<void> {
     this.assertOpen();
     this.records.delete(key);

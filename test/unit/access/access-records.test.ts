@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
+import { blob, meta, openCache } from '../cache/cache-fixture.js';
+
+const REPO = repositoryKey('https://registry.test', 'team/app');
+const OTHER = repositoryKey('https://registry.test', 'team/other');
+
+describe('AccessRecords', () => {
+  it('keeps the repositories a digest was seen in, most recent first, across a restart', async () => {
+    const { cache, dir } = await openCache();
+    const records = new AccessRecords(cache);
+    const { digest } = blob(10);
+    await records.addMember(digest, REPO);
+    await records.addMember(digest, OTHER);
+    expect(records.isMember(digest, REPO) && records.isMember(digest, OTHER)).toBe(true);
+    await records.setReach('anonymous', REPO, true, 1_000);
+    await cache.close();
+    const again = new AccessRecords((await openCache({ dir })).cache);
+    expect(again.isMember(digest, REPO)).toBe(true);
+    expect(again.reach('anonymous', REPO)).toEqual({ readable: true, at: 1_000 });
+    expect(again.reach('layover', REPO)).toBeUndefined();
+  });
+
+  it('forgets where evicted digests were seen, and only those', async () => {
+    const { cache } = await openCache();
+    const records = new AccessRecords(cache);
+    const kept = blob(64);
+    const evicted = blob(64);
+    await cache.put(kept.digest, kept.bytes, meta({ size: kept.bytes.length }));
+    await records.addMember(kept.digest, REPO);
+    await records.addMember(evicted.digest, REPO);
+    await records.setReach('anonymous', REPO, true, Date.now());
+    expect(await records.forgetEvicted()).toBe(1);
+    expect(records.isMember(kept.digest, REPO)).toBe(true);
+    expect(records.isMember(evicted.digest, REPO)).toBe(false);
+    expect(records.reach('anonymous', REPO)?.readable).toBe(true);
+  });
+});
