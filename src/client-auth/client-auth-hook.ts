@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
-import { isRefusal, requestTargetOf } from '../proxy/request-target.js';
+import { isClientTokenRequest, isRefusal, requestTargetOf } from '../proxy/request-target.js';
 import type { ClientIdentity } from './authenticator.js';
 import { parseBearer } from './authenticator.js';
 import { BASIC_CHALLENGE, bearerChallenge } from './client-challenge.js';
@@ -22,10 +22,13 @@ function unauthorized(reply: FastifyReply, message: string, challenge: string): 
     .send(JSON.stringify(body));
 }
 
-/** A token from Layover's token service is checked against Layover's key only; anything else goes to the authenticator. */
-function identify(clientAuth: ClientAuth, authorization: string | undefined, registry: string): Promise<ClientIdentity | null> {
+/**
+ * A token from Layover's token service is checked against Layover's key only, and must be for the
+ * `audience` the request's challenge names; anything else goes to the authenticator.
+ */
+function identify(clientAuth: ClientAuth, authorization: string | undefined, audience: string): Promise<ClientIdentity | null> {
   const bearer = parseBearer(authorization);
-  if (bearer !== null && clientAuth.tokens?.isOurs(bearer)) return clientAuth.tokens.verify(bearer, registry);
+  if (bearer !== null && clientAuth.tokens?.isOurs(bearer)) return clientAuth.tokens.verify(bearer, audience);
   return clientAuth.authenticator.authenticate(authorization);
 }
 
@@ -33,11 +36,14 @@ function identify(clientAuth: ClientAuth, authorization: string | undefined, reg
  * Runs before every route of the registry proxy, so a refused request touches
  * neither the cache nor an upstream. Without valid credentials: 401 UNAUTHORIZED
  * with a Basic challenge, or with CLIENT_AUTH_CHALLENGE=bearer a Bearer challenge
- * sending the client to Layover's token service (./token-service/); credentials
- * that cannot be checked now (identity provider down): 503 UNAVAILABLE;
- * authenticated but not allowed: 403 DENIED. In bearer mode a request may carry
- * a token of Layover's (valid for the registry name it is sent to) or, as in
- * basic mode, credentials the authenticator checks. The access policy is asked
+ * sending the client to Layover's token service (./token-service/) where it can
+ * reach it (./client-challenge.ts: docker.proxy for a registry's own name, the
+ * custom domain or the mirror name it used otherwise); credentials that cannot
+ * be checked now (identity provider down): 503 UNAVAILABLE; authenticated but
+ * not allowed: 403 DENIED. In bearer mode a request may carry a token of
+ * Layover's (valid for the challenge's service: the registry name, the custom
+ * domain, or the mirror name the request is sent to) or, as in basic mode,
+ * credentials the authenticator checks. The access policy is asked
  * on every request, whichever way the client proved who it is. The client's
  * Authorization is Layover's own and is removed before anything is forwarded,
  * so upstream credentials (src/upstream/auth/) apply as if the client had sent none.
@@ -48,6 +54,7 @@ export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions)
     // the registry and repository the client named, whether by Host, mirror or custom domain.
     const target = requestTargetOf(request);
     if (!target || isRefusal(target)) return; // the route answers NOT_FOUND without touching anything
+    if (isClientTokenRequest(target)) return; // Layover's token service checks the credentials itself
     const authorization = request.headers.authorization;
     delete request.raw.headers.authorization;
     delete request.headers.authorization;
@@ -55,16 +62,16 @@ export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions)
     const action = pull ? 'pull' : 'push';
     let identity: ClientIdentity | null;
     try {
-      identity = await identify(clientAuth, authorization, target.registry);
+      identity = await identify(clientAuth, authorization, target.clientToken.service);
     } catch (error) {
       annotateRequestLog(request, { registry: target.registry, clientAuth: 'unavailable' });
       throw error;
     }
     if (!identity) {
       annotateRequestLog(request, { registry: target.registry, clientAuth: authorization ? 'rejected' : 'missing' });
-      const repository = target.repository;
+      const repository = target.clientRepository;
       const challenge = clientAuth.tokens
-        ? bearerChallenge(target.registry, repository ? { repository, actions: pull ? ['pull'] : ['pull', 'push'] } : null)
+        ? bearerChallenge(target.clientToken, repository ? { repository, actions: pull ? ['pull'] : ['pull', 'push'] } : null)
         : BASIC_CHALLENGE;
       return unauthorized(reply, authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name', challenge);
     }

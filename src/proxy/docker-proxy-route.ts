@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { tokenRoute } from '../client-auth/token-service/token-route.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -23,14 +22,10 @@ const REFUSALS: Record<VerifyFailure, string> = {
  * digest is there, else by fetching the signed target (which the address policy still guards),
  * verifying it against the digest and caching it, so the next pull of that blob is a plain hit.
  *
- * With CLIENT_AUTH_CHALLENGE=bearer, also `https://docker.proxy/token`: Layover's token service
- * for its own clients (src/client-auth/token-service/).
+ * `https://docker.proxy/token`, Layover's token service for its own clients, is routed like the
+ * same path on its other own names (src/proxy/request-target.ts, registry-proxy.ts).
  */
 export async function dockerProxyRoute(app: FastifyInstance, ctx: ProxyContext): Promise<void> {
-  const clientAuth = ctx.clientAuth;
-  if (clientAuth?.tokens) {
-    await app.register(tokenRoute, { clientAuth: { ...clientAuth, tokens: clientAuth.tokens }, intercepted: ctx.intercepted, allowPush: ctx.config.allowPush, hosts: DOCKER_PROXY_HOSTS });
-  }
   app.route<{ Params: { digest: string } }>({
     method: ['GET', 'HEAD'],
     url: `${DOCKER_PROXY_BLOB_PREFIX}:digest`,

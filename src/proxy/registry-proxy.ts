@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { clientAuthHook } from '../client-auth/client-auth-hook.js';
+import { answerClientTokenRequest } from '../client-auth/token-service/token-request.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import { CustomDomainRoutes } from '../registry/custom-domain-routes.js';
 import { OciError } from '../registry/oci-errors.js';
@@ -9,7 +10,7 @@ import { AccessRecords } from '../access/access-records.js';
 import { ReadAccess } from '../access/read-access.js';
 import { UpstreamProbe } from '../access/upstream-probe.js';
 import type { ProxyContext, RegistryProxyContext } from './proxy-context.js';
-import { isRefusal, registerRequestTarget, requestTargetOf, type RequestTarget } from './request-target.js';
+import { isClientTokenRequest, isRefusal, registerRequestTarget, requestTargetOf, type RequestTarget, type RoutingTables } from './request-target.js';
 import { sendTagList } from './tag-list.js';
 import { clearUpstreamHeaders, forwardUpstream } from './upstream-request.js';
 import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
@@ -22,7 +23,8 @@ const READ_METHODS = new Set(['GET', 'HEAD']);
  * containerd's `ns` or a podman mirror path prefix on Layover's own name, or a custom domain
  * (./request-target.ts decides which, once). Blobs and manifests go through the cache; everything
  * else (ping, tags, referrers, catalog, token endpoints, other hosts' paths) is passed through,
- * renamed where the names differ upstream; pushes only with ALLOW_PUSH.
+ * renamed where the names differ upstream; pushes only with ALLOW_PUSH. `/token` on Layover's own
+ * names (docker.proxy, custom domains, mirror names) is its clients' token service.
  */
 export async function registryProxy(app: FastifyInstance, proxyContext: ProxyContext): Promise<void> {
   const { config, cache, upstreamAuth, clientAuth } = proxyContext;
@@ -41,14 +43,15 @@ export async function registryProxy(app: FastifyInstance, proxyContext: ProxyCon
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   // Where each request goes is decided once, before client authentication and any route.
-  registerRequestTarget(app, { intercepted: ctx.intercepted, domains: new CustomDomainRoutes(config.customDomains) });
+  const tables: RoutingTables = { intercepted: ctx.intercepted, domains: new CustomDomainRoutes(config.customDomains) };
+  registerRequestTarget(app, tables);
   // Before any cache lookup or upstream request (onRequest runs before the body is read, too).
   if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth, allowPush: ctx.config.allowPush }));
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/*',
-    handler: (request, reply) => route(ctx, request, reply),
+    handler: (request, reply) => route(ctx, tables, request, reply),
   });
 }
 
@@ -81,12 +84,17 @@ function localPing(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
 }
 
-function route(ctx: RegistryProxyContext, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+function route(ctx: RegistryProxyContext, tables: RoutingTables, request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
   const routing = requestTargetOf(request);
   if (!routing) throw new OciError('NOT_FOUND', 'no route');
   if (isRefusal(routing)) {
     annotateRequestLog(request, { refused: routing.refusal.code });
     throw routing.refusal;
+  }
+  if (isClientTokenRequest(routing)) {
+    const clientAuth = ctx.clientAuth;
+    if (!clientAuth?.tokens) throw new OciError('NOT_FOUND', 'no token service here: Layover issues tokens only with CLIENT_AUTH_CHALLENGE=bearer');
+    return answerClientTokenRequest({ clientAuth: { ...clientAuth, tokens: clientAuth.tokens }, tables, allowPush: ctx.config.allowPush }, request, reply, routing.tokenSite);
   }
   const target: RequestTarget = routing;
   const upstream = target.upstream;

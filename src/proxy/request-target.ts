@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { CLIENT_TOKEN_PATH, clientTokenService, type ClientTokenService } from '../client-auth/client-challenge.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import type { CustomDomainRoutes, DomainRoute } from '../registry/custom-domain-routes.js';
 import type { HostnameSet } from '../registry/hostname.js';
@@ -34,6 +35,10 @@ export interface RequestTarget {
   readonly routeError?: OciError;
   /** A request for Layover's token endpoint (`/_layover/token…`). */
   readonly token: boolean;
+  /** The repository as the client named it (a mirror path's registry prefix included): the scope of challenges. */
+  readonly clientRepository: string | undefined;
+  /** Layover's token service for this client (CLIENT_AUTH_CHALLENGE=bearer): challenges, and the audience its tokens need here. */
+  readonly clientToken: ClientTokenService;
 }
 
 /** A request that names nothing Layover proxies: answered with `refusal`, touching nothing. */
@@ -41,7 +46,22 @@ export interface RouteRefusal {
   readonly refusal: OciError;
 }
 
-export type Routing = RequestTarget | RouteRefusal;
+/**
+ * Which of Layover's own names a `/token` request reached: a custom domain, or a name or address
+ * mirror clients use (docker.proxy among them), with containerd's `ns` (an intercepted registry).
+ */
+export type TokenSite = { readonly kind: 'domain'; readonly name: string } | { readonly kind: 'own'; readonly name: string; readonly ns: string | null; readonly dockerProxy: boolean };
+
+/**
+ * `/token` on one of Layover's own names: its token service for its clients
+ * (src/client-auth/token-service/), never an upstream's. On a registry's own name `/token` is
+ * that registry's (auth.docker.io serves its tokens there) and goes upstream like any path.
+ */
+export interface ClientTokenRequest {
+  readonly tokenSite: TokenSite;
+}
+
+export type Routing = RequestTarget | RouteRefusal | ClientTokenRequest;
 
 export interface RoutingTables {
   readonly intercepted: HostnameSet;
@@ -62,7 +82,10 @@ export function routeRequest(hostHeader: string | undefined, url: string, tables
   const path = queryAt < 0 ? url : url.slice(0, queryAt);
   const query = queryAt < 0 ? '' : url.slice(queryAt + 1);
   const host = splitHostPort(hostHeader);
-  if (host && tables.domains.has(host.host)) return domainTarget(hostHeader!, host.host, path, query, tables.domains);
+  if (host && tables.domains.has(host.host)) {
+    if (path === CLIENT_TOKEN_PATH) return { tokenSite: { kind: 'domain', name: host.host } };
+    return domainTarget(hostHeader!, host.host, path, query, tables.domains);
+  }
   const direct = upstreamTarget(hostHeader, tables.intercepted);
   if (direct) return hostTarget(direct, path);
   return mirrorTarget(hostHeader, path, query, tables);
@@ -79,6 +102,23 @@ function parseRoute(path: string): { route: RegistryRoute | null } | { error: Oc
 
 const nameOf = (route: RegistryRoute | null): RepositoryName | undefined => (route && 'name' in route ? route.name : undefined);
 
+/**
+ * A name of Layover's as clients write it (a Host, a token request's `service`): `host[:port]`,
+ * lower case, without :443, or an IPv6 literal in brackets; null when it is neither.
+ */
+export function parseOwnName(value: string | undefined): string | null {
+  const parts = splitHostPort(value);
+  if (parts) return parts.port === null ? parts.host : `${parts.host}:${parts.port}`;
+  const v6 = /^(\[[0-9a-f:.]+\])(?::(\d{1,5}))?$/i.exec(value ?? '');
+  if (!v6) return null;
+  const port = v6[2] === undefined ? 443 : Number(v6[2]);
+  if (port < 1 || port > 65535) return null;
+  return port === 443 ? v6[1]!.toLowerCase() : `${v6[1]!.toLowerCase()}:${port}`;
+}
+
+/** The name a client reached Layover by; docker.proxy, Layover's default name, when its Host is none. */
+const ownName = (hostHeader: string | undefined): string => parseOwnName(hostHeader) ?? DOCKER_PROXY_HOST;
+
 function hostTarget(upstream: UpstreamTarget, path: string): RequestTarget {
   const parsed = parseRoute(path);
   const route = 'route' in parsed ? parsed.route : null;
@@ -90,11 +130,13 @@ function hostTarget(upstream: UpstreamTarget, path: string): RequestTarget {
     route,
     ...('error' in parsed ? { routeError: parsed.error } : {}),
     token: path === TOKEN_ENDPOINT_PATH,
+    clientRepository: nameOf(route),
+    clientToken: clientTokenService('host', upstream.registry, upstream.registry),
   };
 }
 
 /** An intercepted registry named by `ns` or a path prefix: never docker.proxy, never a custom domain. */
-function mirrorUpstream(name: string, tables: RoutingTables): UpstreamTarget | null {
+export function mirrorUpstream(name: string, tables: RoutingTables): UpstreamTarget | null {
   const parts = splitHostPort(name);
   if (!parts || tables.domains.has(parts.host)) return null;
   return upstreamTarget(name, tables.intercepted);
@@ -153,11 +195,15 @@ function withName(route: RegistryRoute, name: RepositoryName): RegistryRoute {
 
 function mirrorTarget(hostHeader: string | undefined, path: string, query: string, tables: RoutingTables): Routing {
   const base = `https://${hostHeader ?? DOCKER_PROXY_HOST}`;
+  const own = ownName(hostHeader);
   const ns = new URLSearchParams(query).getAll('ns');
   if (ns.length > 1) return nameUnknown('more than one ns parameter');
+  const dockerProxy = splitHostPort(own)?.host === DOCKER_PROXY_HOST;
+  if (path === CLIENT_TOKEN_PATH && ns.length === 0) return { tokenSite: { kind: 'own', name: own, ns: null, dockerProxy } };
   if (ns.length === 1) {
     const upstream = mirrorUpstream(ns[0]!, tables);
     if (!upstream) return nameUnknown(`${ns[0]!.slice(0, 300)} is not a registry Layover proxies`);
+    if (path === CLIENT_TOKEN_PATH) return { tokenSite: { kind: 'own', name: own, ns: upstream.registry, dockerProxy } };
     const clientQuery = `ns=${encodeURIComponent(ns[0]!)}`;
     const parsed = parseRoute(path);
     if ('error' in parsed) return { refusal: parsed.error };
@@ -171,16 +217,19 @@ function mirrorTarget(hostHeader: string | undefined, path: string, query: strin
       clientQuery,
       followRedirects: true,
     };
-    return { mode: 'ns', registry: upstream.registry, repository: nameOf(parsed.route), upstream: { ...upstream, rewrite }, route: parsed.route, token: path === TOKEN_ENDPOINT_PATH };
+    const repository = nameOf(parsed.route);
+    const clientToken = clientTokenService('ns', upstream.registry, own, ns[0]);
+    return { mode: 'ns', registry: upstream.registry, repository, upstream: { ...upstream, rewrite }, route: parsed.route, token: path === TOKEN_ENDPOINT_PATH, clientRepository: repository, clientToken };
   }
 
-  if (path === '/v2/' || path === '/v2') return { mode: 'path', registry: DOCKER_PROXY_HOST, repository: undefined, upstream: null, route: { kind: 'ping' }, token: false };
+  const clientToken = clientTokenService('path', DOCKER_PROXY_HOST, own);
+  if (path === '/v2/' || path === '/v2') return { mode: 'path', registry: DOCKER_PROXY_HOST, repository: undefined, upstream: null, route: { kind: 'ping' }, token: false, clientRepository: undefined, clientToken };
   // The realm handed out for a path-prefixed request: /_layover/token/<registry>.
   if (path.startsWith(`${TOKEN_ENDPOINT_PATH}/`)) {
     const registry = path.slice(TOKEN_ENDPOINT_PATH.length + 1);
     const upstream = registry.includes('.') ? mirrorUpstream(registry, tables) : null;
     if (!upstream) return nameUnknown(`${registry.slice(0, 300)} is not a registry Layover proxies`);
-    return { mode: 'path', registry: upstream.registry, repository: undefined, upstream: { ...upstream, rewrite: pathRewrite(base, registry, '', query) }, route: null, token: true };
+    return { mode: 'path', registry: upstream.registry, repository: undefined, upstream: { ...upstream, rewrite: pathRewrite(base, registry, '', query) }, route: null, token: true, clientRepository: undefined, clientToken };
   }
   const parsed = parseRoute(path);
   if ('error' in parsed) return { refusal: parsed.error };
@@ -194,7 +243,7 @@ function mirrorTarget(hostHeader: string | undefined, path: string, query: strin
   const upstreamName = mapping.toUpstream(name);
   if (!upstreamName) return nameUnknown(`${name} names a registry but no repository in it`);
   const rewrite = pathRewrite(base, registry, upstreamPath(path, name, upstreamName), withMountSource(query, (from) => mapping.toUpstream(from)));
-  return { mode: 'path', registry: upstream.registry, repository: upstreamName, upstream: { ...upstream, rewrite }, route: withName(parsed.route, upstreamName), token: false };
+  return { mode: 'path', registry: upstream.registry, repository: upstreamName, upstream: { ...upstream, rewrite }, route: withName(parsed.route, upstreamName), token: false, clientRepository: name, clientToken };
 }
 
 function pathRewrite(base: string, registry: string, path: string, query: string): UpstreamRewrite {
@@ -213,6 +262,7 @@ function pathRewrite(base: string, registry: string, path: string, query: string
 
 function domainTarget(hostHeader: string, domain: string, path: string, query: string, domains: CustomDomainRoutes): Routing {
   const base = `https://${hostHeader}`;
+  const clientToken = clientTokenService('domain', domain, ownName(hostHeader));
   const rewriteFor = (route: DomainRoute, upstreamPathValue: string, mountSource?: (name: string) => string | null): UpstreamTarget | null => {
     const upstream = registryUpstream(route.entry.registry);
     if (!upstream) return null;
@@ -241,14 +291,14 @@ function domainTarget(hostHeader: string, domain: string, path: string, query: s
     const route = domains.byPrefix(domain, prefix);
     const upstream = route && rewriteFor(route, '');
     if (!upstream) return unknownHere(prefix || '/');
-    return { mode: 'domain', registry: domain, repository: undefined, upstream, route: null, token: true };
+    return { mode: 'domain', registry: domain, repository: undefined, upstream, route: null, token: true, clientRepository: undefined, clientToken };
   }
   const parsed = parseRoute(path);
   if ('error' in parsed) {
     const fallback = domains.defaultFor(domain);
     const upstream = fallback && rewriteFor(fallback, path);
     if (!upstream) return { refusal: parsed.error };
-    return { mode: 'domain', registry: domain, repository: undefined, upstream, route: null, routeError: parsed.error, token: false };
+    return { mode: 'domain', registry: domain, repository: undefined, upstream, route: null, routeError: parsed.error, token: false, clientRepository: undefined, clientToken };
   }
   const route = parsed.route;
   if (!route) return { refusal: new OciError('NOT_FOUND', `${domain} serves the registry API (/v2/) only`) };
@@ -257,7 +307,7 @@ function domainTarget(hostHeader: string, domain: string, path: string, query: s
     const fallback = domains.defaultFor(domain);
     const upstream = fallback && rewriteFor(fallback, path);
     if (!upstream) return unknownHere('/v2/');
-    return { mode: 'domain', registry: domain, repository: undefined, upstream, route, token: false };
+    return { mode: 'domain', registry: domain, repository: undefined, upstream, route, token: false, clientRepository: undefined, clientToken };
   }
   const name = route.name;
   const entry = domains.forRepository(domain, name);
@@ -269,7 +319,7 @@ function domainTarget(hostHeader: string, domain: string, path: string, query: s
     return owner?.entry.registry === entry.entry.registry ? owner.mapping.toUpstream(from) : null;
   });
   if (!upstream) return unknownHere(name);
-  return { mode: 'domain', registry: domain, repository: name, upstream, route: withName(route, upstreamName), token: false };
+  return { mode: 'domain', registry: domain, repository: name, upstream, route: withName(route, upstreamName), token: false, clientRepository: name, clientToken };
 }
 
 const targets = new WeakMap<FastifyRequest, Routing>();
@@ -280,6 +330,7 @@ export function requestTargetOf(request: FastifyRequest): Routing | undefined {
 }
 
 export const isRefusal = (routing: Routing): routing is RouteRefusal => 'refusal' in routing;
+export const isClientTokenRequest = (routing: Routing): routing is ClientTokenRequest => 'tokenSite' in routing;
 
 /**
  * Decides every request's target once, before client authentication and the routes: both read
@@ -289,6 +340,6 @@ export function registerRequestTarget(app: FastifyInstance, tables: RoutingTable
   app.addHook('onRequest', async (request) => {
     const routing = routeRequest(request.host, request.url, tables);
     targets.set(request, routing);
-    if (!isRefusal(routing) && routing.mode !== 'host') annotateRequestLog(request, { via: routing.mode });
+    if (!isRefusal(routing) && !isClientTokenRequest(routing) && routing.mode !== 'host') annotateRequestLog(request, { via: routing.mode });
   });
 }

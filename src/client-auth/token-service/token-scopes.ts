@@ -28,19 +28,21 @@ export function parseScopes(values: readonly string[]): TokenAccess[] {
     });
 }
 
+/** What the access policy judges for the names of a token request's scopes, as the client wrote them. */
+export interface ScopeNames {
+  /** The registry and repository for a repository scope's name; null: a name of no registry Layover proxies here. */
+  repository(name: string): { registry: string; repository: string } | null;
+  /** The registry a `registry:catalog:*` scope is judged on; null: no catalog here. */
+  readonly catalog: string | null;
+}
+
 /**
- * What `identity` gets of `requested` on `registry`: each repository action the
- * access policy allows (push only with ALLOW_PUSH), the catalog when it allows
- * pulling with no repository; everything else is dropped, as the token spec
- * asks of a token service, rather than refused. Entries for one resource are merged.
+ * What `identity` gets of `requested`: each repository action the access policy allows (push only
+ * with ALLOW_PUSH), the catalog when it allows pulling with no repository; everything else is
+ * dropped, as the token spec asks of a token service, rather than refused. Entries keep the
+ * client's names; entries for one resource are merged.
  */
-export function grantAccess(
-  policy: AccessPolicy,
-  identity: ClientIdentity,
-  registry: string,
-  requested: readonly TokenAccess[],
-  allowPush: boolean,
-): TokenAccess[] {
+export function grantAccess(policy: AccessPolicy, identity: ClientIdentity, names: ScopeNames, requested: readonly TokenAccess[], allowPush: boolean): TokenAccess[] {
   const granted = new Map<string, { type: string; name: string; actions: Set<string> }>();
   const add = (type: string, name: string, action: string): void => {
     const key = `${type}:${name}`;
@@ -50,13 +52,15 @@ export function grantAccess(
   };
   for (const { type, name, actions } of requested) {
     if (type === 'repository' && parseRepositoryName(name)) {
+      const judged = names.repository(name);
+      if (!judged || !parseRepositoryName(judged.repository)) continue;
       for (const action of actions) {
         if (action !== 'pull' && action !== 'push') continue;
         if (action === 'push' && !allowPush) continue;
-        if (policy.allows(identity, { action: action as AccessAction, registry, repository: name })) add(type, name, action);
+        if (policy.allows(identity, { action: action as AccessAction, registry: judged.registry, repository: judged.repository })) add(type, name, action);
       }
-    } else if (type === 'registry' && name === 'catalog' && actions.includes('*')) {
-      if (policy.allows(identity, { action: 'pull', registry, repository: undefined })) add(type, name, '*');
+    } else if (type === 'registry' && name === 'catalog' && actions.includes('*') && names.catalog !== null) {
+      if (policy.allows(identity, { action: 'pull', registry: names.catalog, repository: undefined })) add(type, name, '*');
     }
   }
   return [...granted.values()].map(({ type, name, actions }) => ({ type, name, actions: [...actions] }));

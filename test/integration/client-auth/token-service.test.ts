@@ -109,7 +109,7 @@ describe('the token service at https://docker.proxy/token', () => {
     const refresh = await post({ grant_type: 'refresh_token', refresh_token: 'x', service: 'ghcr.io' });
     expect(refresh.statusCode).toBe(400);
     expect(refresh.json().error).toBe('unsupported_grant_type');
-    for (const query of ['service=example.org', 'service=docker.proxy', 'scope=repository%3Aa%3Apull']) {
+    for (const query of ['service=example.org', 'service=127.0.0.1', 'scope=repository%3Aa%3Apull']) {
       const res = await tokenGet(layover, query, basic('ci', CI_TOKEN));
       expect(res.statusCode, query).toBe(400);
       expect(res.json().error).toBe('invalid_request');

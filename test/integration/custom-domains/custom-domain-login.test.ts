@@ -15,8 +15,12 @@ const DOMAIN = 'docker.example.test';
 const UPSTREAM = ['pusher', randomBytes(12).toString('hex')] as const;
 const CAROL = ['carol', randomBytes(12).toString('hex')] as const;
 const SECRETS: Array<[string, string]> = [[...UPSTREAM], [...CAROL]];
+/** The start of every token Layover signs (`{"alg":"ES256","typ":"JWT"`, base64url): none may reach the log. */
+const LAYOVER_JWT = 'eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCIs';
 
 let bench: Bench;
+let layoverEnv: Record<string, string>;
+let layoverFlags: Record<string, string>;
 beforeAll(async () => {
   bench = await startBench({ images: ['oci', 'nested'], auth: { htpasswd: { [UPSTREAM[0]]: UPSTREAM[1] } }, layover: false });
   const own = await bench.ca.issue('docker-example', [DOMAIN]);
@@ -34,7 +38,9 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
-  await bench.startLayover({ flags: { config }, env: { CLIENT_AUTH: 'htpasswd', HTPASSWD_FILE: htpasswd, AUTH_REGISTRIES: `${INTERCEPTED_HOST}:${UPSTREAM[0]}:${UPSTREAM[1]}` } });
+  layoverFlags = { config };
+  layoverEnv = { CLIENT_AUTH: 'htpasswd', HTPASSWD_FILE: htpasswd, AUTH_REGISTRIES: `${INTERCEPTED_HOST}:${UPSTREAM[0]}:${UPSTREAM[1]}` };
+  await bench.startLayover({ flags: layoverFlags, env: layoverEnv });
 }, 180_000);
 afterAll(() => bench?.close());
 
@@ -69,5 +75,41 @@ describe('a custom domain with its own login and certificate', () => {
     expect(direct.code).not.toBe(0);
     expect(direct.stderr).toMatch(/denied/i);
     expectNoSecretsInLog(bench, SECRETS);
+  }, 120_000);
+});
+
+describe('the same domain with CLIENT_AUTH_CHALLENGE=bearer: Layover is the token service on the domain itself', () => {
+  beforeAll(async () => {
+    await bench.layover!.stop();
+    await bench.startLayover({ flags: layoverFlags, env: { ...layoverEnv, CLIENT_AUTH_CHALLENGE: 'bearer' } });
+  }, 60_000);
+
+  it('skopeo, trusting only the domain certificate\'s CA (so never docker.proxy), gets its token from the domain and pulls', async () => {
+    const image = bench.images.oci!;
+    const result = await pull(`${DOMAIN}/team/app/oci:${image.tag}`, 'carol-bearer', `${CAROL[0]}:${CAROL[1]}`);
+    expect(result.code, result.stderr).toBe(0);
+    expect(dirContents(join(bench.sandbox.dir, 'carol-bearer'))['manifest.json']?.toString()).toBe(image.raw);
+    const requests = bench.layover!.logs().filter((l) => l.msg === 'request');
+    const issued = requests.filter((l) => l.host === DOMAIN && String(l.url).startsWith('/token?') && l.tokenRequest === 'issued');
+    expect(issued.length).toBeGreaterThan(0);
+    expect(issued.every((l) => l.user === CAROL[0] && l.service === DOMAIN && l.granted === 'repository:team/app/oci:pull')).toBe(true);
+    // The registry requests came with Layover's token (no credential check left to do), for her.
+    const pulls = requests.filter((l) => l.host === DOMAIN && l.digest);
+    expect(pulls.length).toBeGreaterThan(0);
+    expect(pulls.every((l) => l.user === CAROL[0] && l.status === 200)).toBe(true);
+    expect(requests.filter((l) => String(l.host).startsWith('docker.proxy'))).toEqual([]);
+    expectNoSecretsInLog(bench, [...SECRETS, LAYOVER_JWT]);
+  }, 120_000);
+
+  it('without the login: 401 with a Bearer challenge on the domain; outside her rule: denied', async () => {
+    const anonymous = await pull(`${DOMAIN}/team/app/oci:v1`, 'anonymous-bearer');
+    expect(anonymous.code).not.toBe(0);
+    expect(anonymous.stderr).toMatch(/unauthorized/i);
+    const challenged = bench.layover!.logs().find((l) => l.msg === 'request' && l.host === DOMAIN && l.status === 401 && l.clientAuth === 'missing');
+    expect(challenged).toBeDefined();
+    const outside = await pull(`${DOMAIN}/deep/c:v1`, 'carol-deep-bearer', `${CAROL[0]}:${CAROL[1]}`);
+    expect(outside.code).not.toBe(0);
+    expect(outside.stderr).toMatch(/denied/i);
+    expectNoSecretsInLog(bench, [...SECRETS, LAYOVER_JWT]);
   }, 120_000);
 });

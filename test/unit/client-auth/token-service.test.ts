@@ -108,14 +108,23 @@ describe('token scopes', () => {
       { users: ['alice'], actions: ['pull'] },
     ]);
     const requested = parseScopes(['repository:team/app:pull,push,delete', 'repository:other/x:push', 'repository:other/x:pull', 'repository:Bad Name:pull', 'registry:catalog:*']);
-    const granted = grantAccess(policy, alice, 'ghcr.io', requested, true);
+    const ghcr = { repository: (name: string) => ({ registry: 'ghcr.io', repository: name }), catalog: 'ghcr.io' };
+    const granted = grantAccess(policy, alice, ghcr, requested, true);
     expect(granted).toEqual([
       { type: 'repository', name: 'team/app', actions: ['pull', 'push'] },
       { type: 'repository', name: 'other/x', actions: ['pull'] },
       { type: 'registry', name: 'catalog', actions: ['*'] },
     ]);
     expect(formatScopes(granted)).toBe('repository:team/app:pull,push repository:other/x:pull registry:catalog:*');
-    expect(grantAccess(policy, alice, 'ghcr.io', requested, false)[0]).toEqual({ type: 'repository', name: 'team/app', actions: ['pull'] });
-    expect(grantAccess(policy, { user: 'bob', groups: [] }, 'ghcr.io', requested, true)).toEqual([]);
+    expect(grantAccess(policy, alice, ghcr, requested, false)[0]).toEqual({ type: 'repository', name: 'team/app', actions: ['pull'] });
+    expect(grantAccess(policy, { user: 'bob', groups: [] }, ghcr, requested, true)).toEqual([]);
+  });
+
+  it('judges each name where the token service says it lives, keeps the client names, and drops names of no registry', () => {
+    const policy = new AccessPolicy([{ users: ['alice'], registries: ['registry.test'], repositories: ['bench/**'], actions: ['pull'] }]);
+    // A mirror path's names: the registry prefix is the registry the policy judges.
+    const mirror = { repository: (name: string) => (name.startsWith('registry.test/') ? { registry: 'registry.test', repository: name.slice('registry.test/'.length) } : null), catalog: null };
+    const requested = parseScopes(['repository:registry.test/bench/oci:pull', 'repository:registry.test/other:pull', 'repository:bench/oci:pull', 'registry:catalog:*']);
+    expect(grantAccess(policy, alice, mirror, requested, false)).toEqual([{ type: 'repository', name: 'registry.test/bench/oci', actions: ['pull'] }]);
   });
 });

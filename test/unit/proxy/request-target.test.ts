@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CustomDomain } from '../../../src/config/custom-domains.js';
-import { isRefusal, routeRequest, type RequestTarget, type Routing } from '../../../src/proxy/request-target.js';
+import { isClientTokenRequest, isRefusal, routeRequest, type RequestTarget, type Routing, type TokenSite } from '../../../src/proxy/request-target.js';
 import { CustomDomainRoutes } from '../../../src/registry/custom-domain-routes.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 
@@ -22,7 +22,13 @@ const route = (host: string | undefined, url: string): Routing => routeRequest(h
 const target = (host: string | undefined, url: string): RequestTarget => {
   const routing = route(host, url);
   if (isRefusal(routing)) throw new Error(`refused: ${routing.refusal.message}`);
+  if (isClientTokenRequest(routing)) throw new Error(`a token request: ${JSON.stringify(routing)}`);
   return routing;
+};
+const tokenSite = (host: string | undefined, url: string): TokenSite => {
+  const routing = route(host, url);
+  if (!isClientTokenRequest(routing)) throw new Error(`not a token request: ${JSON.stringify(routing)}`);
+  return routing.tokenSite;
 };
 const refusal = (host: string | undefined, url: string) => {
   const routing = route(host, url);
@@ -174,5 +180,29 @@ describe('routeRequest: custom domains', () => {
 
   it('keeps a malformed path for after client authentication', () => {
     expect(target('docker.example.test', '/v2/team/app/../../x/manifests/1').routeError?.code).toBe('NAME_INVALID');
+  });
+});
+
+describe("routeRequest: /token, Layover's token service for its clients", () => {
+  it("is Layover's on docker.proxy, on mirror names and addresses, and on custom domains", () => {
+    expect(tokenSite('docker.proxy', '/token?service=quay.io')).toEqual({ kind: 'own', name: 'docker.proxy', ns: null, dockerProxy: true });
+    expect(tokenSite('DOCKER.PROXY:443', '/token')).toEqual({ kind: 'own', name: 'docker.proxy', ns: null, dockerProxy: true });
+    expect(tokenSite('10.0.0.5:8443', '/token?service=10.0.0.5:8443')).toEqual({ kind: 'own', name: '10.0.0.5:8443', ns: null, dockerProxy: false });
+    expect(tokenSite('[FD00::1]', '/token')).toEqual({ kind: 'own', name: '[fd00::1]', ns: null, dockerProxy: false });
+    expect(tokenSite(undefined, '/token')).toMatchObject({ name: 'docker.proxy', dockerProxy: true });
+    expect(tokenSite('127.0.0.1', '/token?ns=docker.io&service=127.0.0.1')).toEqual({ kind: 'own', name: '127.0.0.1', ns: 'docker.io', dockerProxy: false });
+    expect(tokenSite('Docker.Example.Test', '/token?service=docker.example.test')).toEqual({ kind: 'domain', name: 'docker.example.test' });
+  });
+
+  it("goes upstream on a registry's own name (auth.docker.io serves its tokens at /token)", () => {
+    expect(target('docker.io', '/token?service=registry.docker.io')).toMatchObject({ mode: 'host', registry: 'docker.io', route: null, token: false });
+    expect(target('quay.io', '/token')).toMatchObject({ mode: 'host', upstream: { origin: 'https://quay.io' } });
+  });
+
+  it('is no way around the mirror checks: a bad ns is refused, other paths are not the token service', () => {
+    expect(refusal('127.0.0.1', '/token?ns=evil.example').code).toBe('NAME_UNKNOWN');
+    expect(refusal('127.0.0.1', '/token?ns=registry.test&ns=quay.io').code).toBe('NAME_UNKNOWN');
+    expect(refusal('127.0.0.1', '/token/registry.test').code).toBe('NAME_UNKNOWN');
+    expect(refusal('docker.example.test', '/tokens').code).toBe('NOT_FOUND');
   });
 });
