@@ -72,7 +72,13 @@ export class ReadAccess {
   async check(target: ReadTarget, name: RepositoryName, object: CachedObject, authorization: string | undefined, log: Log): Promise<ReadDecision> {
     const member = this.#options.records.isMember(object.digest, repositoryKey(target.origin, name));
     // The policy allowed this client; Layover's own credentials are what filled the cache.
-    if (this.#options.clientAuthOn) return member ? allowed('policy') : this.#asReader('layover', target, name, object, member, log);
+    if (this.#options.clientAuthOn) {
+      if (member) return allowed('policy');
+      const decision = await this.#asReader('layover', target, name, object, member, log);
+      if (decision.allowed || decision.error.code !== 'UNAUTHORIZED') return withoutChallenge(decision);
+      // Never the upstream's challenge: it would send the client, with its Layover password, to the upstream's realm.
+      return { allowed: false, error: new OciError('DENIED', `Layover's credentials do not reach ${target.registry}/${name}`) };
+    }
 
     const anonymous = await this.#asReader('anonymous', target, name, object, member, log);
     if (anonymous.allowed) return anonymous;
@@ -183,6 +189,10 @@ export class ReadAccess {
 }
 
 type Answer = Extract<ProbeResult, { status: number }>;
+
+function withoutChallenge(decision: ReadDecision): ReadDecision {
+  return decision.allowed ? decision : { allowed: false, error: decision.error };
+}
 
 /** Upstream's answer, or null when it could not say: unreachable, failing, or rate-limiting. */
 function answerOf(result: ProbeResult): Answer | null {

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { AccessRecords } from '../../../src/access/access-records.js';
+import { ReadAccess, type ReadAccessOptions } from '../../../src/access/read-access.js';
+import type { CachedObject, ProbeCredential, ProbeResult, UpstreamProbe } from '../../../src/access/upstream-probe.js';
+import type { RepositoryName } from '../../../src/registry/repository-name.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
+import { blob, openCache } from '../cache/cache-fixture.js';
+
+// The decisions of ReadAccess against scripted upstream answers; the integration tests in
+// test/integration/access ask the real registry the same questions.
+const TARGET = { registry: 'registry.test', origin: 'https://registry.test' };
+const NAME = 'team/app' as RepositoryName;
+const CHALLENGE = 'Bearer realm="https://auth.registry.test/token",service="registry.test"';
+
+/** Answers every HEAD with `answer(credential)` and remembers who asked. */
+function scriptedProbe(answer: (credential: ProbeCredential) => ProbeResult): { probe: UpstreamProbe; asked: string[] } {
+  const asked: string[] = [];
+  const probe = {
+    head: async (_origin: string, _name: RepositoryName, _object: CachedObject, credential: ProbeCredential) => {
+      asked.push(credential.kind);
+      return answer(credential);
+    },
+  };
+  return { probe: probe as unknown as UpstreamProbe, asked };
+}
+
+async function readAccess(options: Partial<ReadAccessOptions> & Pick<ReadAccessOptions, 'probe'>) {
+  const { cache } = await openCache();
+  const records = new AccessRecords(cache);
+  const access = new ReadAccess({ records, clientAuthOn: false, layoverCredentials: () => false, ttlMs: 60_000, anonymousTtlMs: 60_000, failOpen: [], ...options });
+  return { access, records };
+}
+
+const { logger } = captureLogger('debug');
+const object = (): CachedObject => ({ kind: 'blob', digest: blob(8).digest });
+
+describe('ReadAccess', () => {
+  it('with client authentication on, never hands the upstream\'s challenge to a client (it would take its Layover password there)', async () => {
+    const { probe, asked } = scriptedProbe(() => ({ status: 401, challenge: CHALLENGE }));
+    const { access } = await readAccess({ probe, clientAuthOn: true, layoverCredentials: () => true });
+    const decision = await access.check(TARGET, NAME, object(), undefined, logger);
+    expect(decision).toMatchObject({ allowed: false, error: { code: 'DENIED' } });
+    expect(decision).not.toHaveProperty('challenge');
+    expect(asked).toEqual(['layover']);
+  });
+
+  it('with client authentication off, passes the challenge on to a client without credentials', async () => {
+    const { probe } = scriptedProbe(() => ({ status: 401, challenge: CHALLENGE }));
+    const { access } = await readAccess({ probe });
+    expect(await access.check(TARGET, NAME, object(), undefined, logger)).toMatchObject({ allowed: false, error: { code: 'UNAUTHORIZED' }, challenge: CHALLENGE });
+  });
+
+  it('asks with the client\'s own credentials once per repository while the answer holds', async () => {
+    const { probe, asked } = scriptedProbe((c) => (c.kind === 'client' ? { status: 200 } : { status: 401 }));
+    const { access, records } = await readAccess({ probe });
+    const first = object();
+    expect(await access.check(TARGET, NAME, first, 'Bearer client-token', logger)).toMatchObject({ allowed: true, why: 'checked' });
+    expect(await access.check(TARGET, NAME, first, 'Bearer client-token', logger)).toMatchObject({ allowed: true });
+    expect(asked).toEqual(['anonymous', 'client']);
+    expect(records.reach('anonymous', `registry.test/${NAME}` as never)?.readable).toBe(false);
+  });
+
+  it('fails closed when upstream cannot be asked, open where configured', async () => {
+    const unreachable = (): ProbeResult => ({ unreachable: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+    const closed = await readAccess({ probe: scriptedProbe(unreachable).probe });
+    expect(await closed.access.check(TARGET, NAME, object(), 'Bearer t', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
+    const open = await readAccess({ probe: scriptedProbe(unreachable).probe, failOpen: ['*.test'] });
+    expect(await open.access.check(TARGET, NAME, object(), 'Bearer t', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
+  });
+});
