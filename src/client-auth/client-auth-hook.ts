@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fa
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import { isClientTokenRequest, isRefusal, requestTargetOf } from '../proxy/request-target.js';
+import { rememberIdentity } from './authenticated-requests.js';
 import type { ClientIdentity } from './authenticator.js';
 import { parseBearer } from './authenticator.js';
 import { BASIC_CHALLENGE, bearerChallenge } from './client-challenge.js';
@@ -76,6 +77,7 @@ export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions)
       return unauthorized(reply, authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name', challenge);
     }
     annotateRequestLog(request, { user: identity.user });
+    rememberIdentity(request, identity);
     // A malformed path is refused only now, so that it tells an unauthenticated client nothing.
     if (target.routeError) throw target.routeError;
     const route = target.route;

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyReplyFromHooks } from '@fastify/reply-from';
+import { identityOf } from '../client-auth/authenticated-requests.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
@@ -118,11 +119,14 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     hooks.queryString = () => rewrite.query;
   }
   const auth = authorization?.managed ? options.auth?.auth : undefined;
+  // A client Layover authenticated holds Layover's credentials: no upstream challenge may reach it.
+  const layoverClient = identityOf(request) !== undefined;
   hooks.rewriteHeaders = (headers) => {
     const out = withoutHopByHop(headers);
+    if (layoverClient) delete out['www-authenticate'];
     if (auth || rewrite) {
       const challenge = headers['www-authenticate'];
-      if (auth && challenge) {
+      if (auth && challenge && !layoverClient) {
         out['www-authenticate'] = rewrite
           ? auth.rewriteChallenges(challenge, { realm: rewrite.tokenRealm, scope: (s) => rewrite.names.scopesToClient(s) })
           : auth.rewriteChallenges(challenge, `https://${request.host}`);
@@ -171,7 +175,7 @@ async function refuse(request: FastifyRequest, reply: FastifyReply, target: Upst
   const challenge = reply.getHeader('www-authenticate');
   clearUpstreamHeaders(reply);
   const error = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);
-  if (challenge !== undefined) reply.header('www-authenticate', challenge);
+  if (challenge !== undefined && identityOf(request) === undefined) reply.header('www-authenticate', challenge);
   void reply.code(error.status).header('docker-distribution-api-version', 'registry/2.0').header('content-type', 'application/json').send(JSON.stringify(error.toBody()));
 }
 
