@@ -27,7 +27,8 @@ describe('storage redirects in mirror mode', () => {
     const result = await rb.get(url(blob.digest));
     expect(result.status).toBe(200);
     expect(result.body.equals(blob.bytes)).toBe(true);
-    const line = rb.requestLines().find((l) => String(l.url).includes(blob.digest));
+    // The request line is written when the response has finished: wait for it rather than race it.
+    const line = await rb.bench.layover!.waitForLog((l) => l.msg === 'request' && String(l.url).includes(blob.digest));
     expect(line).toMatchObject({ redirect: 'follow', registry: REDIRECTING_HOST, cache: 'miss' });
   });
 });
