@@ -157,6 +157,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
         intercepted,
         advertise: [...config.advertise],
         upstreams: [...config.upstreamDns],
+        policy: config.dnsPolicy,
         logger,
       })
     : null;

@@ -110,6 +110,25 @@ export interface LayoverConfig {
     /** Non-public networks storage fetches may still reach (CIDRs), besides the registry's own addresses. */
     readonly allowNetworks: readonly string[];
   };
+  /** Bounds on the TCP listeners (443, 80, 3128, registry ports); 0: no cap. */
+  readonly connections: {
+    readonly maxPerListener: number;
+    readonly maxPerClient: number;
+    /** A TLS client must complete its handshake (ClientHello included) within this. */
+    readonly tlsHandshakeMs: number;
+  };
+  /** The DNS server's defences as a resolver reachable by strangers. */
+  readonly dnsPolicy: {
+    /** Clients (CIDRs) whose questions for other names are forwarded; others get REFUSED. */
+    readonly allowRecursion: readonly string[];
+    /** Identical responses per second per client prefix; 0: no limit. */
+    readonly rateLimit: number;
+    /** Every slip-th limited UDP response is sent truncated; 0: none. */
+    readonly rateLimitSlip: number;
+    /** A TCP connection must deliver each complete query within this. */
+    readonly tcpQueryMs: number;
+    readonly tcpMaxPerClient: number;
+  };
   /** nginx meanings: connect = to upstream; read/send = between two reads/writes. */
   readonly timeouts: {
     readonly proxyConnectMs: number;

@@ -10,7 +10,7 @@ import { parseAccessRules, parseClientGroups, parseClientTokens } from '../clien
 import type { LayoverConfig, ManifestTier } from './layover-config.js';
 import * as parse from './parsers.js';
 import { SETTINGS, flagName, type RawConfig, type Setting, type SettingKey } from './settings.js';
-import { defaultAdvertise, defaultUpstreamDns } from './system-defaults.js';
+import { defaultAdvertise, defaultRecursionNetworks, defaultUpstreamDns } from './system-defaults.js';
 import { DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 
 export type FlagValues = Record<string, string | boolean | undefined>;
@@ -20,7 +20,7 @@ export interface ConfigSources {
   flags?: FlagValues;
   env?: NodeJS.ProcessEnv;
   /** Machine-dependent defaults; tests pass their own. */
-  machine?: { advertise: () => string[]; upstreamDns: () => parse.HostPort[] };
+  machine?: { advertise: () => string[]; upstreamDns: () => parse.HostPort[]; recursionNetworks?: () => string[] };
 }
 
 const KEYS = Object.keys(SETTINGS) as SettingKey[];
@@ -176,7 +176,7 @@ function readableText(path: string): string {
 /** Reads, validates and freezes the configuration. Throws ConfigError naming the setting. */
 export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   const env = sources.env ?? process.env;
-  const machine = sources.machine ?? { advertise: defaultAdvertise, upstreamDns: () => defaultUpstreamDns() };
+  const machine = { advertise: defaultAdvertise, upstreamDns: () => defaultUpstreamDns(), recursionNetworks: defaultRecursionNetworks, ...sources.machine };
   const labels = new Map<SettingKey, string>();
   const { raw, filePath } = readRaw(sources.flags ?? {}, env, labels);
   const r = raw as RawConfig;
@@ -222,6 +222,14 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     clientAuth,
     accessChecks: { ttlMs: r.accessCheckTtl, anonymousTtlMs: r.anonymousAccessTtl, failOpen: r.accessCheckFailOpen },
     redirects: { mode: r.redirects, allowNetworks: r.redirectAllowNetworks },
+    connections: { maxPerListener: r.maxConnections, maxPerClient: r.maxConnectionsPerClient, tlsHandshakeMs: r.tlsHandshakeTimeout },
+    dnsPolicy: {
+      allowRecursion: r.dnsAllowRecursion ?? machine.recursionNetworks(),
+      rateLimit: r.dnsRateLimit,
+      rateLimitSlip: r.dnsRateLimitSlip,
+      tcpQueryMs: r.dnsTcpQueryTimeout,
+      tcpMaxPerClient: r.dnsTcpMaxPerClient,
+    },
     timeouts: {
       proxyConnectMs: r.proxyConnectTimeout,
       proxyReadMs: r.proxyReadTimeout,

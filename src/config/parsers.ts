@@ -47,6 +47,12 @@ export const duration: Parser<number> = (value) => {
   return s === undefined ? undefined : (parseDuration(s) ?? undefined);
 };
 
+/** A whole number of at least 0 (`0` usually switches the limit off). */
+export const count: Parser<number> = (value) => {
+  const s = text(value);
+  return s !== undefined && /^\d{1,9}$/.test(s) ? Number(s) : undefined;
+};
+
 /** A regular expression; the empty string switches the tier off (null), as in the nginx proxies. */
 export const regex: Parser<RegExp | null> = (value) => {
   if (value === '' || value === null) return null;

@@ -40,3 +40,15 @@ export function defaultAdvertise(): string[] {
   const pick = addresses.find((a) => a!.family === 'IPv4') ?? addresses[0];
   return [pick?.address ?? '127.0.0.1'];
 }
+
+/** Networks that are never the public internet: loopback, RFC 1918, RFC 6598 (CGNAT), link-local and ULA. */
+export const PRIVATE_NETWORKS: readonly string[] = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', 'fe80::/10', 'fc00::/7'];
+
+/** Who may use the DNS server as a recursive resolver by default: private networks and the host's own. */
+export function defaultRecursionNetworks(): string[] {
+  const own = Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a !== undefined && a.cidr !== null)
+    .map((a) => a!.cidr!.replace(/%[^/]*/, ''));
+  return [...new Set([...PRIVATE_NETWORKS, ...own])];
+}

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Packet } from 'dns2';
+import type { LayoverConfig } from '../config/layover-config.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { HostnameSet } from '../registry/hostname.js';
 import { AnswerBuilder } from './answer-builder.js';
@@ -24,6 +25,8 @@ export interface DnsServerOptions {
   answerTtl?: number; // seconds, default 60
   upstreamTimeoutMs?: number; // per attempt, default 2000
   cacheEntries?: number; // forwarded-answer cache bound, default 10000
+  /** Recursion allow list, response-rate limiting, TCP deadlines (LayoverConfig.dnsPolicy); absent in older callers. */
+  policy?: LayoverConfig['dnsPolicy'];
 }
 
 /** Queries are small; anything bigger is hostile or broken (FORMERR over UDP, disconnect over TCP). */

@@ -22,20 +22,32 @@ export const OCI_ERRORS = {
 
 export type OciErrorCode = keyof typeof OCI_ERRORS;
 
-/** An error that becomes `{"errors":[{"code","message","detail"}]}` with the code's status. */
+export interface OciErrorOptions extends ErrorOptions {
+  /** An upstream's fault keeps the code that describes it but is a 502 (Bad Gateway), not the client's 4xx. */
+  status?: number;
+  /** Headers the answer needs: a challenge (`www-authenticate`), `retry-after`, `connection: close`. */
+  headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * An error that becomes `{"errors":[{"code","message","detail"}]}` with the code's status and its
+ * own headers. Thrown (or passed to `reply.send`) anywhere on a registry route; the one writer in
+ * src/proxy/error-handler.ts formats it.
+ */
 export class OciError extends Error {
   override readonly name = 'OciError';
   readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
 
   constructor(
     readonly code: OciErrorCode,
     message: string,
     readonly detail?: unknown,
-    options?: ErrorOptions & { status?: number },
+    options?: OciErrorOptions,
   ) {
     super(message, options);
-    // An upstream's fault keeps the code that describes it but is a 502 (Bad Gateway), not the client's 4xx.
     this.status = options?.status ?? OCI_ERRORS[code];
+    this.headers = options?.headers ?? {};
   }
 
   toBody(): { errors: { code: OciErrorCode; message: string; detail?: unknown }[] } {
