@@ -10,18 +10,12 @@ import type { ClientAuth } from './create-client-auth.js';
 
 export interface ClientAuthHookOptions {
   clientAuth: ClientAuth;
-  allowPush: boolean;
+  /** Not needed here any more (the policy judges pushes whether or not they are on; the route refuses them when off). */
+  allowPush?: boolean;
 }
 
-function unauthorized(reply: FastifyReply, message: string, challenge: string): FastifyReply {
-  const body = new OciError('UNAUTHORIZED', message).toBody();
-  return reply
-    .code(401)
-    .header('www-authenticate', challenge)
-    .header('docker-distribution-api-version', 'registry/2.0')
-    .header('content-type', 'application/json')
-    .send(JSON.stringify(body));
-}
+/** A 401 with the challenge the client must answer; the error handler writes it like every other error. */
+const unauthorized = (message: string, challenge: string): OciError => new OciError('UNAUTHORIZED', message, undefined, { headers: { 'www-authenticate': challenge } });
 
 /**
  * A token from Layover's token service is checked against Layover's key only, and must be for the
@@ -49,7 +43,7 @@ function identify(clientAuth: ClientAuth, authorization: string | undefined, aud
  * Authorization is Layover's own and is removed before anything is forwarded,
  * so upstream credentials (src/upstream/auth/) apply as if the client had sent none.
  */
-export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions): onRequestAsyncHookHandler {
+export function clientAuthHook({ clientAuth }: ClientAuthHookOptions): onRequestAsyncHookHandler {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     // Decided once for every request by src/proxy/request-target.ts (registered before this hook):
     // the registry and repository the client named, whether by Host, mirror or custom domain.
@@ -60,7 +54,8 @@ export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions)
     delete request.raw.headers.authorization;
     delete request.headers.authorization;
     const pull = request.method === 'GET' || request.method === 'HEAD';
-    const action = pull ? 'pull' : 'push';
+    // A token relay request (GET or an OAuth2 POST) asks for a token, it pushes nothing: it is judged as a pull.
+    const action = pull || target.token ? 'pull' : 'push';
     let identity: ClientIdentity | null;
     try {
       identity = await identify(clientAuth, authorization, target.clientToken.service);
@@ -74,7 +69,7 @@ export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions)
       const challenge = clientAuth.tokens
         ? bearerChallenge(target.clientToken, repository ? { repository, actions: pull ? ['pull'] : ['pull', 'push'] } : null)
         : BASIC_CHALLENGE;
-      return unauthorized(reply, authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name', challenge);
+      throw unauthorized(authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name', challenge);
     }
     annotateRequestLog(request, { user: identity.user });
     rememberIdentity(request, identity);
@@ -88,7 +83,8 @@ export function clientAuthHook({ clientAuth, allowPush }: ClientAuthHookOptions)
       annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
       return reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
     }
-    if (!pull && !allowPush) return; // the route refuses it: pushing is off
+    // Every method is judged, pushes too while ALLOW_PUSH is off (the route refuses those after):
+    // a request the policy refuses never reaches a route that could forward it.
     if (!clientAuth.policy.allows(identity, { action, registry: target.registry, repository })) {
       throw new OciError('DENIED', `${identity.user} may not ${action} ${repository ? `${target.registry}/${repository}` : `on ${target.registry}`}`);
     }

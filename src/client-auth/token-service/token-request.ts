@@ -27,13 +27,8 @@ function badRequest(reply: FastifyReply, error: string, description: string): Fa
   return reply.code(400).header('content-type', 'application/json').header('cache-control', 'no-store').send(JSON.stringify({ error, error_description: description }));
 }
 
-function unauthorized(reply: FastifyReply, message: string): FastifyReply {
-  return reply
-    .code(401)
-    .header('www-authenticate', BASIC_CHALLENGE)
-    .header('content-type', 'application/json')
-    .send(JSON.stringify(new OciError('UNAUTHORIZED', message).toBody()));
-}
+/** Token clients answer a 401 with Basic credentials; the error handler writes it like every other error. */
+const unauthorized = (message: string): OciError => new OciError('UNAUTHORIZED', message, undefined, { headers: { 'www-authenticate': BASIC_CHALLENGE } });
 
 const basicHeader = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 
@@ -99,7 +94,7 @@ export async function answerClientTokenRequest(options: ClientTokenOptions, requ
   }
   if (!identity) {
     annotateRequestLog(request, { tokenRequest: authorization ? 'rejected' : 'missing' });
-    return unauthorized(reply, authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name');
+    throw unauthorized(authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name');
   }
   const access = grantAccess(clientAuth.policy, identity, audience, parseScopes(params.getAll('scope')), allowPush);
   const issued = await clientAuth.tokens.issue(identity, audience.audience, access);

@@ -78,8 +78,11 @@ describe('client authentication in the proxy', () => {
     const allowed = await get(layover, '/v2/team/app/manifests/v1', basicCi);
     expect(allowed.statusCode).toBe(503); // past the hook: the upstream is unreachable in this test
     expect(allowed.json().errors[0].code).toBe('UNAVAILABLE');
-    // Pushing stays off (ALLOW_PUSH): the route's UNSUPPORTED, once the client is known.
-    expect((await get(layover, '/v2/team/app/blobs/uploads/', basicCi, 'PUT')).statusCode).toBe(405);
+    // Every method is judged by the policy, pushes too while ALLOW_PUSH is off: ci may only pull.
+    expect((await get(layover, '/v2/team/app/blobs/uploads/', basicCi, 'PUT')).statusCode).toBe(403);
+    // A push the policy allows still meets the route's UNSUPPORTED: pushing stays off (ALLOW_PUSH).
+    const pusher = await withTokens('  - {users: [bob], actions: [pull, push]}');
+    expect((await get(pusher, '/v2/team/app/blobs/uploads/', 'Bearer ' + BOB_TOKEN, 'PUT')).statusCode).toBe(405);
   });
 
   it('leaves the service routes alone and never logs a token', async () => {
