@@ -1,7 +1,11 @@
+import { constants } from 'node:os';
 import { buildApp, closeApp, listenApp } from '../app.js';
 import type { LayoverConfig } from '../config/layover-config.js';
 
-/** `layover serve`: listen until SIGTERM or SIGINT, then close gracefully. */
+/** A stop signal this soon after the first is the same one delivered twice, not a second request. */
+const RELAYED_SIGNAL_MS = 1_000;
+
+/** `layover serve`: listen until SIGTERM or SIGINT, then close gracefully; a second signal exits at once. */
 export async function serve(config: LayoverConfig): Promise<void> {
   const app = await buildApp(config);
   const addresses = await listenApp(app);
@@ -21,10 +25,15 @@ export async function serve(config: LayoverConfig): Promise<void> {
   // Without a bound, one client that reads slowly, or a fill whose upstream stalls, kept Layover
   // from exiting until the orchestrator's SIGKILL.
   const graceMs = config.timeouts.shutdownGraceMs;
-  let closing = false;
-  const stop = (signal: string): void => {
-    if (closing) return;
-    closing = true;
+  let stoppingSince: number | null = null;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stoppingSince !== null) {
+      // Ctrl-C under `npm start` arrives twice at once: from the terminal and relayed by npm.
+      if (performance.now() - stoppingSince < RELAYED_SIGNAL_MS) return;
+      app.logger.warn({ signal }, 'second stop signal: exiting at once, with responses still in flight');
+      process.exit(128 + constants.signals[signal]);
+    }
+    stoppingSince = performance.now();
     app.logger.info({ signal, graceMs }, 'shutting down');
     // Past the grace period, exit anyway: a fill cut short leaves only a temporary file, which the
     // next start removes (the same recovery as after a kill -9), never a partial blob in the index.
@@ -32,7 +41,12 @@ export async function serve(config: LayoverConfig): Promise<void> {
       app.logger.warn({ graceMs }, 'grace period over: exiting with responses still in flight');
       process.exit(1);
     }, graceMs).unref();
-    void closeApp(app).then(() => process.exit(0));
+    closeApp(app)
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        app.logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
