@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { Packet } from 'dns2';
-import { FLAG, HEADER_SIZE, QCLASS, QTYPE } from './wire.js';
+import { FLAG, HEADER_SIZE, QCLASS, QTYPE, RCODE } from './wire.js';
 
 /** RFC 8020-era guidance (DNS flag day 2020): a buffer size that avoids IP fragmentation. */
 const OUR_UDP_PAYLOAD_SIZE = 1232;
@@ -10,7 +10,9 @@ const OUR_UDP_PAYLOAD_SIZE = 1232;
  * so this is the hot path: dns2 encodes the answer records once, at start, and
  * each response is the query's ID and question copied around those bytes.
  * The records' owner names are compression pointers to offset 12, where every
- * response carries the question, so one template fits every name.
+ * response carries the question, so one template fits every name. The other
+ * fixed responses (REFUSED, the minimal answer to ANY) are built the same way,
+ * so a flood of them costs no dns2 encode either.
  */
 export class AnswerBuilder {
   /** Answer-section bytes and their record count, by qtype. */
@@ -41,7 +43,34 @@ export class AnswerBuilder {
    */
   build(query: Buffer, questionEnd: number, qtype: number, qclass: number, withOpt: boolean, maxSize: number): Buffer {
     const inClass = qclass === QCLASS.IN || qclass === QCLASS.ANY;
-    let answers = (inClass ? this.#templates.get(qtype) : undefined) ?? EMPTY;
+    const answers = (inClass ? this.#templates.get(qtype) : undefined) ?? EMPTY;
+    return this.#respond(query, questionEnd, answers, FLAG.AA | FLAG.RA, RCODE.NOERROR, withOpt, maxSize);
+  }
+
+  /**
+   * RFC 8482's minimal answer to ANY for a name we would otherwise forward: one
+   * synthesised HINFO record instead of everything the upstream holds, which is
+   * what made ANY the amplifier of choice.
+   */
+  minimalAny(query: Buffer, questionEnd: number, withOpt: boolean, maxSize: number): Buffer {
+    return this.#respond(query, questionEnd, RFC8482_HINFO, FLAG.RA, RCODE.NOERROR, withOpt, maxSize);
+  }
+
+  /** REFUSED with the question echoed and RA clear: recursion is not available to this client (BIND's allow-recursion). */
+  refused(query: Buffer, questionEnd: number, withOpt: boolean): Buffer {
+    return this.#respond(query, questionEnd, EMPTY, 0, RCODE.REFUSED, withOpt, Infinity);
+  }
+
+  #respond(
+    query: Buffer,
+    questionEnd: number,
+    records: { bytes: Buffer; count: number },
+    flags: number,
+    rcode: number,
+    withOpt: boolean,
+    maxSize: number,
+  ): Buffer {
+    let answers = records;
     const optLength = withOpt ? this.#opt.length : 0;
     let truncated = false;
     if (questionEnd + answers.bytes.length + optLength > maxSize) {
@@ -51,7 +80,7 @@ export class AnswerBuilder {
     const out = Buffer.allocUnsafe(questionEnd + answers.bytes.length + optLength);
     query.copy(out, 0, 0, 2);
     const asked = query.readUInt16BE(2);
-    out.writeUInt16BE(FLAG.QR | FLAG.AA | FLAG.RA | (asked & (FLAG.RD | FLAG.CD)) | (truncated ? FLAG.TC : 0), 2);
+    out.writeUInt16BE(FLAG.QR | flags | (asked & (FLAG.RD | FLAG.CD)) | (truncated ? FLAG.TC : 0) | rcode, 2);
     out.writeUInt16BE(1, 4);
     out.writeUInt16BE(answers.count, 6);
     out.writeUInt16BE(0, 8);
@@ -64,6 +93,20 @@ export class AnswerBuilder {
 }
 
 const EMPTY = { bytes: Buffer.alloc(0), count: 0 };
+
+/** RFC 8482 §4.2: HINFO with CPU "RFC8482" and an empty OS; the owner points at the question. dns2 has no HINFO encoder. */
+const RFC8482_TTL = 3600;
+const RFC8482_HINFO = (() => {
+  const cpu = Buffer.from('RFC8482', 'latin1');
+  const rdata = Buffer.concat([Buffer.from([cpu.length]), cpu, Buffer.from([0])]);
+  const fixed = Buffer.alloc(12);
+  fixed.writeUInt16BE(0xc000 + HEADER_SIZE, 0);
+  fixed.writeUInt16BE(QTYPE.HINFO, 2);
+  fixed.writeUInt16BE(QCLASS.IN, 4);
+  fixed.writeUInt32BE(RFC8482_TTL, 6);
+  fixed.writeUInt16BE(rdata.length, 10);
+  return { bytes: Buffer.concat([fixed, rdata]), count: 1 };
+})();
 
 /** The question 'x' IN A, as dns2 encodes it: 1 + 1 + 1 name octets, 4 for type and class. */
 const PLACEHOLDER = 'x';

@@ -13,12 +13,19 @@ export function fitReply(reply: Buffer, query: Buffer, questionEnd: number, maxS
   query.copy(reply, 0, 0, 2);
   query.copy(reply, HEADER_SIZE, HEADER_SIZE, questionEnd);
   const flags = (reply.readUInt16BE(2) & ~FLAG.RD) | (query.readUInt16BE(2) & FLAG.RD);
-  if (reply.length <= maxSize) {
-    reply.writeUInt16BE(flags, 2);
-    return reply;
-  }
+  reply.writeUInt16BE(flags, 2);
+  return reply.length <= maxSize ? reply : truncatedReply(reply, questionEnd);
+}
+
+/**
+ * A copy of `reply` cut to its header and the bytes before `questionEnd` (the
+ * question, or nothing when questionEnd is HEADER_SIZE), with TC=1 and no
+ * records: what tells a client to ask again over TCP.
+ */
+export function truncatedReply(reply: Buffer, questionEnd: number): Buffer {
   const truncated = Buffer.from(reply.subarray(0, questionEnd));
-  truncated.writeUInt16BE(flags | FLAG.TC, 2);
+  truncated.writeUInt16BE(truncated.readUInt16BE(2) | FLAG.TC, 2);
+  if (questionEnd === HEADER_SIZE) truncated.writeUInt16BE(0, 4);
   truncated.writeUInt16BE(0, 6);
   truncated.writeUInt16BE(0, 8);
   truncated.writeUInt16BE(0, 10);

@@ -10,7 +10,7 @@ export const HEADER_SIZE = 12;
 /** RFC 1035 §2.3.4: a name is at most 255 octets on the wire. */
 const MAX_NAME_OCTETS = 255;
 
-export const QTYPE = { A: 1, SOA: 6, AAAA: 28, OPT: 41, ANY: 255 } as const;
+export const QTYPE = { A: 1, SOA: 6, HINFO: 13, AAAA: 28, OPT: 41, ANY: 255 } as const;
 export const QCLASS = { IN: 1, ANY: 255 } as const;
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
 

@@ -59,6 +59,25 @@ describe('AnswerBuilder', () => {
     expect(packet.questions).toHaveLength(1);
   });
 
+  it('refuses with the question echoed, RA clear and OPT when the query had it', () => {
+    const msg = query('Internal.Corp', QTYPE.A, { id: 0x77, edns: {} });
+    const question = readQuestion(msg)!;
+    const packet = Packet.parse(builder.refused(msg, question.end, true));
+    expect(packet.header).toMatchObject({ id: 0x77, qr: 1, aa: 0, ra: 0, rd: 1, rcode: 5, qdcount: 1, ancount: 0, arcount: 1 });
+    expect(packet.questions[0]?.name).toBe('Internal.Corp');
+  });
+
+  it('answers ANY for other names with one HINFO "RFC8482" record (RFC 8482 §4.2)', () => {
+    const msg = query('other.test', QTYPE.ANY, { id: 0x78 });
+    const question = readQuestion(msg)!;
+    const bytes = builder.minimalAny(msg, question.end, false, 512);
+    const packet = Packet.parse(bytes);
+    expect(packet.header).toMatchObject({ id: 0x78, qr: 1, aa: 0, ra: 1, rcode: 0, ancount: 1 });
+    expect(packet.answers[0]).toMatchObject({ name: 'other.test', type: QTYPE.HINFO, class: 1, ttl: 3600 });
+    // CPU "RFC8482", OS "": two character-strings.
+    expect(bytes.subarray(bytes.length - 9).toString('latin1')).toBe('\x07RFC8482\x00');
+  });
+
   it('refuses an advertised address that is not an IP, and a bad TTL', () => {
     expect(() => new AnswerBuilder(['layover.local'], 60)).toThrow(/not an IP address: layover.local/);
     expect(() => new AnswerBuilder(['127.0.0.1'], -1)).toThrow(/answerTtl/);

@@ -1,0 +1,34 @@
+import { BlockList, isIP } from 'node:net';
+
+const CIDR = /^([^/]+?)(?:\/(\d{1,3}))?$/;
+
+/**
+ * A set of networks (CIDRs or bare addresses) parsed once into a node:net
+ * BlockList, so that asking whether a client is inside costs one native range
+ * check rather than parsing text per query. An IPv4-mapped IPv6 source
+ * (a dual-stack socket's view of an IPv4 client) matches the IPv4 networks.
+ */
+export class ClientNetworks {
+  readonly #list = new BlockList();
+
+  constructor(networks: readonly string[]) {
+    for (const network of networks) {
+      const match = CIDR.exec(network.trim());
+      const address = match?.[1] ?? '';
+      const family = isIP(address);
+      const max = family === 4 ? 32 : 128;
+      const prefix = match?.[2] === undefined ? max : Number(match[2]);
+      if (family === 0 || prefix > max) throw new RangeError(`not a network: ${network}`);
+      this.#list.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
+    }
+  }
+
+  includes(address: string): boolean {
+    if (address.includes(':')) {
+      // rinfo gives link-local sources with their zone ('fe80::1%eth0'), which BlockList never matches.
+      const zone = address.indexOf('%');
+      return this.#list.check(zone < 0 ? address : address.slice(0, zone), 'ipv6');
+    }
+    return this.#list.check(address, 'ipv4');
+  }
+}
