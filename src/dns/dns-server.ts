@@ -6,14 +6,16 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { HostnameSet } from '../registry/hostname.js';
 import { AnswerBuilder } from './answer-builder.js';
 import { AnswerCache } from './answer-cache.js';
+import { ClientNetworks } from './client-networks.js';
 import { errorResponse } from './error-response.js';
 import { Forwarder, type Transport } from './forwarder.js';
 import { LocalEndpoints, withoutSelf } from './loop-guard.js';
 import { fitReply } from './fit-reply.js';
+import { ResponseRateLimiter } from './response-rate-limiter.js';
 import { TcpListener } from './tcp-listener.js';
 import {
   BAD_RECORDS, FLAG, findOpt, HEADER_SIZE, NO_OPT, opcodeOf, optDnssecOk, optUdpSize, optVersion,
-  type Question, questionKey, RCODE, readQuestion,
+  QCLASS, QTYPE, type Question, questionKey, RCODE, readQuestion,
 } from './wire.js';
 
 export interface DnsServerOptions {
@@ -25,8 +27,8 @@ export interface DnsServerOptions {
   answerTtl?: number; // seconds, default 60
   upstreamTimeoutMs?: number; // per attempt, default 2000
   cacheEntries?: number; // forwarded-answer cache bound, default 10000
-  /** Recursion allow list, response-rate limiting, TCP deadlines (LayoverConfig.dnsPolicy); absent in older callers. */
-  policy?: LayoverConfig['dnsPolicy'];
+  /** Recursion allow list, response-rate limiting, TCP deadline and per-client cap (LayoverConfig.dnsPolicy). */
+  policy: LayoverConfig['dnsPolicy'];
 }
 
 /** Queries are small; anything bigger is hostile or broken (FORMERR over UDP, disconnect over TCP). */
@@ -34,12 +36,12 @@ const MAX_QUERY_BYTES = 4096;
 /** RFC 1035 §4.2.1: without EDNS a UDP response is at most 512 octets. */
 const CLASSIC_UDP_SIZE = 512;
 const TCP_MAX_SIZE = 0xffff;
-const TCP_IDLE_TIMEOUT_MS = 10_000;
 const TCP_MAX_CONNECTIONS = 256;
 const TCP_MAX_IN_FLIGHT = 32;
 /** With port 0 the free UDP port may be taken for TCP; try a few more. */
 const BIND_ATTEMPTS = 10;
-const LOOP_WARN_INTERVAL_MS = 60_000;
+/** Warnings about a loop and notices about refused recursion: at most one a minute each, whatever the flood. */
+const NOTICE_INTERVAL_MS = 60_000;
 /** Room for bursts (every node's look-ups arrive here); the kernel caps it at net.core.rmem_max. */
 const UDP_RECV_BUFFER_BYTES = 1 << 20;
 /** Each forward holds a socket; a flood of unique names must not exhaust file descriptors. */
@@ -47,8 +49,12 @@ const MAX_FORWARDS_IN_FLIGHT = 1024;
 
 /**
  * Layover's DNS server: A/AAAA for intercepted names from pre-built bytes
- * (the hot path, no dns2 per query), everything else validated with dns2 and
- * forwarded to the upstreams through a TTL-respecting cache.
+ * (the hot path, no dns2 per query), for anyone. Everything else is validated
+ * with dns2 and forwarded to the upstreams through a TTL-respecting cache,
+ * but only for clients in the recursion allow list (others get REFUSED, so
+ * strangers cannot use Layover as an open resolver); ANY gets RFC 8482's
+ * minimal answer instead of a forward, and UDP responses are rate-limited
+ * per client prefix, so a forged source cannot turn Layover into an amplifier.
  */
 export class DnsServer {
   readonly #options: DnsServerOptions;
@@ -59,10 +65,13 @@ export class DnsServer {
   /** Forwards in flight by transport and question: concurrent askers (or a resolver that loops back to us) share one. */
   readonly #flights = new Map<string, Promise<Buffer | null>>();
   readonly #tcp: TcpListener;
+  readonly #recursion: ClientNetworks;
+  readonly #rateLimiter: ResponseRateLimiter;
   #udp: dgram.Socket | undefined;
   #forwarder: Forwarder | undefined;
   #closed = false;
   #lastLoopWarning = -Infinity;
+  #lastRefusalNotice = -Infinity;
 
   constructor(options: DnsServerOptions) {
     this.#options = options;
@@ -71,12 +80,17 @@ export class DnsServer {
     this.#cache = new AnswerCache(options.cacheEntries ?? 10_000);
     const timeout = options.upstreamTimeoutMs ?? 2000;
     if (!(timeout > 0)) throw new Error(`dns upstreamTimeoutMs: expected milliseconds, got ${timeout}`);
+    const { policy } = options;
+    this.#recursion = new ClientNetworks(policy.allowRecursion);
+    this.#rateLimiter = new ResponseRateLimiter({ perSecond: policy.rateLimit, slip: policy.rateLimitSlip });
     this.#tcp = new TcpListener({
       handle: (query, remote) => this.#handle(query, 'tcp', remote.address, remote.port),
       logger: options.logger,
       maxMessageBytes: MAX_QUERY_BYTES,
-      idleTimeoutMs: TCP_IDLE_TIMEOUT_MS,
+      queryTimeoutMs: policy.tcpQueryMs,
       maxConnections: TCP_MAX_CONNECTIONS,
+      // 0 leaves only the overall cap, as the other per-client settings read 0.
+      maxPerClient: policy.tcpMaxPerClient === 0 ? TCP_MAX_CONNECTIONS : Math.min(policy.tcpMaxPerClient, TCP_MAX_CONNECTIONS),
       maxInFlight: TCP_MAX_IN_FLIGHT,
     });
   }
@@ -130,10 +144,7 @@ export class DnsServer {
     try {
       const reply = this.#handle(msg, 'udp', rinfo.address, rinfo.port);
       if (reply instanceof Promise) {
-        reply.then(
-          (late) => this.#send(udp, late, rinfo),
-          (err: unknown) => this.#logger.error({ err }, 'dns query failed'),
-        );
+        reply.then((late) => this.#send(udp, late, rinfo)).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
       } else {
         this.#send(udp, reply, rinfo);
       }
@@ -142,9 +153,12 @@ export class DnsServer {
     }
   }
 
-  #send(udp: dgram.Socket, reply: Buffer | null, rinfo: dgram.RemoteInfo): void {
+  /** UDP only: over TCP a source cannot be forged, so nothing there is rate-limited. */
+  #send(udp: dgram.Socket, answer: Buffer | null, rinfo: dgram.RemoteInfo): void {
     // A reply that completes after close() has nowhere to go.
-    if (!reply || this.#closed) return;
+    if (!answer || this.#closed) return;
+    const reply = this.#rateLimiter.admit(answer, rinfo.address);
+    if (!reply) return;
     const failed = (err: Error | null): void => {
       if (err) this.#logger.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');
     };
@@ -183,6 +197,13 @@ export class DnsServer {
     if (this.#endpoints.has(address, port)) {
       this.#warnLoop(address, port);
       return null;
+    }
+    if (!this.#recursion.includes(address)) {
+      this.#noteRefusal(address, transport);
+      return this.#answers.refused(msg, question.end, opt !== NO_OPT);
+    }
+    if (question.qtype === QTYPE.ANY && (question.qclass === QCLASS.IN || question.qclass === QCLASS.ANY)) {
+      return this.#answers.minimalAny(msg, question.end, opt !== NO_OPT, maxSize);
     }
     return this.#forward(msg, question, opt, transport, maxSize);
   }
@@ -236,9 +257,22 @@ export class DnsServer {
     return errorResponse(msg, RCODE.FORMERR);
   }
 
+  /**
+   * Every refusal at debug level; one notice a minute at info, so that an
+   * operator whose clients fall outside DNS_ALLOW_RECURSION can find out why,
+   * and a flood of strangers cannot flood the log.
+   */
+  #noteRefusal(address: string, transport: Transport): void {
+    this.#logger.debug({ client: address, transport }, 'dns recursion refused');
+    const now = performance.now();
+    if (now - this.#lastRefusalNotice < NOTICE_INTERVAL_MS) return;
+    this.#lastRefusalNotice = now;
+    this.#logger.info({ client: address }, 'dns: refused to resolve a name that is not intercepted for a client outside the recursion allow list (DNS_ALLOW_RECURSION)');
+  }
+
   #warnLoop(address: string, port: number): void {
     const now = performance.now();
-    if (now - this.#lastLoopWarning < LOOP_WARN_INTERVAL_MS) return;
+    if (now - this.#lastLoopWarning < NOTICE_INTERVAL_MS) return;
     this.#lastLoopWarning = now;
     this.#logger.warn({ source: `${address}:${port}` }, 'dns query came from our own forwarding socket; dropped it to break a loop');
   }

@@ -7,6 +7,7 @@ import { HostnameSet } from '../../../src/registry/hostname.js';
 import { type Dnsmasq, freePort, startDnsmasq } from '../../helpers/dnsmasq.js';
 import { captureLogger, LEVEL } from '../../helpers/capture-logger.js';
 import { dig } from '../../helpers/dig.js';
+import { LOOPBACK_POLICY } from '../../unit/dns/policies.js';
 
 const INTERCEPTED = ['docker.proxy', 'registry-1.docker.io', '*.pkg.dev'];
 const V4 = '127.0.0.10';
@@ -29,6 +30,7 @@ async function server(options: Partial<DnsServerOptions> & Pick<DnsServerOptions
     listen: { host: '127.0.0.1', port: 0 },
     intercepted: new HostnameSet(INTERCEPTED),
     advertise: [V4, V6],
+    policy: LOOPBACK_POLICY,
     logger,
     ...options,
   });
@@ -211,7 +213,7 @@ describe('loops and binding', () => {
   it('rejects listen() on a port in use instead of crashing', async () => {
     const { port } = await server({ upstreams: [] });
     const { logger } = captureLogger();
-    const second = new DnsServer({ listen: { host: '127.0.0.1', port }, intercepted: new HostnameSet([]), advertise: [], upstreams: [], logger });
+    const second = new DnsServer({ listen: { host: '127.0.0.1', port }, intercepted: new HostnameSet([]), advertise: [], upstreams: [], policy: LOOPBACK_POLICY, logger });
     onTestFinished(() => second.close());
     await expect(second.listen()).rejects.toMatchObject({ code: 'EADDRINUSE' });
     expect((await dig(port, 'docker.proxy', 'A')).answers).toHaveLength(1);

@@ -1,17 +1,20 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { type TcpHandler, TcpListener } from '../../../src/dns/tcp-listener.js';
+import { type TcpHandler, TcpListener, type TcpListenerOptions } from '../../../src/dns/tcp-listener.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 
-async function listener(handle: TcpHandler, limits: { idleTimeoutMs?: number; maxConnections?: number; maxInFlight?: number } = {}) {
+type Limits = Partial<Pick<TcpListenerOptions, 'queryTimeoutMs' | 'maxConnections' | 'maxPerClient' | 'maxInFlight'>>;
+
+async function listener(handle: TcpHandler, limits: Limits = {}) {
   const { logger, lines } = captureLogger('info');
   const tcp = new TcpListener({
     handle,
     logger,
     maxMessageBytes: 512,
-    idleTimeoutMs: limits.idleTimeoutMs ?? 5000,
+    queryTimeoutMs: limits.queryTimeoutMs ?? 5000,
     maxConnections: limits.maxConnections ?? 10,
+    maxPerClient: limits.maxPerClient ?? 10,
     maxInFlight: limits.maxInFlight ?? 4,
   });
   onTestFinished(() => tcp.close());
@@ -66,20 +69,45 @@ describe('TcpListener', () => {
   });
 
   it('closes idle connections', async () => {
-    const { port } = await listener(() => Buffer.from('ok'), { idleTimeoutMs: 200 });
+    const { port } = await listener(() => Buffer.from('ok'), { queryTimeoutMs: 200 });
     const socket = await connect(port);
     const started = performance.now();
     await once(socket, 'close');
     expect(performance.now() - started).toBeGreaterThan(150);
   });
 
-  it('refuses connections beyond its limit', async () => {
-    const { port } = await listener(() => Buffer.from('ok'), { maxConnections: 2 });
+  it('keeps a connection whose answer is still being worked on past the query deadline', async () => {
+    const { port } = await listener(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      return Buffer.from('slow');
+    }, { queryTimeoutMs: 200 });
+    const socket = await connect(port);
+    socket.write(frame(Buffer.alloc(12)));
+    expect((await frames(socket, 1))[0]?.toString()).toBe('slow');
+  });
+
+  it('closes an address\'s oldest idle connection for its newest when the address is at its cap', async () => {
+    const { port } = await listener(() => Buffer.from('ok'), { maxPerClient: 2 });
+    const [oldest, older] = [await connect(port), await connect(port)];
+    const newest = await connect(port);
+    await once(oldest!, 'close');
+    for (const socket of [older!, newest]) {
+      socket.write(frame(Buffer.alloc(12)));
+      expect((await frames(socket, 1))[0]?.toString()).toBe('ok');
+    }
+  });
+
+  it('refuses a connection beyond its limit only when every open one has a query in flight', async () => {
+    let release = (): void => {};
+    const held = new Promise<Buffer>((resolve) => (release = () => resolve(Buffer.from('late'))));
+    const { port } = await listener(() => held, { maxConnections: 2 });
     const open = [await connect(port), await connect(port)];
+    for (const socket of open) socket.write(frame(Buffer.alloc(12)));
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const third = await connect(port);
     await once(third, 'close');
-    open[0]!.write(frame(Buffer.alloc(12)));
-    expect((await frames(open[0]!, 1))[0]?.toString()).toBe('ok');
+    release();
+    expect((await frames(open[0]!, 1))[0]?.toString()).toBe('late');
   });
 
   it('bounds the queries answered at once per connection, and survives a handler that throws', async () => {
