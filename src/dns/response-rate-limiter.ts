@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { truncatedReply } from './fit-reply.js';
 import { HEADER_SIZE, RCODE, skipName } from './wire.js';
 
@@ -35,8 +36,13 @@ export class ResponseRateLimiter {
   readonly #slip: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
-  // Insertion order is age: eviction takes the first entry.
-  readonly #accounts = new Map<string, Account>();
+  // Keyed by a hash of prefix and identity: this runs for every UDP response,
+  // intercepted names included, and building a string key per packet cost
+  // more than the rest of the hot path. Insertion order is age: eviction takes
+  // the first entry.
+  readonly #accounts = new Map<number, Account>();
+  /** Per process, so that nobody can work out offline which keys collide. */
+  readonly #seed = randomInt(0x7fffffff);
 
   constructor(options: RateLimitOptions) {
     const { perSecond, slip } = options;
@@ -56,7 +62,7 @@ export class ResponseRateLimiter {
   admit(reply: Buffer, client: string): Buffer | null {
     if (this.#perSecond === 0 || reply.length < HEADER_SIZE) return reply;
     const questionEnd = questionEndOf(reply);
-    const key = `${clientPrefix(client)}|${responseIdentity(reply, questionEnd)}`;
+    const key = accountKey(this.#seed, client, reply, questionEnd);
     const now = this.#now();
     let account = this.#accounts.get(key);
     if (!account) {
@@ -84,17 +90,43 @@ function questionEndOf(reply: Buffer): number {
 }
 
 /**
- * What makes two responses "identical" for the limiter: answers by question
- * (name in lower case, so case randomisation does not open fresh buckets),
+ * A 53-bit hash (two 32-bit FNV-style lanes) of the client's prefix and the
+ * response's identity. The identity: answers by question, with the name's
+ * ASCII letters folded (so case randomisation opens no fresh buckets),
  * NXDOMAIN likewise, and every error (REFUSED, FORMERR, SERVFAIL...) to one
- * prefix as one, as BIND's errors-per-second does: a flood of junk
- * queries with distinct names still shares one bucket.
+ * prefix as one, as BIND's errors-per-second does: a flood of junk queries
+ * with distinct names still shares one bucket. A collision merely makes two
+ * identities share a budget.
  */
-function responseIdentity(reply: Buffer, questionEnd: number): string {
+function accountKey(seed: number, client: string, reply: Buffer, questionEnd: number): number {
+  let a = seed ^ 0x811c9dc5;
+  let b = seed ^ 0x9e3779b9;
+  // IPv4 (also mapped into IPv6): the text up to the last dot, read in place.
+  let prefix = client;
+  let start = 0;
+  let end = client.lastIndexOf('.');
+  if (client.includes(':')) {
+    if (client.startsWith('::ffff:') && end > 0) start = 7;
+    else end = (prefix = clientPrefix(client)).length;
+  }
+  for (let i = start; i < end; i++) {
+    const c = prefix.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
   const rcode = reply[3]! & 0xf;
-  if (rcode !== RCODE.NOERROR && rcode !== RCODE.NXDOMAIN) return 'error';
-  // latin1 keeps one character per octet; lower-casing folds the ASCII letters (and, harmlessly, a few others).
-  return `${rcode}|${reply.toString('latin1', HEADER_SIZE, questionEnd).toLowerCase()}`;
+  const error = rcode !== RCODE.NOERROR && rcode !== RCODE.NXDOMAIN;
+  a = Math.imul(a ^ (error ? 0x100 : rcode), 0x01000193);
+  b = Math.imul(b ^ (error ? 0x100 : rcode), 0x5bd1e995);
+  for (let i = error ? questionEnd : HEADER_SIZE; i < questionEnd; i++) {
+    let c = reply[i]!;
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return (a >>> 0) * 0x200000 + (b >>> 11);
 }
 
 /** The client's /24 (IPv4) or /56 (IPv6): what one site, or one spoofer's choice of victim, looks like. */

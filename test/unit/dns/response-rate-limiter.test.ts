@@ -49,6 +49,7 @@ describe('ResponseRateLimiter', () => {
     const { rrl } = limiter(1, 0);
     expect(outcomes(rrl, answer('docker.proxy'), '192.0.2.1', 1)).toEqual(['send']);
     expect(outcomes(rrl, answer('DOCKER.proxy'), '192.0.2.200', 1)).toEqual(['drop']);
+    expect(outcomes(rrl, answer('docker.proxy'), '::ffff:192.0.2.9', 1)).toEqual(['drop']);
     expect(outcomes(rrl, answer('docker.proxy'), '192.0.3.1', 1)).toEqual(['send']);
     expect(outcomes(rrl, answer('other.test'), '192.0.2.1', 1)).toEqual(['send']);
     expect(outcomes(rrl, answer(), '2001:db8:1:200::1', 1)).toEqual(['send']);
