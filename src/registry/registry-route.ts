@@ -14,7 +14,7 @@ export type RegistryRoute =
 
 /**
  * Parses `/v2/...` (without the query string). Returns null for paths outside
- * the registry API; throws OciError NAME_INVALID / DIGEST_INVALID / MANIFEST_INVALID
+ * the registry API; throws OciError NAME_INVALID / DIGEST_INVALID / MANIFEST_UNKNOWN
  * for registry paths that are malformed, so they never reach an upstream.
  */
 export function parseRegistryPath(path: string): RegistryRoute | null {
@@ -40,7 +40,9 @@ export function parseRegistryPath(path: string): RegistryRoute | null {
     const digest = parseDigest(last);
     if (digest) return { kind: 'manifest', name, reference: { digest } };
     if (looksLikeDigest(last)) throw digestInvalid(last);
-    throw new OciError('MANIFEST_INVALID', 'invalid manifest reference: neither a tag nor a digest', { reference: last.slice(0, 300) });
+    // No manifest can have such a name: 404 like the distribution registry and the conformance
+    // suite, not 400 (MANIFEST_INVALID is about a manifest's content, on push).
+    throw new OciError('MANIFEST_UNKNOWN', 'invalid manifest reference: neither a tag nor a digest', { reference: last.slice(0, 300) });
   }
   const digest = parseDigest(last);
   if (!digest) throw digestInvalid(last);

@@ -144,7 +144,7 @@ describe('hostile input against layover serve in the bench', () => {
       const reply = parseHttp(outcomes.get(name)!.text);
       expect(reply.status, `${name}: ${outcomes.get(name)!.text.slice(0, 300)}`).toBeGreaterThanOrEqual(400);
       expect(reply.status, name).toBeLessThan(500);
-      expect(ociCode(reply), `${name}: ${reply.body.toString()}`).toMatch(/^(NAME_INVALID|DIGEST_INVALID|MANIFEST_INVALID|NAME_UNKNOWN|NOT_FOUND)$/);
+      expect(ociCode(reply), `${name}: ${reply.body.toString()}`).toMatch(/^(NAME_INVALID|DIGEST_INVALID|MANIFEST_UNKNOWN|NAME_UNKNOWN|NOT_FOUND)$/);
     }
     await expectNothingUpstream();
   });

@@ -46,8 +46,9 @@ describe('parseRegistryPath', () => {
     [`/v2/a/blobs/sha256:${'A'.repeat(64)}`, 'DIGEST_INVALID'],
     [`/v2/a/blobs/sha512:${'a'.repeat(64)}`, 'DIGEST_INVALID'],
     ['/v2/a/manifests/sha256:short', 'DIGEST_INVALID'],
-    ['/v2/a/manifests/.hidden', 'MANIFEST_INVALID'],
-    [`/v2/a/manifests/${'t'.repeat(129)}`, 'MANIFEST_INVALID'],
+    ['/v2/a/manifests/.hidden', 'MANIFEST_UNKNOWN'],
+    ['/v2/a/manifests/.INVALID_MANIFEST_NAME', 'MANIFEST_UNKNOWN'],
+    [`/v2/a/manifests/${'t'.repeat(129)}`, 'MANIFEST_UNKNOWN'],
   ])('refuses %s with %s', (path, code) => {
     expect(codeOf(path)).toBe(code);
   });
