@@ -37,7 +37,9 @@ export function registerConnectAuthorityCheck(app: FastifyInstance): void {
     const target = authorities.get(request.raw.socket);
     if (!target || hostMatches(request.headers.host, target)) return;
     annotateRequestLog(request, { refused: 'connect-authority-mismatch' });
-    const error = new OciError('DENIED', `this connection was opened with CONNECT ${formatTarget(target)}: its requests must name that host`, undefined, { status: 421 });
-    return reply.code(error.status).header('connection', 'close').send(error.toBody());
+    throw new OciError('DENIED', `this connection was opened with CONNECT ${formatTarget(target)}: its requests must name that host`, undefined, {
+      status: 421,
+      headers: { connection: 'close' },
+    });
   });
 }

@@ -1,6 +1,6 @@
-import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { OciError } from '../registry/oci-errors.js';
+import { rawOciError } from './error-handler.js';
 
 /**
  * Answers a request Node's HTTP parser refused (oversized head, smuggling shapes, garbage) before
@@ -10,11 +10,12 @@ import { OciError } from '../registry/oci-errors.js';
  */
 export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === 'ECONNRESET' || error.code === 'EPIPE') return void socket.destroy();
-  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
   if (socket.writable && socket.bytesWritten === 0) {
-    const message = status === 431 ? 'the request head is too large' : 'the request is malformed';
-    const body = JSON.stringify(new OciError(status === 431 ? 'SIZE_INVALID' : 'UNSUPPORTED', message, undefined, { status }).toBody());
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    const refusal =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? new OciError('SIZE_INVALID', 'the request head is too large', undefined, { status: 431 })
+        : new OciError('UNSUPPORTED', 'the request is malformed', undefined, { status: 400 });
+    socket.write(rawOciError(refusal));
   }
   socket.destroy();
 }

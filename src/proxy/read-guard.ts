@@ -1,29 +1,37 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ReadDecision } from '../access/read-access.js';
 import type { CachedObject } from '../access/upstream-probe.js';
 import { annotateRequestLog } from '../log/request-log.js';
+import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
+import { failReply } from './error-handler.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /**
- * Runs `serve` (which sends cached bytes) only once the client may read
- * `object` in `name` (src/access/); otherwise answers the refusal, with the
- * upstream's challenge on a 401 so the client can authenticate and ask again.
+ * Runs `serve` (which sends cached bytes) only once the client may read `object` in `name`
+ * (src/access/); otherwise answers the refusal, with the upstream's challenge on a 401 so the client
+ * can authenticate and ask again. A refusal, a failed check and anything `serve` throws or rejects
+ * with all end in the error answer: nothing is left to become an unhandled rejection.
  */
 export function whenReadable(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown): FastifyReply {
-  ctx.readAccess.check(target, name, object, request.headers.authorization, request.log).then(
-    (decision) => {
-      if (decision.allowed) {
-        annotateRequestLog(request, { access: decision.why });
-        return void serve();
-      }
-      annotateRequestLog(request, { registry: target.registry, repo: name, digest: object.digest, cache: 'denied' });
-      const { error } = decision;
-      reply.code(error.status).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0');
-      if (decision.challenge) reply.header('www-authenticate', decision.challenge);
-      void reply.send(JSON.stringify(error.toBody()));
-    },
-    (error: unknown) => void reply.send(error),
-  );
+  checkThenServe(ctx, request, target, name, object, serve).catch((error: unknown) => failReply(request, reply, error));
   return reply;
+}
+
+async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown): Promise<void> {
+  const decision = await ctx.readAccess.check(target, name, object, request.headers.authorization, request.log);
+  if (!decision.allowed) {
+    annotateRequestLog(request, { registry: target.registry, repo: name, digest: object.digest, cache: 'denied' });
+    throw refusal(decision);
+  }
+  annotateRequestLog(request, { access: decision.why });
+  await serve();
+}
+
+/** The decision's error, carrying the upstream's challenge as its own header. */
+function refusal(decision: Extract<ReadDecision, { allowed: false }>): OciError {
+  const { error, challenge } = decision;
+  if (!challenge) return error;
+  return new OciError(error.code, error.message, error.detail, { status: error.status, headers: { ...error.headers, 'www-authenticate': challenge }, cause: error });
 }

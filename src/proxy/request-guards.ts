@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
+import { writeOciError } from './error-handler.js';
 
 /** Why a request head was refused (the `refused` field of its log line). */
 export type RefusalReason = 'duplicate-host' | 'invalid-host' | 'authority-mismatch' | 'invalid-target' | 'invalid-transfer-encoding';
@@ -90,11 +91,11 @@ export function registerRequestGuards(app: FastifyInstance): void {
       return;
     }
     annotateRequestLog(request, { refused: verdict.reason });
-    const error = new OciError('UNSUPPORTED', verdict.message, undefined, { status: 400 });
-    if (verdict.reason === 'invalid-transfer-encoding') return handOverToParser(reply, JSON.stringify(error.toBody()));
     // HTTP/2 has no Connection header: the stream ends with the answer, the session lives on.
-    if (request.raw.httpVersionMajor < 2) reply.header('connection', 'close');
-    return reply.code(error.status).send(error.toBody());
+    const headers: Record<string, string> = request.raw.httpVersionMajor < 2 ? { connection: 'close' } : {};
+    const error = new OciError('UNSUPPORTED', verdict.message, undefined, { status: 400, headers });
+    if (verdict.reason === 'invalid-transfer-encoding') return handOverToParser(reply, error);
+    throw error;
   });
 }
 
@@ -104,11 +105,11 @@ export function registerRequestGuards(app: FastifyInstance): void {
  * here would make two responses. So the request stops here without one, and only if the parser has
  * not closed the connection by the next turn of the event loop does the OCI 400 go out instead.
  */
-function handOverToParser(reply: FastifyReply, body: string): FastifyReply {
+function handOverToParser(reply: FastifyReply, error: OciError): FastifyReply {
   reply.hijack();
   setImmediate(() => {
     if (reply.raw.socket?.destroyed !== false || reply.raw.headersSent) return;
-    reply.raw.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+    writeOciError(reply.raw, error);
   });
   return reply;
 }

@@ -25,8 +25,8 @@ export type OciErrorCode = keyof typeof OCI_ERRORS;
 export interface OciErrorOptions extends ErrorOptions {
   /** An upstream's fault keeps the code that describes it but is a 502 (Bad Gateway), not the client's 4xx. */
   status?: number;
-  /** Headers the answer needs: a challenge (`www-authenticate`), `retry-after`, `connection: close`. */
-  headers?: Readonly<Record<string, string>>;
+  /** Headers the answer needs: a challenge (`www-authenticate`, one value per challenge), `retry-after`, `connection: close`. */
+  headers?: Readonly<Record<string, string | readonly string[]>>;
 }
 
 /**
@@ -37,7 +37,7 @@ export interface OciErrorOptions extends ErrorOptions {
 export class OciError extends Error {
   override readonly name = 'OciError';
   readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
 
   constructor(
     readonly code: OciErrorCode,
