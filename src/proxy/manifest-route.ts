@@ -2,13 +2,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { BlobEntry } from '../cache/blob-cache.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
 import { digestAlgorithm, digestOf, parseDigest, type Digest } from '../registry/digest.js';
+import { manifestMediaType } from '../registry/manifest-media-type.js';
 import { tagTtlMs } from '../registry/manifest-tiers.js';
 import { acceptKey } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
+import { readLimited } from '../upstream/read-limited.js';
+import { failReply } from './error-handler.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { whenReadable } from './read-guard.js';
-import { readLimited } from '../upstream/read-limited.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -23,58 +25,109 @@ interface TagRecord {
 
 type Reference = { tag: string } | { digest: Digest };
 
+/** One manifest request: where it goes and what its log line says so far. */
+interface ManifestRequest {
+  ctx: ProxyContext;
+  request: FastifyRequest;
+  reply: FastifyReply;
+  target: UpstreamTarget;
+  name: RepositoryName;
+  log: RequestLogFields;
+}
+
 /**
  * GET/HEAD of a manifest. By digest: immutable, cached once verified. By tag:
  * cached per registry, repository, tag and Accept key for the tier's time when
  * ENABLE_MANIFEST_CACHE is on; whatever the setting, a tag's last answer is
- * served (`stale`) when the upstream fails or rate-limits.
+ * served (`stale`) when the upstream fails or rate-limits. Cached manifests are
+ * served with the type their own bytes declare, whichever registry stored them.
  */
 export function serveManifest(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, reference: Reference): FastifyReply {
   const log: RequestLogFields = { registry: target.registry, repo: name, ref: 'tag' in reference ? reference.tag : reference.digest };
-  if ('digest' in reference) {
-    const entry = manifestEntry(ctx, reference.digest);
-    if (entry) return whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: entry.digest }, () => sendCached(ctx, request, reply, entry, { ...log, cache: 'hit' }));
-    annotateRequestLog(request, { ...log, cache: request.method === 'HEAD' ? 'pass' : 'miss' });
-    if (request.method === 'HEAD') return forwardUpstream(request, reply, target, { auth: ctx.upstreamAuth.for(name) });
-    return forwardUpstream(request, reply, target, {
-      identity: true,
-      auth: ctx.upstreamAuth.for(name),
-      onResponse: (res) => void storeAndSend(ctx, request, reply, target, name, res, reference.digest, null),
-    });
-  }
+  const asked: ManifestRequest = { ctx, request, reply, target, name, log };
+  return 'digest' in reference ? serveByDigest(asked, reference.digest) : serveByTag(asked, reference.tag);
+}
 
-  const key = `tag:${target.registry}/${name}:${reference.tag}|${acceptKey(request.headers.accept)}`;
+function serveByDigest(asked: ManifestRequest, digest: Digest): FastifyReply {
+  const entry = manifestEntry(asked.ctx, digest);
+  if (!entry) return fetchByDigest(asked, digest);
+  // Evicted after the access check: it is a miss after all.
+  return whenReadable(asked.ctx, asked.request, asked.reply, asked.target, asked.name, { kind: 'manifest', digest }, async () => {
+    if (!(await sendCached(asked, entry, 'hit'))) fetchByDigest(asked, digest);
+  });
+}
+
+/**
+ * A digest the cache does not hold. Only a 200 body is hashed and stored; any other answer keeps its
+ * status and error (404 MANIFEST_UNKNOWN, a 401 with its challenge, a 429 with Retry-After), except
+ * an upstream failure, which becomes 503 UNAVAILABLE as on the tag path.
+ */
+function fetchByDigest(asked: ManifestRequest, digest: Digest): FastifyReply {
+  const { ctx, request, reply, target, name, log } = asked;
+  annotateRequestLog(request, { ...log, cache: request.method === 'HEAD' ? 'pass' : 'miss' });
+  return forwardUpstream(request, reply, target, {
+    identity: true,
+    auth: ctx.upstreamAuth.for(name),
+    onResponse: (res) => {
+      if (res.statusCode >= 500) return upstreamFailed(reply, target, res);
+      if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);
+      storeAndSend(asked, res, digest, null).catch((error: unknown) => failReply(request, reply, error));
+    },
+  });
+}
+
+function serveByTag(asked: ManifestRequest, tag: string): FastifyReply {
+  const { ctx, request, reply, target, name, log } = asked;
+  const key = `tag:${target.registry}/${name}:${tag}|${acceptKey(request.headers.accept)}`;
   const record = ctx.cache.getRecord<TagRecord>(key);
   const cached = record ? manifestEntry(ctx, record.digest) : undefined;
   const { manifestCache } = ctx.config;
-  if (cached && record && manifestCache.enabled && Date.now() - record.fetchedAt < tagTtlMs(reference.tag, manifestCache)) {
-    return whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, () => sendCached(ctx, request, reply, cached, { ...log, cache: 'hit' }));
+  if (cached && record && manifestCache.enabled && Date.now() - record.fetchedAt < tagTtlMs(tag, manifestCache)) {
+    return whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, async () => {
+      if (!(await sendCached(asked, cached, 'hit'))) fetchByTag(asked, key, undefined);
+    });
   }
-  const serveStale = (why: string): boolean => {
-    if (!cached) return false;
+  return fetchByTag(asked, key, cached);
+}
+
+/** Asks upstream for a tag; when it fails or rate-limits, `cached` (the tag's last answer) is served instead. */
+function fetchByTag(asked: ManifestRequest, key: string, cached: BlobEntry | undefined): FastifyReply {
+  const { ctx, request, reply, target, name, log } = asked;
+  const serveStale = (why: string, failure: OciError): void => {
     request.log.warn({ ...log, reason: why }, 'upstream failed: serving the cached manifest');
     clearUpstreamHeaders(reply);
-    whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, () => sendCached(ctx, request, reply, cached, { ...log, cache: 'stale' }));
-    return true;
+    whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached!.digest }, async () => {
+      if (!(await sendCached(asked, cached!, 'stale'))) throw failure;
+    });
   };
   annotateRequestLog(request, { ...log, cache: 'miss' });
   return forwardUpstream(request, reply, target, {
     identity: true,
     auth: ctx.upstreamAuth.for(name),
     onUnreachable: (error) => {
-      if (serveStale((error as NodeJS.ErrnoException).code ?? error.message)) return;
+      if (cached) return serveStale((error as NodeJS.ErrnoException).code ?? error.message, unreachable(target, error));
       void reply.send(unreachable(target, error));
     },
     onResponse: (res) => {
       if ((res.statusCode >= 500 || res.statusCode === 429) && cached) {
         res.stream.resume();
-        serveStale(`upstream answered ${res.statusCode}`);
-        return;
+        return serveStale(`upstream answered ${res.statusCode}`, upstreamFailure(target, res.statusCode));
       }
+      if (res.statusCode >= 500) return upstreamFailed(reply, target, res);
       if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);
-      void storeAndSend(ctx, request, reply, target, name, res, null, key);
+      storeAndSend(asked, res, null, key).catch((error: unknown) => failReply(request, reply, error));
     },
   });
+}
+
+/** The error for an upstream that answered with a server error: the client may retry, as after an outage. */
+export function upstreamFailure(target: UpstreamTarget, status: number): OciError {
+  return new OciError('UNAVAILABLE', `upstream registry ${target.registry} is failing`, { status });
+}
+
+function upstreamFailed(reply: FastifyReply, target: UpstreamTarget, res: UpstreamResponse): void {
+  res.stream.resume();
+  void reply.send(upstreamFailure(target, res.statusCode));
 }
 
 function manifestEntry(ctx: ProxyContext, digest: Digest): BlobEntry | undefined {
@@ -82,36 +135,39 @@ function manifestEntry(ctx: ProxyContext, digest: Digest): BlobEntry | undefined
   return entry?.kind === 'manifest' ? entry : undefined;
 }
 
-function sendCached(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, entry: BlobEntry, log: RequestLogFields): FastifyReply {
+/**
+ * Sends a cached manifest, typed by its own bytes (an old entry may carry the type the first
+ * upstream claimed). False when the cache no longer has it: evicted (or its file lost) since it
+ * was looked up, before anything was sent.
+ */
+async function sendCached(asked: ManifestRequest, entry: BlobEntry, cache: 'hit' | 'stale'): Promise<boolean> {
+  const { ctx, request, reply, log } = asked;
+  const read = ctx.cache.read(entry.digest);
+  if (!read) return false;
+  let body: Buffer | null;
+  try {
+    body = await readLimited(read.stream, MAX_MANIFEST_BYTES);
+  } catch (error) {
+    request.log.warn({ ...log, err: error }, 'reading a cached manifest failed');
+    return false;
+  }
+  if (!body) throw new OciError('UNKNOWN', `the cached manifest ${entry.digest} exceeds ${MAX_MANIFEST_BYTES} bytes`);
+  annotateRequestLog(request, { ...log, cache, bytes: request.method === 'HEAD' ? 0 : body.length });
   reply
-    .header('content-type', entry.mediaType ?? 'application/vnd.oci.image.manifest.v1+json')
+    .header('content-type', manifestMediaType(body))
     .header('docker-content-digest', entry.digest)
     .header('etag', `"${entry.digest}"`)
-    .header('content-length', entry.size);
-  if (request.method === 'HEAD') {
-    annotateRequestLog(request, { ...log, bytes: 0 });
-    return reply.send();
-  }
-  const read = ctx.cache.read(entry.digest);
-  if (!read) throw new OciError('MANIFEST_UNKNOWN', 'manifest was evicted while being served, retry');
-  annotateRequestLog(request, { ...log, bytes: entry.size });
-  return reply.send(read.stream);
+    .header('content-length', body.length);
+  void reply.send(request.method === 'HEAD' ? undefined : body);
+  return true;
 }
 
 /**
  * Buffers an upstream manifest (bounded), checks it against the digest it was
  * asked by or the one upstream claims, sends it byte-identical and stores it.
  */
-async function storeAndSend(
-  ctx: ProxyContext,
-  request: FastifyRequest,
-  reply: FastifyReply,
-  target: UpstreamTarget,
-  name: RepositoryName,
-  res: UpstreamResponse,
-  expected: Digest | null,
-  tagKey: string | null,
-): Promise<void> {
+async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expected: Digest | null, tagKey: string | null): Promise<void> {
+  const { ctx, request, reply, target, name } = asked;
   try {
     const body = await readLimited(res.stream, MAX_MANIFEST_BYTES);
     if (!body) {
@@ -124,15 +180,10 @@ async function storeAndSend(
     if (actual !== digest || (claimed && claimed !== digest && digestAlgorithm(claimed) === digestAlgorithm(digest))) {
       throw new OciError('DIGEST_INVALID', `manifest from ${target.registry} does not match its digest`, { expected: digest, actual }, { status: 502 });
     }
+    const mediaType = manifestMediaType(body);
     annotateRequestLog(request, { bytes: body.length });
-    void reply.header('content-length', body.length).header('docker-content-digest', digest).send(body);
-    const contentType = res.headers['content-type'];
-    await ctx.cache.put(digest, body, {
-      size: body.length,
-      mediaType: typeof contentType === 'string' ? contentType : null,
-      kind: 'manifest',
-      source: `${target.registry}/${name}`,
-    });
+    void reply.header('content-type', mediaType).header('content-length', body.length).header('docker-content-digest', digest).send(body);
+    await ctx.cache.put(digest, body, { size: body.length, mediaType, kind: 'manifest', source: `${target.registry}/${name}` });
     if (tagKey) await ctx.cache.setRecord<TagRecord>(tagKey, { digest, fetchedAt: Date.now() });
     await ctx.readAccess.recordFetched(target, name, { kind: 'manifest', digest }, request.headers.authorization, request.log);
   } catch (error) {
