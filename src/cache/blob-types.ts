@@ -39,12 +39,14 @@ export interface Fill {
   readonly meta: BlobMeta;
   /**
    * A stream of the blob as it is being downloaded (from `range.start`, default 0), following the growing
-   * temp file. It never emits the blob's final byte before the digest has been verified; on mismatch,
+   * temp file. It never emits the blob's final byte, nor the range's last one, before the digest has been verified; on mismatch,
    * truncation, upstream error or write timeout it is destroyed with an error. When the temp file fails
    * (a full disk), `done` rejects but the streams already handed out go on with bytes from memory; a
    * stream asked for after that fails at once.
    */
   reader(range?: ByteRange): Readable;
+  /** True once the digest matched: every byte the fill holds is then known to be right. */
+  readonly verified: boolean;
   /** Resolves with the committed entry; rejects with a `FillError` when the fill is dropped. */
   readonly done: Promise<BlobEntry>;
 }

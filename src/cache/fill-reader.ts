@@ -64,13 +64,14 @@ export class FillReader extends Readable {
           this.destroy(failure);
           return;
         }
-        // A range that stops short of the final byte may end before verification: it never held that byte.
         if (this.position >= this.end) {
           this.push(null);
           return;
         }
         const verified = this.fill.verified;
-        const limit = Math.min(this.end, this.fill.readableBytes);
+        // Like the blob's final byte, a range's own last byte waits for verification: no reader
+        // completes with bytes a digest mismatch could still prove wrong.
+        const limit = Math.min(verified ? this.end : this.end - 1, this.fill.readableBytes);
         if (this.position < limit) {
           const chunk = await this.fill.read(this.position, Math.min(IO_CHUNK, limit - this.position));
           if (this.destroyed) return;

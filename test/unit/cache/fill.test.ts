@@ -150,10 +150,27 @@ describe('readers of an active fill', () => {
     const head = tally(fill.reader({ start: 10, end: MiB }));
     const tail = tally(fill.reader({ start: 2 * MiB, end: 3 * MiB - 1 }));
     source.write(bytes.subarray(0, 2 * MiB));
-    // The head range is complete before the body is, so it may end before verification.
-    expect((await head.ended).equals(bytes.subarray(10, MiB + 1))).toBe(true);
+    // The head range's bytes are all there, but its last one waits for verification like the blob's.
+    await until(() => head.bytes().length === MiB - 10);
+    expect(head.bytes().equals(bytes.subarray(10, MiB))).toBe(true);
     source.end(bytes.subarray(2 * MiB));
+    expect((await head.ended).equals(bytes.subarray(10, MiB + 1))).toBe(true);
     expect((await tail.ended).equals(bytes.subarray(2 * MiB))).toBe(true);
+  });
+
+  it('never completes a range of a bad body, even one that stops short of the final byte', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(3 * MiB);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length }));
+    const head = tally(fill.reader({ start: 0, end: 99 }));
+    const wrong = Buffer.from(bytes);
+    wrong[0]! ^= 0xff;
+    source.write(wrong.subarray(0, 2 * MiB));
+    await until(() => head.bytes().length === 99);
+    source.end(wrong.subarray(2 * MiB));
+    await expect(head.ended).rejects.toMatchObject({ reason: 'digest-mismatch' });
+    expect(head.bytes().length).toBeLessThan(100);
   });
 
   it('a reader that starts late reads back from the file what is no longer in memory, then keeps up', async () => {
