@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import type { Fill } from '../cache/blob-cache.js';
+import { type Fill, FillError } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
@@ -9,17 +10,21 @@ import { parseByteRange } from './byte-range.js';
 import { whenReadable } from './read-guard.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
-import { forwardUpstream, unreachable } from './upstream-request.js';
+import { clearUpstreamHeaders, forwardUpstream, sendFailure, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 const OCTET_STREAM = 'application/octet-stream';
+/** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
+const BAD_BODY: ReadonlySet<string> = new Set(['digest-mismatch', 'size-mismatch', 'truncated']);
+export const RANGE_WAITS = 'range request waits for the download to be verified';
 
 /**
  * GET/HEAD of a blob. Hits come from disk, verified at commit; HEAD misses
  * stay HEADs upstream; a GET miss starts (or joins) the one fill of that
  * digest and every client reads from the growing file. Bytes the cache
  * already has (stored or being filled) go only to a client that may read this
- * repository (src/access/).
+ * repository (src/access/). Every successful blob answer, hit or miss, carries the same headers
+ * (setBlobHeaders): nothing of the upstream's own (cookies, encodings, its ETag) reaches a client.
  */
 export function serveBlob(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest): FastifyReply {
   // With pushes on, a HEAD is how a pusher asks whether *this* repository has
@@ -37,21 +42,21 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
   const entry = request.method === 'HEAD' && ctx.config.allowPush ? undefined : ctx.cache.stat(digest);
   if (entry) {
     const range = parseByteRange(request.headers.range, entry.size);
-    if (range === 'unsatisfiable') {
-      annotateRequestLog(request, { ...log, cache: 'hit' });
-      return rangeNotSatisfiable(reply, entry.size);
-    }
-    reply.header('content-type', entry.mediaType ?? OCTET_STREAM).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
+    annotateRequestLog(request, { ...log, cache: 'hit' });
+    if (range === 'unsatisfiable') return reply.send(rangeNotSatisfiable(entry.size));
     if (request.method === 'HEAD') {
-      annotateRequestLog(request, { ...log, cache: 'hit', bytes: 0 });
-      return reply.header('content-length', entry.size).send();
+      annotateRequestLog(request, { bytes: 0 });
+      return setBlobHeaders(reply, digest, entry.size).send();
     }
     const read = ctx.cache.read(digest, range ?? undefined);
     if (read) {
       const length = range ? range.end - range.start + 1 : entry.size;
-      annotateRequestLog(request, { ...log, cache: 'hit', bytes: length });
+      annotateRequestLog(request, { bytes: length });
       if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
-      return reply.header('content-length', length).send(read.stream);
+      setBlobHeaders(reply, digest, length);
+      // The file may be gone under the index (removed by hand, lost on disk): the cache then drops the
+      // entry and this request becomes a miss, rather than an error after a 200 is promised.
+      return sendOnceOpen(read.stream, reply, () => serveReadable(ctx, request, clearReply(reply), target, name, digest));
     }
     // Evicted between stat and read: fall through to a miss.
   }
@@ -60,7 +65,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
   const filling = ctx.cache.activeFill(digest);
   const partial = request.method === 'HEAD' ? !ctx.config.allowPush : request.headers.range !== undefined;
   if (filling && filling.meta.size !== undefined && partial) {
-    return sendFillPart(request, reply, filling, filling.meta.size, log);
+    return sendFillPart(ctx, request, reply, { target, name, digest }, filling, filling.meta.size, log);
   }
 
   if (request.method === 'HEAD' || request.headers.range) {
@@ -68,7 +73,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
     return forwardUpstream(request, reply, target, {
       identity: true,
       auth: ctx.upstreamAuth.for(name),
-      onResponse: (res) => (isBlobRedirect(res) ? answerBlobRedirect({ ctx, request, reply, res, target, name, digest }) : void reply.send(res.stream)),
+      onResponse: (res) => (isBlobRedirect(res) ? answerBlobRedirect({ ctx, request, reply, res, target, name, digest }) : passBlob(reply, res, digest)),
     });
   }
 
@@ -77,7 +82,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
   const pending = ctx.pendingFills.get(digest);
   if (pending) {
     // Decide again once it is known: follow the fill, or (no fill came of it) ask upstream ourselves.
-    void pending.then(() => serveBlob(ctx, request, reply, target, name, digest));
+    pending.then(() => serveBlob(ctx, request, reply, target, name, digest)).catch((error: unknown) => sendFailure(request, reply, error));
     return reply;
   }
   return fetchMiss(ctx, request, reply, target, name, digest, log);
@@ -108,16 +113,17 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
         return void reply.send(res.stream);
       }
       const length = Number(res.headers['content-length']);
-      const fill = ctx.cache.fill(digest, res.stream, {
-        ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}),
-        mediaType: headerValue(res.headers['content-type']) ?? null,
-        kind: 'blob',
-        source: `${target.registry}/${name}`,
-      });
-      settle(fill);
+      let fill: Fill;
+      try {
+        // The upstream's Content-Type describes its answer, not the bytes: blob answers are always octet-stream.
+        fill = ctx.cache.fill(digest, res.stream, { ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}), mediaType: null, kind: 'blob', source: `${target.registry}/${name}` });
+      } finally {
+        settle(ctx.cache.activeFill(digest));
+      }
       recordFetched(ctx, request, target, name, digest);
       annotateRequestLog(request, { bytes: fill.meta.size });
-      return void reply.send(fill.reader());
+      clearUpstreamHeaders(reply);
+      return void setBlobHeaders(reply, digest, fill.meta.size).send(fill.reader());
     },
   });
 }
@@ -131,34 +137,105 @@ function recordFetched(ctx: ProxyContext, request: FastifyRequest, target: Upstr
 
 function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill, log: RequestLogFields): FastifyReply {
   annotateRequestLog(request, { ...log, cache: 'miss', bytes: fill.meta.size, joined: true });
-  reply.code(200).header('content-type', fill.meta.mediaType ?? OCTET_STREAM).header('docker-content-digest', fill.digest);
-  if (fill.meta.size !== undefined) reply.header('content-length', fill.meta.size);
   const stream: Readable = fill.reader();
-  return reply.send(stream);
+  return setBlobHeaders(reply.code(200), fill.digest, fill.meta.size).send(stream);
 }
 
-/** HEAD or a Range GET answered from a fill whose size is known. */
-function sendFillPart(request: FastifyRequest, reply: FastifyReply, fill: Fill, size: number, log: RequestLogFields): FastifyReply {
+interface BlobAsked {
+  target: UpstreamTarget;
+  name: RepositoryName;
+  digest: Digest;
+}
+
+/**
+ * HEAD or a Range GET answered from a fill whose size is known. A range that reaches the end of the
+ * blob follows the fill like a full-body reader: its final byte comes only after verification, so a
+ * bad download never completes it, and a client resuming a download (containerd sends `bytes=N-`)
+ * gets its bytes as they arrive. A range that ends sooner would be complete before anything was
+ * verified: it waits for the verification and is then served from the cache.
+ */
+function sendFillPart(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, asked: BlobAsked, fill: Fill, size: number, log: RequestLogFields): FastifyReply {
   const range = request.method === 'HEAD' ? null : parseByteRange(request.headers.range, size);
   annotateRequestLog(request, { ...log, cache: 'miss', joined: true });
-  if (range === 'unsatisfiable') return rangeNotSatisfiable(reply, size);
-  reply.header('content-type', fill.meta.mediaType ?? OCTET_STREAM).header('docker-content-digest', fill.digest).header('accept-ranges', 'bytes');
-  if (request.method === 'HEAD') return reply.header('content-length', size).send();
-  if (!range) return reply.header('content-length', size).send(fill.reader());
+  if (range === 'unsatisfiable') return reply.send(rangeNotSatisfiable(size));
+  if (request.method === 'HEAD') return setBlobHeaders(reply, fill.digest, size).send();
+  if (!range) return setBlobHeaders(reply, fill.digest, size).send(fill.reader());
+  if (range.end < size - 1 && !fill.verified) {
+    request.log.debug({ digest: fill.digest, range: request.headers.range }, RANGE_WAITS);
+    serveAfterVerification(ctx, request, reply, asked, fill).catch((error: unknown) => sendFailure(request, reply, error));
+    return reply;
+  }
   annotateRequestLog(request, { bytes: range.end - range.start + 1 });
-  return reply
-    .code(206)
-    .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
-    .header('content-length', range.end - range.start + 1)
-    .send(fill.reader(range));
+  return setBlobHeaders(reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`), fill.digest, range.end - range.start + 1).send(fill.reader(range));
 }
 
-/** 416 with the blob's size (RFC 9110 §15.5.17) and the OCI error body every registry route answers with. */
-export function rangeNotSatisfiable(reply: FastifyReply, size: number): FastifyReply {
-  const body = new OciError('RANGE_INVALID', `the range is outside the blob's ${size} bytes`).toBody();
-  return reply.code(416).header('content-range', `bytes */${size}`).header('content-type', 'application/json').send(JSON.stringify(body));
+/** Once the fill is verified the cache answers (a hit); a fill that proved the upstream's bytes wrong is the client's error too. */
+async function serveAfterVerification(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, { target, name, digest }: BlobAsked, fill: Fill): Promise<void> {
+  try {
+    await fill.done;
+  } catch (error) {
+    if (error instanceof FillError && BAD_BODY.has(error.reason)) {
+      throw new OciError('DIGEST_INVALID', `the blob from ${target.registry} does not match its digest`, { digest, reason: error.reason }, { status: 502, cause: error });
+    }
+    // Dropped for another reason (a stall, a full disk, shutdown): decide again, as if it had never been.
+  }
+  if (reply.raw.destroyed) return;
+  serveBlob(ctx, request, reply, target, name, digest);
 }
 
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
+/**
+ * The headers of every successful blob answer, whoever served it (cache, fill, upstream): a miss and
+ * a hit for the same blob look the same, and nothing an upstream said about its own answer leaks.
+ */
+export function setBlobHeaders(reply: FastifyReply, digest: Digest, length: number | undefined): FastifyReply {
+  reply
+    .header('content-type', OCTET_STREAM)
+    .header('docker-content-digest', digest)
+    .header('etag', `"${digest}"`)
+    .header('accept-ranges', 'bytes')
+    .header('docker-distribution-api-version', 'registry/2.0');
+  if (length !== undefined) reply.header('content-length', length);
+  return reply;
+}
+
+/** An upstream answer to a HEAD or Range passed through uncached: a success in the blob headers, anything else as it came. */
+function passBlob(reply: FastifyReply, res: UpstreamResponse, digest: Digest): void {
+  if (res.statusCode !== 200 && res.statusCode !== 206) return void reply.send(res.stream);
+  const length = Number(res.headers['content-length']);
+  const contentRange = res.headers['content-range'];
+  clearUpstreamHeaders(reply);
+  setBlobHeaders(reply, digest, Number.isSafeInteger(length) && length >= 0 ? length : undefined);
+  if (res.statusCode === 206 && typeof contentRange === 'string') reply.header('content-range', contentRange);
+  void reply.send(res.stream);
+}
+
+/** Sends a file stream once it is open; if the file cannot be opened because it is gone, `missing` answers instead. */
+function sendOnceOpen(stream: Readable, reply: FastifyReply, missing: () => unknown): FastifyReply {
+  if (!(stream instanceof ReadStream) || !stream.pending) return reply.send(stream);
+  const opened = (): void => {
+    stream.off('error', failed);
+    void reply.send(stream);
+  };
+  const failed = (error: NodeJS.ErrnoException): void => {
+    stream.off('ready', opened);
+    if (error.code !== 'ENOENT') return void reply.send(error);
+    try {
+      missing();
+    } catch (thrown) {
+      void reply.send(thrown);
+    }
+  };
+  stream.once('ready', opened).once('error', failed);
+  return reply;
+}
+
+/** A reply whose headers were set for an answer it will not give. */
+function clearReply(reply: FastifyReply): FastifyReply {
+  clearUpstreamHeaders(reply);
+  return reply.code(200);
+}
+
+/** 416 with the blob's size (RFC 9110 §15.5.17), in the OCI error body every registry route answers with. */
+export function rangeNotSatisfiable(size: number): OciError {
+  return new OciError('RANGE_INVALID', `the range is outside the blob's ${size} bytes`, undefined, { headers: { 'content-range': `bytes */${size}` } });
 }

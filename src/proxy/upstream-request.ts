@@ -9,8 +9,11 @@ import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
 import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
+import { unreachable } from './upstream-unreachable.js';
 import { clientLink, clientLocation } from '../registry/client-location.js';
 import type { UpstreamRewrite, UpstreamTarget } from './upstream-target.js';
+
+export { unreachable } from './upstream-unreachable.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -70,21 +73,24 @@ export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, ta
 }
 
 function authorizeAndSend(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions, scope: AuthScope, retried: boolean): void {
-  scope.auth.authorize(target.origin, scope, request.headers.authorization, request.log).then(
-    (grant) => {
-      if (grant.credential) annotateRequestLog(request, { credential: grant.credential });
-      send(request, reply, target, options, { grant, managed: true, retried });
-    },
-    (error: unknown) => {
+  scope.auth
+    .authorize(target.origin, scope, request.headers.authorization, request.log)
+    .catch((error: unknown) => {
       if (error instanceof UpstreamAuthError && error.kind === 'unreachable') {
         const cause = error.cause instanceof Error ? error.cause : error;
         request.log.warn({ registry: target.registry, err: cause }, 'upstream unreachable');
-        if (options.onUnreachable) return options.onUnreachable(cause);
-        return void reply.send(unreachable(target, cause));
+        if (options.onUnreachable) options.onUnreachable(cause);
+        else void reply.send(unreachable(target, cause));
+        return null;
       }
-      void reply.send(error instanceof UpstreamAuthError ? authFailure(error, target.registry) : error);
-    },
-  );
+      throw error instanceof UpstreamAuthError ? authFailure(error, target.registry) : error;
+    })
+    .then((grant) => {
+      if (!grant) return;
+      if (grant.credential) annotateRequestLog(request, { credential: grant.credential });
+      send(request, reply, target, options, { grant, managed: true, retried });
+    })
+    .catch((error: unknown) => sendFailure(request, reply, error));
 }
 
 function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions, authorization: Authorization | null): FastifyReply {
@@ -108,8 +114,12 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     onError: (replyFrom, { error }) => {
       const cause = (error as { cause?: Error }).cause ?? error;
       request.log.warn({ registry: target.registry, err: cause }, 'upstream unreachable');
-      if (options.onUnreachable) return options.onUnreachable(cause);
-      void replyFrom.send(unreachable(target, cause));
+      try {
+        if (options.onUnreachable) options.onUnreachable(cause);
+        else void replyFrom.send(unreachable(target, cause));
+      } catch (thrown) {
+        sendFailure(request, reply, thrown);
+      }
     },
   };
   if (options.method) hooks.method = options.method;
@@ -137,12 +147,21 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
   };
   hooks.onResponse = (_request, replyFrom, raw) => {
     const res = raw as unknown as UpstreamResponse;
-    if (authorization && !authorization.grant.passChallenge && (res.statusCode === 401 || res.statusCode === 403)) return void refuse(request, reply, target, options, authorization, res);
+    if (authorization && !authorization.grant.passChallenge && (res.statusCode === 401 || res.statusCode === 403)) {
+      refuse(request, reply, target, options, authorization, res).catch((error: unknown) => sendFailure(request, reply, error));
+      return;
+    }
     // Docker Hub counts pulls; keep its quota in the log line (the headers also reach the client).
     const limit = res.headers['ratelimit-remaining'];
     if (typeof limit === 'string') annotateRequestLog(request, { ratelimitRemaining: limit.split(';')[0] });
-    if (options.onResponse) options.onResponse(res);
-    else void replyFrom.send(res.stream);
+    // reply-from calls this from undici's callback: a throw here would end the process.
+    try {
+      if (options.onResponse) options.onResponse(res);
+      else void replyFrom.send(res.stream);
+    } catch (error) {
+      res.stream.destroy();
+      sendFailure(request, reply, error);
+    }
   };
   return reply.from(rewrite?.path, hooks);
 }
@@ -172,34 +191,50 @@ async function refuse(request: FastifyRequest, reply: FastifyReply, target: Upst
     return authorizeAndSend(request, reply, target, options, scope, true);
   }
   const body = await readLimited(res.stream, 64 * 1024).catch(() => null);
+  // The challenge as rewriteHeaders left it (pointing at Layover's token endpoint when Layover manages authorization).
   const challenge = reply.getHeader('www-authenticate');
-  clearUpstreamHeaders(reply);
-  const error = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);
-  if (challenge !== undefined && identityOf(request) === undefined) reply.header('www-authenticate', challenge);
-  void reply.code(error.status).header('docker-distribution-api-version', 'registry/2.0').header('content-type', 'application/json').send(JSON.stringify(error.toBody()));
+  const refusal = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);
+  const headers: Record<string, string> = {};
+  if (challenge !== undefined && identityOf(request) === undefined) headers['www-authenticate'] = Array.isArray(challenge) ? challenge.join(', ') : String(challenge);
+  void reply.send(new OciError(refusal.code, refusal.message, refusal.detail, { status: refusal.status, headers }));
 }
 
 /** Headers of one connection (RFC 9110 §7.6.1), and those the upstream's Connection header names: not the client's. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'transfer-encoding', 'upgrade', 'te', 'trailer'];
+/**
+ * Cookies are the upstream's state with Layover, never a client's: passed on, one client's session
+ * (a load balancer's, a CDN's) would reach every client behind Layover, and a cached answer never carries them.
+ */
+const UPSTREAM_STATE = ['set-cookie', 'set-cookie2'];
 
 /**
- * The upstream's headers without its hop-by-hop ones: an upstream's `Connection: close` (nginx in
- * front of a registry sends it) must not close the client's connection, nor its keep-alive
- * parameters override ours.
+ * The upstream's headers without its hop-by-hop ones and its cookies: an upstream's
+ * `Connection: close` (nginx in front of a registry sends it) must not close the client's
+ * connection, nor its keep-alive parameters override ours.
  */
 function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
   const out: Record<string, unknown> = { ...headers };
   const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((n) => n.trim().toLowerCase()) : [];
-  for (const name of [...HOP_BY_HOP, ...named]) delete out[name];
+  for (const name of [...HOP_BY_HOP, ...UPSTREAM_STATE, ...named]) delete out[name];
   return out as T;
 }
 
-/** The client's error when an upstream cannot be reached (DNS, connect, timeout): 503 UNAVAILABLE naming it. */
-export function unreachable(target: UpstreamTarget, cause: Error): OciError {
-  return new OciError('UNAVAILABLE', `upstream registry ${target.registry} is unreachable`, { reason: (cause as NodeJS.ErrnoException).code ?? cause.message }, { cause });
+/**
+ * Ends a request that failed after its route returned: through the one error writer while nothing
+ * was sent yet; a response already under way can only be cut (its status is out).
+ */
+export function sendFailure(request: FastifyRequest, reply: FastifyReply, error: unknown): void {
+  if (!reply.sent && !reply.raw.headersSent) {
+    void reply.send(error);
+    return;
+  }
+  request.log.error({ err: error }, 'request failed after its answer began');
+  reply.raw.destroy(error instanceof Error ? error : undefined);
 }
 
 /** Drops the headers reply-from copied from an upstream answer we are not going to send. */
 export function clearUpstreamHeaders(reply: FastifyReply): void {
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  // Removing the upstream's Date also turns off Node's own (OutgoingMessage.removeHeader): every answer has one.
+  reply.raw.sendDate = true;
 }

@@ -84,11 +84,15 @@ describe('a faulty upstream through Layover', () => {
     const stalled = curlBlob(bench, 'stall', blob.digest);
     await until('the fill has bytes on disk', () => tempFiles(layover.dataDir).length > 0);
     // Asked in the fill's own repository: in any other, Layover would first ask upstream whether the blob is there (src/access/).
-    const part = await curlBlob(bench, 'stall', blob.digest, { range: '100-199' });
-    expect(part.status).toBe(206);
-    expect(part.body.equals(blob.bytes.subarray(100, 200))).toBe(true);
     const head = await curlBlob(bench, 'stall', blob.digest, { head: true });
     expect(head.body.toString('latin1')).toMatch(new RegExp(`^content-length: ${BLOB_SIZE}\\r?$`, 'im'));
+    // A range up to the end follows the download (a range that stops short waits for its verification:
+    // range-joining-a-download-never-gets-unverified-bytes.test.ts); this one's never verifies.
+    const part = await curlBlob(bench, 'stall', blob.digest, { range: '100-' });
+    expect(part.status).toBe(206);
+    expect(delivered(part)).toBe(false);
+    expect(part.body.length).toBeGreaterThan(0);
+    expect(part.body.equals(blob.bytes.subarray(100, 100 + part.body.length))).toBe(true);
     expect(delivered(await stalled)).toBe(false);
     await faulty.sync();
     expect(faulty.blobRequests(blob.digest).map((r) => `${r.method} ${r.mode}`)).toEqual(['GET stall']);

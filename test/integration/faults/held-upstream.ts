@@ -1,0 +1,189 @@
+/**
+ * Fixture upstream for the blob-path tests: a tiny anonymous registry on 127.0.0.7 whose answers the
+ * test holds and releases. No real program can be paused on demand in the middle of a body, or made to
+ * serve wrong bytes for a digest (the distribution registry verifies what it stores), so this is a
+ * fixture; Layover, its resolver (dnsmasq), TLS and the clients are real.
+ *
+ * One blob of 2 MiB, served under the repository that names the behaviour:
+ *   ok/...     the right bytes
+ *   wrong/...  bytes of other content, right length (the first and last bytes differ from the right ones)
+ * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
+ * `holdHeads()` is on, a HEAD waits for `release()` before it is answered. Every answer carries
+ * headers a registry may send but a client of Layover must not see from one upstream only:
+ * `Set-Cookie`, `Content-Encoding: identity`, an upstream `ETag`, and one of its own.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Digest } from '../../../src/registry/digest.js';
+import { createTestCa } from '../../bench/test-ca.js';
+import { type Dnsmasq, startDnsmasq } from '../../helpers/dnsmasq.js';
+import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
+
+export const HELD_HOST = 'held.test';
+export const HELD_ADDRESS = '127.0.0.7';
+export const HELD_BLOB_SIZE = 2 * 1024 * 1024;
+const HELD_TAIL = 64 * 1024;
+
+export const UPSTREAM_ONLY_HEADERS = {
+  'set-cookie': 'upstream-session=s3cr3t-cookie; Path=/; HttpOnly',
+  'content-encoding': 'identity',
+  etag: '"upstream-etag"',
+  'x-upstream-only': 'yes',
+};
+
+export interface SeenRequest {
+  method: string;
+  url: string;
+}
+
+export interface HeldUpstream {
+  port: number;
+  caFile: string;
+  blob: { digest: Digest; bytes: Buffer };
+  /** What `wrong/...` sends for the blob. */
+  wrongBytes: Buffer;
+  seen: SeenRequest[];
+  /** From now on, GET bodies stop short of their last 64 KiB until release(). */
+  holdBodies(): void;
+  /** From now on, HEADs wait for release() before they are answered. */
+  holdHeads(): void;
+  /** Ends every held answer and stops holding new ones. */
+  release(): void;
+  /** Resolves once `count` answers are being held. */
+  held(count: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startHeldUpstream(): Promise<HeldUpstream> {
+  const dir = mkdtempSync(join(tmpdir(), 'layover-held-'));
+  const ca = await createTestCa(join(dir, 'ca'));
+  const leaf = await ca.issue('held', [HELD_HOST]);
+  const bytes = randomBytes(HELD_BLOB_SIZE);
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+  const wrongBytes = randomBytes(HELD_BLOB_SIZE);
+  const seen: SeenRequest[] = [];
+  let holdingBodies = false;
+  let holdingHeads = false;
+  let waiting: Array<() => void> = [];
+  let heldWatchers: Array<() => void> = [];
+  const hold = (finish: () => void): void => {
+    waiting.push(finish);
+    for (const watch of heldWatchers) watch();
+  };
+
+  const server = createServer({ cert: readFileSync(leaf.certFile), key: readFileSync(leaf.keyFile) }, (req, res) => {
+    const url = req.url ?? '';
+    seen.push({ method: req.method ?? '', url });
+    res.setHeader('docker-distribution-api-version', 'registry/2.0');
+    for (const [name, value] of Object.entries(UPSTREAM_ONLY_HEADERS)) res.setHeader(name, value);
+    if (url === '/v2/') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end('{}');
+    }
+    const mode = /^\/v2\/(ok|wrong)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
+    if (!mode || mode[2] !== digest) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      return res.end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
+    }
+    const body = mode[1] === 'ok' ? bytes : wrongBytes;
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'docker-content-digest': digest };
+    if (req.method === 'HEAD') {
+      const answer = (): void => void res.writeHead(200, headers).end();
+      return holdingHeads ? hold(answer) : answer();
+    }
+    res.writeHead(200, headers);
+    if (!holdingBodies) return res.end(body);
+    res.write(body.subarray(0, body.length - HELD_TAIL));
+    hold(() => res.end(body.subarray(body.length - HELD_TAIL)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, HELD_ADDRESS, resolve));
+  const release = (): void => {
+    holdingBodies = false;
+    holdingHeads = false;
+    const finish = waiting;
+    waiting = [];
+    for (const end of finish) end();
+  };
+  return {
+    port: (server.address() as AddressInfo).port,
+    caFile: ca.certFile,
+    blob: { digest, bytes },
+    wrongBytes,
+    seen,
+    holdBodies: () => void (holdingBodies = true),
+    holdHeads: () => void (holdingHeads = true),
+    release,
+    held: (count) =>
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (waiting.length < count) return;
+          heldWatchers = heldWatchers.filter((watch) => watch !== check);
+          resolve();
+        };
+        heldWatchers.push(check);
+        check();
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        release();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        rmSync(dir, { recursive: true, force: true });
+      }),
+  };
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** False when the connection was cut before the body ended. */
+  complete: boolean;
+}
+
+export interface HeldBench {
+  upstream: HeldUpstream;
+  layover: RunningLayover;
+  /** One request to Layover as `held.test`, on a connection of its own. */
+  ask(path: string, options?: { method?: string; headers?: Record<string, string> }): Promise<Answer>;
+  close(): Promise<void>;
+}
+
+/** The fixture, dnsmasq naming it, and Layover (in this process) intercepting it. */
+export async function startHeldBench(flags: Record<string, string> = {}): Promise<HeldBench> {
+  const upstream = await startHeldUpstream();
+  let dns: Dnsmasq | undefined;
+  let layover: RunningLayover | undefined;
+  const close = async (): Promise<void> => {
+    await layover?.close();
+    await dns?.stop();
+    await upstream.close();
+  };
+  try {
+    dns = await startDnsmasq({ hostRecords: { [HELD_HOST]: [HELD_ADDRESS] } });
+    layover = await startLayover({ registries: `${HELD_HOST}:${upstream.port}`, 'upstream-dns': `${dns.host}:${dns.port}`, 'upstream-ca': upstream.caFile, ...flags });
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const ca = layover.app.ca.certPem;
+  const ask = (path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> =>
+    new Promise((resolve, reject) => {
+      const headers = { host: `${HELD_HOST}:${upstream.port}`, ...options.headers };
+      const req = httpsRequest({ host: '127.0.0.1', port: upstream.port, servername: HELD_HOST, ca, method: options.method ?? 'GET', path, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        const done = (complete: boolean): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => done(true));
+        res.on('error', () => done(false));
+        res.on('aborted', () => done(false));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  return { upstream, layover, ask, close };
+}
