@@ -72,6 +72,12 @@ const userTemplate: Parser<string> = (value) => {
   return s && s.includes('{user}') ? s : undefined;
 };
 
+/** A duration above zero: a deadline of 0 would close every connection at once. */
+const positiveDuration: Parser<number> = (value) => {
+  const ms = parse.duration(value);
+  return ms !== undefined && ms > 0 ? ms : undefined;
+};
+
 const LISTEN = 'ADDR:PORT such as 0.0.0.0:443';
 const DURATION = 'a duration such as 60s, 10m, 1h or 60d';
 const BOOLEAN = 'true or false';
@@ -134,7 +140,7 @@ export const SETTINGS = {
   // cannot exhaust the file descriptors; idle connections are shed first when a cap is reached.
   maxConnections: setting({ env: 'MAX_CONNECTIONS', expected: 'a number of connections per listener (0: no cap)', parse: parse.count, default: 4096 }),
   maxConnectionsPerClient: setting({ env: 'MAX_CONNECTIONS_PER_CLIENT', expected: 'a number of connections per client address (0: no cap)', parse: parse.count, default: 256 }),
-  tlsHandshakeTimeout: setting({ env: 'TLS_HANDSHAKE_TIMEOUT', expected: DURATION, parse: parse.duration, default: 5_000 }),
+  tlsHandshakeTimeout: setting({ env: 'TLS_HANDSHAKE_TIMEOUT', expected: `${DURATION}, above 0`, parse: positiveDuration, default: 5_000 }),
 
   // The DNS server as a recursive resolver (src/dns/): only for these clients (BIND's allow-recursion);
   // the default is loopback, RFC 1918, RFC 6598, link-local, ULA and the host's own networks.
@@ -143,8 +149,8 @@ export const SETTINGS = {
   dnsRateLimit: setting({ env: 'DNS_RATE_LIMIT', expected: 'a number of responses per second (0: off)', parse: parse.count, default: 100 }),
   // Every SLIP-th limited UDP answer goes out truncated (TC), so a real client retries over TCP; 0: drop all.
   dnsRateLimitSlip: setting({ env: 'DNS_RATE_LIMIT_SLIP', expected: 'a number (0: never answer a limited query)', parse: parse.count, default: 2 }),
-  dnsTcpQueryTimeout: setting({ env: 'DNS_TCP_QUERY_TIMEOUT', expected: DURATION, parse: parse.duration, default: 5_000 }),
-  dnsTcpMaxPerClient: setting({ env: 'DNS_TCP_MAX_PER_CLIENT', expected: 'a number of connections per client address', parse: parse.count, default: 16 }),
+  dnsTcpQueryTimeout: setting({ env: 'DNS_TCP_QUERY_TIMEOUT', expected: `${DURATION}, above 0`, parse: positiveDuration, default: 5_000 }),
+  dnsTcpMaxPerClient: setting({ env: 'DNS_TCP_MAX_PER_CLIENT', expected: 'a number of connections per client address (0: only the listener\'s cap of 256)', parse: parse.count, default: 16 }),
 
   // HTTPS_PROXY mode (src/connect-proxy/): CONNECT for intercepted names is served like port 443.
   proxy: setting({ env: 'LAYOVER_PROXY', expected: `${LISTEN}, or off`, parse: parse.optionalListen, default: { host: '0.0.0.0', port: 3128 } }),

@@ -149,6 +149,24 @@ describe('loadConfig parsing', () => {
   });
 });
 
+describe('loadConfig defences against strangers', () => {
+  it('allows recursion to private networks and the host\'s own by default, and to what DNS_ALLOW_RECURSION names instead', () => {
+    const defaults = load().dnsPolicy;
+    for (const network of ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '169.254.0.0/16', 'fe80::/10', 'fc00::/7']) {
+      expect(defaults.allowRecursion).toContain(network);
+    }
+    expect(load({ machine: { ...machine, recursionNetworks: () => ['203.0.113.0/24'] } }).dnsPolicy.allowRecursion).toEqual(['203.0.113.0/24']);
+    const configured = load({ env: { DNS_ALLOW_RECURSION: '192.0.2.0/24, 2001:db8::/32', DNS_RATE_LIMIT: '0', DNS_TCP_QUERY_TIMEOUT: '2s' } }).dnsPolicy;
+    expect(configured).toEqual({ allowRecursion: ['192.0.2.0/24', '2001:db8::/32'], rateLimit: 0, rateLimitSlip: 2, tcpQueryMs: 2_000, tcpMaxPerClient: 16 });
+  });
+
+  it('caps connections and handshakes, with flags taking precedence', () => {
+    expect(load().connections).toEqual({ maxPerListener: 4096, maxPerClient: 256, tlsHandshakeMs: 5_000 });
+    const flagged = load({ env: { MAX_CONNECTIONS: '100' }, flags: { 'max-connections': '50', 'max-connections-per-client': '0', 'tls-handshake-timeout': '1s' } });
+    expect(flagged.connections).toEqual({ maxPerListener: 50, maxPerClient: 0, tlsHandshakeMs: 1_000 });
+  });
+});
+
 describe('loadConfig errors name the setting and the expected form', () => {
   it.each([
     [{ env: { CACHE_MAX_SIZE: 'lots' } }, 'CACHE_MAX_SIZE: expected a size such as 32g, got "lots"'],
@@ -161,6 +179,10 @@ describe('loadConfig errors name the setting and the expected form', () => {
     [{ flags: { advertise: '10.0.0.1,nope' } }, '--advertise: expected IP addresses separated by commas, got "10.0.0.1,nope"'],
     [{ flags: { 'upstream-dns': '1.1.1.1:x' } }, '--upstream-dns: expected resolvers as IP[:PORT] separated by commas, got "1.1.1.1:x"'],
     [{ flags: { 'upstream-ca': '/nonexistent/ca.pem' } }, '--upstream-ca: expected a readable PEM file of certificates, got "/nonexistent/ca.pem"'],
+    [{ env: { DNS_TCP_QUERY_TIMEOUT: '0' } }, 'DNS_TCP_QUERY_TIMEOUT: expected a duration such as 60s, 10m, 1h or 60d, above 0, got "0"'],
+    [{ env: { TLS_HANDSHAKE_TIMEOUT: '0s' } }, 'TLS_HANDSHAKE_TIMEOUT: expected a duration such as 60s, 10m, 1h or 60d, above 0, got "0s"'],
+    [{ env: { MAX_CONNECTIONS: '-1' } }, 'MAX_CONNECTIONS: expected a number of connections per listener (0: no cap), got "-1"'],
+    [{ env: { DNS_ALLOW_RECURSION: '10.0.0.0/8,everyone' } }, 'DNS_ALLOW_RECURSION: expected networks such as 10.0.0.0/8 or fd00::/8 (or addresses) separated by commas, got "10.0.0.0/8,everyone"'],
   ])('%j', (sources, message) => {
     expect(errorOf(() => load(sources as ConfigSources))).toBe(message);
   });
