@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Agent, Dispatcher } from 'undici';
 import type { LayoverConfig } from '../config/layover-config.js';
+import { AddressPolicy } from './address-policy.js';
+import { RealmGuard } from './auth/realm-guard.js';
 import type { UpstreamResolver } from './upstream-resolver.js';
 
 /** How many origins we remember as HTTP/2-only; a forgotten one costs one more 426. */
@@ -22,10 +24,19 @@ export class UpstreamDispatcher extends Dispatcher {
   readonly #http1: Agent;
   readonly #http2: Agent;
   readonly #h2Origins = new Set<string>();
+  /** For token realms on other hosts than their registry: same resolvers and trust, guarded addresses. */
+  readonly realms: RealmGuard;
 
   constructor(config: LayoverConfig, resolver: UpstreamResolver) {
     super();
     const extraCa = config.upstreamCa ? [readFileSync(config.upstreamCa, 'utf8')] : [];
+    this.realms = new RealmGuard({
+      resolve: (hostname) => resolver.resolve(hostname),
+      policy: new AddressPolicy(config.redirects.allowNetworks),
+      tls: { ca: [...rootCertificates, ...extraCa], rejectUnauthorized: config.verifyUpstreamTls },
+      connectMs: config.timeouts.proxyConnectMs,
+      readMs: config.timeouts.proxyReadMs,
+    });
     const options: Agent.Options = {
       connect: {
         lookup: resolver.lookup,

@@ -1,14 +1,14 @@
 import type { LookupAddress } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
-import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream';
 import { rootCertificates } from 'node:tls';
-import { Agent, buildConnector, request } from 'undici';
+import { request } from 'undici';
 import type { LayoverConfig } from '../../config/layover-config.js';
 import type { UpstreamResolver } from '../../upstream/upstream-resolver.js';
-import { type AddressPolicy, normalizeAddress } from './address-policy.js';
+import type { AddressPolicy } from '../../upstream/address-policy.js';
+import { addressesOf, guardedAgent } from '../../upstream/guarded-agent.js';
 
 /** Redirects followed per fetch, after the first URL: enough for registry -> CDN -> relative path. */
 export const MAX_STORAGE_HOPS = 5;
@@ -48,10 +48,11 @@ export interface StorageResponse {
 export interface StorageFetchOptions {
   method: 'GET' | 'HEAD';
   /**
-   * Addresses of the registry that redirected, resolved lazily and only when a storage address is
-   * not public: a registry on a private network may redirect to itself.
+   * The registry that redirected: its origin, and its addresses, resolved lazily and only when a
+   * storage address is not public. A registry on a private network may redirect to itself, at its
+   * own scheme and port; another port on its address is another service.
    */
-  upstreamAddresses: () => Promise<ReadonlySet<string>>;
+  upstream: { readonly origin: URL; readonly addresses: () => Promise<ReadonlySet<string>> } | null;
 }
 
 export const isRedirectStatus = (status: number): boolean => REDIRECT_STATUSES.has(status);
@@ -110,29 +111,11 @@ export class StorageFetcher {
     }
     if (url.username || url.password) throw new StorageFetchError('invalid-url', `a storage URL with credentials in it is not followed (${url.host})`, url.host);
     const addresses = await this.#allowedAddresses(url, options);
-    const allowed = new Set(addresses.map((a) => normalizeAddress(a.address)));
-    const lookup = (_hostname: string, opts: { all?: boolean; family?: number | string }, callback: (...args: never[]) => void): void => {
-      const wanted = opts.family === 'IPv4' ? 4 : opts.family === 'IPv6' ? 6 : Number(opts.family ?? 0);
-      const usable = wanted ? addresses.filter((a) => a.family === wanted) : addresses;
-      const cb = callback as unknown as (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-      if (usable.length === 0) return cb(Object.assign(new Error(`no IPv${wanted} address for ${url.hostname}`), { code: 'ENOTFOUND' }), '');
-      if (opts.all) cb(null, usable);
-      else cb(null, usable[0]!.address, usable[0]!.family);
-    };
-    const connector = buildConnector({ ...this.#tls, timeout: this.#timeouts.connectMs, lookup: lookup as never, autoSelectFamily: true });
-    const agent = new Agent({
-      connect: (connectOptions, callback) =>
-        connector(connectOptions, (error, socket) => {
-          if (error) return callback(error, null);
-          // The address actually reached, whatever resolved it: the last word against rebinding.
-          const remote = socket.remoteAddress ? normalizeAddress(socket.remoteAddress) : '';
-          if (allowed.has(remote)) return callback(null, socket);
-          socket.destroy();
-          callback(new StorageFetchError('refused', `storage host ${url.host} connected to ${remote || 'an unknown address'}, which is not allowed`, url.host), null);
-        }),
-      headersTimeout: this.#timeouts.readMs,
-      bodyTimeout: this.#timeouts.readMs,
-      connections: 1,
+    const agent = guardedAgent(url.hostname, addresses, {
+      tls: this.#tls,
+      connectMs: this.#timeouts.connectMs,
+      readMs: this.#timeouts.readMs,
+      refused: (remote) => new StorageFetchError('refused', `storage host ${url.host} connected to ${remote || 'an unknown address'}, which is not allowed`, url.host),
     });
     try {
       const response = await request(url, {
@@ -153,24 +136,22 @@ export class StorageFetcher {
 
   /** The addresses of `url`'s host that the policy allows; throws 'refused' when there are none. */
   async #allowedAddresses(url: URL, options: StorageFetchOptions): Promise<LookupAddress[]> {
-    const hostname = url.hostname.replace(/^\[|\]$/g, '');
     let addresses: LookupAddress[];
-    if (isIP(hostname)) addresses = [{ address: hostname, family: isIP(hostname) }];
-    else {
-      try {
-        addresses = await this.#resolver.resolve(hostname);
-      } catch (error) {
-        const cause = error as NodeJS.ErrnoException;
-        throw new StorageFetchError('unreachable', `cannot resolve storage host ${url.host} (${cause.code ?? cause.message})`, url.host, undefined, { cause });
-      }
+    try {
+      addresses = await addressesOf(url.hostname, (hostname) => this.#resolver.resolve(hostname));
+    } catch (error) {
+      const cause = error as NodeJS.ErrnoException;
+      throw new StorageFetchError('unreachable', `cannot resolve storage host ${url.host} (${cause.code ?? cause.message})`, url.host, undefined, { cause });
     }
+    const registry = options.upstream;
+    const registryItself = registry !== null && url.protocol === registry.origin.protocol && url.port === registry.origin.port;
     let upstream: ReadonlySet<string> | undefined;
     const allowed: LookupAddress[] = [];
     let refusal = '';
     for (const entry of addresses) {
       let verdict = this.#policy.check(entry.address);
-      if (!verdict.allowed) {
-        upstream ??= await options.upstreamAddresses().catch(() => new Set<string>());
+      if (!verdict.allowed && registryItself) {
+        upstream ??= await registry.addresses().catch(() => new Set<string>());
         verdict = this.#policy.check(entry.address, upstream);
       }
       if (verdict.allowed) allowed.push(entry);

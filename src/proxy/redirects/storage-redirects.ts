@@ -3,7 +3,7 @@ import { DOCKER_PROXY_HOST } from '../../registry/well-known-hosts.js';
 import type { HostnameSet } from '../../registry/hostname.js';
 import { UpstreamResolver } from '../../upstream/upstream-resolver.js';
 import { upstreamTarget } from '../upstream-target.js';
-import { AddressPolicy, normalizeAddress } from './address-policy.js';
+import { AddressPolicy, normalizeAddress } from '../../upstream/address-policy.js';
 import { loadOrCreateRedirectKey, signedPath, verifySignedRequest, type StorageRedirect, type VerifyFailure } from './signed-url.js';
 import { StorageFetcher, type StorageResponse } from './storage-fetch.js';
 
@@ -65,16 +65,16 @@ export class StorageRedirects {
 
   /**
    * Fetches `target` for a blob of `registry` (an intercepted name, or the registry's origin
-   * `https://…`), following redirects; the registry's own addresses are allowed.
+   * `https://…`), following redirects; the registry's own addresses are allowed at its own port.
    */
   fetch(target: URL, registry: string, method: 'GET' | 'HEAD'): Promise<StorageResponse> {
-    return this.#fetcher.fetch(target, { method, upstreamAddresses: () => this.#upstreamAddresses(registry) });
+    const origin = registry.startsWith('https://') ? registry : upstreamTarget(registry, this.#intercepted)?.origin;
+    const upstream = origin ? { origin: new URL(origin), addresses: () => this.#addressesOf(new URL(origin).hostname) } : null;
+    return this.#fetcher.fetch(target, { method, upstream });
   }
 
-  async #upstreamAddresses(registry: string): Promise<ReadonlySet<string>> {
-    const origin = registry.startsWith('https://') ? registry : upstreamTarget(registry, this.#intercepted)?.origin;
-    if (!origin) return new Set();
-    const addresses = await this.#resolver.resolve(new URL(origin).hostname);
+  async #addressesOf(hostname: string): Promise<ReadonlySet<string>> {
+    const addresses = await this.#resolver.resolve(hostname);
     return new Set(addresses.map((a) => normalizeAddress(a.address)));
   }
 }

@@ -48,7 +48,11 @@ export function upstreamRefusal(
   return new OciError(code, message, { registry, ...(repository ? { repository } : {}), ...detail });
 }
 
-/** The client's error when Layover could not get authorization ready (other than an unreachable upstream). */
+/**
+ * The client's error when Layover could not get authorization ready (other than an unreachable
+ * upstream). What the upstream got wrong (a refused realm, an answer that is no token) is a 502:
+ * the upstream is at fault, not the client's credentials.
+ */
 export function authFailure(error: UpstreamAuthError, registry: string): OciError {
   switch (error.kind) {
     case 'rejected':

@@ -74,6 +74,13 @@ export class CredentialStore {
     return best;
   }
 
+  /** True when an entry of `registry` names `realmHost` as its `realm`: the operator vouched for that host. */
+  configuresRealm(registry: string, realmHost: string): boolean {
+    const key = canonical(registry);
+    const host = realmHost.toLowerCase();
+    return this.#entries.some((e) => e.realm === host && canonical(e.registry) === key);
+  }
+
   /** Username and password to send: as configured, or the helper's answer (re-run when older than its max age). */
   resolve(entry: RegistryCredential): Promise<ResolvedCredential> {
     if (!entry.helper) return Promise.resolve({ username: entry.username, password: entry.password });

@@ -50,6 +50,7 @@ export async function fetchToken(dispatcher: Dispatcher, req: TokenRequest): Pro
   try {
     res = await request(url, { dispatcher, method: 'GET', headers });
   } catch (error) {
+    if (error instanceof UpstreamAuthError) throw error; // a guarded realm's refusal
     throw new UpstreamAuthError('unreachable', `token endpoint ${url.host} is unreachable`, undefined, { cause: error });
   }
   const body = await readBounded(res.body).catch(() => null);

@@ -21,33 +21,29 @@ const FORM_LIMIT_BYTES = 16 * 1024;
  * `target.rewrite`), the scopes it asks for are renamed to the upstream's before they are relayed,
  * and scopes outside the mapping are dropped; containerd's `ns` is not relayed.
  */
-export function answerTokenRequest(auth: UpstreamAuth, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
+export async function answerTokenRequest(auth: UpstreamAuth, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): Promise<FastifyReply> {
   const rawQuery = request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '';
   const rewrite = target.rewrite;
   const query = rewrite ? upstreamTokenQuery(rawQuery, rewrite.scopesToUpstream) : rawQuery;
   const contentType = request.headers['content-type'];
   const own = request.method === 'POST' || clientBringsCredentials(request.headers.authorization);
   annotateRequestLog(request, { registry: target.registry, tokenRequest: own ? 'relayed' : 'placeholder' });
-  if (request.method !== 'GET' && request.method !== 'POST') {
-    void reply.send(new OciError('UNSUPPORTED', 'the token endpoint takes GET and POST'));
-    return reply;
+  if (request.method !== 'GET' && request.method !== 'POST') throw new OciError('UNSUPPORTED', 'the token endpoint takes GET and POST');
+  let answer: Awaited<ReturnType<UpstreamAuth['tokenEndpoint']>>;
+  try {
+    const form = request.method === 'POST' ? await upstreamTokenForm(request.body as Readable, rewrite?.scopesToUpstream) : undefined;
+    const relayed = {
+      method: request.method,
+      query,
+      ...(request.headers.authorization ? { authorization: request.headers.authorization } : {}),
+      ...(typeof contentType === 'string' ? { contentType } : {}),
+      ...(form ? { body: form } : {}),
+    };
+    answer = await auth.tokenEndpoint(target.origin, relayed, request.log);
+  } catch (error) {
+    throw error instanceof UpstreamAuthError ? authFailure(error, target.registry) : error;
   }
-  const body = request.method === 'POST' ? upstreamTokenForm(request.body as Readable, rewrite?.scopesToUpstream) : Promise.resolve(undefined);
-  body
-    .then((form) =>
-      auth.tokenEndpoint(target.origin, {
-        method: request.method,
-        query,
-        ...(request.headers.authorization ? { authorization: request.headers.authorization } : {}),
-        ...(typeof contentType === 'string' ? { contentType } : {}),
-        ...(form ? { body: form } : {}),
-      }),
-    )
-    .then(
-      (answer) => void reply.code(answer.status).header('content-type', answer.contentType).header('cache-control', 'no-store').send(answer.body),
-      (error: unknown) => void reply.send(error instanceof UpstreamAuthError ? authFailure(error, target.registry) : error),
-    );
-  return reply;
+  return reply.code(answer.status).header('content-type', answer.contentType).header('cache-control', 'no-store').send(answer.body);
 }
 
 /** The query relayed upstream: no `ns`, scopes in upstream names. */

@@ -2,15 +2,18 @@ import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { request, type Dispatcher } from 'undici';
 import type { RegistryCredential } from '../../config/credentials.js';
+import { OciError } from '../../registry/oci-errors.js';
 import type { RepositoryName } from '../../registry/repository-name.js';
 import { LruMap } from '../../tls/lru-map.js';
 import { UpstreamAuthError } from './auth-error.js';
 import { type Challenge, formatChallenge, parseChallenges, preferredChallenge } from './challenge.js';
 import { CredentialHelperError, type HelperRunner, type ResolvedCredential } from './credential-helper.js';
 import { CredentialStore, credentialName } from './credential-store.js';
+import { RealmGuard } from './realm-guard.js';
 import { hostOnly, sameSite } from './realm-policy.js';
 import { basicAuthorization, discoverChallenge, fetchToken, readBounded } from './token-client.js';
 import { TokenCache } from './token-cache.js';
+import { UpstreamDispatcher } from '../upstream-agent.js';
 
 /** Layover's token endpoint on every intercepted registry name; Bearer challenges point clients here (see rewriteChallenges). */
 export const TOKEN_ENDPOINT_PATH = '/_layover/token';
@@ -69,6 +72,10 @@ export function clientBringsCredentials(authorization: string | undefined): bool
  * a time). A client's own Authorization is never replaced. Credentials go to the registry they
  * belong to and to its token realm only when that realm is on the registry's registrable domain,
  * is the host the entry is keyed by, or is the entry's configured `realm`.
+ *
+ * A realm is the upstream's to choose, like a redirect's Location: Layover (for its own tokens and
+ * for the relay) fetches only https realms, and reaches one through the RealmGuard (addresses the
+ * AddressPolicy allows) unless it is the registry's own origin or a credential's configured `realm`.
  */
 export class UpstreamAuth {
   readonly #dispatcher: Dispatcher;
@@ -79,9 +86,14 @@ export class UpstreamAuth {
   readonly #discovered = new LruMap<string, { challenge: Challenge | null; at: number }>(1000);
   readonly #discovering = new Map<string, Promise<Challenge | null>>();
   readonly #warned = new LruMap<string, true>(1000);
+  readonly #realms: RealmGuard;
 
-  constructor(options: { dispatcher: Dispatcher; credentials: readonly RegistryCredential[]; logger: Log; runHelper?: HelperRunner; now?: () => number }) {
+  /** `realms`: where realms on other hosts are reached through; by default the UpstreamDispatcher's guard. */
+  constructor(options: { dispatcher: Dispatcher; realms?: RealmGuard; credentials: readonly RegistryCredential[]; logger: Log; runHelper?: HelperRunner; now?: () => number }) {
     this.#dispatcher = options.dispatcher;
+    const realms = options.realms ?? (options.dispatcher instanceof UpstreamDispatcher ? options.dispatcher.realms : null);
+    if (!realms) throw new TypeError('UpstreamAuth needs a RealmGuard: pass `realms`, or the UpstreamDispatcher as `dispatcher`');
+    this.#realms = realms;
     this.#now = options.now ?? Date.now;
     this.#store = new CredentialStore(options.credentials, { ...(options.runHelper ? { runHelper: options.runHelper } : {}), now: this.#now });
     this.#tokens = new TokenCache({ now: this.#now });
@@ -126,7 +138,7 @@ export class UpstreamAuth {
     const key = [origin, realm.href, service ?? '', tokenScope ?? '', allowed ? credentialName(allowed) : ''].join('|');
     // The token endpoint checks the credential (and asks a helper again if it refuses): a
     // registry's 401 to a token means the token is stale, so `used` stays unset.
-    const value = await this.#tokens.get(key, () => this.#fetchToken(registry, realm, service, tokenScope, allowed, log));
+    const value = await this.#tokens.get(key, () => this.#fetchToken(origin, realm, service, tokenScope, allowed, log));
     return { header: `Bearer ${value}`, dropClientHeader, clientOwn: false, ...(allowed ? { credential: credentialName(allowed) } : {}), challenge, token: { key, value } };
   }
 
@@ -181,10 +193,14 @@ export class UpstreamAuth {
    * answer; a client without gets the placeholder token, which makes Layover authorize its
    * requests itself.
    */
-  async tokenEndpoint(origin: string, req: { method: string; query: string; authorization?: string; contentType?: string; body?: Readable }): Promise<{ status: number; contentType: string; body: string | Buffer }> {
+  async tokenEndpoint(
+    origin: string,
+    req: { method: string; query: string; authorization?: string; contentType?: string; body?: Readable },
+    log: Log = this.#logger,
+  ): Promise<{ status: number; contentType: string; body: string | Buffer }> {
     const challenge = await this.#discover(origin);
     const realm = challenge?.scheme === 'bearer' ? realmOf(challenge) : null;
-    if (!realm) return { status: 404, contentType: 'application/json', body: JSON.stringify({ errors: [{ code: 'NOT_FOUND', message: `${new URL(origin).host} uses no token authentication` }] }) };
+    if (!realm) throw new OciError('NOT_FOUND', `${new URL(origin).host} uses no token authentication`);
     if (req.method === 'GET' && !clientBringsCredentials(req.authorization)) {
       const body = { token: PLACEHOLDER_TOKEN, access_token: PLACEHOLDER_TOKEN, expires_in: PLACEHOLDER_LIFETIME_S, issued_at: new Date(this.#now()).toISOString() };
       return { status: 200, contentType: 'application/json', body: JSON.stringify(body) };
@@ -194,16 +210,41 @@ export class UpstreamAuth {
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'layover' };
     if (req.authorization) headers.authorization = req.authorization;
     if (req.contentType) headers['content-type'] = req.contentType;
-    let res: Dispatcher.ResponseData;
+    return this.#viaRealm(origin, url, log, async (dispatcher) => {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, { dispatcher, method: req.method === 'POST' ? 'POST' : 'GET', headers, ...(req.method === 'POST' && req.body ? { body: req.body } : {}) });
+      } catch (error) {
+        if (error instanceof UpstreamAuthError) throw error; // a guarded realm's refusal
+        throw new UpstreamAuthError('unreachable', `token endpoint ${url.host} is unreachable`, undefined, { cause: error });
+      }
+      const body = await readBounded(res.body);
+      if (!body) throw new UpstreamAuthError('invalid', `token endpoint ${url.host} answered too much`);
+      const type = res.headers['content-type'];
+      return { status: res.statusCode, contentType: typeof type === 'string' ? type : 'application/json', body };
+    });
+  }
+
+  /**
+   * Runs `use` with the dispatcher a request to `realm` (of the registry at `origin`) may take: the
+   * upstream dispatcher for the registry's own origin and for a credential's configured `realm`,
+   * the RealmGuard's for any other https realm. A realm refused is logged (the registry and the
+   * realm's host, nothing else) and ends in an UpstreamAuthError `refused`.
+   */
+  async #viaRealm<T>(origin: string, realm: URL, log: Log, use: (dispatcher: Dispatcher) => Promise<T>): Promise<T> {
+    const registry = new URL(origin).host;
     try {
-      res = await request(url, { dispatcher: this.#dispatcher, method: req.method === 'POST' ? 'POST' : 'GET', headers, ...(req.method === 'POST' && req.body ? { body: req.body } : {}) });
+      if (realm.protocol !== 'https:') throw new UpstreamAuthError('refused', `token realm ${realm.host} is not https`);
+      if (realm.username || realm.password) throw new UpstreamAuthError('refused', `token realm ${realm.host} has credentials in its URL`);
+      if (realm.origin === new URL(origin).origin || this.#store.configuresRealm(registry, realm.hostname)) return await use(this.#dispatcher);
+      return await this.#realms.use(realm, use);
     } catch (error) {
-      throw new UpstreamAuthError('unreachable', `token endpoint ${url.host} is unreachable`, undefined, { cause: error });
+      if (error instanceof UpstreamAuthError && error.kind === 'refused') {
+        log.warn({ registry, realm: realm.host }, `refused the token realm the registry named: ${error.message}`);
+        throw new UpstreamAuthError('refused', `Layover does not fetch the token realm ${registry} names: ${error.message}`, undefined, { cause: error });
+      }
+      throw error;
     }
-    const body = await readBounded(res.body);
-    if (!body) throw new UpstreamAuthError('invalid', `token endpoint ${url.host} answered too much`);
-    const type = res.headers['content-type'];
-    return { status: res.statusCode, contentType: typeof type === 'string' ? type : 'application/json', body };
   }
 
   #discover(origin: string): Promise<Challenge | null> {
@@ -235,11 +276,13 @@ export class UpstreamAuth {
   }
 
   /** One token fetch; a helper credential the endpoint refuses is asked for again once. */
-  async #fetchToken(registry: string, realm: URL, service: string | undefined, scope: string | undefined, entry: RegistryCredential | null, log: Log) {
+  async #fetchToken(origin: string, realm: URL, service: string | undefined, scope: string | undefined, entry: RegistryCredential | null, log: Log) {
+    const registry = new URL(origin).host;
     for (let attempt = 0; ; attempt++) {
       const resolved = entry ? await this.#resolve(entry, registry) : undefined;
       try {
-        const token = await fetchToken(this.#dispatcher, { realm, ...(service ? { service } : {}), ...(scope ? { scope } : {}), ...(resolved ? { credential: resolved } : {}) });
+        const request = { realm, ...(service ? { service } : {}), ...(scope ? { scope } : {}), ...(resolved ? { credential: resolved } : {}) };
+        const token = await this.#viaRealm(origin, realm, log, (dispatcher) => fetchToken(dispatcher, request));
         log.debug({ registry, realm: realm.host, scope, credential: entry ? credentialName(entry) : 'anonymous' }, 'fetched an upstream token');
         return token;
       } catch (error) {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { type Bench, type BenchOptions, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
+import type { LayoverProcessOptions } from '../../bench/layover-process.js';
 import type { Sandbox } from '../../bench/sandbox.js';
 import type { TestCa } from '../../bench/test-ca.js';
 
@@ -77,12 +78,23 @@ async function startTokenServer(sandbox: Sandbox, ca: TestCa, users: Record<stri
   });
 }
 
+/**
+ * Layover options with the token server's address allowed: a realm on another host than the
+ * registry is reached only at addresses REDIRECT_ALLOW_NETWORKS allows, and the bench's realm is on
+ * loopback (127.0.0.5) where a real one would be on a public address.
+ */
+function allowingRealm(options: LayoverProcessOptions = {}): LayoverProcessOptions {
+  const listed = options.env?.REDIRECT_ALLOW_NETWORKS;
+  return { ...options, env: { ...options.env, REDIRECT_ALLOW_NETWORKS: listed ? `${listed} ${REALM_ADDRESS}/32` : `${REALM_ADDRESS}/32` } };
+}
+
 /** The bench with its registry in token mode; `users` must include the pusher as the first htpasswd user. */
 export async function startTokenBench(users: Record<string, TokenUser>, options: BenchOptions): Promise<TokenBench> {
   const lines: TokenLine[] = [];
   const [pusher, pusherUser] = Object.entries(users)[0]!;
   const bench = await startBench({
     ...options,
+    ...(options.layover === false ? {} : { layover: allowingRealm(options.layover) }),
     auth: { htpasswd: { [pusher]: pusherUser.password } },
     extraRecords: { [REALM_HOST]: [REALM_ADDRESS] },
     beforeRegistry: async (sandbox, ca) => {
@@ -90,7 +102,9 @@ export async function startTokenBench(users: Record<string, TokenUser>, options:
       return { auth: { token: { realm: `https://${REALM_HOST}/token`, service: INTERCEPTED_HOST, issuer: ISSUER, rootcertbundle: ca.certFile } } };
     },
   });
-  return { bench, tokenRequests: () => [...lines] };
+  // Every Layover the test starts later allows the realm too (the bench's getters stay live).
+  const withRealm: Bench = Object.create(bench, { startLayover: { value: (layoverOptions?: LayoverProcessOptions) => bench.startLayover(allowingRealm(layoverOptions)) } });
+  return { bench: withRealm, tokenRequests: () => [...lines] };
 }
 
 /** A cert dir trusting Layover's CA and the test CA: for a client that also talks to the real realm. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AddressPolicy, normalizeAddress, parseCidr } from '../../../src/proxy/redirects/address-policy.js';
+import { AddressPolicy, normalizeAddress, parseCidr } from '../../../src/upstream/address-policy.js';
 import { redactUrl } from '../../../src/log/redact-url.js';
 
 const policy = new AddressPolicy([]);

@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
+import { AddressPolicy } from '../../../src/upstream/address-policy.js';
+import { RealmGuard } from '../../../src/upstream/auth/realm-guard.js';
 
 /** Names every local server answers to (all resolve to 127.0.0.1 through the agent's lookup). */
 export const NAMES = ['registry.example.test', 'auth.example.test', 'realm.elsewhere.test', 'storage.example.org'];
@@ -23,6 +25,11 @@ export interface LocalHttps {
   readonly requests: Recorded[];
   /** A dispatcher that resolves NAMES to 127.0.0.1 and trusts the servers' certificate. */
   readonly agent: Agent;
+  /**
+   * The guard for realms on other hosts, resolving NAMES to 127.0.0.1 and trusting the servers'
+   * certificate; loopback is reached only when `allowNetworks` (REDIRECT_ALLOW_NETWORKS) says so.
+   */
+  realms(allowNetworks: string[]): RealmGuard;
   /** Starts a server; its origin is `https://<name>:<port>` for any of NAMES. */
   serve(handler: (req: IncomingMessage, res: ServerResponse, body: string) => void): Promise<number>;
   close(): Promise<void>;
@@ -49,6 +56,14 @@ export async function localHttps(): Promise<LocalHttps> {
   return {
     requests,
     agent,
+    realms: (allowNetworks) =>
+      new RealmGuard({
+        resolve: async () => [{ address: '127.0.0.1', family: 4 }],
+        policy: new AddressPolicy(allowNetworks),
+        tls: { ca: [cert], rejectUnauthorized: true },
+        connectMs: 5000,
+        readMs: 5000,
+      }),
     async serve(handler) {
       const server = createServer({ cert, key }, (req, res) => {
         const chunks: Buffer[] = [];

@@ -42,8 +42,16 @@ function registry(challenge: (() => string) | null): Promise<number> {
   });
 }
 
-const make = (credentials: RegistryCredential[], extra: { runHelper?: HelperRunner; log?: Log } = {}) =>
-  new UpstreamAuth({ dispatcher: net.agent, credentials, logger: (extra.log ?? recordingLog()).logger, ...(extra.runHelper ? { runHelper: extra.runHelper } : {}) });
+// Realms on another host or port than their registry are reached through the guard; on loopback
+// only because these tests allow it, as REDIRECT_ALLOW_NETWORKS=127.0.0.1 would.
+const make = (credentials: RegistryCredential[], extra: { runHelper?: HelperRunner; log?: Log; allowNetworks?: string[] } = {}) =>
+  new UpstreamAuth({
+    dispatcher: net.agent,
+    realms: net.realms(extra.allowNetworks ?? ['127.0.0.1']),
+    credentials,
+    logger: (extra.log ?? recordingLog()).logger,
+    ...(extra.runHelper ? { runHelper: extra.runHelper } : {}),
+  });
 
 const tokenRequests = () => net.requests.filter((r) => r.url.startsWith('/token'));
 
@@ -198,10 +206,51 @@ describe('UpstreamAuth', () => {
   });
 
   it('points Bearer realms at its own endpoint and leaves other challenges as they are', () => {
-    const auth = new UpstreamAuth({ dispatcher: net.agent, credentials: [], logger: recordingLog().logger });
+    const auth = make([]);
     expect(auth.rewriteChallenges('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a:pull",error="insufficient_scope"', 'https://docker.io')).toBe(
       'Bearer realm="https://docker.io/_layover/token",service="registry.docker.io",scope="repository:a:pull",error="insufficient_scope"',
     );
     expect(auth.rewriteChallenges(['Basic realm="Registry Realm"'], 'https://r')).toBe('Basic realm="Registry Realm"');
+  });
+
+  it('refuses a realm on a forbidden address, for its own tokens and for the relay, with a warning and nothing sent', async () => {
+    const realmPort = await realm();
+    const port = await registry(() => `Bearer realm="https://auth.example.test:${realmPort}/token",service="s"`);
+    const origin = `https://registry.example.test:${port}`;
+    const log = recordingLog();
+    // No REDIRECT_ALLOW_NETWORKS: the realm resolves to loopback, another port than the registry's.
+    const auth = make([cred(`registry.example.test:${port}`, 'alice')], { allowNetworks: [], log });
+    const own = await auth.authorize(origin, auth.for(repo('a')), undefined).catch((e: unknown) => e);
+    expect(own).toMatchObject({ kind: 'refused', message: expect.stringContaining('loopback') });
+    const relayed = await auth.tokenEndpoint(origin, { method: 'GET', query: 'service=s', authorization: basic('bob', 'bob-pw') }).catch((e: unknown) => e);
+    expect(relayed).toMatchObject({ kind: 'refused' });
+    expect(tokenRequests()).toEqual([]);
+    const warnings = log.lines.filter((l) => l.level === LEVEL.warn && /token realm/.test(String(l.msg)));
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatchObject({ registry: `registry.example.test:${port}`, realm: `auth.example.test:${realmPort}` });
+    expect(JSON.stringify(log.lines)).not.toContain('alice-pw');
+    expect(JSON.stringify(log.lines)).not.toContain(basic('bob', 'bob-pw').slice(6));
+  });
+
+  it('refuses a realm that is not https, and fetches from the registry itself and from a configured realm', async () => {
+    const plain = await registry(() => 'Bearer realm="http://auth.example.test:80/token",service="s"');
+    const open = make([cred(`registry.example.test:${plain}`, 'alice')], { allowNetworks: ['127.0.0.0/8'] });
+    await expect(open.authorize(`https://registry.example.test:${plain}`, open.for(repo('a')), undefined)).rejects.toMatchObject({ kind: 'refused', message: expect.stringContaining('not https') });
+
+    // The registry's own origin is reached as the registry is, whatever its address.
+    let port = 0;
+    port = await net.serve((req, res) => {
+      if (req.url?.startsWith('/token')) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"own-origin"}');
+      if (!req.headers.authorization) return void res.writeHead(401, { 'www-authenticate': `Bearer realm="https://registry.example.test:${port}/token",service="s"` }).end();
+      res.writeHead(200).end('{}');
+    });
+    const self = make([cred(`registry.example.test:${port}`, 'alice')], { allowNetworks: [] });
+    expect((await self.authorize(`https://registry.example.test:${port}`, self.for(repo('a')), undefined)).header).toBe('Bearer own-origin');
+
+    // A realm the operator configured for the credential (`realm`) is vouched for.
+    const realmPort = await realm();
+    const other = await registry(() => `Bearer realm="https://realm.elsewhere.test:${realmPort}/token",service="s"`);
+    const configured = make([cred(`registry.example.test:${other}`, 'alice', { realm: 'realm.elsewhere.test' })], { allowNetworks: [] });
+    expect((await configured.authorize(`https://registry.example.test:${other}`, configured.for(repo('a')), undefined)).header).toBe('Bearer tok-1');
   });
 });
