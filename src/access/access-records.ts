@@ -26,6 +26,7 @@ const MAX_REPOSITORIES_PER_DIGEST = 64;
 const MEMBER_PREFIX = 'access:member:';
 const memberKey = (digest: Digest): string => `${MEMBER_PREFIX}${digest}`;
 const reachKey = (reader: Reader, repository: RepositoryKey): string => `access:${reader}:${repository}`;
+const reachedKey = (host: string): string => `access:reached:${host}`;
 
 /**
  * What Layover knows about who may read cached content, kept with the cache's
@@ -62,6 +63,21 @@ export class AccessRecords {
     });
     for (const key of gone) await this.#cache.deleteRecord(key);
     return gone.length;
+  }
+
+  /**
+   * True once `origin` has answered Layover (a ping, a manifest or a blob), so that it may stand in
+   * for it during an outage. Caches from before this record count by their reach records.
+   */
+  wasReached(origin: string): boolean {
+    const host = new URL(origin).host;
+    if (this.#cache.getRecord(reachedKey(host)) !== undefined) return true;
+    return (['anonymous', 'layover'] as const).some((reader) => this.#cache.recordKeys(`access:${reader}:${host}/`).length > 0);
+  }
+
+  async markReached(origin: string): Promise<void> {
+    const key = reachedKey(new URL(origin).host);
+    if (this.#cache.getRecord(key) === undefined) await this.#cache.setRecord(key, Date.now());
   }
 
   reach(reader: Reader, repository: RepositoryKey): ReachRecord | undefined {

@@ -104,7 +104,7 @@ export class ReadAccess {
     const repository = repositoryKey(target.origin, name);
     const reader = this.#readerOf(target.origin, authorization);
     // Both are in memory once called (persisted after): a client joining this fill on the next tick finds them.
-    const writes = [this.#options.records.addMember(object.digest, repository)];
+    const writes = [this.#options.records.addMember(object.digest, repository), this.#options.records.markReached(target.origin)];
     if (reader !== 'client') writes.push(this.#options.records.setReach(reader, repository, true, this.#now()));
     await Promise.all(writes);
     // Learn now, while upstream is there, whether the repository is public: an outage later must not lock it.

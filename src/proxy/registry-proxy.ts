@@ -5,14 +5,14 @@ import { annotateRequestLog } from '../log/request-log.js';
 import { CustomDomainRoutes } from '../registry/custom-domain-routes.js';
 import { OciError } from '../registry/oci-errors.js';
 import { serveBlob } from './blob-route.js';
-import { serveManifest } from './manifest-route.js';
+import { serveManifest, upstreamFailure } from './manifest-route.js';
 import { AccessRecords } from '../access/access-records.js';
 import { ReadAccess } from '../access/read-access.js';
 import { UpstreamProbe } from '../access/upstream-probe.js';
 import type { ProxyContext, RegistryProxyContext } from './proxy-context.js';
 import { isClientTokenRequest, isRefusal, registerRequestTarget, requestTargetOf, type RequestTarget, type RoutingTables } from './request-target.js';
 import { sendTagList } from './tag-list.js';
-import { clearUpstreamHeaders, forwardUpstream } from './upstream-request.js';
+import { clearUpstreamHeaders, forwardUpstream, unreachable } from './upstream-request.js';
 import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -28,8 +28,9 @@ const READ_METHODS = new Set(['GET', 'HEAD']);
  */
 export async function registryProxy(app: FastifyInstance, proxyContext: ProxyContext): Promise<void> {
   const { config, cache, upstreamAuth, clientAuth } = proxyContext;
+  const records = new AccessRecords(cache);
   const readAccess = new ReadAccess({
-    records: new AccessRecords(cache),
+    records,
     probe: new UpstreamProbe(app.upstream, upstreamAuth),
     clientAuthOn: Boolean(clientAuth),
     layoverCredentials: (origin) => upstreamAuth.concerns(origin),
@@ -51,29 +52,36 @@ export async function registryProxy(app: FastifyInstance, proxyContext: ProxyCon
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
     url: '/*',
-    handler: (request, reply) => route(ctx, tables, request, reply),
+    handler: (request, reply) => route(ctx, tables, records, request, reply),
   });
 }
 
 /**
- * The `/v2/` ping goes upstream (its 401 tells clients how to authenticate),
- * but when the upstream is down or failing Layover answers it itself, so that
- * clients go on to the manifests and blobs it can serve from the cache.
+ * The `/v2/` ping goes upstream (its 401 tells clients how to authenticate). When the upstream is
+ * down or failing, Layover answers it itself, so that clients go on to the manifests and blobs it can
+ * serve from the cache, but only for a registry that answered Layover before: otherwise there is
+ * nothing to go on to, and a 200 would hide the outage behind later, stranger errors.
  */
-function ping(ctx: RegistryProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
-  const answerLocally = (): void => {
+function ping(ctx: RegistryProxyContext, records: AccessRecords, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget): FastifyReply {
+  const answerLocally = (failure: OciError): void => {
     clearUpstreamHeaders(reply);
+    if (!records.wasReached(target.origin)) return void reply.send(failure);
     annotateRequestLog(request, { cache: 'stale' });
     void reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
   };
   annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
   return forwardUpstream(request, reply, target, {
     auth: ctx.upstreamAuth.forPing(),
-    onUnreachable: answerLocally,
+    onUnreachable: (error) => answerLocally(unreachable(target, error)),
     onResponse: (res) => {
-      if (res.statusCode < 500 && res.statusCode !== 429) return void reply.send(res.stream);
+      if (res.statusCode < 500 && res.statusCode !== 429) {
+        records.markReached(target.origin).catch((error: unknown) => request.log.warn({ err: error }, 'recording a reached upstream failed'));
+        return void reply.send(res.stream);
+      }
+      // Where Layover cannot stand in, a rate limit is an answer in itself (its Retry-After included).
+      if (res.statusCode === 429 && !records.wasReached(target.origin)) return void reply.send(res.stream);
       res.stream.resume();
-      answerLocally();
+      answerLocally(upstreamFailure(target, res.statusCode));
     },
   });
 }
@@ -84,7 +92,7 @@ function localPing(request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
 }
 
-function route(ctx: RegistryProxyContext, tables: RoutingTables, request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
+function route(ctx: RegistryProxyContext, tables: RoutingTables, records: AccessRecords, request: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<FastifyReply> {
   const routing = requestTargetOf(request);
   if (!routing) throw new OciError('NOT_FOUND', 'no route');
   if (isRefusal(routing)) {
@@ -116,7 +124,7 @@ function route(ctx: RegistryProxyContext, tables: RoutingTables, request: Fastif
     case 'manifest':
       return serveManifest(ctx, request, reply, upstream, registryRoute.name, registryRoute.reference);
     case 'ping':
-      return ping(ctx, request, reply, upstream);
+      return ping(ctx, records, request, reply, upstream);
     default: {
       // A tag list names its repository: under the client's name where that differs upstream.
       if (registryRoute?.kind === 'tags' && upstream.rewrite && !upstream.rewrite.names.identity) return sendTagList(ctx, request, reply, upstream, registryRoute.name);

@@ -184,8 +184,11 @@ describe('refuses-duplicate-host', () => {
       expect(mismatch.status, mismatch.text).toBe(400);
       expect(ociCode(mismatch.text)).toBe('UNSUPPORTED');
       expect(seenSince(before)).toEqual([]);
-      // The control: the same stream shape with an agreeing host reaches the registry's ping.
-      expect((await ask({ host: UPSTREAM_HOST })).status).toBe(200);
+      // The control: the same stream shape with an agreeing host passes the guard to the registry's
+      // ping, which goes upstream; this Layover's upstream (port 443) never answered, so the ping says so.
+      const agreeing = await ask({ host: UPSTREAM_HOST });
+      expect(agreeing.status, agreeing.text).toBe(503);
+      expect(ociCode(agreeing.text)).toBe('UNAVAILABLE');
     } finally {
       session.close();
     }
