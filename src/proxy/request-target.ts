@@ -9,7 +9,7 @@ import { parseRegistryPath, type RegistryRoute } from '../registry/registry-rout
 import type { RepositoryName } from '../registry/repository-name.js';
 import { DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 import { TOKEN_ENDPOINT_PATH } from '../upstream/auth/upstream-auth.js';
-import { registryUpstream, splitHostPort, upstreamTarget, type UpstreamRewrite, type UpstreamTarget } from './upstream-target.js';
+import { type RegistryPorts, registryUpstream, splitHostPort, upstreamTarget, type UpstreamRewrite, type UpstreamTarget } from './upstream-target.js';
 
 /**
  * How a request names its registry:
@@ -66,6 +66,11 @@ export type Routing = RequestTarget | RouteRefusal | ClientTokenRequest;
 export interface RoutingTables {
   readonly intercepted: HostnameSet;
   readonly domains: CustomDomainRoutes;
+  /**
+   * The ports each registry is reached at (REGISTRIES); a Host, `ns` or mirror path naming another
+   * is refused before any connection. Without it every port is (as before the table existed).
+   */
+  readonly ports?: RegistryPorts;
 }
 
 const nameUnknown = (message: string): RouteRefusal => ({ refusal: new OciError('NAME_UNKNOWN', message) });
@@ -87,6 +92,10 @@ export function routeRequest(hostHeader: string | undefined, url: string, tables
     return domainTarget(hostHeader!, host.host, path, query, tables.domains);
   }
   const direct = upstreamTarget(hostHeader, tables.intercepted);
+  if (direct && host && tables.ports && !tables.ports.allows(host.host, host.port)) {
+    // The same answer whatever that port's state: nothing is dialled.
+    return nameUnknown(`${host.host}:${host.port ?? 443} is not a registry Layover proxies (REGISTRIES names the ports of each registry)`);
+  }
   if (direct) return hostTarget(direct, path);
   return mirrorTarget(hostHeader, path, query, tables);
 }
@@ -139,7 +148,7 @@ function hostTarget(upstream: UpstreamTarget, path: string): RequestTarget {
 export function mirrorUpstream(name: string, tables: RoutingTables): UpstreamTarget | null {
   const parts = splitHostPort(name);
   if (!parts || tables.domains.has(parts.host)) return null;
-  return upstreamTarget(name, tables.intercepted);
+  return upstreamTarget(name, tables.intercepted, tables.ports);
 }
 
 /** The query without containerd's `ns` parameter(s), otherwise byte for byte (upload states are signed). */

@@ -68,13 +68,50 @@ export function registryUpstream(registry: string): UpstreamTarget | null {
 }
 
 /**
+ * The ports each intercepted registry is reached at: those REGISTRIES gives it (`r.example:5000`,
+ * `*.pkg.dev:5000`, a bare name meaning 443), and 443 for a name it gives none (Docker Hub's names,
+ * docker.proxy, custom domains). Any other port in a Host would be dialled on the registry's host:
+ * a port scanner whose 503s tell open ports from closed ones.
+ */
+export class RegistryPorts {
+  readonly #exact = new Map<string, Set<number>>();
+  readonly #suffixes: Array<{ suffix: string; ports: Set<number> }> = [];
+
+  /** `patterns`: REGISTRIES entries as configured, `host[:port]` or `*.suffix[:port]`. */
+  constructor(patterns: Iterable<string>) {
+    for (const pattern of patterns) {
+      const [name = '', portText] = pattern.toLowerCase().split(':');
+      const port = portText === undefined ? 443 : Number(portText);
+      if (name.startsWith('*.')) {
+        const suffix = name.slice(2).replace(/\.$/, '');
+        const entry = this.#suffixes.find((e) => e.suffix === suffix) ?? this.#suffixes[this.#suffixes.push({ suffix, ports: new Set() }) - 1]!;
+        entry.ports.add(port);
+      } else {
+        const host = name.replace(/\.$/, '');
+        this.#exact.set(host, (this.#exact.get(host) ?? new Set()).add(port));
+      }
+    }
+  }
+
+  /** True when `host` (normalised, as splitHostPort gives it) is reached at `port` (null: 443). */
+  allows(host: string, port: number | null): boolean {
+    const wanted = port ?? 443;
+    const configured = [this.#exact.get(host), ...this.#suffixes.filter((e) => host.endsWith(`.${e.suffix}`)).map((e) => e.ports)].filter((p) => p !== undefined);
+    if (configured.length === 0) return wanted === 443;
+    return configured.some((ports) => ports.has(wanted));
+  }
+}
+
+/**
  * The upstream for a request's Host header: only intercepted names, never
  * docker.proxy (our own) and never an arbitrary name, or Layover would be an
- * open proxy for anyone who can reach it.
+ * open proxy for anyone who can reach it; and only at a port `ports` allows
+ * for that name (when given).
  */
-export function upstreamTarget(hostHeader: string | undefined, intercepted: HostnameSet): UpstreamTarget | null {
+export function upstreamTarget(hostHeader: string | undefined, intercepted: HostnameSet, ports?: RegistryPorts): UpstreamTarget | null {
   const parts = splitHostPort(hostHeader);
   if (!parts || parts.host === DOCKER_PROXY_HOST || !intercepted.has(parts.host)) return null;
+  if (ports && !ports.allows(parts.host, parts.port)) return null;
   const port = parts.port === null ? '' : `:${parts.port}`;
   return { registry: parts.host, origin: `https://${ALIASES[parts.host] ?? parts.host}${port}` };
 }

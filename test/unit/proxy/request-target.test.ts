@@ -3,6 +3,7 @@ import type { CustomDomain } from '../../../src/config/custom-domains.js';
 import { isClientTokenRequest, isRefusal, routeRequest, type RequestTarget, type Routing, type TokenSite } from '../../../src/proxy/request-target.js';
 import { CustomDomainRoutes } from '../../../src/registry/custom-domain-routes.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
+import { RegistryPorts } from '../../../src/proxy/upstream-target.js';
 
 const domain = (from: string, to: string): CustomDomain => {
   const [d = '', ...path] = from.split('/');
@@ -204,5 +205,44 @@ describe("routeRequest: /token, Layover's token service for its clients", () => 
     expect(refusal('127.0.0.1', '/token?ns=registry.test&ns=quay.io').code).toBe('NAME_UNKNOWN');
     expect(refusal('127.0.0.1', '/token/registry.test').code).toBe('NAME_UNKNOWN');
     expect(refusal('docker.example.test', '/tokens').code).toBe('NOT_FOUND');
+  });
+});
+
+describe('routeRequest: only the ports REGISTRIES gives a registry are reached', () => {
+  const ported = {
+    ...tables,
+    ports: new RegistryPorts(['registry.test', 'registry.test:5000', 'quay.io', '*.pkg.dev:5000', 'docker.example.test']),
+  };
+  const routed = (host: string, url: string): Routing => routeRequest(host, url, ported);
+
+  it.each(['quay.io:8443', 'quay.io:22', 'quay.io:5000', 'registry.test:6000', 'us-docker.pkg.dev', 'us-docker.pkg.dev:443', 'docker.io:8080', 'docker.proxy:9000'])(
+    'refuses Host %s with one answer, before anything is dialled',
+    (host) => {
+      const routing = routed(host, '/v2/a/manifests/v1');
+      if (!isRefusal(routing)) throw new Error(`routed: ${JSON.stringify(routing)}`);
+      expect(routing.refusal).toMatchObject({ code: 'NAME_UNKNOWN', status: 404 });
+    },
+  );
+
+  it.each([
+    ['registry.test', 'https://registry.test'],
+    ['registry.test:443', 'https://registry.test'],
+    ['registry.test:5000', 'https://registry.test:5000'],
+    ['quay.io', 'https://quay.io'],
+    ['us-docker.pkg.dev:5000', 'https://us-docker.pkg.dev:5000'],
+    ['docker.io', 'https://registry-1.docker.io'],
+  ])('routes Host %s to %s', (host, origin) => {
+    const routing = routed(host, '/v2/a/manifests/v1');
+    if (isRefusal(routing) || isClientTokenRequest(routing)) throw new Error(`not routed: ${JSON.stringify(routing)}`);
+    expect(routing.upstream?.origin).toBe(origin);
+  });
+
+  it('holds mirror requests to the same ports: ns and the relay path', () => {
+    for (const url of ['/v2/a/manifests/v1?ns=quay.io:8443', '/_layover/token/quay.io:8443?service=x']) {
+      const routing = routed('10.0.0.1', url);
+      expect(isRefusal(routing) && routing.refusal.code, url).toBe('NAME_UNKNOWN');
+    }
+    const ns = routed('10.0.0.1', '/v2/a/manifests/v1?ns=registry.test:5000');
+    expect(!isRefusal(ns) && !isClientTokenRequest(ns) && ns.upstream?.origin).toBe('https://registry.test:5000');
   });
 });
