@@ -8,7 +8,8 @@
  *   ok/...     the right bytes
  *   wrong/...  bytes of other content, right length (the first and last bytes differ from the right ones)
  * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
- * `holdHeads()` is on, a HEAD waits for `release()` before it is answered. Every answer carries
+ * `holdHeads()` is on, a HEAD waits for `release()` before it is answered, and while `holdGets()` is
+ * on, so does a GET (headers and all). Every answer carries
  * headers a registry may send but a client of Layover must not see from one upstream only:
  * `Set-Cookie`, `Content-Encoding: identity`, an upstream `ETag`, and one of its own.
  */
@@ -51,6 +52,8 @@ export interface HeldUpstream {
   holdBodies(): void;
   /** From now on, HEADs wait for release() before they are answered. */
   holdHeads(): void;
+  /** From now on, blob GETs wait for release() before anything of them is sent. */
+  holdGets(): void;
   /** Ends every held answer and stops holding new ones. */
   release(): void;
   /** Resolves once `count` answers are being held. */
@@ -68,6 +71,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
   const seen: SeenRequest[] = [];
   let holdingBodies = false;
   let holdingHeads = false;
+  let holdingGets = false;
   let waiting: Array<() => void> = [];
   let heldWatchers: Array<() => void> = [];
   const hold = (finish: () => void): void => {
@@ -95,15 +99,20 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
       const answer = (): void => void res.writeHead(200, headers).end();
       return holdingHeads ? hold(answer) : answer();
     }
-    res.writeHead(200, headers);
-    if (!holdingBodies) return res.end(body);
-    res.write(body.subarray(0, body.length - HELD_TAIL));
-    hold(() => res.end(body.subarray(body.length - HELD_TAIL)));
+    const answer = (): void => {
+      res.writeHead(200, headers);
+      if (!holdingBodies) return void res.end(body);
+      res.write(body.subarray(0, body.length - HELD_TAIL));
+      hold(() => res.end(body.subarray(body.length - HELD_TAIL)));
+    };
+    if (holdingGets) return hold(answer);
+    answer();
   });
   await new Promise<void>((resolve) => server.listen(0, HELD_ADDRESS, resolve));
   const release = (): void => {
     holdingBodies = false;
     holdingHeads = false;
+    holdingGets = false;
     const finish = waiting;
     waiting = [];
     for (const end of finish) end();
@@ -116,6 +125,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     seen,
     holdBodies: () => void (holdingBodies = true),
     holdHeads: () => void (holdingHeads = true),
+    holdGets: () => void (holdingGets = true),
     release,
     held: (count) =>
       new Promise<void>((resolve) => {
