@@ -313,7 +313,7 @@ export class BlobCache {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new Error('the blob cache is closed');
+    if (this.closed) throw new FillError('closed', 'the blob cache is closed');
   }
 }
 

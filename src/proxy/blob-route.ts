@@ -117,6 +117,9 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
       try {
         // The upstream's Content-Type describes its answer, not the bytes: blob answers are always octet-stream.
         fill = ctx.cache.fill(digest, res.stream, { ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}), mediaType: null, kind: 'blob', source: `${target.registry}/${name}` });
+      } catch (error) {
+        // Shutting down: the answer came after the cache closed.
+        throw error instanceof FillError && error.reason === 'closed' ? new OciError('UNAVAILABLE', 'Layover is shutting down', undefined, { cause: error }) : error;
       } finally {
         settle(ctx.cache.activeFill(digest));
       }
