@@ -1,5 +1,5 @@
 import { link, readFile, rm, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { isCode } from './durable-files.js';
 
 /** Lock files this process holds: a second `BlobCache.open()` of one directory in one process must fail too. */
@@ -31,7 +31,7 @@ export class DirectoryLock {
   static async acquire(lockFile: string): Promise<DirectoryLock> {
     const path = resolve(lockFile);
     if (held.has(path)) {
-      throw new DirectoryLockedError(`cache directory is already open in this process (lock file ${path})`, process.pid);
+      throw new DirectoryLockedError(`the cache directory ${dirname(path)} is already open in this process (lock file ${path})`, process.pid);
     }
     // Reserved synchronously, so two concurrent open() calls in one process cannot both pass the check.
     held.add(path);
@@ -67,8 +67,8 @@ async function takeOver(path: string): Promise<void> {
       const owner = await readOwner(path);
       if (owner !== null && owner !== process.pid && isAlive(owner)) {
         throw new DirectoryLockedError(
-          `cache directory is in use by process ${owner} (lock file ${path}); ` +
-            'two Layover processes cannot share one data directory',
+          `the cache directory ${dirname(path)} is in use by another Layover (process ${owner}, lock file ${path}): ` +
+            'two Layover processes cannot share one data directory; stop the other one or give this one its own LAYOVER_DATA_DIR',
           owner,
         );
       }

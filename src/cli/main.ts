@@ -1,19 +1,20 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../config/config-error.js';
 import { configFlagOptions, loadConfig } from '../config/load-config.js';
 import { CACHE_SUBCOMMANDS, cacheCommand, type CacheSubcommand } from './cache-commands.js';
 import { containerdConfig, registriesConf } from './mirror-configs.js';
-import { printCa, printConfig, printCoredns, printHosts } from './print-commands.js';
+import { printCa, printCoredns, printHosts } from './print-commands.js';
+import { printConfig } from './print-config.js';
 import { serve } from './serve.js';
-import { USAGE } from './usage.js';
+import { startupErrorLine } from './startup-error.js';
+import { CACHE_USAGE, USAGE } from './usage.js';
 
 const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'cache', 'containerd-config', 'registries-conf', 'help'] as const;
 type Command = (typeof COMMANDS)[number];
 
-/** Exit code 2: the command line or the configuration is wrong; nothing was started. */
-function usageError(message: string): never {
+/** Exit code 2: the command line, the configuration or the start failed; nothing was started. */
+function fail(message: string): never {
   process.stderr.write(`layover: ${message}\n`);
   process.exit(2);
 }
@@ -44,25 +45,24 @@ async function main(argv: string[]): Promise<void> {
       strict: true,
     });
   } catch (error) {
-    usageError(`${(error as Error).message}\n${USAGE}`);
+    fail(`${(error as Error).message} (layover --help lists the options)`);
   }
   const { values, positionals } = parsed;
   if (values.version) return void process.stdout.write(`${version()}\n`);
   const command = (positionals[0] ?? 'serve') as Command;
-  if (values.help || command === 'help') return void process.stdout.write(USAGE);
-  const subcommand = positionals[1] as CacheSubcommand | undefined;
-  const validSubcommand = command === 'cache' ? subcommand !== undefined && CACHE_SUBCOMMANDS.includes(subcommand) && positionals.length === 2 : positionals.length === 1 || positionals.length === 0;
-  if (!COMMANDS.includes(command) || !validSubcommand) usageError(`unknown command "${positionals.join(' ')}"\n${USAGE}`);
-
-  const { k8s, 'max-size': maxSize, server, ca, dir, help: _help, version: _version, ...flags } = values;
-  let config;
-  try {
-    config = loadConfig({ flags });
-  } catch (error) {
-    if (error instanceof ConfigError) usageError(error.message);
-    throw error;
+  const subcommand = positionals[1];
+  if (command === 'cache') {
+    // `layover cache` alone, or asking for help, is a question about the cache commands: answered, exit 0.
+    if (values.help || subcommand === undefined) return void process.stdout.write(CACHE_USAGE);
+    if (!CACHE_SUBCOMMANDS.includes(subcommand as CacheSubcommand) || positionals.length > 2) fail(`unknown command "${positionals.join(' ')}"\n\n${CACHE_USAGE}`);
+  } else {
+    if (values.help || command === 'help') return void process.stdout.write(USAGE);
+    if (!COMMANDS.includes(command) || positionals.length > 1) fail(`unknown command "${positionals.join(' ')}" (layover --help lists the commands)`);
   }
 
+  const { k8s, 'max-size': maxSize, server, ca, dir, help: _help, version: _version, ...flags } = values;
+  const config = loadConfig({ flags });
+  const mirrorOptions = { server: server as string | undefined, ca: ca as string | undefined, dir: dir as string | undefined };
   switch (command) {
     case 'serve':
       return serve(config);
@@ -73,35 +73,20 @@ async function main(argv: string[]): Promise<void> {
     case 'hosts':
       return void process.stdout.write(printHosts(config));
     case 'config':
-      return void process.stdout.write(printConfig(config));
+      return void process.stdout.write(printConfig(config, { flags, env: process.env }));
     case 'containerd-config':
+      return void process.stdout.write(containerdConfig(config, mirrorOptions));
     case 'registries-conf':
-      try {
-        const options = { server: server as string | undefined, ca: ca as string | undefined, dir: dir as string | undefined };
-        return void process.stdout.write(command === 'containerd-config' ? containerdConfig(config, options) : registriesConf(config, options));
-      } catch (error) {
-        if (error instanceof ConfigError) usageError(error.message);
-        throw error;
-      }
+      return void process.stdout.write(registriesConf(config, mirrorOptions));
     case 'cache':
-      try {
-        return void process.stdout.write(await cacheCommand(config, subcommand!, maxSize as string | undefined));
-      } catch (error) {
-        if (error instanceof ConfigError) usageError(error.message);
-        throw error;
-      }
+      return void process.stdout.write(await cacheCommand(config, subcommand as CacheSubcommand, maxSize as string | undefined));
   }
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  // Configuration found wrong only at start (a custom domain's certificate and key that do not match).
-  if (error instanceof ConfigError) usageError(error.message);
-  const e = error as NodeJS.ErrnoException;
-  // The common start-up failures get one clear line instead of a stack.
-  if (e.code === 'EACCES' || e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL') {
-    process.stderr.write(`layover: cannot listen: ${e.message}${e.code === 'EACCES' ? ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)' : ''}\n`);
-  } else {
-    process.stderr.write(`layover: ${e.stack ?? String(error)}\n`);
-  }
+  // A wrong setting, a held lock, an unwritable directory, an address in use: one line naming it.
+  const line = startupErrorLine(error);
+  if (line !== null) fail(line);
+  process.stderr.write(`layover: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });

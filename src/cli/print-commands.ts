@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import type { LayoverConfig } from '../config/layover-config.js';
 import { corednsStanza, kubernetesConfigMap } from '../dns/coredns.js';
 import { hostsFileLines } from '../dns/hosts-file.js';
@@ -17,12 +16,4 @@ export function printCoredns(config: LayoverConfig, k8s: boolean): string {
 
 export function printHosts(config: LayoverConfig): string {
   return hostsFileLines({ registries: config.registries, advertise: config.advertise });
-}
-
-/** The effective configuration; credentials print as [redacted] (Secret.toJSON). */
-export function printConfig(config: LayoverConfig): string {
-  const plain = JSON.parse(
-    JSON.stringify(config, (_key, value: unknown) => (value instanceof RegExp ? value.source : value)),
-  ) as unknown;
-  return stringify(plain);
 }

@@ -1,34 +1,79 @@
-export const USAGE = `Usage: layover [command] [options]
+import * as parse from '../config/parsers.js';
+import { SETTINGS, flagName, type Setting, type SettingKey } from '../config/settings.js';
+import { settingLine } from './setting-values.js';
+
+const COMMANDS = `Usage: layover [command] [options]
 
 Commands:
-  serve              run the proxy: DNS, HTTPS (443) and HTTP (80) listeners (default)
+  serve              run the proxy (default): DNS (53), HTTPS (443), HTTP (80), HTTPS_PROXY (3128),
+                     and a TLS listener for each registry configured with a port (REGISTRIES host:port)
   ca                 print the CA certificate (created on first use)
   coredns [--k8s]    print the CoreDNS stanza, or with --k8s the kube-system ConfigMap
   hosts              print /etc/hosts lines for the intercepted names
-  config             print the effective configuration (credentials redacted)
+  config             print the effective configuration as a config file for --config
+                     (credentials are left out, and said where to give them)
   containerd-config [--server URL] [--ca FILE|none] [--dir DIR]
                      containerd hosts.toml files using Layover as a mirror (?ns=)
   registries-conf [--server HOST]
                      registries.conf mirror entries for podman, CRI-O, skopeo
-  cache stats|ls|verify      the blob cache: totals, entries (most recent first), re-hash all
-  cache prune [--max-size SIZE]  evict least recently used blobs down to SIZE (CACHE_MAX_SIZE)
-  help               print this text
-
-Options (each also an environment variable; see README):
-  --config FILE              YAML or JSON config file          LAYOVER_CONFIG
-  --data-dir DIR             cache, index and CA (./data)      LAYOVER_DATA_DIR
-  --ca-dir DIR               CA directory (DATA_DIR/ca)        LAYOVER_CA_DIR
-  --https ADDR:PORT          TLS listener (0.0.0.0:443)        LAYOVER_HTTPS
-  --http ADDR:PORT|off       plain listener (0.0.0.0:80)       LAYOVER_HTTP
-  --dns ADDR:PORT|off        DNS listener (0.0.0.0:53)         LAYOVER_DNS
-  --advertise IP[,IP...]     addresses DNS gives for intercepted names
-  --upstream-dns IP[:PORT][,...]  real resolvers (default: /etc/resolv.conf)
-  --upstream-ca FILE         extra CAs trusted for upstream TLS
-  --registries "H1 H2"       names to intercept                REGISTRIES
-  --http2                    offer h2 on the TLS listener      LAYOVER_HTTP2
-  --log-level LEVEL          fatal..trace, silent (info)       LAYOVER_LOG_LEVEL
-  and, as in the nginx-based registry proxies: --cache-max-size, --enable-manifest-cache,
-  --manifest-cache-{primary,secondary}-{regex,time}, --manifest-cache-default-time,
-  --allow-push, --verify-ssl and the timeouts (--proxy-read-timeout ...).
-  Credentials only by AUTH_REGISTRIES or the config file, never as flags.
+  cache              the blob cache (while Layover is stopped); \`layover cache\` lists its commands
+  help               print this text (also --help; --version prints the version)
 `;
+
+export const CACHE_USAGE = `Usage: layover cache <command> [options]
+
+Commands (on the data directory, while no Layover runs on it):
+  cache stats                    totals: entries, bytes, the configured maximum
+  cache ls                       every entry, most recently used first
+  cache verify                   re-hash every blob; remove the ones that do not match
+  cache prune [--max-size SIZE]  evict least recently used blobs down to SIZE (default: CACHE_MAX_SIZE)
+
+The options of \`layover --help\` apply too (--data-dir, --config).
+`;
+
+/** Defaults the machine decides at start (load-config.ts), described instead of shown. */
+const MACHINE_DEFAULTS: Partial<Record<SettingKey, string>> = {
+  caDir: 'DATA_DIR/ca',
+  advertise: "this host's addresses",
+  upstreamDns: 'the resolvers in /etc/resolv.conf',
+  dnsAllowRecursion: "loopback, private (RFC 1918, RFC 6598), link-local, ULA and this host's networks",
+};
+
+/** What a flag's value looks like, from the form its setting expects. */
+function metavar(s: Setting<unknown>): string {
+  if (s.expected.startsWith('a duration')) return 'DURATION';
+  if (s.expected.startsWith('a size')) return 'SIZE';
+  if (s.expected.startsWith('a number')) return 'N';
+  if (s.expected.startsWith('ADDR:PORT')) return s.expected.includes('or off') ? 'ADDR:PORT|off' : 'ADDR:PORT';
+  if (s.expected.includes('path')) return 'PATH';
+  if (s.expected.includes('URL')) return 'URL';
+  return 'VALUE';
+}
+
+const entries = Object.entries(SETTINGS) as [SettingKey, Setting<unknown>][];
+const hasFlag = (s: Setting<unknown>): boolean => s.env !== null && !s.noFlag;
+
+function defaultText(key: SettingKey, s: Setting<unknown>): string {
+  if (MACHINE_DEFAULTS[key]) return MACHINE_DEFAULTS[key];
+  if (s.default === undefined) return 'none';
+  const text = settingLine(s, s.default);
+  // Quoted only where the value's edges would be lost: a separator that is a space.
+  return text === '' ? 'none' : text.trim() === text ? text : JSON.stringify(text);
+}
+
+/** One option: the flag and its variable, then what it expects and its default. Generated from SETTINGS, so it cannot drift. */
+function option(key: SettingKey, s: Setting<unknown>): string {
+  const flag = s.parse === parse.boolean ? `--${flagName(key)}, --no-${flagName(key)}` : `--${flagName(key)} ${metavar(s)}`;
+  return `  ${flag.padEnd(44)} ${s.env}\n      ${s.expected}; default: ${defaultText(key, s)}\n`;
+}
+
+const withoutFlag = entries.filter(([, s]) => !hasFlag(s));
+
+export const USAGE = `${COMMANDS}
+Options (each also an environment variable, and a config-file key named like the flag in camelCase;
+precedence: flags > environment > config file > defaults; \`layover config\` prints a config file):
+${entries.filter(([, s]) => hasFlag(s)).map(([key, s]) => option(key, s)).join('')}
+No flag, so that credentials stay out of \`ps\` and shell history:
+${withoutFlag.filter(([, s]) => s.env !== null).map(([key, s]) => `  ${s.env} (config file: ${key})\n      ${s.expected}\n`).join('')}
+Config file only (lists of structured entries; see README):
+${withoutFlag.filter(([, s]) => s.env === null).map(([key, s]) => `  ${key}\n      ${s.expected}\n`).join('')}`;

@@ -1,4 +1,4 @@
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -33,7 +33,33 @@ describe('layover CLI: invalid configuration exits 2 and names the setting', () 
     const result = runCli(['config', ...SAFE], { AUTH_REGISTRIES: 'quay.io:bob:hunter2' });
     expect(result.status).toBe(0);
     expect(result.stdout).not.toContain('hunter2');
-    expect(parse(result.stdout).credentials).toEqual([{ registry: 'quay.io', username: 'bob', password: '[redacted]' }]);
+    expect(result.stdout).toMatch(/^# Not printed: authRegistries: given by AUTH_REGISTRIES/m);
+  });
+
+  it('layover config prints a file that --config loads back to the same configuration', () => {
+    const env = { AUTH_REGISTRIES: 'quay.io:bob:hunter2', CACHE_MAX_SIZE: '10g' };
+    const first = runCli(['config', ...SAFE, '--proxy', 'off', '--shutdown-grace', '90s'], env);
+    expect(first.status, first.stderr).toBe(0);
+    const file = join(mkdtempSync(join(tmpdir(), 'layover-config-')), 'layover.yaml');
+    writeFileSync(file, first.stdout);
+    // Only the credential comes from the environment again: everything else from the printed file.
+    const again = runCli(['config', '--config', file], { AUTH_REGISTRIES: env.AUTH_REGISTRIES });
+    expect(again.status, again.stderr).toBe(0);
+    const body = (text: string): string => text.replace(/^# Read from .*\n/m, '');
+    expect(body(again.stdout)).toBe(body(first.stdout));
+    expect(parse(again.stdout)).toMatchObject({ cacheMaxSize: '10g', proxy: 'off', shutdownGrace: '90s', upstreamDns: '127.0.0.1:9' });
+  });
+
+  it('layover cache alone lists the cache commands (exit 0); an unknown one is refused with them (exit 2)', () => {
+    const alone = runCli(['cache', ...SAFE]);
+    expect(alone.status).toBe(0);
+    expect(alone.stdout).toMatch(/^Usage: layover cache/);
+    for (const sub of ['stats', 'ls', 'verify', 'prune']) expect(alone.stdout).toContain(`cache ${sub}`);
+    expect(runCli(['cache', '--help']).stdout).toBe(alone.stdout);
+    const unknown = runCli(['cache', 'frobnicate', ...SAFE]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "cache frobnicate"');
+    expect(unknown.stderr).toContain('cache prune');
   });
 });
 
