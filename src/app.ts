@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import replyFrom from '@fastify/reply-from';
 import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -13,6 +13,7 @@ import type { LayoverConfig } from './config/layover-config.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
+import { ConnectionLimits } from './net/connection-limits.js';
 import { answerClientError } from './proxy/client-error.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
 import { registerRequestGuards } from './proxy/request-guards.js';
@@ -105,7 +106,9 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by
   // default): a CLIENT_HEADER_TIMEOUT of a few seconds needs a finer check.
   const serverTimeouts = { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.timeouts.clientHeaderMs / 4))) };
-  const tlsOptions = { ...sni.serverOptions(), ...serverTimeouts };
+  // A connection that has not finished its TLS handshake (a ClientHello included) by then is
+  // closed: Node's default of 120 s let idle sockets pile up by the thousand.
+  const tlsOptions = { ...sni.serverOptions(), ...serverTimeouts, handshakeTimeout: config.connections.tlsHandshakeMs };
   const common = commonOptions(config, logger);
   // h2 is offered only on request: blobs over HTTP/2 ran at half the speed of
   // HTTP/1.1 at twice the CPU on these machines (see README).
@@ -114,6 +117,12 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
   const http = config.listen.http ? fastify({ ...common, http: serverTimeouts }) : null;
   const proxy = config.listen.proxy ? fastify({ ...common, http: serverTimeouts }) : null;
+  // Each listener has caps of its own, so that a flood of 443 leaves /healthz on port 80 answering.
+  const limitConnections = (name: string, app: FastifyInstance | null, tls: boolean): void =>
+    app ? new ConnectionLimits(name, config.connections, logger as FastifyBaseLogger).attach(app.server as unknown as NetServer, { tls }) : undefined;
+  limitConnections('https', https, true);
+  limitConnections('http', http, false);
+  limitConnections('proxy', proxy, false);
 
   const cache = await BlobCache.open({
     dir: join(config.dataDir, 'cache'),
@@ -165,7 +174,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     headersMs: config.timeouts.clientHeaderMs,
     keepAliveMs: config.timeouts.keepaliveMs,
     idleMs: common.connectionTimeout,
-  });
+  }, (port) => new ConnectionLimits(`registry port ${port}`, config.connections, logger as FastifyBaseLogger));
   return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers };
 }
 

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, TLSSocket, type SecureContext, type Server as TlsServer } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Authenticator } from '../client-auth/authenticator.js';
+import { trackedConnection } from '../net/tracked-connection.js';
 import { rememberConnectAuthority, sniMatches } from './connect-authority.js';
 import { decideConnect, type ConnectRules } from './connect-decision.js';
 import { formatTarget, parseConnectTarget, type ConnectTarget } from './connect-target.js';
@@ -26,7 +27,7 @@ export interface ConnectProxyOptions {
   /** CLIENT_AUTH: a tunnel needs a Proxy-Authorization this accepts; null when clients are not authenticated. */
   authenticator: Authenticator | null;
   timeouts: {
-    /** CLIENT_HEADER_TIMEOUT: for the TLS handshake inside an intercepted CONNECT. */
+    /** TLS_HANDSHAKE_TIMEOUT: for the TLS handshake inside an intercepted CONNECT, as on port 443. */
     handshakeMs: number;
     /** A tunnel silent this long in both directions is closed. */
     idleMs: number;
@@ -117,6 +118,8 @@ export class ConnectProxy {
     socket.on('error', () => undefined); // the owner of the moment destroys it; 'close' ends the story
     this.#owned.add(socket);
     socket.once('close', () => this.#owned.delete(socket));
+    // Busy for the proxy listener's caps while the CONNECT is decided and while a tunnel lasts.
+    trackedConnection(socket)?.requestStarted();
 
     const target = parseConnectTarget(req.url);
     if (!target) {
@@ -204,6 +207,10 @@ export class ConnectProxy {
 
   #intercept(socket: Socket, head: Buffer, target: ConnectTarget, log: ConnectLog, finish: (fields: Partial<ConnectLog>) => void): void {
     const { tlsServer, tls, timeouts } = this.#options;
+    // Until its handshake is done, the first connection the proxy listener's caps may shed.
+    const connection = trackedConnection(socket);
+    connection?.requestEnded();
+    connection?.handshakeStarted();
     socket.write(CONNECTION_ESTABLISHED);
     const readBefore = socket.bytesRead - head.length;
     const writtenBefore = socket.bytesWritten;
@@ -238,6 +245,8 @@ export class ConnectProxy {
       this.#owned.delete(socket);
       this.#handedOver.add(tlsSocket);
       rememberConnectAuthority(tlsSocket, target);
+      // Counted once, on the proxy listener; its requests on the TLS listener find it through tlsSocket.
+      connection?.secured(tlsSocket);
       tlsServer.emit('secureConnection', tlsSocket);
     });
     tlsSocket.once('close', () => {

@@ -28,6 +28,6 @@ export function createConnectProxy(config: LayoverConfig, deps: ConnectProxyDepe
     // Tunnels reach what storage fetches may reach: public addresses, plus REDIRECT_ALLOW_NETWORKS.
     dial: { resolver: deps.resolver, addressPolicy: new AddressPolicy(config.redirects.allowNetworks), connectTimeoutMs: timeouts.proxyConnectMs },
     authenticator: deps.clientAuth?.authenticator ?? null,
-    timeouts: { handshakeMs: timeouts.clientHeaderMs, idleMs: Math.max(timeouts.proxyReadMs, timeouts.sendMs) },
+    timeouts: { handshakeMs: config.connections.tlsHandshakeMs, idleMs: Math.max(timeouts.proxyReadMs, timeouts.sendMs) },
   });
 }

@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:https';
-import { answerClientError } from './client-error.js';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
+import type { ConnectionLimits } from '../net/connection-limits.js';
+import { answerClientError } from './client-error.js';
 
 /**
  * TLS listeners on the extra ports of registries configured as `host:port`
@@ -17,6 +18,8 @@ export class RegistryPortServers {
     private readonly tlsOptions: TlsOptions & SecureContextOptions,
     private readonly ports: readonly number[],
     private readonly timeouts: { headersMs: number; keepAliveMs: number; idleMs: number },
+    /** The caps of each port's listener (MAX_CONNECTIONS and MAX_CONNECTIONS_PER_CLIENT apply to each). */
+    private readonly limitsFor: (port: number) => ConnectionLimits,
   ) {}
 
   /** Listens on every port at `host`; call after the fastify app is ready (its router is needed). */
@@ -27,6 +30,7 @@ export class RegistryPortServers {
       server.keepAliveTimeout = this.timeouts.keepAliveMs;
       server.timeout = this.timeouts.idleMs;
       server.on('clientError', answerClientError);
+      this.limitsFor(port).attach(server, { tls: true });
       this.#servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
