@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Bench } from '../../bench/bench.js';
+import { type Bench, DIRECT_HOST, REGISTRY_ADDRESS } from '../../bench/bench.js';
 
 export interface CurlResult {
   status: number;
@@ -13,11 +13,13 @@ export interface CurlResult {
 /**
  * curl inside the bench's sandbox (names resolve through Layover's DNS), trusting
  * Layover's CA; returns the status, lower-cased headers and body bytes of the last response.
+ * With `direct`, it asks the registry itself instead (registry-direct.test, trusting the test CA).
  */
-export async function curl(bench: Bench, url: string, args: string[] = []): Promise<CurlResult> {
+export async function curl(bench: Bench, url: string, args: string[] = [], options: { direct?: boolean } = {}): Promise<CurlResult> {
   const dir = mkdtempSync(join(bench.sandbox.dir, 'curl-'));
   const [headerFile, bodyFile] = [join(dir, 'headers'), join(dir, 'body')];
-  const result = await bench.sandbox.exec('curl', ['-sS', '--cacert', bench.layover!.caFile, '-D', headerFile, '-o', bodyFile, ...args, url]);
+  const trust = options.direct ? ['--cacert', bench.ca.certFile, '--resolve', `${DIRECT_HOST}:443:${REGISTRY_ADDRESS}`] : ['--cacert', bench.layover!.caFile];
+  const result = await bench.sandbox.exec('curl', ['-sS', ...trust, '-D', headerFile, '-o', bodyFile, ...args, url]);
   const read = (file: string): Buffer => {
     try {
       return readFileSync(file);

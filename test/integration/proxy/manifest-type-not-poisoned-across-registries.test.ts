@@ -8,33 +8,16 @@
  * test/fixtures/hostile-manifest-registry.mjs as hostile-manifests.test, both intercepted by a
  * Layover process; curl and skopeo are the clients.
  */
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
-import { startFixture, type FixtureProcess } from '../../bench/fixture-process.js';
+import { type Bench, INTERCEPTED_HOST } from '../../bench/bench.js';
 import { OCI_MANIFEST } from '../../bench/images.js';
 import { curl } from './curl.js';
-
-const HOSTILE_HOST = 'hostile-manifests.test';
-const HOSTILE_ADDRESS = '127.0.0.5';
-const FIXTURE = fileURLToPath(new URL('../../fixtures/hostile-manifest-registry.mjs', import.meta.url));
+import { HOSTILE_HOST, startHostileManifestBench } from './hostile-manifest-bench.js';
 
 let bench: Bench;
-let hostile: FixtureProcess;
-
 beforeAll(async () => {
-  bench = await startBench({
-    images: ['oci'],
-    extraRecords: { [HOSTILE_HOST]: [HOSTILE_ADDRESS] },
-    layover: { flags: { registries: `${INTERCEPTED_HOST} ${HOSTILE_HOST}` } },
-  });
-  const manifestFile = join(bench.sandbox.dir, 'oci-manifest.json');
-  writeFileSync(manifestFile, bench.images.oci!.raw);
-  const tls = await bench.ca.issue('hostile-manifests', [HOSTILE_HOST, HOSTILE_ADDRESS]);
-  hostile = await startFixture(bench.sandbox, FIXTURE, ['--listen', `${HOSTILE_ADDRESS}:443`, '--cert', tls.certFile, '--key', tls.keyFile, '--manifest', manifestFile]);
-  expect(hostile.ready.manifests).toEqual([bench.images.oci!.digest]);
+  ({ bench } = await startHostileManifestBench());
 }, 120_000);
 afterAll(() => bench?.close());
 
@@ -44,9 +27,11 @@ it('a manifest a hostile registry served as text/html first keeps its own type f
   const poisoned = await curl(bench, `https://${HOSTILE_HOST}/v2/html/app/manifests/${image.digest}`, accept);
   expect(poisoned.status).toBe(200);
   expect(poisoned.body.toString()).toBe(image.raw);
-  expect(bench.layover!.logs().some((l) => l.msg === 'request' && l.registry === HOSTILE_HOST && l.cache === 'miss')).toBe(true);
+  await bench.layover!.waitForLog((l) => l.msg === 'request' && l.registry === HOSTILE_HOST && l.cache === 'miss');
 
   // The same digest from the legitimate registry: served from the cache (after an access check upstream).
+  // Lines of earlier requests (the push) may still be on their way: let them arrive before clearing.
+  await bench.registry.sync();
   bench.registry.clearRequests();
   for (const method of [[], ['-I']]) {
     const legitimate = await curl(bench, `https://${INTERCEPTED_HOST}/v2/${image.repository}/manifests/${image.digest}`, [...accept, ...method]);
