@@ -16,6 +16,7 @@ import type { UpstreamTarget } from './upstream-target.js';
 const OCTET_STREAM = 'application/octet-stream';
 /** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
 const BAD_BODY: ReadonlySet<string> = new Set(['digest-mismatch', 'size-mismatch', 'truncated']);
+/** The debug line of a range request that waits for a download's verification (tests wait for it). */
 export const RANGE_WAITS = 'range request waits for the download to be verified';
 
 /**

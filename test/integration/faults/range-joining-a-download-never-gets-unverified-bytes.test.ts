@@ -8,10 +8,9 @@
  * a full-body reader: its final byte only after verification, so wrong bytes never complete it.
  */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { RANGE_WAITS } from '../../../src/proxy/blob-route.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import { type Answer, HELD_BLOB_SIZE, type HeldBench, startHeldBench } from './held-upstream.js';
-
-const WAITING = 'range request waits for the download to be verified';
 
 let bench: HeldBench;
 beforeAll(async () => {
@@ -32,11 +31,11 @@ async function startHeldDownload(repo: string): Promise<{ answer: Promise<Answer
 /** A Range request during the held download; resolves once it is answered or known to be waiting. */
 async function askRangeDuringDownload(repo: string, range: string): Promise<{ answer: Promise<Answer> }> {
   const { upstream, layover } = bench;
-  const waitsBefore = layover.logs.filter((line) => line.msg === WAITING).length;
+  const waitsBefore = layover.logs.filter((line) => line.msg === RANGE_WAITS).length;
   const answer = bench.ask(`/v2/${repo}/blobs/${upstream.blob.digest}`, { headers: { range } });
   let answered = false;
   void answer.then(() => (answered = true)).catch(() => (answered = true));
-  await vi.waitFor(() => expect(answered || layover.logs.filter((line) => line.msg === WAITING).length > waitsBefore).toBe(true));
+  await vi.waitFor(() => expect(answered || layover.logs.filter((line) => line.msg === RANGE_WAITS).length > waitsBefore).toBe(true));
   return { answer };
 }
 
