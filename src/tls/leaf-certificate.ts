@@ -1,5 +1,4 @@
 import forge from 'node-forge';
-import type { Hostname } from '../registry/hostname.js';
 import type { CertificateAuthority } from './ca.js';
 import { newCertificate } from './new-certificate.js';
 import { signCertificate } from './native-signer.js';
@@ -13,10 +12,11 @@ const MAX_VALIDITY_MS = 397 * DAY_MS;
 const MAX_COMMON_NAME = 64;
 
 /**
- * Issues a server certificate for `hostname` from `ca`, for the process-wide leaf key.
+ * Issues a server certificate for `hostname` (a normalised DNS name, or `*.` and one for a
+ * wildcard certificate) from `ca`, for the process-wide leaf key.
  * Returns the leaf alone as PEM (see SniContexts for why the chain stops there).
  */
-export function mintLeafCertificate(ca: CertificateAuthority, hostname: Hostname, now: Date = new Date()): string {
+export function mintLeafCertificate(ca: CertificateAuthority, hostname: string, now: Date = new Date()): string {
   const caValidity = ca.certificate.validity;
   const notBefore = new Date(Math.max(now.getTime() - BACKDATE_MS, caValidity.notBefore.getTime()));
   const notAfter = new Date(Math.min(notBefore.getTime() + MAX_VALIDITY_MS, caValidity.notAfter.getTime()));

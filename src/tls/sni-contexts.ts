@@ -20,7 +20,7 @@ export interface SniContextsOptions {
   addresses?: readonly string[];
   /** Certificates of the operator's own, by custom domain (./custom-certificates.ts): served as they are. */
   certificates?: ReadonlyMap<string, CustomCertificate>;
-  /** How many per-name contexts to keep; a name evicted is minted again on its next handshake. */
+  /** How many certificates (per name or per wildcard) to keep; one evicted is minted again on its next handshake. */
   maxEntries?: number;
   logger: FastifyBaseLogger;
 }
@@ -33,6 +33,12 @@ type SniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureCont
  */
 const RENEW_AFTER_MS = 300 * 24 * 60 * 60 * 1000;
 
+/**
+ * With wildcards sharing a certificate, a few dozen entries serve every registry; the bound only
+ * matters against a client cycling through made-up names under a wildcard (about 40 KiB each).
+ */
+const DEFAULT_MAX_ENTRIES = 256;
+
 interface Entry<T> {
   readonly value: T;
   readonly renewAt: number;
@@ -41,9 +47,17 @@ interface Entry<T> {
 /**
  * Serves a certificate per intercepted hostname, minted on the first handshake that names it.
  *
- * The cache holds the *promise* of a context, so simultaneous first handshakes for one name
- * share one mint, and it is an LRU so a client cycling through names cannot grow it without
- * bound. Names that are not intercepted, malformed or missing get the default certificate
+ * A name under a wildcard in REGISTRIES (`*.pkg.dev`) gets the wildcard certificate of its parent
+ * (`*.pkg.dev` for `europe-docker.pkg.dev`, `*.b.pkg.dev` for `a.b.pkg.dev`: a wildcard stands
+ * for one label, RFC 6125 6.4.3), so the names below one parent share one certificate instead of
+ * costing a mint and a context each, and the wildcard never covers a name that is not intercepted.
+ * Where the parent is a single label (`*.internal`), which verifiers refuse as a wildcard, the
+ * name gets its own certificate.
+ *
+ * The cache holds the *promise* of a context, so simultaneous first handshakes for one
+ * certificate share one mint, and it is an LRU bounded by count (each context holds its own
+ * parsed key and certificate, tens of KiB) so a client cycling through names cannot grow it
+ * without bound. Names that are not intercepted, malformed or missing get the default certificate
  * (docker.proxy and the advertised addresses, for mirror clients that connect by address):
  * Layover never mints for a name a client made up. A custom domain with a certificate of the
  * operator's own gets that one, never one of Layover's CA.
@@ -61,7 +75,10 @@ export class SniContexts {
   readonly #certificates: ReadonlyMap<string, CustomCertificate>;
   readonly #defaultCertPem: string;
   #defaultContext: Entry<SecureContext>;
-  readonly #contexts: LruMap<Hostname, Entry<Promise<SecureContext>>>;
+  /** Keyed by the name on the certificate: a hostname, or `*.parent` for the names under a wildcard. */
+  readonly #contexts: LruMap<string, Entry<Promise<SecureContext>>>;
+  /** The suffixes of the wildcard patterns in REGISTRIES (`pkg.dev` for `*.pkg.dev`). */
+  readonly #wildcardSuffixes: readonly string[];
 
   constructor(options: SniContextsOptions) {
     const defaultName = parseHostname(options.defaultName ?? 'docker.proxy');
@@ -72,7 +89,8 @@ export class SniContexts {
     this.#defaultName = defaultName;
     this.#addresses = options.addresses ?? [];
     this.#certificates = options.certificates ?? new Map();
-    this.#contexts = new LruMap(options.maxEntries ?? 1000);
+    this.#contexts = new LruMap(options.maxEntries ?? DEFAULT_MAX_ENTRIES);
+    this.#wildcardSuffixes = options.intercepted.wildcards().map((pattern) => pattern.slice(2));
     this.#defaultCertPem = mintServerCertificate(options.ca, defaultName, this.#addresses);
     this.#defaultContext = this.#entry(createSecureContext({ key: options.ca.leafKey.privateKeyPem, cert: this.#defaultCertPem }));
   }
@@ -114,14 +132,22 @@ export class SniContexts {
     return this.#intercepted.has(name) ? name : null;
   }
 
+  /** The name on the certificate that serves `name`: the wildcard of its parent when a wildcard pattern intercepts it. */
+  #certificateName(name: Hostname): string {
+    if (!this.#wildcardSuffixes.some((suffix) => name.endsWith(`.${suffix}`))) return name;
+    const parent = name.slice(name.indexOf('.') + 1);
+    return parent.includes('.') ? `*.${parent}` : name;
+  }
+
   #contextFor(name: Hostname): Promise<SecureContext> {
-    const cached = this.#contexts.get(name);
+    const certificateName = this.#certificateName(name);
+    const cached = this.#contexts.get(certificateName);
     if (cached && Date.now() < cached.renewAt) return cached.value;
-    const entry = this.#entry(this.#mint(name));
-    this.#contexts.set(name, entry);
+    const entry = this.#entry(this.#mint(name, certificateName));
+    this.#contexts.set(certificateName, entry);
     // Drop a failure at once so that the next handshake tries again instead of failing forever.
     entry.value.catch(() => {
-      if (this.#contexts.peek(name) === entry) this.#contexts.delete(name);
+      if (this.#contexts.peek(certificateName) === entry) this.#contexts.delete(certificateName);
     });
     return entry.value;
   }
@@ -138,16 +164,17 @@ export class SniContexts {
     return this.#defaultContext.value;
   }
 
-  async #mint(name: Hostname): Promise<SecureContext> {
-    return this.#mintNow(name);
+  async #mint(name: Hostname, certificateName: string): Promise<SecureContext> {
+    return this.#mintNow(name, certificateName);
   }
 
-  #mintNow(name: Hostname): SecureContext {
+  /** `name`: the host asked for (logged); `certificateName`: the name the certificate carries. */
+  #mintNow(name: Hostname, certificateName: string = name): SecureContext {
     const started = performance.now();
-    const cert = name === this.#defaultName ? mintServerCertificate(this.#ca, name, this.#addresses) : mintLeafCertificate(this.#ca, name);
+    const cert = name === this.#defaultName ? mintServerCertificate(this.#ca, name, this.#addresses) : mintLeafCertificate(this.#ca, certificateName);
     const context = createSecureContext({ key: this.#ca.leafKey.privateKeyPem, cert });
     const ms = Math.round((performance.now() - started) * 100) / 100;
-    this.#logger.info({ host: name, ms }, 'minted TLS certificate');
+    this.#logger.info({ host: name, certificate: certificateName, ms }, 'minted TLS certificate');
     return context;
   }
 

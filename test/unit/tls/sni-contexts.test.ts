@@ -86,6 +86,32 @@ describe('SniContexts', () => {
     expect(() => setup({ defaultName: 'not a name' })).toThrow(/defaultName/);
   });
 
+  test('names under a wildcard share the wildcard certificate of their parent', async () => {
+    const { ask, mints } = setup();
+    const first = await ask('europe-docker.pkg.dev');
+    expect(await ask('us-docker.pkg.dev')).toBe(first);
+    const deeper = await ask('x.us-docker.pkg.dev');
+    expect(deeper).not.toBe(first);
+    expect(await ask('y.us-docker.pkg.dev')).toBe(deeper);
+    expect(mints().map((line) => [line.host, line.certificate])).toEqual([
+      ['europe-docker.pkg.dev', '*.pkg.dev'],
+      ['x.us-docker.pkg.dev', '*.us-docker.pkg.dev'],
+    ]);
+    // An exact name keeps a certificate of its own.
+    await ask('quay.io');
+    expect(mints().at(-1)).toMatchObject({ host: 'quay.io', certificate: 'quay.io' });
+  });
+
+  test('by default the cache keeps 256 certificates: a client cycling through names under a wildcard cannot grow it', async () => {
+    const { ask, mints } = setup();
+    for (let i = 0; i <= 256; i++) await ask(`x.p${i}.pkg.dev`);
+    expect(mints()).toHaveLength(257);
+    await ask('x.p256.pkg.dev');
+    expect(mints()).toHaveLength(257);
+    await ask('x.p0.pkg.dev'); // the least recently used, evicted
+    expect(mints()).toHaveLength(258);
+  });
+
   test('the cache is bounded: the least recently used name is minted again', async () => {
     const { ask, mints } = setup({ maxEntries: 2 });
     const quay = await ask('quay.io');
