@@ -2,6 +2,8 @@
 export interface ClientIdentity {
   readonly user: string;
   readonly groups: readonly string[];
+  /** When the credential itself stops being valid (a JWT's `exp`, seconds since the epoch): tokens issued for it end no later. */
+  readonly expiresAt?: number;
 }
 
 /**
@@ -14,6 +16,13 @@ export interface ClientIdentity {
  */
 export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<ClientIdentity | null>;
+  /**
+   * Whether `user` may still sign in, asked for a request that carries a token of Layover's
+   * instead of credentials: a user removed from the htpasswd file, disabled in the directory or
+   * whose static token was removed loses access at once, not when the token expires. Rejects,
+   * like authenticate, when it cannot be checked now.
+   */
+  stillValid(user: string): Promise<boolean>;
 }
 
 /** `Basic base64(user:password)` -> its parts; null for anything else (the password may contain ':'). */

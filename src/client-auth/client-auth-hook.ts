@@ -6,6 +6,7 @@ import { rememberIdentity } from './authenticated-requests.js';
 import type { ClientIdentity } from './authenticator.js';
 import { parseBearer } from './authenticator.js';
 import { BASIC_CHALLENGE, bearerChallenge } from './client-challenge.js';
+import { accessCovers, type TokenAccess } from './token-service/token-scopes.js';
 import type { ClientAuth } from './create-client-auth.js';
 
 export interface ClientAuthHookOptions {
@@ -17,14 +18,26 @@ export interface ClientAuthHookOptions {
 /** A 401 with the challenge the client must answer; the error handler writes it like every other error. */
 const unauthorized = (message: string, challenge: string): OciError => new OciError('UNAUTHORIZED', message, undefined, { headers: { 'www-authenticate': challenge } });
 
+/** Who a request is from, and, when it carries a token of Layover's, what that token grants. */
+interface Identified {
+  readonly identity: ClientIdentity;
+  readonly access?: readonly TokenAccess[];
+}
+
 /**
- * A token from Layover's token service is checked against Layover's key only, and must be for the
- * `audience` the request's challenge names; anything else goes to the authenticator.
+ * A token from Layover's token service is checked against Layover's key only, must be for the
+ * `audience` the request's challenge names, and is good only while its user is still known to the
+ * authenticator (removed from the htpasswd file: refused at the next reload, not at expiry);
+ * anything else goes to the authenticator.
  */
-function identify(clientAuth: ClientAuth, authorization: string | undefined, audience: string): Promise<ClientIdentity | null> {
+async function identify(clientAuth: ClientAuth, authorization: string | undefined, audience: string): Promise<Identified | null> {
   const bearer = parseBearer(authorization);
-  if (bearer !== null && clientAuth.tokens?.isOurs(bearer)) return clientAuth.tokens.verify(bearer, audience);
-  return clientAuth.authenticator.authenticate(authorization);
+  if (bearer !== null && clientAuth.tokens?.isOurs(bearer)) {
+    const verified = await clientAuth.tokens.verify(bearer, audience);
+    return verified && (await clientAuth.authenticator.stillValid(verified.identity.user)) ? verified : null;
+  }
+  const identity = await clientAuth.authenticator.authenticate(authorization);
+  return identity && { identity };
 }
 
 /**
@@ -56,14 +69,14 @@ export function clientAuthHook({ clientAuth }: ClientAuthHookOptions): onRequest
     const pull = request.method === 'GET' || request.method === 'HEAD';
     // A token relay request (GET or an OAuth2 POST) asks for a token, it pushes nothing: it is judged as a pull.
     const action = pull || target.token ? 'pull' : 'push';
-    let identity: ClientIdentity | null;
+    let identified: Identified | null;
     try {
-      identity = await identify(clientAuth, authorization, target.clientToken.service);
+      identified = await identify(clientAuth, authorization, target.clientToken.service);
     } catch (error) {
       annotateRequestLog(request, { registry: target.registry, clientAuth: 'unavailable' });
       throw error;
     }
-    if (!identity) {
+    if (!identified) {
       annotateRequestLog(request, { registry: target.registry, clientAuth: authorization ? 'rejected' : 'missing' });
       const repository = target.clientRepository;
       const challenge = clientAuth.tokens
@@ -71,6 +84,7 @@ export function clientAuthHook({ clientAuth }: ClientAuthHookOptions): onRequest
         : BASIC_CHALLENGE;
       throw unauthorized(authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name', challenge);
     }
+    const { identity, access } = identified;
     annotateRequestLog(request, { user: identity.user });
     rememberIdentity(request, identity);
     // A malformed path is refused only now, so that it tells an unauthenticated client nothing.
@@ -82,6 +96,14 @@ export function clientAuthHook({ clientAuth }: ClientAuthHookOptions): onRequest
     if (route?.kind === 'ping') {
       annotateRequestLog(request, { registry: target.registry, cache: 'pass' });
       return reply.code(200).header('content-type', 'application/json').header('docker-distribution-api-version', 'registry/2.0').send('{}');
+    }
+    // A token of Layover's is good for what its `access` lists, as the Docker token spec has it:
+    // anything else gets a new challenge naming the scope it needs.
+    const clientRepository = target.clientRepository;
+    if (access && !accessCovers(access, { repository: clientRepository, action, catalog: route?.kind === 'catalog' })) {
+      annotateRequestLog(request, { registry: target.registry, clientAuth: 'insufficient-scope' });
+      const scope = clientRepository ? { repository: clientRepository, actions: action === 'pull' ? (['pull'] as const) : (['pull', 'push'] as const) } : null;
+      throw unauthorized(`the token does not grant ${action} on ${clientRepository ?? 'the catalog'}`, `${bearerChallenge(target.clientToken, scope)},error="insufficient_scope"`);
     }
     // Every method is judged, pushes too while ALLOW_PUSH is off (the route refuses those after):
     // a request the policy refuses never reaches a route that could forward it.

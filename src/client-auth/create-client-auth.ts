@@ -32,7 +32,11 @@ class WithGroups implements Authenticator {
     const extra = Object.entries(this.groups)
       .filter(([, users]) => users.includes(identity.user))
       .map(([group]) => group);
-    return extra.length === 0 ? identity : { user: identity.user, groups: [...new Set([...identity.groups, ...extra])] };
+    return extra.length === 0 ? identity : { ...identity, groups: [...new Set([...identity.groups, ...extra])] };
+  }
+
+  stillValid(user: string): Promise<boolean> {
+    return this.inner.stillValid(user);
   }
 }
 

@@ -68,6 +68,12 @@ export class HtpasswdAuthenticator implements Authenticator {
     });
   }
 
+  /** While the user is in the file, as last read (the file is looked at again first, as for a sign-in). */
+  async stillValid(user: string): Promise<boolean> {
+    await this.#refresh();
+    return this.#users.has(user);
+  }
+
   #refresh(): Promise<void> {
     if (this.#checking) return this.#checking;
     if (Date.now() - this.#lastCheck < this.#checkIntervalMs) return Promise.resolve();

@@ -5,6 +5,7 @@ import { Client, ResultCodeError } from 'ldapts';
 import type { Logger } from 'pino';
 import type { LayoverConfig } from '../../config/layover-config.js';
 import { OciError } from '../../registry/oci-errors.js';
+import { LruMap } from '../../tls/lru-map.js';
 import type { Authenticator, ClientIdentity } from '../authenticator.js';
 import { parseBasic } from '../authenticator.js';
 import { escapeDnValue, escapeFilterValue, fillTemplate } from './ldap-escape.js';
@@ -53,11 +54,16 @@ export class LdapAuthenticator implements Authenticator {
   readonly #remembered: RememberedCredentials;
   readonly #timeoutMs: number;
   readonly #tls: ConnectionOptions;
+  readonly #rememberMs: number;
+  /** Users found in the directory lately (stillValid), until when: bounded, checked again after CLIENT_AUTH_CACHE_TTL. */
+  readonly #present = new LruMap<string, number>(10_000);
+  #warnedBlind = false;
 
   private constructor(options: LdapOptions, ca: string | undefined) {
     this.#settings = options.settings;
     this.#logger = options.logger;
     this.#remembered = new RememberedCredentials({ ttlMs: options.rememberMs });
+    this.#rememberMs = options.rememberMs;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const host = new URL(options.settings.url).hostname.replace(/^\[|\]$/g, '');
     // StartTLS upgrades an open socket: the name to check the certificate against must be given.
@@ -83,6 +89,44 @@ export class LdapAuthenticator implements Authenticator {
   check(user: string, password: string): Promise<ClientIdentity | null> {
     if (user === '' || password === '') return Promise.resolve(null);
     return this.#remembered.check(user, password, () => this.#withClient((client) => this.#verify(client, user, password)));
+  }
+
+  /**
+   * While the user's entry is in the directory (LDAP_USER_DN), or the search still finds exactly
+   * one (LDAP_SEARCH_FILTER: a filter that leaves out disabled accounts disables them here too);
+   * asked at most once per CLIENT_AUTH_CACHE_TTL per user.
+   */
+  async stillValid(user: string): Promise<boolean> {
+    const until = this.#present.get(user);
+    if (until !== undefined && until > Date.now()) return true;
+    const found = await this.#withClient((client) => this.#findEntry(client, user));
+    if (found) this.#present.set(user, Date.now() + this.#rememberMs);
+    else this.#present.delete(user);
+    return found;
+  }
+
+  async #findEntry(client: Client, user: string): Promise<boolean> {
+    const settings = this.#settings;
+    if (settings.startTls && settings.url.startsWith('ldap://')) await step('StartTLS', () => client.startTLS({ ...this.#tls }));
+    await this.#bindService(client);
+    try {
+      const search =
+        settings.userDn !== null
+          ? await client.search(fillTemplate(settings.userDn, { user }, escapeDnValue), { scope: 'base', attributes: ['1.1'] })
+          : await client.search(settings.searchBase!, { scope: 'sub', filter: fillTemplate(settings.searchFilter, { user }, escapeFilterValue), attributes: ['1.1'], sizeLimit: 2 });
+      return search.searchEntries.length === 1;
+    } catch (error) {
+      // No such object: the entry is gone. Anything else is the directory's trouble.
+      if (error instanceof ResultCodeError && error.code === NO_SUCH_OBJECT) return false;
+      if (error instanceof ResultCodeError && error.code === INSUFFICIENT_ACCESS && !this.#warnedBlind) {
+        // Without LDAP_BIND_DN the directory may not let Layover read entries: tokens then last
+        // until they expire, which the operator is told once.
+        this.#warnedBlind = true;
+        this.#logger.warn({ ldap: settings.url }, 'LDAP: cannot look users up anonymously; set LDAP_BIND_DN so that tokens of removed users stop working before they expire');
+      }
+      if (error instanceof ResultCodeError && error.code === INSUFFICIENT_ACCESS) return true;
+      throw unavailable('user lookup', error);
+    }
   }
 
   async #verify(client: Client, user: string, password: string): Promise<ClientIdentity | null> {
@@ -158,6 +202,10 @@ export class LdapAuthenticator implements Authenticator {
     }
   }
 }
+
+/** LDAP result codes: the DN names no entry; the bound identity may not read it. */
+const NO_SUCH_OBJECT = 32;
+const INSUFFICIENT_ACCESS = 50;
 
 /** Runs one directory operation; any failure of it is the directory's, not the client's. */
 async function step<T>(name: string, operation: () => Promise<T>): Promise<T> {

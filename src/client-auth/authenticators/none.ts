@@ -7,4 +7,8 @@ export class NoAuthenticator implements Authenticator {
   authenticate(_authorization: string | undefined): Promise<ClientIdentity> {
     return Promise.resolve(ANONYMOUS);
   }
+
+  stillValid(_user: string): Promise<boolean> {
+    return Promise.resolve(true);
+  }
 }

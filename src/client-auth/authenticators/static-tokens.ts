@@ -30,4 +30,9 @@ export class StaticTokenAuthenticator implements Authenticator {
     if (found && basic && basic.user !== found.user) found = null;
     return Promise.resolve(found);
   }
+
+  /** While the configuration still gives the user a token (the configuration is read at start). */
+  stillValid(user: string): Promise<boolean> {
+    return Promise.resolve(this.#tokens.some((entry) => entry.identity.user === user));
+  }
 }

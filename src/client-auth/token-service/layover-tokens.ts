@@ -2,12 +2,18 @@ import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { ClientIdentity } from '../authenticator.js';
 import { loadOrCreateTokenKey, type TokenKey } from './token-key.js';
-import type { TokenAccess } from './token-scopes.js';
+import { parseAccessClaim, type TokenAccess } from './token-scopes.js';
 
 /** `iss` of every token Layover issues. */
 export const LAYOVER_TOKEN_ISSUER = 'layover';
 /** The token spec: "a token should never be returned with less than 60 seconds to live". */
 const MIN_LIFETIME_S = 60;
+
+/** A token of Layover's that checked out: who it is for and what it grants (its `access` claim). */
+export interface VerifiedToken {
+  readonly identity: ClientIdentity;
+  readonly access: readonly TokenAccess[];
+}
 
 export interface IssuedToken {
   readonly token: string;
@@ -19,10 +25,12 @@ export interface IssuedToken {
 /**
  * The tokens of Layover's own token service: ES256 JWTs with `sub` (the user),
  * `groups`, `aud` (the registry name the client asked for), `exp`
- * (CLIENT_TOKEN_TTL) and the distribution spec's `access`. A registry request
- * that carries one is let in by the token alone (no credential check), but the
- * access policy is asked again for every request, so a rule removed takes
- * effect before the token expires.
+ * (CLIENT_TOKEN_TTL, or sooner when the credential it was issued for ends, as
+ * a JWT does) and the distribution spec's `access`. A registry request that
+ * carries one is let in for what its `access` lists only (the client-auth
+ * hook), while its user is still known to the authenticator, and the access
+ * policy is asked again for every request, so a rule removed takes effect
+ * before the token expires.
  */
 export class LayoverTokens {
   readonly #key: TokenKey;
@@ -41,6 +49,8 @@ export class LayoverTokens {
   async issue(identity: ClientIdentity, audience: string, access: readonly TokenAccess[]): Promise<IssuedToken> {
     const issuedAt = new Date(Math.floor(Date.now() / 1000) * 1000);
     const iat = issuedAt.getTime() / 1000;
+    // Never outlive the credential it was exchanged for (a JWT with 45 s left buys 45 s).
+    const exp = identity.expiresAt === undefined ? iat + this.#ttlS : Math.min(iat + this.#ttlS, Math.floor(identity.expiresAt));
     const token = await new SignJWT({ groups: [...identity.groups], access: access.map((a) => ({ ...a, actions: [...a.actions] })) })
       .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: this.#key.kid })
       .setIssuer(LAYOVER_TOKEN_ISSUER)
@@ -48,10 +58,10 @@ export class LayoverTokens {
       .setAudience(audience)
       .setIssuedAt(iat)
       .setNotBefore(iat)
-      .setExpirationTime(iat + this.#ttlS)
+      .setExpirationTime(exp)
       .setJti(randomUUID())
       .sign(this.#key.privateKey);
-    return { token, expiresIn: this.#ttlS, issuedAt };
+    return { token, expiresIn: Math.max(0, exp - iat), issuedAt };
   }
 
   /** True when `token` names Layover's key: it is then checked here and nowhere else. */
@@ -63,8 +73,8 @@ export class LayoverTokens {
     }
   }
 
-  /** The identity in a valid, unexpired token for `audience`; null for anything else. */
-  async verify(token: string, audience: string): Promise<ClientIdentity | null> {
+  /** The identity and grants of a valid, unexpired token for `audience`; null for anything else. */
+  async verify(token: string, audience: string): Promise<VerifiedToken | null> {
     try {
       const { payload } = await jwtVerify(token, this.#key.publicKey, {
         issuer: LAYOVER_TOKEN_ISSUER,
@@ -73,7 +83,8 @@ export class LayoverTokens {
         requiredClaims: ['exp', 'sub'],
       });
       if (typeof payload.sub !== 'string' || payload.sub === '') return null;
-      return Object.freeze({ user: payload.sub, groups: Object.freeze(Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : []) });
+      const groups = Object.freeze(Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : []);
+      return Object.freeze({ identity: Object.freeze({ user: payload.sub, groups }), access: parseAccessClaim(payload.access) });
     } catch {
       return null;
     }

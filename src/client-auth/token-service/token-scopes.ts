@@ -66,6 +66,27 @@ export function grantAccess(policy: AccessPolicy, identity: ClientIdentity, name
   return [...granted.values()].map(({ type, name, actions }) => ({ type, name, actions: [...actions] }));
 }
 
+/** A token's `access` claim as issued; entries of any other shape grant nothing. */
+export function parseAccessClaim(claim: unknown): TokenAccess[] {
+  if (!Array.isArray(claim)) return [];
+  return claim.flatMap((entry: unknown) => {
+    const { type, name, actions } = (entry ?? {}) as Record<string, unknown>;
+    if (typeof type !== 'string' || typeof name !== 'string' || !Array.isArray(actions)) return [];
+    return [Object.freeze({ type, name, actions: Object.freeze(actions.filter((a): a is string => typeof a === 'string')) })];
+  });
+}
+
+/**
+ * Whether a token's `access` covers a request (the Docker token specification): `repository` in
+ * the client's names, with the action (pull for GET and HEAD, push for the rest); the catalog with
+ * `registry:catalog:*`. A request about no repository (the ping, the token relay) needs nothing.
+ */
+export function accessCovers(access: readonly TokenAccess[], request: { repository: string | undefined; action: AccessAction; catalog: boolean }): boolean {
+  if (request.catalog) return access.some((a) => a.type === 'registry' && a.name === 'catalog' && a.actions.includes('*'));
+  if (request.repository === undefined) return true;
+  return access.some((a) => a.type === 'repository' && a.name === request.repository && a.actions.includes(request.action));
+}
+
 /** The space-separated scope list OAuth2 clients expect back. */
 export function formatScopes(access: readonly TokenAccess[]): string {
   return access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' ');

@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { decodeJwt } from 'jose';
 import type { Logger } from 'pino';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,8 +41,10 @@ describe('JwtAuthenticator', () => {
   it('accepts a token of the issuer for the audience, as Bearer and as the password of Basic with any user', async () => {
     const { auth } = authenticator();
     const token = await good();
-    expect(await auth.authenticate(`Bearer ${token}`)).toEqual({ user: 'ci-job', groups: ['builders', 'ci'] });
-    expect(await auth.authenticate(basic('anything', token))).toEqual({ user: 'ci-job', groups: ['builders', 'ci'] });
+    // With the JWT's expiry: tokens Layover issues for it end no later.
+    const identity = { user: 'ci-job', groups: ['builders', 'ci'], expiresAt: decodeJwt(token).exp };
+    expect(await auth.authenticate(`Bearer ${token}`)).toEqual(identity);
+    expect(await auth.authenticate(basic('anything', token))).toEqual(identity);
     // Discovery once, then the key set; the second check used the cached keys.
     expect(idp.requests().filter((r) => r.path === '/.well-known/openid-configuration').length).toBeGreaterThanOrEqual(1);
   });
@@ -49,10 +52,10 @@ describe('JwtAuthenticator', () => {
   it('takes the user and groups from the configured claims (a string of groups, a nested claim, none)', async () => {
     const { auth } = authenticator({ settings: { issuer: idp.issuer, jwksUrl: `${idp.issuer}/jwks`, audience: AUDIENCE, userClaim: 'preferred_username', groupsClaim: 'realm_access.roles' } });
     const nested = await good({ preferred_username: 'alice', realm_access: { roles: ['dev', 'ops'] } });
-    expect(await auth.authenticate(`Bearer ${nested}`)).toEqual({ user: 'alice', groups: ['dev', 'ops'] });
+    expect(await auth.authenticate(`Bearer ${nested}`)).toMatchObject({ user: 'alice', groups: ['dev', 'ops'] });
     const { auth: spaced } = authenticator();
-    expect(await spaced.authenticate(`Bearer ${await good({ groups: 'a b,c' })}`)).toEqual({ user: 'ci-job', groups: ['a', 'b', 'c'] });
-    expect(await spaced.authenticate(`Bearer ${await good({ groups: undefined })}`)).toEqual({ user: 'ci-job', groups: [] });
+    expect(await spaced.authenticate(`Bearer ${await good({ groups: 'a b,c' })}`)).toMatchObject({ user: 'ci-job', groups: ['a', 'b', 'c'] });
+    expect(await spaced.authenticate(`Bearer ${await good({ groups: undefined })}`)).toMatchObject({ user: 'ci-job', groups: [] });
     expect(await auth.authenticate(`Bearer ${await good()}`)).toBeNull(); // no preferred_username: no user
   });
 

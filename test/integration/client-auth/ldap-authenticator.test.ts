@@ -186,3 +186,31 @@ describe('LdapAuthenticator: a directory that is down or silent', () => {
     expect(await auth.authenticate(basic('bob', 'bob-pw-77c1'))).toMatchObject({ user: 'bob' });
   });
 });
+
+describe('LdapAuthenticator: stillValid (a token of Layover’s is good while its user is)', () => {
+  it('finds the entry by LDAP_USER_DN as LDAP_BIND_DN, and no more once it is gone', async () => {
+    const { auth } = await open(settings({ bindDn: SERVICE_DN, bindPassword: new Secret(SERVICE_PASSWORD) }));
+    expect(await auth.stillValid('alice')).toBe(true);
+    expect(await auth.stillValid('ghost')).toBe(false);
+  });
+
+  it('says so once when the directory lets nobody read entries anonymously, and keeps such tokens until they expire', async () => {
+    const { auth, lines } = await open(settings());
+    expect(await auth.stillValid('alice')).toBe(true);
+    expect(await auth.stillValid('bob')).toBe(true);
+    expect(lines.filter((l) => String(l.msg).includes('LDAP_BIND_DN'))).toHaveLength(1);
+  });
+
+  it('asks the search, so a filter that leaves an account out disables it', async () => {
+    const { auth } = await open(searching());
+    expect(await auth.stillValid('bob')).toBe(true);
+    const { auth: filtered } = await open(searching({ searchFilter: '(&(uid={user})(!(uid=bob)))' }));
+    expect(await filtered.stillValid('bob')).toBe(false);
+    expect(await filtered.stillValid('alice')).toBe(true);
+  });
+
+  it('is 503 UNAVAILABLE, not a refusal, while the directory is down', async () => {
+    const { auth } = await open(settings({ url: 'ldap://127.0.0.1:9' }), 2000);
+    await expect(auth.stillValid('alice')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  });
+});

@@ -1,42 +1,18 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
+import { expect, it } from 'vitest';
+import type { RunningLayover } from '../../helpers/start-layover.js';
+import { startLayoverWithConfig } from './layover-with-config.js';
 
-// In-process Layover with CLIENT_AUTH=tokens and pushes off; Layover holds credentials for
-// ghcr.io, so `/_layover/token` on it relays to the registry's realm. Its upstream resolver is a
-// closed port: a request the policy lets through ends in 503 UNAVAILABLE, one it refuses is a 403.
+// CLIENT_AUTH=tokens and pushes off; Layover holds credentials for ghcr.io and quay.io, so
+// `/_layover/token` on them relays to the registry's realm. A request the policy lets through
+// ends in 503 UNAVAILABLE (no upstream resolver here), one it refuses is a 403.
 const CI_TOKEN = 'ci-token-4f9a0c1d2e3b';
 const BOB_TOKEN = 'bob-token-77e1a2b3c4d5';
-let layover: RunningLayover | undefined;
-let dir: string | undefined;
-afterEach(async () => {
-  await layover?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-  layover = undefined;
-  dir = undefined;
-});
 
-async function start(): Promise<RunningLayover> {
-  dir = mkdtempSync(join(tmpdir(), 'layover-relay-policy-'));
-  const file = join(dir, 'layover.yaml');
-  writeFileSync(
-    file,
-    [
-      'registries: [ghcr.io, quay.io]',
-      'clientAuth: tokens',
-      'clientTokens:',
-      `  - {user: ci, token: ${CI_TOKEN}}`,
-      `  - {user: bob, token: ${BOB_TOKEN}}`,
-      'accessRules:',
-      '  - {users: [ci], registries: [ghcr.io], actions: [pull]}',
-      '',
-    ].join('\n'),
+const start = (): Promise<RunningLayover> =>
+  startLayoverWithConfig(
+    ['registries: [ghcr.io, quay.io]', 'clientAuth: tokens', 'clientTokens:', `  - {user: ci, token: ${CI_TOKEN}}`, `  - {user: bob, token: ${BOB_TOKEN}}`, 'accessRules:', '  - {users: [ci], registries: [ghcr.io], actions: [pull]}'],
+    { AUTH_REGISTRIES: 'ghcr.io:alice:s3cret-value quay.io:alice:s3cret-value' },
   );
-  layover = await startLayover({ config: file, 'data-dir': join(dir, 'data'), dns: 'off' }, { AUTH_REGISTRIES: 'ghcr.io:alice:s3cret-value quay.io:alice:s3cret-value' });
-  return layover;
-}
 
 const relay = (running: RunningLayover, method: 'GET' | 'POST', host: string, token: string) =>
   running.app.https.inject({

@@ -52,7 +52,19 @@ describe('LayoverTokens', () => {
     expect(claims).toMatchObject({ iss: LAYOVER_TOKEN_ISSUER, sub: 'alice', aud: 'ghcr.io', groups: ['dev'], access });
     expect(claims.exp! - claims.iat!).toBe(900);
     expect(tokens.isOurs(issued.token)).toBe(true);
-    expect(await tokens.verify(issued.token, 'ghcr.io')).toEqual(alice);
+    expect(await tokens.verify(issued.token, 'ghcr.io')).toEqual({ identity: alice, access });
+  });
+
+  it('never outlives the credential it was issued for: a JWT with 45 s left buys at most 45 s', async () => {
+    const tokens = await LayoverTokens.open(tempDir(), 15 * 60_000);
+    const expiresAt = Math.floor(Date.now() / 1000) + 45;
+    const issued = await tokens.issue({ ...alice, expiresAt }, 'ghcr.io', []);
+    const claims = decodeJwt(issued.token);
+    expect(claims.exp).toBeLessThanOrEqual(expiresAt);
+    expect(issued.expiresIn).toBeLessThanOrEqual(45);
+    // A credential that outlives CLIENT_TOKEN_TTL does not lengthen the token.
+    const long = decodeJwt((await tokens.issue({ ...alice, expiresAt: expiresAt + 86_400 }, 'ghcr.io', [])).token);
+    expect(long.exp! - long.iat!).toBe(900);
   });
 
   it('refuses another audience, an expired token, another key and a tampered token', async () => {
