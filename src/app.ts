@@ -13,7 +13,8 @@ import type { LayoverConfig } from './config/layover-config.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
-import { ConnectionLimits } from './net/connection-limits.js';
+import { ConnectionLimits, type ConnectionCaps } from './net/connection-limits.js';
+import { listenerCapWithin, openFileLimit } from './net/descriptor-budget.js';
 import { answerClientError } from './proxy/client-error.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
 import { registerRequestGuards } from './proxy/request-guards.js';
@@ -87,6 +88,17 @@ function prepare(app: FastifyInstance, config: LayoverConfig): void {
   registerRequestGuards(app);
 }
 
+/** MAX_CONNECTIONS and MAX_CONNECTIONS_PER_CLIENT, the first lowered (and said so) where the open-file limit could not hold them. */
+function connectionCaps(config: LayoverConfig, logger: Logger, listeners: number): ConnectionCaps {
+  const { maxPerListener, maxPerClient } = config.connections;
+  const openFiles = openFileLimit();
+  const lowered = listenerCapWithin(maxPerListener, openFiles, listeners);
+  if (lowered !== maxPerListener) {
+    logger.warn({ maxConnections: maxPerListener, applied: lowered, openFiles, listeners }, 'MAX_CONNECTIONS lowered: every listener at its cap must leave half the open-file limit free');
+  }
+  return { maxPerListener: lowered, maxPerClient };
+}
+
 /** Builds every server Layover runs, without listening (tests listen on port 0). */
 export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}): Promise<LayoverApp> {
   const logger = deps.logger ?? createLogger(config.logLevel);
@@ -118,8 +130,9 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   const http = config.listen.http ? fastify({ ...common, http: serverTimeouts }) : null;
   const proxy = config.listen.proxy ? fastify({ ...common, http: serverTimeouts }) : null;
   // Each listener has caps of its own, so that a flood of 443 leaves /healthz on port 80 answering.
+  const caps = connectionCaps(config, logger, [https, http, proxy].filter(Boolean).length + config.registryPorts.length);
   const limitConnections = (name: string, app: FastifyInstance | null, tls: boolean): void =>
-    app ? new ConnectionLimits(name, config.connections, logger as FastifyBaseLogger).attach(app.server as unknown as NetServer, { tls }) : undefined;
+    app ? new ConnectionLimits(name, caps, logger as FastifyBaseLogger).attach(app.server as unknown as NetServer, { tls }) : undefined;
   limitConnections('https', https, true);
   limitConnections('http', http, false);
   limitConnections('proxy', proxy, false);
@@ -174,7 +187,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     headersMs: config.timeouts.clientHeaderMs,
     keepAliveMs: config.timeouts.keepaliveMs,
     idleMs: common.connectionTimeout,
-  }, (port) => new ConnectionLimits(`registry port ${port}`, config.connections, logger as FastifyBaseLogger));
+  }, (port) => new ConnectionLimits(`registry port ${port}`, caps, logger as FastifyBaseLogger));
   return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers };
 }
 
