@@ -12,7 +12,12 @@ export type ConnectionState = 'handshaking' | 'idle' | 'busy';
 
 /** The connection a socket (or HTTP/2's Proxy of one) belongs to, if a listener tracks it. */
 export function trackedConnection(socket: object | null | undefined): TrackedConnection | undefined {
-  return socket ? (socket as Tagged)[TRACKED] : undefined;
+  try {
+    return socket ? (socket as Tagged)[TRACKED] : undefined;
+  } catch {
+    // HTTP/2's Proxy throws once its session has let go of the socket: nothing left to track.
+    return undefined;
+  }
 }
 
 /**
