@@ -110,7 +110,7 @@ describe('the directory lock', () => {
     await writeFile(join(dir, 'layover.lock'), `${process.ppid}\n`);
     const failure = await openCache({ dir }).catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(DirectoryLockedError);
-    expect((failure as Error).message).toContain(`in use by process ${process.ppid}`);
+    expect((failure as Error).message).toContain(`in use by another Layover (process ${process.ppid}`);
     expect(await readFile(join(dir, 'layover.lock'), 'utf8')).toBe(`${process.ppid}\n`);
   });
 
