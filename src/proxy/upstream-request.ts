@@ -194,8 +194,9 @@ async function refuse(request: FastifyRequest, reply: FastifyReply, target: Upst
   // The challenge as rewriteHeaders left it (pointing at Layover's token endpoint when Layover manages authorization).
   const challenge = reply.getHeader('www-authenticate');
   const refusal = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);
-  const headers: Record<string, string> = {};
-  if (challenge !== undefined && identityOf(request) === undefined) headers['www-authenticate'] = Array.isArray(challenge) ? challenge.join(', ') : String(challenge);
+  const headers: Record<string, string | string[]> = {};
+  // Several challenges stay several headers: Docker's parser reads one challenge per header.
+  if (challenge !== undefined && identityOf(request) === undefined) headers['www-authenticate'] = Array.isArray(challenge) ? challenge : String(challenge);
   void reply.send(new OciError(refusal.code, refusal.message, refusal.detail, { status: refusal.status, headers }));
 }
 
