@@ -10,6 +10,7 @@ import { registerConnectAuthorityCheck } from './connect-proxy/connect-authority
 import type { ConnectProxy, InterceptServer } from './connect-proxy/connect-proxy.js';
 import { createConnectProxy } from './connect-proxy/create-connect-proxy.js';
 import type { LayoverConfig } from './config/layover-config.js';
+import { SETTINGS } from './config/settings.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
@@ -94,7 +95,9 @@ function connectionCaps(config: LayoverConfig, logger: Logger, listeners: number
   const openFiles = openFileLimit();
   const lowered = listenerCapWithin(maxPerListener, openFiles, listeners);
   if (lowered !== maxPerListener) {
-    logger.warn({ maxConnections: maxPerListener, applied: lowered, openFiles, listeners }, 'MAX_CONNECTIONS lowered: every listener at its cap must leave half the open-file limit free');
+    // Lowering the default is how it is meant to work on a small limit; lowering the operator's own value deserves a warning.
+    const level = maxPerListener === SETTINGS.maxConnections.default ? 'info' : 'warn';
+    logger[level]({ maxConnections: maxPerListener, applied: lowered, openFiles, listeners }, 'MAX_CONNECTIONS lowered: every listener at its cap must leave half the open-file limit free');
   }
   return { maxPerListener: lowered, maxPerClient };
 }
