@@ -41,6 +41,8 @@ export interface LayoverConfig {
   readonly logLevel: string;
   /** Every intercepted name: the configured registries, Docker Hub's names and docker.proxy. */
   readonly registries: readonly string[];
+  /** REGISTRIES as configured (`host`, `*.domain`, `host:port`): which ports each registry may be reached at. */
+  readonly registryPatterns: readonly string[];
   /** Ports other than 443 that registries were configured with (`registry.example:5000`): a TLS listener each. */
   readonly registryPorts: readonly number[];
   readonly credentials: readonly RegistryCredential[];

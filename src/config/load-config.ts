@@ -214,6 +214,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     logLevel: r.logLevel,
     // Custom domains are intercepted names too: DNS answers them and TLS serves a certificate for them.
     registries: [...new Set([...r.registries.map((pattern) => pattern.split(':')[0]!), ...DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST, ...customDomains.map((d) => d.domain)])],
+    registryPatterns: [...r.registries],
     registryPorts: [...new Set(r.registries.filter((pattern) => pattern.includes(':')).map((pattern) => Number(pattern.split(':')[1])))],
     credentials,
     cacheMaxSize: r.cacheMaxSize,

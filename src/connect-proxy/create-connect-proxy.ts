@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { LayoverConfig } from '../config/layover-config.js';
-import { AddressPolicy } from '../proxy/redirects/address-policy.js';
+import { AddressPolicy } from '../upstream/address-policy.js';
 import type { HostnameSet } from '../registry/hostname.js';
 import type { UpstreamResolver } from '../upstream/upstream-resolver.js';
 import { ConnectProxy, type ConnectProxyOptions, type InterceptServer } from './connect-proxy.js';

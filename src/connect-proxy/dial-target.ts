@@ -1,6 +1,6 @@
 import type { LookupAddress } from 'node:dns';
 import { connect, type Socket } from 'node:net';
-import type { AddressPolicy } from '../proxy/redirects/address-policy.js';
+import type { AddressPolicy } from '../upstream/address-policy.js';
 import { formatTarget, type ConnectTarget } from './connect-target.js';
 
 /** Why a tunnel could not be opened, with the status the CONNECT gets. */

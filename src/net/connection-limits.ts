@@ -3,7 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
-import { normalizeAddress } from '../proxy/redirects/address-policy.js';
+import { normalizeAddress } from '../upstream/address-policy.js';
 import { trackedConnection, TrackedConnection, type ConnectionState } from './tracked-connection.js';
 
 export interface ConnectionCaps {

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { StaticTokenAuthenticator } from '../../../src/client-auth/authenticators/static-tokens.js';
 import { Secret } from '../../../src/config/secret.js';
 import { ConnectProxy, type ConnectProxyOptions } from '../../../src/connect-proxy/connect-proxy.js';
-import { AddressPolicy } from '../../../src/proxy/redirects/address-policy.js';
+import { AddressPolicy } from '../../../src/upstream/address-policy.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 import { UpstreamResolver } from '../../../src/upstream/upstream-resolver.js';
 import { createTestCa, type TestCa } from '../../bench/test-ca.js';
