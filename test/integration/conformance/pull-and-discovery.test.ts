@@ -45,6 +45,7 @@ beforeAll(async () => {
   };
   const { lines, output } = await runNodeScript<CheckOutcome>(bench.sandbox, CLIENT, job, { timeoutMs: 45_000 });
   outcomes = lines;
+  // Every answer of every check, for a reader comparing by hand: LAYOVER_CONFORMANCE_DUMP=1.
   if (process.env.LAYOVER_CONFORMANCE_DUMP) process.stdout.write(`${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
   if (outcomes.length === 0) throw new Error(`the conformance client reported nothing:\n${output}`);
 }, 90_000);
