@@ -6,8 +6,12 @@ const OCI_INDEX: ManifestMediaType = 'application/vnd.oci.image.index.v1+json';
 const DOCKER_V1_SIGNED: ManifestMediaType = 'application/vnd.docker.distribution.manifest.v1+prettyjws';
 const DOCKER_V1: ManifestMediaType = 'application/vnd.docker.distribution.manifest.v1+json';
 
-/** `type/subtype` as RFC 6838 restricts names, without parameters: nothing else may reach a header. */
-const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+/**
+ * `application/subtype` as RFC 6838 restricts names, without parameters: nothing else may reach a
+ * header, and no manifest type is of another top-level type (a `text/html` field would make a
+ * browser render a hostile registry's bytes under the registry's name).
+ */
+const MEDIA_TYPE = /^application\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
 
 /**
  * The Content-Type a manifest is served with, from its own bytes: its `mediaType` field, or, without

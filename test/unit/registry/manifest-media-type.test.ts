@@ -22,6 +22,7 @@ describe('manifestMediaType', () => {
     ['a header injection', 'application/json\r\nSet-Cookie: a=b'],
     ['parameters', 'application/vnd.oci.image.manifest.v1+json; charset=utf-8'],
     ['no subtype', 'text'],
+    ['another top-level type', 'text/html'],
     ['a number', 42],
   ])('ignores a mediaType field with %s', (_case, mediaType) => {
     expect(manifestMediaType(json({ schemaVersion: 2, mediaType, config: {}, layers: [] }))).toBe('application/vnd.oci.image.manifest.v1+json');
