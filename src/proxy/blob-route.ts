@@ -6,6 +6,7 @@ import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
+import { rangeNotSatisfiable, setBlobHeaders } from './blob-headers.js';
 import { parseByteRange } from './byte-range.js';
 import { whenReadable } from './read-guard.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
@@ -13,7 +14,6 @@ import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { clearUpstreamHeaders, forwardUpstream, sendFailure, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
-const OCTET_STREAM = 'application/octet-stream';
 /** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
 const BAD_BODY: ReadonlySet<string> = new Set(['digest-mismatch', 'size-mismatch', 'truncated']);
 /** The debug line of a range request that waits for a download's verification (tests wait for it). */
@@ -187,21 +187,6 @@ async function serveAfterVerification(ctx: ProxyContext, request: FastifyRequest
   serveBlob(ctx, request, reply, target, name, digest);
 }
 
-/**
- * The headers of every successful blob answer, whoever served it (cache, fill, upstream): a miss and
- * a hit for the same blob look the same, and nothing an upstream said about its own answer leaks.
- */
-export function setBlobHeaders(reply: FastifyReply, digest: Digest, length: number | undefined): FastifyReply {
-  reply
-    .header('content-type', OCTET_STREAM)
-    .header('docker-content-digest', digest)
-    .header('etag', `"${digest}"`)
-    .header('accept-ranges', 'bytes')
-    .header('docker-distribution-api-version', 'registry/2.0');
-  if (length !== undefined) reply.header('content-length', length);
-  return reply;
-}
-
 /** An upstream answer to a HEAD or Range passed through uncached: a success in the blob headers, anything else as it came. */
 function passBlob(reply: FastifyReply, res: UpstreamResponse, digest: Digest): void {
   if (res.statusCode !== 200 && res.statusCode !== 206) return void reply.send(res.stream);
@@ -237,9 +222,4 @@ function sendOnceOpen(stream: Readable, reply: FastifyReply, missing: () => unkn
 function clearReply(reply: FastifyReply): FastifyReply {
   clearUpstreamHeaders(reply);
   return reply.code(200);
-}
-
-/** 416 with the blob's size (RFC 9110 §15.5.17), in the OCI error body every registry route answers with. */
-export function rangeNotSatisfiable(size: number): OciError {
-  return new OciError('RANGE_INVALID', `the range is outside the blob's ${size} bytes`, undefined, { headers: { 'content-range': `bytes */${size}` } });
 }

@@ -3,12 +3,11 @@ import type { Fill } from '../../cache/blob-cache.js';
 import { annotateRequestLog } from '../../log/request-log.js';
 import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
+import { rangeNotSatisfiable, setBlobHeaders } from '../blob-headers.js';
 import { parseByteRange } from '../byte-range.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { StorageFetchError, type StorageResponse } from './storage-fetch.js';
 import type { StorageRedirects } from './storage-redirects.js';
-
-const OCTET_STREAM = 'application/octet-stream';
 
 /** One blob to fetch from a storage URL: which digest, where from, on behalf of which registry. */
 export interface StorageJob {
@@ -42,30 +41,28 @@ export function sendCached(ctx: ProxyContext, request: FastifyRequest, reply: Fa
   const range = parseByteRange(request.headers.range, entry.size);
   annotateRequestLog(request, { cache: 'hit' });
   if (range === 'unsatisfiable') {
-    void reply.code(416).header('content-range', `bytes */${entry.size}`).send();
+    void reply.send(rangeNotSatisfiable(entry.size));
     return true;
   }
-  reply.header('content-type', entry.mediaType ?? OCTET_STREAM).header('docker-content-digest', digest).header('accept-ranges', 'bytes');
   if (request.method === 'HEAD') {
-    void reply.code(200).header('content-length', entry.size).send();
+    void setBlobHeaders(reply, digest, entry.size).code(200).send();
     return true;
   }
   const read = ctx.cache.read(digest, range ?? undefined);
   if (!read) return false;
   const length = range ? range.end - range.start + 1 : entry.size;
+  setBlobHeaders(reply, digest, length);
   if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
   else reply.code(200);
   annotateRequestLog(request, { bytes: length });
-  void reply.header('content-length', length).send(read.stream);
+  void reply.send(read.stream);
   return true;
 }
 
 /** Streams a fill in progress (a Range is answered with the whole blob: a 200 is allowed). */
 export function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill): void {
   annotateRequestLog(request, { cache: 'miss', bytes: fill.meta.size });
-  reply.code(200).header('content-type', fill.meta.mediaType ?? OCTET_STREAM).header('docker-content-digest', fill.digest);
-  if (fill.meta.size !== undefined) reply.header('content-length', fill.meta.size);
-  void reply.send(fill.reader());
+  void setBlobHeaders(reply, fill.digest, fill.meta.size).code(200).send(fill.reader());
 }
 
 /**
@@ -92,10 +89,10 @@ export async function fillFromStorage(
       fill = active;
     } else {
       const length = Number(response.headers['content-length']);
-      const type = response.headers['content-type'];
       fill = ctx.cache.fill(job.digest, response.body, {
         ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}),
-        mediaType: typeof type === 'string' ? type : null,
+        // The storage host's Content-Type describes its answer, not the blob.
+        mediaType: null,
         kind: 'blob',
         source: `${job.registry}/${job.repo}`,
       });
@@ -137,10 +134,7 @@ async function headFromStorage(redirects: StorageRedirects, request: FastifyRequ
     response.body.resume();
     annotateRequestLog(request, { storage: response.host, hops: response.hops });
     const length = Number(response.headers['content-length']);
-    const type = response.headers['content-type'];
-    reply.code(200).header('content-type', typeof type === 'string' ? type : OCTET_STREAM).header('docker-content-digest', job.digest);
-    if (Number.isSafeInteger(length) && length >= 0) reply.header('content-length', length);
-    void reply.send();
+    void setBlobHeaders(reply, job.digest, Number.isSafeInteger(length) && length >= 0 ? length : undefined).code(200).send();
   } catch (error) {
     request.log.warn({ registry: job.registry, digest: job.digest, storage: job.target.host, err: error }, 'storage fetch failed');
     void reply.send(storageError(error));

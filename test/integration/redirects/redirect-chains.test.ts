@@ -53,6 +53,28 @@ describe('REDIRECTS=rewrite (the default)', () => {
     expect(seen.filter((line) => line.startsWith('HEAD'))).toEqual([`HEAD ${REDIRECTING_HOST} /v2/chain/blobs/${blob.digest} auth=false`]);
   });
 
+  it('answers through docker.proxy with the headers of every blob answer, miss and hit alike, and no storage cookie', async () => {
+    const blob = fixtureBlob(12);
+    const location = (await rb.get(rb.blobUrl('chain', blob.digest), AUTH)).headers.location ?? '';
+    const miss = await rb.get(location);
+    expect(miss.status, miss.stderr).toBe(200);
+    await committed(blob.digest);
+    const hit = await rb.get(location);
+    expect(hit.status).toBe(200);
+    for (const answer of [miss, hit]) {
+      expect(answer.body.equals(blob.bytes)).toBe(true);
+      expect(answer.headers['content-type']).toBe('application/octet-stream');
+      expect(answer.headers['set-cookie']).toBeUndefined();
+      expect(answer.headers.etag).toBe(`"${blob.digest}"`);
+    }
+    const names = (headers: Record<string, unknown>) => Object.keys(headers).filter((name) => !['date', 'connection', 'keep-alive'].includes(name)).sort();
+    expect(names(miss.headers)).toEqual(names(hit.headers));
+    const outside = await rb.get(location, ['-r', `${BLOB_SIZE}-${BLOB_SIZE + 10}`]);
+    expect(outside.status).toBe(416);
+    expect(outside.headers['content-range']).toBe(`bytes */${BLOB_SIZE}`);
+    expect(ociError(outside).code).toBe('RANGE_INVALID');
+  });
+
   it('resolves a relative Location against the registry URL, on the registry host itself', async () => {
     const blob = fixtureBlob(1);
     const result = await rb.get(rb.blobUrl('relative', blob.digest), ['-L', ...AUTH]);

@@ -26,7 +26,7 @@ export const LOOPBACK_LISTEN = '127.0.0.1:8443';
 export const REGISTRY_OTHER_PORT_LISTEN = '127.0.0.6:8443';
 const REDIRECTING_ADDRESS = '127.0.0.6';
 const STORAGE_ADDRESS = '127.0.0.7';
-const BLOB_COUNT = 12;
+const BLOB_COUNT = 13;
 export const BLOB_SIZE = 256 * 1024;
 const FIXTURE = fileURLToPath(new URL('../../fixtures/redirecting-registry.mjs', import.meta.url));
 
