@@ -18,7 +18,6 @@ beforeEach(async () => {
   rejections.length = 0;
   process.on('unhandledRejection', onRejection);
   upstream = await startHeldManifestUpstream();
-  intercepted = await interceptFixture({ host: MANIFEST_HOST, address: MANIFEST_ADDRESS, port: upstream.port, caFile: upstream.caFile });
 }, 30_000);
 afterEach(async () => {
   process.off('unhandledRejection', onRejection);
@@ -26,8 +25,13 @@ afterEach(async () => {
   await upstream?.close();
 });
 
+const intercept = async (env: Record<string, string> = {}): Promise<InterceptedFixture> => {
+  intercepted = await interceptFixture({ host: MANIFEST_HOST, address: MANIFEST_ADDRESS, port: upstream.port, caFile: upstream.caFile, env });
+  return intercepted;
+};
+
 it('a manifest evicted after the access check and before the read is fetched again, with no unhandled rejection', async () => {
-  const { layover } = intercepted;
+  const { layover } = await intercept();
   const ask = (path: string, timeoutMs?: number) => intercepted.ask(path, { headers: { accept: OCI_MANIFEST }, ...(timeoutMs ? { timeoutMs } : {}) });
   const { digest, bytes } = upstream.manifest;
   const first = await ask(`/v2/team/one/manifests/${digest}`);
@@ -52,4 +56,25 @@ it('a manifest evicted after the access check and before the read is fetched aga
   expect(rejections).toEqual([]);
   // And Layover still serves.
   expect((await ask(`/v2/team/one/manifests/${digest}`)).status).toBe(200);
+}, 30_000);
+
+it('by tag from the manifest cache: the same, fetched again by tag', async () => {
+  // Every hit asks upstream whether the repository is still public, so the HEAD can be held on a hit.
+  const { layover, ask } = await intercept({ ENABLE_MANIFEST_CACHE: 'true', ANONYMOUS_ACCESS_TTL: '0ms' });
+  const get = (timeoutMs?: number) => ask('/v2/team/one/manifests/v1', { headers: { accept: OCI_MANIFEST }, ...(timeoutMs ? { timeoutMs } : {}) });
+  expect((await get()).status).toBe(200);
+  await expect.poll(() => layover.app.cache.stat(upstream.manifest.digest)).toBeDefined();
+
+  upstream.heads.start();
+  const answer = get(15_000);
+  await upstream.heads.held(1);
+  await layover.app.cache.prune(0);
+  upstream.heads.release();
+
+  const second = await answer;
+  expect(second.status, second.body.toString()).toBe(200);
+  expect(second.body.equals(upstream.manifest.bytes)).toBe(true);
+  expect(second.headers['content-type']).toBe(OCI_MANIFEST);
+  expect(upstream.seen.filter((r) => r.method === 'GET' && r.url === '/v2/team/one/manifests/v1')).toHaveLength(2);
+  expect(rejections).toEqual([]);
 }, 30_000);
