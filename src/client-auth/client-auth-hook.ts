@@ -11,8 +11,6 @@ import type { ClientAuth } from './create-client-auth.js';
 
 export interface ClientAuthHookOptions {
   clientAuth: ClientAuth;
-  /** Not needed here any more (the policy judges pushes whether or not they are on; the route refuses them when off). */
-  allowPush?: boolean;
 }
 
 /** A 401 with the challenge the client must answer; the error handler writes it like every other error. */

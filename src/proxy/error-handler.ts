@@ -23,7 +23,7 @@ export function ociErrorResponse(error: OciError): { status: number; headers: He
  * do not describe this body and are dropped first.
  */
 export function sendOciError(reply: FastifyReply, error: OciError): FastifyReply {
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  clearReplyHeaders(reply);
   const { status, headers, body } = ociErrorResponse(error);
   reply.code(status);
   for (const [name, value] of Object.entries(headers)) reply.header(name, value);
@@ -68,6 +68,13 @@ export function failReply(request: FastifyRequest, reply: FastifyReply, error: u
   if (!reply.sent && !reply.raw.headersSent) return void reply.send(error);
   request.log.error({ err: error }, 'failed after the answer began');
   reply.raw.destroy();
+}
+
+/** Drops every header set so far (copied from an upstream answer that is not going to be sent). */
+export function clearReplyHeaders(reply: FastifyReply): void {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  // Removing the upstream's Date also turns off Node's own (OutgoingMessage.removeHeader): every answer has one.
+  reply.raw.sendDate = true;
 }
 
 /**

@@ -14,7 +14,7 @@ import { isClientTokenRequest, isRefusal, registerRequestTarget, requestTargetOf
 import { sendTagList } from './tag-list.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable } from './upstream-request.js';
 import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
-import type { UpstreamTarget } from './upstream-target.js';
+import { RegistryPorts, type UpstreamTarget } from './upstream-target.js';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
@@ -44,10 +44,11 @@ export async function registryProxy(app: FastifyInstance, proxyContext: ProxyCon
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   // Where each request goes is decided once, before client authentication and any route.
-  const tables: RoutingTables = { intercepted: ctx.intercepted, domains: new CustomDomainRoutes(config.customDomains) };
+  // A registry is reached only at the ports REGISTRIES gives it: any other port in Host is refused before anything is dialled.
+  const tables: RoutingTables = { intercepted: ctx.intercepted, domains: new CustomDomainRoutes(config.customDomains), ports: new RegistryPorts(config.registryPatterns) };
   registerRequestTarget(app, tables);
   // Before any cache lookup or upstream request (onRequest runs before the body is read, too).
-  if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth, allowPush: ctx.config.allowPush }));
+  if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth }));
 
   app.route({
     method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],

@@ -9,6 +9,7 @@ import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
 import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
+import { clearReplyHeaders } from './error-handler.js';
 import { unreachable } from './upstream-unreachable.js';
 import { clientLink, clientLocation } from '../registry/client-location.js';
 import type { UpstreamRewrite, UpstreamTarget } from './upstream-target.js';
@@ -235,7 +236,5 @@ export function sendFailure(request: FastifyRequest, reply: FastifyReply, error:
 
 /** Drops the headers reply-from copied from an upstream answer we are not going to send. */
 export function clearUpstreamHeaders(reply: FastifyReply): void {
-  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
-  // Removing the upstream's Date also turns off Node's own (OutgoingMessage.removeHeader): every answer has one.
-  reply.raw.sendDate = true;
+  clearReplyHeaders(reply);
 }

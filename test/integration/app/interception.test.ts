@@ -44,8 +44,9 @@ describe('interception end to end', () => {
     const port = layover.addresses.https.port;
     const caFile = join(layover.dataDir, 'ca', 'ca.crt');
     for (const name of ['quay.io', 'europe-docker.pkg.dev']) {
-      // TLS verifies; the request itself goes upstream, which the test resolver does not know: 503.
-      const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', caFile, '--resolve', `${name}:${port}:127.0.0.1`, `https://${name}:${port}/v2/library/x/manifests/latest`]);
+      // TLS verifies; the request itself goes upstream, which the test resolver does not know: 503. The
+      // URL names no port, as a client's does (a port REGISTRIES does not give the registry is refused).
+      const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', caFile, '--connect-to', `${name}:443:127.0.0.1:${port}`, `https://${name}/v2/library/x/manifests/latest`]);
       expect(stdout).toBe('503');
     }
     const unknown = await run('curl', ['-sS', '--cacert', caFile, '--resolve', `example.com:${port}:127.0.0.1`, `https://example.com:${port}/ca.crt`]).catch(
