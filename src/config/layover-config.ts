@@ -3,8 +3,9 @@ import type { RegistryCredential } from './credentials.js';
 import type { AccessRule, ClientAuthMode, ClientToken } from '../client-auth/client-auth-config.js';
 import type { CustomDomain } from './custom-domains.js';
 import type { Secret } from './secret.js';
+import type { BlobStoreConfig, CacheIndexConfig } from './shared-stores.js';
 
-export type { CustomDomain, HostPort, RegistryCredential };
+export type { BlobStoreConfig, CacheIndexConfig, CustomDomain, HostPort, RegistryCredential };
 
 /** A manifest caching tier: tags whose start matches `pattern` are kept for `ttlMs`. */
 export interface ManifestTier {
@@ -47,6 +48,12 @@ export interface LayoverConfig {
   readonly registryPorts: readonly number[];
   readonly credentials: readonly RegistryCredential[];
   readonly cacheMaxSize: number;
+  /** Where verified blobs live (shared mode: an S3-compatible bucket). */
+  readonly blobStore: BlobStoreConfig;
+  /** presigned: a hit in object storage answers with a short-lived presigned URL instead of the bytes. */
+  readonly blobRedirect: 'off' | 'presigned';
+  /** Where the cache index, tag and access records live (shared mode: Redis or Postgres). */
+  readonly cacheIndex: CacheIndexConfig;
   readonly manifestCache: {
     readonly enabled: boolean;
     /** Tiers in order of precedence; a tag matching none gets `defaultTtlMs`. */

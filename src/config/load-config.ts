@@ -6,6 +6,7 @@ import { ConfigError } from './config-error.js';
 import { parseCredentials } from './credentials.js';
 import { parseCustomDomains } from './custom-domains.js';
 import { Secret } from './secret.js';
+import { parseBlobStore, parseCacheIndex } from './shared-stores.js';
 import { parseAccessRules, parseClientGroups, parseClientTokens } from '../client-auth/client-auth-config.js';
 import type { LayoverConfig, ManifestTier } from './layover-config.js';
 import * as parse from './parsers.js';
@@ -194,6 +195,12 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   const customDomains = parseCustomDomains(r.customDomains);
   if (typeof customDomains === 'string') throw new ConfigError(`${labels.get('customDomains')}: ${customDomains}`);
 
+  const blobStore = parseBlobStore(r.blobStore);
+  if (typeof blobStore === 'string') throw new ConfigError(`${labels.get('blobStore')}: ${blobStore}`);
+  const cacheIndex = parseCacheIndex(r.cacheIndex);
+  if (typeof cacheIndex === 'string') throw new ConfigError(`${labels.get('cacheIndex')}: ${cacheIndex}`);
+  if (r.blobRedirect === 'presigned' && blobStore.kind !== 's3') throw new ConfigError(`${labels.get('blobRedirect')}: presigned needs BLOB_STORE=s3://…`);
+
   const tiers: ManifestTier[] = [];
   if (r.manifestCachePrimaryRegex) tiers.push({ pattern: r.manifestCachePrimaryRegex, ttlMs: r.manifestCachePrimaryTime });
   if (r.manifestCacheSecondaryRegex) tiers.push({ pattern: r.manifestCacheSecondaryRegex, ttlMs: r.manifestCacheSecondaryTime });
@@ -218,6 +225,9 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     registryPorts: [...new Set(r.registries.filter((pattern) => pattern.includes(':')).map((pattern) => Number(pattern.split(':')[1])))],
     credentials,
     cacheMaxSize: r.cacheMaxSize,
+    blobStore,
+    blobRedirect: r.blobRedirect,
+    cacheIndex,
     manifestCache: { enabled: r.enableManifestCache, tiers, defaultTtlMs: r.manifestCacheDefaultTime },
     allowPush: r.allowPush,
     clientAuth,

@@ -109,6 +109,10 @@ export const SETTINGS = {
   authRegistriesDelimiter: setting({ env: 'AUTH_REGISTRIES_DELIMITER', expected: 'a non-empty separator', parse: (v) => (typeof v === 'string' && v !== '' ? v : undefined), default: ' ' }),
   authRegistryDelimiter: setting({ env: 'AUTH_REGISTRY_DELIMITER', expected: 'a non-empty separator', parse: (v) => (typeof v === 'string' && v !== '' ? v : undefined), default: ':' }),
 
+  // Shared mode (several replicas, one cache): see src/config/shared-stores.ts for the forms.
+  blobStore: setting({ env: 'BLOB_STORE', expected: 'file, or s3://bucket/prefix[?endpoint=URL&region=R&pathStyle=true]', parse: parse.string, default: 'file' }),
+  blobRedirect: setting<'off' | 'presigned'>({ env: 'BLOB_REDIRECT', expected: 'off or presigned', parse: oneOf('off', 'presigned'), default: 'off' }),
+  cacheIndex: setting({ env: 'CACHE_INDEX', expected: 'sqlite, redis://host:port or postgres://user@host/db', parse: parse.string, default: 'sqlite', secret: true }),
   cacheMaxSize: setting({ env: 'CACHE_MAX_SIZE', expected: 'a size such as 32g', parse: parse.size, default: 32 * 1024 ** 3 }),
   enableManifestCache: setting({ env: 'ENABLE_MANIFEST_CACHE', expected: BOOLEAN, parse: parse.boolean, default: false }),
   manifestCachePrimaryRegex: setting({ env: 'MANIFEST_CACHE_PRIMARY_REGEX', expected: 'a regular expression', parse: parse.regex, default: /(stable|nightly|production|test)/ }),

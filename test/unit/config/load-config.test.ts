@@ -167,6 +167,43 @@ describe('loadConfig defences against strangers', () => {
   });
 });
 
+describe('loadConfig shared stores', () => {
+  it('keeps blobs in files and the index in SQLite by default', () => {
+    const config = load();
+    expect(config.blobStore).toEqual({ kind: 'file' });
+    expect(config.cacheIndex).toEqual({ kind: 'sqlite' });
+    expect(config.blobRedirect).toBe('off');
+  });
+
+  it('reads an S3 bucket, prefix, endpoint, region and addressing style from BLOB_STORE', () => {
+    expect(load({ env: { BLOB_STORE: 's3://layover-cache/blobs/v1/?endpoint=http://127.0.0.1:4568&region=eu-west-1' } }).blobStore).toEqual({
+      kind: 's3', bucket: 'layover-cache', prefix: 'blobs/v1', endpoint: 'http://127.0.0.1:4568', region: 'eu-west-1', pathStyle: true,
+    });
+    expect(load({ env: { BLOB_STORE: 's3://layover-cache' } }).blobStore).toEqual({ kind: 's3', bucket: 'layover-cache', prefix: '', endpoint: null, region: null, pathStyle: false });
+    expect(load({ env: { BLOB_STORE: 's3://layover-cache', BLOB_REDIRECT: 'presigned' } }).blobRedirect).toBe('presigned');
+  });
+
+  it('keeps a shared index URL as a secret: it may hold a password', () => {
+    const config = load({ env: { CACHE_INDEX: 'redis://:hunter2@127.0.0.1:6379/0' } });
+    expect(config.cacheIndex.kind).toBe('redis');
+    expect(JSON.stringify(config)).not.toContain('hunter2');
+    expect(inspect(config, { depth: 9 })).not.toContain('hunter2');
+    expect(load({ env: { CACHE_INDEX: 'postgres://layover@127.0.0.1/layover' } }).cacheIndex.kind).toBe('postgres');
+  });
+
+  it.each([
+    [{ BLOB_STORE: 'gs://bucket' }, 'BLOB_STORE: expected file or s3://bucket/prefix'],
+    [{ BLOB_STORE: 's3://Bad_Bucket' }, 'BLOB_STORE: "Bad_Bucket" is not an S3 bucket name'],
+    [{ BLOB_STORE: 's3://key:secret@bucket' }, 'BLOB_STORE: credentials do not belong in the URL: they come from the standard AWS chain (AWS_ACCESS_KEY_ID, profiles, roles)'],
+    [{ BLOB_STORE: 's3://bucket?endpoint=ftp://x' }, 'BLOB_STORE: endpoint: expected an http(s) URL, got "ftp://x"'],
+    [{ BLOB_STORE: 's3://bucket?acl=public' }, 'BLOB_STORE: unknown parameter acl (known: endpoint, region, pathStyle)'],
+    [{ BLOB_REDIRECT: 'presigned' }, 'BLOB_REDIRECT: presigned needs BLOB_STORE=s3://…'],
+    [{ CACHE_INDEX: 'mysql://root:pw@db/x' }, 'CACHE_INDEX: expected sqlite, redis://host:port or postgres://user@host/db'],
+  ])('rejects %j', (env, message) => {
+    expect(errorOf(() => load({ env }))).toBe(message);
+  });
+});
+
 describe('loadConfig errors name the setting and the expected form', () => {
   it.each([
     [{ env: { CACHE_MAX_SIZE: 'lots' } }, 'CACHE_MAX_SIZE: expected a size such as 32g, got "lots"'],
