@@ -145,6 +145,8 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     maxSize: config.cacheMaxSize,
     logger,
     stallTimeoutMs: config.timeouts.proxyReadMs,
+    blobStore: config.blobStore,
+    cacheIndex: config.cacheIndex,
   });
   // In the background: the start does not wait for the index writes, and a close during them ends them.
   void new AccessRecords(cache).forgetEvicted().then(

@@ -1,3 +1,4 @@
+import type { BlobStoreConfig, CacheIndexConfig } from '../config/shared-stores.js';
 import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Digest } from '../registry/digest.js';
@@ -66,4 +67,8 @@ export interface BlobCacheOptions {
    * may trail the upstream (the source waits for it, and after `stallTimeoutMs` it is cut off); default 16 MiB.
    */
   relayWindowBytes?: number;
+  /** Where committed blobs live; default: files under `dir` (see src/config/shared-stores.ts). */
+  blobStore?: BlobStoreConfig;
+  /** Where the index and its records live; default: SQLite under `dir`. */
+  cacheIndex?: CacheIndexConfig;
 }
