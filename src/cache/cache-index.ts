@@ -1,0 +1,59 @@
+import type { Digest } from '../registry/digest.js';
+import type { BlobEntry } from './blob-types.js';
+import type { LeaseStore } from './lease.js';
+
+export type { Lease, LeaseStore } from './lease.js';
+
+export interface IndexContents {
+  entries: BlobEntry[];
+  records: Map<string, unknown>;
+  /** Keys of rows that could not be understood; the caller deletes them. */
+  invalid: string[];
+}
+
+/**
+ * Where the cache's index rows (one per blob) and caller records live: SQLite in the data directory, or
+ * a Redis or Postgres that several replicas share (implementations in ./indexes/, chosen by
+ * `openCacheIndex`). The in-memory LRU is built from `load()` at open; after that the index is written
+ * to, not read.
+ *
+ * Writes run in call order. A write that fails rejects (or, for `putEntries`, reports its digests) and
+ * is also kept and replayed by the index when the backend answers again, unless a later write to the
+ * same key replaced it; so an outage of the backend loses no write the process still remembers.
+ */
+export interface CacheIndex extends LeaseStore {
+  /** Every row; an error (the backend unreachable mid-way) rejects rather than returning part of it. */
+  load(): Promise<IndexContents>;
+  /** Writes one blob row; rejects with `IndexWriteError` when the backend did not take it. */
+  putEntry(entry: BlobEntry): Promise<void>;
+  /** Writes many blob rows (batched access times, reconciled files); resolves with the digests not written. */
+  putEntries(entries: readonly BlobEntry[]): Promise<Digest[]>;
+  deleteEntries(digests: readonly Digest[]): Promise<void>;
+  /** Deletes rows by their full key (as `load()` reported them in `invalid`). */
+  deleteKeys(keys: readonly string[]): Promise<void>;
+  putRecord(key: string, value: unknown): Promise<void>;
+  deleteRecord(key: string): Promise<void>;
+  /** Resolves when every write queued so far has finished (replays of failed writes aside). */
+  settled(): Promise<void>;
+  /** Settles, tries the failed writes once more, and disconnects. */
+  close(): Promise<void>;
+}
+
+/** An index write that did not reach the backend: it refused it or could not be reached. */
+export class IndexWriteError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'IndexWriteError';
+  }
+}
+
+/**
+ * The index backend could not be reached or used at open (refused connection, bad credentials, no such
+ * database). The message names the backend and its host, never the URL's password: print it as it is.
+ */
+export class CacheIndexUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'CacheIndexUnavailableError';
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * A lease on a fleet-wide job (eviction, reconciliation): held by one replica at a time until it is
+ * released or its time runs out. The holder must renew it well within `ttlMs`; a renew that answers
+ * false means the lease was lost (it expired, or another replica holds it now) and the job must stop.
+ *
+ * `token` is a fencing token: every acquisition of one name gets a larger number than the one before,
+ * so a store that remembers the largest token it has seen can refuse a stale holder's late writes.
+ */
+export interface Lease {
+  readonly name: string;
+  readonly token: number;
+  /** Epoch ms by this process's clock, measured from before the request: never later than the real expiry. */
+  readonly expiresAt: number;
+  /** Extends the lease by its ttl; false when it is no longer this holder's. */
+  renew(): Promise<boolean>;
+  /** Gives the lease up if it is still this holder's; a stale holder's release leaves the new holder's alone. */
+  release(): Promise<void>;
+}
+
+export interface LeaseStore {
+  /** The lease, or null while another holder has it. */
+  acquireLease(name: string, ttlMs: number): Promise<Lease | null>;
+}
+
+const LEASE_NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+
+/** Lease names end up in keys and rows: a short, plain name, checked once for every backend. */
+export function checkLeaseRequest(name: string, ttlMs: number): void {
+  if (!LEASE_NAME.test(name)) throw new RangeError(`lease name: expected up to 100 of a-z 0-9 . _ -, got ${JSON.stringify(name)}`);
+  if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > 86_400_000) throw new RangeError(`lease ttl: expected 1 ms to 1 day, got ${ttlMs}`);
+}
