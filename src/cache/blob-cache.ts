@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
@@ -6,10 +5,12 @@ import { digestHex, hasherFor, type Digest } from '../registry/digest.js';
 import { AccessRecorder } from './access-recorder.js';
 import { BlobFill, type FillHost } from './blob-fill.js';
 import { BlobRemovals } from './blob-removals.js';
+import type { BlobStore, BlobUpload } from './blob-store.js';
+import { createBlobStore } from './blob-stores/create-blob-store.js';
 import type { BlobCacheOptions, BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
 import { CacheLayout } from './cache-layout.js';
 import { DirectoryLock } from './directory-lock.js';
-import { hashFile, installFile, IO_CHUNK, isCode, writeDurably } from './durable-files.js';
+import { hashBytes, isCode, writeDurably } from './durable-files.js';
 import { FillError } from './fill-error.js';
 import { IndexStore } from './index-store.js';
 import { LruIndex } from './lru-index.js';
@@ -18,12 +19,14 @@ import { reconcile } from './reconcile.js';
 export type { BlobCacheOptions, BlobEntry, BlobKind, BlobMeta, ByteRange, Fill } from './blob-types.js';
 export { FillError, type FillFailure } from './fill-error.js';
 export { DirectoryLockedError } from './directory-lock.js';
+export { BlobStoreUnavailableError } from './blob-store.js';
 
 const DEFAULT_ACCESS_FLUSH_MS = 5_000;
 const DEFAULT_RELAY_WINDOW_BYTES = 16 * 1024 * 1024;
 
 /**
- * The content-addressed blob cache: verified blobs stored once per digest under `dir`, an in-memory LRU
+ * The content-addressed blob cache: verified blobs stored once per digest in a BlobStore (files under
+ * `dir`, or an S3 bucket; fills are spooled under `dir` either way), an in-memory LRU
  * that answers stat/read without I/O on the index, single-flight fills that every concurrent reader
  * follows, and a keyv/sqlite index that only has to survive restarts.
  */
@@ -33,6 +36,7 @@ export class BlobCache {
   private readonly maxSize: number;
   private readonly lock: DirectoryLock;
   private readonly index: IndexStore;
+  private readonly store: BlobStore;
   private readonly records: Map<string, unknown>;
   private readonly lru = new LruIndex();
   private readonly access: AccessRecorder;
@@ -41,20 +45,22 @@ export class BlobCache {
   private readonly removals: BlobRemovals;
   private closed = false;
 
-  private constructor(options: BlobCacheOptions, layout: CacheLayout, lock: DirectoryLock, index: IndexStore, records: Map<string, unknown>) {
+  private constructor(options: BlobCacheOptions, layout: CacheLayout, lock: DirectoryLock, store: BlobStore, index: IndexStore, records: Map<string, unknown>) {
     this.layout = layout;
+    this.store = store;
     this.logger = options.logger;
     this.maxSize = options.maxSize;
     this.lock = lock;
     this.index = index;
     this.records = records;
-    this.removals = new BlobRemovals(layout, this.logger);
+    this.removals = new BlobRemovals(store, this.logger);
     this.access = new AccessRecorder(options.accessFlushMs ?? DEFAULT_ACCESS_FLUSH_MS, (d) => this.lru.get(d), index, this.logger);
     this.host = {
       logger: this.logger,
       stallTimeoutMs: options.stallTimeoutMs,
       relayWindowBytes: options.relayWindowBytes ?? DEFAULT_RELAY_WINDOW_BYTES,
-      commit: (fill, tmpPath, size) => this.commitFill(fill, tmpPath, size),
+      beginUpload: (digest, tmpPath, meta) => store.beginUpload(digest, tmpPath, meta),
+      commit: (fill, upload, size) => this.commitFill(fill, upload, size),
       abandon: (fill) => {
         if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
       },
@@ -62,7 +68,10 @@ export class BlobCache {
     };
   }
 
-  /** Takes the directory lock, reconciles files and index after a crash, and rebuilds the LRU order. */
+  /**
+   * Takes the directory lock, checks that the blob store can be used (BlobStoreUnavailableError otherwise),
+   * reconciles store and index after a crash, and rebuilds the LRU order.
+   */
   static async open(options: BlobCacheOptions): Promise<BlobCache> {
     if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 0) throw new RangeError(`maxSize: expected bytes, got ${options.maxSize}`);
     if (!(options.stallTimeoutMs > 0)) throw new RangeError(`stallTimeoutMs: expected a positive duration, got ${options.stallTimeoutMs}`);
@@ -73,17 +82,21 @@ export class BlobCache {
     await mkdir(layout.blobsDir, { recursive: true });
     const lock = await DirectoryLock.acquire(layout.lockFile);
     let index: IndexStore | undefined;
+    let store: BlobStore | undefined;
     try {
+      store = await createBlobStore(options.blobStore ?? { kind: 'file' }, layout);
+      await store.check();
       index = await IndexStore.open(layout.indexFile, options.logger);
       const loaded = await index.load();
-      const entries = await reconcile(layout, loaded, index, options.logger);
-      const cache = new BlobCache(options, layout, lock, index, loaded.records);
+      const entries = await reconcile(layout, store, loaded, index, options.logger);
+      const cache = new BlobCache(options, layout, lock, store, index, loaded.records);
       cache.lru.load(entries);
       // The cap may have been lowered since the last run.
       await cache.evict(cache.maxSize);
       return cache;
     } catch (error) {
       await index?.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
       await lock.release();
       throw new Error(`cannot open the blob cache in ${options.dir}`, { cause: error });
     }
@@ -110,11 +123,11 @@ export class BlobCache {
     this.access.mark(digest);
     if (entry.size === 0) return { entry: { ...entry }, stream: Readable.from([], { objectMode: false }) };
     this.lru.pin(digest);
-    const stream = createReadStream(this.layout.blobPath(digest), { start, end, highWaterMark: IO_CHUNK });
+    const stream = this.store.read(digest, { start, end });
     stream.once('close', () => this.unpin(digest));
     stream.once('error', (error) => {
       if (!isCode(error, 'ENOENT') || this.lru.get(digest) !== entry) return;
-      this.logger.error({ digest, reason: 'file missing' }, 'cache: an indexed blob has no file; dropping it');
+      this.logger.error({ digest, reason: 'file missing', store: this.store.kind }, 'cache: an indexed blob has no file; dropping it');
       this.remove(entry);
     });
     return { entry: { ...entry }, stream };
@@ -150,10 +163,13 @@ export class BlobCache {
     const tmpPath = this.layout.tmpPath(digest);
     const now = Date.now();
     const entry: BlobEntry = { digest, size: bytes.length, mediaType: meta.mediaType, kind: meta.kind, created: now, lastAccess: now, source: meta.source };
+    const upload = this.store.beginUpload(digest, tmpPath, meta);
     try {
       await writeDurably(tmpPath, bytes);
-      await this.install(entry, tmpPath);
+      await upload.append(bytes);
+      await this.install(entry, upload);
     } catch (error) {
+      await upload.abort().catch(() => undefined);
       await rm(tmpPath, { force: true });
       throw new FillError('io-error', `cannot store ${digest}`, { cause: error });
     }
@@ -210,7 +226,7 @@ export class BlobCache {
     let checked = 0;
     for (const entry of this.lru.oldestFirst()) {
       if (this.closed) break;
-      const hashed = await hashFile(this.layout.blobPath(entry.digest), entry.digest);
+      const hashed = await this.hashStored(entry);
       checked += 1;
       if (hashed && hashed.hex === digestHex(entry.digest) && hashed.size === entry.size) continue;
       // Replaced by a new commit or evicted while it was being hashed: not ours to judge any more.
@@ -223,6 +239,17 @@ export class BlobCache {
     return { checked, removed };
   }
 
+  /**
+   * A short-lived URL of the committed blob in its store, for a client to fetch it there (BLOB_REDIRECT=presigned);
+   * null when the blob is not cached or the store has no such URLs.
+   */
+  async presignedUrl(digest: Digest, expiresInSeconds: number): Promise<string | null> {
+    if (!this.lru.get(digest)) return null;
+    this.lru.touch(digest, Date.now());
+    this.access.mark(digest);
+    return this.store.presignedUrl(digest, expiresInSeconds);
+  }
+
   /** Drops fills in progress, writes batched access times, closes sqlite and releases the lock. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -233,23 +260,24 @@ export class BlobCache {
     await this.removals.settled();
     await this.access.stop();
     await this.index.close();
+    await this.store.close();
     await this.lock.release();
   }
 
-  private async commitFill(fill: BlobFill, tmpPath: string, size: number): Promise<BlobEntry> {
+  private async commitFill(fill: BlobFill, upload: BlobUpload, size: number): Promise<BlobEntry> {
     const now = Date.now();
     const { mediaType, kind, source } = fill.meta;
     const entry: BlobEntry = { digest: fill.digest, size, mediaType, kind, created: now, lastAccess: now, source };
-    await this.install(entry, tmpPath, () => this.host.abandon(fill));
+    await this.install(entry, upload, () => this.host.abandon(fill));
     return { ...entry };
   }
 
   /**
-   * Indexes a verified temp file, renames it into place and makes it visible. The row is written first:
-   * a crash in between leaves a row without a file, which reconcile drops; the other order would leave a
-   * file to re-hash and lose its media type.
+   * Indexes a verified temp file, commits its upload (a rename into place, or the completion of an S3
+   * upload) and makes it visible. The row is written first: a crash in between leaves a row without a
+   * blob, which reconcile drops; the other order would leave a blob to re-hash and lose its media type.
    */
-  private async install(entry: BlobEntry, tmpPath: string, beforeVisible?: () => void): Promise<void> {
+  private async install(entry: BlobEntry, upload: BlobUpload, beforeVisible?: () => void): Promise<void> {
     const { digest } = entry;
     // An entry being replaced leaves the LRU first: from here until the rename nothing can schedule an
     // unlink of this name, and one already under way is awaited.
@@ -264,7 +292,7 @@ export class BlobCache {
       this.logger.error({ err: error, digest }, 'cache index write failed');
     }
     try {
-      await installFile(tmpPath, this.layout.blobPath(digest));
+      await upload.commit(entry.size);
     } catch (error) {
       if (indexed) await this.index.deleteEntries([digest]).catch(() => undefined);
       throw error;
@@ -273,6 +301,12 @@ export class BlobCache {
     this.lru.insert(entry);
     if (!indexed) this.access.mark(digest);
     void this.evict(this.maxSize);
+  }
+
+  private async hashStored(entry: BlobEntry): Promise<{ hex: string; size: number } | null> {
+    // A store read needs at least one byte to ask for; an empty blob only has to exist.
+    if (entry.size === 0) return (await this.store.stat(entry.digest)) ? hashBytes(Readable.from([]), entry.digest) : null;
+    return hashBytes(this.store.read(entry.digest, { start: 0, end: entry.size - 1 }), entry.digest);
   }
 
   private async evict(limit: number): Promise<{ removed: number; freedBytes: number }> {

@@ -4,6 +4,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { digestHex, hasherFor, type Digest } from '../registry/digest.js';
+import type { BlobUpload } from './blob-store.js';
 import type { BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
 import { IO_CHUNK } from './durable-files.js';
 import { FillError } from './fill-error.js';
@@ -17,8 +18,10 @@ export interface FillHost {
   readonly stallTimeoutMs: number;
   /** Once the temp file fails, how far (in bytes) the slowest reader may trail the source: the memory a relay holds. */
   readonly relayWindowBytes: number;
-  /** Indexes and installs a verified, fsynced temp file and forgets the fill as active; called once. */
-  commit(fill: BlobFill, tmpPath: string, size: number): Promise<BlobEntry>;
+  /** Where the fill's bytes go besides its temp file (the spool its readers follow). */
+  beginUpload(digest: Digest, tmpPath: string, meta: BlobMeta): BlobUpload;
+  /** Indexes a verified, fsynced temp file, commits its upload and forgets the fill as active; called once. */
+  commit(fill: BlobFill, upload: BlobUpload, size: number): Promise<BlobEntry>;
   /** The fill was dropped: forget it as the active fill for its digest. */
   abandon(fill: BlobFill): void;
   /** For readers asked for after the fill's file handle closed: the committed blob, if still cached. */
@@ -42,6 +45,7 @@ export class BlobFill implements Fill, FillSource {
   private readonly host: FillHost;
   private readonly tmpPath: string;
   private readonly file: TempFile;
+  private readonly upload: BlobUpload;
   private readonly hash: Hash;
   private readonly started = performance.now();
   private resolveDone!: (entry: BlobEntry) => void;
@@ -75,6 +79,7 @@ export class BlobFill implements Fill, FillSource {
       failed: (error, unwritten) => this.toRelay(error, unwritten),
       idleFailed: (error) => this.sink?.destroy(error),
     });
+    this.upload = host.beginUpload(digest, tmpPath, meta);
     this.done = new Promise<BlobEntry>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -178,7 +183,7 @@ export class BlobFill implements Fill, FillSource {
         return;
       }
       await this.file.sync();
-      const entry = await this.host.commit(this, this.tmpPath, this.file.written).catch((error: unknown) => {
+      const entry = await this.host.commit(this, this.upload, this.file.written).catch((error: unknown) => {
         throw error instanceof FillError ? error : new FillError('io-error', 'cannot commit the blob', { cause: error });
       });
       this.state = 'committed';
@@ -198,6 +203,8 @@ export class BlobFill implements Fill, FillSource {
       throw new FillError('size-mismatch', `the body is longer than the announced ${this.meta.size} bytes`);
     }
     this.hash.update(chunk);
+    // The store takes the same bytes as they are hashed; it never fails the fill's readers (its commit does).
+    const uploaded = this.upload.append(chunk);
     if (this.relay) {
       if (this.readers.size === 0) throw lastReaderLeft();
       this.relay.append(chunk);
@@ -206,6 +213,7 @@ export class BlobFill implements Fill, FillSource {
     } else {
       await this.file.append(chunk);
     }
+    await uploaded;
     // The source was held back while the disk worked or a reader caught up; that wait is not the source's silence.
     this.stallTimer?.refresh();
   }
@@ -267,6 +275,10 @@ export class BlobFill implements Fill, FillSource {
     if (this.dropped) return;
     this.dropped = error;
     this.host.abandon(this);
+    // Nothing of a dropped fill may become readable in the store (a partial multipart upload is aborted).
+    await this.upload.abort().catch((abortError: unknown) =>
+      this.host.logger.warn({ err: abortError, digest: this.digest }, 'cache fill: aborting the upload failed'),
+    );
     await rm(this.tmpPath, { force: true }).catch((rmError: unknown) =>
       this.host.logger.warn({ err: rmError, digest: this.digest }, 'cache fill: removing the temp file failed'),
     );

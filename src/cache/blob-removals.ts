@@ -1,33 +1,31 @@
-import { unlink } from 'node:fs/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Digest } from '../registry/digest.js';
-import type { CacheLayout } from './cache-layout.js';
-import { isCode } from './durable-files.js';
+import type { BlobStore } from './blob-store.js';
 
 /**
- * Deletions of blob files, ordered against commits and readers of the same digest:
+ * Deletions of committed blobs, ordered against commits and readers of the same digest:
  * - an unlink under way is awaited by a commit of that digest, or it could delete the new file after
  *   its rename;
  * - a file removed while being read (found corrupt or missing) is deleted when its last reader closes,
  *   unless a new commit has put a good file under that name in the meantime.
  */
 export class BlobRemovals {
-  private readonly layout: CacheLayout;
+  private readonly store: BlobStore;
   private readonly logger: FastifyBaseLogger;
   private readonly underway = new Map<Digest, Promise<void>>();
   private readonly deferred = new Set<Digest>();
 
-  constructor(layout: CacheLayout, logger: FastifyBaseLogger) {
-    this.layout = layout;
+  constructor(store: BlobStore, logger: FastifyBaseLogger) {
+    this.store = store;
     this.logger = logger;
   }
 
   unlink(digest: Digest): Promise<void> {
-    const path = this.layout.blobPath(digest);
     const removal: Promise<void> = (this.underway.get(digest) ?? Promise.resolve())
-      .then(() => unlink(path))
+      .then(() => this.store.remove(digest))
       .catch((error: unknown) => {
-        if (!isCode(error, 'ENOENT')) this.logger.error({ err: error, digest }, 'cache: removing a blob file failed');
+        // Left behind without a row: the next open adopts it again (and eviction removes it once more).
+        this.logger.error({ err: error, digest, store: this.store.kind }, 'cache: removing a blob failed');
       })
       .finally(() => {
         if (this.underway.get(digest) === removal) this.underway.delete(digest);

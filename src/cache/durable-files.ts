@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
 import { hasherFor, type Digest } from '../registry/digest.js';
 
 /** Every blob path reads and writes at least this much per system call (64 KiB chunks halve throughput). */
@@ -42,11 +43,16 @@ export async function writeDurably(path: string, bytes: Uint8Array): Promise<voi
 }
 
 /** The hex hash of a file under `digest`'s algorithm, and its size; null when the file is gone. */
-export async function hashFile(path: string, digest: Digest): Promise<{ hex: string; size: number } | null> {
+export function hashFile(path: string, digest: Digest): Promise<{ hex: string; size: number } | null> {
+  return hashBytes(createReadStream(path, { highWaterMark: IO_CHUNK }), digest);
+}
+
+/** The hex hash of a stream's bytes under `digest`'s algorithm, and their count; null when its source is gone (ENOENT). */
+export async function hashBytes(stream: Readable, digest: Digest): Promise<{ hex: string; size: number } | null> {
   const hash = hasherFor(digest);
   let size = 0;
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: IO_CHUNK }) as AsyncIterable<Buffer>) {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
       hash.update(chunk);
       size += chunk.length;
     }

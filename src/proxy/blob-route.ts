@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { ReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
+import type { PendingRead } from '../cache/blob-store.js';
 import { type Fill, FillError } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
@@ -16,6 +16,11 @@ import type { UpstreamTarget } from './upstream-target.js';
 
 /** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
 const BAD_BODY: ReadonlySet<string> = new Set(['digest-mismatch', 'size-mismatch', 'truncated']);
+/**
+ * How long a presigned storage URL (BLOB_REDIRECT=presigned) may be used to start a download: long
+ * enough for a client to follow the redirect, short enough that a leaked URL is soon useless.
+ */
+const PRESIGNED_SECONDS = 300;
 /** The debug line of a range request that waits for a download's verification (tests wait for it). */
 export const RANGE_WAITS = 'range request waits for the download to be verified';
 
@@ -49,6 +54,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       annotateRequestLog(request, { bytes: 0 });
       return setBlobHeaders(reply, digest, entry.size).send();
     }
+    if (ctx.config.blobRedirect === 'presigned') return redirectToStorage(ctx, request, reply, target, name, digest);
     const read = ctx.cache.read(digest, range ?? undefined);
     if (read) {
       const length = range ? range.end - range.start + 1 : entry.size;
@@ -198,9 +204,28 @@ function passBlob(reply: FastifyReply, res: UpstreamResponse, digest: Digest): v
   void reply.send(res.stream);
 }
 
-/** Sends a file stream once it is open; if the file cannot be opened because it is gone, `missing` answers instead. */
-function sendOnceOpen(stream: Readable, reply: FastifyReply, missing: () => unknown): FastifyReply {
-  if (!(stream instanceof ReadStream) || !stream.pending) return reply.send(stream);
+/**
+ * A hit answered with a 307 to a short-lived presigned URL of the object, so that the replica does not
+ * carry the bytes (the client must be able to reach the storage endpoint). The client's Range goes
+ * with it to the storage.
+ */
+function redirectToStorage(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest): FastifyReply {
+  ctx.cache
+    .presignedUrl(digest, PRESIGNED_SECONDS)
+    .then((url) => {
+      // Evicted since the stat: a miss now.
+      if (url === null) return void serveReadable(ctx, request, reply, target, name, digest);
+      annotateRequestLog(request, { bytes: 0, redirect: 'presigned' });
+      // The URL is signed for a short time: no cache may keep the redirect longer.
+      void reply.code(307).header('location', url).header('cache-control', 'no-store').header('docker-content-digest', digest).header('content-length', 0).send();
+    })
+    .catch((error: unknown) => sendFailure(request, reply, error));
+  return reply;
+}
+
+/** Sends a blob stream once its file or object is open; if it cannot be opened because it is gone, `missing` answers instead. */
+function sendOnceOpen(stream: Readable & Partial<PendingRead>, reply: FastifyReply, missing: () => unknown): FastifyReply {
+  if (stream.pending !== true) return reply.send(stream);
   const opened = (): void => {
     stream.off('error', failed);
     void reply.send(stream);

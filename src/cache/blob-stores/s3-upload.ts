@@ -1,0 +1,121 @@
+import { rm } from 'node:fs/promises';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { BlobUpload } from '../blob-store.js';
+
+/** Parts of 8 MiB: above S3's 5 MiB minimum, and 10,000 of them hold 80 GiB. */
+export const PART_SIZE = 8 * 1024 * 1024;
+
+/** Where one upload goes, with the object's metadata (what reconcile needs to adopt it without its row). */
+export interface S3UploadTarget {
+  client: S3Client;
+  bucket: string;
+  key: string;
+  metadata: Record<string, string>;
+  spoolPath: string;
+}
+
+/**
+ * One fill's bytes on their way into a bucket, as they arrive. Blobs smaller than a part are sent with
+ * one PutObject at commit; larger ones become a multipart upload whose parts go out while the fill goes
+ * on, at most one at a time (so a fill holds at most two parts in memory: the one being sent and the one
+ * being gathered), and which is completed only in `commit`, after the digest matched: S3 shows an object
+ * only once PutObject or CompleteMultipartUpload has returned, so no partial blob is ever readable.
+ * A failure of the store is kept for `commit` and never fails `append`: the fill serves its readers anyway.
+ */
+export class S3Upload implements BlobUpload {
+  private readonly target: S3UploadTarget;
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
+  private appended = 0;
+  private uploadId: Promise<string> | undefined;
+  private readonly parts: CompletedPart[] = [];
+  private partsSent = 0;
+  private sending: Promise<void> | undefined;
+  private failure: unknown;
+  private state: 'open' | 'committing' | 'committed' | 'aborted' = 'open';
+
+  constructor(target: S3UploadTarget) {
+    this.target = target;
+  }
+
+  async append(chunk: Buffer): Promise<void> {
+    if (this.state !== 'open' || this.failure !== undefined) return;
+    this.gathered.push(chunk);
+    this.gatheredBytes += chunk.length;
+    this.appended += chunk.length;
+    if (this.gatheredBytes < PART_SIZE) return;
+    // The previous part must be out before the next one leaves: this wait is the fill's backpressure.
+    await this.sending;
+    if (this.state === 'open') this.sendPart();
+  }
+
+  async commit(size: number): Promise<void> {
+    if (this.state !== 'open') throw new Error(`the upload of ${this.target.key} is ${this.state}`);
+    this.state = 'committing';
+    await this.sending;
+    if (this.failure !== undefined) throw this.failure;
+    if (this.appended !== size) throw new Error(`the upload got ${this.appended} bytes, the blob has ${size}`);
+    const { client, bucket, key, metadata } = this.target;
+    if (this.uploadId === undefined) {
+      const body = Buffer.concat(this.gathered, this.gatheredBytes);
+      this.gathered = [];
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, ContentType: 'application/octet-stream', Metadata: metadata }));
+    } else {
+      if (this.gatheredBytes > 0) this.sendPart();
+      await this.sending;
+      if (this.failure !== undefined) throw this.failure;
+      const parts = [...this.parts].sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      await client.send(new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: await this.uploadId, MultipartUpload: { Parts: parts } }));
+    }
+    this.state = 'committed';
+    // The spool was only the followers' copy; readers still reading it hold its handle.
+    await rm(this.target.spoolPath, { force: true });
+  }
+
+  async abort(): Promise<void> {
+    if (this.state === 'committed' || this.state === 'aborted') return;
+    this.state = 'aborted';
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    await this.sending;
+    const uploadId = await this.uploadId?.catch(() => undefined);
+    if (uploadId === undefined) return;
+    // A kill -9 before this line leaves the upload behind (never an object): on real S3 a lifecycle rule
+    // AbortIncompleteMultipartUpload removes it; s3rver and some S3-compatibles cannot even list it.
+    const { client, bucket, key } = this.target;
+    await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })).catch((error: unknown) => {
+      if ((error as { name?: string }).name !== 'NoSuchUpload') throw error;
+    });
+  }
+
+  private sendPart(): void {
+    const body = Buffer.concat(this.gathered, this.gatheredBytes);
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    this.partsSent += 1;
+    const partNumber = this.partsSent;
+    const { client, bucket, key, metadata } = this.target;
+    this.uploadId ??= client
+      .send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: 'application/octet-stream', Metadata: metadata }))
+      .then(({ UploadId }) => {
+        if (!UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+        return UploadId;
+      });
+    this.sending = this.uploadId
+      .then((uploadId) => client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length })))
+      .then(({ ETag }) => {
+        this.parts.push({ PartNumber: partNumber, ETag });
+      })
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      });
+  }
+}
