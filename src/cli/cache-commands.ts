@@ -13,15 +13,23 @@ export type CacheSubcommand = (typeof CACHE_SUBCOMMANDS)[number];
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 /**
- * `layover cache stats|ls|prune|verify` on the data dir. The cache is locked by
- * a running Layover, so these run while it is stopped.
+ * `layover cache stats|ls|prune|verify` on the data dir and the configured blob store (BLOB_STORE). The
+ * data dir is locked by a running Layover, so these run while it is stopped, or, with a bucket, from a
+ * data dir of their own (LAYOVER_DATA_DIR) with the same BLOB_STORE and CACHE_INDEX.
  */
 export async function cacheCommand(config: LayoverConfig, subcommand: CacheSubcommand, maxSizeFlag: string | undefined): Promise<string> {
   const maxSize = maxSizeFlag === undefined ? undefined : parseSize(maxSizeFlag);
   if (maxSize === null) throw new ConfigError(`--max-size: expected a size such as 32g, got ${JSON.stringify(maxSizeFlag)}`);
   const logger = pino({ level: 'warn' }, pino.destination(2)) as FastifyBaseLogger;
   // Opening evicts down to maxSize: open without a cap so that only `prune` removes anything (and reports it).
-  const cache = await BlobCache.open({ dir: join(config.dataDir, 'cache'), maxSize: Number.MAX_SAFE_INTEGER, logger, stallTimeoutMs: config.timeouts.proxyReadMs });
+  const cache = await BlobCache.open({
+    dir: join(config.dataDir, 'cache'),
+    maxSize: Number.MAX_SAFE_INTEGER,
+    logger,
+    stallTimeoutMs: config.timeouts.proxyReadMs,
+    blobStore: config.blobStore,
+    cacheIndex: config.cacheIndex,
+  });
   try {
     switch (subcommand) {
       case 'stats': {

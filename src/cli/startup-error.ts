@@ -1,3 +1,4 @@
+import { BlobStoreUnavailableError } from '../cache/blob-store.js';
 import { DirectoryLockedError } from '../cache/directory-lock.js';
 import { ConfigError } from '../config/config-error.js';
 
@@ -30,12 +31,12 @@ function fileLine(e: SystemError): string {
 
 /**
  * The line a failed start prints: the real cause in one line (a held lock, an unwritable directory, an
- * address in use), found along the error's causes. null for anything else: a bug, whose stack helps.
+ * address in use, a blob store that cannot be reached), found along the error's causes. null for anything else: a bug, whose stack helps.
  */
 export function startupErrorLine(error: unknown): string | null {
   const context: string[] = [];
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e instanceof ConfigError || e instanceof DirectoryLockedError) return [...context, e.message].join(': ');
+    if (e instanceof ConfigError || e instanceof DirectoryLockedError || e instanceof BlobStoreUnavailableError) return [...context, e.message].join(': ');
     if (isSystemError(e)) {
       if (e.syscall === 'listen' || e.syscall === 'bind') return [...context, listenerLine(e)].join(': ');
       if (e.path !== undefined) return [...context, fileLine(e)].join(': ');

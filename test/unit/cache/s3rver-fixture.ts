@@ -27,6 +27,8 @@ export interface S3Fixture {
   objects(): Promise<string[]>;
   /** Multipart uploads neither completed nor aborted. */
   openUploads(): Promise<string[]>;
+  /** Closes the listener and every connection: the storage is down from now on. */
+  stop(): Promise<void>;
 }
 
 /** Credentials s3rver accepts, for SDK clients in this process (the default provider chain reads them). */
@@ -56,10 +58,12 @@ export async function startS3rver(bucket = 'layover'): Promise<S3Fixture> {
       .catch(() => response.writeHead(500).end());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onTestFinished(async () => {
+  const stop = async (): Promise<void> => {
+    if (!server.listening) return;
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
-  });
+  };
+  onTestFinished(stop);
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     endpoint,
@@ -67,6 +71,7 @@ export async function startS3rver(bucket = 'layover'): Promise<S3Fixture> {
     config: (prefix = 'cache') => ({ kind: 's3', bucket, prefix, endpoint, region: 'us-east-1', pathStyle: true }),
     objects: async () => (await listFiles(bucketDir)).filter((file) => file.endsWith(OBJECT_SUFFIX)).map((file) => file.slice(0, -OBJECT_SUFFIX.length)),
     openUploads: async () => readdir(uploadsDir).catch(() => []),
+    stop,
   };
 }
 
