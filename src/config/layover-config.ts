@@ -149,5 +149,7 @@ export interface LayoverConfig {
     readonly keepaliveMs: number;
     /** How long a stop (SIGTERM) waits for responses in flight before exiting anyway. */
     readonly shutdownGraceMs: number;
+    /** After SIGTERM: how long /readyz says 503 while new connections are still accepted; at most shutdownGraceMs. */
+    readonly shutdownDrainMs: number;
   };
 }

@@ -250,6 +250,8 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
       clientHeaderMs: r.clientHeaderTimeout,
       keepaliveMs: r.keepaliveTimeout,
       shutdownGraceMs: r.shutdownGrace,
+      // A drain longer than the grace would leave no time to finish what is in flight: the grace wins.
+      shutdownDrainMs: Math.min(r.shutdownDrain, r.shutdownGrace),
     },
   });
 }

@@ -131,6 +131,9 @@ export const SETTINGS = {
   keepaliveTimeout: setting({ env: 'KEEPALIVE_TIMEOUT', expected: DURATION, parse: parse.duration, default: 300_000 }),
   // Under Kubernetes' default 30 s termination grace, so Layover exits on its own terms first.
   shutdownGrace: setting({ env: 'SHUTDOWN_GRACE', expected: DURATION, parse: parse.duration, default: 25_000 }),
+  // From SIGTERM on, /readyz answers 503 while everything is still served, so that load balancers and
+  // kube-proxy take the replica out before it stops accepting connections. Bounded by SHUTDOWN_GRACE.
+  shutdownDrain: setting({ env: 'SHUTDOWN_DRAIN', expected: DURATION, parse: parse.duration, default: 5_000 }),
 
   redirects: setting<'rewrite' | 'follow'>({ env: 'REDIRECTS', expected: 'rewrite or follow', parse: oneOf('rewrite', 'follow'), default: 'rewrite' }),
   redirectAllowNetworks: setting({

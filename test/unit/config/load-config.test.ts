@@ -37,6 +37,12 @@ describe('loadConfig defaults', () => {
     expect(config.accessChecks).toEqual({ ttlMs: 300_000, anonymousTtlMs: 3_600_000, failOpen: [] });
     expect(config.timeouts.shutdownGraceMs).toBe(25_000);
     expect(load({ env: { SHUTDOWN_GRACE: '5s' } }).timeouts.shutdownGraceMs).toBe(5_000);
+    expect(config.timeouts.shutdownDrainMs).toBe(5_000);
+    expect(load({ env: { SHUTDOWN_DRAIN: '2s' } }).timeouts.shutdownDrainMs).toBe(2_000);
+    expect(load({ env: { SHUTDOWN_DRAIN: '0s' } }).timeouts.shutdownDrainMs).toBe(0);
+    // The drain is part of the grace, never longer.
+    expect(load({ env: { SHUTDOWN_GRACE: '3s', SHUTDOWN_DRAIN: '10s' } }).timeouts.shutdownDrainMs).toBe(3_000);
+    expect(errorOf(() => load({ env: { SHUTDOWN_DRAIN: 'soon' } }))).toMatch(/SHUTDOWN_DRAIN: expected/);
     expect(config.dataDir).toBe(join(process.cwd(), 'data'));
     expect(config.caDir).toBe(join(process.cwd(), 'data', 'ca'));
   });
