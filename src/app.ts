@@ -16,6 +16,7 @@ import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
 import { ConnectionLimits, type ConnectionCaps } from './net/connection-limits.js';
 import { listenerCapWithin, openFileLimit } from './net/descriptor-budget.js';
+import { ServingState } from './net/serving-state.js';
 import { answerClientError } from './proxy/client-error.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
 import { registerRequestGuards } from './proxy/request-guards.js';
@@ -51,6 +52,8 @@ export interface LayoverApp {
   readonly upstreamAgent: UpstreamDispatcher;
   /** TLS listeners for registries configured with a port other than 443. */
   readonly registryPortServers: RegistryPortServers;
+  /** Starting, ready or stopping: what /readyz answers. */
+  readonly state: ServingState;
 }
 
 export interface AppDependencies {
@@ -75,16 +78,27 @@ function commonOptions(config: LayoverConfig, logger: Logger) {
     // connection in the middle of a request: the socket's inactivity timeout.
     connectionTimeout: Math.max(timeouts.sendMs, timeouts.clientBodyMs),
     keepAliveTimeout: timeouts.keepaliveMs,
-    return503OnClosing: true,
+    // A request that arrives on a keep-alive connection while Layover stops is served (with
+    // `Connection: close`), not refused: fastify's 503 here failed about one pull in 240 across a restart.
+    return503OnClosing: false,
     // Refusals of Node's parser in the OCI format too (src/proxy/client-error.ts).
     clientErrorHandler: answerClientError,
-    forceCloseConnections: 'idle' as const,
+    // Idle keep-alive connections are closed by Node's server.close() itself, which closeApp calls
+    // only after the drain: closing them at the stop signal reset requests already on the wire.
+    forceCloseConnections: false,
   };
 }
 
-function prepare(app: FastifyInstance, config: LayoverConfig): void {
+function prepare(app: FastifyInstance, config: LayoverConfig, state: ServingState): void {
   // client_header_timeout: how long a client may take to send its request head.
   app.server.headersTimeout = config.timeouts.clientHeaderMs;
+  // Once a stop began, every answer ends its connection: the client's next request opens a new one,
+  // which the load balancer gives to a replica that stays. (HTTP/2 has no such header: its sessions
+  // get a GOAWAY when the listener closes.) A hook, so registry-port listeners routed here get it too.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (state.stopping && request.raw.httpVersionMajor === 1) reply.header('connection', 'close');
+    done();
+  });
   registerErrorHandler(app);
   registerRequestGuards(app);
 }
@@ -132,6 +146,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
   const http = config.listen.http ? fastify({ ...common, http: serverTimeouts }) : null;
   const proxy = config.listen.proxy ? fastify({ ...common, http: serverTimeouts }) : null;
+  const state = new ServingState();
   // Each listener has caps of its own, so that a flood of 443 leaves /healthz on port 80 answering.
   const caps = connectionCaps(config, logger, [https, http, proxy].filter(Boolean).length + config.registryPorts.length);
   const limitConnections = (name: string, app: FastifyInstance | null, tls: boolean): void =>
@@ -154,9 +169,9 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     (error: unknown) => logger.debug({ err: error }, 'forgetting evicted digests stopped'),
   );
 
-  prepare(https, config);
+  prepare(https, config, state);
   registerConnectAuthorityCheck(https);
-  await https.register(serviceRoutes, { caCertPem: ca.certPem, hosts: SERVICE_HOSTS, setup: setupOptionsFor(config, 'other', proxy?.server) });
+  await https.register(serviceRoutes, { caCertPem: ca.certPem, state, hosts: SERVICE_HOSTS, setup: setupOptionsFor(config, 'other', proxy?.server) });
   https.decorate('upstream', upstreamAgent);
   await https.register(replyFrom, { undici: upstreamAgent, disableRequestLogging: true });
   https.decorate('storageRedirects', await StorageRedirects.open(config, intercepted));
@@ -166,13 +181,13 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   await https.register(dockerProxyRoute, proxyContext);
   await https.register(registryProxy, proxyContext);
   if (http) {
-    prepare(http, config);
-    await http.register(serviceRoutes, { caCertPem: ca.certPem, setup: setupOptionsFor(config, 'other', proxy?.server) });
+    prepare(http, config, state);
+    await http.register(serviceRoutes, { caCertPem: ca.certPem, state, setup: setupOptionsFor(config, 'other', proxy?.server) });
   }
   let connectProxy: ConnectProxy | null = null;
   if (proxy) {
-    prepare(proxy, config);
-    await proxy.register(serviceRoutes, { caCertPem: ca.certPem, setup: setupOptionsFor(config, 'proxy') });
+    prepare(proxy, config, state);
+    await proxy.register(serviceRoutes, { caCertPem: ca.certPem, state, setup: setupOptionsFor(config, 'proxy') });
     const tlsServer = https.server as unknown as InterceptServer;
     connectProxy = createConnectProxy(config, { logger: logger as FastifyBaseLogger, intercepted, tlsServer, tls: sni.serverOptions(), resolver: upstreamResolver, clientAuth });
     connectProxy.attach(proxy.server);
@@ -193,7 +208,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     keepAliveMs: config.timeouts.keepaliveMs,
     idleMs: common.connectionTimeout,
   }, (port) => new ConnectionLimits(`registry port ${port}`, caps, logger as FastifyBaseLogger));
-  return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers };
+  return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers, state };
 }
 
 /** Starts every listener; on a failure, whatever already listens is closed again. */
@@ -205,6 +220,7 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
     if (app.proxy && listen.proxy) await app.proxy.listen({ host: listen.proxy.host, port: listen.proxy.port });
     const dns = app.dns ? await app.dns.listen() : null;
     const registryPorts = await app.registryPortServers.listen(listen.https.host);
+    app.state.listening();
     return {
       registryPorts,
       https: app.https.server.address() as AddressInfo,
@@ -218,15 +234,32 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
   }
 }
 
-/** Stops accepting, lets requests in flight finish, closes everything. */
-export async function closeApp(app: LayoverApp): Promise<void> {
-  await Promise.allSettled([
-    app.https.close(),
-    app.http?.close(),
-    app.proxy?.close(),
-    app.connectProxy?.close(),
-    app.dns?.close(),
-    app.registryPortServers.close(),
-  ]);
-  await Promise.allSettled([app.upstreamAgent.close(), app.cache.close()]);
+export interface CloseOptions {
+  /** How long to go on accepting connections after /readyz turned 503 (SHUTDOWN_DRAIN); default none. */
+  drainMs?: number;
+  /** How long to wait for cache fills whose clients are gone before dropping them; default none. */
+  fillWaitMs?: number;
+}
+
+/** How often a stop looks whether the last fill has finished. */
+const FILL_POLL_MS = 50;
+
+/**
+ * Stops in the order a load balancer needs: not ready at once; after `drainMs` no new connections
+ * and idle keep-alive connections closed (every response since the stop began said `Connection:
+ * close`); requests in flight finish; then fills, DNS (other nodes resolve through it until the
+ * end), the upstream pool and the cache.
+ */
+export async function closeApp(app: LayoverApp, { drainMs = 0, fillWaitMs = 0 }: CloseOptions = {}): Promise<void> {
+  app.state.stop();
+  if (drainMs > 0) {
+    await new Promise((resolve) => setTimeout(resolve, drainMs));
+    app.logger.info({ drainMs }, 'drain over: accepting no new connections');
+  }
+  await Promise.allSettled([app.https.close(), app.http?.close(), app.proxy?.close(), app.connectProxy?.close(), app.registryPortServers.close()]);
+  // A fill belongs to the fill, not to the client that started it: one whose clients left is still
+  // worth committing, the next replica to start finds it cached.
+  const fillDeadline = performance.now() + fillWaitMs;
+  while (app.cache.stats().activeFills > 0 && performance.now() < fillDeadline) await new Promise((resolve) => setTimeout(resolve, FILL_POLL_MS));
+  await Promise.allSettled([app.dns?.close(), app.upstreamAgent.close(), app.cache.close()]);
 }

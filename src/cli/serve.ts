@@ -25,6 +25,7 @@ export async function serve(config: LayoverConfig): Promise<void> {
   // Without a bound, one client that reads slowly, or a fill whose upstream stalls, kept Layover
   // from exiting until the orchestrator's SIGKILL.
   const graceMs = config.timeouts.shutdownGraceMs;
+  const drainMs = config.timeouts.shutdownDrainMs;
   let stoppingSince: number | null = null;
   const stop = (signal: NodeJS.Signals): void => {
     if (stoppingSince !== null) {
@@ -34,14 +35,16 @@ export async function serve(config: LayoverConfig): Promise<void> {
       process.exit(128 + constants.signals[signal]);
     }
     stoppingSince = performance.now();
-    app.logger.info({ signal, graceMs }, 'shutting down');
+    // /readyz is 503 from here on; connections are still accepted for drainMs, so that load
+    // balancers that have not noticed yet still reach a replica that answers.
+    app.logger.info({ signal, graceMs, drainMs }, 'shutting down');
     // Past the grace period, exit anyway: a fill cut short leaves only a temporary file, which the
     // next start removes (the same recovery as after a kill -9), never a partial blob in the index.
     setTimeout(() => {
       app.logger.warn({ graceMs }, 'grace period over: exiting with responses still in flight');
       process.exit(1);
     }, graceMs).unref();
-    closeApp(app)
+    closeApp(app, { drainMs, fillWaitMs: graceMs })
       .then(() => process.exit(0))
       .catch((error: unknown) => {
         app.logger.error({ err: error }, 'shutdown failed');
