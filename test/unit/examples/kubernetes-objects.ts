@@ -24,6 +24,8 @@ export interface EnvVar {
 export interface Probe {
   httpGet?: { path: string; port: string | number };
   exec?: { command: string[] };
+  periodSeconds?: number;
+  failureThreshold?: number;
 }
 
 export interface SecurityContext {

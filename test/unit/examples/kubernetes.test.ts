@@ -175,6 +175,16 @@ describe('examples/kubernetes: the Layover Deployment', () => {
     expect(pod.dnsPolicy === 'Default' || layoverEnv.LAYOVER_UPSTREAM_DNS !== undefined).toBe(true);
   });
 
+  it('takes a stopping pod out of the Service on /readyz within the drain, and restarts it only on /livez', () => {
+    expect(layoverContainer.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(layoverContainer.startupProbe?.httpGet?.path).toBe('/readyz');
+    expect(layoverContainer.livenessProbe?.httpGet?.path).toBe('/livez');
+    // The kubelet notices /readyz turning 503 after at most period × failureThreshold: within SHUTDOWN_DRAIN,
+    // Layover still accepts the connections that arrive before the endpoints are updated.
+    const readiness = layoverContainer.readinessProbe!;
+    expect((readiness.periodSeconds ?? 10) * (readiness.failureThreshold ?? 3) * 1000).toBeLessThan(layoverConfig.timeouts.shutdownDrainMs);
+  });
+
   it('gives Layover more time to stop than its own shutdown grace', () => {
     expect(deployment.spec.template.spec.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(layoverConfig.timeouts.shutdownGraceMs);
   });
