@@ -137,9 +137,12 @@ export class S3BlobStore implements BlobStore {
   }
 }
 
-/** The SDK's reason, without anything signed (its messages carry no credentials). */
+/** The SDK's reason, without anything signed (its messages carry no credentials), and what it usually means. */
 function describe(error: unknown): string {
   const { name, message, $metadata } = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
   const status = $metadata?.httpStatusCode;
-  return `${name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}${message && message !== name ? `: ${message}` : ''}`;
+  // A HEAD answer has no body: the SDK then says only "UnknownError".
+  const said = message && message !== name && message !== 'UnknownError' ? `: ${message}` : '';
+  const hint = status === 404 ? ' (no such bucket)' : status === 403 ? ' (access denied: check the credentials the AWS chain finds)' : '';
+  return `${name ?? 'Error'}${status ? ` (HTTP ${status})` : ''}${said}${hint}`;
 }
