@@ -1,3 +1,4 @@
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server as NetServer } from 'node:net';
 import { join } from 'node:path';
 import replyFrom from '@fastify/reply-from';
@@ -147,6 +148,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   const http = config.listen.http ? fastify({ ...common, http: serverTimeouts }) : null;
   const proxy = config.listen.proxy ? fastify({ ...common, http: serverTimeouts }) : null;
   const state = new ServingState();
+  if (config.http2) state.trackSessions(https.server as unknown as Http2SecureServer);
   // Each listener has caps of its own, so that a flood of 443 leaves /healthz on port 80 answering.
   const caps = connectionCaps(config, logger, [https, http, proxy].filter(Boolean).length + config.registryPorts.length);
   const limitConnections = (name: string, app: FastifyInstance | null, tls: boolean): void =>
