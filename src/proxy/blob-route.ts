@@ -62,8 +62,15 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       if (range) reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${entry.size}`);
       setBlobHeaders(reply, digest, length);
       // The file may be gone under the index (removed by hand, lost on disk): the cache then drops the
-      // entry and this request becomes a miss, rather than an error after a 200 is promised.
-      return sendOnceOpen(read.stream, reply, () => serveReadable(ctx, request, clearReply(reply), target, name, digest));
+      // entry and this request becomes a miss, rather than an error after a 200 is promised. A store that
+      // cannot be read at all (the bucket is down) keeps its entry; this client gets the upstream's bytes.
+      return sendOnceOpen(read.stream, reply, {
+        missing: () => serveReadable(ctx, request, clearReply(reply), target, name, digest),
+        unreadable: (error) => {
+          request.log.warn({ err: error, digest }, 'cache: the blob store cannot be read; passing the upstream answer through');
+          passThrough(ctx, request, clearReply(reply), { target, name, digest }, log);
+        },
+      });
     }
     // Evicted between stat and read: fall through to a miss.
   }
@@ -75,14 +82,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
     return sendFillPart(ctx, request, reply, { target, name, digest }, filling, filling.meta.size, log);
   }
 
-  if (request.method === 'HEAD' || request.headers.range) {
-    annotateRequestLog(request, { ...log, cache: 'pass' });
-    return forwardUpstream(request, reply, target, {
-      identity: true,
-      auth: ctx.upstreamAuth.for(name),
-      onResponse: (res) => (isBlobRedirect(res) ? answerBlobRedirect({ ctx, request, reply, res, target, name, digest }) : passBlob(reply, res, digest)),
-    });
-  }
+  if (request.method === 'HEAD' || request.headers.range) return passThrough(ctx, request, reply, { target, name, digest }, log);
 
   const active = ctx.cache.activeFill(digest);
   if (active) return sendFill(request, reply, active, log);
@@ -93,6 +93,16 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
     return reply;
   }
   return fetchMiss(ctx, request, reply, target, name, digest, log);
+}
+
+/** The request as it came, to the upstream, and its answer back uncached. */
+function passThrough(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, { target, name, digest }: BlobAsked, log: RequestLogFields): FastifyReply {
+  annotateRequestLog(request, { ...log, cache: 'pass' });
+  return forwardUpstream(request, reply, target, {
+    identity: true,
+    auth: ctx.upstreamAuth.for(name),
+    onResponse: (res) => (isBlobRedirect(res) ? answerBlobRedirect({ ctx, request, reply, res, target, name, digest }) : passBlob(reply, res, digest)),
+  });
 }
 
 /** The one upstream GET for a digest; its 200 becomes the fill every other client of that digest reads. */
@@ -223,8 +233,15 @@ function redirectToStorage(ctx: ProxyContext, request: FastifyRequest, reply: Fa
   return reply;
 }
 
-/** Sends a blob stream once its file or object is open; if it cannot be opened because it is gone, `missing` answers instead. */
-function sendOnceOpen(stream: Readable & Partial<PendingRead>, reply: FastifyReply, missing: () => unknown): FastifyReply {
+/**
+ * Sends a blob stream once its file or object is open; if it cannot be opened because it is gone,
+ * `missing` answers instead, and `unreadable` for any other failure to open it.
+ */
+function sendOnceOpen(
+  stream: Readable & Partial<PendingRead>,
+  reply: FastifyReply,
+  { missing, unreadable }: { missing: () => unknown; unreadable: (error: Error) => unknown },
+): FastifyReply {
   if (stream.pending !== true) return reply.send(stream);
   const opened = (): void => {
     stream.off('error', failed);
@@ -232,9 +249,9 @@ function sendOnceOpen(stream: Readable & Partial<PendingRead>, reply: FastifyRep
   };
   const failed = (error: NodeJS.ErrnoException): void => {
     stream.off('ready', opened);
-    if (error.code !== 'ENOENT') return void reply.send(error);
     try {
-      missing();
+      if (error.code === 'ENOENT') missing();
+      else unreadable(error);
     } catch (thrown) {
       void reply.send(thrown);
     }

@@ -14,6 +14,11 @@ import type { BlobMeta, ByteRange } from '../blob-types.js';
 import { isNotFound, S3ReadStream } from './s3-read-stream.js';
 import { S3Upload } from './s3-upload.js';
 
+/** A storage endpoint that accepts no connection within this long is down. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** A request (a part on its way, an object being read) that moves no byte for this long has failed. */
+const IDLE_TIMEOUT_MS = 60_000;
+
 type S3Config = Extract<BlobStoreConfig, { kind: 's3' }>;
 
 /** Object metadata written with every blob, so that reconcile can adopt an object whose row is lost. */
@@ -43,6 +48,8 @@ export class S3BlobStore implements BlobStore {
       // A custom endpoint (MinIO, Ceph, a stand-in) rarely cares about the region, but the signer needs one.
       ...(config.region ? { region: config.region } : config.endpoint && !process.env.AWS_REGION ? { region: 'us-east-1' } : {}),
       forcePathStyle: config.pathStyle,
+      // The SDK waits forever by default: a storage host that drops packets must not hold a hit or a fill.
+      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
       // Checksums only where S3 demands them: several S3-compatible stores reject the newer checksum headers.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',

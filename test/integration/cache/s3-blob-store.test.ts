@@ -7,7 +7,8 @@
  * - a blob whose bytes do not match its digest (test/fixtures/faulty-registry.mjs, the only upstream
  *   that lies on demand) never becomes an object;
  * - BLOB_REDIRECT=presigned answers hits with a 307 to the bucket, whose URL serves the right bytes;
- * - a Layover whose bucket cannot be used says so in one line and exits 2.
+ * - a Layover whose bucket cannot be used says so in one line and exits 2;
+ * - while the storage is down, hits and misses are served from the upstream, uncached.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -151,4 +152,29 @@ describe('blobs in an S3 bucket', () => {
       `layover: cannot open the blob cache in ${join(dataDir, 'cache')}: BLOB_STORE: cannot use s3://no-such-bucket/replicas at https://${S3_ADDRESS}: NotFound (HTTP 404) (no such bucket)`,
     ]);
   }, 60_000);
+
+  it('while the storage is down, a hit and a miss are served from the upstream, uncached', async () => {
+    const address = '127.0.0.6';
+    const tls = await bench.ca.issue('s3-down', [address]);
+    const storage = await startFixture(bench.sandbox, S3_FIXTURE, ['--listen', `${address}:443`, '--cert', tls.certFile, '--key', tls.keyFile, '--dir', join(bench.sandbox.dir, 's3-down'), '--bucket', BUCKET]);
+    await restart(layoverOverBucket({ BLOB_STORE: `s3://${BUCKET}/down?endpoint=https://${address}&region=us-east-1` }));
+    const image = bench.images.large!;
+    const [cached, uncached] = [image.manifests[0]!.config, image.manifests[0]!.layers[0]!];
+    const url = (digest: string): string => `https://${INTERCEPTED_HOST}/v2/${image.repository}/blobs/${digest}`;
+    await curl(bench, url(cached.digest));
+    await bench.layover!.waitForLog((l) => l.msg === 'cache fill committed' && l.digest === cached.digest, 20_000);
+
+    storage.child.kill('SIGKILL');
+    await new Promise((resolve) => (storage.child.exitCode === null && storage.child.signalCode === null ? storage.child.once('exit', resolve) : resolve(null)));
+    bench.registry.clearRequests();
+    const hit = await curl(bench, url(cached.digest));
+    expect(hit.status).toBe(200);
+    expect(sha256(hit.body)).toBe(cached.digest);
+    const miss = await curl(bench, url(uncached.digest));
+    expect(miss.status).toBe(200);
+    expect(sha256(miss.body)).toBe(uncached.digest);
+    await bench.layover!.waitForLog((l) => l.msg === 'cache fill dropped' && l.digest === uncached.digest, 30_000);
+    expect(await upstreamBlobGets()).toBe(2);
+    expect(bench.layover!.logs().find((l) => l.msg === 'request' && l.digest === cached.digest && l.cache === 'pass')).toBeDefined();
+  }, 90_000);
 });
