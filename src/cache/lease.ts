@@ -29,3 +29,31 @@ export function checkLeaseRequest(name: string, ttlMs: number): void {
   if (!LEASE_NAME.test(name)) throw new RangeError(`lease name: expected up to 100 of a-z 0-9 . _ -, got ${JSON.stringify(name)}`);
   if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > 86_400_000) throw new RangeError(`lease ttl: expected 1 ms to 1 day, got ${ttlMs}`);
 }
+
+/**
+ * A lease a shared backend granted at `askedAt` (local time, taken before the request, so `expiresAt`
+ * errs early); `renewOnBackend` answers whether the backend still had it as this holder's.
+ */
+export function grantedLease(
+  name: string,
+  token: number,
+  askedAt: number,
+  ttlMs: number,
+  backend: { renew(): Promise<boolean>; release(): Promise<void> },
+): Lease {
+  let expiresAt = askedAt + ttlMs;
+  return {
+    name,
+    token,
+    get expiresAt() {
+      return expiresAt;
+    },
+    async renew() {
+      const renewedAt = Date.now();
+      if (!(await backend.renew())) return false;
+      expiresAt = renewedAt + ttlMs;
+      return true;
+    },
+    release: () => backend.release(),
+  };
+}

@@ -1,3 +1,4 @@
+import type Keyv from 'keyv';
 import { parseDigest } from '../../registry/digest.js';
 import type { BlobEntry, BlobKind } from '../blob-types.js';
 import type { IndexContents } from '../cache-index.js';
@@ -7,6 +8,8 @@ export const BLOB_PREFIX = 'blob:';
 export const RECORD_PREFIX = 'record:';
 /** Rows per page when loading: keyv's default of 10 took 17.8 s for 30k sqlite rows, 1000 took 0.41 s. */
 export const PAGE_SIZE = 1000;
+/** A row whose value could not be decoded: reported in `invalid`, like a key nobody knows. */
+export const UNREADABLE: unique symbol = Symbol('unreadable');
 
 type EntryRow = Omit<BlobEntry, 'digest'>;
 
@@ -19,13 +22,14 @@ export function toRow(entry: BlobEntry): EntryRow {
 export async function collectRows(rows: AsyncIterable<[string, unknown]>): Promise<IndexContents> {
   const contents: IndexContents = { entries: [], records: new Map(), invalid: [] };
   for await (const [key, value] of rows) {
-    if (key.startsWith(RECORD_PREFIX)) {
+    if (value === UNREADABLE) contents.invalid.push(key);
+    else if (key.startsWith(RECORD_PREFIX)) {
       contents.records.set(key.slice(RECORD_PREFIX.length), value);
-      continue;
+    } else {
+      const entry = key.startsWith(BLOB_PREFIX) ? toEntry(key.slice(BLOB_PREFIX.length), value) : null;
+      if (entry) contents.entries.push(entry);
+      else contents.invalid.push(key);
     }
-    const entry = key.startsWith(BLOB_PREFIX) ? toEntry(key.slice(BLOB_PREFIX.length), value) : null;
-    if (entry) contents.entries.push(entry);
-    else contents.invalid.push(key);
   }
   return contents;
 }
@@ -54,4 +58,14 @@ function toEntry(key: string, value: unknown): BlobEntry | null {
     lastAccess: row.lastAccess,
     source: row.source,
   };
+}
+
+/** A stored value as keyv wrote it; anything else (another program's key, garbage) is UNREADABLE. */
+export async function decode(keyv: Keyv<unknown>, raw: unknown): Promise<unknown> {
+  try {
+    const data = (await keyv.deserializeData(raw as string)) as { value?: unknown } | undefined;
+    return data && typeof data === 'object' && 'value' in data ? data.value : UNREADABLE;
+  } catch {
+    return UNREADABLE;
+  }
 }

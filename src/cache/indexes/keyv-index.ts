@@ -4,8 +4,8 @@ import type { Digest } from '../../registry/digest.js';
 import type { BlobEntry } from '../blob-types.js';
 import { IndexWriteError, type CacheIndex, type IndexContents } from '../cache-index.js';
 import type { Lease, LeaseStore } from '../lease.js';
-import { BLOB_PREFIX, collectRows, PAGE_SIZE, RECORD_PREFIX, toRow } from './index-rows.js';
-import { ThrottledLog } from './throttled-log.js';
+import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toRow } from './index-rows.js';
+import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** What differs between SQLite, Redis and Postgres; the rest of an index is the same keyv code. */
 export interface IndexBackend extends LeaseStore {
@@ -15,6 +15,8 @@ export interface IndexBackend extends LeaseStore {
   readonly keyv: Keyv<unknown>;
   /** Every row of the namespace in pages of PAGE_SIZE, keys without the namespace; throws when a page fails. */
   rows(): AsyncIterable<[string, unknown]>;
+  /** False while the backend is known to be unreachable: writes then fail at once instead of waiting for a reconnect. */
+  connected?(): boolean;
   close(): Promise<void>;
 }
 
@@ -26,6 +28,8 @@ export interface KeyvIndexOptions {
 type Write = { readonly key: string; readonly deleted: false; readonly value: unknown } | { readonly key: string; readonly deleted: true };
 
 const MAX_RETRY_MS = 30_000;
+/** Rows per backend call (one MULTI in Redis, one upsert in Postgres): a MULTI holds a shared Redis for its whole length. */
+const WRITE_BATCH = 1_000;
 /** Failed writes kept for replay; beyond this the oldest are dropped (reconciliation at the next start repairs them). */
 const MAX_FAILED = 100_000;
 const WRITE_FAILED = 'cache index: write failed; kept to replay when the backend answers again';
@@ -122,8 +126,8 @@ export class KeyvCacheIndex implements CacheIndex {
     const sequence = ++this.sequence;
     return this.enqueue(async () => {
       const failed: Array<{ key: string; error: unknown }> = [];
-      for (let i = 0; i < writes.length; i += PAGE_SIZE) {
-        const batch = writes.slice(i, i + PAGE_SIZE);
+      for (let i = 0; i < writes.length; i += WRITE_BATCH) {
+        const batch = writes.slice(i, i + WRITE_BATCH);
         const errors = await this.apply(batch);
         batch.forEach((write, j) => {
           const error = errors[j];
@@ -131,7 +135,7 @@ export class KeyvCacheIndex implements CacheIndex {
             if ((this.failed.get(write.key)?.sequence ?? Infinity) <= sequence) this.failed.delete(write.key);
             return;
           }
-          failed.push({ key: write.key, error });
+          failed.push({ key: write.key, error: plainError(error) });
           this.keep(write, sequence);
         });
       }
@@ -145,6 +149,7 @@ export class KeyvCacheIndex implements CacheIndex {
 
   /** One batch: an error (or undefined for success) per write. Sets and deletes run as one call each. */
   private async apply(batch: readonly Write[]): Promise<unknown[]> {
+    if (this.backend.connected?.() === false) return batch.map(() => new Error(`${this.backend.name} is not connected`));
     const errors: unknown[] = new Array<unknown>(batch.length).fill(undefined);
     const sets = batch.flatMap((write, i) => (write.deleted ? [] : [{ i, key: write.key, value: write.value }]));
     const deletes = batch.flatMap((write, i) => (write.deleted ? [{ i, key: write.key }] : []));
@@ -199,8 +204,8 @@ export class KeyvCacheIndex implements CacheIndex {
       const kept = [...this.failed.values()];
       if (kept.length === 0) return;
       let replayed = 0;
-      for (let i = 0; i < kept.length; i += PAGE_SIZE) {
-        const batch = kept.slice(i, i + PAGE_SIZE);
+      for (let i = 0; i < kept.length; i += WRITE_BATCH) {
+        const batch = kept.slice(i, i + WRITE_BATCH);
         const errors = await this.apply(batch.map((k) => k.write));
         batch.forEach((k, j) => {
           if (errors[j] !== undefined || this.failed.get(k.write.key) !== k) return;
@@ -217,7 +222,7 @@ export class KeyvCacheIndex implements CacheIndex {
         this.scheduleReplay();
       }
     }).catch((error: unknown) => {
-      this.logger.error({ err: error, backend: this.backend.name }, 'cache index: replay failed');
+      this.logger.error({ err: plainError(error), backend: this.backend.name }, 'cache index: replay failed');
     });
   }
 

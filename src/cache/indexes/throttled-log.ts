@@ -34,3 +34,16 @@ export class ThrottledLog {
     this.held.delete(message);
   }
 }
+
+/**
+ * An error as it may be logged or passed on: its name, message and code only. Client libraries hang
+ * their connection on errors (node-postgres' carries the password), and pino would print all of it.
+ */
+export function plainError(error: unknown): Error {
+  if (!(error instanceof Error)) return new Error(String(error));
+  const plain = new Error(error.message) as Error & { code?: unknown };
+  plain.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' || typeof code === 'number') plain.code = code;
+  return plain;
+}

@@ -1,0 +1,19 @@
+// The part of `pg` (node-postgres, installed with @keyv/postgres, which ships no types for it) that the
+// Postgres index uses: a pool of its own, so that it can listen for the errors of idle connections.
+declare module 'pg' {
+  export interface PoolConfig {
+    connectionString?: string;
+    max?: number;
+    connectionTimeoutMillis?: number;
+    idleTimeoutMillis?: number;
+    application_name?: string;
+  }
+  export class Pool {
+    constructor(config?: PoolConfig);
+    query(text: string, values?: unknown[]): Promise<{ rows: Array<Record<string, unknown>>; rowCount: number | null }>;
+    on(event: 'error', listener: (error: Error) => void): this;
+    end(): Promise<void>;
+  }
+  const pg: { Pool: typeof Pool };
+  export default pg;
+}

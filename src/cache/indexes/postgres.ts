@@ -1,0 +1,100 @@
+import KeyvPostgres, { type KeyvPostgresOptions } from '@keyv/postgres';
+import type { FastifyBaseLogger } from 'fastify';
+import Keyv from 'keyv';
+import pg, { type Pool } from 'pg';
+import type { Secret } from '../../config/secret.js';
+import { CacheIndexUnavailableError } from '../cache-index.js';
+import { decode, PAGE_SIZE } from './index-rows.js';
+import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
+import { CREATE_LEASE_TABLE, PostgresLeaseStore } from './postgres-lease.js';
+import { plainError, ThrottledLog } from './throttled-log.js';
+
+/** A table of its own, so the index can share a database with anything else; keys `layover:blob:<digest>`, `layover:record:<key>`. */
+const TABLE = 'layover_cache_index';
+const NAMESPACE = 'layover';
+/** Record keys carry registry, repository and reference: room for the longest of each. */
+const KEY_SIZE = 2048;
+const CONNECT_TIMEOUT_MS = 5_000;
+/** At most this many connections per replica: the writes are queued one batch at a time anyway. */
+const POOL_SIZE = 4;
+const CREATE_TABLE = `CREATE TABLE IF NOT EXISTS ${TABLE} (key VARCHAR(${KEY_SIZE}) PRIMARY KEY, value TEXT)`;
+const PAGE = `SELECT key, value FROM ${TABLE} WHERE key LIKE '${NAMESPACE}:%' AND key > $1 ORDER BY key LIMIT ${PAGE_SIZE}`;
+
+/** `postgres 10.0.0.5:5432/layover`: where the index is, for messages; the URL's password never appears. */
+export function postgresName(url: URL): string {
+  return `postgres ${url.hostname}:${url.port || '5432'}${url.pathname.length > 1 ? url.pathname : ''}`;
+}
+
+/** @keyv/postgres with our pool instead of its process-wide one (whose idle-connection errors nobody hears). */
+class PooledKeyvPostgres extends KeyvPostgres {
+  // Called by the base constructor, when only `opts` is set.
+  override async connect(): Promise<(sql: string, values?: unknown[]) => Promise<Array<Record<string, unknown>>>> {
+    const pool = poolOf(this.opts);
+    return async (sql, values) => (await pool.query(sql, values)).rows;
+  }
+
+  override async disconnect(): Promise<void> {
+    await poolOf(this.opts).end();
+  }
+}
+
+const poolOf = (opts: KeyvPostgresOptions): Pool => (opts as KeyvPostgresOptions & { pool: Pool }).pool;
+
+/**
+ * The index in a Postgres that several replicas share: keyv over @keyv/postgres on a pool of at most
+ * POOL_SIZE connections. A Postgres that cannot be reached (or refuses the credentials) at open is an
+ * error at once; later, failed queries fail the write, which the index keeps and replays.
+ */
+export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, options: KeyvIndexOptions = {}): Promise<KeyvCacheIndex> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url.reveal());
+  } catch {
+    throw new CacheIndexUnavailableError('cannot open the cache index: CACHE_INDEX is not a postgres:// URL');
+  }
+  const name = postgresName(parsed);
+  const throttled = new ThrottledLog(logger);
+  const pool = new pg.Pool({ connectionString: url.reveal(), max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, idleTimeoutMillis: 30_000, application_name: 'layover' });
+  // An idle connection that the server closes (a restart, a failover) emits 'error' on the pool: unheard, it would end the process.
+  pool.on('error', (error) => throttled.error({ err: plainError(error), backend: name }, 'cache index: a Postgres connection failed'));
+  try {
+    await createTable(pool, CREATE_TABLE);
+    await createTable(pool, CREATE_LEASE_TABLE);
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw new CacheIndexUnavailableError(`cannot reach the cache index at ${name}: ${(error as Error).message}`, { cause: plainError(error) });
+  }
+  const storeOptions: KeyvPostgresOptions & { pool: Pool } = { table: TABLE, keySize: KEY_SIZE, pool };
+  const keyv = new Keyv<unknown>({ store: new PooledKeyvPostgres(storeOptions), namespace: NAMESPACE, throwOnErrors: true, emitErrors: false });
+  const leases = new PostgresLeaseStore(pool);
+  const prefix = `${NAMESPACE}:`;
+  return new KeyvCacheIndex(
+    {
+      name,
+      keyv,
+      // keyv's iterator for Postgres stops silently at a failed page; this one throws, so a load is whole or fails.
+      async *rows() {
+        let after = '';
+        for (;;) {
+          const { rows } = await pool.query(PAGE, [after]);
+          for (const row of rows) yield [String(row.key).slice(prefix.length), await decode(keyv, row.value)];
+          if (rows.length < PAGE_SIZE) return;
+          after = String(rows[rows.length - 1]!.key);
+        }
+      },
+      acquireLease: (leaseName, ttlMs) => leases.acquireLease(leaseName, ttlMs),
+      close: () => pool.end(),
+    },
+    logger,
+    options,
+  );
+}
+
+/** CREATE TABLE IF NOT EXISTS, where two replicas starting at once may race on the catalog (23505): the other one made it. */
+async function createTable(pool: Pool, sql: string): Promise<void> {
+  try {
+    await pool.query(sql);
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== '23505') throw error;
+  }
+}

@@ -1,0 +1,40 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CacheIndexUnavailableError } from '../../../src/cache/cache-index.js';
+import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
+import { Secret } from '../../../src/config/secret.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
+import { freeLoopbackPort } from '../../helpers/redis-server.js';
+import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
+import { cacheIndexSuite } from '../../unit/cache/cache-index-suite.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(() => redis?.close());
+
+cacheIndexSuite('redis', {
+  open: ({ retryMs, logger }) => openCacheIndex({ kind: 'redis', url: new Secret(redis.url) }, { sqliteFile: '/nonexistent/unused', logger, retryMs }),
+  outage: { stop: () => redis.stop(), start: () => redis.start(), get password() {
+    return redis.password;
+  } },
+});
+
+describe('Redis index at open', () => {
+  const open = (url: string) => openCacheIndex({ kind: 'redis', url: new Secret(url) }, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+
+  it('fails at once, naming redis and the host, when nothing listens there', async () => {
+    const port = await freeLoopbackPort();
+    const error = await open(`redis://:secret-pw@127.0.0.1:${port}`).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheIndexUnavailableError);
+    expect((error as Error).message).toContain(`redis 127.0.0.1:${port}`);
+    expect((error as Error).message).not.toContain('secret-pw');
+  });
+
+  it('fails at once, without the password in the message, when the password is refused', async () => {
+    const error = await open(`redis://:wrong-password-x@127.0.0.1:${redis.port}`).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CacheIndexUnavailableError);
+    expect((error as Error).message).toContain(`redis 127.0.0.1:${redis.port}`);
+    expect((error as Error).message).not.toContain('wrong-password-x');
+  });
+});
