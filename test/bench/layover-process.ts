@@ -73,6 +73,8 @@ export async function startLayoverProcess(sandbox: Sandbox, options: LayoverProc
     'upstream-ca': options.upstreamCa,
     registries: 'registry.test',
     'log-level': 'debug',
+    // No load balancer to notice a stop here: stop() would otherwise wait out the drain.
+    'shutdown-drain': '0s',
     ...options.flags,
   };
   const args: string[] = [];
