@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { CacheIndexUnavailableError } from '../../../src/cache/cache-index.js';
 import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
 import { Secret } from '../../../src/config/secret.js';
@@ -36,5 +37,20 @@ describe('Postgres index at open', () => {
     expect(error).toBeInstanceOf(CacheIndexUnavailableError);
     expect((error as Error).message).toContain(`postgres 127.0.0.1:${postgres.port}/layover`);
     expect((error as Error).message).not.toContain('wrong-password-x');
+  });
+});
+
+describe('Postgres index rows written by someone else', () => {
+  it('reports a value keyv cannot read as invalid instead of failing the load', async () => {
+    const pool = new pg.Pool({ connectionString: postgres.url, max: 1 });
+    onTestFinished(() => pool.end());
+    const index = await openCacheIndex({ kind: 'postgres', url: new Secret(postgres.url) }, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    onTestFinished(() => index.close());
+    await pool.query(`INSERT INTO layover_cache_index (key, value) VALUES ('layover:blob:sha256:not-json', '{"value": ['), ('layover:record:garbage', NULL), ('other:key', 'x')`);
+    const loaded = await index.load();
+    expect(loaded.invalid.sort()).toEqual(['blob:sha256:not-json', 'record:garbage']);
+    await index.deleteKeys(loaded.invalid);
+    expect((await index.load()).invalid).toEqual([]);
+    expect((await pool.query(`SELECT value FROM layover_cache_index WHERE key = 'other:key'`)).rows).toEqual([{ value: 'x' }]);
   });
 });

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '@keyv/redis';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { CacheIndexUnavailableError } from '../../../src/cache/cache-index.js';
 import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
 import { Secret } from '../../../src/config/secret.js';
@@ -36,5 +37,24 @@ describe('Redis index at open', () => {
     expect(error).toBeInstanceOf(CacheIndexUnavailableError);
     expect((error as Error).message).toContain(`redis 127.0.0.1:${redis.port}`);
     expect((error as Error).message).not.toContain('wrong-password-x');
+  });
+});
+
+describe('Redis index rows written by someone else', () => {
+  it('reports a value keyv cannot read as invalid instead of failing the load', async () => {
+    const client = createClient({ url: redis.url });
+    client.on('error', () => undefined);
+    await client.connect();
+    onTestFinished(() => client.close());
+    await client.set('layover-index::blob:sha256:not-json', '{"value": [');
+    await client.set('layover-index::record:garbage', '\u0000\u0001');
+    await client.set('unrelated-key', 'left alone');
+    const index = await openCacheIndex({ kind: 'redis', url: new Secret(redis.url) }, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    onTestFinished(() => index.close());
+    const loaded = await index.load();
+    expect(loaded.invalid.sort()).toEqual(['blob:sha256:not-json', 'record:garbage']);
+    await index.deleteKeys(loaded.invalid);
+    expect((await index.load()).invalid).toEqual([]);
+    expect(await client.get('unrelated-key')).toBe('left alone');
   });
 });

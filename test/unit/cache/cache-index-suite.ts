@@ -187,6 +187,8 @@ export function cacheIndexSuite(name: string, harness: IndexHarness): void {
         // Written while down, then overwritten while still down: only the last value may land.
         await expect(index.putEntry(entry(2, 7))).rejects.toThrow(IndexWriteError);
         await expect(index.putEntry(entry(2, 8))).rejects.toThrow(IndexWriteError);
+        // A load while the backend is down fails whole: never part of the rows, which would look like evictions.
+        await expect(index.load()).rejects.toThrow();
         const failures = indexLogs.filter((line) => line.msg.startsWith('cache index: write failed'));
         // Rate-limited: six failed writes, one line.
         expect(failures.length).toBe(1);
