@@ -14,7 +14,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { accepts, freeLoopbackPort, stopChild } from './redis-server.js';
+import { accepts, freeLoopbackPort, stopChild } from './server-process.js';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 const READY_TIMEOUT_MS = 30_000;

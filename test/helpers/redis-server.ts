@@ -8,11 +8,10 @@
  *   afterAll(() => redis.close());
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { accepts, freeLoopbackPort, stopChild } from './server-process.js';
 
 export interface RedisServer {
   readonly host: string;
@@ -26,37 +25,6 @@ export interface RedisServer {
 }
 
 const READY_TIMEOUT_MS = 15_000;
-
-export async function freeLoopbackPort(host = '127.0.0.1'): Promise<number> {
-  const server = createServer();
-  server.listen(0, host);
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** True once something accepts TCP connections on host:port. */
-export function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Stops a child server: SIGTERM (SIGINT for postgres' fast shutdown), then SIGKILL after 10 s. */
-export async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 export async function startRedis(): Promise<RedisServer> {
   const host = '127.0.0.1';

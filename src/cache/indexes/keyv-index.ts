@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type Keyv from 'keyv';
 import type { Digest } from '../../registry/digest.js';
 import type { BlobEntry } from '../blob-types.js';
-import { IndexWriteError, type CacheIndex, type IndexContents } from '../cache-index.js';
+import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex, type IndexContents } from '../cache-index.js';
 import type { Lease, LeaseStore } from '../lease.js';
 import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toRow } from './index-rows.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
@@ -64,7 +64,11 @@ export class KeyvCacheIndex implements CacheIndex {
   }
 
   async load(): Promise<IndexContents> {
-    return collectRows(this.backend.rows());
+    try {
+      return await collectRows(this.backend.rows());
+    } catch (error) {
+      throw new CacheIndexUnavailableError(`cannot load the cache index from ${this.backend.name}: ${(error as Error).message}`, { cause: plainError(error) });
+    }
   }
 
   async putEntry(entry: BlobEntry): Promise<void> {

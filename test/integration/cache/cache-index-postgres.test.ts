@@ -5,7 +5,7 @@ import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
 import { Secret } from '../../../src/config/secret.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { startPostgres, type PostgresServer } from '../../helpers/postgres-server.js';
-import { freeLoopbackPort } from '../../helpers/redis-server.js';
+import { freeLoopbackPort } from '../../helpers/server-process.js';
 import { cacheIndexSuite } from '../../unit/cache/cache-index-suite.js';
 
 let postgres: PostgresServer;

@@ -4,7 +4,7 @@ import { CacheIndexUnavailableError } from '../../../src/cache/cache-index.js';
 import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
 import { Secret } from '../../../src/config/secret.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
-import { freeLoopbackPort } from '../../helpers/redis-server.js';
+import { freeLoopbackPort } from '../../helpers/server-process.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { cacheIndexSuite } from '../../unit/cache/cache-index-suite.js';
 

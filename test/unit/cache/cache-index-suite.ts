@@ -7,7 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { BlobEntry } from '../../../src/cache/blob-types.js';
-import { IndexWriteError, type CacheIndex } from '../../../src/cache/cache-index.js';
+import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex } from '../../../src/cache/cache-index.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import { captureLogger, type LogLine } from '../../helpers/capture-logger.js';
 
@@ -188,7 +188,7 @@ export function cacheIndexSuite(name: string, harness: IndexHarness): void {
         await expect(index.putEntry(entry(2, 7))).rejects.toThrow(IndexWriteError);
         await expect(index.putEntry(entry(2, 8))).rejects.toThrow(IndexWriteError);
         // A load while the backend is down fails whole: never part of the rows, which would look like evictions.
-        await expect(index.load()).rejects.toThrow();
+        await expect(index.load()).rejects.toThrow(CacheIndexUnavailableError);
         const failures = indexLogs.filter((line) => line.msg.startsWith('cache index: write failed'));
         // Rate-limited: six failed writes, one line.
         expect(failures.length).toBe(1);
