@@ -29,7 +29,7 @@ async function seed(dir: string): Promise<BlobEntry[]> {
 }
 
 describe('100,000 entries', () => {
-  it('open rebuilds the LRU and eviction removes the oldest half', { timeout: 60_000 }, async ({ annotate }) => {
+  it('open rebuilds the LRU and eviction removes the oldest half', { timeout: 180_000 }, async ({ annotate }) => {
     const dir = join(await tempDir(), 'cache');
     await mkdir(join(dir, 'tmp'), { recursive: true });
     let started = performance.now();
