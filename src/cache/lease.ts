@@ -11,14 +11,14 @@ export interface Lease {
   readonly token: number;
   /** Epoch ms by this process's clock, measured from before the request: never later than the real expiry. */
   readonly expiresAt: number;
-  /** Extends the lease by its ttl; false when it is no longer this holder's. */
+  /** Extends the lease by its ttl; false when it is no longer this holder's; rejects when the backend cannot be reached. */
   renew(): Promise<boolean>;
   /** Gives the lease up if it is still this holder's; a stale holder's release leaves the new holder's alone. */
   release(): Promise<void>;
 }
 
 export interface LeaseStore {
-  /** The lease, or null while another holder has it. */
+  /** The lease, or null while another holder has it; rejects when the backend cannot be reached (then nobody may assume it). */
   acquireLease(name: string, ttlMs: number): Promise<Lease | null>;
 }
 

@@ -12,6 +12,7 @@ declare module 'pg' {
     constructor(config?: PoolConfig);
     query(text: string, values?: unknown[]): Promise<{ rows: Array<Record<string, unknown>>; rowCount: number | null }>;
     on(event: 'error', listener: (error: Error) => void): this;
+    on(event: 'connect', listener: (client: { on(event: 'error', listener: (error: Error) => void): unknown }) => void): this;
     end(): Promise<void>;
   }
   const pg: { Pool: typeof Pool };

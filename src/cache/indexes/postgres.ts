@@ -56,7 +56,10 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
   const throttled = new ThrottledLog(logger);
   const pool = new pg.Pool({ connectionString: url.reveal(), max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, idleTimeoutMillis: 30_000, application_name: 'layover' });
   // An idle connection that the server closes (a restart, a failover) emits 'error' on the pool: unheard, it would end the process.
-  pool.on('error', (error) => throttled.error({ err: plainError(error), backend: name }, 'cache index: a Postgres connection failed'));
+  const connectionFailed = (error: Error): void => throttled.error({ err: plainError(error), backend: name }, 'cache index: a Postgres connection failed');
+  pool.on('error', connectionFailed);
+  // A connection the pool has let go of (at close) can still hear the server shut down: it needs its own listener.
+  pool.on('connect', (client) => client.on('error', connectionFailed));
   try {
     await createTable(pool, CREATE_TABLE);
     await createTable(pool, CREATE_LEASE_TABLE);
