@@ -12,7 +12,8 @@ import { CacheLayout } from './cache-layout.js';
 import { DirectoryLock } from './directory-lock.js';
 import { hashBytes, isCode, writeDurably } from './durable-files.js';
 import { FillError } from './fill-error.js';
-import { IndexStore } from './index-store.js';
+import type { CacheIndex } from './cache-index.js';
+import { openCacheIndex } from './indexes/open-cache-index.js';
 import { LruIndex } from './lru-index.js';
 import { reconcile } from './reconcile.js';
 
@@ -35,7 +36,7 @@ export class BlobCache {
   private readonly logger: FastifyBaseLogger;
   private readonly maxSize: number;
   private readonly lock: DirectoryLock;
-  private readonly index: IndexStore;
+  private readonly index: CacheIndex;
   private readonly store: BlobStore;
   private readonly records: Map<string, unknown>;
   private readonly lru = new LruIndex();
@@ -45,7 +46,7 @@ export class BlobCache {
   private readonly removals: BlobRemovals;
   private closed = false;
 
-  private constructor(options: BlobCacheOptions, layout: CacheLayout, lock: DirectoryLock, store: BlobStore, index: IndexStore, records: Map<string, unknown>) {
+  private constructor(options: BlobCacheOptions, layout: CacheLayout, lock: DirectoryLock, store: BlobStore, index: CacheIndex, records: Map<string, unknown>) {
     this.layout = layout;
     this.store = store;
     this.logger = options.logger;
@@ -81,12 +82,12 @@ export class BlobCache {
     await mkdir(layout.tmpDir, { recursive: true });
     await mkdir(layout.blobsDir, { recursive: true });
     const lock = await DirectoryLock.acquire(layout.lockFile);
-    let index: IndexStore | undefined;
+    let index: CacheIndex | undefined;
     let store: BlobStore | undefined;
     try {
       store = await createBlobStore(options.blobStore ?? { kind: 'file' }, layout);
       await store.check();
-      index = await IndexStore.open(layout.indexFile, options.logger);
+      index = await openCacheIndex(options.cacheIndex ?? { kind: 'sqlite' }, { sqliteFile: layout.indexFile, logger: options.logger });
       const loaded = await index.load();
       const entries = await reconcile(layout, store, loaded, index, options.logger);
       const cache = new BlobCache(options, layout, lock, store, index, loaded.records);

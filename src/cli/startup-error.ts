@@ -1,4 +1,5 @@
 import { BlobStoreUnavailableError } from '../cache/blob-store.js';
+import { CacheIndexUnavailableError } from '../cache/cache-index.js';
 import { DirectoryLockedError } from '../cache/directory-lock.js';
 import { ConfigError } from '../config/config-error.js';
 
@@ -36,7 +37,7 @@ function fileLine(e: SystemError): string {
 export function startupErrorLine(error: unknown): string | null {
   const context: string[] = [];
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e instanceof ConfigError || e instanceof DirectoryLockedError || e instanceof BlobStoreUnavailableError) return [...context, e.message].join(': ');
+    if (e instanceof ConfigError || e instanceof DirectoryLockedError || e instanceof BlobStoreUnavailableError || e instanceof CacheIndexUnavailableError) return [...context, e.message].join(': ');
     if (isSystemError(e)) {
       if (e.syscall === 'listen' || e.syscall === 'bind') return [...context, listenerLine(e)].join(': ');
       if (e.path !== undefined) return [...context, fileLine(e)].join(': ');

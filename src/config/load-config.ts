@@ -199,6 +199,8 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   if (typeof blobStore === 'string') throw new ConfigError(`${labels.get('blobStore')}: ${blobStore}`);
   const cacheIndex = parseCacheIndex(r.cacheIndex);
   if (typeof cacheIndex === 'string') throw new ConfigError(`${labels.get('cacheIndex')}: ${cacheIndex}`);
+  // Replicas with files of their own would each drop the shared rows of blobs only the others hold.
+  if (cacheIndex.kind !== 'sqlite' && blobStore.kind !== 's3') throw new ConfigError(`${labels.get('cacheIndex')}: a shared index describes shared blobs: it needs BLOB_STORE=s3://…`);
   if (r.blobRedirect === 'presigned' && blobStore.kind !== 's3') throw new ConfigError(`${labels.get('blobRedirect')}: presigned needs BLOB_STORE=s3://…`);
 
   const tiers: ManifestTier[] = [];

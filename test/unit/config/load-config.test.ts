@@ -190,11 +190,11 @@ describe('loadConfig shared stores', () => {
   });
 
   it('keeps a shared index URL as a secret: it may hold a password', () => {
-    const config = load({ env: { CACHE_INDEX: 'redis://:hunter2@127.0.0.1:6379/0' } });
+    const config = load({ env: { CACHE_INDEX: 'redis://:hunter2@127.0.0.1:6379/0', BLOB_STORE: 's3://bucket' } });
     expect(config.cacheIndex.kind).toBe('redis');
     expect(JSON.stringify(config)).not.toContain('hunter2');
     expect(inspect(config, { depth: 9 })).not.toContain('hunter2');
-    expect(load({ env: { CACHE_INDEX: 'postgres://layover@127.0.0.1/layover' } }).cacheIndex.kind).toBe('postgres');
+    expect(load({ env: { CACHE_INDEX: 'postgres://layover@127.0.0.1/layover', BLOB_STORE: 's3://bucket' } }).cacheIndex.kind).toBe('postgres');
   });
 
   it.each([
