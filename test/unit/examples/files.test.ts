@@ -31,6 +31,8 @@ describe('examples/ files', () => {
       'examples/kubernetes/kustomization.yaml',
       'examples/kubernetes/layover.yaml',
       'examples/kubernetes/node-setup.yaml',
+      'examples/kubernetes/replicas/kustomization.yaml',
+      'examples/kubernetes/replicas/layover.yaml',
     ]);
     for (const file of yamlFiles) expect(yamlDocuments(file, '1.1'), name(file)).toEqual(yamlDocuments(file, '1.2'));
   });
@@ -38,7 +40,7 @@ describe('examples/ files', () => {
   const scripts = shellScripts();
 
   it('has executable shell scripts', () => {
-    expect(scripts.map((s) => s.label)).toEqual(expect.arrayContaining(['examples/kubernetes/kind.sh', 'examples/kubernetes/generate-coredns-configmap']));
+    expect(scripts.map((s) => s.label)).toEqual(expect.arrayContaining(['examples/kubernetes/kind.sh', 'examples/kubernetes/generate-coredns-configmap', 'examples/kubernetes/replicas/make-secrets']));
     for (const { label, path } of scripts.filter((s) => s.path.startsWith(EXAMPLES))) expect(() => accessSync(path, constants.X_OK), label).not.toThrow();
   });
 
@@ -74,7 +76,7 @@ describe('examples/ files', () => {
 
   it('has READMEs that open with the one command to run the example, naming files that exist', () => {
     const readmes = files.filter((f) => f.endsWith('README.md') && dirname(f) !== EXAMPLES);
-    expect(readmes.map(name).sort()).toEqual(['examples/compose/README.md', 'examples/kubernetes/README.md', 'examples/systemd/README.md']);
+    expect(readmes.map(name).sort()).toEqual(['examples/compose/README.md', 'examples/kubernetes/README.md', 'examples/kubernetes/replicas/README.md', 'examples/systemd/README.md']);
     for (const readme of readmes) {
       const [, command] = /^# .+\n\n```sh\n(.+)\n```\n/.exec(readText(readme)) ?? [];
       expect(command, name(readme)).toBeDefined();

@@ -19,6 +19,7 @@ export interface KubeObject {
 export interface EnvVar {
   name: string;
   value?: unknown;
+  valueFrom?: { secretKeyRef?: { name: string; key: string }; configMapKeyRef?: { name: string; key: string } };
 }
 
 export interface Probe {
@@ -49,7 +50,7 @@ export interface Container {
   env?: EnvVar[];
   envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
   ports?: { name?: string; containerPort: number; protocol?: string }[];
-  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[];
   startupProbe?: Probe;
   readinessProbe?: Probe;
   livenessProbe?: Probe;
@@ -63,6 +64,7 @@ export interface Volume {
   persistentVolumeClaim?: { claimName: string };
   configMap?: { name: string; items?: { key: string; path: string }[] };
   hostPath?: { path: string; type?: string };
+  secret?: { secretName: string; defaultMode?: number; items?: { key: string; path: string }[] };
   emptyDir?: Record<string, unknown>;
 }
 
@@ -79,12 +81,13 @@ export interface PodSpec {
   terminationGracePeriodSeconds?: number;
   nodeSelector?: Labels;
   tolerations?: { operator?: string; key?: string; effect?: string }[];
+  topologySpreadConstraints?: { maxSkew: number; topologyKey: string; whenUnsatisfiable: string; labelSelector: { matchLabels: Labels } }[];
 }
 
 export interface Workload extends KubeObject {
   spec: {
     replicas?: number;
-    strategy?: { type: string };
+    strategy?: { type: string; rollingUpdate?: { maxUnavailable?: number | string; maxSurge?: number | string } };
     selector: { matchLabels: Labels };
     template: { metadata: { labels: Labels }; spec: PodSpec };
   };
@@ -99,8 +102,17 @@ export interface Service extends KubeObject {
   };
 }
 
+export interface PodDisruptionBudget extends KubeObject {
+  spec: { minAvailable?: number | string; maxUnavailable?: number | string; selector: { matchLabels: Labels } };
+}
+
 export interface ConfigMap extends KubeObject {
   data: Record<string, unknown>;
+}
+
+/** Secrets are not part of the examples' files but made by kustomize's secretGenerator: `stringData` holds what it reads. */
+export interface Secret extends KubeObject {
+  stringData: Record<string, string>;
 }
 
 export interface PersistentVolumeClaim extends KubeObject {
@@ -138,15 +150,23 @@ export function bytesOf(quantity: string): number {
 export const containersOf = (pod: PodSpec): Container[] => [...(pod.initContainers ?? []), ...pod.containers];
 
 /**
- * A container's environment as the process sees it: the image's ENV, then each envFrom ConfigMap,
- * then `env` (later wins, as in the kubelet).
+ * A container's environment as the process sees it: the image's ENV, then each envFrom ConfigMap or
+ * Secret, then `env` (later wins, as in the kubelet). A reference to a missing object or key throws.
  */
 export function containerEnv(container: Container, objects: readonly KubeObject[], namespace: string, imageEnv: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = { ...imageEnv };
   for (const source of container.envFrom ?? []) {
-    const map = find<ConfigMap>(objects, 'ConfigMap', source.configMapRef!.name, namespace);
-    for (const [key, value] of Object.entries(map.data)) env[key] = String(value);
+    const data = source.configMapRef ? find<ConfigMap>(objects, 'ConfigMap', source.configMapRef.name, namespace).data : find<Secret>(objects, 'Secret', source.secretRef!.name, namespace).stringData;
+    for (const [key, value] of Object.entries(data)) env[key] = String(value);
   }
-  for (const { name, value } of container.env ?? []) env[name] = String(value);
+  for (const { name, value, valueFrom } of container.env ?? []) env[name] = valueFrom ? referencedValue(valueFrom, objects, namespace) : String(value);
   return env;
+}
+
+function referencedValue(from: NonNullable<EnvVar['valueFrom']>, objects: readonly KubeObject[], namespace: string): string {
+  const [data, ref] = from.secretKeyRef
+    ? [find<Secret>(objects, 'Secret', from.secretKeyRef.name, namespace).stringData, from.secretKeyRef]
+    : [find<ConfigMap>(objects, 'ConfigMap', from.configMapKeyRef!.name, namespace).data, from.configMapKeyRef!];
+  if (!(ref.key in data)) throw new Error(`${ref.name} has no key ${ref.key}`);
+  return String(data[ref.key]);
 }
