@@ -10,7 +10,7 @@ import { httpsGet } from '../../helpers/https-get.js';
 import { startLayover } from '../../helpers/start-layover.js';
 import { hasProgram } from './example-files.js';
 import { containersOf, type KubeObject, type Workload } from './kubernetes-objects.js';
-import { envFile, kustomization, makeSecrets, MADE_UP_STORAGE, manifestObjects, REPLICAS_DIR, secretsDir } from './kubernetes-replicas-example.js';
+import { envFile, kustomization, makeSecrets, MADE_UP_STORAGE, manifestObjects, redisContainer, REPLICAS_DIR, secretsDir } from './kubernetes-replicas-example.js';
 
 // make-secrets writes what examples/kubernetes/replicas/kustomization.yaml turns into Secrets: the
 // shared CA, the shared keys, the bucket and the index. Here it runs for real, its output is loaded by
@@ -97,5 +97,28 @@ describe.runIf(hasProgram('kubectl'))('examples/kubernetes/replicas: kustomize b
     }
     const keys = [...secrets.entries()].find(([name]) => unhashed(name) === 'layover-keys')![1];
     expect(Buffer.from(keys[REDIRECT_KEY_FILE]!, 'base64')).toEqual(readFileSync(join(dir, 'replicas', 'secrets', REDIRECT_KEY_FILE)));
+  });
+});
+
+// Redis binds every address on 6379 as the manifest starts it: only in a network namespace of the test's own.
+describe.runIf(hasProgram('redis-server') && hasProgram('unshare') && process.getuid?.() === 0)('examples/kubernetes/replicas: the Redis command', () => {
+  it('starts Redis with the generated password, refusing clients without it', () => {
+    const dataDir = tempDir();
+    const [shell, flag, command] = redisContainer.command!;
+    expect([shell, flag]).toEqual(['sh', '-c']);
+    // The data volume's path, here a temp dir.
+    const local = command!.replace('--dir /data', `--dir ${dataDir}`);
+    const probe = [
+      'ip link set lo up',
+      'sh -c "$REDIS_COMMAND" >/dev/null 2>&1 &',
+      'for _ in $(seq 100); do redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done',
+      'echo "anonymous: $(redis-cli ping 2>&1)"',
+      'echo "with password: $(redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping 2>&1)"',
+      'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning shutdown nosave >/dev/null 2>&1; wait',
+    ].join('\n');
+    const password = envFile(readFileSync(join(secretsDir, 'index.env'), 'utf8')).REDIS_PASSWORD!;
+    const result = spawnSync('unshare', ['--net', 'sh', '-c', probe], { env: { PATH: process.env.PATH!, REDIS_COMMAND: local, REDIS_PASSWORD: password }, encoding: 'utf8', timeout: 60_000 });
+    expect(result.stdout).toContain('anonymous: NOAUTH');
+    expect(result.stdout).toContain('with password: PONG');
   });
 });
