@@ -103,7 +103,7 @@ export interface Service extends KubeObject {
 }
 
 export interface PodDisruptionBudget extends KubeObject {
-  spec: { minAvailable?: number | string; maxUnavailable?: number | string; selector: { matchLabels: Labels } };
+  spec: { minAvailable?: number | string; maxUnavailable?: number | string; unhealthyPodEvictionPolicy?: string; selector: { matchLabels: Labels } };
 }
 
 export interface ConfigMap extends KubeObject {

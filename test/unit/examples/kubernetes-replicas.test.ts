@@ -126,6 +126,7 @@ describe('examples/kubernetes/replicas: the Layover Deployment', () => {
   it('keeps two replicas through voluntary disruptions, and still lets a node drain', () => {
     expect(budget.spec.minAvailable).toBe(2);
     expect(Number(budget.spec.minAvailable)).toBeLessThan(deployment.spec.replicas!);
+    expect(budget.spec.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
   });
 
   it('spreads its replicas across nodes', () => {
