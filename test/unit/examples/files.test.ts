@@ -33,6 +33,7 @@ describe('examples/ files', () => {
       'examples/kubernetes/node-setup.yaml',
       'examples/kubernetes/replicas/kustomization.yaml',
       'examples/kubernetes/replicas/layover.yaml',
+      'examples/kubernetes/replicas/redis.yaml',
     ]);
     for (const file of yamlFiles) expect(yamlDocuments(file, '1.1'), name(file)).toEqual(yamlDocuments(file, '1.2'));
   });

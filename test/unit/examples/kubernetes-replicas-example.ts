@@ -64,7 +64,7 @@ export function generatedSecrets(secretsDir: string): Secret[] {
 }
 
 export const secretsDir = makeSecrets();
-export const manifestObjects: KubeObject[] = manifests('replicas/layover.yaml');
+export const manifestObjects: KubeObject[] = manifests('replicas/layover.yaml', 'replicas/redis.yaml');
 export const objects: KubeObject[] = [...manifestObjects, ...generatedSecrets(secretsDir)];
 export const image = dockerfile();
 export const deployment = find<Workload>(objects, 'Deployment', 'layover', NAMESPACE);

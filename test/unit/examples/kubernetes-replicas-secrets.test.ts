@@ -22,6 +22,7 @@ const run = (args: string[], env: Record<string, string>) =>
 
 describe('examples/kubernetes/replicas: make-secrets', () => {
   it('writes every file the kustomization reads, readable by its owner only', () => {
+    expect(kustomization.resources.sort()).toEqual(['layover.yaml', 'redis.yaml']);
     const read = kustomization.secretGenerator.flatMap((g) => [...(g.files ?? []), ...(g.envs ?? [])]).map((f) => f.replace(/^secrets\//, ''));
     expect(readdirSync(secretsDir).sort()).toEqual(read.sort());
     for (const file of read) expect(statSync(join(secretsDir, file)).mode & 0o777, file).toBe(0o600);
