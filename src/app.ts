@@ -95,10 +95,11 @@ function prepare(app: FastifyInstance, config: LayoverConfig, state: ServingStat
   app.server.headersTimeout = config.timeouts.clientHeaderMs;
   // Once a stop began, every answer ends its connection: the client's next request opens a new one,
   // which the load balancer gives to a replica that stays. (HTTP/2 has no such header: its sessions
-  // get a GOAWAY when the listener closes.) A hook, so registry-port listeners routed here get it too.
-  app.addHook('onRequest', (request, reply, done) => {
+  // get a GOAWAY when the stop begins.) On send, after the error writer cleared the headers it found;
+  // a hook, so registry-port listeners routed here get it too.
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (state.stopping && request.raw.httpVersionMajor === 1) reply.header('connection', 'close');
-    done();
+    done(null, payload);
   });
   registerErrorHandler(app);
   registerRequestGuards(app);

@@ -4,6 +4,9 @@ import type { LayoverConfig } from '../config/layover-config.js';
 
 /** A stop signal this soon after the first is the same one delivered twice, not a second request. */
 const RELAYED_SIGNAL_MS = 1_000;
+// Waiting for fills ends this long before the grace does, so the cache still closes in order
+// (access times written, failed index writes replayed, the bucket's client closed).
+const CLOSE_RESERVE_MS = 2_000;
 
 /** `layover serve`: listen until SIGTERM or SIGINT, then close gracefully; a second signal exits at once. */
 export async function serve(config: LayoverConfig): Promise<void> {
@@ -44,7 +47,7 @@ export async function serve(config: LayoverConfig): Promise<void> {
       app.logger.warn({ graceMs }, 'grace period over: exiting with responses still in flight');
       process.exit(1);
     }, graceMs).unref();
-    closeApp(app, { drainMs, fillWaitMs: graceMs })
+    closeApp(app, { drainMs, fillWaitMs: Math.max(0, graceMs - drainMs - CLOSE_RESERVE_MS) })
       .then(() => process.exit(0))
       .catch((error: unknown) => {
         app.logger.error({ err: error }, 'shutdown failed');

@@ -174,6 +174,16 @@ function readableText(path: string): string {
   }
 }
 
+/**
+ * SHUTDOWN_DRAIN must leave time within SHUTDOWN_GRACE to finish what is in flight. The default
+ * shrinks to half a short grace; a drain the operator chose that does not fit is an error.
+ */
+function drainWithin(r: RawConfig, labels: Map<SettingKey, string>): number {
+  if (r.shutdownDrain < r.shutdownGrace) return r.shutdownDrain;
+  if (r.shutdownDrain === SETTINGS.shutdownDrain.default) return Math.floor(r.shutdownGrace / 2);
+  throw new ConfigError(`${labels.get('shutdownDrain')}: expected less than SHUTDOWN_GRACE (${r.shutdownGrace} ms), got ${r.shutdownDrain} ms`);
+}
+
 /** Reads, validates and freezes the configuration. Throws ConfigError naming the setting. */
 export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   const env = sources.env ?? process.env;
@@ -252,8 +262,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
       clientHeaderMs: r.clientHeaderTimeout,
       keepaliveMs: r.keepaliveTimeout,
       shutdownGraceMs: r.shutdownGrace,
-      // A drain longer than the grace would leave no time to finish what is in flight: the grace wins.
-      shutdownDrainMs: Math.min(r.shutdownDrain, r.shutdownGrace),
+      shutdownDrainMs: drainWithin(r, labels),
     },
   });
 }

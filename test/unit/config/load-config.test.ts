@@ -41,7 +41,9 @@ describe('loadConfig defaults', () => {
     expect(load({ env: { SHUTDOWN_DRAIN: '2s' } }).timeouts.shutdownDrainMs).toBe(2_000);
     expect(load({ env: { SHUTDOWN_DRAIN: '0s' } }).timeouts.shutdownDrainMs).toBe(0);
     // The drain is part of the grace, never longer.
-    expect(load({ env: { SHUTDOWN_GRACE: '3s', SHUTDOWN_DRAIN: '10s' } }).timeouts.shutdownDrainMs).toBe(3_000);
+    // The default drain shrinks to half a short grace; a drain the operator chose that does not fit is refused.
+    expect(load({ env: { SHUTDOWN_GRACE: '3s' } }).timeouts.shutdownDrainMs).toBe(1_500);
+    expect(errorOf(() => load({ env: { SHUTDOWN_GRACE: '3s', SHUTDOWN_DRAIN: '10s' } }))).toBe('SHUTDOWN_DRAIN: expected less than SHUTDOWN_GRACE (3000 ms), got 10000 ms');
     expect(errorOf(() => load({ env: { SHUTDOWN_DRAIN: 'soon' } }))).toMatch(/SHUTDOWN_DRAIN: expected/);
     expect(config.dataDir).toBe(join(process.cwd(), 'data'));
     expect(config.caDir).toBe(join(process.cwd(), 'data', 'ca'));
@@ -202,6 +204,7 @@ describe('loadConfig shared stores', () => {
     [{ BLOB_STORE: 's3://Bad_Bucket' }, 'BLOB_STORE: "Bad_Bucket" is not an S3 bucket name'],
     [{ BLOB_STORE: 's3://key:secret@bucket' }, 'BLOB_STORE: credentials do not belong in the URL: they come from the standard AWS chain (AWS_ACCESS_KEY_ID, profiles, roles)'],
     [{ BLOB_STORE: 's3://bucket?endpoint=ftp://x' }, 'BLOB_STORE: endpoint: expected an http(s) URL, got "ftp://x"'],
+    [{ BLOB_STORE: 's3://bucket?endpoint=https://key:secret@minio:9000' }, 'BLOB_STORE: endpoint: credentials do not belong in the URL: they come from the standard AWS chain'],
     [{ BLOB_STORE: 's3://bucket?acl=public' }, 'BLOB_STORE: unknown parameter acl (known: endpoint, region, pathStyle)'],
     [{ BLOB_REDIRECT: 'presigned' }, 'BLOB_REDIRECT: presigned needs BLOB_STORE=s3://…'],
     [{ CACHE_INDEX: 'mysql://root:pw@db/x' }, 'CACHE_INDEX: expected sqlite, redis://host:port or postgres://user@host/db'],
