@@ -42,6 +42,7 @@ export function parseBlobStore(value: string): BlobStoreConfig | string {
   if (endpoint !== null) {
     try {
       const parsed = new URL(endpoint);
+      if (parsed.username || parsed.password) return 'endpoint: credentials do not belong in the URL: they come from the standard AWS chain';
       if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return `endpoint: expected an http(s) URL, got "${endpoint}"`;
     } catch {
       return `endpoint: expected an http(s) URL, got "${endpoint}"`;

@@ -28,6 +28,8 @@ function badRequest(reply: FastifyReply, error: string, description: string): Fa
 }
 
 /** Token clients answer a 401 with Basic credentials; the error handler writes it like every other error. */
+/** A token must be good for at least this long to be worth issuing. */
+const MIN_REMAINING_S = 5;
 const unauthorized = (message: string): OciError => new OciError('UNAUTHORIZED', message, undefined, { headers: { 'www-authenticate': BASIC_CHALLENGE } });
 
 const basicHeader = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
@@ -97,6 +99,11 @@ export async function answerClientTokenRequest(options: ClientTokenOptions, requ
     throw unauthorized(authorization ? 'the credentials are not valid for Layover' : 'Layover requires authentication: log in to this registry name');
   }
   const access = grantAccess(clientAuth.policy, identity, audience, parseScopes(params.getAll('scope')), allowPush);
+  // A JWT accepted inside the clock tolerance would buy a token dead on arrival, and clients read an
+  // expires_in of 0 as 60 s: they would loop on 401s. Such a client needs a fresh JWT.
+  if (identity.expiresAt !== undefined && identity.expiresAt - Date.now() / 1000 < MIN_REMAINING_S) {
+    throw unauthorized(`the credential expires in under ${MIN_REMAINING_S} s: log in again with a fresh one`);
+  }
   const issued = await clientAuth.tokens.issue(identity, audience.audience, access);
   annotateRequestLog(request, { user: identity.user, tokenRequest: 'issued', granted: formatScopes(access) });
   const body = {

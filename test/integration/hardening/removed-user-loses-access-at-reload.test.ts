@@ -90,4 +90,10 @@ it('a token bought with a JWT expires no later than the JWT', async () => {
   expect(decodeJwt(answer.token).exp).toBeLessThanOrEqual(jwtExp);
   expect(answer.expires_in).toBeLessThanOrEqual(45);
   expect((await pull(layover, `Bearer ${answer.token}`)).statusCode).toBe(503);
+
+  // Expired 10 s ago, still inside the clock tolerance: no token dead on arrival (clients would loop on 401s), a 401 asking for a fresh JWT.
+  const stale = await idp.sign({ claims: { sub: 'ci-job', aud: 'layover', exp: Math.floor(Date.now() / 1000) - 10 } });
+  const refused = await layover.app.https.inject({ method: 'GET', url: '/token?service=quay.io&scope=repository:team/app:pull', headers: { host: 'docker.proxy', authorization: `Bearer ${stale}` } });
+  expect(refused.statusCode, refused.body).toBe(401);
+  expect(refused.json().errors[0].message).toContain('log in again with a fresh one');
 });
