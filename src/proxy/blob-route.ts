@@ -11,7 +11,8 @@ import { parseByteRange } from './byte-range.js';
 import { whenReadable } from './read-guard.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
-import { clearUpstreamHeaders, forwardUpstream, sendFailure, unreachable, type UpstreamResponse } from './upstream-request.js';
+import { failReply } from './error-handler.js';
+import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
@@ -25,7 +26,7 @@ const PRESIGNED_SECONDS = 300;
 export const RANGE_WAITS = 'range request waits for the download to be verified';
 
 /**
- * GET/HEAD of a blob. Hits come from disk, verified at commit; HEAD misses
+ * GET/HEAD of a blob. Hits come from the blob store, verified at commit; HEAD misses
  * stay HEADs upstream; a GET miss starts (or joins) the one fill of that
  * digest and every client reads from the growing file. Bytes the cache
  * already has (stored or being filled) go only to a client that may read this
@@ -89,7 +90,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
   const pending = ctx.pendingFills.get(digest);
   if (pending) {
     // Decide again once it is known: follow the fill, or (no fill came of it) ask upstream ourselves.
-    pending.then(() => serveBlob(ctx, request, reply, target, name, digest)).catch((error: unknown) => sendFailure(request, reply, error));
+    pending.then(() => serveBlob(ctx, request, reply, target, name, digest)).catch((error: unknown) => failReply(request, reply, error));
     return reply;
   }
   return fetchMiss(ctx, request, reply, target, name, digest, log);
@@ -182,7 +183,7 @@ function sendFillPart(ctx: ProxyContext, request: FastifyRequest, reply: Fastify
   if (!range) return setBlobHeaders(reply, fill.digest, size).send(fill.reader());
   if (range.end < size - 1 && !fill.verified) {
     request.log.debug({ digest: fill.digest, range: request.headers.range }, RANGE_WAITS);
-    serveAfterVerification(ctx, request, reply, asked, fill).catch((error: unknown) => sendFailure(request, reply, error));
+    serveAfterVerification(ctx, request, reply, asked, fill).catch((error: unknown) => failReply(request, reply, error));
     return reply;
   }
   annotateRequestLog(request, { bytes: range.end - range.start + 1 });
@@ -229,7 +230,7 @@ function redirectToStorage(ctx: ProxyContext, request: FastifyRequest, reply: Fa
       // The URL is signed for a short time: no cache may keep the redirect longer.
       void reply.code(307).header('location', url).header('cache-control', 'no-store').header('docker-content-digest', digest).header('content-length', 0).send();
     })
-    .catch((error: unknown) => sendFailure(request, reply, error));
+    .catch((error: unknown) => failReply(request, reply, error));
   return reply;
 }
 

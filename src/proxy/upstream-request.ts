@@ -9,7 +9,7 @@ import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
 import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
-import { clearReplyHeaders } from './error-handler.js';
+import { clearReplyHeaders, failReply } from './error-handler.js';
 import { unreachable } from './upstream-unreachable.js';
 import { clientLink, clientLocation } from '../registry/client-location.js';
 import type { UpstreamRewrite, UpstreamTarget } from './upstream-target.js';
@@ -91,7 +91,7 @@ function authorizeAndSend(request: FastifyRequest, reply: FastifyReply, target: 
       if (grant.credential) annotateRequestLog(request, { credential: grant.credential });
       send(request, reply, target, options, { grant, managed: true, retried });
     })
-    .catch((error: unknown) => sendFailure(request, reply, error));
+    .catch((error: unknown) => failReply(request, reply, error));
 }
 
 function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions, authorization: Authorization | null): FastifyReply {
@@ -119,7 +119,7 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
         if (options.onUnreachable) options.onUnreachable(cause);
         else void replyFrom.send(unreachable(target, cause));
       } catch (thrown) {
-        sendFailure(request, reply, thrown);
+        failReply(request, reply, thrown);
       }
     },
   };
@@ -149,7 +149,7 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
   hooks.onResponse = (_request, replyFrom, raw) => {
     const res = raw as unknown as UpstreamResponse;
     if (authorization && !authorization.grant.passChallenge && (res.statusCode === 401 || res.statusCode === 403)) {
-      refuse(request, reply, target, options, authorization, res).catch((error: unknown) => sendFailure(request, reply, error));
+      refuse(request, reply, target, options, authorization, res).catch((error: unknown) => failReply(request, reply, error));
       return;
     }
     // Docker Hub counts pulls; keep its quota in the log line (the headers also reach the client).
@@ -161,7 +161,7 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
       else void replyFrom.send(res.stream);
     } catch (error) {
       res.stream.destroy();
-      sendFailure(request, reply, error);
+      failReply(request, reply, error);
     }
   };
   return reply.from(rewrite?.path, hooks);
@@ -219,19 +219,6 @@ function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
   const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((n) => n.trim().toLowerCase()) : [];
   for (const name of [...HOP_BY_HOP, ...UPSTREAM_STATE, ...named]) delete out[name];
   return out as T;
-}
-
-/**
- * Ends a request that failed after its route returned: through the one error writer while nothing
- * was sent yet; a response already under way can only be cut (its status is out).
- */
-export function sendFailure(request: FastifyRequest, reply: FastifyReply, error: unknown): void {
-  if (!reply.sent && !reply.raw.headersSent) {
-    void reply.send(error);
-    return;
-  }
-  request.log.error({ err: error }, 'request failed after its answer began');
-  reply.raw.destroy(error instanceof Error ? error : undefined);
 }
 
 /** Drops the headers reply-from copied from an upstream answer we are not going to send. */

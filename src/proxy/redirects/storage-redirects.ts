@@ -2,7 +2,7 @@ import type { LayoverConfig } from '../../config/layover-config.js';
 import { DOCKER_PROXY_HOST } from '../../registry/well-known-hosts.js';
 import type { HostnameSet } from '../../registry/hostname.js';
 import { UpstreamResolver } from '../../upstream/upstream-resolver.js';
-import { upstreamTarget } from '../upstream-target.js';
+import { RegistryPorts, upstreamTarget } from '../upstream-target.js';
 import { AddressPolicy, normalizeAddress } from '../../upstream/address-policy.js';
 import { loadOrCreateRedirectKey, signedPath, verifySignedRequest, type StorageRedirect, type VerifyFailure } from './signed-url.js';
 import { StorageFetcher, type StorageResponse } from './storage-fetch.js';
@@ -30,11 +30,14 @@ export class StorageRedirects {
   readonly #fetcher: StorageFetcher;
   readonly #resolver: UpstreamResolver;
   readonly #intercepted: HostnameSet;
+  /** A signed URL outlives configuration changes: a port since taken out of REGISTRIES is refused too. */
+  readonly #ports: RegistryPorts;
 
   private constructor(config: LayoverConfig, key: Buffer, intercepted: HostnameSet) {
     this.mode = config.redirects.mode;
     this.#key = key;
     this.#intercepted = intercepted;
+    this.#ports = new RegistryPorts(config.registryPatterns);
     this.#resolver = new UpstreamResolver({ servers: config.upstreamDns });
     this.#fetcher = new StorageFetcher(config, this.#resolver, new AddressPolicy(config.redirects.allowNetworks));
   }
@@ -60,7 +63,7 @@ export class StorageRedirects {
 
   /** True while `registry` is still a name Layover proxies (the key outlives configuration changes). */
   proxies(registry: string): boolean {
-    return upstreamTarget(registry, this.#intercepted) !== null;
+    return upstreamTarget(registry, this.#intercepted, this.#ports) !== null;
   }
 
   /**
@@ -68,7 +71,7 @@ export class StorageRedirects {
    * `https://…`), following redirects; the registry's own addresses are allowed at its own port.
    */
   fetch(target: URL, registry: string, method: 'GET' | 'HEAD'): Promise<StorageResponse> {
-    const origin = registry.startsWith('https://') ? registry : upstreamTarget(registry, this.#intercepted)?.origin;
+    const origin = registry.startsWith('https://') ? registry : upstreamTarget(registry, this.#intercepted, this.#ports)?.origin;
     const upstream = origin ? { origin: new URL(origin), addresses: () => this.#addressesOf(new URL(origin).hostname) } : null;
     return this.#fetcher.fetch(target, { method, upstream });
   }
