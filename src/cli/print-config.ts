@@ -26,6 +26,14 @@ const MACHINE_DEFAULTS: Partial<Record<SettingKey, (config: LayoverConfig) => un
 /** Secret settings whose config-file entries carry the secret in one field, inline or as a reference (`passwordFile`, `passwordEnv`). */
 const INLINE_SECRET_FIELD: Partial<Record<SettingKey, string>> = { authRegistries: 'password', clientTokens: 'token' };
 
+function urlHasPassword(value: string): boolean {
+  try {
+    return new URL(value).password !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** The value a setting was given (flag > environment > config file), as given; undefined when it was not. */
 function given(key: SettingKey, s: Setting<unknown>, sources: ConfigSources, file: Record<string, unknown>): { value: unknown; from: string } | undefined {
   if (s.env !== null) {
@@ -40,7 +48,9 @@ function given(key: SettingKey, s: Setting<unknown>, sources: ConfigSources, fil
  * A secret setting as it may be printed: entries that name their secret by reference stay, entries
  * holding it inline go, and so does anything else. Returns what stays and a comment for what went.
  */
-function withoutSecrets(key: SettingKey, value: unknown, from: string): { kept?: unknown[]; note: string[] } {
+function withoutSecrets(key: SettingKey, value: unknown, from: string): { kept?: unknown; note: string[] } {
+  // A shared index's URL is a secret only when it carries a password (`sqlite` and `redis://host` are not).
+  if (key === 'cacheIndex' && typeof value === 'string' && !urlHasPassword(value)) return { kept: value, note: [] };
   const field = INLINE_SECRET_FIELD[key];
   if (!field || !Array.isArray(value)) return { note: [`${key}: given by ${from} (it holds credentials); give it the same way again`] };
   const kept = value.filter((entry: Record<string, unknown>) => entry[field] === undefined);

@@ -178,7 +178,10 @@ it(`${CLIENTS} clients for ${SECONDS} s: right bytes, no 5xx, one download per m
   // Flat memory: no growth from the first half of the run to the second, and the end close to the warm-up.
   // Measured with --trace-gc over 120 s: V8's heap stays at 26-32 MB after every full GC while RSS
   // climbs for about a minute (buffers in flight, malloc arenas) and levels off near 480 MiB.
-  expect(max(secondHalf)).toBeLessThan(max(firstHalf) * 1.25 + 32 * MiB);
+  // Within a 15 s window of that climb the second half ran up to 99 MiB over the first (264 -> 363 MiB
+  // under a loaded machine): the margin covers the climb; a leak per request still shows (issue 13 has
+  // the 10-minute run that decides flatness).
+  expect(max(secondHalf)).toBeLessThan(max(firstHalf) * 1.25 + 64 * MiB);
   expect(endRss).toBeLessThan(warmRss * 1.5 + 128 * MiB);
   // No descriptor growth: no client socket left, no cache file left open, nothing else new; the
   // upstream keep-alive pool (30 s idle timeout) may hold up to its bound.
