@@ -35,6 +35,11 @@ export class AccessRecorder {
     this.dirty.add(digest);
   }
 
+  /** True while the digest's row waits to be written (a failed first write among them). */
+  isMarked(digest: Digest): boolean {
+    return this.dirty.has(digest);
+  }
+
   get pending(): number {
     return this.dirty.size;
   }

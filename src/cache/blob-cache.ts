@@ -16,6 +16,7 @@ import type { CacheIndex } from './cache-index.js';
 import { openCacheIndex } from './indexes/open-cache-index.js';
 import { LruIndex } from './lru-index.js';
 import { reconcile } from './reconcile.js';
+import { ReplicaSync, type SyncHost } from './replica-sync.js';
 
 export type { BlobCacheOptions, BlobEntry, BlobKind, BlobMeta, ByteRange, Fill } from './blob-types.js';
 export { FillError, type FillFailure } from './fill-error.js';
@@ -44,6 +45,8 @@ export class BlobCache {
   private readonly fills = new Map<Digest, BlobFill>();
   private readonly host: FillHost;
   private readonly removals: BlobRemovals;
+  /** Shared indexes only: other replicas' changes in, this one's out. */
+  private sync: ReplicaSync | undefined;
   private closed = false;
 
   private constructor(options: BlobCacheOptions, layout: CacheLayout, lock: DirectoryLock, store: BlobStore, index: CacheIndex, records: Map<string, unknown>) {
@@ -88,10 +91,14 @@ export class BlobCache {
       store = await createBlobStore(options.blobStore ?? { kind: 'file' }, layout);
       await store.check();
       index = await openCacheIndex(options.cacheIndex ?? { kind: 'sqlite' }, { sqliteFile: layout.indexFile, logger: options.logger });
+      // Shared indexes: subscribed before the load, so that no change falls between the two.
+      const sync = index.feed ? await ReplicaSync.listen(index.feed) : undefined;
       const loaded = await index.load();
       const entries = await reconcile(layout, store, loaded, index, options.logger);
       const cache = new BlobCache(options, layout, lock, store, index, loaded.records);
       cache.lru.load(entries);
+      cache.sync = sync;
+      sync?.attach(cache.syncHost());
       // The cap may have been lowered since the last run.
       await cache.evict(cache.maxSize);
       return cache;
@@ -185,8 +192,10 @@ export class BlobCache {
   async setRecord<T>(key: string, value: T): Promise<void> {
     this.assertOpen();
     const copy: unknown = JSON.parse(JSON.stringify(value) ?? 'null');
+    this.sync?.changing('record', key);
     this.records.set(key, copy);
     await this.index.putRecord(key, copy);
+    this.sync?.announce({ type: 'record-set', key });
   }
 
   /** The keys of the records that start with `prefix`. */
@@ -196,8 +205,10 @@ export class BlobCache {
 
   async deleteRecord(key: string): Promise<void> {
     this.assertOpen();
+    this.sync?.changing('record', key);
     this.records.delete(key);
     await this.index.deleteRecord(key);
+    this.sync?.announce({ type: 'record-deleted', key });
   }
 
   stats(): { entries: number; bytes: number; maxSize: number; activeFills: number } {
@@ -255,6 +266,7 @@ export class BlobCache {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.sync?.stop();
     const fills = [...this.fills.values()];
     for (const fill of fills) fill.abort();
     await Promise.allSettled(fills.map((fill) => fill.done));
@@ -280,6 +292,7 @@ export class BlobCache {
    */
   private async install(entry: BlobEntry, upload: BlobUpload, beforeVisible?: () => void): Promise<void> {
     const { digest } = entry;
+    this.sync?.changing('blob', digest);
     // An entry being replaced leaves the LRU first: from here until the rename nothing can schedule an
     // unlink of this name, and one already under way is awaited.
     this.lru.delete(digest);
@@ -300,6 +313,8 @@ export class BlobCache {
     }
     beforeVisible?.();
     this.lru.insert(entry);
+    // Only now is the object readable in the store for every replica.
+    this.sync?.announce({ type: 'committed', entry: { ...entry } });
     if (!indexed) this.access.mark(digest);
     void this.evict(this.maxSize);
   }
@@ -314,6 +329,8 @@ export class BlobCache {
     const victims = this.lru.takeVictims(limit);
     if (victims.length === 0) return { removed: 0, freedBytes: 0 };
     const freedBytes = victims.reduce((sum, entry) => sum + entry.size, 0);
+    for (const entry of victims) this.sync?.changing('blob', entry.digest);
+    this.sync?.announce({ type: 'removed', digests: victims.map((entry) => entry.digest) });
     const rows = this.index.deleteEntries(victims.map((entry) => entry.digest)).catch((error: unknown) => {
       // Rows left behind point at missing files; the next open drops them.
       this.logger.error({ err: error, count: victims.length }, 'cache index: evicted rows not deleted');
@@ -334,12 +351,30 @@ export class BlobCache {
 
   /** Forgets an entry now; its file goes now, or when its last reader closes. */
   private remove(entry: BlobEntry): void {
+    this.sync?.changing('blob', entry.digest);
     this.lru.delete(entry.digest);
+    this.sync?.announce({ type: 'removed', digests: [entry.digest] });
     this.index.deleteEntries([entry.digest]).catch((error: unknown) => {
       this.logger.error({ err: error, digest: entry.digest }, 'cache index: row not deleted');
     });
     if (this.lru.isPinned(entry.digest)) this.removals.defer(entry.digest);
     else void this.removals.unlink(entry.digest);
+  }
+
+  private syncHost(): SyncHost {
+    return {
+      logger: this.logger,
+      index: this.index,
+      store: this.store,
+      lru: this.lru,
+      records: this.records,
+      insert: (entry) => {
+        this.removals.cancelDeferred(entry.digest);
+        this.lru.insert(entry);
+      },
+      isFilling: (digest) => this.fills.has(digest),
+      isUnwritten: (digest) => this.access.isMarked(digest),
+    };
   }
 
   private unpin(digest: Digest): void {

@@ -39,6 +39,11 @@ export class BlobRemovals {
     this.deferred.add(digest);
   }
 
+  /** Another replica committed the digest again: the object now in the store is not ours to delete. */
+  cancelDeferred(digest: Digest): void {
+    this.deferred.delete(digest);
+  }
+
   released(digest: Digest): void {
     if (this.deferred.delete(digest)) void this.unlink(digest);
   }

@@ -4,6 +4,25 @@ import type { LeaseStore } from './lease.js';
 
 export type { Lease, LeaseStore } from './lease.js';
 
+/**
+ * What one replica tells the others it changed, after the change is done (a committed entry only once
+ * its object is readable in the store). Messages carry keys and small rows, never a record's value: a
+ * Postgres NOTIFY holds at most 8000 bytes. Delivery is at most once; a receiver re-reads the index after
+ * it reconnects and now and then (BlobCache), so a lost message only delays what it announced.
+ */
+export type IndexChange =
+  | { readonly type: 'committed'; readonly entry: BlobEntry }
+  | { readonly type: 'removed'; readonly digests: readonly Digest[] }
+  | { readonly type: 'record-set'; readonly key: string }
+  | { readonly type: 'record-deleted'; readonly key: string };
+
+export interface ChangeListener {
+  /** A change another publisher (`origin`, its replica id) made; the listener ignores its own. */
+  change(change: IndexChange, origin: string): void;
+  /** The feed is connected again after a cut: messages may have been missed in between. */
+  resubscribed(): void;
+}
+
 export interface IndexContents {
   entries: BlobEntry[];
   records: Map<string, unknown>;
@@ -14,8 +33,8 @@ export interface IndexContents {
 /**
  * Where the cache's index rows (one per blob) and caller records live: SQLite in the data directory, or
  * a Redis or Postgres that several replicas share (implementations in ./indexes/, chosen by
- * `openCacheIndex`). The in-memory LRU is built from `load()` at open; after that the index is written
- * to, not read.
+ * `openCacheIndex`). The in-memory LRU is built from `load()` at open and is a cache of the index:
+ * on shared backends, other replicas' changes arrive through `feed` and `load()` is repeated now and then.
  *
  * Writes run in call order. A write that fails rejects (or, for `putEntries`, reports its digests) and
  * is also kept and replayed by the index when the backend answers again, unless a later write to the
@@ -33,10 +52,26 @@ export interface CacheIndex extends LeaseStore {
   deleteKeys(keys: readonly string[]): Promise<void>;
   putRecord(key: string, value: unknown): Promise<void>;
   deleteRecord(key: string): Promise<void>;
+  /**
+   * The record as the backend holds it now (undefined when absent); for a change another replica announced.
+   * Rejects when the backend cannot be reached.
+   */
+  readRecord(key: string): Promise<unknown>;
+  /**
+   * The change feed of a shared backend (Redis pub/sub, Postgres LISTEN/NOTIFY); absent for SQLite,
+   * which one process owns. `publish` never rejects: a message that cannot be sent is lost (at most once).
+   */
+  readonly feed?: ChangeFeed;
   /** Resolves when every write queued so far has finished (replays of failed writes aside). */
   settled(): Promise<void>;
   /** Settles, tries the failed writes once more, and disconnects. */
   close(): Promise<void>;
+}
+
+export interface ChangeFeed {
+  publish(change: IndexChange, origin: string): Promise<void>;
+  /** Starts listening (a connection of its own); resolves once subscribed. One listener per feed. */
+  subscribe(listener: ChangeListener): Promise<void>;
 }
 
 /** An index write that did not reach the backend: it refused it or could not be reached. */

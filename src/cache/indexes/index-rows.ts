@@ -34,13 +34,14 @@ export async function collectRows(rows: AsyncIterable<[string, unknown]>): Promi
   return contents;
 }
 
-function toEntry(key: string, value: unknown): BlobEntry | null {
+/** A blob row (its key without `blob:`), checked; null when it is not one. */
+export function toEntry(key: string, value: unknown): BlobEntry | null {
   const digest = parseDigest(key);
   if (!digest || typeof value !== 'object' || value === null) return null;
   const row = value as Partial<Record<keyof EntryRow, unknown>>;
   const kind = row.kind;
   if (
-    !Number.isSafeInteger(row.size) ||
+    !(Number.isSafeInteger(row.size) && (row.size as number) >= 0) ||
     (kind !== 'blob' && kind !== 'manifest') ||
     typeof row.created !== 'number' ||
     typeof row.lastAccess !== 'number' ||

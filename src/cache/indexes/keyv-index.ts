@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type Keyv from 'keyv';
 import type { Digest } from '../../registry/digest.js';
 import type { BlobEntry } from '../blob-types.js';
-import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex, type IndexContents } from '../cache-index.js';
+import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex, type ChangeFeed, type IndexContents } from '../cache-index.js';
 import type { Lease, LeaseStore } from '../lease.js';
 import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toRow } from './index-rows.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
@@ -17,6 +17,8 @@ export interface IndexBackend extends LeaseStore {
   rows(): AsyncIterable<[string, unknown]>;
   /** False while the backend is known to be unreachable: writes then fail at once instead of waiting for a reconnect. */
   connected?(): boolean;
+  /** Shared backends only: how replicas hear of each other's changes. */
+  feed?: ChangeFeed;
   close(): Promise<void>;
 }
 
@@ -25,7 +27,10 @@ export interface KeyvIndexOptions {
   retryMs?: number;
 }
 
-type Write = { readonly key: string; readonly deleted: false; readonly value: unknown } | { readonly key: string; readonly deleted: true };
+/** `merge` combines the row the backend holds (undefined when absent) with the one being written. */
+type Write =
+  | { readonly key: string; readonly deleted: false; readonly value: unknown; readonly merge?: (current: unknown, next: unknown) => unknown }
+  | { readonly key: string; readonly deleted: true };
 
 const MAX_RETRY_MS = 30_000;
 /** Rows per backend call (one MULTI in Redis, one upsert in Postgres): a MULTI holds a shared Redis for its whole length. */
@@ -76,8 +81,13 @@ export class KeyvCacheIndex implements CacheIndex {
     if (failed.length > 0) throw new IndexWriteError(`cache index: the row for ${entry.digest} was not written`, { cause: failed[0]!.error });
   }
 
+  /**
+   * Batched access times: the row keeps the later of its stored `lastAccess` and this one, so a replica
+   * never moves back another replica's newer access (read and write are two calls: a write landing in
+   * between loses at most that one access time, never a row).
+   */
   async putEntries(entries: readonly BlobEntry[]): Promise<Digest[]> {
-    const failed = await this.write(entries.map((e) => ({ key: BLOB_PREFIX + e.digest, deleted: false, value: toRow(e) })));
+    const failed = await this.write(entries.map((e) => ({ key: BLOB_PREFIX + e.digest, deleted: false, value: toRow(e), merge: laterAccess })));
     const keys = new Set(failed.map((f) => f.key));
     return entries.filter((e) => keys.has(BLOB_PREFIX + e.digest)).map((e) => e.digest);
   }
@@ -99,6 +109,14 @@ export class KeyvCacheIndex implements CacheIndex {
   async deleteRecord(key: string): Promise<void> {
     const failed = await this.write([{ key: RECORD_PREFIX + key, deleted: true }]);
     if (failed.length > 0) throw new IndexWriteError(`cache index: record ${key} was not deleted`, { cause: failed[0]!.error });
+  }
+
+  async readRecord(key: string): Promise<unknown> {
+    return this.backend.keyv.get(RECORD_PREFIX + key);
+  }
+
+  get feed(): ChangeFeed | undefined {
+    return this.backend.feed;
   }
 
   acquireLease(name: string, ttlMs: number): Promise<Lease | null> {
@@ -155,10 +173,15 @@ export class KeyvCacheIndex implements CacheIndex {
   private async apply(batch: readonly Write[]): Promise<unknown[]> {
     if (this.backend.connected?.() === false) return batch.map(() => new Error(`${this.backend.name} is not connected`));
     const errors: unknown[] = new Array<unknown>(batch.length).fill(undefined);
-    const sets = batch.flatMap((write, i) => (write.deleted ? [] : [{ i, key: write.key, value: write.value }]));
+    const sets = batch.flatMap((write, i) => (write.deleted ? [] : [{ i, key: write.key, value: write.value, merge: write.merge }]));
     const deletes = batch.flatMap((write, i) => (write.deleted ? [{ i, key: write.key }] : []));
     if (sets.length > 0) {
       try {
+        const merging = sets.filter((set) => set.merge);
+        if (merging.length > 0) {
+          const current = await this.backend.keyv.getMany(merging.map(({ key }) => key));
+          merging.forEach((set, j) => (set.value = set.merge!(current[j], set.value)));
+        }
         const results: unknown = await this.backend.keyv.setMany(sets.map(({ key, value }) => ({ key, value })));
         // Stores with a batch call answer nothing and throw on failure; the others answer a boolean per row.
         if (Array.isArray(results)) {
@@ -235,4 +258,11 @@ export class KeyvCacheIndex implements CacheIndex {
     this.tail = result.catch(() => undefined);
     return result;
   }
+}
+
+/** The row being written, with the later `lastAccess` of it and the stored row. */
+function laterAccess(this: void, current: unknown, next: unknown): unknown {
+  const stored = typeof current === 'object' && current !== null ? (current as { lastAccess?: unknown }).lastAccess : undefined;
+  const row = next as { lastAccess: number };
+  return typeof stored === 'number' && stored > row.lastAccess ? { ...row, lastAccess: stored } : row;
 }

@@ -6,12 +6,15 @@ import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
 import { decode, PAGE_SIZE } from './index-rows.js';
 import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
+import { PostgresChangeFeed } from './postgres-feed.js';
 import { CREATE_LEASE_TABLE, PostgresLeaseStore } from './postgres-lease.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** A table of its own, so the index can share a database with anything else; keys `layover:blob:<digest>`, `layover:record:<key>`. */
 const TABLE = 'layover_cache_index';
 const NAMESPACE = 'layover';
+/** A plain identifier: LISTEN takes no parameter. */
+const CHANGE_CHANNEL = 'layover_cache_index_changes';
 /** Record keys carry registry, repository and reference: room for the longest of each. */
 const KEY_SIZE = 2048;
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -71,6 +74,7 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
   const keyv = new Keyv<unknown>({ store: new PooledKeyvPostgres(storeOptions), namespace: NAMESPACE, throwOnErrors: true, emitErrors: false });
   const leases = new PostgresLeaseStore(pool);
   const prefix = `${NAMESPACE}:`;
+  const feed = new PostgresChangeFeed(pool, url, CHANGE_CHANNEL, name, logger);
   return new KeyvCacheIndex(
     {
       name,
@@ -86,7 +90,11 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
         }
       },
       acquireLease: (leaseName, ttlMs) => leases.acquireLease(leaseName, ttlMs),
-      close: () => pool.end(),
+      feed,
+      close: async () => {
+        await feed.close();
+        await pool.end();
+      },
     },
     logger,
     options,

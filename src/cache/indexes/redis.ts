@@ -5,12 +5,14 @@ import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
 import { decode, PAGE_SIZE } from './index-rows.js';
 import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
+import { RedisChangeFeed } from './redis-feed.js';
 import { RedisLeaseStore } from './redis-lease.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** Keys `layover-index::blob:<digest>` and `layover-index::record:<key>`; leases under `layover-lease::`. */
 const NAMESPACE = 'layover-index';
 const LEASE_PREFIX = 'layover-lease';
+const CHANGE_CHANNEL = 'layover-index:changes';
 const CONNECT_TIMEOUT_MS = 5_000;
 const MAX_RECONNECT_DELAY_MS = 5_000;
 
@@ -63,6 +65,7 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
   const keyv = new Keyv<unknown>({ store, namespace: NAMESPACE, useKeyPrefix: false, throwOnErrors: true, emitErrors: false });
   const leases = new RedisLeaseStore((script, args) => client.eval(script, args), LEASE_PREFIX);
   const prefix = `${NAMESPACE}::`;
+  const feed = new RedisChangeFeed(client, CHANGE_CHANNEL, name, logger);
   return new KeyvCacheIndex(
     {
       name,
@@ -86,7 +89,9 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
       // A MULTI (keyv's setMany) sent while reconnecting waits out the reconnect attempts instead of failing.
       connected: () => client.isReady,
       acquireLease: (leaseName, ttlMs) => leases.acquireLease(leaseName, ttlMs),
+      feed,
       close: async () => {
+        await feed.close();
         if (client.isReady) await client.close();
         else client.destroy();
       },

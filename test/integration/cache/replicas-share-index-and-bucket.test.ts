@@ -2,16 +2,20 @@
  * Two replicas of the blob cache (their own data directories) over one shared index (a real
  * redis-server, a real Postgres, each started by the harness) and one bucket (s3rver, the only S3
  * server installable here): what one commits, the other serves after it opens, records included;
+ * while both run, what one commits becomes a hit on the other, what one evicts the other forgets,
+ * records follow, and a replica whose change feed was cut catches up by re-reading the index;
  * and a shared index over per-replica files is refused at start (a replica's reconcile would drop
  * the rows of blobs only another replica holds).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
 import { ConfigError } from '../../../src/config/config-error.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { parseCacheIndex, type CacheIndexConfig } from '../../../src/config/shared-stores.js';
 import { startPostgres, type PostgresServer } from '../../helpers/postgres-server.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import { blob, collect, meta, openCache } from '../../unit/cache/cache-fixture.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
+import { blob, collect, meta, openCache, until } from '../../unit/cache/cache-fixture.js';
 import { startS3rver, useS3rverCredentials } from '../../unit/cache/s3rver-fixture.js';
 
 let redis: RedisServer;
@@ -45,6 +49,88 @@ describe.each([
     expect((await collect(b.cache.read(digest)!.stream)).equals(bytes)).toBe(true);
     expect(b.cache.getRecord(`tag:quay.io/org/app:${_name}`)).toEqual({ digest, fetchedAt: 1 });
   }, 30_000);
+});
+
+/** A hang guard for messages between processes on a loaded machine, not a timing. */
+const ARRIVES_WITHIN_MS = 30_000;
+
+describe.each([
+  ['redis', () => redis],
+  ['postgres', () => postgres],
+] as const)('replicas running side by side over a shared %s index and one bucket', (name, server) => {
+  const twoReplicas = async (test: string) => {
+    useS3rverCredentials();
+    const s3 = await startS3rver();
+    const cacheIndex = parseCacheIndex(server().url) as CacheIndexConfig;
+    const shared = { blobStore: s3.config(`${name}-${test}`), cacheIndex };
+    const a = await openCache(shared);
+    const b = await openCache(shared);
+    return { a: a.cache, b: b.cache, s3, shared };
+  };
+
+  it('a blob one replica commits becomes a hit on the other, with no fill there', async () => {
+    const { a, b } = await twoReplicas('commit');
+    const { bytes, digest } = blob(200_000);
+    expect(b.stat(digest)).toBeUndefined();
+    await a.put(digest, bytes, meta());
+    await until(() => b.stat(digest) !== undefined, ARRIVES_WITHIN_MS);
+    expect(b.stat(digest)).toMatchObject({ digest, size: bytes.length, kind: 'blob' });
+    expect((await collect(b.read(digest)!.stream)).equals(bytes)).toBe(true);
+    expect(b.stats().activeFills).toBe(0);
+  }, 60_000);
+
+  it('a blob one replica evicts is forgotten by the other', async () => {
+    const { a, b } = await twoReplicas('evict');
+    const { bytes, digest } = blob(100_000);
+    await a.put(digest, bytes, meta());
+    await until(() => b.stat(digest) !== undefined, ARRIVES_WITHIN_MS);
+    expect(await a.prune(0)).toMatchObject({ removed: 1 });
+    await until(() => b.stat(digest) === undefined, ARRIVES_WITHIN_MS);
+    expect(b.read(digest)).toBeUndefined();
+  }, 60_000);
+
+  it('a record one replica sets or deletes is seen by the other', async () => {
+    const { a, b } = await twoReplicas('records');
+    const key = `tag:quay.io/org/live:${name}`;
+    await a.setRecord(key, { digest: 'sha256:x', fetchedAt: 1 });
+    await until(() => b.getRecord(key) !== undefined, ARRIVES_WITHIN_MS);
+    expect(b.getRecord(key)).toEqual({ digest: 'sha256:x', fetchedAt: 1 });
+    await a.setRecord(key, { digest: 'sha256:y', fetchedAt: 2 });
+    await until(() => (b.getRecord<{ fetchedAt: number }>(key)?.fetchedAt ?? 0) === 2, ARRIVES_WITHIN_MS);
+    await a.deleteRecord(key);
+    await until(() => b.getRecord(key) === undefined, ARRIVES_WITHIN_MS);
+    // Its own messages come back to a replica too; they change nothing there.
+    expect(a.getRecord(key)).toBeUndefined();
+  }, 60_000);
+
+  it('a replica whose change feed was cut catches up by re-reading the index', async () => {
+    const { a, b, shared } = await twoReplicas('cut');
+    const { bytes, digest } = blob(150_000);
+    const key = `tag:quay.io/org/missed:${name}`;
+    // Changes nobody announces, as if their messages were lost: the object through a replica with an
+    // index of its own (SQLite), the row and a record straight into the shared index.
+    const silent = await openCache({ blobStore: shared.blobStore });
+    await silent.cache.put(digest, bytes, meta());
+    const index = await openCacheIndex(shared.cacheIndex, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    onTestFinished(() => index.close());
+    await index.putEntry({ ...silent.cache.stat(digest)!, source: 'quay.io/org/missed' });
+    await index.putRecord(key, { digest });
+    await index.settled();
+    // The feed itself works (a record A announces arrives) but B never heard of the silent changes.
+    await a.setRecord('probe', 1);
+    await until(() => b.getRecord('probe') !== undefined, ARRIVES_WITHIN_MS);
+    expect(b.stat(digest)).toBeUndefined();
+    expect(b.getRecord(key)).toBeUndefined();
+
+    await server().stop();
+    await server().start();
+    await until(() => b.stat(digest) !== undefined && b.getRecord(key) !== undefined, ARRIVES_WITHIN_MS * 2);
+    expect((await collect(b.read(digest)!.stream)).equals(bytes)).toBe(true);
+    expect(b.getRecord(key)).toEqual({ digest });
+    // And the feed works again after the cut.
+    await a.setRecord('probe', 2);
+    await until(() => b.getRecord('probe') === 2, ARRIVES_WITHIN_MS);
+  }, 120_000);
 });
 
 it('refuses a shared index over blobs in per-replica files', () => {

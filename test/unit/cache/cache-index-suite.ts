@@ -123,6 +123,41 @@ export function cacheIndexSuite(name: string, harness: IndexHarness): void {
       expect((await a.load()).records).toEqual(new Map([['from-a', 'a']]));
     });
 
+    it('never moves a row’s lastAccess back: a replica’s older batched access time loses to another’s newer one', async () => {
+      const a = await open();
+      const b = await open();
+      expect(await a.putEntries([entry(1, 2_000)])).toEqual([]);
+      expect(await b.putEntries([entry(1, 1_000)])).toEqual([]);
+      expect((await a.load()).entries).toEqual([entry(1, 2_000)]);
+      expect(await b.putEntries([entry(1, 3_000)])).toEqual([]);
+      expect((await a.load()).entries).toEqual([entry(1, 3_000)]);
+    });
+
+    it('reads one record as the backend holds it now', async () => {
+      const a = await open();
+      const b = await open();
+      await a.putRecord('tag:quay.io/org/app:1', { digest: entry(1).digest });
+      expect(await b.readRecord('tag:quay.io/org/app:1')).toEqual({ digest: entry(1).digest });
+      expect(await b.readRecord('never-written')).toBeUndefined();
+    });
+
+    it(harness.outage ? 'carries changes from one index object to the others, origin included' : 'has no change feed (one process owns it)', async () => {
+      const a = await open();
+      const b = await open();
+      if (!harness.outage) return void expect(b.feed).toBeUndefined();
+      const heard: Array<{ change: unknown; origin: string }> = [];
+      await b.feed!.subscribe({ change: (change, origin) => heard.push({ change, origin }), resubscribed: () => undefined });
+      const removed = Array.from({ length: 100 }, (_, i) => entry(i).digest);
+      await a.feed!.publish({ type: 'committed', entry: entry(1) }, 'replica-a');
+      await a.feed!.publish({ type: 'removed', digests: removed }, 'replica-a');
+      await a.feed!.publish({ type: 'record-set', key: `tag:${'x'.repeat(2_000)}` }, 'replica-a');
+      await waitFor('the messages', async () => heard.length >= 5);
+      expect(heard[0]).toEqual({ change: { type: 'committed', entry: entry(1) }, origin: 'replica-a' });
+      // Split into messages that fit a Postgres NOTIFY; together they name every digest.
+      expect(heard.slice(1, -1).flatMap(({ change }) => (change as { digests: string[] }).digests)).toEqual(removed);
+      expect(heard.at(-1)).toEqual({ change: { type: 'record-set', key: `tag:${'x'.repeat(2_000)}` }, origin: 'replica-a' });
+    });
+
     describe('lease', () => {
       const leaseName = (): string => `test-${randomUUID().slice(0, 8)}`;
 
