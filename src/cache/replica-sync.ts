@@ -55,6 +55,8 @@ export class ReplicaSync {
   private missedEarly = false;
   /** Keys changed while a re-read runs: what the load returns for them may be older. */
   private changedDuringResync: Set<string> | undefined;
+  /** The latest change of each record whose value is being read: an older read that returns later is dropped. */
+  private readonly recordReads = new Map<string, object>();
   private resyncing: Promise<void> | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = RETRY_FIRST_MS;
@@ -99,6 +101,7 @@ export class ReplicaSync {
   /** Called before a local change of a blob row or record, so that a re-read under way leaves it alone. */
   changing(type: 'blob' | 'record', key: string): void {
     this.changedDuringResync?.add(type === 'blob' ? blobKey(key as Digest) : recordKey(key));
+    if (type === 'record') this.recordReads.delete(key);
   }
 
   /** Tells the other replicas, after the change is done (never rejects). */
@@ -161,19 +164,27 @@ export class ReplicaSync {
         }
         return;
       case 'record-deleted':
-        this.changedDuringResync?.add(recordKey(change.key));
+        this.changing('record', change.key);
         records.delete(change.key);
         return;
-      case 'record-set':
-        this.changedDuringResync?.add(recordKey(change.key));
+      case 'record-set': {
+        this.changing('record', change.key);
+        const read = {};
+        this.recordReads.set(change.key, read);
         host.index
           .readRecord(change.key)
           .then((value) => {
+            if (this.recordReads.get(change.key) !== read) return;
+            this.recordReads.delete(change.key);
             if (value === undefined) records.delete(change.key);
             else records.set(change.key, value);
           })
-          .catch((error: unknown) => host.logger.warn({ err: error }, 'cache: a record another replica set could not be read; the next re-read brings it'));
+          .catch((error: unknown) => {
+            if (this.recordReads.get(change.key) === read) this.recordReads.delete(change.key);
+            host.logger.warn({ err: error }, 'cache: a record another replica set could not be read; the next re-read brings it');
+          });
         return;
+      }
     }
   }
 
