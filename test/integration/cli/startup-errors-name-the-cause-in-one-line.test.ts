@@ -57,7 +57,8 @@ describe('a failed start prints one line that names the cause', () => {
     expect(line).toContain('in use');
   });
 
-  // Root may write anywhere and bind any port: only an unprivileged user meets these causes.
+  // Root may write anywhere and bind any port: only an unprivileged user meets these causes, and only
+  // root can become one (spawn with uid nobody). CI and `npm test` here run as root.
   it.skipIf(!isRoot)('an unwritable data directory: names the directory, not the ports below 1024', () => {
     const parent = mkdtempSync(join(tmpdir(), 'layover-unwritable-')); // 0700, owned by root
     const dataDir = join(parent, 'data');
@@ -67,6 +68,7 @@ describe('a failed start prints one line that names the cause', () => {
     expect(line).not.toContain('1024');
   });
 
+  // Switching to nobody needs root; as root itself Layover could bind port 443 and there would be nothing to refuse.
   it.skipIf(!isRoot)('a port below 1024 without the privilege: says so, and names the address', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'layover-lowport-'));
     spawnSync('chown', [`${NOBODY}:${NOBODY}`, dataDir]);
