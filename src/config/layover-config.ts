@@ -54,6 +54,8 @@ export interface LayoverConfig {
   readonly blobRedirect: 'off' | 'presigned';
   /** Where the cache index, tag and access records live (shared mode: Redis or Postgres). */
   readonly cacheIndex: CacheIndexConfig;
+  /** Shared index: the address peers dial to follow this replica's fills (its HTTPS listener); null: off, or no shared index. */
+  readonly peerAddress: HostPort | null;
   readonly manifestCache: {
     readonly enabled: boolean;
     /** Tiers in order of precedence; a tag matching none gets `defaultTtlMs`. */

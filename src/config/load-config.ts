@@ -6,7 +6,7 @@ import { ConfigError } from './config-error.js';
 import { parseCredentials } from './credentials.js';
 import { parseCustomDomains } from './custom-domains.js';
 import { Secret } from './secret.js';
-import { parseBlobStore, parseCacheIndex } from './shared-stores.js';
+import { parseBlobStore, parseCacheIndex, parsePeerAddress } from './shared-stores.js';
 import { parseAccessRules, parseClientGroups, parseClientTokens } from '../client-auth/client-auth-config.js';
 import type { LayoverConfig, ManifestTier } from './layover-config.js';
 import * as parse from './parsers.js';
@@ -211,6 +211,9 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   if (typeof cacheIndex === 'string') throw new ConfigError(`${labels.get('cacheIndex')}: ${cacheIndex}`);
   // Replicas with files of their own would each drop the shared rows of blobs only the others hold.
   if (cacheIndex.kind !== 'sqlite' && blobStore.kind !== 's3') throw new ConfigError(`${labels.get('cacheIndex')}: a shared index describes shared blobs: it needs BLOB_STORE=s3://…`);
+  // The fallback is the host's own address, not LAYOVER_ADVERTISE: in a fleet that is the service in front of every replica.
+  const peerAddress = parsePeerAddress(r.peerAddress, cacheIndex, r.https.port, () => machine.advertise()[0]!);
+  if (typeof peerAddress === 'string') throw new ConfigError(`${labels.get('peerAddress')}: ${peerAddress}`);
   if (r.blobRedirect === 'presigned' && blobStore.kind !== 's3') throw new ConfigError(`${labels.get('blobRedirect')}: presigned needs BLOB_STORE=s3://…`);
 
   const tiers: ManifestTier[] = [];
@@ -240,6 +243,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     blobStore,
     blobRedirect: r.blobRedirect,
     cacheIndex,
+    peerAddress,
     manifestCache: { enabled: r.enableManifestCache, tiers, defaultTtlMs: r.manifestCacheDefaultTime },
     allowPush: r.allowPush,
     clientAuth,

@@ -76,7 +76,7 @@ function port(s: string): number | undefined {
 }
 
 /** `ADDR:PORT`, `[v6]:PORT` or `:PORT` (all addresses). */
-function hostPort(s: string, defaultPort?: number): HostPort | undefined {
+export function hostPort(s: string, defaultPort?: number): HostPort | undefined {
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
   if (bracketed) {
     const p = bracketed[2] === undefined ? defaultPort : port(bracketed[2]);

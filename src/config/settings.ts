@@ -113,6 +113,9 @@ export const SETTINGS = {
   blobStore: setting({ env: 'BLOB_STORE', expected: 'file, or s3://bucket/prefix[?endpoint=URL&region=R&pathStyle=true]', parse: parse.string, default: 'file' }),
   blobRedirect: setting<'off' | 'presigned'>({ env: 'BLOB_REDIRECT', expected: 'off or presigned', parse: oneOf('off', 'presigned'), default: 'off' }),
   cacheIndex: setting({ env: 'CACHE_INDEX', expected: 'sqlite, redis://host:port or postgres://user@host/db', parse: parse.string, default: 'sqlite', secret: true }),
+  // Shared index only: where the other replicas reach this one to follow a download it started
+  // (one upstream fetch per digest across the fleet). Default: this host's address, the HTTPS port.
+  peerAddress: setting({ env: 'PEER_ADDRESS', expected: 'IP, IP:PORT or [IPv6]:PORT, or off', parse: parse.string, default: undefined }),
   cacheMaxSize: setting({ env: 'CACHE_MAX_SIZE', expected: 'a size such as 32g', parse: parse.size, default: 32 * 1024 ** 3 }),
   enableManifestCache: setting({ env: 'ENABLE_MANIFEST_CACHE', expected: BOOLEAN, parse: parse.boolean, default: false }),
   manifestCachePrimaryRegex: setting({ env: 'MANIFEST_CACHE_PRIMARY_REGEX', expected: 'a regular expression', parse: parse.regex, default: /(stable|nightly|production|test)/ }),

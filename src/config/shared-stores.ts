@@ -1,3 +1,4 @@
+import { hostPort, type HostPort } from './parsers.js';
 import { Secret } from './secret.js';
 
 /** Where verified blobs live: files under the data directory (default), or an S3-compatible bucket. */
@@ -73,4 +74,18 @@ export function parseCacheIndex(value: string): CacheIndexConfig | string {
   if (url.protocol === 'redis:' || url.protocol === 'rediss:') return { kind: 'redis', url: new Secret(value) };
   if (url.protocol === 'postgres:' || url.protocol === 'postgresql:') return { kind: 'postgres', url: new Secret(value) };
   return 'expected sqlite, redis://host:port or postgres://user@host/db';
+}
+
+/**
+ * PEER_ADDRESS: where the other replicas reach this one (its HTTPS listener) to follow a fill it started;
+ * `off`, `IP`, `IP:PORT` or `[IPv6]:PORT`. Unset: `fallbackIp` at the HTTPS port. Only a shared index has
+ * peers: null otherwise. A string describing what is wrong for a bad value.
+ */
+export function parsePeerAddress(value: string | undefined, cacheIndex: CacheIndexConfig, httpsPort: number, fallbackIp: () => string): HostPort | null | string {
+  if (cacheIndex.kind === 'sqlite' || value?.toLowerCase() === 'off') return null;
+  const parsed = hostPort(value ?? fallbackIp(), httpsPort);
+  if (!parsed) return `expected IP, IP:PORT or [IPv6]:PORT, or off, got "${value}"`;
+  // Peers dial this address: "every address" names none of them.
+  if (parsed.host === '0.0.0.0' || parsed.host === '::') return `expected an address the other replicas can dial, not ${parsed.host}`;
+  return parsed;
 }

@@ -191,6 +191,15 @@ describe('loadConfig shared stores', () => {
     expect(load({ env: { BLOB_STORE: 's3://layover-cache', BLOB_REDIRECT: 'presigned' } }).blobRedirect).toBe('presigned');
   });
 
+  it('gives replicas of a shared index a peer address: the host\'s own at the HTTPS port unless set; none without peers', () => {
+    const shared = { CACHE_INDEX: 'redis://127.0.0.1', BLOB_STORE: 's3://bucket' };
+    expect(load({ env: { ...shared, LAYOVER_ADVERTISE: '10.96.0.20', LAYOVER_HTTPS: '0.0.0.0:8443' } }).peerAddress).toEqual({ host: '192.0.2.10', port: 8443 });
+    expect(load({ env: { ...shared, PEER_ADDRESS: '10.1.2.3' } }).peerAddress).toEqual({ host: '10.1.2.3', port: 443 });
+    expect(load({ env: { ...shared, PEER_ADDRESS: '[fd00::5]:9443' } }).peerAddress).toEqual({ host: 'fd00::5', port: 9443 });
+    expect(load({ env: { ...shared, PEER_ADDRESS: 'off' } }).peerAddress).toBeNull();
+    expect(load({ env: { PEER_ADDRESS: '10.1.2.3' } }).peerAddress).toBeNull();
+  });
+
   it('keeps a shared index URL as a secret: it may hold a password', () => {
     const config = load({ env: { CACHE_INDEX: 'redis://:hunter2@127.0.0.1:6379/0', BLOB_STORE: 's3://bucket' } });
     expect(config.cacheIndex.kind).toBe('redis');
@@ -208,6 +217,8 @@ describe('loadConfig shared stores', () => {
     [{ BLOB_STORE: 's3://bucket?acl=public' }, 'BLOB_STORE: unknown parameter acl (known: endpoint, region, pathStyle)'],
     [{ BLOB_REDIRECT: 'presigned' }, 'BLOB_REDIRECT: presigned needs BLOB_STORE=s3://…'],
     [{ CACHE_INDEX: 'mysql://root:pw@db/x' }, 'CACHE_INDEX: expected sqlite, redis://host:port or postgres://user@host/db'],
+    [{ CACHE_INDEX: 'redis://127.0.0.1', BLOB_STORE: 's3://bucket', PEER_ADDRESS: 'layover-0.layover' }, 'PEER_ADDRESS: expected IP, IP:PORT or [IPv6]:PORT, or off, got "layover-0.layover"'],
+    [{ CACHE_INDEX: 'redis://127.0.0.1', BLOB_STORE: 's3://bucket', PEER_ADDRESS: '0.0.0.0:443' }, 'PEER_ADDRESS: expected an address the other replicas can dial, not 0.0.0.0'],
   ])('rejects %j', (env, message) => {
     expect(errorOf(() => load({ env }))).toBe(message);
   });
