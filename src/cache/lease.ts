@@ -1,3 +1,5 @@
+import type { Digest } from '../registry/digest.js';
+
 /**
  * A lease on a fleet-wide job (eviction, reconciliation): held by one replica at a time until it is
  * released or its time runs out. The holder must renew it well within `ttlMs`; a renew that answers
@@ -22,11 +24,11 @@ export interface LeaseStore {
   acquireLease(name: string, ttlMs: number): Promise<Lease | null>;
 }
 
-const LEASE_NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/;
+const LEASE_NAME = /^[a-z0-9][a-z0-9._-]{0,159}$/;
 
 /** Lease names end up in keys and rows: a short, plain name, checked once for every backend. */
 export function checkLeaseRequest(name: string, ttlMs: number): void {
-  if (!LEASE_NAME.test(name)) throw new RangeError(`lease name: expected up to 100 of a-z 0-9 . _ -, got ${JSON.stringify(name)}`);
+  if (!LEASE_NAME.test(name)) throw new RangeError(`lease name: expected up to 160 of a-z 0-9 . _ -, got ${JSON.stringify(name)}`);
   if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > 86_400_000) throw new RangeError(`lease ttl: expected 1 ms to 1 day, got ${ttlMs}`);
 }
 
@@ -56,4 +58,12 @@ export function grantedLease(
     },
     release: () => backend.release(),
   };
+}
+
+/**
+ * The lease a replica holds while it fetches a blob from upstream (one upstream fetch per digest across
+ * the fleet): while it is held, the holder's upload of that digest is live, and nobody else fetches it.
+ */
+export function fillLeaseName(digest: Digest): string {
+  return `fill.${digest.replace(':', '.')}`;
 }
