@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Digest } from '../registry/digest.js';
 
 /**
@@ -19,16 +20,45 @@ export interface Lease {
   release(): Promise<void>;
 }
 
+export interface LeaseOptions {
+  /** What anyone asking (`leaseNote`) learns of the holder; for a fill, where peers reach it. At most 200 characters. */
+  readonly note?: string;
+  /**
+   * For leases taken once per thing (a fill per digest): not fenced (token 0), and a release leaves
+   * nothing behind in the store, so that their number does not grow with everything ever filled.
+   */
+  readonly unfenced?: boolean;
+}
+
 export interface LeaseStore {
   /** The lease, or null while another holder has it; rejects when the backend cannot be reached (then nobody may assume it). */
-  acquireLease(name: string, ttlMs: number): Promise<Lease | null>;
+  acquireLease(name: string, ttlMs: number, options?: LeaseOptions): Promise<Lease | null>;
+  /** The note of the lease's holder ('' if it left none), or null when nobody holds it; rejects when the backend cannot be reached. */
+  leaseNote(name: string): Promise<string | null>;
 }
 
 const LEASE_NAME = /^[a-z0-9][a-z0-9._-]{0,159}$/;
+const MAX_NOTE = 200;
+
+export function checkLeaseName(name: string): void {
+  if (!LEASE_NAME.test(name)) throw new RangeError(`lease name: expected up to 160 of a-z 0-9 . _ -, got ${JSON.stringify(name)}`);
+}
+
+/** What a shared backend stores as the holder: a value unique to this acquisition, then the note. */
+export function holderValue(note: string | undefined): string {
+  return `${randomUUID()}\n${note ?? ''}`;
+}
+
+/** The note of a stored holder value; '' for one without (written before notes existed). */
+export function noteOfHolder(holder: string): string {
+  const newline = holder.indexOf('\n');
+  return newline < 0 ? '' : holder.slice(newline + 1);
+}
 
 /** Lease names end up in keys and rows: a short, plain name, checked once for every backend. */
-export function checkLeaseRequest(name: string, ttlMs: number): void {
-  if (!LEASE_NAME.test(name)) throw new RangeError(`lease name: expected up to 160 of a-z 0-9 . _ -, got ${JSON.stringify(name)}`);
+export function checkLeaseRequest(name: string, ttlMs: number, options: LeaseOptions = {}): void {
+  checkLeaseName(name);
+  if (options.note !== undefined && options.note.length > MAX_NOTE) throw new RangeError(`lease note: expected at most ${MAX_NOTE} characters, got ${options.note.length}`);
   if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > 86_400_000) throw new RangeError(`lease ttl: expected 1 ms to 1 day, got ${ttlMs}`);
 }
 

@@ -3,7 +3,7 @@ import type Keyv from 'keyv';
 import type { Digest } from '../../registry/digest.js';
 import type { BlobEntry } from '../blob-types.js';
 import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex, type ChangeFeed, type IndexContents } from '../cache-index.js';
-import type { Lease, LeaseStore } from '../lease.js';
+import type { Lease, LeaseOptions, LeaseStore } from '../lease.js';
 import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toRow } from './index-rows.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
@@ -119,8 +119,12 @@ export class KeyvCacheIndex implements CacheIndex {
     return this.backend.feed;
   }
 
-  acquireLease(name: string, ttlMs: number): Promise<Lease | null> {
-    return this.backend.acquireLease(name, ttlMs);
+  acquireLease(name: string, ttlMs: number, options?: LeaseOptions): Promise<Lease | null> {
+    return this.backend.acquireLease(name, ttlMs, options);
+  }
+
+  leaseNote(name: string): Promise<string | null> {
+    return this.backend.leaseNote(name);
   }
 
   async settled(): Promise<void> {

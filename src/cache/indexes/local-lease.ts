@@ -1,8 +1,9 @@
-import { checkLeaseRequest, type Lease, type LeaseStore } from '../lease.js';
+import { checkLeaseName, checkLeaseRequest, type Lease, type LeaseOptions, type LeaseStore } from '../lease.js';
 
 interface Holding {
   token: number;
   expiresAt: number;
+  note: string;
 }
 
 const holdings = new Map<string, Holding>();
@@ -20,15 +21,15 @@ export class LocalLeaseStore implements LeaseStore {
     this.scope = scope;
   }
 
-  async acquireLease(name: string, ttlMs: number): Promise<Lease | null> {
-    checkLeaseRequest(name, ttlMs);
+  async acquireLease(name: string, ttlMs: number, options: LeaseOptions = {}): Promise<Lease | null> {
+    checkLeaseRequest(name, ttlMs, options);
     const key = `${this.scope}\n${name}`;
     const now = Date.now();
     const current = holdings.get(key);
     if (current && current.expiresAt > now) return null;
-    const token = (lastTokens.get(key) ?? 0) + 1;
-    lastTokens.set(key, token);
-    const holding: Holding = { token, expiresAt: now + ttlMs };
+    const token = options.unfenced ? 0 : (lastTokens.get(key) ?? 0) + 1;
+    if (!options.unfenced) lastTokens.set(key, token);
+    const holding: Holding = { token, expiresAt: now + ttlMs, note: options.note ?? '' };
     holdings.set(key, holding);
     return {
       name,
@@ -46,5 +47,11 @@ export class LocalLeaseStore implements LeaseStore {
         if (holdings.get(key) === holding) holdings.delete(key);
       },
     };
+  }
+
+  async leaseNote(name: string): Promise<string | null> {
+    checkLeaseName(name);
+    const current = holdings.get(`${this.scope}\n${name}`);
+    return current && current.expiresAt > Date.now() ? current.note : null;
   }
 }

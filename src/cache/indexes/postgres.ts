@@ -89,7 +89,8 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
           after = String(rows[rows.length - 1]!.key);
         }
       },
-      acquireLease: (leaseName, ttlMs) => leases.acquireLease(leaseName, ttlMs),
+      acquireLease: (leaseName, ttlMs, leaseOptions) => leases.acquireLease(leaseName, ttlMs, leaseOptions),
+      leaseNote: (leaseName) => leases.leaseNote(leaseName),
       feed,
       close: async () => {
         await feed.close();

@@ -88,7 +88,8 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
       },
       // A MULTI (keyv's setMany) sent while reconnecting waits out the reconnect attempts instead of failing.
       connected: () => client.isReady,
-      acquireLease: (leaseName, ttlMs) => leases.acquireLease(leaseName, ttlMs),
+      acquireLease: (leaseName, ttlMs, leaseOptions) => leases.acquireLease(leaseName, ttlMs, leaseOptions),
+      leaseNote: (leaseName) => leases.leaseNote(leaseName),
       feed,
       close: async () => {
         await feed.close();

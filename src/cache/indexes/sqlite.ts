@@ -39,7 +39,8 @@ export async function openSqliteIndex(file: string, logger: FastifyBaseLogger, o
         if (!iterate) throw new Error('cache index: the sqlite store cannot be iterated');
         yield* iterate(undefined) as AsyncIterable<[string, unknown]>;
       },
-      acquireLease: (name, ttlMs) => leases.acquireLease(name, ttlMs),
+      acquireLease: (name, ttlMs, options) => leases.acquireLease(name, ttlMs, options),
+      leaseNote: (name) => leases.leaseNote(name),
       close: () => keyv.disconnect(),
     },
     logger,
