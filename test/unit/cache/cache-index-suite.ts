@@ -197,8 +197,42 @@ export function cacheIndexSuite(name: string, harness: IndexHarness): void {
       it('refuses names that do not fit a key and impossible durations', async () => {
         const index = await open();
         await expect(index.acquireLease('a b*', 1_000)).rejects.toThrow(RangeError);
-        await expect(index.acquireLease('x'.repeat(101), 1_000)).rejects.toThrow(RangeError);
+        await expect(index.acquireLease('x'.repeat(161), 1_000)).rejects.toThrow(RangeError);
         await expect(index.acquireLease('ok', 0)).rejects.toThrow(RangeError);
+        await expect(index.acquireLease('ok', 1_000, { note: 'n'.repeat(201) })).rejects.toThrow(RangeError);
+        await expect(index.leaseNote('a b*')).rejects.toThrow(RangeError);
+      });
+
+      it('tells anyone who asks the holder\'s note while it is held, and nothing once it is released or expired', async () => {
+        const a = await open();
+        const b = await open();
+        const name = leaseName();
+        expect(await b.leaseNote(name)).toBeNull();
+        const held = await a.acquireLease(name, 30_000, { note: '127.0.0.11:443\nsecond line' });
+        expect(await b.leaseNote(name)).toBe('127.0.0.11:443\nsecond line');
+        await held!.release();
+        expect(await b.leaseNote(name)).toBeNull();
+        const silent = await a.acquireLease(name, 30_000);
+        expect(await b.leaseNote(name)).toBe('');
+        await silent!.release();
+        const short = await a.acquireLease(name, 200, { note: 'gone soon' });
+        expect(short).not.toBeNull();
+        await waitFor('the lease to expire', async () => (await b.leaseNote(name)) === null);
+      });
+
+      it('takes an unfenced lease (a fill per digest) once at a time, with token 0, and takes it again after its release', async () => {
+        const a = await open();
+        const b = await open();
+        const name = `fill.sha256.${'ab'.repeat(32)}`;
+        const first = await a.acquireLease(name, 30_000, { unfenced: true, note: 'a' });
+        expect(first?.token).toBe(0);
+        expect(await b.acquireLease(name, 30_000, { unfenced: true, note: 'b' })).toBeNull();
+        expect(await first!.renew()).toBe(true);
+        await first!.release();
+        const second = await b.acquireLease(name, 30_000, { unfenced: true, note: 'b' });
+        expect(second?.token).toBe(0);
+        expect(await a.leaseNote(name)).toBe('b');
+        await second!.release();
       });
     });
 
