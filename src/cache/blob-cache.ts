@@ -12,7 +12,7 @@ import { CacheLayout } from './cache-layout.js';
 import { DirectoryLock } from './directory-lock.js';
 import { hashBytes, isCode, writeDurably } from './durable-files.js';
 import { FillError } from './fill-error.js';
-import type { CacheIndex } from './cache-index.js';
+import type { CacheIndex, LeaseStore } from './cache-index.js';
 import { openCacheIndex } from './indexes/open-cache-index.js';
 import { LruIndex } from './lru-index.js';
 import { reconcile } from './reconcile.js';
@@ -139,6 +139,11 @@ export class BlobCache {
       this.remove(entry);
     });
     return { entry: { ...entry }, stream };
+  }
+
+  /** The index's leases: fleet-wide jobs and, on a shared index, who fetches which digest. */
+  get leases(): LeaseStore {
+    return this.index;
   }
 
   activeFill(digest: Digest): Fill | undefined {
