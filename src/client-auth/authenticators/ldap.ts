@@ -77,6 +77,12 @@ export class LdapAuthenticator implements Authenticator {
     if (settings.url.startsWith('ldap://') && !settings.startTls) {
       logger.warn({ ldap: settings.url }, 'LDAP without TLS: client passwords cross the network in clear text (use ldaps:// or LDAP_STARTTLS)');
     }
+    if (settings.bindDn === null) {
+      logger.warn(
+        { ldap: settings.url },
+        'LDAP without LDAP_BIND_DN: tokens of Layover\'s are re-checked by an anonymous lookup of their user; where the directory refuses that, they are refused too once CLIENT_AUTH_CACHE_TTL after the user\'s last password check has passed (set LDAP_BIND_DN)',
+      );
+    }
     return new LdapAuthenticator(options, ca);
   }
 
@@ -94,7 +100,9 @@ export class LdapAuthenticator implements Authenticator {
   /**
    * While the user's entry is in the directory (LDAP_USER_DN), or the search still finds exactly
    * one (LDAP_SEARCH_FILTER: a filter that leaves out disabled accounts disables them here too);
-   * asked at most once per CLIENT_AUTH_CACHE_TTL per user.
+   * asked at most once per CLIENT_AUTH_CACHE_TTL per user, and not within that time of a
+   * successful bind as the user (that bind found the entry). Fails closed: a directory that does
+   * not let Layover look the user up (no LDAP_BIND_DN, anonymous reads refused) confirms nobody.
    */
   async stillValid(user: string): Promise<boolean> {
     const until = this.#present.get(user);
@@ -118,13 +126,15 @@ export class LdapAuthenticator implements Authenticator {
     } catch (error) {
       // No such object: the entry is gone. Anything else is the directory's trouble.
       if (error instanceof ResultCodeError && error.code === NO_SUCH_OBJECT) return false;
-      if (error instanceof ResultCodeError && error.code === INSUFFICIENT_ACCESS && !this.#warnedBlind) {
-        // Without LDAP_BIND_DN the directory may not let Layover read entries: tokens then last
-        // until they expire, which the operator is told once.
-        this.#warnedBlind = true;
-        this.#logger.warn({ ldap: settings.url }, 'LDAP: cannot look users up anonymously; set LDAP_BIND_DN so that tokens of removed users stop working before they expire');
+      // Not allowed to read the entry (anonymously, without LDAP_BIND_DN): it cannot be told from
+      // a removed one, so the token is refused; the operator is told once.
+      if (error instanceof ResultCodeError && error.code === INSUFFICIENT_ACCESS) {
+        if (!this.#warnedBlind) {
+          this.#warnedBlind = true;
+          this.#logger.warn({ ldap: settings.url }, 'LDAP: the directory does not let Layover look users up; tokens of Layover\'s are refused once their user\'s last password check is older than CLIENT_AUTH_CACHE_TTL (set LDAP_BIND_DN)');
+        }
+        return false;
       }
-      if (error instanceof ResultCodeError && error.code === INSUFFICIENT_ACCESS) return true;
       throw unavailable('user lookup', error);
     }
   }
@@ -156,6 +166,7 @@ export class LdapAuthenticator implements Authenticator {
       throw unavailable('bind', error);
     }
     const groups = settings.groupBase === null ? [] : await this.#groups(client, dn, user);
+    this.#present.set(user, Date.now() + this.#rememberMs);
     return Object.freeze({ user, groups: Object.freeze(groups) });
   }
 

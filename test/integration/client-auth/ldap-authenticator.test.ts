@@ -194,11 +194,20 @@ describe('LdapAuthenticator: stillValid (a token of Layover’s is good while it
     expect(await auth.stillValid('ghost')).toBe(false);
   });
 
-  it('says so once when the directory lets nobody read entries anonymously, and keeps such tokens until they expire', async () => {
+  it('without LDAP_BIND_DN, where the directory lets nobody read entries anonymously: confirms nobody, says so once', async () => {
     const { auth, lines } = await open(settings());
+    expect(await auth.stillValid('alice')).toBe(false);
+    expect(await auth.stillValid('bob')).toBe(false);
+    expect(await auth.stillValid('ghost')).toBe(false);
+    expect(lines.filter((l) => String(l.msg).includes('does not let Layover look users up'))).toHaveLength(1);
+  });
+
+  it('without LDAP_BIND_DN, a bind as the user vouches for the entry for CLIENT_AUTH_CACHE_TTL', async () => {
+    const { auth, lines } = await open(settings());
+    expect(lines.filter((l) => l.level === 40 && String(l.msg).includes('without LDAP_BIND_DN'))).toHaveLength(1);
+    expect(await auth.authenticate(basic('alice', 'alice-pw-0a9b'))).toMatchObject({ user: 'alice' });
     expect(await auth.stillValid('alice')).toBe(true);
-    expect(await auth.stillValid('bob')).toBe(true);
-    expect(lines.filter((l) => String(l.msg).includes('LDAP_BIND_DN'))).toHaveLength(1);
+    expect(await auth.stillValid('bob')).toBe(false);
   });
 
   it('asks the search, so a filter that leaves an account out disables it', async () => {
