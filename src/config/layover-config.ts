@@ -134,6 +134,8 @@ export interface LayoverConfig {
     readonly allowRecursion: readonly string[];
     /** Identical responses per second per client prefix; 0: no limit. */
     readonly rateLimit: number;
+    /** Clients (CIDRs) whose responses are never rate-limited. */
+    readonly rateLimitExempt: readonly string[];
     /** Every slip-th limited UDP response is sent truncated; 0: none. */
     readonly rateLimitSlip: number;
     /** A TCP connection must deliver each complete query within this. */

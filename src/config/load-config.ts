@@ -12,6 +12,7 @@ import type { LayoverConfig, ManifestTier } from './layover-config.js';
 import * as parse from './parsers.js';
 import { SETTINGS, flagName, type RawConfig, type Setting, type SettingKey } from './settings.js';
 import { defaultAdvertise, defaultRecursionNetworks, defaultUpstreamDns } from './system-defaults.js';
+import { hostNetworks } from '../dns/client-networks.js';
 import { DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 
 export type FlagValues = Record<string, string | boolean | undefined>;
@@ -21,7 +22,7 @@ export interface ConfigSources {
   flags?: FlagValues;
   env?: NodeJS.ProcessEnv;
   /** Machine-dependent defaults; tests pass their own. */
-  machine?: { advertise: () => string[]; upstreamDns: () => parse.HostPort[]; recursionNetworks?: () => string[] };
+  machine?: { advertise: () => string[]; upstreamDns: () => parse.HostPort[]; recursionNetworks?: () => string[]; ownNetworks?: () => string[] };
 }
 
 const KEYS = Object.keys(SETTINGS) as SettingKey[];
@@ -187,7 +188,7 @@ function drainWithin(r: RawConfig, labels: Map<SettingKey, string>): number {
 /** Reads, validates and freezes the configuration. Throws ConfigError naming the setting. */
 export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   const env = sources.env ?? process.env;
-  const machine = { advertise: defaultAdvertise, upstreamDns: () => defaultUpstreamDns(), recursionNetworks: defaultRecursionNetworks, ...sources.machine };
+  const machine = { advertise: defaultAdvertise, upstreamDns: () => defaultUpstreamDns(), recursionNetworks: defaultRecursionNetworks, ownNetworks: hostNetworks, ...sources.machine };
   const labels = new Map<SettingKey, string>();
   const { raw, filePath } = readRaw(sources.flags ?? {}, env, labels);
   const r = raw as RawConfig;
@@ -253,6 +254,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     dnsPolicy: {
       allowRecursion: r.dnsAllowRecursion ?? machine.recursionNetworks(),
       rateLimit: r.dnsRateLimit,
+      rateLimitExempt: r.dnsRateLimitExempt ?? machine.ownNetworks(),
       rateLimitSlip: r.dnsRateLimitSlip,
       tcpQueryMs: r.dnsTcpQueryTimeout,
       tcpMaxPerClient: r.dnsTcpMaxPerClient,

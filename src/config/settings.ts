@@ -34,6 +34,9 @@ const networks: Parser<string[]> = (value) => {
   return items && items.every(valid) ? items.map((item: string) => item.trim()) : undefined;
 };
 
+/** `networks`, or `none` (also empty) for no network at all. */
+const networksOrNone: Parser<string[]> = (value) => (typeof value === 'string' && value.trim().toLowerCase() === 'none' ? [] : networks(value));
+
 /** A parser that accepts one of `choices`, case-insensitively. */
 const oneOf =
   <T extends string>(...choices: T[]): Parser<T> =>
@@ -157,6 +160,10 @@ export const SETTINGS = {
   dnsAllowRecursion: setting({ env: 'DNS_ALLOW_RECURSION', expected: NETWORKS, parse: networks, default: undefined }),
   // Response-rate limiting (RRL): identical answers per second to one client prefix (/24, /56).
   dnsRateLimit: setting({ env: 'DNS_RATE_LIMIT', expected: 'a number of responses per second (0: off)', parse: parse.count, default: 100 }),
+  // Clients never rate-limited (BIND's exempt-clients): a cluster DNS or node-local cache asks for many
+  // nodes from one address. Default: loopback and the host's own networks, which a forged source on the
+  // internet cannot claim past the host's own routing.
+  dnsRateLimitExempt: setting({ env: 'DNS_RATE_LIMIT_EXEMPT', expected: `${NETWORKS}, or none`, parse: networksOrNone, default: undefined }),
   // Every SLIP-th limited UDP answer goes out truncated (TC), so a real client retries over TCP; 0: drop all.
   dnsRateLimitSlip: setting({ env: 'DNS_RATE_LIMIT_SLIP', expected: 'a number (0: never answer a limited query)', parse: parse.count, default: 2 }),
   dnsTcpQueryTimeout: setting({ env: 'DNS_TCP_QUERY_TIMEOUT', expected: `${DURATION}, above 0`, parse: positiveDuration, default: 5_000 }),

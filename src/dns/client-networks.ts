@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 const CIDR = /^([^/]+?)(?:\/(\d{1,3}))?$/;
 
@@ -31,4 +32,12 @@ export class ClientNetworks {
     }
     return this.#list.check(address, 'ipv4');
   }
+}
+
+/** Loopback and the networks of this host's interfaces (their CIDRs, zones removed). */
+export function hostNetworks(): string[] {
+  const own = Object.values(networkInterfaces())
+    .flat()
+    .flatMap((a) => (a?.cidr ? [a.cidr.replace(/%[^/]*/, '')] : []));
+  return [...new Set(['127.0.0.0/8', '::1/128', ...own])];
 }

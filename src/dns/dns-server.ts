@@ -54,7 +54,8 @@ const MAX_FORWARDS_IN_FLIGHT = 1024;
  * but only for clients in the recursion allow list (others get REFUSED, so
  * strangers cannot use Layover as an open resolver); ANY gets RFC 8482's
  * minimal answer instead of a forward, and UDP responses are rate-limited
- * per client prefix, so a forged source cannot turn Layover into an amplifier.
+ * per client prefix, so a forged source cannot turn Layover into an amplifier
+ * (clients in DNS_RATE_LIMIT_EXEMPT, a cluster's DNS asking for many, are not).
  */
 export class DnsServer {
   readonly #options: DnsServerOptions;
@@ -67,6 +68,8 @@ export class DnsServer {
   readonly #tcp: TcpListener;
   readonly #recursion: ClientNetworks;
   readonly #rateLimiter: ResponseRateLimiter;
+  /** Clients the rate limit spares (DNS_RATE_LIMIT_EXEMPT): null when there are none, so the hot path skips the check. */
+  readonly #rateLimitExempt: ClientNetworks | null;
   #udp: dgram.Socket | undefined;
   #forwarder: Forwarder | undefined;
   #closed = false;
@@ -83,6 +86,7 @@ export class DnsServer {
     const { policy } = options;
     this.#recursion = new ClientNetworks(policy.allowRecursion);
     this.#rateLimiter = new ResponseRateLimiter({ perSecond: policy.rateLimit, slip: policy.rateLimitSlip });
+    this.#rateLimitExempt = policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
     this.#tcp = new TcpListener({
       handle: (query, remote) => this.#handle(query, 'tcp', remote.address, remote.port),
       logger: options.logger,
@@ -157,7 +161,7 @@ export class DnsServer {
   #send(udp: dgram.Socket, answer: Buffer | null, rinfo: dgram.RemoteInfo): void {
     // A reply that completes after close() has nowhere to go.
     if (!answer || this.#closed) return;
-    const reply = this.#rateLimiter.admit(answer, rinfo.address);
+    const reply = this.#rateLimitExempt?.includes(rinfo.address) ? answer : this.#rateLimiter.admit(answer, rinfo.address);
     if (!reply) return;
     const failed = (err: Error | null): void => {
       if (err) this.#logger.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');

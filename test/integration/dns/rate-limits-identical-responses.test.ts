@@ -6,8 +6,6 @@
  * TCP are not affected, and the flooded prefix is answered again once the
  * flood stops.
  */
-import dgram from 'node:dgram';
-import { once } from 'node:events';
 import { Packet } from 'dns2';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FLAG, QTYPE } from '../../../src/dns/wire.js';
@@ -16,19 +14,10 @@ import { startDnsmasq } from '../../helpers/dnsmasq.js';
 import { dnsPolicy } from '../../unit/dns/policies.js';
 import { query } from '../../unit/dns/packets.js';
 import { startDnsServer } from './start-dns-server.js';
+import { udpClient } from './udp-client.js';
 
 const RATE = 10;
 const FLOOD = 300;
-
-async function udpClient(address: string) {
-  const socket = dgram.createSocket('udp4');
-  onTestFinished(() => new Promise<void>((resolve) => socket.close(() => resolve())));
-  const replies: Buffer[] = [];
-  socket.on('message', (msg) => replies.push(msg));
-  socket.bind(0, address);
-  await once(socket, 'listening');
-  return { socket, replies };
-}
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
 const full = (replies: Buffer[]) => replies.filter((r) => (r.readUInt16BE(2) & FLAG.TC) === 0);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/config-error.js';
 import { loadConfig, type ConfigSources } from '../../../src/config/load-config.js';
 
-const machine = { advertise: () => ['192.0.2.10'], upstreamDns: () => [{ host: '127.0.0.53', port: 53 }] };
+const machine = { advertise: () => ['192.0.2.10'], upstreamDns: () => [{ host: '127.0.0.53', port: 53 }], ownNetworks: () => ['127.0.0.0/8', '::1/128', '192.0.2.0/24'] };
 const load = (sources: ConfigSources = {}) => loadConfig({ env: {}, machine, ...sources });
 const errorOf = (fn: () => unknown): string => {
   try {
@@ -165,7 +165,24 @@ describe('loadConfig defences against strangers', () => {
     }
     expect(load({ machine: { ...machine, recursionNetworks: () => ['203.0.113.0/24'] } }).dnsPolicy.allowRecursion).toEqual(['203.0.113.0/24']);
     const configured = load({ env: { DNS_ALLOW_RECURSION: '192.0.2.0/24, 2001:db8::/32', DNS_RATE_LIMIT: '0', DNS_TCP_QUERY_TIMEOUT: '2s' } }).dnsPolicy;
-    expect(configured).toEqual({ allowRecursion: ['192.0.2.0/24', '2001:db8::/32'], rateLimit: 0, rateLimitSlip: 2, tcpQueryMs: 2_000, tcpMaxPerClient: 16 });
+    expect(configured).toEqual({
+      allowRecursion: ['192.0.2.0/24', '2001:db8::/32'],
+      rateLimit: 0,
+      rateLimitExempt: ['127.0.0.0/8', '::1/128', '192.0.2.0/24'],
+      rateLimitSlip: 2,
+      tcpQueryMs: 2_000,
+      tcpMaxPerClient: 16,
+    });
+  });
+
+  it('spares loopback and the host\'s own networks from the DNS rate limit by default, what DNS_RATE_LIMIT_EXEMPT names instead, or nobody', () => {
+    const host = loadConfig({ env: {} }).dnsPolicy.rateLimitExempt;
+    expect(host).toEqual(expect.arrayContaining(['127.0.0.0/8', '::1/128']));
+    expect(host).not.toContain('10.0.0.0/8');
+    expect(load({ env: { DNS_RATE_LIMIT_EXEMPT: '10.96.0.10, fd00:10::/64' } }).dnsPolicy.rateLimitExempt).toEqual(['10.96.0.10', 'fd00:10::/64']);
+    expect(load({ flags: { 'dns-rate-limit-exempt': '10.96.0.0/12' } }).dnsPolicy.rateLimitExempt).toEqual(['10.96.0.0/12']);
+    for (const nobody of ['none', 'NONE', '']) expect(load({ env: { DNS_RATE_LIMIT_EXEMPT: nobody } }).dnsPolicy.rateLimitExempt).toEqual([]);
+    expect(errorOf(() => load({ env: { DNS_RATE_LIMIT_EXEMPT: 'coredns.kube-system' } }))).toMatch(/^DNS_RATE_LIMIT_EXEMPT: expected networks such as .*, or none, got "coredns.kube-system"$/);
   });
 
   it('caps connections and handshakes, with flags taking precedence', () => {
