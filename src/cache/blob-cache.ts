@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { digestHex, hasherFor, type Digest } from '../registry/digest.js';
 import { AccessRecorder } from './access-recorder.js';
 import { BlobFill, type FillHost } from './blob-fill.js';
+import { BlobEviction, type EvictionHost } from './blob-eviction.js';
 import { BlobRemovals } from './blob-removals.js';
 import type { BlobStore, BlobUpload } from './blob-store.js';
 import { createBlobStore } from './blob-stores/create-blob-store.js';
@@ -12,7 +13,7 @@ import { CacheLayout } from './cache-layout.js';
 import { DirectoryLock } from './directory-lock.js';
 import { hashBytes, isCode, writeDurably } from './durable-files.js';
 import { FillError } from './fill-error.js';
-import type { CacheIndex, LeaseStore } from './cache-index.js';
+import type { CacheIndex, IndexChange, LeaseStore } from './cache-index.js';
 import { openCacheIndex } from './indexes/open-cache-index.js';
 import { LruIndex } from './lru-index.js';
 import { reconcile } from './reconcile.js';
@@ -25,6 +26,12 @@ export { BlobStoreUnavailableError } from './blob-store.js';
 
 const DEFAULT_ACCESS_FLUSH_MS = 5_000;
 const DEFAULT_RELAY_WINDOW_BYTES = 16 * 1024 * 1024;
+
+/** What `open` takes beyond BlobCacheOptions: knobs for tests, not settings. */
+export interface BlobCacheOpenOptions extends BlobCacheOptions {
+  /** On a shared index: how often the fleet's total is checked against the cap (default 30 s). */
+  fleetEvictionCheckMs?: number;
+}
 
 /**
  * The content-addressed blob cache: verified blobs stored once per digest in a BlobStore (files under
@@ -45,11 +52,12 @@ export class BlobCache {
   private readonly fills = new Map<Digest, BlobFill>();
   private readonly host: FillHost;
   private readonly removals: BlobRemovals;
+  private readonly eviction: BlobEviction;
   /** Shared indexes only: other replicas' changes in, this one's out. */
   private sync: ReplicaSync | undefined;
   private closed = false;
 
-  private constructor(options: BlobCacheOptions, layout: CacheLayout, lock: DirectoryLock, store: BlobStore, index: CacheIndex, records: Map<string, unknown>) {
+  private constructor(options: BlobCacheOpenOptions, layout: CacheLayout, lock: DirectoryLock, store: BlobStore, index: CacheIndex, records: Map<string, unknown>) {
     this.layout = layout;
     this.store = store;
     this.logger = options.logger;
@@ -58,6 +66,11 @@ export class BlobCache {
     this.index = index;
     this.records = records;
     this.removals = new BlobRemovals(store, this.logger);
+    this.eviction = new BlobEviction(this.evictionHost(), {
+      maxSize: this.maxSize,
+      ...(index.feed ? { leases: index } : {}),
+      ...(options.fleetEvictionCheckMs === undefined ? {} : { fleetCheckMs: options.fleetEvictionCheckMs }),
+    });
     this.access = new AccessRecorder(options.accessFlushMs ?? DEFAULT_ACCESS_FLUSH_MS, (d) => this.lru.get(d), index, this.logger);
     this.host = {
       logger: this.logger,
@@ -76,7 +89,7 @@ export class BlobCache {
    * Takes the directory lock, checks that the blob store can be used (BlobStoreUnavailableError otherwise),
    * reconciles store and index after a crash, and rebuilds the LRU order.
    */
-  static async open(options: BlobCacheOptions): Promise<BlobCache> {
+  static async open(options: BlobCacheOpenOptions): Promise<BlobCache> {
     if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 0) throw new RangeError(`maxSize: expected bytes, got ${options.maxSize}`);
     if (!(options.stallTimeoutMs > 0)) throw new RangeError(`stallTimeoutMs: expected a positive duration, got ${options.stallTimeoutMs}`);
     const relayWindow = options.relayWindowBytes;
@@ -100,7 +113,7 @@ export class BlobCache {
       cache.sync = sync;
       sync?.attach(cache.syncHost());
       // The cap may have been lowered since the last run.
-      await cache.evict(cache.maxSize);
+      await cache.eviction.evict(cache.maxSize);
       return cache;
     } catch (error) {
       await index?.close().catch(() => undefined);
@@ -136,7 +149,7 @@ export class BlobCache {
     stream.once('error', (error) => {
       if (!isCode(error, 'ENOENT') || this.lru.get(digest) !== entry) return;
       this.logger.error({ digest, reason: 'file missing', store: this.store.kind }, 'cache: an indexed blob has no file; dropping it');
-      this.remove(entry);
+      void this.remove(entry);
     });
     return { entry: { ...entry }, stream };
   }
@@ -227,11 +240,11 @@ export class BlobCache {
 
   /**
    * Evicts down to `maxSize` (default: the configured cap) and waits for every removal under way, including
-   * those a commit started. Blobs being read are stepped over: the cap on disk holds, so when pinned blobs
-   * fill it, newer unpinned ones go first.
+   * those a commit started. A blob being read here keeps its bytes until its reader closes. On a shared
+   * index this evicts for the fleet, under the eviction lease (waiting for it while another replica holds it).
    */
   async prune(maxSize = this.maxSize): Promise<{ removed: number; freedBytes: number }> {
-    const result = await this.evict(maxSize);
+    const result = await this.eviction.prune(maxSize);
     await this.removals.settled();
     return result;
   }
@@ -249,7 +262,8 @@ export class BlobCache {
       // Replaced by a new commit or evicted while it was being hashed: not ours to judge any more.
       if (this.lru.get(entry.digest) !== entry) continue;
       this.logger.warn({ digest: entry.digest, reason: hashed ? 'corrupt' : 'file missing' }, 'cache verify: removing blob');
-      this.remove(entry);
+      // Awaited: a `layover cache verify` exits only once the fleet has been told.
+      await this.remove(entry);
       removed.push(entry.digest);
     }
     this.logger.info({ checked, removed: removed.length, ms: Math.round(performance.now() - started) }, 'cache verified');
@@ -271,6 +285,7 @@ export class BlobCache {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.eviction.stop();
     this.sync?.stop();
     const fills = [...this.fills.values()];
     for (const fill of fills) fill.abort();
@@ -321,7 +336,7 @@ export class BlobCache {
     // Only now is the object readable in the store for every replica.
     this.sync?.announce({ type: 'committed', entry: { ...entry } });
     if (!indexed) this.access.mark(digest);
-    void this.evict(this.maxSize);
+    this.eviction.request();
   }
 
   private async hashStored(entry: BlobEntry): Promise<{ hex: string; size: number } | null> {
@@ -330,40 +345,37 @@ export class BlobCache {
     return hashBytes(this.store.read(entry.digest, { start: 0, end: entry.size - 1 }), entry.digest);
   }
 
-  private async evict(limit: number): Promise<{ removed: number; freedBytes: number }> {
-    const victims = this.lru.takeVictims(limit);
-    if (victims.length === 0) return { removed: 0, freedBytes: 0 };
-    const freedBytes = victims.reduce((sum, entry) => sum + entry.size, 0);
-    for (const entry of victims) this.sync?.changing('blob', entry.digest);
-    this.sync?.announce({ type: 'removed', digests: victims.map((entry) => entry.digest) });
-    const rows = this.index.deleteEntries(victims.map((entry) => entry.digest)).catch((error: unknown) => {
-      // Rows left behind point at missing files; the next open drops them.
-      this.logger.error({ err: error, count: victims.length }, 'cache index: evicted rows not deleted');
-    });
-    // A victim being read keeps its file until its last reader closes (Linux keeps open files readable).
-    const unlinks = victims.map((entry) => {
-      if (!this.lru.isPinned(entry.digest)) return this.removals.unlink(entry.digest);
-      this.removals.defer(entry.digest);
-      return undefined;
-    });
-    await Promise.all([rows, ...unlinks]);
-    this.logger.info(
-      { removed: victims.length, bytes: freedBytes, totalBytes: this.lru.totalBytes, maxSize: limit, reason: 'lru' },
-      'cache evicted',
-    );
-    return { removed: victims.length, freedBytes };
+  private evictionHost(): EvictionHost {
+    return { logger: this.logger, lru: this.lru, store: this.store, remove: (victims) => this.dropStored(victims) };
   }
 
-  /** Forgets an entry now; its file goes now, or when its last reader closes. */
-  private remove(entry: BlobEntry): void {
-    this.sync?.changing('blob', entry.digest);
+  /** Forgets an entry now; its object goes now, or when its last reader here closes. Never rejects. */
+  private remove(entry: BlobEntry): Promise<void> {
     this.lru.delete(entry.digest);
-    this.sync?.announce({ type: 'removed', digests: [entry.digest] });
-    this.index.deleteEntries([entry.digest]).catch((error: unknown) => {
-      this.logger.error({ err: error, digest: entry.digest }, 'cache index: row not deleted');
+    return this.dropStored([entry]);
+  }
+
+  /**
+   * Deletes the rows and objects of entries already out of the LRU and tells the other replicas. An object
+   * being read here keeps its bytes until its last reader closes (Linux keeps an open file readable; an S3
+   * GET under way finishes). Resolves once the announcement is sent: the eviction lease is released only
+   * after that, so that its next holder has most likely heard of every removal before it picks victims.
+   */
+  private async dropStored(victims: BlobEntry[]): Promise<void> {
+    const digests = victims.map((entry) => entry.digest);
+    for (const digest of digests) this.sync?.changing('blob', digest);
+    const change: IndexChange = { type: 'removed', digests };
+    const announced = this.sync && this.index.feed ? this.index.feed.publish(change, this.sync.id) : undefined;
+    const rows = this.index.deleteEntries(digests).catch((error: unknown) => {
+      // Rows left behind point at missing objects; the next open drops them.
+      this.logger.error({ err: error, count: digests.length }, 'cache index: rows of removed blobs not deleted');
     });
-    if (this.lru.isPinned(entry.digest)) this.removals.defer(entry.digest);
-    else void this.removals.unlink(entry.digest);
+    const unlinks = digests.map((digest) => {
+      if (!this.lru.isPinned(digest)) return this.removals.unlink(digest);
+      this.removals.defer(digest);
+      return undefined;
+    });
+    await Promise.all([announced, rows, ...unlinks]);
   }
 
   private syncHost(): SyncHost {
