@@ -22,6 +22,8 @@ import { answerClientError } from './proxy/client-error.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
 import { registerRequestGuards } from './proxy/request-guards.js';
 import { dockerProxyRoute } from './proxy/docker-proxy-route.js';
+import { createFleet, type Fleet } from './peers/fleet.js';
+import { peerBlobRoute } from './peers/peer-blob-route.js';
 import { PendingFills } from './proxy/pending-fills.js';
 import { StorageRedirects } from './proxy/redirects/storage-redirects.js';
 import { registryProxy } from './proxy/registry-proxy.js';
@@ -55,6 +57,8 @@ export interface LayoverApp {
   readonly registryPortServers: RegistryPortServers;
   /** Starting, ready or stopping: what /readyz answers. */
   readonly state: ServingState;
+  /** Replicas of a shared index: one upstream fetch per digest for all of them (src/peers/); null alone. */
+  readonly fleet: Fleet | null;
 }
 
 export interface AppDependencies {
@@ -180,7 +184,9 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   https.decorate('storageRedirects', await StorageRedirects.open(config, intercepted));
   const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger });
   // One PendingFills for both: a registry's blob GET and a docker.proxy GET of the same digest share a download.
-  const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth, clientAuth };
+  const fleet = createFleet(config, cache, ca, logger as FastifyBaseLogger);
+  const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth, clientAuth, fleet };
+  if (fleet) await https.register(peerBlobRoute, { cache, pendingFills: proxyContext.pendingFills, key: fleet.key });
   await https.register(dockerProxyRoute, proxyContext);
   await https.register(registryProxy, proxyContext);
   if (http) {
@@ -211,7 +217,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     keepAliveMs: config.timeouts.keepaliveMs,
     idleMs: common.connectionTimeout,
   }, (port) => new ConnectionLimits(`registry port ${port}`, caps, logger as FastifyBaseLogger));
-  return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers, state };
+  return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers, state, fleet };
 }
 
 /** Starts every listener; on a failure, whatever already listens is closed again. */
@@ -264,5 +270,5 @@ export async function closeApp(app: LayoverApp, { drainMs = 0, fillWaitMs = 0 }:
   // worth committing, the next replica to start finds it cached.
   const fillDeadline = performance.now() + fillWaitMs;
   while (app.cache.stats().activeFills > 0 && performance.now() < fillDeadline) await new Promise((resolve) => setTimeout(resolve, FILL_POLL_MS));
-  await Promise.allSettled([app.dns?.close(), app.upstreamAgent.close(), app.cache.close()]);
+  await Promise.allSettled([app.dns?.close(), app.upstreamAgent.close(), app.fleet?.client.close(), app.cache.close()]);
 }

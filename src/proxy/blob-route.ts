@@ -12,9 +12,14 @@ import { whenReadable } from './read-guard.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { failReply } from './error-handler.js';
+import type { FillClaim, FillDecision } from '../peers/fleet-fills.js';
+import { followPeerFill } from './peer-fill.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
+/** How often one request may be sent back to the fleet's decision (its owner had nothing, or went away) before it fetches alone. */
+const MAX_FLEET_DECISIONS = 3;
+const fleetDecisions = new WeakMap<FastifyRequest, number>();
 /** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
 const BAD_BODY: ReadonlySet<string> = new Set(['digest-mismatch', 'size-mismatch', 'truncated']);
 /**
@@ -106,9 +111,57 @@ function passThrough(ctx: ProxyContext, request: FastifyRequest, reply: FastifyR
   });
 }
 
-/** The one upstream GET for a digest; its 200 becomes the fill every other client of that digest reads. */
+/**
+ * A GET miss: the one upstream GET for a digest, whose 200 becomes the fill every other client of that
+ * digest reads. Replicas of a shared index first settle which of them fetches it (src/peers/): the
+ * others follow that replica's fill.
+ */
 function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest, log: RequestLogFields): FastifyReply {
   const settle = ctx.pendingFills.begin(digest);
+  const fleet = ctx.fleet;
+  if (!fleet) return fetchUpstream(ctx, request, reply, { target, name, digest }, log, settle);
+  const decisions = (fleetDecisions.get(request) ?? 0) + 1;
+  fleetDecisions.set(request, decisions);
+  // A client sent back to the decision again and again (owners that keep failing) is served without the fleet.
+  const deciding = decisions > MAX_FLEET_DECISIONS ? Promise.resolve<FillDecision>({ kind: 'alone', why: 'decided too often' }) : fleet.fills.decide(digest);
+  deciding
+    .then((decision) => {
+      if (reply.raw.destroyed) {
+        settle(undefined);
+        if (decision.kind === 'mine') decision.claim.release();
+        return;
+      }
+      if (decision.kind === 'mine') return fetchUpstream(ctx, request, reply, { target, name, digest }, log, claimed(settle, decision.claim));
+      if (decision.kind === 'alone') {
+        annotateRequestLog(request, { fleet: 'alone' });
+        return fetchUpstream(ctx, request, reply, { target, name, digest }, log, settle);
+      }
+      // Clients of this replica waiting on this decision decide for themselves now: they follow the same fill.
+      settle(undefined);
+      const again = (): void => void serveBlob(ctx, request, reply, target, name, digest);
+      whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => followPeerFill(fleet, request, reply, digest, decision.peer, log, again));
+    })
+    .catch((error: unknown) => {
+      settle(undefined);
+      failReply(request, reply, error);
+    });
+  return reply;
+}
+
+/** `settle` that also holds the fleet's claim on the digest while the fill it started runs, or gives it back if none started. */
+function claimed(settle: (fill: Fill | undefined) => void, claim: FillClaim): (fill: Fill | undefined) => void {
+  let done = false;
+  return (fill) => {
+    settle(fill);
+    if (done) return;
+    done = true;
+    if (fill) claim.keepFor(fill.done);
+    else claim.release();
+  };
+}
+
+/** The upstream GET itself; `settle` learns whether a fill came of it. */
+function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, { target, name, digest }: BlobAsked, log: RequestLogFields, settle: (fill: Fill | undefined) => void): FastifyReply {
   // reply-from drops the upstream answer of a client that went away before it came.
   reply.raw.once('close', () => settle(ctx.cache.activeFill(digest)));
   annotateRequestLog(request, { ...log, cache: 'miss' });

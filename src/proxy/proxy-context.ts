@@ -4,6 +4,7 @@ import type { BlobCache } from '../cache/blob-cache.js';
 import type { LayoverConfig } from '../config/layover-config.js';
 import type { HostnameSet } from '../registry/hostname.js';
 import type { UpstreamAuth } from '../upstream/auth/upstream-auth.js';
+import type { Fleet } from '../peers/fleet.js';
 import type { PendingFills } from './pending-fills.js';
 
 /** What every proxy route needs. */
@@ -16,6 +17,8 @@ export interface ProxyContext {
   readonly upstreamAuth: UpstreamAuth;
   /** Client authentication and access policy; absent or null when every client is let in (CLIENT_AUTH=none). */
   readonly clientAuth?: ClientAuth | null;
+  /** Replicas of a shared index: who fetches which digest, and how to follow another replica's fill; absent or null alone. */
+  readonly fleet?: Fleet | null;
 }
 
 /** The registry routes' context: also who may read what the cache holds. */

@@ -1,0 +1,54 @@
+import type { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
+import type { HostPort } from '../config/parsers.js';
+import type { Digest } from '../registry/digest.js';
+import { DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
+import { PEER_SIGNATURE_HEADER, type PeerKey } from './peer-key.js';
+
+/** Where a replica serves the blobs it holds or is filling to the other replicas (src/peers/peer-blob-route.ts). */
+export const PEER_BLOB_PREFIX = '/layover/peer/blobs/';
+/** A live replica accepts within this; longer means it is gone or cut off, and the fill is taken over. */
+const CONNECT_TIMEOUT_MS = 3_000;
+
+export interface PeerAnswer {
+  statusCode: number;
+  /** Content-Length when the peer gave a valid one. */
+  size: number | undefined;
+  body: Readable;
+}
+
+/**
+ * Asks another replica for a blob it holds or is fetching, over TLS to its HTTPS listener (its
+ * certificate for docker.proxy, issued by the CA the fleet shares), signed with the fleet's key.
+ * Addresses come from the shared index: only IP literals, dialled as they are (no resolver).
+ */
+export class PeerClient {
+  readonly #agent: Agent;
+  readonly #key: PeerKey;
+
+  constructor(options: { caCertPem: string; key: PeerKey; readTimeoutMs: number }) {
+    this.#key = options.key;
+    this.#agent = new Agent({
+      connect: { ca: options.caCertPem, servername: DOCKER_PROXY_HOST, timeout: CONNECT_TIMEOUT_MS },
+      // The owner answers once its upstream did: as long as an upstream may take.
+      headersTimeout: options.readTimeoutMs + CONNECT_TIMEOUT_MS,
+      bodyTimeout: options.readTimeoutMs,
+    });
+  }
+
+  async fetchBlob(peer: HostPort, digest: Digest, signal?: AbortSignal): Promise<PeerAnswer> {
+    const path = `${PEER_BLOB_PREFIX}${digest}`;
+    const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
+    const response = await request(`https://${host}:${peer.port}${path}`, {
+      dispatcher: this.#agent,
+      headers: { host: DOCKER_PROXY_HOST, [PEER_SIGNATURE_HEADER]: this.#key.sign('GET', path), 'accept-encoding': 'identity' },
+      signal,
+    });
+    const length = Number(response.headers['content-length']);
+    return { statusCode: response.statusCode, size: Number.isSafeInteger(length) && length >= 0 ? length : undefined, body: response.body };
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+}
