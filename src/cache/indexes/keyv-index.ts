@@ -17,6 +17,11 @@ export interface IndexBackend extends LeaseStore {
   rows(): AsyncIterable<[string, unknown]>;
   /** False while the backend is known to be unreachable: writes then fail at once instead of waiting for a reconnect. */
   connected?(): boolean;
+  /**
+   * Shared backends: runs one call within the backend's bound (BoundedCalls), so that a backend that
+   * accepts and never answers fails the call like an unreachable one. SQLite has no server to wait for.
+   */
+  bound?<T>(call: () => Promise<T>): Promise<T>;
   /** Shared backends only: how replicas hear of each other's changes. */
   feed?: ChangeFeed;
   close(): Promise<void>;
@@ -70,7 +75,7 @@ export class KeyvCacheIndex implements CacheIndex {
 
   async load(): Promise<IndexContents> {
     try {
-      return await collectRows(this.backend.rows());
+      return await collectRows(this.boundedRows());
     } catch (error) {
       throw new CacheIndexUnavailableError(`cannot load the cache index from ${this.backend.name}: ${(error as Error).message}`, { cause: plainError(error) });
     }
@@ -112,7 +117,7 @@ export class KeyvCacheIndex implements CacheIndex {
   }
 
   async readRecord(key: string): Promise<unknown> {
-    return this.backend.keyv.get(RECORD_PREFIX + key);
+    return this.call(() => this.backend.keyv.get(RECORD_PREFIX + key));
   }
 
   get feed(): ChangeFeed | undefined {
@@ -183,10 +188,10 @@ export class KeyvCacheIndex implements CacheIndex {
       try {
         const merging = sets.filter((set) => set.merge);
         if (merging.length > 0) {
-          const current = await this.backend.keyv.getMany(merging.map(({ key }) => key));
+          const current = await this.call(() => this.backend.keyv.getMany(merging.map(({ key }) => key)));
           merging.forEach((set, j) => (set.value = set.merge!(current[j], set.value)));
         }
-        const results: unknown = await this.backend.keyv.setMany(sets.map(({ key, value }) => ({ key, value })));
+        const results: unknown = await this.call(() => this.backend.keyv.setMany(sets.map(({ key, value }) => ({ key, value }))));
         // Stores with a batch call answer nothing and throw on failure; the others answer a boolean per row.
         if (Array.isArray(results)) {
           sets.forEach(({ i }, j) => {
@@ -200,7 +205,7 @@ export class KeyvCacheIndex implements CacheIndex {
     if (deletes.length > 0) {
       try {
         // deleteMany answers false when none of the keys existed: not a failure; errors throw.
-        await this.backend.keyv.deleteMany(deletes.map(({ key }) => key));
+        await this.call(() => this.backend.keyv.deleteMany(deletes.map(({ key }) => key)));
       } catch (error) {
         for (const { i } of deletes) errors[i] = error;
       }
@@ -255,6 +260,20 @@ export class KeyvCacheIndex implements CacheIndex {
     }).catch((error: unknown) => {
       this.logger.error({ err: plainError(error), backend: this.backend.name }, 'cache index: replay failed');
     });
+  }
+
+  private call<T>(call: () => Promise<T>): Promise<T> {
+    return this.backend.bound ? this.backend.bound(call) : call();
+  }
+
+  /** The backend's rows, each page within the backend's bound. */
+  private async *boundedRows(): AsyncIterable<[string, unknown]> {
+    const rows = this.backend.rows()[Symbol.asyncIterator]();
+    for (;;) {
+      const next = await this.call(() => rows.next());
+      if (next.done) return;
+      yield next.value;
+    }
   }
 
   private enqueue<T>(op: () => Promise<T>): Promise<T> {

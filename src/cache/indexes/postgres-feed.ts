@@ -2,6 +2,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import pg, { type Client, type Pool } from 'pg';
 import type { Secret } from '../../config/secret.js';
 import type { ChangeFeed, ChangeListener } from '../cache-index.js';
+import { BACKEND_CALL_TIMEOUT_MS } from './bounded-calls.js';
+import type { BoundedPoolConfig } from './postgres.js';
 import { decodeChange, publishChange } from './change-messages.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
@@ -56,7 +58,15 @@ export class PostgresChangeFeed implements ChangeFeed {
   }
 
   private async listen(again: boolean): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url.reveal(), connectionTimeoutMillis: CONNECT_TIMEOUT_MS, application_name: 'layover-feed' });
+    // The LISTEN is bounded like every index call; the connection is kept alive by TCP keep-alive.
+    const config: BoundedPoolConfig = {
+      connectionString: this.url.reveal(),
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: BACKEND_CALL_TIMEOUT_MS,
+      keepAlive: true,
+      application_name: 'layover-feed',
+    };
+    const client = new pg.Client(config);
     this.current = client;
     const lost = (error?: Error): void => {
       if (this.current !== client || this.closed) return;

@@ -1,9 +1,10 @@
 import KeyvPostgres, { type KeyvPostgresOptions } from '@keyv/postgres';
 import type { FastifyBaseLogger } from 'fastify';
 import Keyv from 'keyv';
-import pg, { type Pool } from 'pg';
+import pg, { type Pool, type PoolConfig } from 'pg';
 import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
+import { BACKEND_CALL_TIMEOUT_MS, BoundedCalls, withinDeadline } from './bounded-calls.js';
 import { decode, PAGE_SIZE } from './index-rows.js';
 import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
 import { PostgresChangeFeed } from './postgres-feed.js';
@@ -41,12 +42,16 @@ class PooledKeyvPostgres extends KeyvPostgres {
   }
 }
 
+/** node-postgres takes `query_timeout` (ms, per query, on the client side) on pools and clients alike. */
+export type BoundedPoolConfig = PoolConfig & { query_timeout: number; keepAlive?: boolean };
+
 const poolOf = (opts: KeyvPostgresOptions): Pool => (opts as KeyvPostgresOptions & { pool: Pool }).pool;
 
 /**
  * The index in a Postgres that several replicas share: keyv over @keyv/postgres on a pool of at most
  * POOL_SIZE connections. A Postgres that cannot be reached (or refuses the credentials) at open is an
- * error at once; later, failed queries fail the write, which the index keeps and replays.
+ * error at once; later, failed queries fail the write, which the index keeps and replays. Every query is
+ * bounded (BoundedCalls): a Postgres that accepts and never answers fails like one that is down.
  */
 export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, options: KeyvIndexOptions = {}): Promise<KeyvCacheIndex> {
   let parsed: URL;
@@ -57,7 +62,17 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
   }
   const name = postgresName(parsed);
   const throttled = new ThrottledLog(logger);
-  const pool = new pg.Pool({ connectionString: url.reveal(), max: POOL_SIZE, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, idleTimeoutMillis: 30_000, application_name: 'layover' });
+  const config: BoundedPoolConfig = {
+    connectionString: url.reveal(),
+    max: POOL_SIZE,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    // A query that got no answer in time gives its connection up (the pool makes a new one) instead of holding it.
+    query_timeout: BACKEND_CALL_TIMEOUT_MS,
+    idleTimeoutMillis: 30_000,
+    application_name: 'layover',
+  };
+  const pool = new pg.Pool(config);
+  const calls = boundQueries(pool, name, logger);
   // An idle connection that the server closes (a restart, a failover) emits 'error' on the pool: unheard, it would end the process.
   const connectionFailed = (error: Error): void => throttled.error({ err: plainError(error), backend: name }, 'cache index: a Postgres connection failed');
   pool.on('error', connectionFailed);
@@ -93,13 +108,28 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
       leaseNote: (leaseName) => leases.leaseNote(leaseName),
       feed,
       close: async () => {
+        calls.close();
         await feed.close();
-        await pool.end();
+        // Ending waits for every connection to say goodbye: not forever.
+        await withinDeadline(pool.end(), BACKEND_CALL_TIMEOUT_MS, name);
       },
     },
     logger,
     options,
   );
+}
+
+/**
+ * Every query on the pool (keyv's, the rows, the leases, the feed's NOTIFY) runs within the bound and
+ * fails at once while the server is silent; a `SELECT 1` outside the gate probes for its return.
+ * The pool's own `query` is replaced on this instance because the lease store and keyv's store take
+ * the pool itself; only the promise form is used on it.
+ */
+function boundQueries(pool: Pool, name: string, logger: FastifyBaseLogger): BoundedCalls {
+  const query = pool.query.bind(pool);
+  const calls = new BoundedCalls(name, logger, { probe: () => query('SELECT 1') });
+  pool.query = (text, values) => calls.run(() => query(text, values));
+  return calls;
 }
 
 /** CREATE TABLE IF NOT EXISTS, where two replicas starting at once may race on the catalog (23505): the other one made it. */

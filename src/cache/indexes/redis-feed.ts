@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { ChangeFeed, ChangeListener } from '../cache-index.js';
+import { BACKEND_CALL_TIMEOUT_MS, withinDeadline } from './bounded-calls.js';
 import { decodeChange, publishChange } from './change-messages.js';
 import { ThrottledLog } from './throttled-log.js';
 
@@ -11,6 +12,7 @@ interface RedisClient {
   connect(): Promise<unknown>;
   subscribe(channel: string, listener: (message: string) => void): Promise<void>;
   readonly isReady: boolean;
+  readonly isOpen: boolean;
   close(): Promise<void>;
   destroy(): void;
 }
@@ -28,18 +30,21 @@ export class RedisChangeFeed implements ChangeFeed {
   readonly backend: string;
   private readonly logger: FastifyBaseLogger;
   readonly throttled: ThrottledLog;
+  private readonly bound: <T>(call: () => Promise<T>) => Promise<T>;
   private subscriber: RedisClient | undefined;
 
-  constructor(client: unknown, channel: string, backend: string, logger: FastifyBaseLogger) {
+  /** `bound` runs a call on the index's client within the index's bound (BoundedCalls). */
+  constructor(client: unknown, channel: string, backend: string, logger: FastifyBaseLogger, bound: <T>(call: () => Promise<T>) => Promise<T>) {
     this.client = client as RedisClient;
     this.channel = channel;
     this.backend = backend;
     this.logger = logger;
     this.throttled = new ThrottledLog(logger);
+    this.bound = bound;
   }
 
   publish(...[change, origin]: Parameters<ChangeFeed['publish']>): Promise<void> {
-    return publishChange((message) => this.client.publish(this.channel, message), change, origin, this);
+    return publishChange((message) => this.bound(() => this.client.publish(this.channel, message)), change, origin, this);
   }
 
   async subscribe(listener: ChangeListener): Promise<void> {
@@ -53,11 +58,17 @@ export class RedisChangeFeed implements ChangeFeed {
       this.logger.info({ backend: this.backend }, 'cache index: change feed connected again; re-reading the index');
       listener.resubscribed();
     });
-    await subscriber.connect();
-    await subscriber.subscribe(this.channel, (message: string) => {
-      const decoded = decodeChange(message);
-      if (decoded) listener.change(decoded.change, decoded.origin);
-    });
+    // The duplicate has the index's socket timeout and keep-alive PING, so a dead connection is made
+    // again (and 'ready' then re-reads the index); the first subscription is bounded here.
+    await withinDeadline(subscriber.connect(), BACKEND_CALL_TIMEOUT_MS, this.backend);
+    await withinDeadline(
+      subscriber.subscribe(this.channel, (message: string) => {
+        const decoded = decodeChange(message);
+        if (decoded) listener.change(decoded.change, decoded.origin);
+      }),
+      BACKEND_CALL_TIMEOUT_MS,
+      this.backend,
+    );
     subscribed = true;
   }
 
@@ -65,7 +76,10 @@ export class RedisChangeFeed implements ChangeFeed {
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     if (!subscriber) return;
-    if (subscriber.isReady) return subscriber.close();
-    subscriber.destroy();
+    if (!subscriber.isReady) return subscriber.destroy();
+    // A graceful close waits for the replies of commands already sent: not forever.
+    return withinDeadline(subscriber.close(), BACKEND_CALL_TIMEOUT_MS, this.backend).catch(() => {
+      if (subscriber.isOpen) subscriber.destroy();
+    });
   }
 }

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import Keyv from 'keyv';
 import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
+import { BACKEND_CALL_TIMEOUT_MS, BoundedCalls, withinDeadline } from './bounded-calls.js';
 import { decode, PAGE_SIZE } from './index-rows.js';
 import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
 import { RedisChangeFeed } from './redis-feed.js';
@@ -15,6 +16,13 @@ const LEASE_PREFIX = 'layover-lease';
 const CHANGE_CHANNEL = 'layover-index:changes';
 const CONNECT_TIMEOUT_MS = 5_000;
 const MAX_RECONNECT_DELAY_MS = 5_000;
+/**
+ * A connection on which nothing moves for a call's bound is made again (node-redis' socket timeout),
+ * so a connection that went dead without a word (a frozen server, a path that drops packets) is not
+ * waited on until TCP gives up; the keep-alive PING, at half that, keeps a healthy idle one moving.
+ */
+const SOCKET_TIMEOUT_MS = BACKEND_CALL_TIMEOUT_MS;
+const PING_INTERVAL_MS = BACKEND_CALL_TIMEOUT_MS / 2;
 
 /** `redis 10.0.0.5:6379`: where the index is, for messages; the URL's password never appears. */
 export function redisName(url: URL): string {
@@ -25,6 +33,7 @@ export function redisName(url: URL): string {
  * The index in a Redis that several replicas share: keyv over @keyv/redis with a client of our own, so
  * that commands fail at once while Redis is down (no offline queue to grow without bound; the index
  * keeps and replays failed writes itself) and a Redis that cannot be reached at open is an error at once.
+ * Every call is bounded (BoundedCalls): a Redis that accepts and never answers fails like one that is down.
  */
 export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, options: KeyvIndexOptions = {}): Promise<KeyvCacheIndex> {
   let parsed: URL;
@@ -35,12 +44,16 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
   }
   const name = redisName(parsed);
   const throttled = new ThrottledLog(logger);
+  const calls = new BoundedCalls(name, logger);
   let opened = false;
   const client = createClient({
     url: url.reveal(),
     disableOfflineQueue: true,
+    pingInterval: PING_INTERVAL_MS,
     socket: {
       connectTimeout: CONNECT_TIMEOUT_MS,
+      // Also bounds the handshake (AUTH, HELLO) of every connection, the first one at open included.
+      socketTimeout: SOCKET_TIMEOUT_MS,
       // At open, one refusal is the answer (exit 2 with a clear line); later, keep trying with a capped backoff.
       reconnectStrategy: (retries: number, cause: Error) => (opened ? Math.min(100 * 2 ** retries, MAX_RECONNECT_DELAY_MS) : cause),
     },
@@ -50,7 +63,9 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
   client.on('ready', () => {
     if (opened) logger.info({ backend: name }, 'cache index: Redis connection ready');
     throttled.reset('cache index: Redis connection failed; reconnecting');
+    calls.answered();
   });
+  client.on('ping-interval', () => calls.answered());
   try {
     await client.connect();
     opened = true;
@@ -63,9 +78,9 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
   const store = new KeyvRedis(client as unknown as ConstructorParameters<typeof KeyvRedis>[0], { namespace: NAMESPACE, throwOnErrors: true, throwOnConnectError: true });
   // The store prefixes keys itself; keyv must not add a second prefix.
   const keyv = new Keyv<unknown>({ store, namespace: NAMESPACE, useKeyPrefix: false, throwOnErrors: true, emitErrors: false });
-  const leases = new RedisLeaseStore((script, args) => client.eval(script, args), LEASE_PREFIX);
+  const leases = new RedisLeaseStore((script, args) => calls.run(() => client.eval(script, args)), LEASE_PREFIX);
   const prefix = `${NAMESPACE}::`;
-  const feed = new RedisChangeFeed(client, CHANGE_CHANNEL, name, logger);
+  const feed = new RedisChangeFeed(client, CHANGE_CHANNEL, name, logger, (call) => calls.run(call));
   return new KeyvCacheIndex(
     {
       name,
@@ -88,12 +103,17 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
       },
       // A MULTI (keyv's setMany) sent while reconnecting waits out the reconnect attempts instead of failing.
       connected: () => client.isReady,
+      bound: (call) => calls.run(call),
       acquireLease: (leaseName, ttlMs, leaseOptions) => leases.acquireLease(leaseName, ttlMs, leaseOptions),
       leaseNote: (leaseName) => leases.leaseNote(leaseName),
       feed,
       close: async () => {
+        calls.close();
         await feed.close();
-        if (client.isReady) await client.close();
+        // A graceful close waits for the replies of calls already sent: not forever.
+        if (client.isReady) await withinDeadline(client.close(), BACKEND_CALL_TIMEOUT_MS, name).catch(() => {
+          if (client.isOpen) client.destroy();
+        });
         else client.destroy();
       },
     },
