@@ -75,7 +75,7 @@ export interface ClientAuthDependencies {
 /**
  * Client authentication as configured, or null (with a warning if that exposes
  * upstream credentials). With CLIENT_AUTH_CHALLENGE=bearer, the key of the token
- * service is loaded, or made, in the data dir.
+ * service is loaded from CLIENT_TOKEN_KEY_FILE, or made there (not on a shared index).
  */
 export async function createClientAuth(config: LayoverConfig, logger: Logger, deps: ClientAuthDependencies = {}): Promise<ClientAuth | null> {
   const { mode, accessRules, challenge } = config.clientAuth;
@@ -91,7 +91,9 @@ export async function createClientAuth(config: LayoverConfig, logger: Logger, de
     return null;
   }
   const authenticator = await createAuthenticator(config, logger, deps.dispatcher ? { dispatcher: deps.dispatcher } : {});
-  const tokens = challenge === 'bearer' ? await LayoverTokens.open(config.dataDir, config.clientAuth.tokenTtlMs) : null;
+  // Replicas of a shared index accept each other's tokens only when they sign with one key: never made here then.
+  const keyOptions = { createIfMissing: config.cacheIndex.kind === 'sqlite' };
+  const tokens = challenge === 'bearer' ? await LayoverTokens.open(config.clientAuth.tokenKeyFile, config.clientAuth.tokenTtlMs, keyOptions) : null;
   logger.info({ clientAuth: mode, challenge, accessRules: accessRules ? accessRules.length : 'default: every user may pull' }, 'clients must authenticate');
   return { mode, authenticator, policy: new AccessPolicy(accessRules), tokens };
 }

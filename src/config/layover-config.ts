@@ -77,6 +77,8 @@ export interface LayoverConfig {
     readonly challenge: 'basic' | 'bearer';
     /** Lifetime of the tokens Layover's token service issues. */
     readonly tokenTtlMs: number;
+    /** Absolute path of the key the token service signs with. */
+    readonly tokenKeyFile: string;
     /** How long a successful check of a client's credentials is remembered (LDAP binds, bcrypt). */
     readonly cacheTtlMs: number;
     /** Set when mode is jwt. */
@@ -120,6 +122,8 @@ export interface LayoverConfig {
     readonly mode: 'rewrite' | 'follow';
     /** Non-public networks storage fetches may still reach (CIDRs), besides the registry's own addresses. */
     readonly allowNetworks: readonly string[];
+    /** Absolute path of the key docker.proxy URLs are signed with. */
+    readonly keyFile: string;
   };
   /** Bounds on the TCP listeners (443, 80, 3128, registry ports); 0: no cap. */
   readonly connections: {

@@ -13,6 +13,8 @@ import * as parse from './parsers.js';
 import { SETTINGS, flagName, type RawConfig, type Setting, type SettingKey } from './settings.js';
 import { defaultAdvertise, defaultRecursionNetworks, defaultUpstreamDns } from './system-defaults.js';
 import { hostNetworks } from '../dns/client-networks.js';
+import { REDIRECT_KEY_FILE } from '../proxy/redirects/signed-url.js';
+import { TOKEN_KEY_FILE } from '../client-auth/token-service/token-key.js';
 import { DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 
 export type FlagValues = Record<string, string | boolean | undefined>;
@@ -129,6 +131,7 @@ function readClientAuth(r: RawConfig, env: NodeJS.ProcessEnv, labels: Map<Settin
     accessRules,
     challenge: r.clientAuthChallenge,
     tokenTtlMs: r.clientTokenTtl,
+    tokenKeyFile: resolve(r.clientTokenKeyFile ?? join(r.dataDir, TOKEN_KEY_FILE)),
     cacheTtlMs: r.clientAuthCacheTtl,
     jwt: r.clientAuth === 'jwt' ? readJwt(r, labels) : null,
     ldap: r.clientAuth === 'ldap' ? readLdap(r, labels) : null,
@@ -249,7 +252,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     allowPush: r.allowPush,
     clientAuth,
     accessChecks: { ttlMs: r.accessCheckTtl, anonymousTtlMs: r.anonymousAccessTtl, failOpen: r.accessCheckFailOpen },
-    redirects: { mode: r.redirects, allowNetworks: r.redirectAllowNetworks },
+    redirects: { mode: r.redirects, allowNetworks: r.redirectAllowNetworks, keyFile: resolve(r.redirectKeyFile ?? join(dataDir, REDIRECT_KEY_FILE)) },
     connections: { maxPerListener: r.maxConnections, maxPerClient: r.maxConnectionsPerClient, tlsHandshakeMs: r.tlsHandshakeTimeout },
     dnsPolicy: {
       allowRecursion: r.dnsAllowRecursion ?? machine.recursionNetworks(),

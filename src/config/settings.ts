@@ -142,6 +142,8 @@ export const SETTINGS = {
   shutdownDrain: setting({ env: 'SHUTDOWN_DRAIN', expected: DURATION, parse: parse.duration, default: 5_000 }),
 
   redirects: setting<'rewrite' | 'follow'>({ env: 'REDIRECTS', expected: 'rewrite or follow', parse: oneOf('rewrite', 'follow'), default: 'rewrite' }),
+  // The key docker.proxy URLs are signed with; replicas of a shared index need the same file (default <data-dir>/redirect.key).
+  redirectKeyFile: setting({ env: 'REDIRECT_KEY_FILE', expected: 'a file path', parse: parse.string, default: undefined }),
   redirectAllowNetworks: setting({
     env: 'REDIRECT_ALLOW_NETWORKS',
     expected: NETWORKS,
@@ -177,6 +179,8 @@ export const SETTINGS = {
   clientAuth: setting<ClientAuthMode>({ env: 'CLIENT_AUTH', expected: 'none, htpasswd, tokens, jwt or ldap', parse: oneOf('none', 'htpasswd', 'tokens', 'jwt', 'ldap'), default: 'none' }),
   clientAuthChallenge: setting<'basic' | 'bearer'>({ env: 'CLIENT_AUTH_CHALLENGE', expected: 'basic or bearer', parse: oneOf('basic', 'bearer'), default: 'basic' }),
   clientTokenTtl: setting({ env: 'CLIENT_TOKEN_TTL', expected: DURATION, parse: parse.duration, default: 15 * 60_000 }),
+  // The key Layover's client tokens are signed with; replicas of a shared index need the same file (default <data-dir>/client-token-key.pem).
+  clientTokenKeyFile: setting({ env: 'CLIENT_TOKEN_KEY_FILE', expected: 'a file path', parse: parse.string, default: undefined }),
   clientAuthCacheTtl: setting({ env: 'CLIENT_AUTH_CACHE_TTL', expected: DURATION, parse: parse.duration, default: 60_000 }),
   htpasswdFile: setting({ env: 'HTPASSWD_FILE', expected: 'a path to an htpasswd file of bcrypt hashes (htpasswd -B)', parse: parse.string, default: undefined }),
   clientTokens: setting({ env: null, expected: 'a list of {user, token | tokenFile | tokenEnv, groups?}', parse: parse.raw, default: [], noFlag: true, secret: true }),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { ClientIdentity } from '../authenticator.js';
-import { loadOrCreateTokenKey, type TokenKey } from './token-key.js';
+import { loadOrCreateTokenKey, type TokenKey, type TokenKeyFileOptions } from './token-key.js';
 import { parseAccessClaim, type TokenAccess } from './token-scopes.js';
 
 /** `iss` of every token Layover issues. */
@@ -41,9 +41,9 @@ export class LayoverTokens {
     this.#ttlS = Math.max(MIN_LIFETIME_S, Math.floor(ttlMs / 1000));
   }
 
-  /** With the key kept in `dataDir` (./token-key.ts). */
-  static async open(dataDir: string, ttlMs: number): Promise<LayoverTokens> {
-    return new LayoverTokens(await loadOrCreateTokenKey(dataDir), ttlMs);
+  /** With the key kept in `keyFile` (./token-key.ts). */
+  static async open(keyFile: string, ttlMs: number, options: TokenKeyFileOptions = { createIfMissing: true }): Promise<LayoverTokens> {
+    return new LayoverTokens(await loadOrCreateTokenKey(keyFile, options), ttlMs);
   }
 
   async issue(identity: ClientIdentity, audience: string, access: readonly TokenAccess[]): Promise<IssuedToken> {

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
+import { ConfigError } from '../../config/config-error.js';
 import { parseDigest, type Digest } from '../../registry/digest.js';
 
 export const REDIRECT_KEY_FILE = 'redirect.key';
@@ -24,29 +25,42 @@ export interface StorageRedirect {
 
 export type VerifyFailure = 'unsigned' | 'malformed' | 'bad-signature' | 'expired';
 
-/** The loaded key of `<data-dir>/redirect.key`; created once (32 random bytes, mode 0600). */
-export async function loadOrCreateRedirectKey(dataDir: string): Promise<Buffer> {
-  const path = join(dataDir, REDIRECT_KEY_FILE);
-  await mkdir(dataDir, { recursive: true });
-  let key = await readFile(path).catch((error: NodeJS.ErrnoException) => {
+export interface KeyFileOptions {
+  /** false on a shared cache index: a key made here would be this replica's alone. */
+  createIfMissing: boolean;
+}
+
+/**
+ * The key in `file` (REDIRECT_KEY_FILE, default `<data-dir>/redirect.key`), made there on first
+ * use (32 random bytes, mode 0600) unless `createIfMissing` is off: replicas of one shared index
+ * must sign with one key, or a docker.proxy URL that one signed is refused by the next.
+ */
+export async function loadOrCreateRedirectKey(file: string, { createIfMissing }: KeyFileOptions = { createIfMissing: true }): Promise<Buffer> {
+  let key = await readFile(file).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw error;
   });
   if (!key) {
+    if (!createIfMissing) {
+      throw new ConfigError(
+        `REDIRECT_KEY_FILE: ${file} does not exist, and replicas sharing CACHE_INDEX must sign with one key (with keys of their own they refuse each other's docker.proxy URLs): make it once (${KEY_BYTES} random bytes, mode 0600) and give every replica the same file`,
+      );
+    }
+    await mkdir(dirname(file), { recursive: true });
     // Written whole under another name, then linked into place: no reader ever sees half a key,
     // and of two processes racing, the second links onto EEXIST and reads the first one's key.
-    const tmp = `${path}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
+    const tmp = `${file}.${process.pid}-${randomBytes(6).toString('hex')}.tmp`;
     await writeFile(tmp, randomBytes(KEY_BYTES), { mode: 0o600 });
     try {
-      await link(tmp, path).catch((error: NodeJS.ErrnoException) => {
+      await link(tmp, file).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'EEXIST') throw error;
       });
     } finally {
       await rm(tmp, { force: true });
     }
-    key = await readFile(path);
+    key = await readFile(file);
   }
-  if (key.length !== KEY_BYTES) throw new Error(`${path}: expected ${KEY_BYTES} bytes, found ${key.length}; remove it to make a new key`);
+  if (key.length !== KEY_BYTES) throw new Error(`${file}: expected ${KEY_BYTES} bytes, found ${key.length}; remove it to make a new key`);
   return key;
 }
 

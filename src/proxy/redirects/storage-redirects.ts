@@ -22,7 +22,7 @@ declare module 'fastify' {
 /**
  * What a blob redirect from a registry turns into: with REDIRECTS=rewrite a docker.proxy URL that
  * Layover signs (and later verifies and serves), with REDIRECTS=follow a fetch that follows the
- * chain. Holds the signing key (`<data-dir>/redirect.key`) and the guarded storage fetcher.
+ * chain. Holds the signing key (REDIRECT_KEY_FILE, `<data-dir>/redirect.key`) and the guarded storage fetcher.
  */
 export class StorageRedirects {
   readonly mode: RedirectMode;
@@ -43,7 +43,8 @@ export class StorageRedirects {
   }
 
   static async open(config: LayoverConfig, intercepted: HostnameSet): Promise<StorageRedirects> {
-    return new StorageRedirects(config, await loadOrCreateRedirectKey(config.dataDir), intercepted);
+    const key = await loadOrCreateRedirectKey(config.redirects.keyFile, { createIfMissing: config.cacheIndex.kind === 'sqlite' });
+    return new StorageRedirects(config, key, intercepted);
   }
 
   /**

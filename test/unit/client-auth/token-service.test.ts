@@ -13,38 +13,40 @@ import { ConfigError } from '../../../src/config/config-error.js';
 const root = mkdtempSync(join(tmpdir(), 'layover-token-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const tempDir = (): string => mkdtempSync(join(root, 'case-'));
+/** The key file in a new temp dir, as Layover's default puts it in the data dir. */
+const keyFile = (dir = tempDir()): string => join(dir, TOKEN_KEY_FILE);
 const alice = { user: 'alice', groups: ['dev'] };
 
 describe('the token key', () => {
   it('is made once, mode 0600, and read again after that', async () => {
     const dir = join(tempDir(), 'data');
-    const first = await loadOrCreateTokenKey(dir);
+    const first = await loadOrCreateTokenKey(keyFile(dir));
     const file = join(dir, TOKEN_KEY_FILE);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const pem = readFileSync(file, 'utf8');
-    const again = await loadOrCreateTokenKey(dir);
+    const again = await loadOrCreateTokenKey(keyFile(dir));
     expect(again.kid).toBe(first.kid);
     expect(readFileSync(file, 'utf8')).toBe(pem);
   });
 
   it('two starts at once end up with one key', async () => {
     const dir = tempDir();
-    const keys = await Promise.all([loadOrCreateTokenKey(dir), loadOrCreateTokenKey(dir), loadOrCreateTokenKey(dir)]);
+    const keys = await Promise.all([loadOrCreateTokenKey(keyFile(dir)), loadOrCreateTokenKey(keyFile(dir)), loadOrCreateTokenKey(keyFile(dir))]);
     expect(new Set(keys.map((k) => k.kid)).size).toBe(1);
   });
 
   it('a file that is not an EC P-256 key stops the start with a ConfigError', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, TOKEN_KEY_FILE), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    await expect(loadOrCreateTokenKey(dir)).rejects.toBeInstanceOf(ConfigError);
+    await expect(loadOrCreateTokenKey(keyFile(dir))).rejects.toBeInstanceOf(ConfigError);
     writeFileSync(join(dir, TOKEN_KEY_FILE), 'garbage');
-    await expect(loadOrCreateTokenKey(dir)).rejects.toThrow(/not a PEM private key/);
+    await expect(loadOrCreateTokenKey(keyFile(dir))).rejects.toThrow(/not a PEM private key/);
   });
 });
 
 describe('LayoverTokens', () => {
   it('issues a token for the audience that verifies back to the identity, with the claims of the spec', async () => {
-    const tokens = await LayoverTokens.open(tempDir(), 15 * 60_000);
+    const tokens = await LayoverTokens.open(keyFile(), 15 * 60_000);
     const access = [{ type: 'repository', name: 'team/app', actions: ['pull'] }];
     const issued = await tokens.issue(alice, 'ghcr.io', access);
     expect(issued.expiresIn).toBe(900);
@@ -56,7 +58,7 @@ describe('LayoverTokens', () => {
   });
 
   it('never outlives the credential it was issued for: a JWT with 45 s left buys at most 45 s', async () => {
-    const tokens = await LayoverTokens.open(tempDir(), 15 * 60_000);
+    const tokens = await LayoverTokens.open(keyFile(), 15 * 60_000);
     const expiresAt = Math.floor(Date.now() / 1000) + 45;
     const issued = await tokens.issue({ ...alice, expiresAt }, 'ghcr.io', []);
     const claims = decodeJwt(issued.token);
@@ -69,17 +71,17 @@ describe('LayoverTokens', () => {
 
   it('refuses another audience, an expired token, another key and a tampered token', async () => {
     const dir = tempDir();
-    const tokens = await LayoverTokens.open(dir, 60_000);
+    const tokens = await LayoverTokens.open(keyFile(dir), 60_000);
     const { token } = await tokens.issue(alice, 'ghcr.io', []);
     expect(await tokens.verify(token, 'quay.io')).toBeNull();
-    const other = await LayoverTokens.open(tempDir(), 60_000);
+    const other = await LayoverTokens.open(keyFile(), 60_000);
     expect(other.isOurs(token)).toBe(false);
     expect(await other.verify(token, 'ghcr.io')).toBeNull();
     const [h, p, s] = token.split('.') as [string, string, string];
     const forged = Buffer.from(JSON.stringify({ ...decodeJwt(token), sub: 'admin' })).toString('base64url');
     expect(await tokens.verify(`${h}.${forged}.${s}`, 'ghcr.io')).toBeNull();
     expect(await tokens.verify(`${h}.${p}.`, 'ghcr.io')).toBeNull();
-    const key = await loadOrCreateTokenKey(dir);
+    const key = await loadOrCreateTokenKey(keyFile(dir));
     const now = Math.floor(Date.now() / 1000);
     const expired = await new SignJWT({ groups: [] })
       .setProtectedHeader({ alg: 'ES256', kid: key.kid })
@@ -94,12 +96,12 @@ describe('LayoverTokens', () => {
   });
 
   it('never issues a token with less than 60 seconds to live', async () => {
-    const tokens = await LayoverTokens.open(tempDir(), 5_000);
+    const tokens = await LayoverTokens.open(keyFile(), 5_000);
     expect((await tokens.issue(alice, 'ghcr.io', [])).expiresIn).toBe(60);
   });
 
   it('isOurs is false for anything that is not a JWT', async () => {
-    const tokens = await LayoverTokens.open(tempDir(), 60_000);
+    const tokens = await LayoverTokens.open(keyFile(), 60_000);
     for (const value of ['', 'abc', 'a.b.c', 'tok-0123456789abcdef']) expect(tokens.isOurs(value)).toBe(false);
   });
 });

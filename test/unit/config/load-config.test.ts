@@ -276,17 +276,24 @@ describe('loadConfig errors name the setting and the expected form', () => {
 
 describe('loadConfig storage redirects', () => {
   it('rewrites by default and allows no extra networks', () => {
-    expect(load().redirects).toEqual({ mode: 'rewrite', allowNetworks: [] });
+    expect(load().redirects).toEqual({ mode: 'rewrite', allowNetworks: [], keyFile: join(process.cwd(), 'data', 'redirect.key') });
+  });
+
+  it('keeps the signing keys in the data dir unless REDIRECT_KEY_FILE and CLIENT_TOKEN_KEY_FILE say where, paths resolved', () => {
+    const defaults = load({ env: { LAYOVER_DATA_DIR: '/var/lib/layover' } });
+    expect([defaults.redirects.keyFile, defaults.clientAuth.tokenKeyFile]).toEqual(['/var/lib/layover/redirect.key', '/var/lib/layover/client-token-key.pem']);
+    const given = load({ env: { REDIRECT_KEY_FILE: 'keys/redirect.key' }, flags: { 'client-token-key-file': '/etc/layover/token.pem' } });
+    expect([given.redirects.keyFile, given.clientAuth.tokenKeyFile]).toEqual([join(process.cwd(), 'keys', 'redirect.key'), '/etc/layover/token.pem']);
   });
 
   it('reads REDIRECTS and REDIRECT_ALLOW_NETWORKS from the environment, flags and the file', () => {
-    expect(load({ env: { REDIRECTS: 'Follow', REDIRECT_ALLOW_NETWORKS: '10.0.0.0/8, fd00::/8 192.0.2.7' } }).redirects).toEqual({
+    expect(load({ env: { REDIRECTS: 'Follow', REDIRECT_ALLOW_NETWORKS: '10.0.0.0/8, fd00::/8 192.0.2.7' } }).redirects).toMatchObject({
       mode: 'follow',
       allowNetworks: ['10.0.0.0/8', 'fd00::/8', '192.0.2.7'],
     });
-    expect(load({ flags: { redirects: 'follow', 'redirect-allow-networks': '127.0.0.5/32' } }).redirects).toEqual({ mode: 'follow', allowNetworks: ['127.0.0.5/32'] });
+    expect(load({ flags: { redirects: 'follow', 'redirect-allow-networks': '127.0.0.5/32' } }).redirects).toMatchObject({ mode: 'follow', allowNetworks: ['127.0.0.5/32'] });
     const file = tempFile('redirects.yaml', 'redirects: follow\nredirectAllowNetworks: [10.1.0.0/16]\n');
-    expect(load({ flags: { config: file } }).redirects).toEqual({ mode: 'follow', allowNetworks: ['10.1.0.0/16'] });
+    expect(load({ flags: { config: file } }).redirects).toMatchObject({ mode: 'follow', allowNetworks: ['10.1.0.0/16'] });
   });
 
   it.each([
@@ -314,6 +321,7 @@ describe('loadConfig client authentication', () => {
       accessRules: null,
       challenge: 'basic',
       tokenTtlMs: 900_000,
+      tokenKeyFile: join(process.cwd(), 'data', 'client-token-key.pem'),
       cacheTtlMs: 60_000,
       jwt: null,
       ldap: null,

@@ -66,7 +66,7 @@ describe('examples/kubernetes/replicas: make-secrets', () => {
     // The Secret volume is read-only: Layover must not need to write there.
     expect(readdirSync(caDir).sort()).toEqual(['ca.crt', 'ca.key']);
     expect(readFileSync(join(dataDir, REDIRECT_KEY_FILE))).toEqual(readFileSync(join(secretsDir, REDIRECT_KEY_FILE)));
-    await expect(loadOrCreateTokenKey(dataDir)).resolves.toMatchObject({ kid: expect.any(String) });
+    await expect(loadOrCreateTokenKey(join(dataDir, TOKEN_KEY_FILE))).resolves.toMatchObject({ kid: expect.any(String) });
     const index = envFile(readFileSync(join(secretsDir, 'index.env'), 'utf8'));
     expect(new URL(index.CACHE_INDEX!).password).toBe(index.REDIS_PASSWORD);
   });

@@ -168,14 +168,20 @@ describe('examples/kubernetes/replicas: the Layover Deployment', () => {
     expect(pod.securityContext?.fsGroup).toBe(pod.securityContext?.runAsGroup);
   });
 
-  it('shares the docker.proxy redirect key and the client token key: one Secret, at the files Layover reads', () => {
-    for (const file of [REDIRECT_KEY_FILE, TOKEN_KEY_FILE]) {
-      const mount = mountOf(join(layoverConfig.dataDir, file));
-      expect(mount?.mountPath, file).toBe(join(layoverConfig.dataDir, file));
-      expect(mount?.subPath).toBe(file);
-      expect(mount?.readOnly).toBe(true);
-      expect(volumeOf(mount!.name).secret?.secretName).toBe('layover-keys');
+  it('shares the docker.proxy redirect key and the client token key: one Secret, read-only, at the files the settings name', () => {
+    for (const [path, file] of [[layoverConfig.redirects.keyFile, REDIRECT_KEY_FILE], [layoverConfig.clientAuth.tokenKeyFile, TOKEN_KEY_FILE]] as const) {
+      // Not in the data dir: that is each pod's own, and on a shared index Layover makes no key there.
+      expect(path.startsWith(`${layoverConfig.dataDir}/`), path).toBe(false);
+      const mount = mountOf(path);
+      expect(mount?.readOnly, path).toBe(true);
+      const volume = volumeOf(mount!.name);
+      expect(volume.secret?.secretName).toBe('layover-keys');
+      expect(volume.secret?.defaultMode).toBe(0o440);
+      const key = mount!.subPath ?? path.slice(mount!.mountPath.length + 1);
+      expect(Object.keys(find<Secret>(objects, 'Secret', 'layover-keys', NAMESPACE).stringData)).toContain(key);
+      expect(key).toBe(file);
     }
+    expect(layoverConfig.cacheIndex.kind).not.toBe('sqlite');
   });
 
   it('declares a container port for every listener, reachable from the Service', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { digestOf } from '../../../src/registry/digest.js';
-import { loadOrCreateRedirectKey, signedPath, verifySignedRequest, type StorageRedirect } from '../../../src/proxy/redirects/signed-url.js';
+import { REDIRECT_KEY_FILE, loadOrCreateRedirectKey, signedPath, verifySignedRequest, type StorageRedirect } from '../../../src/proxy/redirects/signed-url.js';
 
 const key = Buffer.alloc(32, 7);
 const now = Date.UTC(2026, 0, 1);
@@ -76,22 +76,22 @@ describe('signed docker.proxy URLs', () => {
 describe('the redirect key', () => {
   it('is created once, 32 bytes, mode 0600, and reused', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'layover-key-')), 'data');
-    const first = await loadOrCreateRedirectKey(dir);
+    const first = await loadOrCreateRedirectKey(join(dir, REDIRECT_KEY_FILE));
     expect(first).toHaveLength(32);
     expect(statSync(join(dir, 'redirect.key')).mode & 0o777).toBe(0o600);
-    expect((await loadOrCreateRedirectKey(dir)).equals(first)).toBe(true);
+    expect((await loadOrCreateRedirectKey(join(dir, REDIRECT_KEY_FILE))).equals(first)).toBe(true);
     expect(readFileSync(join(dir, 'redirect.key')).equals(first)).toBe(true);
   });
 
   it('concurrent first starts agree on one key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'layover-key-'));
-    const keys = await Promise.all([loadOrCreateRedirectKey(dir), loadOrCreateRedirectKey(dir), loadOrCreateRedirectKey(dir)]);
+    const keys = await Promise.all([loadOrCreateRedirectKey(join(dir, REDIRECT_KEY_FILE)), loadOrCreateRedirectKey(join(dir, REDIRECT_KEY_FILE)), loadOrCreateRedirectKey(join(dir, REDIRECT_KEY_FILE))]);
     expect(keys[1]!.equals(keys[0]!) && keys[2]!.equals(keys[0]!)).toBe(true);
   });
 
   it('refuses a key file of the wrong length', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'layover-key-'));
     writeFileSync(join(dir, 'redirect.key'), 'short');
-    await expect(loadOrCreateRedirectKey(dir)).rejects.toThrow(/expected 32 bytes, found 5/);
+    await expect(loadOrCreateRedirectKey(join(dir, REDIRECT_KEY_FILE))).rejects.toThrow(/expected 32 bytes, found 5/);
   });
 });
