@@ -16,6 +16,15 @@ export interface AdoptedBlob extends StoredBlob {
   kind: 'blob' | 'manifest';
 }
 
+/** An upload a fill began in the store and nobody completed or aborted (its replica was killed mid-fill). */
+export interface UnfinishedUpload {
+  digest: Digest;
+  /** The store's name for the upload. */
+  id: string;
+  /** Epoch ms by the store's clock. */
+  started: number;
+}
+
 /**
  * The bytes of one fill on their way into a store. A fill hands every chunk it hashes to `append`
  * (the same chunks it writes to its local spool file, in order) and calls `commit` only after the
@@ -65,6 +74,13 @@ export interface BlobStore {
    * many. A shared bucket holds nothing partial under a digest key, and its other keys are not ours.
    */
   sweepStrays(): Promise<number>;
+  /**
+   * Uploads begun and never completed nor aborted; none for a store whose fills leave nothing in it
+   * before their commit (files). Rejects when the store cannot list them.
+   */
+  unfinishedUploads(): AsyncIterable<UnfinishedUpload>;
+  /** Drops an unfinished upload's bytes; one that is gone already is no error. */
+  abortUpload(upload: UnfinishedUpload): Promise<void>;
   /**
    * What to index for a committed blob that has no index row, or null when it must not be served
    * (the store then removes it if that is safe).

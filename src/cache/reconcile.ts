@@ -6,17 +6,38 @@ import type { BlobStore } from './blob-store.js';
 import type { BlobEntry } from './blob-types.js';
 import type { CacheLayout } from './cache-layout.js';
 import type { IndexContents, IndexStore } from './index-store.js';
+import type { Lease } from './lease.js';
+import { leaseStillHeld } from './lease-holding.js';
+import { abortAbandonedUploads } from './abandoned-uploads.js';
 
 const ADOPT_CONCURRENCY = 4;
+/** The fleet's reconcile runs on one replica at a time (the others only read what they serve). */
+export const RECONCILE_LEASE = 'reconcile';
+const LEASE_TTL_MS = 60_000;
+/** The rows' deletion and each upload's abort need this much of the lease left. */
+const STEP_NEEDS_MS = 20_000;
+/**
+ * On a shared index a row is written before its object is committed (BlobCache.install), so a row without
+ * an object may be another replica's fill in its commit step: the last part of at most 8 MiB and the
+ * CompleteMultipartUpload (or one PutObject of at most 8 MiB), each cut off after 60 s without progress;
+ * a few minutes even on a slow link. Ten minutes covers that and any sane skew between the clocks of the
+ * replica that wrote `created` and this one. Such a row costs nothing while it waits: a row becomes a hit
+ * only together with its object; a later reconcile drops it once it is older.
+ */
+export const YOUNG_ROW_MS = 10 * 60_000;
 
 /**
  * Makes the index and the store agree again after a crash (or any unclean stop), before anything is served:
  * - spool files are partial fills: removed;
- * - index rows whose blob is gone (a crash between indexing and the commit): dropped;
+ * - index rows whose blob is gone (a crash between indexing and the commit): dropped; on a shared index
+ *   only once they are older than YOUNG_ROW_MS, since a live replica may be about to commit their object;
  * - blobs with no row (a lost or rebuilt index, a crash between a row's deletion and the blob's): the
- *   store adopts them (files are re-hashed and removed when they do not match their name). Nothing
- *   complete is lost and nothing partial is served.
- * Returns the entries that are good to serve.
+ *   store adopts them (files are re-hashed and removed when they do not match their name);
+ * - on a shared bucket, multipart uploads of replicas killed mid-fill: aborted when nobody holds the
+ *   digest's fill lease (abandoned-uploads.ts).
+ * On a shared index the changes are made under the `reconcile` lease: a replica that finds it taken only
+ * reads (rows whose object exists, objects it adopts in memory) and leaves the index to the holder.
+ * Nothing complete is lost and nothing partial is served. Returns the entries that are good to serve.
  */
 export async function reconcile(
   layout: CacheLayout,
@@ -27,25 +48,78 @@ export async function reconcile(
 ): Promise<BlobEntry[]> {
   const started = performance.now();
   const tmpRemoved = await emptyDirectory(layout.tmpDir);
-  const strays = await store.sweepStrays();
-  const stored = new Set<Digest>();
-  for await (const digest of store.list()) stored.add(digest);
+  const shared = index.feed !== undefined;
+  // undefined: an index of this replica's own (no lease needed); null: another replica reconciles the fleet.
+  const lease = shared ? await takeLease(index, logger) : undefined;
+  try {
+    const strays = lease === null ? 0 : await store.sweepStrays();
+    const stored = new Set<Digest>();
+    for await (const digest of store.list()) stored.add(digest);
 
-  const live: BlobEntry[] = [];
-  const missing: Digest[] = [];
-  const indexed = new Set<Digest>();
-  for (const entry of loaded.entries) {
-    indexed.add(entry.digest);
-    if (stored.has(entry.digest)) live.push(entry);
-    else missing.push(entry.digest);
+    const live: BlobEntry[] = [];
+    const missing: Digest[] = [];
+    const indexed = new Set<Digest>();
+    const youngBefore = Date.now() - YOUNG_ROW_MS;
+    let young = 0;
+    for (const entry of loaded.entries) {
+      indexed.add(entry.digest);
+      if (stored.has(entry.digest)) live.push(entry);
+      else if (!shared || entry.created < youngBefore) missing.push(entry.digest);
+      else young += 1;
+    }
+
+    const unindexed = [...stored].filter((digest) => !indexed.has(digest));
+    const { reindexed, refused } = await adoptAll(store, unindexed);
+
+    // Another replica's changes must not be undone by a holder whose lease ran out meanwhile.
+    const mayChange = lease === undefined || (lease !== null && (await leaseStillHeld(lease, STEP_NEEDS_MS)));
+    let uploads = { aborted: 0, live: 0 };
+    if (mayChange) {
+      await index.deleteKeys(loaded.invalid);
+      await index.deleteEntries(missing);
+      const unwritten = await index.putEntries(reindexed);
+      if (unwritten.length > 0) {
+        // The blobs are verified and stay served; the next open re-indexes them again.
+        logger.error({ count: unwritten.length }, 'cache reconcile: re-indexed rows were not written');
+      }
+      if (lease) uploads = await abortAbandonedUploads(store, index, lease, logger);
+    }
+    logger.info(
+      {
+        store: store.kind,
+        ...(shared ? { fleet: mayChange ? 'reconciled' : 'left to another replica', youngRowsKept: young, uploadsAborted: uploads.aborted, uploadsLive: uploads.live } : {}),
+        entries: live.length + reindexed.length,
+        tmpRemoved,
+        rowsDropped: mayChange ? missing.length + loaded.invalid.length : 0,
+        reindexed: reindexed.length,
+        filesRemoved: refused + strays,
+        ms: Math.round(performance.now() - started),
+      },
+      'cache index reconciled',
+    );
+    return live.concat(reindexed);
+  } finally {
+    await lease?.release().catch((error: unknown) => logger.warn({ err: error }, 'cache: the reconcile lease was not released; it runs out'));
   }
+}
 
-  const unindexed = [...stored].filter((digest) => !indexed.has(digest));
+async function takeLease(index: IndexStore, logger: FastifyBaseLogger): Promise<Lease | null> {
+  try {
+    return await index.acquireLease(RECONCILE_LEASE, LEASE_TTL_MS);
+  } catch (error) {
+    // Nobody may assume a lease the backend did not grant: read only.
+    logger.warn({ err: error }, 'cache reconcile: the reconcile lease could not be asked for; reading only');
+    return null;
+  }
+}
+
+/** Rows for committed blobs that have none (the store refuses, and may remove, what must not be served). */
+async function adoptAll(store: BlobStore, digests: Digest[]): Promise<{ reindexed: BlobEntry[]; refused: number }> {
   const reindexed: BlobEntry[] = [];
   let refused = 0;
-  for (let i = 0; i < unindexed.length; i += ADOPT_CONCURRENCY) {
+  for (let i = 0; i < digests.length; i += ADOPT_CONCURRENCY) {
     await Promise.all(
-      unindexed.slice(i, i + ADOPT_CONCURRENCY).map(async (digest) => {
+      digests.slice(i, i + ADOPT_CONCURRENCY).map(async (digest) => {
         const adopted = await store.adopt(digest);
         if (!adopted) {
           refused += 1;
@@ -56,27 +130,7 @@ export async function reconcile(
       }),
     );
   }
-
-  await index.deleteKeys(loaded.invalid);
-  await index.deleteEntries(missing);
-  const unwritten = await index.putEntries(reindexed);
-  if (unwritten.length > 0) {
-    // The blobs are verified and stay served; the next open re-indexes them again.
-    logger.error({ count: unwritten.length }, 'cache reconcile: re-indexed rows were not written');
-  }
-  logger.info(
-    {
-      store: store.kind,
-      entries: live.length + reindexed.length,
-      tmpRemoved,
-      rowsDropped: missing.length + loaded.invalid.length,
-      reindexed: reindexed.length,
-      filesRemoved: refused + strays,
-      ms: Math.round(performance.now() - started),
-    },
-    'cache index reconciled',
-  );
-  return live.concat(reindexed);
+  return { reindexed, refused };
 }
 
 async function emptyDirectory(dir: string): Promise<number> {

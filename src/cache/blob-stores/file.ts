@@ -2,7 +2,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, hasherFor, type Digest } from '../../registry/digest.js';
-import type { AdoptedBlob, BlobStore, BlobUpload, StoredBlob } from '../blob-store.js';
+import type { AdoptedBlob, BlobStore, BlobUpload, StoredBlob, UnfinishedUpload } from '../blob-store.js';
 import type { ByteRange } from '../blob-types.js';
 import { ALGORITHMS, type CacheLayout } from '../cache-layout.js';
 import { hashFile, installFile, IO_CHUNK, isCode } from '../durable-files.js';
@@ -72,6 +72,11 @@ export class FileBlobStore implements BlobStore {
     await Promise.all(strays.map((path) => rm(path, { force: true })));
     return strays.length;
   }
+
+  /** A fill's bytes live only in its spool file until the rename: reconcile empties the spool directory. */
+  async *unfinishedUploads(): AsyncIterable<UnfinishedUpload> {}
+
+  async abortUpload(): Promise<void> {}
 
   /** A file without a row (a lost or rebuilt index): re-hashed; removed when its bytes do not match its name. */
   async adopt(digest: Digest): Promise<AdoptedBlob | null> {

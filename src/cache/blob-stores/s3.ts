@@ -1,15 +1,17 @@
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   S3Client,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobStoreConfig } from '../../config/shared-stores.js';
 import { digestAlgorithm, digestHex, parseDigest, type Digest } from '../../registry/digest.js';
-import { BlobStoreUnavailableError, type AdoptedBlob, type BlobStore, type BlobUpload, type StoredBlob } from '../blob-store.js';
+import { BlobStoreUnavailableError, type AdoptedBlob, type BlobStore, type BlobUpload, type StoredBlob, type UnfinishedUpload } from '../blob-store.js';
 import type { BlobMeta, ByteRange } from '../blob-types.js';
 import { isNotFound, S3ReadStream } from './s3-read-stream.js';
 import { S3Upload } from './s3-upload.js';
@@ -97,11 +99,37 @@ export class S3BlobStore implements BlobStore {
 
   /**
    * Nothing partial lives under a digest key (an object exists only once its upload completed), and other
-   * keys in a shared bucket are not ours. Uploads left behind by a kill -9 are not objects: a lifecycle
-   * rule AbortIncompleteMultipartUpload removes them (s3rver cannot even list them).
+   * keys in a shared bucket are not ours. Uploads left behind by a kill -9 are not objects: reconcile
+   * aborts them (`unfinishedUploads`), and a lifecycle rule AbortIncompleteMultipartUpload is the backstop.
    */
   async sweepStrays(): Promise<number> {
     return 0;
+  }
+
+  /** Multipart uploads under the blobs prefix whose key names a digest; others in a shared bucket are not ours. */
+  async *unfinishedUploads(): AsyncIterable<UnfinishedUpload> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.blobsPrefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      );
+      for (const upload of page.Uploads ?? []) {
+        const digest = this.digestOfKey(upload.Key ?? '');
+        if (digest && upload.UploadId) yield { digest, id: upload.UploadId, started: upload.Initiated?.getTime() ?? 0 };
+      }
+      const more = page.IsTruncated === true && (page.NextKeyMarker !== undefined || page.NextUploadIdMarker !== undefined);
+      keyMarker = more ? page.NextKeyMarker : undefined;
+      uploadIdMarker = more ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker !== undefined || uploadIdMarker !== undefined);
+  }
+
+  async abortUpload(upload: UnfinishedUpload): Promise<void> {
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(upload.digest), UploadId: upload.id }));
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'NoSuchUpload') throw error;
+    }
   }
 
   /**

@@ -5,26 +5,16 @@
  * while someone else holds it no replica evicts (they try, and stand down); once it is free one replica at
  * a time brings the fleet back under CACHE_MAX_SIZE, and no blob is removed (and announced) twice.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BlobCacheOpenOptions } from '../../../src/cache/blob-cache.js';
 import { EVICTION_LEASE } from '../../../src/cache/blob-eviction.js';
 import type { CacheIndex, IndexChange } from '../../../src/cache/cache-index.js';
-import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
-import { parseCacheIndex, type CacheIndexConfig } from '../../../src/config/shared-stores.js';
-import { captureLogger } from '../../helpers/capture-logger.js';
-import { startPostgres, type PostgresServer } from '../../helpers/postgres-server.js';
-import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
+import type { CacheIndexConfig } from '../../../src/config/shared-stores.js';
 import { blob, meta, openCache, until, type OpenedCache } from '../../unit/cache/cache-fixture.js';
 import { startS3rver, useS3rverCredentials, type S3Fixture } from '../../unit/cache/s3rver-fixture.js';
+import { indexConfigOf, openTestIndex, sharedIndexServers } from './shared-index-servers.js';
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-beforeAll(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-}, 60_000);
-afterAll(async () => {
-  await Promise.allSettled([redis?.close(), postgres?.close()]);
-});
+const servers = sharedIndexServers();
 
 /** A hang guard for messages between processes on a loaded machine, not a timing. */
 const ARRIVES_WITHIN_MS = 30_000;
@@ -33,8 +23,7 @@ const SIZE = 300;
 
 /** The shared index as an outside observer: it holds leases and hears every replica's announcements. */
 async function observer(cacheIndex: CacheIndexConfig): Promise<{ index: CacheIndex; removed: string[] }> {
-  const index = await openCacheIndex(cacheIndex, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
-  onTestFinished(() => index.close());
+  const index = await openTestIndex(cacheIndex);
   const removed: string[] = [];
   await index.feed!.subscribe({
     change: (change: IndexChange) => {
@@ -54,14 +43,11 @@ async function settledObjects(s3: S3Fixture, cap: number): Promise<void> {
   }
 }
 
-describe.each([
-  ['redis', () => redis],
-  ['postgres', () => postgres],
-] as const)('fleet eviction over a shared %s index', (name, server) => {
+describe.each(servers)('fleet eviction over a shared %s index', (name, server) => {
   const fleet = async (test: string, replicas: number) => {
     useS3rverCredentials();
     const s3 = await startS3rver();
-    const cacheIndex = parseCacheIndex(server().url) as CacheIndexConfig;
+    const cacheIndex = indexConfigOf(server());
     const options: Partial<BlobCacheOpenOptions> = { blobStore: s3.config(`${name}-${test}`), cacheIndex, maxSize: CAP, fleetEvictionCheckMs: 100 };
     const watching = await observer(cacheIndex);
     const caches: OpenedCache[] = [];

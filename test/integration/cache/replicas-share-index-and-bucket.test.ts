@@ -7,32 +7,22 @@
  * and a shared index over per-replica files is refused at start (a replica's reconcile would drop
  * the rows of blobs only another replica holds).
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
 import { ConfigError } from '../../../src/config/config-error.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { parseCacheIndex, type CacheIndexConfig } from '../../../src/config/shared-stores.js';
-import { startPostgres, type PostgresServer } from '../../helpers/postgres-server.js';
-import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { blob, collect, meta, openCache, until } from '../../unit/cache/cache-fixture.js';
 import { startS3rver, useS3rverCredentials } from '../../unit/cache/s3rver-fixture.js';
+import { sharedIndexServers } from './shared-index-servers.js';
 
-let redis: RedisServer;
-let postgres: PostgresServer;
-beforeAll(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-}, 60_000);
-afterAll(async () => {
-  await Promise.allSettled([redis?.close(), postgres?.close()]);
-});
+const servers = sharedIndexServers();
 
 const indexOf = (url: string): CacheIndexConfig => parseCacheIndex(url) as CacheIndexConfig;
 
-describe.each([
-  ['redis', () => redis.url],
-  ['postgres', () => postgres.url],
-])('replicas over a shared %s index and one bucket', (_name, url) => {
+describe.each(servers)('replicas over a shared %s index and one bucket', (_name, server) => {
+  const url = () => server().url;
   it('a blob and a record one replica committed are served by the other', async () => {
     useS3rverCredentials();
     const s3 = await startS3rver();
@@ -54,10 +44,7 @@ describe.each([
 /** A hang guard for messages between processes on a loaded machine, not a timing. */
 const ARRIVES_WITHIN_MS = 30_000;
 
-describe.each([
-  ['redis', () => redis],
-  ['postgres', () => postgres],
-] as const)('replicas running side by side over a shared %s index and one bucket', (name, server) => {
+describe.each(servers)('replicas running side by side over a shared %s index and one bucket', (name, server) => {
   const twoReplicas = async (test: string) => {
     useS3rverCredentials();
     const s3 = await startS3rver();
