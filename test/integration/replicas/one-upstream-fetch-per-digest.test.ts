@@ -7,21 +7,19 @@
  * bytes as they arrive. The replica that fetches holds the digest's fill lease; the others stream its
  * fill over TLS, signed with the fleet's key.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { PeerKey, PEER_SIGNATURE_HEADER } from '../../../src/peers/peer-key.js';
 import { startHeldUpstream, HELD_ADDRESS, HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
-import { freePort, startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
+import { startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
 import { startPostgres, type PostgresServer } from '../../helpers/postgres-server.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { startLayover, type RunningLayover } from '../../helpers/start-layover.js';
 import { PEER_JOINED } from '../../../src/peers/peer-blob-route.js';
+import { type Answer, askReplica, blobGets as countBlobGets, fleetSecrets, REPLICA_ADDRESSES, replicaFlags, until } from './loopback-fleet.js';
 import { startS3rver, useS3rverCredentials, type S3Fixture } from '../../unit/cache/s3rver-fixture.js';
 
-const REPLICA_ADDRESSES = ['127.0.0.21', '127.0.0.22', '127.0.0.23'];
 const CLIENTS_PER_REPLICA = 4;
 
 let upstream: HeldUpstream;
@@ -35,64 +33,19 @@ afterAll(async () => {
   await Promise.allSettled([upstream?.close(), dns?.stop(), redis?.close(), postgres?.close()]);
 });
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  complete: boolean;
-}
-
-/** One GET of `path` as held.test to the replica at `address`, on a connection of its own. */
-function ask(replica: RunningLayover, address: string, path: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const headers = { host: `${HELD_HOST}:${upstream.port}` };
-    const req = httpsRequest({ host: address, port: upstream.port, servername: HELD_HOST, ca: replica.app.ca.certPem, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      const done = (complete: boolean): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => done(true));
-      res.on('error', () => done(false));
-      res.on('aborted', () => done(false));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** Three replicas over one index and bucket; the first creates the CA the others load. */
 async function startFleet(cacheIndex: string, s3: S3Fixture, prefix: string): Promise<RunningLayover[]> {
-  const caDir = mkdtempSync(join(tmpdir(), 'layover-fleet-ca-'));
-  // Replicas share the key that signs docker.proxy URLs, as they share the CA.
-  const redirectKey = join(caDir, 'redirect.key');
-  writeFileSync(redirectKey, randomBytes(32), { mode: 0o600 });
+  const secrets = fleetSecrets();
   const replicas: RunningLayover[] = [];
   onTestFinished(async () => {
     await Promise.allSettled(replicas.map((replica) => replica.close()));
   });
-  for (const address of REPLICA_ADDRESSES) {
-    const port = await freePort(address);
-    replicas.push(
-      await startLayover({
-        https: `${address}:${port}`,
-        http: 'off',
-        dns: 'off',
-        proxy: 'off',
-        advertise: address,
-        'ca-dir': caDir,
-        registries: `${HELD_HOST}:${upstream.port}`,
-        'upstream-dns': `${dns.host}:${dns.port}`,
-        'upstream-ca': upstream.caFile,
-        'blob-store': `s3://${s3.bucket}/${prefix}?endpoint=${s3.endpoint}&pathStyle=true`,
-        'cache-index': cacheIndex,
-        'peer-address': `${address}:${port}`,
-        'redirect-key-file': redirectKey,
-      }),
-    );
-  }
+  for (const address of REPLICA_ADDRESSES) replicas.push(await startLayover(await replicaFlags({ upstream, dns, s3, cacheIndex, prefix }, secrets, address)));
   return replicas;
 }
 
-const blobGets = (): number => upstream.seen.filter((seen) => seen.method === 'GET' && seen.url.includes('/blobs/')).length;
+const ask = (replica: RunningLayover, address: string, path: string): Promise<Answer> => askReplica(upstream, address, replica.app.ca.certPem, path);
+const blobGets = (): number => countBlobGets(upstream);
 
 describe.each([
   ['redis', () => redis.url],
@@ -141,11 +94,43 @@ describe.each([
   }, 120_000);
 });
 
-/** A hang guard for work between replicas on a loaded machine, not a timing. */
-async function until(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+describe('the peer route', () => {
+  it('serves only the fleet: unsigned, foreign-signed or replayed-elsewhere requests are refused before anything is looked up', async () => {
+    useS3rverCredentials();
+    const s3 = await startS3rver();
+    const [replica] = await startFleet(redis.url, s3, 'peer-route');
+    const flags = replica!.app.config;
+    const digest = upstream.blob.digest;
+    const before = blobGets();
+    const peerPath = `/layover/peer/blobs/${digest}`;
+    const get = (path: string, headers: Record<string, string>): Promise<Answer> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest(
+          { host: flags.peerAddress!.host, port: flags.peerAddress!.port, servername: 'docker.proxy', ca: replica!.app.ca.certPem, path, headers: { host: 'docker.proxy', ...headers }, agent: false },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: true }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+    const codeOf = (answer: Answer): string => (JSON.parse(answer.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code;
+
+    const unsigned = await get(peerPath, {});
+    expect([unsigned.status, codeOf(unsigned)]).toEqual([403, 'DENIED']);
+    const foreign = await get(peerPath, { [PEER_SIGNATURE_HEADER]: PeerKey.fromCa(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey).sign('GET', peerPath) });
+    expect([foreign.status, codeOf(foreign)]).toEqual([403, 'DENIED']);
+    const fleetKey = replica!.app.fleet!.key;
+    const otherPath = `/layover/peer/blobs/sha256:${'0'.repeat(64)}`;
+    const moved = await get(peerPath, { [PEER_SIGNATURE_HEADER]: fleetKey.sign('GET', otherPath) });
+    expect([moved.status, codeOf(moved)]).toEqual([403, 'DENIED']);
+    const badDigest = await get('/layover/peer/blobs/sha256:xyz', { [PEER_SIGNATURE_HEADER]: fleetKey.sign('GET', '/layover/peer/blobs/sha256:xyz') });
+    expect([badDigest.status, codeOf(badDigest)]).toEqual([400, 'DIGEST_INVALID']);
+    // Signed and well-formed, but this replica holds nothing of it: nothing was fetched for the asker.
+    const nothing = await get(peerPath, { [PEER_SIGNATURE_HEADER]: fleetKey.sign('GET', peerPath) });
+    expect([nothing.status, codeOf(nothing)]).toEqual([404, 'BLOB_UNKNOWN']);
+    expect(blobGets()).toBe(before);
+  }, 60_000);
+});
