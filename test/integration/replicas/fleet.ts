@@ -5,7 +5,8 @@
  * packaged in Debian), a real redis-server (127.0.0.7:6379) or Postgres (127.0.0.8:5432) as the index,
  * and N `layover serve` processes r1…rN on 127.0.0.11… (HTTPS :443, /readyz on :80, no DNS), each with
  * a data dir of its own (kept across restarts), `BLOB_STORE` on the one bucket, `CACHE_INDEX` on the one
- * index, `PEER_ADDRESS` = its own address:443, and one CA (r1 creates it, the others load it).
+ * index, `PEER_ADDRESS` = its own address:443, one CA (r1 creates it, the others load it) and one
+ * `REDIRECT_KEY_FILE`.
  * Each replica has a resolver of its own (dnsmasq on 127.0.0.21…) that sends `registry.test` to that
  * replica: `pull(name, …)` runs skopeo through it, so a pull goes through the replica asked for.
  *
@@ -23,6 +24,7 @@
  * same data dir; `index.stop()/start()`, `storage.stop()/start()` on the same data. Clients other than
  * skopeo reach a replica at `address(name)` with SNI and Host `registry.test`, trusting `caFile`.
  */
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
@@ -130,6 +132,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
 async function assemble(bench: Bench, index: FleetIndex, storage: SandboxS3, names: string[], resolvConfs: Map<string, string>, options: FleetOptions): Promise<Fleet> {
   const { sandbox } = bench;
   const caDir = join(sandbox.dir, 'layover-ca');
+  // One key signs docker.proxy URLs for the fleet: with keys of their own, replicas refuse each other's.
+  const redirectKey = join(sandbox.dir, 'redirect.key');
+  writeFileSync(redirectKey, randomBytes(32), { mode: 0o600 });
   const processes = new Map<string, LayoverProcess>();
   const dataDirs = new Map<string, string>();
   let pulls = 0;
@@ -176,6 +181,7 @@ async function assemble(bench: Bench, index: FleetIndex, storage: SandboxS3, nam
         BLOB_STORE: storage.blobStore('fleet'),
         CACHE_INDEX: index.url,
         PEER_ADDRESS: `${own}:443`,
+        REDIRECT_KEY_FILE: redirectKey,
         ...options.env,
         ...extra.env,
       },
@@ -242,7 +248,13 @@ async function assemble(bench: Bench, index: FleetIndex, storage: SandboxS3, nam
         certDir,
         resolvConf: resolvConfs.get(name)!,
         ...pullOptions,
+        allowFailure: true,
       });
+      if (result.code !== 0 && !pullOptions.allowFailure) {
+        // What the replica said about it: skopeo only knows the status.
+        const problems = (processes.get(name)?.logs() ?? []).filter((line) => line.level >= 40).slice(-10);
+        throw new Error(`fleet: skopeo pull of ${pushed.repository} through ${name} failed (${result.code}):\n${result.stderr}\n${name} warned:\n${problems.map((line) => JSON.stringify(line)).join('\n')}`);
+      }
       return { ...result, dir };
     },
     upstreamBlobGets,
