@@ -181,19 +181,23 @@ export async function startHeldBench(flags: Record<string, string> = {}): Promis
     throw error;
   }
   const ca = layover.app.ca.certPem;
-  const ask = (path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> =>
-    new Promise((resolve, reject) => {
-      const headers = { host: `${HELD_HOST}:${upstream.port}`, ...options.headers };
-      const req = httpsRequest({ host: '127.0.0.1', port: upstream.port, servername: HELD_HOST, ca, method: options.method ?? 'GET', path, headers, agent: false }, (res) => {
-        const chunks: Buffer[] = [];
-        const done = (complete: boolean): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => done(true));
-        res.on('error', () => done(false));
-        res.on('aborted', () => done(false));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const ask = (path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> => askHeld(upstream.port, '127.0.0.1', ca, path, options);
   return { upstream, layover, ask, close };
+}
+
+/** One request as `held.test` to a Layover listening at `address`:`port` (the fixture's port), trusting `caPem`, on a connection of its own. */
+export function askHeld(port: number, address: string, caPem: string, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers = { host: `${HELD_HOST}:${port}`, ...options.headers };
+    const req = httpsRequest({ host: address, port, servername: HELD_HOST, ca: caPem, method: options.method ?? 'GET', path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      const done = (complete: boolean): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => done(true));
+      res.on('error', () => done(false));
+      res.on('aborted', () => done(false));
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

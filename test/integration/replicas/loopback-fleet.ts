@@ -8,37 +8,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
+import { type Answer, askHeld, HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
 import { freePort, type Dnsmasq } from '../../helpers/dnsmasq.js';
 import type { S3Fixture } from '../../unit/cache/s3rver-fixture.js';
 
 export const REPLICA_ADDRESSES = ['127.0.0.21', '127.0.0.22', '127.0.0.23'];
 
-export interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-  complete: boolean;
-}
+export type { Answer };
 
 /** One GET of `path` as held.test to the replica at `address`, trusting `caPem`, on a connection of its own. */
 export function askReplica(upstream: HeldUpstream, address: string, caPem: string, path: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const headers = { host: `${HELD_HOST}:${upstream.port}` };
-    const req = httpsRequest({ host: address, port: upstream.port, servername: HELD_HOST, ca: caPem, path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      const done = (complete: boolean): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => done(true));
-      res.on('error', () => done(false));
-      res.on('aborted', () => done(false));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+  return askHeld(upstream.port, address, caPem, path);
 }
 
 export interface FleetShared {
