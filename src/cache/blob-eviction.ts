@@ -198,9 +198,11 @@ export class BlobEviction {
 
   private async waitForLease(leases: LeaseStore): Promise<Lease> {
     const deadline = Date.now() + PRUNE_WAIT_MS;
-    for (;;) {
+    for (let attempt = 0; ; attempt += 1) {
       const lease = await leases.acquireLease(EVICTION_LEASE, LEASE_TTL_MS);
       if (lease) return lease;
+      // Said once, at warn: `layover cache prune` shows only warnings, and its user should know why it waits.
+      if (attempt === 0) this.host.logger.warn('cache prune: another replica is evicting; waiting for the eviction lease');
       if (Date.now() > deadline) throw new Error('another replica has held the eviction lease for too long; try again later');
       await new Promise((resolve) => setTimeout(resolve, PRUNE_POLL_MS));
     }
