@@ -12,10 +12,20 @@ import { FillReader, type FillSource } from './fill-reader.js';
 import { FillRelay } from './fill-relay.js';
 import { TempFile } from './temp-file.js';
 
+/**
+ * How long a fill waits for its store to take one chunk (an S3 part on its way, room among the part
+ * buffers) before it goes on without the store: twice the S3 client's own idle timeout, so a part that
+ * is moving at all is never cut, while a store that takes nothing cannot hold a fill forever.
+ */
+export const DEFAULT_STORE_TIMEOUT_MS = 120_000;
+
 /** The cache's side of a fill. */
 export interface FillHost {
   readonly logger: FastifyBaseLogger;
+  /** The upstream's silence that ends a fill: nothing received for this long while the fill waited for it. */
   readonly stallTimeoutMs: number;
+  /** How long the fill waits for its store to take a chunk; default DEFAULT_STORE_TIMEOUT_MS. */
+  readonly storeTimeoutMs?: number;
   /** Once the temp file fails, how far (in bytes) the slowest reader may trail the source: the memory a relay holds. */
   readonly relayWindowBytes: number;
   /** Where the fill's bytes go besides its temp file (the spool its readers follow). */
@@ -65,6 +75,8 @@ export class BlobFill implements Fill, FillSource {
   /** Set when the temp file failed: every byte from the point of failure on, as received. */
   private relay: FillRelay | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  /** Set when the store took nothing for storeTimeoutMs: the fill goes on for its readers, uncached. */
+  private storeFailure: FillError | undefined;
   private sink: Writable | undefined;
   private waiters: Array<() => void> = [];
 
@@ -171,7 +183,7 @@ export class BlobFill implements Fill, FillSource {
         write: (chunk: Buffer, _encoding, callback) => void this.accept(chunk).then(() => callback(), callback),
         final: (callback) => void this.file.flush().then(() => callback(), callback),
       });
-      this.stallTimer = setTimeout(() => this.onStall(), this.host.stallTimeoutMs);
+      this.armStallTimer();
       await pipeline(source, this.sink);
       this.clearTimers();
       this.check();
@@ -182,6 +194,8 @@ export class BlobFill implements Fill, FillSource {
         this.host.logger.info({ digest: this.digest, bytes: this.received, ms: this.elapsed() }, 'dropped cache fill: its readers got the blob from memory');
         return;
       }
+      // Its readers have every byte; the cache cannot have the blob.
+      if (this.storeFailure) throw this.storeFailure;
       await this.file.sync();
       const entry = await this.host.commit(this, this.upload, this.file.written).catch((error: unknown) => {
         throw error instanceof FillError ? error : new FillError('io-error', 'cannot commit the blob', { cause: error });
@@ -204,7 +218,7 @@ export class BlobFill implements Fill, FillSource {
     }
     this.hash.update(chunk);
     // The store takes the same bytes as they are hashed; it never fails the fill's readers (its commit does).
-    const uploaded = this.upload.append(chunk);
+    const uploaded = this.storeFailure ? undefined : this.upload.append(chunk);
     if (this.relay) {
       if (this.readers.size === 0) throw lastReaderLeft();
       this.relay.append(chunk);
@@ -213,9 +227,41 @@ export class BlobFill implements Fill, FillSource {
     } else {
       await this.file.append(chunk);
     }
-    await uploaded;
     // The source was held back while the disk worked or a reader caught up; that wait is not the source's silence.
     this.stallTimer?.refresh();
+    if (uploaded) await this.waitForStore(uploaded);
+  }
+
+  /**
+   * Waits for the store to take a chunk (the backpressure of a slow bucket) with the stall timer
+   * stopped: the store's time is not the upstream's silence. A store that takes nothing within its
+   * own bound is given up: its upload is aborted, and the fill serves its readers without it.
+   */
+  private async waitForStore(uploaded: Promise<void>): Promise<void> {
+    clearTimeout(this.stallTimer);
+    const timeoutMs = this.host.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timed-out'>((resolve) => {
+      timer = setTimeout(() => resolve('timed-out'), timeoutMs);
+    });
+    try {
+      if ((await Promise.race([uploaded, timedOut])) === 'timed-out') this.giveUpStore(timeoutMs);
+    } finally {
+      clearTimeout(timer);
+      if (this.state === 'filling') this.armStallTimer();
+    }
+  }
+
+  private giveUpStore(timeoutMs: number): void {
+    this.storeFailure = new FillError('io-error', `the blob store took nothing for ${timeoutMs} ms; the fill goes on for its readers, uncached`);
+    this.host.logger.warn({ digest: this.digest, bytes: this.received, ms: this.elapsed() }, 'cache fill: the blob store takes nothing; going on without it');
+    // Now, not at the end of the fill: whatever the upload holds (part buffers, room it waits for) is let go.
+    this.upload.abort().catch((error: unknown) => this.host.logger.warn({ err: error, digest: this.digest }, 'cache fill: aborting the upload failed'));
+  }
+
+  private armStallTimer(): void {
+    clearTimeout(this.stallTimer);
+    this.stallTimer = setTimeout(() => this.onStall(), this.host.stallTimeoutMs);
   }
 
   /**
