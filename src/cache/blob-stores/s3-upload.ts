@@ -9,9 +9,18 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { BlobUpload } from '../blob-store.js';
+import { PartBudget } from './part-budget.js';
 
 /** Parts of 8 MiB: above S3's 5 MiB minimum, and 10,000 of them hold 80 GiB. */
 export const PART_SIZE = 8 * 1024 * 1024;
+
+/**
+ * The part buffers of all uploads in the process: 8 parts, 64 MiB. Without a bound every fill holds up
+ * to two parts (100 concurrent fills: 1.6 GiB); with it, the store's memory is that of about ten plain
+ * streaming downloads, and 8 parts on their way at once still keep a bucket's bandwidth busy. Fills
+ * beyond it wait at the start of a part, and that wait holds back their upstream.
+ */
+export const PART_BUFFERS = new PartBudget(8, PART_SIZE);
 
 /** Where one upload goes, with the object's metadata (what reconcile needs to adopt it without its row). */
 export interface S3UploadTarget {
@@ -28,12 +37,18 @@ export interface S3UploadTarget {
  * on, at most one at a time (so a fill holds at most two parts in memory: the one being sent and the one
  * being gathered), and which is completed only in `commit`, after the digest matched: S3 shows an object
  * only once PutObject or CompleteMultipartUpload has returned, so no partial blob is ever readable.
- * A failure of the store is kept for `commit` and never fails `append`: the fill serves its readers anyway.
+ * Every part being gathered or sent holds room in PART_BUFFERS; `append` waits for room at the start
+ * of a part. A failure of the store is kept for `commit` and never fails `append`: the fill serves its
+ * readers anyway.
  */
 export class S3Upload implements BlobUpload {
   private readonly target: S3UploadTarget;
   private gathered: Buffer[] = [];
   private gatheredBytes = 0;
+  /** Room in PART_BUFFERS for the part being gathered; taken at its first byte. */
+  private gatherRoom: (() => void) | undefined;
+  /** Ends a wait for room when the upload is aborted. */
+  private readonly aborted = new AbortController();
   private appended = 0;
   private uploadId: Promise<string> | undefined;
   private readonly parts: CompletedPart[] = [];
@@ -47,14 +62,27 @@ export class S3Upload implements BlobUpload {
   }
 
   async append(chunk: Buffer): Promise<void> {
-    if (this.state !== 'open' || this.failure !== undefined) return;
-    this.gathered.push(chunk);
-    this.gatheredBytes += chunk.length;
-    this.appended += chunk.length;
-    if (this.gatheredBytes < PART_SIZE) return;
-    // The previous part must be out before the next one leaves: this wait is the fill's backpressure.
-    await this.sending;
-    if (this.state === 'open') this.sendPart();
+    // A chunk that crosses a part's end is split, so that a part never holds more than its room.
+    for (let offset = 0; offset < chunk.length; ) {
+      if (this.state !== 'open' || this.failure !== undefined) return;
+      if (!this.gatherRoom) {
+        // Waiting here holds no part being gathered: only parts on their way out, which free their room.
+        const room = await PART_BUFFERS.take(this.aborted.signal);
+        if (!room) return;
+        if (this.state !== 'open') return room();
+        this.gatherRoom = room;
+      }
+      const piece = chunk.subarray(offset, offset + PART_SIZE - this.gatheredBytes);
+      offset += piece.length;
+      this.gathered.push(piece);
+      this.gatheredBytes += piece.length;
+      this.appended += piece.length;
+      PART_BUFFERS.hold(piece.length);
+      if (this.gatheredBytes < PART_SIZE) continue;
+      // The previous part must be out before the next one leaves: this wait is the fill's backpressure.
+      await this.sending;
+      if (this.state === 'open') this.sendPart();
+    }
   }
 
   async commit(size: number): Promise<void> {
@@ -66,8 +94,11 @@ export class S3Upload implements BlobUpload {
     const { client, bucket, key, metadata } = this.target;
     if (this.uploadId === undefined) {
       const body = Buffer.concat(this.gathered, this.gatheredBytes);
-      this.gathered = [];
-      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, ContentType: 'application/octet-stream', Metadata: metadata }));
+      try {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, ContentType: 'application/octet-stream', Metadata: metadata }));
+      } finally {
+        this.dropGathered();
+      }
     } else {
       if (this.gatheredBytes > 0) this.sendPart();
       await this.sending;
@@ -83,8 +114,8 @@ export class S3Upload implements BlobUpload {
   async abort(): Promise<void> {
     if (this.state === 'committed' || this.state === 'aborted') return;
     this.state = 'aborted';
-    this.gathered = [];
-    this.gatheredBytes = 0;
+    this.aborted.abort();
+    this.dropGathered();
     await this.sending;
     const uploadId = await this.uploadId?.catch(() => undefined);
     if (uploadId === undefined) return;
@@ -96,10 +127,26 @@ export class S3Upload implements BlobUpload {
     });
   }
 
-  private sendPart(): void {
-    const body = Buffer.concat(this.gathered, this.gatheredBytes);
+  /** Lets go of the part being gathered and its room. */
+  private dropGathered(): void {
+    PART_BUFFERS.letGo(this.gatheredBytes);
     this.gathered = [];
     this.gatheredBytes = 0;
+    this.gatherRoom?.();
+    this.gatherRoom = undefined;
+  }
+
+  private sendPart(): void {
+    const body = Buffer.concat(this.gathered, this.gatheredBytes);
+    // The part keeps its room until it is out (or failed); the next part takes room of its own.
+    const room = this.gatherRoom;
+    this.gatherRoom = undefined;
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    const done = (): void => {
+      PART_BUFFERS.letGo(body.length);
+      room?.();
+    };
     this.partsSent += 1;
     const partNumber = this.partsSent;
     const { client, bucket, key, metadata } = this.target;
@@ -116,6 +163,7 @@ export class S3Upload implements BlobUpload {
       })
       .catch((error: unknown) => {
         this.failure ??= error;
-      });
+      })
+      .finally(done);
   }
 }
