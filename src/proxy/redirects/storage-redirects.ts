@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import type { LayoverConfig } from '../../config/layover-config.js';
 import { DOCKER_PROXY_HOST } from '../../registry/well-known-hosts.js';
 import type { HostnameSet } from '../../registry/hostname.js';
@@ -56,6 +57,15 @@ export class StorageRedirects {
     const authority = port && port !== '443' ? `${DOCKER_PROXY_HOST}:${port}` : DOCKER_PROXY_HOST;
     const expires = Math.ceil((nowMs + SIGNED_URL_LIFETIME_MS) / 1000);
     return `https://${authority}${signedPath(this.#key, { ...redirect, expires })}`;
+  }
+
+  /**
+   * A key for another purpose that every replica derives alike from the signing key they share
+   * (HKDF-SHA256; e.g. the one sealing upstream tokens in the shared index): the signing key itself
+   * never leaves this object.
+   */
+  derivedKey(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.#key, Buffer.alloc(0), `layover ${purpose}`, 32));
   }
 
   verify(digest: string, query: URLSearchParams): StorageRedirect | VerifyFailure {

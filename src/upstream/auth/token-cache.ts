@@ -19,19 +19,31 @@ interface Entry {
   expiresAt: number;
 }
 
+/** Tokens kept where other replicas find them (./shared-tokens.ts); every call returns at once. */
+export interface SharedTokenStore {
+  get(key: string): Entry | undefined;
+  /** Kept in the background: a failure is the store's to report. */
+  set(key: string, token: string, expiresAt: number): void;
+  forget(key: string, token: string): void;
+}
+
 /**
  * Bearer tokens per key (registry, realm, service, scope, account) until shortly before they
  * expire. Concurrent misses for one key share one fetch; the map is bounded (least recently used
- * entries go first); a failed fetch is not cached.
+ * entries go first); a failed fetch is not cached. With a `shared` store (replicas of one cache
+ * index), a miss here looks there before fetching, a fetched token is put there too, and a token
+ * an upstream refused is taken out of both.
  */
 export class TokenCache {
   readonly #entries: LruMap<string, Entry>;
   readonly #pending = new Map<string, Promise<string>>();
   readonly #now: () => number;
+  readonly #shared: SharedTokenStore | null;
 
-  constructor(options: { maxEntries?: number; now?: () => number } = {}) {
+  constructor(options: { maxEntries?: number; now?: () => number; shared?: SharedTokenStore } = {}) {
     this.#entries = new LruMap(options.maxEntries ?? 1000);
     this.#now = options.now ?? Date.now;
+    this.#shared = options.shared ?? null;
   }
 
   /** The cached token for `key`, or the one `fetch` brings (one fetch at a time per key). */
@@ -40,11 +52,19 @@ export class TokenCache {
     if (entry && entry.expiresAt > this.#now()) return Promise.resolve(entry.token);
     const pending = this.#pending.get(key);
     if (pending) return pending;
+    const shared = this.#shared?.get(key);
+    if (shared && shared.expiresAt > this.#now()) {
+      this.#entries.set(key, shared);
+      return Promise.resolve(shared.token);
+    }
     const startedAt = this.#now();
     const promise = fetch()
       .then((answer) => {
         const expiresAt = expiry(answer, startedAt);
-        if (expiresAt > this.#now()) this.#entries.set(key, { token: answer.token, expiresAt });
+        if (expiresAt > this.#now()) {
+          this.#entries.set(key, { token: answer.token, expiresAt });
+          this.#shared?.set(key, answer.token, expiresAt);
+        }
         return answer.token;
       })
       .finally(() => this.#pending.delete(key));
@@ -55,6 +75,7 @@ export class TokenCache {
   /** Forgets `token` under `key` (the upstream refused it); a newer token fetched meanwhile stays. */
   invalidate(key: string, token: string): void {
     if (this.#entries.peek(key)?.token === token) this.#entries.delete(key);
+    this.#shared?.forget(key, token);
   }
 
   get size(): number {
