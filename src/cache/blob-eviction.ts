@@ -12,8 +12,8 @@ export const EVICTION_LEASE = 'evict';
  * the fleet's eviction for half a minute at most.
  */
 const LEASE_TTL_MS = 30_000;
-/** A batch is not begun with less than this left: its deletions must end while the lease is still ours. */
-const BATCH_NEEDS_MS = 10_000;
+/** A batch is not begun with less than this share of the ttl left: its deletions must end while the lease is still ours. */
+const BATCH_NEEDS_SHARE = 1 / 3;
 /** Deletions (and existence checks) at once; also how many run between two looks at the lease. */
 const BATCH = 32;
 /**
@@ -21,8 +21,8 @@ const BATCH = 32;
  * does not evict, and the holder may have finished before that commit reached it.
  */
 const FLEET_CHECK_MS = 30_000;
-/** `prune` waits this long at most for a holder to finish (or for its lease to run out). */
-const PRUNE_WAIT_MS = 2 * LEASE_TTL_MS + 5_000;
+/** `prune` waits this long at most for a holder to finish (or for its lease to run out), in ttls. */
+const PRUNE_WAIT_TTLS = 2.5;
 const PRUNE_POLL_MS = 250;
 
 /** What of a BlobCache eviction reads and changes; the cache owns all of it. */
@@ -43,6 +43,8 @@ export interface EvictionOptions {
   leases?: LeaseStore;
   /** The fleet check's period (FLEET_CHECK_MS); tests shorten it. */
   fleetCheckMs?: number;
+  /** The eviction lease's ttl (LEASE_TTL_MS); tests shorten it. */
+  leaseTtlMs?: number;
 }
 
 export interface EvictionResult {
@@ -63,6 +65,7 @@ export class BlobEviction {
   private readonly host: EvictionHost;
   private readonly maxSize: number;
   private readonly leases: LeaseStore | undefined;
+  private readonly leaseTtlMs: number;
   private readonly timer: NodeJS.Timeout | undefined;
   /** The fleet run of this replica, if one is under way; a request meanwhile asks for one more. */
   private running: Promise<EvictionResult> | undefined;
@@ -73,6 +76,7 @@ export class BlobEviction {
     this.host = host;
     this.maxSize = options.maxSize;
     this.leases = options.leases;
+    this.leaseTtlMs = options.leaseTtlMs ?? LEASE_TTL_MS;
     if (this.leases) {
       this.timer = setInterval(() => {
         if (this.host.lru.totalBytes > this.maxSize) this.request();
@@ -143,7 +147,7 @@ export class BlobEviction {
     const { lru, logger } = this.host;
     if (lru.totalBytes <= limit) return NOTHING;
     const leases = this.leases as LeaseStore;
-    const lease = wait ? await this.waitForLease(leases) : await leases.acquireLease(EVICTION_LEASE, LEASE_TTL_MS);
+    const lease = wait ? await this.waitForLease(leases) : await leases.acquireLease(EVICTION_LEASE, this.leaseTtlMs);
     if (!lease) {
       logger.debug({ totalBytes: lru.totalBytes, maxSize: limit }, 'cache eviction: another replica holds the eviction lease');
       return NOTHING;
@@ -152,7 +156,7 @@ export class BlobEviction {
     let freedBytes = 0;
     try {
       while (lru.totalBytes > limit && !this.stopped) {
-        if (!(await leaseStillHeld(lease, BATCH_NEEDS_MS))) {
+        if (!(await leaseStillHeld(lease, this.leaseTtlMs * BATCH_NEEDS_SHARE))) {
           logger.warn({ lease: lease.token, totalBytes: lru.totalBytes, maxSize: limit }, 'cache eviction stopped: the eviction lease was lost');
           break;
         }
@@ -197,9 +201,9 @@ export class BlobEviction {
   }
 
   private async waitForLease(leases: LeaseStore): Promise<Lease> {
-    const deadline = Date.now() + PRUNE_WAIT_MS;
+    const deadline = Date.now() + PRUNE_WAIT_TTLS * this.leaseTtlMs;
     for (let attempt = 0; ; attempt += 1) {
-      const lease = await leases.acquireLease(EVICTION_LEASE, LEASE_TTL_MS);
+      const lease = await leases.acquireLease(EVICTION_LEASE, this.leaseTtlMs);
       if (lease) return lease;
       // Said once, at warn: `layover cache prune` shows only warnings, and its user should know why it waits.
       if (attempt === 0) this.host.logger.warn('cache prune: another replica is evicting; waiting for the eviction lease');
