@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import pg, { type Client, type Pool } from 'pg';
 import type { Secret } from '../../config/secret.js';
 import type { ChangeFeed, ChangeListener } from '../cache-index.js';
-import { BACKEND_CALL_TIMEOUT_MS } from './bounded-calls.js';
+import { BACKEND_CALL_TIMEOUT_MS, withinDeadline } from './bounded-calls.js';
 import type { BoundedPoolConfig } from './postgres.js';
 import { decodeChange, publishChange } from './change-messages.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
@@ -54,7 +54,8 @@ export class PostgresChangeFeed implements ChangeFeed {
     clearTimeout(this.retryTimer);
     const client = this.current;
     this.current = undefined;
-    await client?.end().catch(() => undefined);
+    // Ending waits for the server to say goodbye: not forever.
+    if (client) await withinDeadline(client.end(), BACKEND_CALL_TIMEOUT_MS, this.backend).catch(() => undefined);
   }
 
   private async listen(again: boolean): Promise<void> {

@@ -120,6 +120,14 @@ describe.each([
     }
   }, 150_000);
 
+  it('closes within the bound while the backend is frozen, its feed listening', async () => {
+    const index = await openCacheIndex(indexOf(server().url), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    await index.feed!.subscribe({ change: () => undefined, resubscribed: () => undefined });
+    await index.putRecord(`tag:${name}:before-close`, { at: 1 });
+    await freezeServer(server().port);
+    expect((await settles('close', index.close())).resolved).toBe(true);
+  }, 60_000);
+
   it('refuses to open within the bound when the backend accepts but never answers', async () => {
     await freezeServer(server().port);
     const opened = await settles('open', openCacheIndex(indexOf(server().url), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger }));
