@@ -63,6 +63,12 @@ export interface PullOptions {
   timeoutMs?: number;
 }
 
+/** What waitUntilHit asks for: a pushed image, or any blobs of one repository (e.g. bench/lib/blobs.ts pushes). */
+export interface HitProbe {
+  repository: string;
+  blobs: ReadonlyArray<{ digest: string }>;
+}
+
 export interface Fleet {
   readonly bench: Bench;
   readonly index: FleetIndex;
@@ -95,7 +101,7 @@ export interface Fleet {
    * Waits until a HEAD of each of the image's blobs through this replica is a hit (the replica heard of
    * another's commit): HEADs of misses go upstream as HEADs, never GETs.
    */
-  waitUntilHit(name: string, image: PushedImage, timeoutMs?: number): Promise<void>;
+  waitUntilHit(name: string, image: HitProbe, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
