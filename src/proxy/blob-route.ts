@@ -12,14 +12,10 @@ import { whenReadable } from './read-guard.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { failReply } from './error-handler.js';
-import type { FillClaim, FillDecision } from '../peers/fleet-fills.js';
-import { followPeerFill } from './peer-fill.js';
+import { fleetTurn, followPeerFill } from './peer-fill.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
-/** How often one request may be sent back to the fleet's decision (its owner had nothing, or went away) before it fetches alone. */
-const MAX_FLEET_DECISIONS = 3;
-const fleetDecisions = new WeakMap<FastifyRequest, number>();
 /** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
 const BAD_BODY: ReadonlySet<string> = new Set(['digest-mismatch', 'size-mismatch', 'truncated']);
 /**
@@ -120,44 +116,24 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
   const settle = ctx.pendingFills.begin(digest);
   const fleet = ctx.fleet;
   if (!fleet) return fetchUpstream(ctx, request, reply, { target, name, digest }, log, settle);
-  const decisions = (fleetDecisions.get(request) ?? 0) + 1;
-  fleetDecisions.set(request, decisions);
-  // A client sent back to the decision again and again (owners that keep failing) is served without the fleet.
-  const deciding = decisions > MAX_FLEET_DECISIONS ? Promise.resolve<FillDecision>({ kind: 'alone', why: 'decided too often' }) : fleet.fills.decide(digest);
-  deciding
-    .then((decision) => {
-      if (reply.raw.destroyed) {
-        settle(undefined);
-        if (decision.kind === 'mine') decision.claim.release();
-        return;
+  fleetTurn(fleet, request, digest, settle)
+    .then((turn) => {
+      if ('fetch' in turn) {
+        // A client gone while the fleet decided: its turn is given back.
+        if (reply.raw.destroyed) return turn.fetch(undefined);
+        try {
+          return void fetchUpstream(ctx, request, reply, { target, name, digest }, log, turn.fetch);
+        } catch (error) {
+          // Never leave this replica's other clients of the digest waiting on a fetch that did not start.
+          turn.fetch(undefined);
+          throw error;
+        }
       }
-      if (decision.kind === 'mine') return fetchUpstream(ctx, request, reply, { target, name, digest }, log, claimed(settle, decision.claim));
-      if (decision.kind === 'alone') {
-        annotateRequestLog(request, { fleet: 'alone' });
-        return fetchUpstream(ctx, request, reply, { target, name, digest }, log, settle);
-      }
-      // Clients of this replica waiting on this decision decide for themselves now: they follow the same fill.
-      settle(undefined);
       const again = (): void => void serveBlob(ctx, request, reply, target, name, digest);
-      whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => followPeerFill(fleet, request, reply, digest, decision.peer, log, again));
+      whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => followPeerFill(fleet, request, reply, digest, turn.follow, log, again));
     })
-    .catch((error: unknown) => {
-      settle(undefined);
-      failReply(request, reply, error);
-    });
+    .catch((error: unknown) => failReply(request, reply, error));
   return reply;
-}
-
-/** `settle` that also holds the fleet's claim on the digest while the fill it started runs, or gives it back if none started. */
-function claimed(settle: (fill: Fill | undefined) => void, claim: FillClaim): (fill: Fill | undefined) => void {
-  let done = false;
-  return (fill) => {
-    settle(fill);
-    if (done) return;
-    done = true;
-    if (fill) claim.keepFor(fill.done);
-    else claim.release();
-  };
 }
 
 /** The upstream GET itself; `settle` learns whether a fill came of it. */

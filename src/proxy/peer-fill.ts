@@ -2,7 +2,9 @@ import { pipeline } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { HostPort } from '../config/parsers.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
+import type { Fill } from '../cache/blob-cache.js';
 import type { Fleet } from '../peers/fleet.js';
+import type { FillClaim } from '../peers/fleet-fills.js';
 import type { PeerAnswer } from '../peers/peer-client.js';
 import { verifiedRelay } from '../peers/verified-relay.js';
 import type { Digest } from '../registry/digest.js';
@@ -10,6 +12,55 @@ import { setBlobHeaders } from './blob-headers.js';
 
 /** What the blob route does when following a peer did not work out: decide again who fetches. */
 export type DecideAgain = () => void;
+
+/** How often one request may be sent back to the fleet's decision (its owner had nothing, or went away) before it fetches alone. */
+const MAX_FLEET_DECISIONS = 3;
+const fleetDecisions = new WeakMap<FastifyRequest, number>();
+
+/** This replica's turn at a missing digest: fetch it (settling with `settle`), or follow the replica that does. */
+export type FleetTurn = { readonly fetch: (fill: Fill | undefined) => void } | { readonly follow: HostPort };
+
+/**
+ * Settles which replica fetches `digest` (src/peers/fleet-fills.ts). `settle` is the caller's pending
+ * slot for the digest, held meanwhile so that this replica's other clients wait for the decision:
+ * when this replica fetches it comes back wrapped, so that it also holds the fleet's claim for as
+ * long as the fill runs (or gives it back if no fill starts); when another replica fetches, it is
+ * settled here, and this replica's waiting clients decide for themselves (they follow the same one).
+ * A request sent back to the decision too often, or whose client has gone, fetches alone.
+ */
+export async function fleetTurn(fleet: Fleet, request: FastifyRequest, digest: Digest, settle: (fill: Fill | undefined) => void): Promise<FleetTurn> {
+  const decisions = (fleetDecisions.get(request) ?? 0) + 1;
+  fleetDecisions.set(request, decisions);
+  if (decisions > MAX_FLEET_DECISIONS) {
+    annotateRequestLog(request, { fleet: 'alone' });
+    return { fetch: settle };
+  }
+  const decision = await fleet.fills.decide(digest).catch((error: unknown) => {
+    settle(undefined);
+    throw error;
+  });
+  switch (decision.kind) {
+    case 'mine':
+      return { fetch: holdingClaim(settle, decision.claim) };
+    case 'alone':
+      annotateRequestLog(request, { fleet: 'alone' });
+      return { fetch: settle };
+    case 'peer':
+      settle(undefined);
+      return { follow: decision.peer };
+  }
+}
+
+function holdingClaim(settle: (fill: Fill | undefined) => void, claim: FillClaim): (fill: Fill | undefined) => void {
+  let done = false;
+  return (fill) => {
+    settle(fill);
+    if (done) return;
+    done = true;
+    if (fill) claim.keepFor(fill.done);
+    else claim.release();
+  };
+}
 
 /**
  * A blob another replica is fetching (it holds the digest's fill lease), streamed from that replica's
@@ -20,6 +71,7 @@ export type DecideAgain = () => void;
  * client back to the decision. Access to the digest has been checked by the caller.
  */
 export async function followPeerFill(fleet: Fleet, request: FastifyRequest, reply: FastifyReply, digest: Digest, peer: HostPort, log: RequestLogFields, decideAgain: DecideAgain): Promise<void> {
+  if (reply.raw.destroyed) return;
   const gone = new AbortController();
   const onClose = (): void => gone.abort();
   reply.raw.once('close', onClose);

@@ -5,6 +5,8 @@ import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
 import { rangeNotSatisfiable, setBlobHeaders } from '../blob-headers.js';
 import { parseByteRange } from '../byte-range.js';
+import { failReply } from '../error-handler.js';
+import { fleetTurn, followPeerFill } from '../peer-fill.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { StorageFetchError, type StorageResponse } from './storage-fetch.js';
 import type { StorageRedirects } from './storage-redirects.js';
@@ -124,7 +126,14 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
     return serveFromStorage(ctx, redirects, request, reply, job);
   }
   annotateRequestLog(request, { cache: 'miss' });
-  return fillFromStorage(ctx, redirects, request, reply, job, ctx.pendingFills.begin(job.digest));
+  const settle = ctx.pendingFills.begin(job.digest);
+  const fleet = ctx.fleet;
+  if (!fleet) return fillFromStorage(ctx, redirects, request, reply, job, settle);
+  // One storage download per digest for the fleet, as for registry downloads. The signed URL is the access check.
+  const turn = await fleetTurn(fleet, request, job.digest, settle);
+  if ('fetch' in turn) return fillFromStorage(ctx, redirects, request, reply, job, turn.fetch);
+  const again = (): void => void serveFromStorage(ctx, redirects, request, reply, job).catch((error: unknown) => failReply(request, reply, error));
+  return followPeerFill(fleet, request, reply, job.digest, turn.follow, { registry: job.registry, repo: job.repo, digest: job.digest }, again);
 }
 
 async function headFromStorage(redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {
