@@ -148,6 +148,15 @@ export class BlobCache {
     stream.once('close', () => this.unpin(digest));
     stream.once('error', (error) => {
       if (!isCode(error, 'ENOENT') || this.lru.get(digest) !== entry) return;
+      if (this.index.feed) {
+        // In a shared bucket this is most likely another replica's eviction whose announcement has not
+        // arrived yet; the row may even be a new fill's, written just before its commit. Forgotten here
+        // only: deleting the row or the object could undo that fill.
+        this.logger.warn({ digest, reason: 'object missing', store: this.store.kind }, 'cache: a blob is gone from the shared store; forgetting it');
+        this.sync?.changing('blob', digest);
+        this.lru.delete(digest);
+        return;
+      }
       this.logger.error({ digest, reason: 'file missing', store: this.store.kind }, 'cache: an indexed blob has no file; dropping it');
       void this.remove(entry);
     });

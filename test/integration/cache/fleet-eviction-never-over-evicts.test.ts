@@ -3,14 +3,18 @@
  * replica's LRU mirrors the whole fleet, so replicas that each evicted after their own commits would each
  * remove the fleet's excess and leave it far below the cap. Eviction runs only under the `evict` lease:
  * while someone else holds it no replica evicts (they try, and stand down); once it is free one replica at
- * a time brings the fleet back under CACHE_MAX_SIZE, and no blob is removed (and announced) twice.
+ * a time brings the fleet back under CACHE_MAX_SIZE, and no blob is removed (and announced) twice. A
+ * replica whose read finds an object gone (evicted elsewhere, the news not there yet) only forgets it:
+ * the row may be a new fill's, written just before its commit.
  */
-import { describe, expect, it } from 'vitest';
+import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { BlobCacheOpenOptions } from '../../../src/cache/blob-cache.js';
 import { EVICTION_LEASE } from '../../../src/cache/blob-eviction.js';
 import type { CacheIndex, IndexChange } from '../../../src/cache/cache-index.js';
 import type { CacheIndexConfig } from '../../../src/config/shared-stores.js';
-import { blob, meta, openCache, until, type OpenedCache } from '../../unit/cache/cache-fixture.js';
+import { digestHex } from '../../../src/registry/digest.js';
+import { blob, collect, meta, openCache, until, type OpenedCache } from '../../unit/cache/cache-fixture.js';
 import { startS3rver, useS3rverCredentials, type S3Fixture } from '../../unit/cache/s3rver-fixture.js';
 import { indexConfigOf, openTestIndex, sharedIndexServers } from './shared-index-servers.js';
 
@@ -98,4 +102,24 @@ describe.each(servers)('fleet eviction over a shared %s index', (name, server) =
     expect(objects.length).toBe(Math.floor(CAP / SIZE));
     expect(new Set(removed).size).toBe(removed.length);
   }, 120_000);
+
+  it('a replica that finds an object gone only forgets it, and leaves the row and the other replicas alone', async () => {
+    const { s3, caches, index, removed } = await fleet('gone', 2);
+    const [a, b] = [caches[0]!.cache, caches[1]!.cache];
+    const { bytes, digest } = blob(SIZE);
+    await a.put(digest, bytes, meta());
+    await until(() => b.stat(digest) !== undefined, ARRIVES_WITHIN_MS);
+    // The object goes behind B's back, as when another replica's eviction has not been heard of yet.
+    const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true });
+    onTestFinished(() => client.destroy());
+    await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `${name}-gone/blobs/sha256/${digestHex(digest)}` }));
+    await expect(collect(b.read(digest)!.stream)).rejects.toThrow();
+    await until(() => b.stat(digest) === undefined, ARRIVES_WITHIN_MS);
+    expect(caches[1]!.logs.some((l) => l.msg === 'cache: a blob is gone from the shared store; forgetting it')).toBe(true);
+    await b.setRecord('probe', 1);
+    await until(() => a.getRecord('probe') !== undefined, ARRIVES_WITHIN_MS);
+    expect(removed).toEqual([]);
+    expect(a.stat(digest)).toBeDefined();
+    expect((await index.load()).entries.some((entry) => entry.digest === digest)).toBe(true);
+  }, 60_000);
 });
