@@ -4,8 +4,9 @@
  * namespace cannot reach): a cluster of its own from `initdb`, run as the unprivileged `postgres` user
  * through `setpriv` (initdb and postgres refuse root), scram password authentication for user
  * `layover`, database `layover`. Its directory sits beside the sandbox's (the sandbox's own temp dir is
- * root's alone, and postgres must own its data), and goes with the sandbox. `stop()` is postgres'
- * fast shutdown (clients cut at once, as in an outage); `start()` brings it back on the same data.
+ * root's alone, and postgres must own its data) and goes with the sandbox, or with the sweep of
+ * orphans. `stop()` is postgres' fast shutdown (clients cut at once, as in an outage); `start()` brings
+ * it back on the same data.
  *
  *   const postgres = await startSandboxPostgres(bench.sandbox, { address: '127.0.0.8' });
  *   // CACHE_INDEX=postgres.url
@@ -40,7 +41,8 @@ const asPostgres = (cmd: string, args: string[]): [string, string[]] => ['setpri
 export async function startSandboxPostgres(sandbox: Sandbox, options: { address: string; port?: number }): Promise<SandboxPostgres> {
   const { address } = options;
   const port = options.port ?? 5432;
-  const root = mkdtempSync(join(tmpdir(), `${sandbox.name}-postgres-`));
+  // Named like the sandbox's own dir, so sweepOrphans() removes it too if this process is killed.
+  const root = mkdtempSync(join(tmpdir(), `${sandbox.name}-`));
   let child: ChildProcess | undefined;
   const stop = async (): Promise<void> => {
     // SIGINT is postgres' fast shutdown: clients are disconnected at once.
