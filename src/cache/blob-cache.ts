@@ -6,12 +6,13 @@ import { AccessRecorder } from './access-recorder.js';
 import { BlobFill, type FillHost } from './blob-fill.js';
 import { BlobEviction, type EvictionHost } from './blob-eviction.js';
 import { BlobRemovals } from './blob-removals.js';
+import { verifyBlobs } from './blob-verify.js';
 import type { BlobStore, BlobUpload } from './blob-store.js';
 import { createBlobStore } from './blob-stores/create-blob-store.js';
 import type { BlobCacheOptions, BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
 import { CacheLayout } from './cache-layout.js';
 import { DirectoryLock } from './directory-lock.js';
-import { hashBytes, isCode, writeDurably } from './durable-files.js';
+import { isCode, writeDurably } from './durable-files.js';
 import { FillError } from './fill-error.js';
 import type { CacheIndex, IndexChange, LeaseStore } from './cache-index.js';
 import { openCacheIndex } from './indexes/open-cache-index.js';
@@ -148,15 +149,9 @@ export class BlobCache {
     stream.once('close', () => this.unpin(digest));
     stream.once('error', (error) => {
       if (!isCode(error, 'ENOENT') || this.lru.get(digest) !== entry) return;
-      if (this.index.feed) {
-        // In a shared bucket this is most likely another replica's eviction whose announcement has not
-        // arrived yet; the row may even be a new fill's, written just before its commit. Forgotten here
-        // only: deleting the row or the object could undo that fill.
-        this.logger.warn({ digest, reason: 'object missing', store: this.store.kind }, 'cache: a blob is gone from the shared store; forgetting it');
-        this.sync?.changing('blob', digest);
-        this.lru.delete(digest);
-        return;
-      }
+      // In a shared bucket this is most likely another replica's eviction whose announcement has not
+      // arrived yet; the row may even be a new fill's, written just before its commit: forgotten here only.
+      if (this.index.feed) return this.forget(entry);
       this.logger.error({ digest, reason: 'file missing', store: this.store.kind }, 'cache: an indexed blob has no file; dropping it');
       void this.remove(entry);
     });
@@ -258,25 +253,20 @@ export class BlobCache {
     return result;
   }
 
-  /** Re-hashes every committed blob and removes those whose bytes no longer match their digest. */
+  /**
+   * Re-hashes every committed blob and removes those whose bytes no longer match their digest (for the
+   * fleet, on a shared index); one missing from a shared bucket is only forgotten here (blob-verify.ts).
+   */
   async verify(): Promise<{ checked: number; removed: Digest[] }> {
-    const started = performance.now();
-    const removed: Digest[] = [];
-    let checked = 0;
-    for (const entry of this.lru.oldestFirst()) {
-      if (this.closed) break;
-      const hashed = await this.hashStored(entry);
-      checked += 1;
-      if (hashed && hashed.hex === digestHex(entry.digest) && hashed.size === entry.size) continue;
-      // Replaced by a new commit or evicted while it was being hashed: not ours to judge any more.
-      if (this.lru.get(entry.digest) !== entry) continue;
-      this.logger.warn({ digest: entry.digest, reason: hashed ? 'corrupt' : 'file missing' }, 'cache verify: removing blob');
-      // Awaited: a `layover cache verify` exits only once the fleet has been told.
-      await this.remove(entry);
-      removed.push(entry.digest);
-    }
-    this.logger.info({ checked, removed: removed.length, ms: Math.round(performance.now() - started) }, 'cache verified');
-    return { checked, removed };
+    return verifyBlobs({
+      logger: this.logger,
+      lru: this.lru,
+      store: this.store,
+      shared: this.index.feed !== undefined,
+      isClosed: () => this.closed,
+      remove: (entry) => this.remove(entry),
+      forget: (entry) => this.forget(entry),
+    });
   }
 
   /**
@@ -348,14 +338,15 @@ export class BlobCache {
     this.eviction.request();
   }
 
-  private async hashStored(entry: BlobEntry): Promise<{ hex: string; size: number } | null> {
-    // A store read needs at least one byte to ask for; an empty blob only has to exist.
-    if (entry.size === 0) return (await this.store.stat(entry.digest)) ? hashBytes(Readable.from([]), entry.digest) : null;
-    return hashBytes(this.store.read(entry.digest, { start: 0, end: entry.size - 1 }), entry.digest);
-  }
-
   private evictionHost(): EvictionHost {
     return { logger: this.logger, lru: this.lru, store: this.store, remove: (victims) => this.dropStored(victims) };
+  }
+
+  /** Forgets a blob gone from a shared store on this replica only; its row and object are the fleet's. */
+  private forget(entry: BlobEntry): void {
+    this.logger.warn({ digest: entry.digest, reason: 'object missing', store: this.store.kind }, 'cache: a blob is gone from the shared store; forgetting it');
+    this.sync?.changing('blob', entry.digest);
+    this.lru.delete(entry.digest);
   }
 
   /** Forgets an entry now; its object goes now, or when its last reader here closes. Never rejects. */

@@ -103,23 +103,26 @@ describe.each(servers)('fleet eviction over a shared %s index', (name, server) =
     expect(new Set(removed).size).toBe(removed.length);
   }, 120_000);
 
-  it('a replica that finds an object gone only forgets it, and leaves the row and the other replicas alone', async () => {
+  it('a replica that finds an object gone (reading or verifying) only forgets it, and leaves the row and the other replicas alone', async () => {
     const { s3, caches, index, removed } = await fleet('gone', 2);
     const [a, b] = [caches[0]!.cache, caches[1]!.cache];
-    const { bytes, digest } = blob(SIZE);
-    await a.put(digest, bytes, meta());
-    await until(() => b.stat(digest) !== undefined, ARRIVES_WITHIN_MS);
-    // The object goes behind B's back, as when another replica's eviction has not been heard of yet.
+    const [read, verified] = [blob(SIZE), blob(SIZE)];
+    for (const x of [read, verified]) await a.put(x.digest, x.bytes, meta());
+    await until(() => b.stat(read.digest) !== undefined && b.stat(verified.digest) !== undefined, ARRIVES_WITHIN_MS);
+    // The objects go behind B's back, as when another replica's eviction has not been heard of yet.
     const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true });
     onTestFinished(() => client.destroy());
-    await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `${name}-gone/blobs/sha256/${digestHex(digest)}` }));
-    await expect(collect(b.read(digest)!.stream)).rejects.toThrow();
-    await until(() => b.stat(digest) === undefined, ARRIVES_WITHIN_MS);
-    expect(caches[1]!.logs.some((l) => l.msg === 'cache: a blob is gone from the shared store; forgetting it')).toBe(true);
+    for (const x of [read, verified]) await client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `${name}-gone/blobs/sha256/${digestHex(x.digest)}` }));
+    await expect(collect(b.read(read.digest)!.stream)).rejects.toThrow();
+    await until(() => b.stat(read.digest) === undefined, ARRIVES_WITHIN_MS);
+    expect(await b.verify()).toEqual({ checked: 1, removed: [] });
+    expect(b.stat(verified.digest)).toBeUndefined();
+    expect(caches[1]!.logs.filter((l) => l.msg === 'cache: a blob is gone from the shared store; forgetting it').length).toBe(2);
     await b.setRecord('probe', 1);
     await until(() => a.getRecord('probe') !== undefined, ARRIVES_WITHIN_MS);
     expect(removed).toEqual([]);
-    expect(a.stat(digest)).toBeDefined();
-    expect((await index.load()).entries.some((entry) => entry.digest === digest)).toBe(true);
+    expect(a.stats().entries).toBe(2);
+    const rows = (await index.load()).entries.map((entry) => entry.digest);
+    expect(rows).toEqual(expect.arrayContaining([read.digest, verified.digest]));
   }, 60_000);
 });
