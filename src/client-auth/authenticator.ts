@@ -6,6 +6,12 @@ export interface ClientIdentity {
   readonly expiresAt?: number;
 }
 
+/** When a token of Layover's was issued and when it expires (seconds since the epoch). */
+export interface TokenLifetime {
+  readonly issuedAt: number;
+  readonly expiresAt: number;
+}
+
 /**
  * Checks a client's `Authorization` header. Resolves null for missing or wrong
  * credentials (the client gets 401) and never rejects for them. When the
@@ -20,9 +26,9 @@ export interface Authenticator {
    * Whether `user` may still sign in, asked for a request that carries a token of Layover's
    * instead of credentials: a user removed from the htpasswd file, disabled in the directory or
    * whose static token was removed loses access at once, not when the token expires. Rejects,
-   * like authenticate, when it cannot be checked now.
+   * like authenticate, when it cannot be checked now. `token`: the lifetime of the token asked about.
    */
-  stillValid(user: string): Promise<boolean>;
+  stillValid(user: string, token?: TokenLifetime): Promise<boolean>;
 }
 
 /** `Basic base64(user:password)` -> its parts; null for anything else (the password may contain ':'). */

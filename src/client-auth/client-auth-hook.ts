@@ -32,7 +32,7 @@ async function identify(clientAuth: ClientAuth, authorization: string | undefine
   const bearer = parseBearer(authorization);
   if (bearer !== null && clientAuth.tokens?.isOurs(bearer)) {
     const verified = await clientAuth.tokens.verify(bearer, audience);
-    return verified && (await clientAuth.authenticator.stillValid(verified.identity.user)) ? verified : null;
+    return verified && (await clientAuth.authenticator.stillValid(verified.identity.user, verified.lifetime)) ? verified : null;
   }
   const identity = await clientAuth.authenticator.authenticate(authorization);
   return identity && { identity };

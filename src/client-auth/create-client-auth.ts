@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import type { LayoverConfig } from '../config/layover-config.js';
 import { AccessPolicy } from './access-policy.js';
-import type { Authenticator, ClientIdentity } from './authenticator.js';
+import type { Authenticator, ClientIdentity, TokenLifetime } from './authenticator.js';
 import { HtpasswdAuthenticator } from './authenticators/htpasswd.js';
 import { JwtAuthenticator } from './authenticators/jwt.js';
 import { LdapAuthenticator } from './authenticators/ldap.js';
@@ -35,8 +35,8 @@ class WithGroups implements Authenticator {
     return extra.length === 0 ? identity : { ...identity, groups: [...new Set([...identity.groups, ...extra])] };
   }
 
-  stillValid(user: string): Promise<boolean> {
-    return this.inner.stillValid(user);
+  stillValid(user: string, token?: TokenLifetime): Promise<boolean> {
+    return this.inner.stillValid(user, token);
   }
 }
 
@@ -67,6 +67,17 @@ export async function createAuthenticator(config: LayoverConfig, logger: Logger,
   }
 }
 
+/**
+ * CLIENT_TOKEN_TTL, but without LDAP_BIND_DN no longer than a remembered password
+ * (CLIENT_AUTH_CACHE_TTL): the directory may not let Layover look a token's user up again, so a
+ * token lasts only as long as the password check it was issued on counts (the LDAP authenticator
+ * needs no look-up for such a token), and clients fetch the next one with their password.
+ */
+function tokenLifetimeMs(config: LayoverConfig): number {
+  const { mode, ldap, tokenTtlMs, cacheTtlMs } = config.clientAuth;
+  return mode === 'ldap' && ldap?.bindDn === null ? Math.min(tokenTtlMs, cacheTtlMs) : tokenTtlMs;
+}
+
 export interface ClientAuthDependencies {
   /** For identity providers Layover must ask over HTTPS (JWKS): resolved and trusted like an upstream. */
   dispatcher?: Dispatcher;
@@ -93,7 +104,7 @@ export async function createClientAuth(config: LayoverConfig, logger: Logger, de
   const authenticator = await createAuthenticator(config, logger, deps.dispatcher ? { dispatcher: deps.dispatcher } : {});
   // Replicas of a shared index accept each other's tokens only when they sign with one key: never made here then.
   const keyOptions = { createIfMissing: config.cacheIndex.kind === 'sqlite' };
-  const tokens = challenge === 'bearer' ? await LayoverTokens.open(config.clientAuth.tokenKeyFile, config.clientAuth.tokenTtlMs, keyOptions) : null;
+  const tokens = challenge === 'bearer' ? await LayoverTokens.open(config.clientAuth.tokenKeyFile, tokenLifetimeMs(config), keyOptions) : null;
   logger.info({ clientAuth: mode, challenge, accessRules: accessRules ? accessRules.length : 'default: every user may pull' }, 'clients must authenticate');
   return { mode, authenticator, policy: new AccessPolicy(accessRules), tokens };
 }

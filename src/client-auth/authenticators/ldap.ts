@@ -6,9 +6,10 @@ import type { Logger } from 'pino';
 import type { LayoverConfig } from '../../config/layover-config.js';
 import { OciError } from '../../registry/oci-errors.js';
 import { LruMap } from '../../tls/lru-map.js';
-import type { Authenticator, ClientIdentity } from '../authenticator.js';
+import type { Authenticator, ClientIdentity, TokenLifetime } from '../authenticator.js';
 import { parseBasic } from '../authenticator.js';
 import { escapeDnValue, escapeFilterValue, fillTemplate } from './ldap-escape.js';
+import { MIN_LIFETIME_S } from '../token-service/layover-tokens.js';
 import { RememberedCredentials } from './remembered.js';
 
 export type LdapSettings = NonNullable<LayoverConfig['clientAuth']['ldap']>;
@@ -80,7 +81,7 @@ export class LdapAuthenticator implements Authenticator {
     if (settings.bindDn === null) {
       logger.warn(
         { ldap: settings.url },
-        'LDAP without LDAP_BIND_DN: tokens of Layover\'s are re-checked by an anonymous lookup of their user; where the directory refuses that, they are refused too once CLIENT_AUTH_CACHE_TTL after the user\'s last password check has passed (set LDAP_BIND_DN)',
+        'LDAP without LDAP_BIND_DN: Layover cannot look users up unless the directory allows it anonymously, so its tokens (CLIENT_AUTH_CHALLENGE=bearer) last no longer than CLIENT_AUTH_CACHE_TTL and longer ones are refused unless the directory confirms their user (set LDAP_BIND_DN to keep CLIENT_TOKEN_TTL)',
       );
     }
     return new LdapAuthenticator(options, ca);
@@ -103,8 +104,12 @@ export class LdapAuthenticator implements Authenticator {
    * asked at most once per CLIENT_AUTH_CACHE_TTL per user, and not within that time of a
    * successful bind as the user (that bind found the entry). Fails closed: a directory that does
    * not let Layover look the user up (no LDAP_BIND_DN, anonymous reads refused) confirms nobody.
+   * Without LDAP_BIND_DN the token service issues tokens no longer than CLIENT_AUTH_CACHE_TTL
+   * (create-client-auth.ts): such a token ends before a remembered password would be checked
+   * again, so it needs no look-up, on this replica or any other.
    */
-  async stillValid(user: string): Promise<boolean> {
+  async stillValid(user: string, token?: TokenLifetime): Promise<boolean> {
+    if (this.#settings.bindDn === null && token && token.expiresAt - token.issuedAt <= Math.max(this.#rememberMs / 1000, MIN_LIFETIME_S)) return true;
     const until = this.#present.get(user);
     if (until !== undefined && until > Date.now()) return true;
     const found = await this.#withClient((client) => this.#findEntry(client, user));
@@ -131,7 +136,7 @@ export class LdapAuthenticator implements Authenticator {
       if (error instanceof ResultCodeError && error.code === INSUFFICIENT_ACCESS) {
         if (!this.#warnedBlind) {
           this.#warnedBlind = true;
-          this.#logger.warn({ ldap: settings.url }, 'LDAP: the directory does not let Layover look users up; tokens of Layover\'s are refused once their user\'s last password check is older than CLIENT_AUTH_CACHE_TTL (set LDAP_BIND_DN)');
+          this.#logger.warn({ ldap: settings.url }, 'LDAP: the directory does not let Layover look users up; a token of Layover\'s that outlives CLIENT_AUTH_CACHE_TTL is refused unless its user logged in within it (set LDAP_BIND_DN)');
         }
         return false;
       }

@@ -1,18 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
-import type { ClientIdentity } from '../authenticator.js';
+import type { ClientIdentity, TokenLifetime } from '../authenticator.js';
 import { loadOrCreateTokenKey, type TokenKey, type TokenKeyFileOptions } from './token-key.js';
 import { parseAccessClaim, type TokenAccess } from './token-scopes.js';
 
 /** `iss` of every token Layover issues. */
 export const LAYOVER_TOKEN_ISSUER = 'layover';
 /** The token spec: "a token should never be returned with less than 60 seconds to live". */
-const MIN_LIFETIME_S = 60;
+export const MIN_LIFETIME_S = 60;
 
 /** A token of Layover's that checked out: who it is for and what it grants (its `access` claim). */
 export interface VerifiedToken {
   readonly identity: ClientIdentity;
   readonly access: readonly TokenAccess[];
+  readonly lifetime: TokenLifetime;
 }
 
 export interface IssuedToken {
@@ -80,11 +81,12 @@ export class LayoverTokens {
         issuer: LAYOVER_TOKEN_ISSUER,
         audience,
         algorithms: ['ES256'],
-        requiredClaims: ['exp', 'sub'],
+        requiredClaims: ['exp', 'iat', 'sub'],
       });
-      if (typeof payload.sub !== 'string' || payload.sub === '') return null;
+      if (typeof payload.sub !== 'string' || payload.sub === '' || payload.exp === undefined || payload.iat === undefined) return null;
       const groups = Object.freeze(Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : []);
-      return Object.freeze({ identity: Object.freeze({ user: payload.sub, groups }), access: parseAccessClaim(payload.access) });
+      const lifetime = Object.freeze({ issuedAt: payload.iat, expiresAt: payload.exp });
+      return Object.freeze({ identity: Object.freeze({ user: payload.sub, groups }), access: parseAccessClaim(payload.access), lifetime });
     } catch {
       return null;
     }

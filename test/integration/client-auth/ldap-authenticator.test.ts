@@ -210,6 +210,15 @@ describe('LdapAuthenticator: stillValid (a token of Layover’s is good while it
     expect(await auth.stillValid('bob')).toBe(false);
   });
 
+  it('without LDAP_BIND_DN, a token no longer than CLIENT_AUTH_CACHE_TTL needs no look-up; with it, every token is looked up', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const { auth: blind } = await open(settings());
+    expect(await blind.stillValid('bob', { issuedAt: now, expiresAt: now + 60 })).toBe(true);
+    expect(await blind.stillValid('bob', { issuedAt: now, expiresAt: now + 900 })).toBe(false);
+    const { auth: service } = await open(settings({ bindDn: SERVICE_DN, bindPassword: new Secret(SERVICE_PASSWORD) }));
+    expect(await service.stillValid('ghost', { issuedAt: now, expiresAt: now + 60 })).toBe(false);
+  });
+
   it('asks the search, so a filter that leaves an account out disables it', async () => {
     const { auth } = await open(searching());
     expect(await auth.stillValid('bob')).toBe(true);

@@ -54,7 +54,7 @@ describe('LayoverTokens', () => {
     expect(claims).toMatchObject({ iss: LAYOVER_TOKEN_ISSUER, sub: 'alice', aud: 'ghcr.io', groups: ['dev'], access });
     expect(claims.exp! - claims.iat!).toBe(900);
     expect(tokens.isOurs(issued.token)).toBe(true);
-    expect(await tokens.verify(issued.token, 'ghcr.io')).toEqual({ identity: alice, access });
+    expect(await tokens.verify(issued.token, 'ghcr.io')).toEqual({ identity: alice, access, lifetime: { issuedAt: claims.iat, expiresAt: claims.exp } });
   });
 
   it('never outlives the credential it was issued for: a JWT with 45 s left buys at most 45 s', async () => {
