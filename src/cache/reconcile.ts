@@ -16,6 +16,8 @@ export const RECONCILE_LEASE = 'reconcile';
 const LEASE_TTL_MS = 60_000;
 /** The rows' deletion and each upload's abort need this much of the lease left. */
 const STEP_NEEDS_MS = 20_000;
+/** Listed objects between two looks at the lease (one page of a bucket listing). */
+const RENEW_EVERY = 1_000;
 /**
  * On a shared index a row is written before its object is committed (BlobCache.install), so a row without
  * an object may be another replica's fill in its commit step: the last part of at most 8 MiB and the
@@ -53,8 +55,15 @@ export async function reconcile(
   const lease = shared ? await takeLease(index, logger) : undefined;
   try {
     const strays = lease === null ? 0 : await store.sweepStrays();
+    // A long listing or adoption renews the lease as it goes; once lost, the check before the changes says so.
+    const renew = async (): Promise<void> => {
+      if (lease) await leaseStillHeld(lease, STEP_NEEDS_MS);
+    };
     const stored = new Set<Digest>();
-    for await (const digest of store.list()) stored.add(digest);
+    for await (const digest of store.list()) {
+      stored.add(digest);
+      if (stored.size % RENEW_EVERY === 0) await renew();
+    }
 
     const live: BlobEntry[] = [];
     const missing: Digest[] = [];
@@ -69,7 +78,7 @@ export async function reconcile(
     }
 
     const unindexed = [...stored].filter((digest) => !indexed.has(digest));
-    const { reindexed, refused } = await adoptAll(store, unindexed);
+    const { reindexed, refused } = await adoptAll(store, unindexed, renew);
 
     // Another replica's changes must not be undone by a holder whose lease ran out meanwhile.
     const mayChange = lease === undefined || (lease !== null && (await leaseStillHeld(lease, STEP_NEEDS_MS)));
@@ -114,7 +123,7 @@ async function takeLease(index: IndexStore, logger: FastifyBaseLogger): Promise<
 }
 
 /** Rows for committed blobs that have none (the store refuses, and may remove, what must not be served). */
-async function adoptAll(store: BlobStore, digests: Digest[]): Promise<{ reindexed: BlobEntry[]; refused: number }> {
+async function adoptAll(store: BlobStore, digests: Digest[], between: () => Promise<void>): Promise<{ reindexed: BlobEntry[]; refused: number }> {
   const reindexed: BlobEntry[] = [];
   let refused = 0;
   for (let i = 0; i < digests.length; i += ADOPT_CONCURRENCY) {
@@ -129,6 +138,7 @@ async function adoptAll(store: BlobStore, digests: Digest[]): Promise<{ reindexe
         reindexed.push({ digest, size, kind, mediaType, created: modified, lastAccess: modified, source: 'reconciled' });
       }),
     );
+    await between();
   }
   return { reindexed, refused };
 }
