@@ -68,7 +68,7 @@ export class DnsServer {
   readonly #tcp: TcpListener;
   readonly #recursion: ClientNetworks;
   readonly #rateLimiter: ResponseRateLimiter;
-  /** Clients the rate limit spares (DNS_RATE_LIMIT_EXEMPT): null when there are none, so the hot path skips the check. */
+  /** Clients the rate limit spares (DNS_RATE_LIMIT_EXEMPT): null when there are none or no limit, so the hot path skips the check. */
   readonly #rateLimitExempt: ClientNetworks | null;
   #udp: dgram.Socket | undefined;
   #forwarder: Forwarder | undefined;
@@ -86,7 +86,7 @@ export class DnsServer {
     const { policy } = options;
     this.#recursion = new ClientNetworks(policy.allowRecursion);
     this.#rateLimiter = new ResponseRateLimiter({ perSecond: policy.rateLimit, slip: policy.rateLimitSlip });
-    this.#rateLimitExempt = policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
+    this.#rateLimitExempt = policy.rateLimit > 0 && policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
     this.#tcp = new TcpListener({
       handle: (query, remote) => this.#handle(query, 'tcp', remote.address, remote.port),
       logger: options.logger,
