@@ -9,8 +9,14 @@ import { leaseStillHeld } from './lease-holding.js';
  * replica disagree by.
  */
 export const ABANDONED_AFTER_MS = 60_000;
-/** How long this replica holds a fill lease it took only to abort the upload of its digest. */
-const FILL_PROBE_TTL_MS = 60_000;
+/**
+ * How long a fill lease taken only to abort an upload lasts if this replica dies holding it: a fill of
+ * that digest waits for it meanwhile. The abort names one upload id, so a fill begun after the lease ran
+ * out has an upload of its own and is not touched.
+ */
+const FILL_PROBE_TTL_MS = 10_000;
+/** What a replica that wants to fill the digest meanwhile learns of the holder (it names no peer to follow). */
+const PROBE_NOTE = 'reconcile: aborting an abandoned upload';
 /** Each abort needs this much of the reconcile lease left. */
 const ABORT_NEEDS_MS = 10_000;
 
@@ -39,7 +45,7 @@ export async function abortAbandonedUploads(
   let live = 0;
   for (const upload of old) {
     if (!(await leaseStillHeld(reconciling, ABORT_NEEDS_MS))) break;
-    const fill = await leases.acquireLease(fillLeaseName(upload.digest), FILL_PROBE_TTL_MS, { unfenced: true }).catch(() => null);
+    const fill = await leases.acquireLease(fillLeaseName(upload.digest), FILL_PROBE_TTL_MS, { unfenced: true, note: PROBE_NOTE }).catch(() => null);
     if (!fill) {
       live += 1;
       continue;
