@@ -10,6 +10,7 @@ import { IO_CHUNK } from './durable-files.js';
 import { FillError } from './fill-error.js';
 import { FillReader, type FillSource } from './fill-reader.js';
 import { FillRelay } from './fill-relay.js';
+import { StoreWait } from './store-wait.js';
 import { TempFile } from './temp-file.js';
 
 /**
@@ -57,6 +58,7 @@ export class BlobFill implements Fill, FillSource {
   private readonly file: TempFile;
   private readonly upload: BlobUpload;
   private readonly hash: Hash;
+  private readonly storeTimeoutMs: number;
   private readonly started = performance.now();
   private resolveDone!: (entry: BlobEntry) => void;
   private rejectDone!: (error: FillError) => void;
@@ -75,6 +77,7 @@ export class BlobFill implements Fill, FillSource {
   /** Set when the temp file failed: every byte from the point of failure on, as received. */
   private relay: FillRelay | undefined;
   private stallTimer: NodeJS.Timeout | undefined;
+  private readonly storeWait: StoreWait;
   /** Set when the store took nothing for storeTimeoutMs: the fill goes on for its readers, uncached. */
   private storeFailure: FillError | undefined;
   private sink: Writable | undefined;
@@ -85,6 +88,8 @@ export class BlobFill implements Fill, FillSource {
     this.meta = meta;
     this.tmpPath = tmpPath;
     this.host = host;
+    this.storeTimeoutMs = host.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
+    this.storeWait = new StoreWait(this.storeTimeoutMs, () => this.giveUpStore());
     this.hash = hasherFor(digest);
     this.file = new TempFile(tmpPath, {
       written: () => this.notify(),
@@ -183,7 +188,7 @@ export class BlobFill implements Fill, FillSource {
         write: (chunk: Buffer, _encoding, callback) => void this.accept(chunk).then(() => callback(), callback),
         final: (callback) => void this.file.flush().then(() => callback(), callback),
       });
-      this.armStallTimer();
+      this.stallTimer = setTimeout(() => this.onStall(), this.host.stallTimeoutMs);
       await pipeline(source, this.sink);
       this.clearTimers();
       this.check();
@@ -229,39 +234,18 @@ export class BlobFill implements Fill, FillSource {
     }
     // The source was held back while the disk worked or a reader caught up; that wait is not the source's silence.
     this.stallTimer?.refresh();
-    if (uploaded) await this.waitForStore(uploaded);
+    if (!uploaded) return;
+    // The backpressure of a slow bucket: meanwhile a stall is not the upstream's (see onStall).
+    await this.storeWait.wait(uploaded);
+    this.stallTimer?.refresh();
   }
 
-  /**
-   * Waits for the store to take a chunk (the backpressure of a slow bucket) with the stall timer
-   * stopped: the store's time is not the upstream's silence. A store that takes nothing within its
-   * own bound is given up: its upload is aborted, and the fill serves its readers without it.
-   */
-  private async waitForStore(uploaded: Promise<void>): Promise<void> {
-    clearTimeout(this.stallTimer);
-    const timeoutMs = this.host.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timed-out'>((resolve) => {
-      timer = setTimeout(() => resolve('timed-out'), timeoutMs);
-    });
-    try {
-      if ((await Promise.race([uploaded, timedOut])) === 'timed-out') this.giveUpStore(timeoutMs);
-    } finally {
-      clearTimeout(timer);
-      if (this.state === 'filling') this.armStallTimer();
-    }
-  }
-
-  private giveUpStore(timeoutMs: number): void {
-    this.storeFailure = new FillError('io-error', `the blob store took nothing for ${timeoutMs} ms; the fill goes on for its readers, uncached`);
+  /** The store took nothing within its bound: its upload is aborted, and the fill serves its readers without it. */
+  private giveUpStore(): void {
+    this.storeFailure = new FillError('io-error', `the blob store took nothing for ${this.storeTimeoutMs} ms; the fill goes on for its readers, uncached`);
     this.host.logger.warn({ digest: this.digest, bytes: this.received, ms: this.elapsed() }, 'cache fill: the blob store takes nothing; going on without it');
     // Now, not at the end of the fill: whatever the upload holds (part buffers, room it waits for) is let go.
     this.upload.abort().catch((error: unknown) => this.host.logger.warn({ err: error, digest: this.digest }, 'cache fill: aborting the upload failed'));
-  }
-
-  private armStallTimer(): void {
-    clearTimeout(this.stallTimer);
-    this.stallTimer = setTimeout(() => this.onStall(), this.host.stallTimeoutMs);
   }
 
   /**
@@ -289,6 +273,8 @@ export class BlobFill implements Fill, FillSource {
   }
 
   private onStall(): void {
+    // The fill is waiting for its store, not for the upstream: that wait has a bound of its own.
+    if (this.storeWait.waiting) return void this.stallTimer?.refresh();
     const readers = this.relay?.holding ? this.relay.cutOffLaggards() : 0;
     if (readers > 0) {
       // The source was not silent but held for readers that stopped reading: they go, the others stay.
@@ -336,6 +322,7 @@ export class BlobFill implements Fill, FillSource {
 
   private clearTimers(): void {
     clearTimeout(this.stallTimer);
+    this.storeWait.stop();
     this.file.stopTimer();
   }
 
