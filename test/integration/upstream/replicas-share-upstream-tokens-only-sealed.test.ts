@@ -142,6 +142,9 @@ describe('upstream tokens in the index: bounds', () => {
     const expiries = cache.recordKeys(PREFIX).map((name) => cache.getRecord<{ expiresAt: number }>(name)!.expiresAt);
     expect(Math.min(...expiries)).toBeGreaterThan(now + 350_000);
 
+    // Junk under the prefix (anyone who can write the index could leave it) opens as nothing and is swept.
+    const junk = [{ v: 1, expiresAt: 'never' }, { v: 1, expiresAt: now + 86_400_000, iv: '!', tag: '', data: 'x' }, 'token', null];
+    for (const [i, value] of junk.entries()) await cache.setRecord(`${PREFIX}junk-${i}`, value);
     now += 2 * 3_600_000;
     await tokens.get(`${KEY}|late`, () => Promise.resolve({ token: 'late', expiresIn: 300 }));
     await until(() => cache.recordKeys(PREFIX).length === 1);
