@@ -46,7 +46,9 @@ export async function dockerProxyRoute(app: FastifyInstance, ctx: ProxyContext):
       } catch {
         throw new OciError('DENIED', REFUSALS.malformed, { reason: 'malformed' });
       }
-      await serveFromStorage(ctx, request.server.storageRedirects, request, reply, { digest, registry, repo, target });
+      // `host:port` (a registry at a port of its own) is its own origin; a bare name is looked up (Docker Hub's aliases).
+      const origin = registry.includes(':') ? `https://${registry}` : undefined;
+      await serveFromStorage(ctx, request.server.storageRedirects, request, reply, { digest, registry, repo, target, ...(origin ? { origin } : {}) });
       return reply;
     },
   });

@@ -56,7 +56,9 @@ export function answerBlobRedirect({ ctx, request, reply, res, target, name, dig
 
   if (mode === 'rewrite') {
     settle?.(undefined);
-    const url = redirects.signedUrl(request.host, { digest, registry: target.registry, repo: name, target: location.href });
+    // A registry at a port of its own is signed with it: only at that port is it a registry Layover proxies.
+    const port = new URL(target.origin).port;
+    const url = redirects.signedUrl(request.host, { digest, registry: port ? `${target.registry}:${port}` : target.registry, repo: name, target: location.href });
     void reply.code(307).header('location', url).header('cache-control', 'no-store').header('content-length', 0).send();
     return;
   }

@@ -5,8 +5,9 @@
  * fixture; Layover, its resolver (dnsmasq), TLS and the clients are real.
  *
  * One blob of 2 MiB, served under the repository that names the behaviour:
- *   ok/...     the right bytes
- *   wrong/...  bytes of other content, right length (the first and last bytes differ from the right ones)
+ *   ok/...       the right bytes
+ *   wrong/...    bytes of other content, right length (the first and last bytes differ from the right ones)
+ *   redirect/... a 307 to `/storage/<digest>?X-Amz-Signature=…` on its own origin, which serves the right bytes
  * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
  * `holdHeads()` is on, a HEAD waits for `release()` before it is answered, and while `holdGets()` is
  * on, so does a GET (headers and all). Every answer carries
@@ -88,7 +89,14 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end('{}');
     }
-    const mode = /^\/v2\/(ok|wrong)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
+    // Like a registry whose blobs live on a storage host (here its own origin, which Layover may reach): a signed redirect.
+    const redirect = /^\/v2\/redirect\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
+    if (redirect && redirect[1] === digest) {
+      res.writeHead(307, { location: `/storage/${digest}?X-Amz-Signature=held-${seen.length}`, 'content-length': '0' });
+      return res.end();
+    }
+    const storage = /^\/storage\/([^/?]+)\?/.exec(url);
+    const mode = storage ? [url, 'ok', storage[1]] : /^\/v2\/(ok|wrong)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
     if (!mode || mode[2] !== digest) {
       res.writeHead(404, { 'content-type': 'application/json' });
       return res.end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');

@@ -94,6 +94,47 @@ describe.each([
   }, 120_000);
 });
 
+describe('a download through a storage redirect', () => {
+  it('is fetched once for the fleet too: clients of every replica follow the one storage GET', async () => {
+    useS3rverCredentials();
+    const s3 = await startS3rver();
+    const replicas = await startFleet(redis.url, s3, 'fleet-storage');
+    const { digest, bytes } = upstream.blob;
+    // Each client is sent to docker.proxy by its replica (REDIRECTS=rewrite), and asks that replica for it.
+    const redirects = await Promise.all(replicas.flatMap((replica, i) => [0, 1].map(() => ask(replica, REPLICA_ADDRESSES[i]!, `/v2/redirect/app/blobs/${digest}`))));
+    const locations = redirects.map((answer) => {
+      expect(answer.status).toBe(307);
+      const location = new URL(String(answer.headers.location));
+      expect(location.hostname).toBe('docker.proxy');
+      return location.pathname + location.search;
+    });
+    const storageGets = (): number => upstream.seen.filter((seen) => seen.method === 'GET' && seen.url.startsWith('/storage/')).length;
+    upstream.holdBodies();
+    const answers = locations.map((path, i) => {
+      const replica = replicas[Math.floor(i / 2)]!;
+      const { host, port } = replica.app.config.peerAddress!;
+      return new Promise<Answer>((resolve, reject) => {
+        const req = httpsRequest({ host, port, servername: 'docker.proxy', ca: replica.app.ca.certPem, path, headers: { host: 'docker.proxy' }, agent: false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: true }));
+          res.on('aborted', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: false }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    });
+    await upstream.held(1);
+    await until(() => replicas.flatMap((replica) => replica.logs).filter((line) => line.msg === PEER_JOINED).length >= (replicas.length - 1) * 2);
+    upstream.release();
+    for (const answer of await Promise.all(answers)) {
+      expect([answer.status, answer.complete]).toEqual([200, true]);
+      expect(answer.body.equals(bytes)).toBe(true);
+    }
+    expect(storageGets()).toBe(1);
+  }, 120_000);
+});
+
 describe('the peer route', () => {
   it('serves only the fleet: unsigned, foreign-signed or replayed-elsewhere requests are refused before anything is looked up', async () => {
     useS3rverCredentials();
