@@ -5,26 +5,15 @@
  * kept and replayed), a pull goes on without its row, and once the backend answers again the kept
  * writes arrive. Blobs go to s3rver (see s3rver-fixture.ts); the index servers are real.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { BACKEND_CALL_TIMEOUT_MS } from '../../../src/cache/indexes/bounded-calls.js';
 import { CacheIndexUnavailableError, type CacheIndex } from '../../../src/cache/cache-index.js';
 import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
-import { parseCacheIndex, type CacheIndexConfig } from '../../../src/config/shared-stores.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { freezeServer } from '../../helpers/frozen-server.js';
-import { startPostgres, type PostgresServer } from '../../helpers/postgres-server.js';
-import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { blob, collect, handSource, meta, openCache, tally } from '../../unit/cache/cache-fixture.js';
 import { startS3rver, useS3rverCredentials } from '../../unit/cache/s3rver-fixture.js';
-
-let redis: RedisServer;
-let postgres: PostgresServer;
-beforeAll(async () => {
-  [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
-}, 60_000);
-afterAll(async () => {
-  await Promise.allSettled([redis?.close(), postgres?.close()]);
-});
+import { indexConfigOf, sharedIndexServers, type SharedIndexServer } from './shared-index-servers.js';
 
 /** A hang guard, many times the bound of one call: what matters is that the call ends at all. */
 const SETTLES_WITHIN_MS = 6 * BACKEND_CALL_TIMEOUT_MS;
@@ -42,20 +31,16 @@ async function settles<T>(what: string, call: Promise<T>): Promise<{ resolved: t
   }
 }
 
-const indexOf = (url: string): CacheIndexConfig => parseCacheIndex(url) as CacheIndexConfig;
-
-async function openIndex(url: string): Promise<CacheIndex> {
-  const index = await openCacheIndex(indexOf(url), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger, retryMs: 100 });
+/** The index as the test sees it, replaying failed writes soon; closed when the test ends. */
+async function openIndex(server: SharedIndexServer): Promise<CacheIndex> {
+  const index = await openCacheIndex(indexConfigOf(server), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger, retryMs: 100 });
   onTestFinished(() => index.close());
   return index;
 }
 
-describe.each([
-  ['redis', () => redis],
-  ['postgres', () => postgres],
-] as const)('a frozen %s index', (name, server) => {
+describe.each(sharedIndexServers())('a frozen %s index', (name, server) => {
   it('fails every index call within its bound, and the kept writes arrive once it answers again', async () => {
-    const index = await openIndex(server().url);
+    const index = await openIndex(server());
     const thaw = await freezeServer(server().port);
     const { digest } = blob(10);
     const row = { digest, size: 10, mediaType: null, kind: 'blob' as const, created: 1, lastAccess: 1, source: 'quay.io/org/repo' };
@@ -76,7 +61,7 @@ describe.each([
     expect((await settles('a later putRecord', index.putRecord(`tag:${name}:later`, { digest }))).resolved).toBe(false);
 
     await thaw();
-    const reader = await openIndex(server().url);
+    const reader = await openIndex(server());
     for (const deadline = Date.now() + 60_000; ; ) {
       const { records, entries } = await reader.load();
       if (records.has(`tag:${name}:frozen`) && records.has(`tag:${name}:second`) && records.has(`tag:${name}:later`) && entries.some((e) => e.digest === digest)) break;
@@ -89,7 +74,7 @@ describe.each([
   it('lets pulls go on without their rows: a put, a fill and a record, each settled within the bound', async () => {
     useS3rverCredentials();
     const s3 = await startS3rver();
-    const { cache } = await openCache({ blobStore: s3.config(`frozen-${name}`), cacheIndex: indexOf(server().url) });
+    const { cache } = await openCache({ blobStore: s3.config(`frozen-${name}`), cacheIndex: indexConfigOf(server()) });
     const thaw = await freezeServer(server().port);
     const small = blob(300_000);
     const filled = blob(2_000_000);
@@ -110,7 +95,7 @@ describe.each([
     expect((await collect(cache.read(small.digest)!.stream)).equals(small.bytes)).toBe(true);
 
     await thaw();
-    const index = await openIndex(server().url);
+    const index = await openIndex(server());
     for (const deadline = Date.now() + 90_000; ; ) {
       const { entries, records } = await index.load();
       const digests = new Set(entries.map((e) => e.digest));
@@ -121,7 +106,7 @@ describe.each([
   }, 150_000);
 
   it('closes within the bound while the backend is frozen, its feed listening', async () => {
-    const index = await openCacheIndex(indexOf(server().url), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    const index = await openCacheIndex(indexConfigOf(server()), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
     await index.feed!.subscribe({ change: () => undefined, resubscribed: () => undefined });
     await index.putRecord(`tag:${name}:before-close`, { at: 1 });
     await freezeServer(server().port);
@@ -130,7 +115,7 @@ describe.each([
 
   it('refuses to open within the bound when the backend accepts but never answers', async () => {
     await freezeServer(server().port);
-    const opened = await settles('open', openCacheIndex(indexOf(server().url), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger }));
+    const opened = await settles('open', openCacheIndex(indexConfigOf(server()), { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger }));
     if (opened.resolved) await opened.value.close();
     expect(opened.resolved).toBe(false);
     expect((opened as { error: unknown }).error).toBeInstanceOf(CacheIndexUnavailableError);
