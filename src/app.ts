@@ -24,6 +24,7 @@ import { registerRequestGuards } from './proxy/request-guards.js';
 import { dockerProxyRoute } from './proxy/docker-proxy-route.js';
 import { createFleet, type Fleet } from './peers/fleet.js';
 import { peerBlobRoute } from './peers/peer-blob-route.js';
+import { SharedTokens } from './upstream/auth/shared-tokens.js';
 import { PendingFills } from './proxy/pending-fills.js';
 import { StorageRedirects } from './proxy/redirects/storage-redirects.js';
 import { registryProxy } from './proxy/registry-proxy.js';
@@ -182,7 +183,16 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   https.decorate('upstream', upstreamAgent);
   await https.register(replyFrom, { undici: upstreamAgent, disableRequestLogging: true });
   https.decorate('storageRedirects', await StorageRedirects.open(config, intercepted));
-  const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger });
+  // Replicas of a shared index share upstream bearer tokens, sealed under a key derived from the redirect key they share.
+  const sharedTokens =
+    config.cacheIndex.kind === 'sqlite'
+      ? undefined
+      : new SharedTokens({
+          records: cache,
+          secret: https.storageRedirects.derivedKey('upstream tokens'),
+          onError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstream tokens: the shared index could not be written (this replica keeps its own)'),
+        });
+  const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger, ...(sharedTokens ? { sharedTokens } : {}) });
   // One PendingFills for both: a registry's blob GET and a docker.proxy GET of the same digest share a download.
   const fleet = createFleet(config, cache, ca, logger as FastifyBaseLogger);
   const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth, clientAuth, fleet };

@@ -13,7 +13,7 @@ export interface ConfigSources {
 }
 
 /** Relative paths are resolved against the working directory when loaded: printed absolute, they load the same from anywhere. */
-const PATHS: readonly SettingKey[] = ['dataDir', 'caDir', 'upstreamCa', 'htpasswdFile', 'ldapCa'];
+const PATHS: readonly SettingKey[] = ['dataDir', 'caDir', 'upstreamCa', 'htpasswdFile', 'ldapCa', 'redirectKeyFile', 'clientTokenKeyFile'];
 
 /** Defaults the machine decides (load-config.ts): printed as decided, so the file means what ran. */
 const MACHINE_DEFAULTS: Partial<Record<SettingKey, (config: LayoverConfig) => unknown>> = {
@@ -21,6 +21,8 @@ const MACHINE_DEFAULTS: Partial<Record<SettingKey, (config: LayoverConfig) => un
   advertise: (c) => c.advertise,
   upstreamDns: (c) => c.upstreamDns,
   dnsAllowRecursion: (c) => c.dnsPolicy.allowRecursion,
+  dnsRateLimitExempt: (c) => c.dnsPolicy.rateLimitExempt,
+  peerAddress: (c) => (c.peerAddress ? (c.peerAddress.host.includes(':') ? `[${c.peerAddress.host}]:${c.peerAddress.port}` : `${c.peerAddress.host}:${c.peerAddress.port}`) : 'off'),
 };
 
 /** Secret settings whose config-file entries carry the secret in one field, inline or as a reference (`passwordFile`, `passwordEnv`). */

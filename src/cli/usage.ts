@@ -37,6 +37,10 @@ const MACHINE_DEFAULTS: Partial<Record<SettingKey, string>> = {
   advertise: "this host's addresses",
   upstreamDns: 'the resolvers in /etc/resolv.conf',
   dnsAllowRecursion: "loopback, private (RFC 1918, RFC 6598), link-local, ULA and this host's networks",
+  dnsRateLimitExempt: "loopback and this host's networks",
+  redirectKeyFile: 'DATA_DIR/redirect.key',
+  clientTokenKeyFile: 'DATA_DIR/client-token-key.pem',
+  peerAddress: "this host's address at the HTTPS port (shared index only)",
 };
 
 /** What a flag's value looks like, from the form its setting expects. */

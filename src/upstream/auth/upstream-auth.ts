@@ -12,7 +12,7 @@ import { CredentialStore, credentialName } from './credential-store.js';
 import { RealmGuard } from './realm-guard.js';
 import { hostOnly, sameSite } from './realm-policy.js';
 import { basicAuthorization, discoverChallenge, fetchToken, readBounded } from './token-client.js';
-import { TokenCache } from './token-cache.js';
+import { type SharedTokenStore, TokenCache } from './token-cache.js';
 import { UpstreamDispatcher } from '../upstream-agent.js';
 
 /** Layover's token endpoint on every intercepted registry name; Bearer challenges point clients here (see rewriteChallenges). */
@@ -89,14 +89,23 @@ export class UpstreamAuth {
   readonly #realms: RealmGuard;
 
   /** `realms`: where realms on other hosts are reached through; by default the UpstreamDispatcher's guard. */
-  constructor(options: { dispatcher: Dispatcher; realms?: RealmGuard; credentials: readonly RegistryCredential[]; logger: Log; runHelper?: HelperRunner; now?: () => number }) {
+  constructor(options: {
+    dispatcher: Dispatcher;
+    realms?: RealmGuard;
+    credentials: readonly RegistryCredential[];
+    logger: Log;
+    runHelper?: HelperRunner;
+    now?: () => number;
+    /** Replicas of a shared index: bearer tokens sealed in the index's records, so one fetched by any replica serves all. */
+    sharedTokens?: SharedTokenStore;
+  }) {
     this.#dispatcher = options.dispatcher;
     const realms = options.realms ?? (options.dispatcher instanceof UpstreamDispatcher ? options.dispatcher.realms : null);
     if (!realms) throw new TypeError('UpstreamAuth needs a RealmGuard: pass `realms`, or the UpstreamDispatcher as `dispatcher`');
     this.#realms = realms;
     this.#now = options.now ?? Date.now;
     this.#store = new CredentialStore(options.credentials, { ...(options.runHelper ? { runHelper: options.runHelper } : {}), now: this.#now });
-    this.#tokens = new TokenCache({ now: this.#now });
+    this.#tokens = new TokenCache({ now: this.#now, ...(options.sharedTokens ? { shared: options.sharedTokens } : {}) });
     this.#logger = options.logger;
   }
 
