@@ -90,7 +90,7 @@ export interface Fleet {
   /** SIGKILL. */
   kill(name: string): Promise<void>;
   restart(name: string): Promise<LayoverProcess>;
-  /** skopeo copy of the image (or `host/repo:tag` ref without the host) through this replica into a new dir:. */
+  /** skopeo copy of the image (by tag; one platform of an index unless `all`) through this replica into a new dir:; throws with the replica's warnings when it fails. */
   pull(name: string, image: ImageKey | PushedImage, options?: PullOptions): Promise<ExecResult & { dir: string }>;
   /** Upstream blob GETs logged since the last clear (only of `digests` if given); waits for the access log first. */
   upstreamBlobGets(digests?: Iterable<string>): Promise<number>;
