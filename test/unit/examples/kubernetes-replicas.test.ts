@@ -203,6 +203,12 @@ describe('examples/kubernetes/replicas: the Service and the node side', () => {
     expect(layoverConfig.advertise).toEqual([service.spec.clusterIP]);
   });
 
+  it('lets the other replicas follow a download at the pod\'s own address and HTTPS port, never the Service\'s', () => {
+    // configFor's machine has the address 192.0.2.1: in a pod, its own IP.
+    expect(layoverConfig.peerAddress).toEqual({ host: '192.0.2.1', port: containerPort(layoverContainer, 'https')!.containerPort });
+    expect(layoverConfig.peerAddress!.host).not.toBe(service.spec.clusterIP);
+  });
+
   it('has the same Service address and names as the single-replica example, so its node setup and CoreDNS block apply unchanged', () => {
     const single = manifests('layover.yaml', 'node-setup.yaml');
     expect(service.spec.clusterIP).toBe(find<typeof service>(single, 'Service', 'layover', NAMESPACE).spec.clusterIP);
