@@ -14,7 +14,7 @@ import { CacheLayout } from './cache-layout.js';
 import { DirectoryLock } from './directory-lock.js';
 import { isCode, writeDurably } from './durable-files.js';
 import { FillError } from './fill-error.js';
-import type { CacheIndex, IndexChange, LeaseStore } from './cache-index.js';
+import { IndexWriteError, type CacheIndex, type IndexChange, type LeaseStore } from './cache-index.js';
 import { openCacheIndex } from './indexes/open-cache-index.js';
 import { LruIndex } from './lru-index.js';
 import { reconcile } from './reconcile.js';
@@ -113,6 +113,7 @@ export class BlobCache {
       cache.lru.load(entries);
       cache.sync = sync;
       sync?.attach(cache.syncHost());
+      if (sync) index.onReplayed?.(() => sync.announce({ type: 'replayed' }));
       // The cap may have been lowered since the last run.
       await cache.eviction.evict(cache.maxSize);
       return cache;
@@ -216,7 +217,7 @@ export class BlobCache {
     const copy: unknown = JSON.parse(JSON.stringify(value) ?? 'null');
     this.sync?.changing('record', key);
     this.records.set(key, copy);
-    await this.index.putRecord(key, copy);
+    if (!(await this.keptIfUnwritten(this.index.putRecord(key, copy), key))) return;
     this.sync?.announce({ type: 'record-set', key });
   }
 
@@ -229,8 +230,23 @@ export class BlobCache {
     this.assertOpen();
     this.sync?.changing('record', key);
     this.records.delete(key);
-    await this.index.deleteRecord(key);
+    if (!(await this.keptIfUnwritten(this.index.deleteRecord(key), key))) return;
     this.sync?.announce({ type: 'record-deleted', key });
+  }
+
+  /**
+   * True once a record write reached the index. One it did not take is kept there and replayed (then
+   * announced as a whole): this replica goes on with the value in memory, and its caller (a pull) with it.
+   */
+  private async keptIfUnwritten(write: Promise<void>, key: string): Promise<boolean> {
+    try {
+      await write;
+      return true;
+    } catch (error) {
+      if (!(error instanceof IndexWriteError)) throw error;
+      this.logger.debug({ err: error, key }, 'cache: a record write waits for the index');
+      return false;
+    }
   }
 
   stats(): { entries: number; bytes: number; maxSize: number; activeFills: number } {

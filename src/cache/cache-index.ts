@@ -14,7 +14,9 @@ export type IndexChange =
   | { readonly type: 'committed'; readonly entry: BlobEntry }
   | { readonly type: 'removed'; readonly digests: readonly Digest[] }
   | { readonly type: 'record-set'; readonly key: string }
-  | { readonly type: 'record-deleted'; readonly key: string };
+  | { readonly type: 'record-deleted'; readonly key: string }
+  /** Writes one replica kept through an outage of the index reached it: the others read the index again. */
+  | { readonly type: 'replayed' };
 
 export interface ChangeListener {
   /** A change another publisher (`origin`, its replica id) made; the listener ignores its own. */
@@ -62,6 +64,8 @@ export interface CacheIndex extends LeaseStore {
    * which one process owns. `publish` never rejects: a message that cannot be sent is lost (at most once).
    */
   readonly feed?: ChangeFeed;
+  /** Calls `listener` each time writes kept through an outage have reached the backend (absent: none are kept). */
+  onReplayed?(listener: () => void): void;
   /** Resolves when every write queued so far has finished (replays of failed writes aside). */
   settled(): Promise<void>;
   /** Settles, tries the failed writes once more, and disconnects. */

@@ -163,6 +163,10 @@ export class ReplicaSync {
           if (!host.isFilling(digest)) lru.delete(digest);
         }
         return;
+      case 'replayed':
+        // What it wrote meanwhile was announced to nobody (the feed was down too): read it all.
+        void this.resync();
+        return;
       case 'record-deleted':
         this.changing('record', change.key);
         records.delete(change.key);

@@ -56,6 +56,8 @@ export function decodeChange(message: string): { change: IndexChange; origin: st
       const digests = fields.digests.map((d) => (typeof d === 'string' ? parseDigest(d) : null));
       return digests.every((d): d is Digest => d !== null) ? { origin, change: { type: 'removed', digests } } : null;
     }
+    case 'replayed':
+      return { origin, change: { type: 'replayed' } };
     case 'committed': {
       // Checked exactly as a row loaded from the index is.
       const digest = typeof fields.entry === 'object' && fields.entry !== null ? (fields.entry as { digest?: unknown }).digest : undefined;

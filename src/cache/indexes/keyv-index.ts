@@ -64,6 +64,7 @@ export class KeyvCacheIndex implements CacheIndex {
   private retryDelay: number;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private replayedListener: (() => void) | undefined;
 
   constructor(backend: IndexBackend, logger: FastifyBaseLogger, options: KeyvIndexOptions = {}) {
     this.backend = backend;
@@ -122,6 +123,10 @@ export class KeyvCacheIndex implements CacheIndex {
 
   get feed(): ChangeFeed | undefined {
     return this.backend.feed;
+  }
+
+  onReplayed(listener: () => void): void {
+    this.replayedListener = listener;
   }
 
   acquireLease(name: string, ttlMs: number, options?: LeaseOptions): Promise<Lease | null> {
@@ -249,6 +254,7 @@ export class KeyvCacheIndex implements CacheIndex {
           replayed += 1;
         });
       }
+      if (replayed > 0) this.replayedListener?.();
       if (this.failed.size === 0) {
         this.retryDelay = this.retryMs;
         this.throttled.reset(WRITE_FAILED);

@@ -14,6 +14,7 @@ describe('index change messages', () => {
       { type: 'removed', digests: [entry(1).digest, entry(2).digest] },
       { type: 'record-set', key: 'tag:quay.io/org/app:latest' },
       { type: 'record-deleted', key: 'tag:quay.io/org/app:latest' },
+      { type: 'replayed' },
     ] as const) {
       expect(encodeChange(change, 'r1').map(decodeChange)).toEqual([{ change, origin: 'r1' }]);
     }
