@@ -22,7 +22,8 @@ Commands:
 
 export const CACHE_USAGE = `Usage: layover cache <command> [options]
 
-Commands (on the data directory, while no Layover runs on it):
+Commands (on the data directory while no Layover runs on it; on a shared cache, CACHE_INDEX
+redis or postgres, also while replicas run: prune and verify act for the fleet):
   cache stats                    totals: entries, bytes, the configured maximum
   cache ls                       every entry, most recently used first
   cache verify                   re-hash every blob; remove the ones that do not match
