@@ -7,7 +7,7 @@ import { BlobFill, type FillHost } from './blob-fill.js';
 import { BlobEviction, type EvictionHost } from './blob-eviction.js';
 import { BlobRemovals } from './blob-removals.js';
 import { verifyBlobs } from './blob-verify.js';
-import type { BlobStore, BlobUpload } from './blob-store.js';
+import { BlobStoreUnavailableError, type BlobStore, type BlobUpload } from './blob-store.js';
 import { createBlobStore } from './blob-stores/create-blob-store.js';
 import type { BlobCacheOptions, BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
 import { CacheLayout } from './cache-layout.js';
@@ -287,10 +287,27 @@ export class BlobCache {
 
   /**
    * A short-lived URL of the committed blob in its store, for a client to fetch it there (BLOB_REDIRECT=presigned);
-   * null when the blob is not cached or the store has no such URLs.
+   * null when the blob is not cached (or no longer in the store). Rejects with BlobStoreUnavailableError when the
+   * store cannot be asked: the caller serves the bytes another way.
    */
   async presignedUrl(digest: Digest, expiresInSeconds: number): Promise<string | null> {
-    if (!this.lru.get(digest)) return null;
+    const entry = this.lru.get(digest);
+    if (!entry) return null;
+    // A URL is only worth giving when the client will find the object there: a store that is down (or an
+    // object gone) would fail the client's pull, where bytes served by Layover would not.
+    let stored: Awaited<ReturnType<BlobStore['stat']>>;
+    try {
+      stored = await this.store.stat(digest);
+    } catch (error) {
+      throw new BlobStoreUnavailableError(`the ${this.store.kind} store cannot be asked for ${digest}`, { cause: error });
+    }
+    if (!stored) {
+      if (this.lru.get(digest) === entry) {
+        if (this.index.feed) this.forget(entry);
+        else void this.remove(entry);
+      }
+      return null;
+    }
     this.lru.touch(digest, Date.now());
     this.access.mark(digest);
     return this.store.presignedUrl(digest, expiresInSeconds);

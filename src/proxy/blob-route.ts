@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { PendingRead } from '../cache/blob-store.js';
-import { type Fill, FillError } from '../cache/blob-cache.js';
+import { BlobStoreUnavailableError, type Fill, FillError } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
@@ -253,13 +253,18 @@ function redirectToStorage(ctx: ProxyContext, request: FastifyRequest, reply: Fa
   ctx.cache
     .presignedUrl(digest, PRESIGNED_SECONDS)
     .then((url) => {
-      // Evicted since the stat: a miss now.
+      // Evicted since the stat, or gone from the store: a miss now.
       if (url === null) return void serveReadable(ctx, request, reply, target, name, digest);
       annotateRequestLog(request, { bytes: 0, redirect: 'presigned' });
       // The URL is signed for a short time: no cache may keep the redirect longer.
       void reply.code(307).header('location', url).header('cache-control', 'no-store').header('docker-content-digest', digest).header('content-length', 0).send();
     })
-    .catch((error: unknown) => failReply(request, reply, error));
+    .catch((error: unknown) => {
+      if (!(error instanceof BlobStoreUnavailableError)) return failReply(request, reply, error);
+      // The bucket is down: a redirect there would fail the pull; the upstream's bytes will not.
+      request.log.warn({ err: error, digest }, 'cache: the blob store cannot be reached; passing the upstream answer through instead of a redirect');
+      passThrough(ctx, request, reply, { target, name, digest }, { registry: target.registry, repo: name, digest });
+    });
   return reply;
 }
 

@@ -177,4 +177,25 @@ describe('blobs in an S3 bucket', () => {
     expect(await upstreamBlobGets()).toBe(2);
     expect(bench.layover!.logs().find((l) => l.msg === 'request' && l.digest === cached.digest && l.cache === 'pass')).toBeDefined();
   }, 90_000);
+
+  it('with BLOB_REDIRECT=presigned, a hit while the storage is down is served from the upstream, never redirected to the dead bucket', async () => {
+    const address = '127.0.0.9';
+    const tls = await bench.ca.issue('s3-down-presigned', [address]);
+    const storage = await startFixture(bench.sandbox, S3_FIXTURE, ['--listen', `${address}:443`, '--cert', tls.certFile, '--key', tls.keyFile, '--dir', join(bench.sandbox.dir, 's3-down-presigned'), '--bucket', BUCKET]);
+    await restart(layoverOverBucket({ BLOB_STORE: `s3://${BUCKET}/down-presigned?endpoint=https://${address}&region=us-east-1`, BLOB_REDIRECT: 'presigned' }));
+    const image = bench.images.large!;
+    const cached = image.manifests[0]!.config;
+    const url = `https://${INTERCEPTED_HOST}/v2/${image.repository}/blobs/${cached.digest}`;
+    await curl(bench, url);
+    await bench.layover!.waitForLog((l) => l.msg === 'cache fill committed' && l.digest === cached.digest, 20_000);
+    expect((await curl(bench, url)).status).toBe(307);
+
+    storage.child.kill('SIGKILL');
+    await new Promise((resolve) => (storage.child.exitCode === null && storage.child.signalCode === null ? storage.child.once('exit', resolve) : resolve(null)));
+    bench.registry.clearRequests();
+    const hit = await curl(bench, url);
+    expect(hit.status).toBe(200);
+    expect(sha256(hit.body)).toBe(cached.digest);
+    expect(await upstreamBlobGets()).toBe(1);
+  }, 90_000);
 });
