@@ -164,6 +164,30 @@ export class BlobCache {
     return this.index;
   }
 
+  /**
+   * On a shared index: a blob another replica committed whose announcement has not arrived yet, taken
+   * in from the index (its row, and its object in the store); undefined when there is none, or on a
+   * store of this replica's own. Asked before fetching a blob for the fleet, so that the fleet never
+   * fetches one it already holds.
+   */
+  async lookUp(digest: Digest): Promise<BlobEntry | undefined> {
+    const known = this.lru.get(digest);
+    if (known || !this.index.feed) return known && { ...known };
+    try {
+      const row = await this.index.readEntry(digest);
+      // A row is written just before its upload completes: only an object makes it a blob.
+      if (!row || !(await this.store.stat(digest))) return undefined;
+      if (!this.lru.get(digest) && !this.fills.has(digest)) {
+        this.removals.cancelDeferred(digest);
+        this.lru.insert(row);
+      }
+      return { ...row };
+    } catch (error) {
+      this.logger.debug({ err: error, digest }, 'cache: the shared index or store could not be asked for a blob');
+      return undefined;
+    }
+  }
+
   activeFill(digest: Digest): Fill | undefined {
     return this.fills.get(digest);
   }

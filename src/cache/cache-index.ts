@@ -59,6 +59,8 @@ export interface CacheIndex extends LeaseStore {
    * Rejects when the backend cannot be reached.
    */
   readRecord(key: string): Promise<unknown>;
+  /** The blob's row as the backend holds it now (undefined when absent or unreadable); rejects when the backend cannot be reached. */
+  readEntry(digest: Digest): Promise<BlobEntry | undefined>;
   /**
    * The change feed of a shared backend (Redis pub/sub, Postgres LISTEN/NOTIFY); absent for SQLite,
    * which one process owns. `publish` never rejects: a message that cannot be sent is lost (at most once).

@@ -116,8 +116,9 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
   const settle = ctx.pendingFills.begin(digest);
   const fleet = ctx.fleet;
   if (!fleet) return fetchUpstream(ctx, request, reply, { target, name, digest }, log, settle);
-  fleetTurn(fleet, request, digest, settle)
+  fleetTurn(fleet, ctx.cache, request, digest, settle)
     .then((turn) => {
+      if ('again' in turn) return void serveBlob(ctx, request, reply, target, name, digest);
       if ('fetch' in turn) {
         // A client gone while the fleet decided: its turn is given back.
         if (reply.raw.destroyed) return turn.fetch(undefined);

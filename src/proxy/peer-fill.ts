@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { HostPort } from '../config/parsers.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
-import type { Fill } from '../cache/blob-cache.js';
+import type { BlobCache, Fill } from '../cache/blob-cache.js';
 import type { Fleet } from '../peers/fleet.js';
 import type { FillClaim } from '../peers/fleet-fills.js';
 import type { PeerAnswer } from '../peers/peer-client.js';
@@ -17,8 +17,11 @@ export type DecideAgain = () => void;
 const MAX_FLEET_DECISIONS = 3;
 const fleetDecisions = new WeakMap<FastifyRequest, number>();
 
-/** This replica's turn at a missing digest: fetch it (settling with `settle`), or follow the replica that does. */
-export type FleetTurn = { readonly fetch: (fill: Fill | undefined) => void } | { readonly follow: HostPort };
+/**
+ * This replica's turn at a missing digest: fetch it (settling with `settle`), follow the replica that
+ * does, or answer again (the fleet holds it already: a commit whose announcement had not arrived).
+ */
+export type FleetTurn = { readonly fetch: (fill: Fill | undefined) => void } | { readonly follow: HostPort } | { readonly again: true };
 
 /**
  * Settles which replica fetches `digest` (src/peers/fleet-fills.ts). `settle` is the caller's pending
@@ -28,7 +31,7 @@ export type FleetTurn = { readonly fetch: (fill: Fill | undefined) => void } | {
  * settled here, and this replica's waiting clients decide for themselves (they follow the same one).
  * A request sent back to the decision too often, or whose client has gone, fetches alone.
  */
-export async function fleetTurn(fleet: Fleet, request: FastifyRequest, digest: Digest, settle: (fill: Fill | undefined) => void): Promise<FleetTurn> {
+export async function fleetTurn(fleet: Fleet, cache: BlobCache, request: FastifyRequest, digest: Digest, settle: (fill: Fill | undefined) => void): Promise<FleetTurn> {
   const decisions = (fleetDecisions.get(request) ?? 0) + 1;
   fleetDecisions.set(request, decisions);
   if (decisions > MAX_FLEET_DECISIONS) {
@@ -41,6 +44,12 @@ export async function fleetTurn(fleet: Fleet, request: FastifyRequest, digest: D
   });
   switch (decision.kind) {
     case 'mine':
+      // The lease is given back once a fill is committed, and the news of that commit may still be on its way.
+      if (await cache.lookUp(digest)) {
+        decision.claim.release();
+        settle(undefined);
+        return { again: true };
+      }
       return { fetch: holdingClaim(settle, decision.claim) };
     case 'alone':
       annotateRequestLog(request, { fleet: 'alone' });

@@ -4,7 +4,7 @@ import type { Digest } from '../../registry/digest.js';
 import type { BlobEntry } from '../blob-types.js';
 import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex, type ChangeFeed, type IndexContents } from '../cache-index.js';
 import type { Lease, LeaseOptions, LeaseStore } from '../lease.js';
-import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toRow } from './index-rows.js';
+import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toEntry, toRow } from './index-rows.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** What differs between SQLite, Redis and Postgres; the rest of an index is the same keyv code. */
@@ -119,6 +119,11 @@ export class KeyvCacheIndex implements CacheIndex {
 
   async readRecord(key: string): Promise<unknown> {
     return this.call(() => this.backend.keyv.get(RECORD_PREFIX + key));
+  }
+
+  async readEntry(digest: Digest): Promise<BlobEntry | undefined> {
+    const row: unknown = await this.call(() => this.backend.keyv.get(BLOB_PREFIX + digest));
+    return row === undefined ? undefined : (toEntry(digest, row) ?? undefined);
   }
 
   get feed(): ChangeFeed | undefined {

@@ -130,7 +130,8 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   const fleet = ctx.fleet;
   if (!fleet) return fillFromStorage(ctx, redirects, request, reply, job, settle);
   // One storage download per digest for the fleet, as for registry downloads. The signed URL is the access check.
-  const turn = await fleetTurn(fleet, request, job.digest, settle);
+  const turn = await fleetTurn(fleet, ctx.cache, request, job.digest, settle);
+  if ('again' in turn) return serveFromStorage(ctx, redirects, request, reply, job);
   if ('fetch' in turn) return fillFromStorage(ctx, redirects, request, reply, job, turn.fetch);
   const again = (): void => void serveFromStorage(ctx, redirects, request, reply, job).catch((error: unknown) => failReply(request, reply, error));
   return followPeerFill(fleet, request, reply, job.digest, turn.follow, { registry: job.registry, repo: job.repo, digest: job.digest }, again);

@@ -13,11 +13,12 @@
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
+import { type Bench, startBench } from '../../bench/bench.js';
 import { type LayoverProcess, startLayoverProcess } from '../../bench/layover-process.js';
 import { runNodeScript } from '../../bench/node-script.js';
 import { type Haproxy, startHaproxy } from './haproxy.js';
-import type { PullImage, PullJob, PullSummary } from './pull-loop-client.js';
+import type { PullJob, PullSummary } from './pull-loop-client.js';
+import { pullJobFor } from './pull-job.js';
 
 const REPLICAS: Record<string, string> = { r1: '127.0.0.11', r2: '127.0.0.12', r3: '127.0.0.13' };
 const LOAD_BALANCER = '127.0.0.1';
@@ -66,16 +67,7 @@ beforeAll(async () => {
 afterAll(() => bench?.close());
 
 function pullJob(stopFile: string): PullJob {
-  const images: PullImage[] = Object.values(bench.images).map((image) => ({
-    repository: image.repository,
-    tag: image.tag,
-    digest: image.digest,
-    mediaType: image.mediaType,
-    // An index's platform manifests by digest (all platforms, where a real pull takes one).
-    manifests: image.manifests.filter((m) => m.digest !== image.digest).map((m) => ({ digest: m.digest, mediaType: m.mediaType })),
-    blobs: image.blobs.map((b) => ({ digest: b.digest, size: b.size })),
-  }));
-  return { caFile: replicas.get('r1')!.caFile, origin: `https://${LOAD_BALANCER}:443`, host: INTERCEPTED_HOST, clients: CLIENTS, images, stopFile, maxSeconds: 90 };
+  return pullJobFor(bench, { caFile: replicas.get('r1')!.caFile, origin: `https://${LOAD_BALANCER}:443`, clients: CLIENTS, stopFile, maxSeconds: 90 });
 }
 
 it(`every replica restarted in turn while ${CLIENTS} clients pull through haproxy: 0 failed pulls`, async () => {
