@@ -67,6 +67,13 @@ export function cacheIndexSuite(name: string, harness: IndexHarness): void {
       expect(loaded.invalid).toEqual([]);
     });
 
+    it('reads one blob\'s row as the backend holds it now, from another index object', async () => {
+      const [writer, reader] = [await open(), await open()];
+      await writer.putEntry(entry(4));
+      expect(await reader.readEntry(entry(4).digest)).toEqual(entry(4));
+      expect(await reader.readEntry(entry(5).digest)).toBeUndefined();
+    });
+
     it('deletes entries, records and rows by key; deleting what is not there is no error', async () => {
       const index = await open();
       expect(await index.putEntries([entry(1), entry(2), entry(3)])).toEqual([]);
