@@ -4,11 +4,12 @@ import { fillLeaseName, type Lease, type LeaseStore } from './lease.js';
 import { leaseStillHeld } from './lease-holding.js';
 
 /**
- * An upload is looked at only once it is this old: a fill takes its digest's lease before it begins
- * its upload, and a minute is far more than that step, or than the clocks of the store and this
- * replica disagree by.
+ * An upload is looked at only once it is this old. A fill of the fleet holds its digest's lease for
+ * as long as it runs, but a replica that fetches alone (its index unreachable at the time, or
+ * PEER_ADDRESS=off) holds none: an hour is far longer than any such fill should take, and than the
+ * clocks of the store and this replica disagree by.
  */
-export const ABANDONED_AFTER_MS = 60_000;
+export const ABANDONED_AFTER_MS = 60 * 60_000;
 /**
  * How long a fill lease taken only to abort an upload lasts if this replica dies holding it: a fill of
  * that digest waits for it meanwhile. The abort names one upload id, so a fill begun after the lease ran

@@ -61,8 +61,9 @@ export class FleetFills {
         this.#logger.warn({ err: error, digest }, 'fleet fills: the index cannot be asked who fetches this blob; fetching it here');
         return { kind: 'alone', why: 'index unreachable' };
       }
-      // Released between the two questions: ask again at once.
-      if (note === null) continue;
+      // Released between the two questions: ask again at once (while there is time).
+      if (note === null && Date.now() < deadline) continue;
+      if (note === null) return { kind: 'alone', why: 'the lease kept changing hands' };
       const peer = peerOf(note);
       if (!peer) {
         this.#logger.warn({ digest, note: note.slice(0, 80) }, 'fleet fills: a fill lease names no address; waiting for it to expire');
@@ -102,10 +103,7 @@ export class FillClaim {
     this.#lease = lease;
     this.#digest = digest;
     this.#logger = logger;
-  }
-
-  /** Holds the claim until `done` settles (the fill committed or failed), then releases it. */
-  keepFor(done: Promise<unknown>): void {
+    // Renewed from the start: the upstream's answer (a token fetch, a slow registry) may take longer than the lease.
     this.#timer = setInterval(() => {
       this.#lease.renew().then(
         (held) => {
@@ -116,6 +114,10 @@ export class FillClaim {
       );
     }, RENEW_EVERY_MS);
     this.#timer.unref();
+  }
+
+  /** Holds the claim until `done` settles (the fill committed or failed), then releases it. */
+  keepFor(done: Promise<unknown>): void {
     done.then(
       () => this.release(),
       () => this.release(),

@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Readable } from 'node:stream';
 import type { BlobCache } from '../cache/blob-cache.js';
+import type { PendingRead } from '../cache/blob-store.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import { parseDigest, type Digest } from '../registry/digest.js';
 import { OciError } from '../registry/oci-errors.js';
@@ -50,7 +52,7 @@ async function serveToPeer({ cache, pendingFills }: PeerBlobRouteOptions, reques
   const pending = pendingFills.get(digest);
   if (pending && !cache.activeFill(digest) && !cache.stat(digest)) await pending;
   const read = cache.read(digest);
-  if (read) {
+  if (read && (await opens(read.stream))) {
     annotateRequestLog(request, { cache: 'hit', bytes: read.entry.size });
     return setBlobHeaders(reply, digest, read.entry.size).send(read.stream);
   }
@@ -62,4 +64,20 @@ async function serveToPeer({ cache, pendingFills }: PeerBlobRouteOptions, reques
   }
   annotateRequestLog(request, { cache: 'miss' });
   throw new OciError('BLOB_UNKNOWN', 'this replica holds no fill of this blob', { digest });
+}
+
+/** True once a store read is open (a file or object stream that may still fail to open); false if it cannot be. */
+function opens(stream: Readable & Partial<PendingRead>): Promise<boolean> {
+  if (stream.pending !== true) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const opened = (): void => {
+      stream.off('error', failed);
+      resolve(true);
+    };
+    const failed = (): void => {
+      stream.off('ready', opened);
+      resolve(false);
+    };
+    stream.once('ready', opened).once('error', failed);
+  });
 }

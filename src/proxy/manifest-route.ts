@@ -162,6 +162,9 @@ async function sendCached(asked: ManifestRequest, entry: BlobEntry, cache: 'hit'
   return true;
 }
 
+/** The debug line of a manifest stored after it was sent (tests wait for it: the answer goes first). */
+export const MANIFEST_STORED = 'manifest stored';
+
 /**
  * Buffers an upstream manifest (bounded), checks it against the digest it was
  * asked by or the one upstream claims, sends it byte-identical and stores it.
@@ -184,6 +187,7 @@ async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expec
     annotateRequestLog(request, { bytes: body.length });
     void reply.header('content-type', mediaType).header('content-length', body.length).header('docker-content-digest', digest).send(body);
     await ctx.cache.put(digest, body, { size: body.length, mediaType, kind: 'manifest', source: `${target.registry}/${name}` });
+    request.log.debug({ digest, registry: target.registry }, MANIFEST_STORED);
     if (tagKey) await ctx.cache.setRecord<TagRecord>(tagKey, { digest, fetchedAt: Date.now() });
     await ctx.readAccess.recordFetched(target, name, { kind: 'manifest', digest }, request.headers.authorization, request.log);
   } catch (error) {

@@ -97,10 +97,12 @@ export async function followPeerFill(fleet: Fleet, request: FastifyRequest, repl
   }
   if (answer.statusCode !== 200) {
     answer.body.resume();
-    if (answer.statusCode !== 404) {
-      // 403: the replicas do not share one CA (so not one key); anything else: it is not well. Either way, not dialled again soon.
+    if (answer.statusCode === 403) {
+      // The replicas do not share one CA, so not one key: not asked again soon.
       request.log.error({ digest, peer: `${peer.host}:${peer.port}`, status: answer.statusCode }, 'fleet fills: a replica refused to share its fill (do all replicas use the same CA?)');
       fleet.fills.unreachable(peer);
+    } else if (answer.statusCode !== 404) {
+      request.log.warn({ digest, peer: `${peer.host}:${peer.port}`, status: answer.statusCode }, 'fleet fills: a replica could not share its fill; deciding again');
     }
     return decideAgain();
   }

@@ -43,7 +43,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
 }
 
 /** node-postgres takes `query_timeout` (ms, per query, on the client side) on pools and clients alike. */
-export type BoundedPoolConfig = PoolConfig & { query_timeout: number; keepAlive?: boolean };
+export type BoundedPoolConfig = PoolConfig & { query_timeout: number; statement_timeout?: number; keepAlive?: boolean };
 
 const poolOf = (opts: KeyvPostgresOptions): Pool => (opts as KeyvPostgresOptions & { pool: Pool }).pool;
 
@@ -68,6 +68,9 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // A query that got no answer in time gives its connection up (the pool makes a new one) instead of holding it.
     query_timeout: BACKEND_CALL_TIMEOUT_MS,
+    // And the server gives the statement up too, so a write this replica counted as failed (and will
+    // replay) cannot land later, behind newer ones.
+    statement_timeout: BACKEND_CALL_TIMEOUT_MS - 500,
     idleTimeoutMillis: 30_000,
     application_name: 'layover',
   };

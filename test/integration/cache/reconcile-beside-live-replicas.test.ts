@@ -89,7 +89,7 @@ describe.each(servers)('reconcile beside live replicas over a shared %s index', 
     const fresh = blob(1000);
     const abandoned = await leaveUpload(front, prefix, left.digest);
     const young = await leaveUpload(front, prefix, fresh.digest);
-    front.backdate(abandoned, 2 * 60_000);
+    front.backdate(abandoned, 2 * 60 * 60_000);
 
     const fill = await index.acquireLease(fillLeaseName(left.digest), 60_000, { unfenced: true });
     expect(fill).not.toBeNull();

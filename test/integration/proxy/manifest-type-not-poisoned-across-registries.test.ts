@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Bench, INTERCEPTED_HOST } from '../../bench/bench.js';
 import { OCI_MANIFEST } from '../../bench/images.js';
+import { MANIFEST_STORED } from '../../../src/proxy/manifest-route.js';
 import { curl } from './curl.js';
 import { HOSTILE_HOST, startHostileManifestBench } from './hostile-manifest-bench.js';
 
@@ -28,6 +29,8 @@ it('a manifest a hostile registry served as text/html first keeps its own type f
   expect(poisoned.status).toBe(200);
   expect(poisoned.body.toString()).toBe(image.raw);
   await bench.layover!.waitForLog((l) => l.msg === 'request' && l.registry === HOSTILE_HOST && l.cache === 'miss');
+  // The answer goes before the manifest is stored: wait for the store, or the next request may miss.
+  await bench.layover!.waitForLog((l) => l.msg === MANIFEST_STORED && l.digest === image.digest);
 
   // The same digest from the legitimate registry: served from the cache (after an access check upstream).
   // Lines of earlier requests (the push) may still be on their way: let them arrive before clearing.
