@@ -86,7 +86,9 @@ export async function reconcile(
     if (mayChange) {
       await index.deleteKeys(loaded.invalid);
       await index.deleteEntries(missing);
-      const unwritten = await index.putEntries(reindexed);
+      // In a shared bucket an object listed without a row may have been committed meanwhile, its row
+      // written since the index was loaded: that row is the truth, not a re-indexed guess.
+      const unwritten = await index.putEntries(shared ? await stillWithoutRow(index, reindexed) : reindexed);
       if (unwritten.length > 0) {
         // The blobs are verified and stay served; the next open re-indexes them again.
         logger.error({ count: unwritten.length }, 'cache reconcile: re-indexed rows were not written');
@@ -147,4 +149,14 @@ async function emptyDirectory(dir: string): Promise<number> {
   const names = await readdir(dir);
   await Promise.all(names.map((name) => rm(join(dir, name), { recursive: true, force: true })));
   return names.length;
+}
+
+/** The entries whose digest has no row in the index now; one that cannot be asked is left to the next reconcile. */
+export async function stillWithoutRow(index: IndexStore, entries: BlobEntry[]): Promise<BlobEntry[]> {
+  const without: BlobEntry[] = [];
+  for (const entry of entries) {
+    const row = await index.readEntry(entry.digest).catch(() => null);
+    if (row === undefined) without.push(entry);
+  }
+  return without;
 }

@@ -5,6 +5,10 @@ import { describe, expect, it } from 'vitest';
 import { DirectoryLockedError } from '../../../src/cache/blob-cache.js';
 import { digestHex, digestOf, type Digest } from '../../../src/registry/digest.js';
 import { blob, collect, meta, openCache, tempDir } from './cache-fixture.js';
+import { openSqliteIndex } from '../../../src/cache/indexes/sqlite.js';
+import { stillWithoutRow } from '../../../src/cache/reconcile.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
+import { entry } from './cache-index-suite.js';
 
 function blobFile(dir: string, digest: Digest): string {
   const hex = digestHex(digest);
@@ -123,5 +127,20 @@ describe('the directory lock', () => {
     expect(await readFile(join(dir, 'layover.lock'), 'utf8')).toBe(`${process.pid}\n`);
     await cache.close();
     expect(await exists(join(dir, 'layover.lock'))).toBe(false);
+  });
+});
+
+describe('reconcile beside live replicas', () => {
+  it('re-indexes only objects still without a row: a row another replica wrote since the load is kept as it is', async () => {
+    const index = await openSqliteIndex(join(await tempDir(), 'index.sqlite'), captureLogger().logger);
+    try {
+      const [committed, orphan] = [entry(1), entry(3)];
+      // Written by "another replica" after this one loaded the index and listed the store.
+      await index.putEntry(committed);
+      const guesses = [committed, orphan].map((e) => ({ ...e, source: 'reconciled' }));
+      expect(await stillWithoutRow(index, guesses)).toEqual([guesses[1]]);
+    } finally {
+      await index.close();
+    }
   });
 });
