@@ -172,7 +172,8 @@ export class BlobCache {
    */
   async lookUp(digest: Digest): Promise<BlobEntry | undefined> {
     const known = this.lru.get(digest);
-    if (known || !this.index.feed) return known && { ...known };
+    // A blob this replica is removing (evicted here) is not taken in again from a row about to go.
+    if (known || !this.index.feed || this.removals.removing(digest)) return known && { ...known };
     try {
       const row = await this.index.readEntry(digest);
       // A row is written just before its upload completes: only an object makes it a blob.

@@ -57,6 +57,11 @@ export class BlobRemovals {
     this.deferred.delete(digest);
   }
 
+  /** True while this replica is deleting the digest's object, now or once its readers close. */
+  removing(digest: Digest): boolean {
+    return this.underway.has(digest) || this.deferred.has(digest);
+  }
+
   async settled(): Promise<void> {
     await Promise.all([...this.underway.values()]);
   }
