@@ -29,7 +29,7 @@ export type FleetTurn = { readonly fetch: (fill: Fill | undefined) => void } | {
  * when this replica fetches it comes back wrapped, so that it also holds the fleet's claim for as
  * long as the fill runs (or gives it back if no fill starts); when another replica fetches, it is
  * settled here, and this replica's waiting clients decide for themselves (they follow the same one).
- * A request sent back to the decision too often, or whose client has gone, fetches alone.
+ * A request sent back to the decision too often fetches alone.
  */
 export async function fleetTurn(fleet: Fleet, cache: BlobCache, request: FastifyRequest, digest: Digest, settle: (fill: Fill | undefined) => void): Promise<FleetTurn> {
   const decisions = (fleetDecisions.get(request) ?? 0) + 1;
