@@ -16,10 +16,10 @@
 import { type ChildProcess, spawn as spawnChild } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestCa } from '../bench/test-ca.js';
+import { freeLoopbackPort } from './server-process.js';
 
 export const SUFFIX = 'dc=example,dc=test';
 export const PEOPLE = `ou=people,${SUFFIX}`;
@@ -87,15 +87,6 @@ const localRunner: SlapdRunner = {
   },
 };
 
-async function freePort(host: string): Promise<number> {
-  const server = createServer();
-  server.listen(0, host);
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function run(runner: SlapdRunner, cmd: string, args: string[]): Promise<string> {
   const result = await runner.exec(cmd, args);
   if (result.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
@@ -160,7 +151,7 @@ export async function startSlapd(options: SlapdOptions): Promise<Slapd> {
     writeFileSync(join(dir, 'data.ldif'), await ldif(options, runner));
     await run(runner, 'slapadd', ['-f', conf, '-l', join(dir, 'data.ldif')]);
 
-    const ports = options.ports ?? { ldap: await freePort(host), ldaps: await freePort(host) };
+    const ports = options.ports ?? { ldap: await freeLoopbackPort(host), ldaps: await freeLoopbackPort(host) };
     const url = `ldap://${host}:${ports.ldap}`;
     const ldapsUrl = tls ? `ldaps://${host}:${ports.ldaps}` : null;
     const start = async (): Promise<void> => {
