@@ -5,6 +5,16 @@ import replyFrom from '@fastify/reply-from';
 import { fastify, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AccessRecords } from './access/access-records.js';
+import { AdminAccess } from './admin/admin-access.js';
+import { adminRoutes } from './admin/admin-routes.js';
+import { loadOrCreateAdminToken } from './admin/admin-token.js';
+import type { OperationsContext } from './admin/operations-context.js';
+import { Metrics } from './metrics/metrics.js';
+import { metricsRoute } from './metrics/metrics-route.js';
+import { prefetchRoutes } from './prefetch/prefetch-routes.js';
+import { startPrefetchSchedule, type PrefetchSchedule } from './prefetch/prefetch-schedule.js';
+import { statusRoutes } from './status/status-routes.js';
+import { DockerHubBudget } from './upstream/docker-hub-budget.js';
 import { BlobCache } from './cache/blob-cache.js';
 import { createClientAuth } from './client-auth/create-client-auth.js';
 import { registerConnectAuthorityCheck } from './connect-proxy/connect-authority.js';
@@ -46,8 +56,14 @@ export interface LayoverApp {
   readonly ca: CertificateAuthority;
   /** The TLS listener every intercepted name arrives at. */
   readonly https: FastifyInstance;
-  /** Plain HTTP: /ca.crt, /healthz and /setup/* for node setup. */
+  /** Plain HTTP: /ca.crt, /healthz and /setup/* for node setup; /metrics, the status page and /admin/ unless ADMIN_LISTEN is set. */
   readonly http: FastifyInstance | null;
+  /** ADMIN_LISTEN: /metrics, the status page and the admin API on a listener of their own; null when off. */
+  readonly admin: FastifyInstance | null;
+  /** Prometheus series of this app (one registry per app: replicas and tests count apart). */
+  readonly metrics: Metrics;
+  /** What the operations routes work with; also what the prefetch schedule runs on. */
+  readonly operations: OperationsContext;
   /** HTTPS_PROXY mode: CONNECT (see connectProxy) and plain-HTTP /ca.crt, /healthz, /setup/*; null when off. */
   readonly proxy: FastifyInstance | null;
   readonly connectProxy: ConnectProxy | null;
@@ -60,26 +76,30 @@ export interface LayoverApp {
   readonly state: ServingState;
   /** Replicas of a shared index: one upstream fetch per digest for all of them (src/peers/); null alone. */
   readonly fleet: Fleet | null;
+  /** The `prefetch:` list's schedule: started by listenApp, stopped by closeApp. */
+  prefetchSchedule: PrefetchSchedule | null;
 }
 
 export interface AppDependencies {
   logger?: Logger;
+  metrics?: Metrics;
 }
 
 export interface ListeningAddresses {
   https: AddressInfo;
   http: AddressInfo | null;
+  admin: AddressInfo | null;
   proxy: AddressInfo | null;
   dns: { host: string; port: number } | null;
   registryPorts: AddressInfo[];
 }
 
 // Options shared by both listeners (typed by inference: fastify's option types differ per server kind).
-function commonOptions(config: LayoverConfig, logger: Logger) {
+function commonOptions(config: LayoverConfig, logger: Logger, listener: string, metrics: Metrics) {
   const { timeouts } = config;
   return {
     loggerInstance: logger as FastifyBaseLogger,
-    logController: new RequestLogController(),
+    logController: new RequestLogController(listener, metrics),
     // nginx's send_timeout and client_body_timeout both bound the silence of a
     // connection in the middle of a request: the socket's inactivity timeout.
     connectionTimeout: Math.max(timeouts.sendMs, timeouts.clientBodyMs),
@@ -126,6 +146,7 @@ function connectionCaps(config: LayoverConfig, logger: Logger, listeners: number
 /** Builds every server Layover runs, without listening (tests listen on port 0). */
 export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}): Promise<LayoverApp> {
   const logger = deps.logger ?? createLogger(config.logLevel);
+  const metrics = deps.metrics ?? new Metrics();
   const intercepted = new HostnameSet(config.registries);
   const upstreamResolver = new UpstreamResolver({ servers: config.upstreamDns });
   const upstreamAgent = new UpstreamDispatcher(config, upstreamResolver);
@@ -138,30 +159,32 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
 
   // The default certificate also covers the advertised addresses: mirror clients told https://<address> send no SNI.
-  const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, addresses: config.advertise, certificates, logger });
+  const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, addresses: config.advertise, certificates, logger, metrics });
   // Node checks header and request timeouts only every connectionsCheckingInterval (30 s by
   // default): a CLIENT_HEADER_TIMEOUT of a few seconds needs a finer check.
   const serverTimeouts = { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(config.timeouts.clientHeaderMs / 4))) };
   // A connection that has not finished its TLS handshake (a ClientHello included) by then is
   // closed: Node's default of 120 s let idle sockets pile up by the thousand.
   const tlsOptions = { ...sni.serverOptions(), ...serverTimeouts, handshakeTimeout: config.connections.tlsHandshakeMs };
-  const common = commonOptions(config, logger);
+  const common = commonOptions(config, logger, 'https', metrics);
   // h2 is offered only on request: blobs over HTTP/2 ran at half the speed of
   // HTTP/1.1 at twice the CPU on these machines (see README).
   const https = config.http2
     ? (fastify({ ...common, http2: true, https: { ...tlsOptions, allowHTTP1: true } }) as unknown as FastifyInstance)
     : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
-  const http = config.listen.http ? fastify({ ...common, http: serverTimeouts }) : null;
-  const proxy = config.listen.proxy ? fastify({ ...common, http: serverTimeouts }) : null;
+  const http = config.listen.http ? fastify({ ...commonOptions(config, logger, 'http', metrics), http: serverTimeouts }) : null;
+  const proxy = config.listen.proxy ? fastify({ ...commonOptions(config, logger, 'proxy', metrics), http: serverTimeouts }) : null;
+  const admin = config.admin.listen ? fastify({ ...commonOptions(config, logger, 'admin', metrics), http: serverTimeouts }) : null;
   const state = new ServingState();
   if (config.http2) state.trackSessions(https.server as unknown as Http2SecureServer);
   // Each listener has caps of its own, so that a flood of 443 leaves /healthz on port 80 answering.
-  const caps = connectionCaps(config, logger, [https, http, proxy].filter(Boolean).length + config.registryPorts.length);
+  const caps = connectionCaps(config, logger, [https, http, proxy, admin].filter(Boolean).length + config.registryPorts.length);
   const limitConnections = (name: string, app: FastifyInstance | null, tls: boolean): void =>
-    app ? new ConnectionLimits(name, caps, logger as FastifyBaseLogger).attach(app.server as unknown as NetServer, { tls }) : undefined;
+    app ? new ConnectionLimits(name, caps, logger as FastifyBaseLogger, metrics).attach(app.server as unknown as NetServer, { tls }) : undefined;
   limitConnections('https', https, true);
   limitConnections('http', http, false);
   limitConnections('proxy', proxy, false);
+  limitConnections('admin', admin, false);
 
   const cache = await BlobCache.open({
     dir: join(config.dataDir, 'cache'),
@@ -170,6 +193,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     stallTimeoutMs: config.timeouts.proxyReadMs,
     blobStore: config.blobStore,
     cacheIndex: config.cacheIndex,
+    metrics,
   });
   // In the background: the start does not wait for the index writes, and a close during them ends them.
   void new AccessRecords(cache).forgetEvicted().then(
@@ -192,16 +216,29 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
           secret: https.storageRedirects.derivedKey('upstream tokens'),
           onError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstream tokens: the shared index could not be written (this replica keeps its own)'),
         });
-  const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger, ...(sharedTokens ? { sharedTokens } : {}) });
+  const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger, metrics, ...(sharedTokens ? { sharedTokens } : {}) });
+  const dockerHubBudget = new DockerHubBudget({ low: config.dockerHubBudgetLow, logger: logger as FastifyBaseLogger, metrics });
   // One PendingFills for both: a registry's blob GET and a docker.proxy GET of the same digest share a download.
   const fleet = createFleet(config, cache, ca, logger as FastifyBaseLogger);
-  const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth, clientAuth, fleet };
+  const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth, clientAuth, fleet, metrics, dockerHubBudget };
   if (fleet) await https.register(peerBlobRoute, { cache, pendingFills: proxyContext.pendingFills, key: fleet.key });
   await https.register(dockerProxyRoute, proxyContext);
   await https.register(registryProxy, proxyContext);
   if (http) {
     prepare(http, config, state);
     await http.register(serviceRoutes, { caCertPem: ca.certPem, state, setup: setupOptionsFor(config, 'other', proxy?.server) });
+  }
+  const access = new AdminAccess({ token: await loadOrCreateAdminToken(config.admin.tokenFile), allowNetworks: config.admin.allowNetworks, clientAuth, group: config.admin.group });
+  const operations: OperationsContext = { config, cache, metrics, access, dockerHubBudget, fleet, https, logger: logger as FastifyBaseLogger };
+  // The status page is also at https://docker.proxy/, for nodes that reach Layover only by its intercepted names.
+  await https.register(statusRoutes, { ...operations, hosts: SERVICE_HOSTS });
+  if (admin) prepare(admin, config, state);
+  const operationsListener = admin ?? http;
+  if (operationsListener) {
+    if (config.admin.metrics) await operationsListener.register(metricsRoute, operations);
+    await operationsListener.register(statusRoutes, operations);
+    await operationsListener.register(adminRoutes, operations);
+    await operationsListener.register(prefetchRoutes, operations);
   }
   let connectProxy: ConnectProxy | null = null;
   if (proxy) {
@@ -220,14 +257,15 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
         upstreams: [...config.upstreamDns],
         policy: config.dnsPolicy,
         logger,
+        metrics,
       })
     : null;
   const registryPortServers = new RegistryPortServers(https, tlsOptions, config.registryPorts, {
     headersMs: config.timeouts.clientHeaderMs,
     keepAliveMs: config.timeouts.keepaliveMs,
     idleMs: common.connectionTimeout,
-  }, (port) => new ConnectionLimits(`registry port ${port}`, caps, logger as FastifyBaseLogger));
-  return { config, logger, ca, https, http, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers, state, fleet };
+  }, (port) => new ConnectionLimits(`registry port ${port}`, caps, logger as FastifyBaseLogger, metrics));
+  return { config, logger, ca, https, http, admin, metrics, operations, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers, state, fleet, prefetchSchedule: null };
 }
 
 /** Starts every listener; on a failure, whatever already listens is closed again. */
@@ -237,13 +275,16 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
     await app.https.listen({ host: listen.https.host, port: listen.https.port });
     if (app.http && listen.http) await app.http.listen({ host: listen.http.host, port: listen.http.port });
     if (app.proxy && listen.proxy) await app.proxy.listen({ host: listen.proxy.host, port: listen.proxy.port });
+    if (app.admin && app.config.admin.listen) await app.admin.listen({ host: app.config.admin.listen.host, port: app.config.admin.listen.port });
     const dns = app.dns ? await app.dns.listen() : null;
     const registryPorts = await app.registryPortServers.listen(listen.https.host);
     app.state.listening();
+    app.prefetchSchedule = startPrefetchSchedule(app.operations);
     return {
       registryPorts,
       https: app.https.server.address() as AddressInfo,
       http: app.http ? (app.http.server.address() as AddressInfo) : null,
+      admin: app.admin ? (app.admin.server.address() as AddressInfo) : null,
       proxy: app.proxy ? (app.proxy.server.address() as AddressInfo) : null,
       dns,
     };
@@ -275,7 +316,7 @@ export async function closeApp(app: LayoverApp, { drainMs = 0, fillWaitMs = 0 }:
     await new Promise((resolve) => setTimeout(resolve, drainMs));
     app.logger.info({ drainMs }, 'drain over: accepting no new connections');
   }
-  await Promise.allSettled([app.https.close(), app.http?.close(), app.proxy?.close(), app.connectProxy?.close(), app.registryPortServers.close()]);
+  await Promise.allSettled([app.prefetchSchedule?.stop(), app.https.close(), app.http?.close(), app.admin?.close(), app.proxy?.close(), app.connectProxy?.close(), app.registryPortServers.close()]);
   // A fill belongs to the fill, not to the client that started it: one whose clients left is still
   // worth committing, the next replica to start finds it cached.
   const fillDeadline = performance.now() + fillWaitMs;

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { BlobStoreConfig, CacheIndexConfig } from '../config/shared-stores.js';
 import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
@@ -67,6 +68,8 @@ export interface BlobCacheOptions {
    * may trail the upstream (the source waits for it, and after `stallTimeoutMs` it is cut off); default 16 MiB.
    */
   relayWindowBytes?: number;
+  /** Counts evictions. */
+  metrics?: Metrics;
   /** Where committed blobs live; default: files under `dir` (see src/config/shared-stores.ts). */
   blobStore?: BlobStoreConfig;
   /** Where the index and its records live; default: SQLite under `dir`. */

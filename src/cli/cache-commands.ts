@@ -22,7 +22,9 @@ const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
  * `prune` evicts for the fleet under the eviction lease, and what `prune` and `verify` remove is
  * announced to the replicas through the index's change feed, as their own removals are.
  */
-export async function cacheCommand(config: LayoverConfig, subcommand: CacheSubcommand, maxSizeFlag: string | undefined): Promise<string> {
+export async function cacheCommand(config: LayoverConfig, subcommand: CacheSubcommand, args: readonly string[], options: { maxSize: string | undefined }): Promise<string> {
+  const maxSizeFlag = options.maxSize;
+  if (args.length > 0) throw new ConfigError(`cache ${subcommand}: takes no arguments, got ${JSON.stringify(args.join(' '))}`);
   const maxSize = maxSizeFlag === undefined ? undefined : parseSize(maxSizeFlag);
   if (maxSize === null) throw new ConfigError(`--max-size: expected a size such as 32g, got ${JSON.stringify(maxSizeFlag)}`);
   const logger = pino({ level: 'warn' }, pino.destination(2)) as FastifyBaseLogger;

@@ -4,13 +4,14 @@ import { parseArgs } from 'node:util';
 import { configFlagOptions, loadConfig } from '../config/load-config.js';
 import { CACHE_SUBCOMMANDS, cacheCommand, type CacheSubcommand } from './cache-commands.js';
 import { containerdConfig, registriesConf } from './mirror-configs.js';
+import { prefetchCommand } from './prefetch-command.js';
 import { printCa, printCoredns, printHosts } from './print-commands.js';
 import { printConfig } from './print-config.js';
 import { serve } from './serve.js';
 import { startupErrorLine } from './startup-error.js';
 import { CACHE_USAGE, USAGE } from './usage.js';
 
-const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'cache', 'containerd-config', 'registries-conf', 'help'] as const;
+const COMMANDS = ['serve', 'ca', 'coredns', 'hosts', 'config', 'cache', 'prefetch', 'containerd-config', 'registries-conf', 'help'] as const;
 type Command = (typeof COMMANDS)[number];
 
 /** Exit code 2: the command line, the configuration or the start failed; nothing was started. */
@@ -33,6 +34,9 @@ async function main(argv: string[]): Promise<void> {
         ...configFlagOptions(),
         k8s: { type: 'boolean' },
         'max-size': { type: 'string' },
+        // prefetch
+        referrers: { type: 'boolean' },
+        platform: { type: 'string' },
         // containerd-config and registries-conf
         server: { type: 'string' },
         ca: { type: 'string' },
@@ -54,13 +58,16 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'cache') {
     // `layover cache` alone, or asking for help, is a question about the cache commands: answered, exit 0.
     if (values.help || subcommand === undefined) return void process.stdout.write(CACHE_USAGE);
-    if (!CACHE_SUBCOMMANDS.includes(subcommand as CacheSubcommand) || positionals.length > 2) fail(`unknown command "${positionals.join(' ')}"\n\n${CACHE_USAGE}`);
+    if (!CACHE_SUBCOMMANDS.includes(subcommand as CacheSubcommand)) fail(`unknown command "${positionals.join(' ')}"\n\n${CACHE_USAGE}`);
+  } else if (command === 'prefetch') {
+    if (values.help) return void process.stdout.write(USAGE);
+    if (positionals.length < 2) fail('prefetch: name at least one image, such as docker.io/library/alpine:3.20');
   } else {
     if (values.help || command === 'help') return void process.stdout.write(USAGE);
     if (!COMMANDS.includes(command) || positionals.length > 1) fail(`unknown command "${positionals.join(' ')}" (layover --help lists the commands)`);
   }
 
-  const { k8s, 'max-size': maxSize, server, ca, dir, help: _help, version: _version, ...flags } = values;
+  const { k8s, 'max-size': maxSize, referrers, platform, server, ca, dir, help: _help, version: _version, ...flags } = values;
   const config = loadConfig({ flags });
   const mirrorOptions = { server: server as string | undefined, ca: ca as string | undefined, dir: dir as string | undefined };
   switch (command) {
@@ -79,7 +86,9 @@ async function main(argv: string[]): Promise<void> {
     case 'registries-conf':
       return void process.stdout.write(registriesConf(config, mirrorOptions));
     case 'cache':
-      return void process.stdout.write(await cacheCommand(config, subcommand as CacheSubcommand, maxSize as string | undefined));
+      return void process.stdout.write(await cacheCommand(config, subcommand as CacheSubcommand, positionals.slice(2), { maxSize: maxSize as string | undefined }));
+    case 'prefetch':
+      return prefetchCommand(config, positionals.slice(1), { referrers: referrers === true, platform: platform as string | undefined });
   }
 }
 

@@ -16,7 +16,10 @@ Commands:
                      containerd hosts.toml files using Layover as a mirror (?ns=)
   registries-conf [--server HOST]
                      registries.conf mirror entries for podman, CRI-O, skopeo
-  cache              the blob cache (while Layover is stopped); \`layover cache\` lists its commands
+  cache              the blob cache; \`layover cache\` lists its commands
+  prefetch IMAGE... [--platform OS/ARCH] [--referrers]
+                     pull images into the cache (all platforms unless --platform), through the
+                     running Layover's admin API
   help               print this text (also --help; --version prints the version)
 `;
 
@@ -42,6 +45,7 @@ const MACHINE_DEFAULTS: Partial<Record<SettingKey, string>> = {
   redirectKeyFile: 'DATA_DIR/redirect.key',
   clientTokenKeyFile: 'DATA_DIR/client-token-key.pem',
   peerAddress: "this host's address at the HTTPS port (shared index only)",
+  adminTokenFile: 'DATA_DIR/admin.token (created when missing)',
 };
 
 /** What a flag's value looks like, from the form its setting expects. */

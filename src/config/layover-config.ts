@@ -40,6 +40,29 @@ export interface LayoverConfig {
   readonly upstreamCa: string | null;
   readonly verifyUpstreamTls: boolean;
   readonly logLevel: string;
+  /** auto: pretty on a terminal, JSON otherwise. */
+  readonly logFormat: 'auto' | 'json' | 'pretty';
+  /** Operations: /metrics, the status page, the admin API (src/metrics/, src/status/, src/admin/). */
+  readonly admin: {
+    /** A listener of their own; null: they are served by the HTTP listener. */
+    readonly listen: HostPort | null;
+    /** Sources the admin API answers at all. */
+    readonly allowNetworks: readonly string[];
+    /** Absolute path of the admin token, created when missing. */
+    readonly tokenFile: string;
+    /** With client authentication on, members of this group are admins. */
+    readonly group: string;
+    /** Serve /metrics. */
+    readonly metrics: boolean;
+  };
+  /** Docker Hub's pull budget: below this many remaining pulls, warn and serve cached tags first. */
+  readonly dockerHubBudgetLow: number;
+  /** Images kept warm (src/prefetch/). */
+  readonly prefetch: {
+    readonly images: readonly string[];
+    readonly intervalMs: number;
+    readonly referrers: boolean;
+  };
   /** Every intercepted name: the configured registries, Docker Hub's names and docker.proxy. */
   readonly registries: readonly string[];
   /** REGISTRIES as configured (`host`, `*.domain`, `host:port`): which ports each registry may be reached at. */

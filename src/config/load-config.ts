@@ -14,6 +14,7 @@ import { SETTINGS, flagName, type RawConfig, type Setting, type SettingKey } fro
 import { defaultAdvertise, defaultRecursionNetworks, defaultUpstreamDns } from './system-defaults.js';
 import { hostNetworks } from '../dns/client-networks.js';
 import { REDIRECT_KEY_FILE } from '../proxy/redirects/signed-url.js';
+import { ADMIN_TOKEN_FILE } from '../admin/admin-token.js';
 import { TOKEN_KEY_FILE } from '../client-auth/token-service/token-key.js';
 import { DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 
@@ -238,6 +239,16 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     upstreamCa: r.upstreamCa !== undefined ? resolve(r.upstreamCa) : null,
     verifyUpstreamTls: r.verifySsl,
     logLevel: r.logLevel,
+    logFormat: r.logFormat,
+    admin: {
+      listen: r.adminListen,
+      allowNetworks: r.adminAllowNetworks,
+      tokenFile: resolve(r.adminTokenFile ?? join(dataDir, ADMIN_TOKEN_FILE)),
+      group: r.adminGroup,
+      metrics: r.metrics,
+    },
+    dockerHubBudgetLow: r.dockerHubBudgetLow,
+    prefetch: { images: r.prefetch, intervalMs: r.prefetchInterval, referrers: r.prefetchReferrers },
     // Custom domains are intercepted names too: DNS answers them and TLS serves a certificate for them.
     registries: [...new Set([...r.registries.map((pattern) => pattern.split(':')[0]!), ...DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST, ...customDomains.map((d) => d.domain)])],
     registryPatterns: [...r.registries],

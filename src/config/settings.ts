@@ -81,6 +81,12 @@ const positiveDuration: Parser<number> = (value) => {
   return ms !== undefined && ms > 0 ? ms : undefined;
 };
 
+/** Non-empty strings: a list (config file) or separated by commas or spaces. */
+const stringList: Parser<string[]> = (value) => {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : undefined;
+  return items && items.every((item) => typeof item === 'string' && item.trim() !== '') ? items.map((item: string) => item.trim()) : undefined;
+};
+
 const LISTEN = 'ADDR:PORT such as 0.0.0.0:443';
 const DURATION = 'a duration such as 60s, 10m, 1h or 60d';
 const BOOLEAN = 'true or false';
@@ -211,6 +217,25 @@ export const SETTINGS = {
     parse: parse.hostnamePatterns,
     default: [],
   }),
+
+  // Operations (src/metrics/, src/admin/, src/status/, src/prefetch/): /metrics, the status page and
+  // the admin API live on a listener of their own when ADMIN_LISTEN is set, else on the HTTP listener.
+  adminListen: setting({ env: 'ADMIN_LISTEN', expected: `${LISTEN}, or off (then the HTTP listener serves them)`, parse: parse.optionalListen, default: null }),
+  // Who may call the admin API at all, before any token is looked at (the status page and /metrics are not limited by it).
+  adminAllowNetworks: setting({ env: 'ADMIN_ALLOW_NETWORKS', expected: NETWORKS, parse: networks, default: ['127.0.0.0/8', '::1'] }),
+  // The admin token (a bearer token); created with a random value when missing (default <data-dir>/admin.token).
+  adminTokenFile: setting({ env: 'ADMIN_TOKEN_FILE', expected: 'a file path', parse: parse.string, default: undefined }),
+  // With client authentication on: members of this group are admins too (and may see the status page and /metrics).
+  adminGroup: setting({ env: 'ADMIN_GROUP', expected: 'a group name', parse: parse.string, default: 'layover-admins' }),
+  metrics: setting({ env: 'METRICS', expected: BOOLEAN, parse: parse.boolean, default: true }),
+  // Docker Hub's pull budget (RateLimit-Remaining): below this many pulls a warning is logged and cached tags are served first.
+  dockerHubBudgetLow: setting({ env: 'DOCKER_HUB_BUDGET_LOW', expected: 'a number of pulls', parse: parse.count, default: 20 }),
+  // Images kept warm: fetched at start and again every PREFETCH_INTERVAL (all platforms).
+  prefetch: setting({ env: 'PREFETCH', expected: 'image references such as docker.io/library/alpine:3.20 separated by spaces or commas', parse: stringList, default: [] }),
+  prefetchInterval: setting({ env: 'PREFETCH_INTERVAL', expected: `${DURATION}, above 0`, parse: positiveDuration, default: 6 * 3_600_000 }),
+  prefetchReferrers: setting({ env: 'PREFETCH_REFERRERS', expected: BOOLEAN, parse: parse.boolean, default: false }),
+  // auto: human-readable lines on a terminal, JSON otherwise.
+  logFormat: setting<'auto' | 'json' | 'pretty'>({ env: 'LAYOVER_LOG_FORMAT', expected: 'auto, json or pretty', parse: oneOf('auto', 'json', 'pretty'), default: 'auto' }),
 
   // Custom domains (src/registry/custom-domains.ts): a name of yours in front of an upstream registry and prefix.
   customDomains: setting({ env: null, expected: 'a list of {from: domain[/path], to: registry[/prefix], certFile?, keyFile?}', parse: parse.raw, default: [], noFlag: true }),

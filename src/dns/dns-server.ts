@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Packet } from 'dns2';
@@ -29,6 +30,8 @@ export interface DnsServerOptions {
   cacheEntries?: number; // forwarded-answer cache bound, default 10000
   /** Recursion allow list, response-rate limiting, TCP deadline and per-client cap (LayoverConfig.dnsPolicy). */
   policy: LayoverConfig['dnsPolicy'];
+  /** Counts queries by result (answered, forwarded, refused, failed, limited). */
+  metrics?: Metrics;
 }
 
 /** Queries are small; anything bigger is hostile or broken (FORMERR over UDP, disconnect over TCP). */

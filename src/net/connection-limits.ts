@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Server, Socket } from 'node:net';
@@ -68,7 +69,8 @@ export class ConnectionLimits {
   #refusedSinceLog = 0;
   #loggedAt = -Infinity;
 
-  constructor(name: string, caps: ConnectionCaps, logger: FastifyBaseLogger) {
+  /** `metrics`: open connections are exported under the listener's name. */
+  constructor(name: string, caps: ConnectionCaps, logger: FastifyBaseLogger, readonly metrics?: Metrics) {
     this.#name = name;
     this.#caps = caps;
     this.#logger = logger;

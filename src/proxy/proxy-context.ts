@@ -1,3 +1,5 @@
+import type { Metrics } from '../metrics/metrics.js';
+import type { DockerHubBudget } from '../upstream/docker-hub-budget.js';
 import type { ReadAccess } from '../access/read-access.js';
 import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { BlobCache } from '../cache/blob-cache.js';
@@ -19,6 +21,10 @@ export interface ProxyContext {
   readonly clientAuth?: ClientAuth | null;
   /** Replicas of a shared index: who fetches which digest, and how to follow another replica's fill; absent or null alone. */
   readonly fleet?: Fleet | null;
+  /** Prometheus series (src/metrics/); absent in tests that do not count. */
+  readonly metrics?: Metrics;
+  /** Docker Hub's pull budget, read from its answers; absent in tests that do not watch it. */
+  readonly dockerHubBudget?: DockerHubBudget;
 }
 
 /** The registry routes' context: also who may read what the cache holds. */

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import { isIP } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
@@ -23,6 +24,8 @@ export interface SniContextsOptions {
   /** How many certificates (per name or per wildcard) to keep; one evicted is minted again on its next handshake. */
   maxEntries?: number;
   logger: FastifyBaseLogger;
+  /** Counts handshakes and certificates minted. */
+  metrics?: Metrics;
 }
 
 type SniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void) => void;

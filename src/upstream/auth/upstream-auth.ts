@@ -1,3 +1,4 @@
+import type { Metrics } from '../../metrics/metrics.js';
 import type { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { request, type Dispatcher } from 'undici';
@@ -98,6 +99,8 @@ export class UpstreamAuth {
     now?: () => number;
     /** Replicas of a shared index: bearer tokens sealed in the index's records, so one fetched by any replica serves all. */
     sharedTokens?: SharedTokenStore;
+    /** Counts tokens fetched from token services. */
+    metrics?: Metrics;
   }) {
     this.#dispatcher = options.dispatcher;
     const realms = options.realms ?? (options.dispatcher instanceof UpstreamDispatcher ? options.dispatcher.realms : null);

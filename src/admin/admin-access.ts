@@ -1,0 +1,64 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { ClientAuth } from '../client-auth/create-client-auth.js';
+import { parseBearer } from '../client-auth/authenticator.js';
+import { BASIC_CHALLENGE } from '../client-auth/client-challenge.js';
+import { ClientNetworks } from '../dns/client-networks.js';
+import { OciError } from '../registry/oci-errors.js';
+
+export interface AdminAccessOptions {
+  /** The admin token (ADMIN_TOKEN_FILE). */
+  token: string;
+  /** ADMIN_ALLOW_NETWORKS: the admin API answers nobody else. */
+  allowNetworks: readonly string[];
+  /** Client authentication, when on: members of `group` are admins too. */
+  clientAuth: ClientAuth | null;
+  group: string;
+}
+
+/**
+ * `api`: the admin API, only from ADMIN_ALLOW_NETWORKS and only for an admin.
+ * `view`: the status page and /metrics, open as the other service routes are, except that with
+ * client authentication on they show what was pulled only to an admin.
+ */
+export type AdminScope = 'api' | 'view';
+
+const ADMIN_CHALLENGE = 'Bearer realm="layover-admin"';
+
+/** Who may operate Layover: the same check for every admin route, written once. */
+export class AdminAccess {
+  readonly #token: Buffer;
+  readonly #allow: ClientNetworks;
+
+  constructor(private readonly options: AdminAccessOptions) {
+    this.#token = Buffer.from(options.token);
+    this.#allow = new ClientNetworks(options.allowNetworks);
+  }
+
+  /** A preHandler that lets only admins through (for `scope`); refusals are OCI errors. */
+  guard(scope: AdminScope): preHandlerAsyncHookHandler {
+    return async (request) => {
+      if (scope === 'api' && !this.#allow.includes(request.socket.remoteAddress ?? '')) {
+        throw new OciError('DENIED', 'the admin API does not answer this address (ADMIN_ALLOW_NETWORKS)');
+      }
+      if (scope === 'view' && this.options.clientAuth === null) return;
+      await this.#checkAdmin(request);
+    };
+  }
+
+  async #checkAdmin(request: FastifyRequest): Promise<void> {
+    const authorization = request.headers.authorization;
+    const challenge = this.options.clientAuth ? `${ADMIN_CHALLENGE}, ${BASIC_CHALLENGE}` : ADMIN_CHALLENGE;
+    if (authorization === undefined) throw new OciError('UNAUTHORIZED', 'an admin token or an admin\'s credentials are needed', undefined, { headers: { 'www-authenticate': challenge } });
+    const bearer = parseBearer(authorization);
+    if (bearer !== null && this.#isAdminToken(bearer)) return;
+    const identity = this.options.clientAuth ? await this.options.clientAuth.authenticator.authenticate(authorization) : null;
+    if (identity === null) throw new OciError('UNAUTHORIZED', 'the admin token or the credentials are wrong', undefined, { headers: { 'www-authenticate': challenge } });
+    if (!identity.groups.includes(this.options.group)) throw new OciError('DENIED', `${identity.user} is not in the admin group (ADMIN_GROUP)`);
+  }
+
+  #isAdminToken(candidate: string): boolean {
+    const given = Buffer.from(candidate);
+    return given.length === this.#token.length && timingSafeEqual(given, this.#token);
+  }
+}

@@ -1,0 +1,72 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** What the request log knows of a request when it completes: what /metrics and the status page count. */
+export interface CompletedRequest {
+  /** https, http, proxy, admin or `registry port N`. */
+  readonly listener: string;
+  /** blob, manifest, tags, referrers, token, redirect, peer, service, admin, other. */
+  readonly route: string;
+  /** The upstream registry asked about; undefined for Layover's own routes. */
+  readonly registry: string | undefined;
+  readonly repository: string | undefined;
+  /** hit, miss, stale, pass, denied; undefined where no cache decision was made. */
+  readonly cache: string | undefined;
+  readonly status: number;
+  /** Body bytes sent to the client. */
+  readonly bytes: number;
+  readonly ms: number;
+  /** The error message of a request that failed (5xx), for the status page's recent errors. */
+  readonly error: string | undefined;
+}
+
+export type RequestObserver = (request: CompletedRequest) => void;
+
+/**
+ * Every Prometheus series Layover exports, in one registry per app (so tests and replicas count
+ * apart). Names follow Prometheus conventions: `layover_` prefix, `_total` counters, base units
+ * (bytes, seconds). Labels stay bounded: registries are the configured ones, never repositories.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #observers: RequestObserver[] = [];
+
+  readonly requests = new Counter({ name: 'layover_requests_total', help: 'Requests answered, by route, registry, cache result and status class', labelNames: ['route', 'registry', 'cache', 'status'] as const, registers: [this.registry] });
+  readonly bytesServed = new Counter({ name: 'layover_served_bytes_total', help: 'Body bytes sent to clients, by registry and where they came from (cache: bytes the upstream did not have to send)', labelNames: ['registry', 'source'] as const, registers: [this.registry] });
+  readonly fillsInFlight = new Gauge({ name: 'layover_fills_in_flight', help: 'Blob downloads into the cache in progress', registers: [this.registry] });
+  readonly fillWaiters = new Gauge({ name: 'layover_fill_waiters', help: 'Clients following a download in progress', registers: [this.registry] });
+  readonly upstreamDuration = new Histogram({ name: 'layover_upstream_request_duration_seconds', help: 'Time to an upstream answer\'s headers, by registry', labelNames: ['registry'] as const, buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [this.registry] });
+  readonly upstreamErrors = new Counter({ name: 'layover_upstream_errors_total', help: 'Upstream requests that failed, by registry and cause (connect, dns, tls, timeout, status_5xx, status_429, reset, digest)', labelNames: ['registry', 'cause'] as const, registers: [this.registry] });
+  readonly upstreamTokens = new Counter({ name: 'layover_upstream_tokens_fetched_total', help: 'Bearer tokens fetched from upstream token services, by registry', labelNames: ['registry'] as const, registers: [this.registry] });
+  readonly evictions = new Counter({ name: 'layover_evictions_total', help: 'Blobs evicted to stay under CACHE_MAX_SIZE', registers: [this.registry] });
+  readonly evictedBytes = new Counter({ name: 'layover_evicted_bytes_total', help: 'Bytes evicted to stay under CACHE_MAX_SIZE', registers: [this.registry] });
+  readonly cacheBytes = new Gauge({ name: 'layover_cache_bytes', help: 'Bytes of verified blobs in the cache', registers: [this.registry] });
+  readonly cacheEntries = new Gauge({ name: 'layover_cache_entries', help: 'Verified blobs in the cache', registers: [this.registry] });
+  readonly cacheMaxBytes = new Gauge({ name: 'layover_cache_max_bytes', help: 'CACHE_MAX_SIZE', registers: [this.registry] });
+  readonly dnsQueries = new Counter({ name: 'layover_dns_queries_total', help: 'DNS queries, by result (answered, forwarded, refused, failed, limited)', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly tlsHandshakes = new Counter({ name: 'layover_tls_handshakes_total', help: 'TLS handshakes, by result (ok, failed)', labelNames: ['result'] as const, registers: [this.registry] });
+  readonly certificatesMinted = new Counter({ name: 'layover_tls_certificates_minted_total', help: 'Leaf certificates minted by Layover\'s CA', registers: [this.registry] });
+  readonly openConnections = new Gauge({ name: 'layover_open_connections', help: 'Open client connections, by listener', labelNames: ['listener'] as const, registers: [this.registry] });
+  readonly dockerHubLimit = new Gauge({ name: 'layover_docker_hub_ratelimit_limit', help: 'Docker Hub\'s RateLimit-Limit, by account and source address', labelNames: ['account', 'source'] as const, registers: [this.registry] });
+  readonly dockerHubRemaining = new Gauge({ name: 'layover_docker_hub_ratelimit_remaining', help: 'Docker Hub\'s RateLimit-Remaining, by account and source address', labelNames: ['account', 'source'] as const, registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts a completed request and tells the observers (the status page's history). */
+  recordRequest(request: CompletedRequest): void {
+    const registry = request.registry ?? '';
+    this.requests.inc({ route: request.route, registry, cache: request.cache ?? '', status: `${Math.floor(request.status / 100)}xx` });
+    if (request.bytes > 0 && request.registry !== undefined) this.bytesServed.inc({ registry, source: request.cache === 'hit' || request.cache === 'stale' ? 'cache' : 'upstream' }, request.bytes);
+    for (const observe of this.#observers) observe(request);
+  }
+
+  onRequest(observer: RequestObserver): void {
+    this.#observers.push(observer);
+  }
+
+  /** The Prometheus text exposition. */
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
