@@ -25,6 +25,7 @@ import { SETTINGS } from './config/settings.js';
 import { DnsServer } from './dns/dns-server.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
+import { requestIdGenerator } from './log/request-ids.js';
 import { ConnectionLimits, type ConnectionCaps } from './net/connection-limits.js';
 import { listenerCapWithin, openFileLimit } from './net/descriptor-budget.js';
 import { ServingState } from './net/serving-state.js';
@@ -95,9 +96,10 @@ export interface ListeningAddresses {
 }
 
 // Options shared by both listeners (typed by inference: fastify's option types differ per server kind).
-function commonOptions(config: LayoverConfig, logger: Logger, listener: string, metrics: Metrics) {
+function commonOptions(config: LayoverConfig, logger: Logger, listener: string, metrics: Metrics, genReqId: () => string) {
   const { timeouts } = config;
   return {
+    genReqId,
     loggerInstance: logger as FastifyBaseLogger,
     logController: new RequestLogController(listener, metrics),
     // nginx's send_timeout and client_body_timeout both bound the silence of a
@@ -124,6 +126,8 @@ function prepare(app: FastifyInstance, config: LayoverConfig, state: ServingStat
   // a hook, so registry-port listeners routed here get it too.
   app.addHook('onSend', (request, reply, payload, done) => {
     if (state.stopping && request.raw.httpVersionMajor === 1) reply.header('connection', 'close');
+    // The ID of the request's log line, for an operator holding a client's error in hand.
+    reply.header('x-request-id', request.id);
     done(null, payload);
   });
   registerErrorHandler(app);
@@ -145,8 +149,10 @@ function connectionCaps(config: LayoverConfig, logger: Logger, listeners: number
 
 /** Builds every server Layover runs, without listening (tests listen on port 0). */
 export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}): Promise<LayoverApp> {
-  const logger = deps.logger ?? createLogger(config.logLevel);
+  const logger = deps.logger ?? createLogger(config.logLevel, undefined, config.logFormat);
   const metrics = deps.metrics ?? new Metrics();
+  // One sequence for every listener: an ID names one request of this process.
+  const nextRequestId = requestIdGenerator();
   const intercepted = new HostnameSet(config.registries);
   const upstreamResolver = new UpstreamResolver({ servers: config.upstreamDns });
   const upstreamAgent = new UpstreamDispatcher(config, upstreamResolver);
@@ -166,15 +172,15 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   // A connection that has not finished its TLS handshake (a ClientHello included) by then is
   // closed: Node's default of 120 s let idle sockets pile up by the thousand.
   const tlsOptions = { ...sni.serverOptions(), ...serverTimeouts, handshakeTimeout: config.connections.tlsHandshakeMs };
-  const common = commonOptions(config, logger, 'https', metrics);
+  const common = commonOptions(config, logger, 'https', metrics, nextRequestId);
   // h2 is offered only on request: blobs over HTTP/2 ran at half the speed of
   // HTTP/1.1 at twice the CPU on these machines (see README).
   const https = config.http2
     ? (fastify({ ...common, http2: true, https: { ...tlsOptions, allowHTTP1: true } }) as unknown as FastifyInstance)
     : (fastify({ ...common, https: { ...tlsOptions, ALPNProtocols: ['http/1.1'] } }) as unknown as FastifyInstance);
-  const http = config.listen.http ? fastify({ ...commonOptions(config, logger, 'http', metrics), http: serverTimeouts }) : null;
-  const proxy = config.listen.proxy ? fastify({ ...commonOptions(config, logger, 'proxy', metrics), http: serverTimeouts }) : null;
-  const admin = config.admin.listen ? fastify({ ...commonOptions(config, logger, 'admin', metrics), http: serverTimeouts }) : null;
+  const http = config.listen.http ? fastify({ ...commonOptions(config, logger, 'http', metrics, nextRequestId), http: serverTimeouts }) : null;
+  const proxy = config.listen.proxy ? fastify({ ...commonOptions(config, logger, 'proxy', metrics, nextRequestId), http: serverTimeouts }) : null;
+  const admin = config.admin.listen ? fastify({ ...commonOptions(config, logger, 'admin', metrics, nextRequestId), http: serverTimeouts }) : null;
   const state = new ServingState();
   if (config.http2) state.trackSessions(https.server as unknown as Http2SecureServer);
   // Each listener has caps of its own, so that a flood of 443 leaves /healthz on port 80 answering.

@@ -48,7 +48,12 @@ export async function serve(config: LayoverConfig): Promise<void> {
       process.exit(1);
     }, graceMs).unref();
     closeApp(app, { drainMs, fillWaitMs: Math.max(0, graceMs - drainMs - CLOSE_RESERVE_MS) })
-      .then(() => process.exit(0))
+      .then(() => {
+        // The last line: the stop completed in order (a collector can tell it from a crash).
+        app.logger.info({ signal, ms: Math.round(performance.now() - stoppingSince!) }, 'layover stopped');
+        app.logger.flush();
+        process.exit(0);
+      })
       .catch((error: unknown) => {
         app.logger.error({ err: error }, 'shutdown failed');
         process.exit(1);

@@ -1,12 +1,25 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import pinoPretty from 'pino-pretty';
 import { redactUrl } from './redact-url.js';
+
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/**
+ * Where the lines go: JSON on stdout for collectors, or, on a terminal (`auto`) or when asked for,
+ * one coloured line per event. Synchronous either way, so that the last lines before an exit are written.
+ */
+function stdoutDestination(format: LogFormat): DestinationStream | undefined {
+  const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  if (!pretty) return undefined;
+  return pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+}
 
 /**
  * The one logger (fastify's pino) that every server of Layover logs through.
  * Headers are never logged whole; the fields that could carry credentials are
  * redacted again here in case a later change logs them.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   return pino(
     {
       level,
@@ -32,6 +45,6 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
         }),
       },
     },
-    destination,
+    destination ?? stdoutDestination(format),
   );
 }
