@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ConfigError } from '../config/config-error.js';
 
 /** The admin token's file in the data dir, unless ADMIN_TOKEN_FILE names another. */
 export const ADMIN_TOKEN_FILE = 'admin.token';
@@ -20,7 +21,7 @@ export async function loadOrCreateAdminToken(file: string): Promise<string> {
   });
   if (existing !== null) {
     const token = existing.trim();
-    if (token.length < MIN_TOKEN_LENGTH) throw new Error(`ADMIN_TOKEN_FILE: ${file} holds fewer than ${MIN_TOKEN_LENGTH} characters; write a long random token there`);
+    if (token.length < MIN_TOKEN_LENGTH) throw new ConfigError(`ADMIN_TOKEN_FILE: ${file} holds fewer than ${MIN_TOKEN_LENGTH} characters; write a long random token there`);
     return token;
   }
   const token = randomBytes(32).toString('base64url');
