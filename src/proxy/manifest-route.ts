@@ -13,15 +13,11 @@ import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { whenReadable } from './read-guard.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import type { UpstreamTarget } from './upstream-target.js';
+import { countsPulls, headTag, observeBudgetLater, tooManyRequests, upstreamIdentity, type TagHeadRequest } from './manifest-budget.js';
+import { adoptCachedDigest, revalidateInBackground, type TagRecord } from './manifest-revalidation.js';
 
 /** No real manifest comes near this; a bigger body is hostile or broken (distribution uses 4 MiB too). */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-
-/** What a tag resolved to for one Accept key, kept for the tier's time and as a stale fallback. */
-interface TagRecord {
-  digest: Digest;
-  fetchedAt: number;
-}
 
 type Reference = { tag: string } | { digest: Digest };
 
@@ -69,6 +65,7 @@ function fetchByDigest(asked: ManifestRequest, digest: Digest): FastifyReply {
     identity: true,
     auth: ctx.upstreamAuth.for(name),
     onResponse: (res) => {
+      observeBudgetLater(ctx, target, name, request.headers.authorization, res.statusCode, res.headers, request.log);
       if (res.statusCode >= 500) return upstreamFailed(reply, target, res);
       if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);
       storeAndSend(asked, res, digest, null).catch((error: unknown) => failReply(request, reply, error));
@@ -77,7 +74,7 @@ function fetchByDigest(asked: ManifestRequest, digest: Digest): FastifyReply {
 }
 
 function serveByTag(asked: ManifestRequest, tag: string): FastifyReply {
-  const { ctx, request, reply, target, name, log } = asked;
+  const { ctx, request, reply, target, name } = asked;
   const key = `tag:${target.registry}/${name}:${tag}|${acceptKey(request.headers.accept)}`;
   const record = ctx.cache.getRecord<TagRecord>(key);
   const cached = record ? manifestEntry(ctx, record.digest) : undefined;
@@ -87,33 +84,97 @@ function serveByTag(asked: ManifestRequest, tag: string): FastifyReply {
       if (!(await sendCached(asked, cached, 'hit'))) fetchByTag(asked, key, undefined);
     });
   }
+  // A HEAD is free on Docker Hub and the client's own HEAD goes as it came; a GET is a pull.
+  if (countsPulls(target) && request.method === 'GET') {
+    spendNoPull(asked, key, tag, record, cached).catch((error: unknown) => failReply(request, reply, error));
+    return reply;
+  }
   return fetchByTag(asked, key, cached);
+}
+
+/**
+ * A GET of a Docker Hub tag the cache cannot answer fresh, where every manifest GET is a pull of
+ * the budget. With the account's budget low (or exhausted) and the tag cached, the cached manifest
+ * goes first and a HEAD in the background revalidates it. Otherwise a HEAD asks which digest the
+ * tag names: a digest the cache holds is served from it, and only an unknown one is fetched (by
+ * tag, the path every other registry takes).
+ */
+async function spendNoPull(asked: ManifestRequest, key: string, tag: string, record: TagRecord | undefined, cached: BlobEntry | undefined): Promise<void> {
+  const { ctx, request, reply, target, name } = asked;
+  const head: TagHeadRequest = { ctx, dispatcher: request.server.upstream, target, name, tag, accept: request.headers.accept, clientAuthorization: request.headers.authorization };
+  const budget = ctx.dockerHubBudget;
+  if (cached && record && !record.moved && budget) {
+    let account: string | null = null;
+    try {
+      account = (await upstreamIdentity(ctx, target, name, head.clientAuthorization)).account;
+    } catch {
+      // No identity, no budget to look at: the HEAD below meets the same failure and reports it.
+    }
+    if (account !== null && budget.isLow(account)) {
+      annotateRequestLog(request, { budget: budget.isExhausted(account) ? 'exhausted' : 'low' });
+      whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, async () => {
+        if (!(await sendCached(asked, cached, 'stale'))) fetchByTag(asked, key, undefined);
+      });
+      revalidateInBackground(head, key, request.log);
+      return;
+    }
+  }
+  const answer = await headTag(head);
+  switch (answer.kind) {
+    case 'digest': {
+      const entry = manifestEntry(ctx, answer.digest);
+      if (!entry) return void fetchByTag(asked, key, cached);
+      // The membership is in memory once called: the access check below finds it without asking upstream.
+      adoptCachedDigest(head, key, answer.digest, request.log).catch((error: unknown) => request.log.warn({ err: error, registry: target.registry, repo: name }, 'recording a revalidated tag failed'));
+      annotateRequestLog(request, { revalidated: 'head' });
+      whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: entry.digest }, async () => {
+        if (!(await sendCached(asked, entry, 'hit'))) fetchByTag(asked, key, cached);
+      });
+      return;
+    }
+    case 'limited':
+      if (cached) return serveStale(asked, cached, 'upstream answered 429', answer.error);
+      throw answer.error;
+    case 'unreachable':
+      if (cached) return serveStale(asked, cached, (answer.error as NodeJS.ErrnoException).code ?? answer.error.message, unreachable(target, answer.error));
+      throw unreachable(target, answer.error);
+    case 'other':
+      return void fetchByTag(asked, key, cached);
+  }
+}
+
+/** The tag's last answer, when the upstream failed or rate-limits; `failure` if the cache lost it meanwhile. */
+function serveStale(asked: ManifestRequest, cached: BlobEntry, why: string, failure: OciError): void {
+  const { ctx, request, reply, target, name, log } = asked;
+  request.log.warn({ ...log, reason: why }, 'upstream failed: serving the cached manifest');
+  clearUpstreamHeaders(reply);
+  whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, async () => {
+    if (!(await sendCached(asked, cached, 'stale'))) throw failure;
+  });
 }
 
 /** Asks upstream for a tag; when it fails or rate-limits, `cached` (the tag's last answer) is served instead. */
 function fetchByTag(asked: ManifestRequest, key: string, cached: BlobEntry | undefined): FastifyReply {
   const { ctx, request, reply, target, name, log } = asked;
-  const serveStale = (why: string, failure: OciError): void => {
-    request.log.warn({ ...log, reason: why }, 'upstream failed: serving the cached manifest');
-    clearUpstreamHeaders(reply);
-    whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached!.digest }, async () => {
-      if (!(await sendCached(asked, cached!, 'stale'))) throw failure;
-    });
-  };
   annotateRequestLog(request, { ...log, cache: 'miss' });
   return forwardUpstream(request, reply, target, {
     identity: true,
     auth: ctx.upstreamAuth.for(name),
     onUnreachable: (error) => {
-      if (cached) return serveStale((error as NodeJS.ErrnoException).code ?? error.message, unreachable(target, error));
+      if (cached) return serveStale(asked, cached, (error as NodeJS.ErrnoException).code ?? error.message, unreachable(target, error));
       void reply.send(unreachable(target, error));
     },
     onResponse: (res) => {
+      observeBudgetLater(ctx, target, name, request.headers.authorization, res.statusCode, res.headers, request.log);
       if ((res.statusCode >= 500 || res.statusCode === 429) && cached) {
         res.stream.resume();
-        return serveStale(`upstream answered ${res.statusCode}`, upstreamFailure(target, res.statusCode));
+        return serveStale(asked, cached, `upstream answered ${res.statusCode}`, res.statusCode === 429 ? tooManyRequests(target, res.headers) : upstreamFailure(target, res.statusCode));
       }
       if (res.statusCode >= 500) return upstreamFailed(reply, target, res);
+      if (res.statusCode === 429) {
+        res.stream.resume();
+        return void reply.send(tooManyRequests(target, res.headers));
+      }
       if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);
       storeAndSend(asked, res, null, key).catch((error: unknown) => failReply(request, reply, error));
     },
