@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
+import { isOwnPull, OWN_PULL_IDENTITY } from '../prefetch/own-pull-credential.js';
 import { isClientTokenRequest, isRefusal, requestTargetOf } from '../proxy/request-target.js';
 import { rememberIdentity } from './authenticated-requests.js';
 import type { ClientIdentity } from './authenticator.js';
@@ -65,6 +66,14 @@ export function clientAuthHook({ clientAuth }: ClientAuthHookOptions): onRequest
     delete request.raw.headers.authorization;
     delete request.headers.authorization;
     const pull = request.method === 'GET' || request.method === 'HEAD';
+    // Layover's own pulls (prefetch, asked for by an admin through the admin API): in process only,
+    // with a credential no socket ever carried; a read of a well-formed path, nothing else.
+    if (pull && !target.token && isOwnPull(authorization)) {
+      annotateRequestLog(request, { user: OWN_PULL_IDENTITY.user });
+      rememberIdentity(request, OWN_PULL_IDENTITY);
+      if (target.routeError) throw target.routeError;
+      return;
+    }
     // A token relay request (GET or an OAuth2 POST) asks for a token, it pushes nothing: it is judged as a pull.
     const action = pull || target.token ? 'pull' : 'push';
     let identified: Identified | null;

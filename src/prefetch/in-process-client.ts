@@ -1,0 +1,157 @@
+import type { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { Digest } from '../registry/digest.js';
+import { MANIFEST_MEDIA_TYPES } from '../registry/media-types.js';
+import type { RepositoryName } from '../registry/repository-name.js';
+import { readLimited } from '../upstream/read-limited.js';
+import type { ImageReference } from './image-reference.js';
+import { OWN_PULL_AUTHORIZATION } from './own-pull-credential.js';
+
+/** As the manifest route's own bound: no real manifest comes near it. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** An error answer is a few hundred bytes of JSON; more is read no further. */
+const MAX_ERROR_BYTES = 64 * 1024;
+/** What Docker asks for (schema 1 is long gone from registries and is not walked). */
+const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.filter((type) => !type.startsWith('application/vnd.docker.distribution.manifest.v1')).join(', ');
+const USER_AGENT = 'layover-prefetch';
+
+/** A request of Layover's own that the registry routes refused or could not answer. */
+export class PullError extends Error {
+  override readonly name = 'PullError';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface FetchedManifest {
+  readonly body: Buffer;
+  readonly mediaType: string;
+  readonly digest: string | undefined;
+}
+
+type Where = Pick<ImageReference, 'host'> & { readonly repository: RepositoryName };
+
+/**
+ * Requests of Layover's own, run in process through the TLS listener's routes exactly as a client's
+ * would be (light-my-request, no socket): credentials, the authorisation-aware cache, verification
+ * and the one fill per digest all apply. Blobs are streamed and discarded, never held in memory.
+ */
+export class InProcessClient {
+  constructor(
+    private readonly https: FastifyInstance,
+    /** With client authentication on, the hook must let Layover's own pulls in. */
+    private readonly clientAuthOn: boolean,
+  ) {}
+
+  /** A manifest by tag or digest; null for 404 (when `missingIsNull`), a PullError for any other failure. */
+  async manifest(where: Where, reference: string, signal: AbortSignal, missingIsNull = false): Promise<FetchedManifest | null> {
+    const response = await this.#get(where, `manifests/${reference}`, MANIFEST_ACCEPT, signal);
+    if (response.status === 404 && missingIsNull) {
+      await discard(response.stream);
+      return null;
+    }
+    const body = await this.#bodyOf(response, `manifest ${reference}`, MAX_MANIFEST_BYTES);
+    const digest = response.headers['docker-content-digest'];
+    return { body, mediaType: String(response.headers['content-type'] ?? ''), digest: typeof digest === 'string' ? digest : undefined };
+  }
+
+  /** The referrers API's index for `digest`; null when the registry has no referrers API (404). */
+  async referrers(where: Where, digest: Digest, signal: AbortSignal): Promise<Buffer | null> {
+    const response = await this.#get(where, `referrers/${digest}`, 'application/vnd.oci.image.index.v1+json', signal);
+    if (response.status === 404) {
+      await discard(response.stream);
+      return null;
+    }
+    return this.#bodyOf(response, `referrers of ${digest}`, MAX_MANIFEST_BYTES);
+  }
+
+  /** True when a HEAD of the blob is answered 200 (a hit the caller already knew of, access checked). */
+  async hasBlob(where: Where, digest: Digest, signal: AbortSignal): Promise<boolean> {
+    const response = await this.#request('HEAD', where, `blobs/${digest}`, undefined, signal);
+    await discard(response.stream);
+    return response.status === 200;
+  }
+
+  /**
+   * GETs a blob and reads it to the end, discarding the bytes; resolves with how many were read, or
+   * null for a redirect to the bucket (BLOB_REDIRECT=presigned), which is answered only for a blob the store holds.
+   */
+  async blob(where: Where, digest: Digest, signal: AbortSignal, onBytes: (bytes: number) => void): Promise<number | null> {
+    const response = await this.#get(where, `blobs/${digest}`, undefined, signal);
+    if (response.status === 307 || response.status === 302) {
+      await discard(response.stream);
+      return null;
+    }
+    if (response.status !== 200) return this.#refused(response, `blob ${digest}`);
+    let bytes = 0;
+    for await (const chunk of response.stream) {
+      bytes += (chunk as Buffer).length;
+      onBytes((chunk as Buffer).length);
+    }
+    return bytes;
+  }
+
+  #get(where: Where, path: string, accept: string | undefined, signal: AbortSignal): Promise<Answer> {
+    return this.#request('GET', where, path, accept, signal);
+  }
+
+  async #request(method: 'GET' | 'HEAD', where: Where, path: string, accept: string | undefined, signal: AbortSignal): Promise<Answer> {
+    signal.throwIfAborted();
+    const headers: Record<string, string> = { host: where.host, 'user-agent': USER_AGENT };
+    if (accept) headers.accept = accept;
+    if (this.clientAuthOn) headers.authorization = OWN_PULL_AUTHORIZATION;
+    const response = await this.https.inject({ method, url: `/v2/${where.repository}/${path}`, headers, payloadAsStream: true });
+    const stream = response.stream();
+    // Closing the route's response is what a client hanging up does: the route stops sending, and
+    // a fill it started goes on, as it belongs to the cache.
+    const abort = (): void => {
+      response.raw.res.destroy();
+      stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    if (signal.aborted) abort();
+    else {
+      signal.addEventListener('abort', abort, { once: true });
+      stream.once('close', () => signal.removeEventListener('abort', abort));
+    }
+    return { status: response.statusCode, headers: response.headers, stream };
+  }
+
+  /** The whole (bounded) body of a 200; a PullError naming the route's error for anything else. */
+  async #bodyOf(response: Answer, what: string, limit: number): Promise<Buffer> {
+    if (response.status !== 200) return this.#refused(response, what);
+    const body = await readLimited(response.stream, limit);
+    if (!body) throw new PullError(`${what} is larger than ${limit} bytes`, 502);
+    return body;
+  }
+
+  async #refused(response: Answer, what: string): Promise<never> {
+    const body = await readLimited(response.stream, MAX_ERROR_BYTES).catch(() => null);
+    throw new PullError(`${what}: ${response.status} ${errorText(body)}`, response.status);
+  }
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, unknown>;
+  stream: Readable;
+}
+
+async function discard(stream: Readable): Promise<void> {
+  for await (const _chunk of stream);
+}
+
+/** `CODE: message` of an OCI error body, or the start of whatever came instead. */
+function errorText(body: Buffer | null): string {
+  if (!body) return '(no answer)';
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    const first = parsed.errors?.[0];
+    if (first && typeof first.code === 'string') return `${first.code}: ${String(first.message ?? '').slice(0, 300)}`;
+  } catch {
+    // not JSON: shown as it came, shortened
+  }
+  return JSON.stringify(body.toString('utf8').slice(0, 200));
+}
