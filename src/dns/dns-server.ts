@@ -34,6 +34,10 @@ export interface DnsServerOptions {
   metrics?: Metrics;
 }
 
+/** The `result` label of layover_dns_queries_total: each query is counted once, with its final fate. */
+type DnsResult = 'answered' | 'forwarded' | 'refused' | 'failed' | 'limited';
+type QueryCounters = Record<DnsResult, { inc(): void }>;
+
 /** Queries are small; anything bigger is hostile or broken (FORMERR over UDP, disconnect over TCP). */
 const MAX_QUERY_BYTES = 4096;
 /** RFC 1035 §4.2.1: without EDNS a UDP response is at most 512 octets. */
@@ -78,6 +82,13 @@ export class DnsServer {
   #closed = false;
   #lastLoopWarning = -Infinity;
   #lastRefusalNotice = -Infinity;
+  /** Counter children bound once: the hot path pays an increment, not a label look-up. */
+  readonly #counters: QueryCounters | null;
+  /**
+   * What #handle decided for the query it just answered synchronously (null: not a query, e.g. a
+   * response), read by its caller right after it returns: no object per query on the hot path.
+   */
+  #result: DnsResult | null = null;
 
   constructor(options: DnsServerOptions) {
     this.#options = options;
@@ -90,8 +101,12 @@ export class DnsServer {
     this.#recursion = new ClientNetworks(policy.allowRecursion);
     this.#rateLimiter = new ResponseRateLimiter({ perSecond: policy.rateLimit, slip: policy.rateLimitSlip });
     this.#rateLimitExempt = policy.rateLimit > 0 && policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
+    const queries = options.metrics?.dnsQueries;
+    this.#counters = queries
+      ? { answered: queries.labels('answered'), forwarded: queries.labels('forwarded'), refused: queries.labels('refused'), failed: queries.labels('failed'), limited: queries.labels('limited') }
+      : null;
     this.#tcp = new TcpListener({
-      handle: (query, remote) => this.#handle(query, 'tcp', remote.address, remote.port),
+      handle: (query, remote) => this.#handleTcp(query, remote.address, remote.port),
       logger: options.logger,
       maxMessageBytes: MAX_QUERY_BYTES,
       queryTimeoutMs: policy.tcpQueryMs,
@@ -151,20 +166,39 @@ export class DnsServer {
     try {
       const reply = this.#handle(msg, 'udp', rinfo.address, rinfo.port);
       if (reply instanceof Promise) {
-        reply.then((late) => this.#send(udp, late, rinfo)).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
+        reply.then((late) => this.#send(udp, late, rinfo, forwardResult(late))).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
       } else {
-        this.#send(udp, reply, rinfo);
+        this.#send(udp, reply, rinfo, this.#result);
       }
     } catch (err) {
       this.#logger.error({ err }, 'dns query failed');
     }
   }
 
+  /** Over TCP a source cannot be forged: nothing there is rate-limited, the result is final. */
+  #handleTcp(msg: Buffer, address: string, port: number): Buffer | null | Promise<Buffer | null> {
+    const reply = this.#handle(msg, 'tcp', address, port);
+    if (!(reply instanceof Promise)) {
+      this.#count(this.#result);
+      return reply;
+    }
+    return reply.then((late) => {
+      this.#count(forwardResult(late));
+      return late;
+    });
+  }
+
+  #count(result: DnsResult | null): void {
+    if (result !== null) this.#counters?.[result].inc();
+  }
+
   /** UDP only: over TCP a source cannot be forged, so nothing there is rate-limited. */
-  #send(udp: dgram.Socket, answer: Buffer | null, rinfo: dgram.RemoteInfo): void {
+  #send(udp: dgram.Socket, answer: Buffer | null, rinfo: dgram.RemoteInfo, result: DnsResult | null): void {
     // A reply that completes after close() has nowhere to go.
-    if (!answer || this.#closed) return;
+    if (!answer || this.#closed) return this.#count(result);
     const reply = this.#rateLimitExempt?.includes(rinfo.address) ? answer : this.#rateLimiter.admit(answer, rinfo.address);
+    // Dropped or cut to a truncated slip by the rate limit: that is the query's fate.
+    this.#count(reply === answer ? result : 'limited');
     if (!reply) return;
     const failed = (err: Error | null): void => {
       if (err) this.#logger.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');
@@ -182,11 +216,16 @@ export class DnsServer {
    * intercepted names, so the hot path allocates no promise.
    */
   #handle(msg: Buffer, transport: Transport, address: string, port: number): Buffer | null | Promise<Buffer | null> {
+    // Until a branch below says otherwise, whatever is answered is a failure (FORMERR, NOTIMP, BADVERS, silence).
+    this.#result = 'failed';
     if (msg.length < HEADER_SIZE) return null;
     const flags = msg.readUInt16BE(2);
     // Never answer a response: two servers would bounce errors off each other,
     // and a forged source would make us a reflector.
-    if ((flags & FLAG.QR) !== 0) return null;
+    if ((flags & FLAG.QR) !== 0) {
+      this.#result = null;
+      return null;
+    }
     if (msg.length > MAX_QUERY_BYTES) return errorResponse(msg, RCODE.FORMERR);
     if (opcodeOf(flags) !== 0) return errorResponse(msg, RCODE.NOTIMP);
     if (msg.readUInt16BE(4) !== 1) return errorResponse(msg, RCODE.FORMERR);
@@ -199,6 +238,7 @@ export class DnsServer {
     const maxSize = transport === 'tcp' ? TCP_MAX_SIZE : opt === NO_OPT ? CLASSIC_UDP_SIZE : Math.max(CLASSIC_UDP_SIZE, optUdpSize(msg, opt));
 
     if (question.hostname !== null && this.#options.intercepted.has(question.hostname)) {
+      this.#result = 'answered';
       return this.#answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
     }
     if (this.#endpoints.has(address, port)) {
@@ -207,9 +247,11 @@ export class DnsServer {
     }
     if (!this.#recursion.includes(address)) {
       this.#noteRefusal(address, transport);
+      this.#result = 'refused';
       return this.#answers.refused(msg, question.end, opt !== NO_OPT);
     }
     if (question.qtype === QTYPE.ANY && (question.qclass === QCLASS.IN || question.qclass === QCLASS.ANY)) {
+      this.#result = 'answered';
       return this.#answers.minimalAny(msg, question.end, opt !== NO_OPT, maxSize);
     }
     return this.#forward(msg, question, opt, transport, maxSize);
@@ -222,7 +264,10 @@ export class DnsServer {
     // A cache hit relays nothing, and the wire reader has checked the header,
     // the question and the framing of any records, so dns2 is spared here.
     const cached = this.#cache.get(key);
-    if (cached) return fitReply(cached, msg, question.end, maxSize);
+    if (cached) {
+      this.#result = 'forwarded';
+      return fitReply(cached, msg, question.end, maxSize);
+    }
 
     // Before anything is relayed upstream, dns2 decodes the whole query once
     // so that nothing malformed leaves.
@@ -283,6 +328,11 @@ export class DnsServer {
     this.#lastLoopWarning = now;
     this.#logger.warn({ source: `${address}:${port}` }, 'dns query came from our own forwarding socket; dropped it to break a loop');
   }
+}
+
+/** A forward's answer: the upstream's, or Layover's SERVFAIL when none came (an upstream's SERVFAIL is a failure too). */
+function forwardResult(reply: Buffer | null): DnsResult {
+  return reply !== null && reply.length >= HEADER_SIZE && (reply.readUInt16BE(2) & 0x000f) !== RCODE.SERVFAIL ? 'forwarded' : 'failed';
 }
 
 function bind(socket: dgram.Socket, host: string, port: number): Promise<void> {

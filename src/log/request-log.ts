@@ -1,5 +1,7 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Metrics } from '../metrics/metrics.js';
+import { bindRequestMetrics } from '../metrics/request-metrics.js';
+import { requestOutcome } from '../metrics/request-outcome.js';
 import { redactUrl } from './redact-url.js';
 
 /** Fields a route adds to its request's log line: cache, registry, repo, digest, bytes. */
@@ -25,7 +27,10 @@ export class RequestLogController extends LogController {
     super();
   }
 
-  override incomingRequest(): void {}
+  override incomingRequest(request: FastifyRequest): void {
+    // Code that sees only the request (the upstream request) counts into this app's series.
+    if (this.metrics) bindRequestMetrics(request, this.metrics);
+  }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     const length = Number(reply.getHeader('content-length'));
@@ -40,14 +45,18 @@ export class RequestLogController extends LogController {
     };
     if (error) reply.log.error({ ...line, err: error }, 'request errored');
     else reply.log.info(line, 'request');
-    this.metrics?.recordRequest({
+    if (!this.metrics) return;
+    const annotated = fields.get(request) ?? {};
+    const outcome = requestOutcome(request, reply, annotated);
+    this.metrics.recordRequest({
       listener: this.listener,
-      route: typeof line.route === 'string' ? line.route : 'other',
-      registry: typeof line.registry === 'string' ? line.registry : undefined,
-      repository: typeof line.repo === 'string' ? line.repo : undefined,
-      cache: typeof line.cache === 'string' ? line.cache : undefined,
+      route: outcome.route,
+      registry: typeof annotated.registry === 'string' ? this.metrics.registryLabel(annotated.registry) : undefined,
+      repository: typeof annotated.repo === 'string' ? annotated.repo : undefined,
+      cache: outcome.cache === '' ? undefined : outcome.cache,
       status: reply.statusCode,
-      bytes: typeof line.bytes === 'number' ? line.bytes : 0,
+      bytes: outcome.bytes,
+      ...(outcome.source ? { source: outcome.source } : {}),
       ms: line.ms,
       error: error?.message,
     });

@@ -65,6 +65,8 @@ export class ConnectionLimits {
   readonly #open = new Set<TrackedConnection>();
   /** TLS connections in their handshake by 4-tuple, until the server reports them secure. */
   readonly #handshakes = new Map<string, TrackedConnection>();
+  /** This listener's series of layover_open_connections; absent without metrics. */
+  readonly #openGauge: ReturnType<Metrics['openConnections']['labels']> | undefined;
   #shedSinceLog = 0;
   #refusedSinceLog = 0;
   #loggedAt = -Infinity;
@@ -74,6 +76,9 @@ export class ConnectionLimits {
     this.#name = name;
     this.#caps = caps;
     this.#logger = logger;
+    this.#openGauge = metrics?.openConnections.labels({ listener: name });
+    // Present from the first scrape, at 0, so that a dashboard sees the listener before its first client.
+    this.#openGauge?.set(0);
   }
 
   /** Open connections on this listener (those handed on by CONNECT included). */
@@ -87,7 +92,15 @@ export class ConnectionLimits {
    */
   attach(server: Server, options: { tls: boolean }): void {
     server.on('connection', (socket: Socket) => this.#admit(socket, options.tls));
-    if (options.tls) server.on('secureConnection', (tlsSocket: TLSSocket) => this.#secured(tlsSocket));
+    if (options.tls) {
+      server.on('secureConnection', (tlsSocket: TLSSocket) => this.#secured(tlsSocket));
+      // Every TLS server is attached here, connections a CONNECT hands on included: the one place that sees every handshake.
+      const handshakes = this.metrics?.tlsHandshakes;
+      if (handshakes) {
+        server.on('secureConnection', () => handshakes.inc({ result: 'ok' }));
+        server.on('tlsClientError', () => handshakes.inc({ result: 'failed' }));
+      }
+    }
     // HTTP/2 requests carry a Proxy of the session's socket, which still finds the connection.
     server.on('request', (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
       const connection = trackedConnection(req.socket);
@@ -106,6 +119,7 @@ export class ConnectionLimits {
     if (!client) this.#clients.set(connection.client, (client = new Ledger()));
     client.size++;
     this.#all.size++;
+    this.#openGauge?.inc();
     this.#open.add(connection);
     this.#place(connection);
     const key = tls ? peerKey(socket) : undefined;
@@ -146,6 +160,7 @@ export class ConnectionLimits {
     if (!this.#open.delete(connection)) return;
     this.#all.place(connection, undefined);
     this.#all.size--;
+    this.#openGauge?.dec();
     const client = this.#clients.get(connection.client);
     if (!client) return;
     client.place(connection, undefined);

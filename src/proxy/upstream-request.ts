@@ -3,6 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyReplyFromHooks } from '@fastify/reply-from';
 import { identityOf } from '../client-auth/authenticated-requests.js';
 import { annotateRequestLog } from '../log/request-log.js';
+import { requestMetrics } from '../metrics/request-metrics.js';
+import { upstreamFailureCause } from '../metrics/upstream-failure-cause.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
@@ -79,6 +81,7 @@ function authorizeAndSend(request: FastifyRequest, reply: FastifyReply, target: 
     .catch((error: unknown) => {
       if (error instanceof UpstreamAuthError && error.kind === 'unreachable') {
         const cause = error.cause instanceof Error ? error.cause : error;
+        requestMetrics(request)?.upstreamFailed(target.registry, upstreamFailureCause(cause));
         request.log.warn({ registry: target.registry, err: cause }, 'upstream unreachable');
         if (options.onUnreachable) options.onUnreachable(cause);
         else void reply.send(unreachable(target, cause));
@@ -95,6 +98,9 @@ function authorizeAndSend(request: FastifyRequest, reply: FastifyReply, target: 
 }
 
 function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions, authorization: Authorization | null): FastifyReply {
+  const metrics = requestMetrics(request);
+  // Latency is the time to the answer's headers: a blob's body takes as long as its size.
+  const started = performance.now();
   const hooks: FastifyReplyFromHooks = {
     getUpstream: () => target.origin,
     // No retries (a failing upstream must fail fast so a cached copy can be
@@ -114,6 +120,7 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     },
     onError: (replyFrom, { error }) => {
       const cause = (error as { cause?: Error }).cause ?? error;
+      metrics?.upstreamFailed(target.registry, upstreamFailureCause(error));
       request.log.warn({ registry: target.registry, err: cause }, 'upstream unreachable');
       try {
         if (options.onUnreachable) options.onUnreachable(cause);
@@ -148,6 +155,7 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
   };
   hooks.onResponse = (_request, replyFrom, raw) => {
     const res = raw as unknown as UpstreamResponse;
+    metrics?.upstreamAnswered(target.registry, (performance.now() - started) / 1000, res.statusCode);
     if (authorization && !authorization.grant.passChallenge && (res.statusCode === 401 || res.statusCode === 403)) {
       refuse(request, reply, target, options, authorization, res).catch((error: unknown) => failReply(request, reply, error));
       return;

@@ -82,6 +82,7 @@ export class SniContexts {
   readonly #contexts: LruMap<string, Entry<Promise<SecureContext>>>;
   /** The suffixes of the wildcard patterns in REGISTRIES (`pkg.dev` for `*.pkg.dev`). */
   readonly #wildcardSuffixes: readonly string[];
+  readonly #metrics: Metrics | undefined;
 
   constructor(options: SniContextsOptions) {
     const defaultName = parseHostname(options.defaultName ?? 'docker.proxy');
@@ -89,6 +90,7 @@ export class SniContexts {
     this.#ca = options.ca;
     this.#intercepted = options.intercepted;
     this.#logger = options.logger;
+    this.#metrics = options.metrics;
     this.#defaultName = defaultName;
     this.#addresses = options.addresses ?? [];
     this.#certificates = options.certificates ?? new Map();
@@ -178,6 +180,7 @@ export class SniContexts {
     const context = createSecureContext({ key: this.#ca.leafKey.privateKeyPem, cert });
     const ms = Math.round((performance.now() - started) * 100) / 100;
     this.#logger.info({ host: name, certificate: certificateName, ms }, 'minted TLS certificate');
+    this.#metrics?.certificatesMinted.inc();
     return context;
   }
 

@@ -88,6 +88,7 @@ export class UpstreamAuth {
   readonly #discovering = new Map<string, Promise<Challenge | null>>();
   readonly #warned = new LruMap<string, true>(1000);
   readonly #realms: RealmGuard;
+  readonly #metrics: Metrics | undefined;
 
   /** `realms`: where realms on other hosts are reached through; by default the UpstreamDispatcher's guard. */
   constructor(options: {
@@ -110,6 +111,7 @@ export class UpstreamAuth {
     this.#store = new CredentialStore(options.credentials, { ...(options.runHelper ? { runHelper: options.runHelper } : {}), now: this.#now });
     this.#tokens = new TokenCache({ now: this.#now, ...(options.sharedTokens ? { shared: options.sharedTokens } : {}) });
     this.#logger = options.logger;
+    this.#metrics = options.metrics;
   }
 
   /** The scope of a request, for forwardUpstream's `auth` option. */
@@ -296,6 +298,7 @@ export class UpstreamAuth {
         const request = { realm, ...(service ? { service } : {}), ...(scope ? { scope } : {}), ...(resolved ? { credential: resolved } : {}) };
         const token = await this.#viaRealm(origin, realm, log, (dispatcher) => fetchToken(dispatcher, request));
         log.debug({ registry, realm: realm.host, scope, credential: entry ? credentialName(entry) : 'anonymous' }, 'fetched an upstream token');
+        this.#metrics?.upstreamTokens.inc({ registry: this.#metrics.registryLabel(registry) });
         return token;
       } catch (error) {
         if (error instanceof UpstreamAuthError && error.kind === 'rejected' && entry && resolved) {
