@@ -19,6 +19,12 @@ import { openCacheIndex } from './indexes/open-cache-index.js';
 import { LruIndex } from './lru-index.js';
 import { reconcile } from './reconcile.js';
 import { ReplicaSync, type SyncHost } from './replica-sync.js';
+import { readLimited } from '../upstream/read-limited.js';
+import { CachePins } from './cache-pins.js';
+import { purgeScope, type PurgeResult } from './cache-purge.js';
+import type { CacheScope } from './cache-scope.js';
+import { FillWaiters } from './fill-waiters.js';
+import { ImageCatalog } from './image-catalog.js';
 
 export type { BlobCacheOptions, BlobEntry, BlobKind, BlobMeta, ByteRange, Fill } from './blob-types.js';
 export { FillError, type FillFailure } from './fill-error.js';
@@ -27,6 +33,8 @@ export { BlobStoreUnavailableError } from './blob-store.js';
 
 const DEFAULT_ACCESS_FLUSH_MS = 5_000;
 const DEFAULT_RELAY_WINDOW_BYTES = 16 * 1024 * 1024;
+/** No manifest comes near this (the manifest route refuses bigger ones); a bigger "manifest" is not read for the catalog. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /** What `open` takes beyond BlobCacheOptions: knobs for tests, not settings. */
 export interface BlobCacheOpenOptions extends BlobCacheOptions {
@@ -54,6 +62,11 @@ export class BlobCache {
   private readonly host: FillHost;
   private readonly removals: BlobRemovals;
   private readonly eviction: BlobEviction;
+  private readonly waiters = new FillWaiters();
+  /** Images as the cache knows them: tags, manifests and what they reference (the admin API, purges, pins). */
+  readonly catalog: ImageCatalog;
+  /** Scopes never evicted (records: durable and shared). */
+  readonly pins: CachePins;
   /** Shared indexes only: other replicas' changes in, this one's out. */
   private sync: ReplicaSync | undefined;
   private closed = false;
@@ -67,8 +80,17 @@ export class BlobCache {
     this.index = index;
     this.records = records;
     this.removals = new BlobRemovals(store, this.logger);
+    this.catalog = new ImageCatalog({
+      stat: (digest) => this.lru.get(digest),
+      list: () => this.lru.oldestFirst(),
+      recordKeys: (prefix) => this.recordKeys(prefix),
+      getRecord: (key) => this.getRecord(key),
+      readManifest: (digest) => this.readManifest(digest),
+    });
+    this.pins = new CachePins(this, this.catalog, this.logger);
     this.eviction = new BlobEviction(this.evictionHost(), {
       maxSize: this.maxSize,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(index.feed ? { leases: index } : {}),
       ...(options.fleetEvictionCheckMs === undefined ? {} : { fleetCheckMs: options.fleetEvictionCheckMs }),
     });
@@ -190,17 +212,17 @@ export class BlobCache {
   }
 
   activeFill(digest: Digest): Fill | undefined {
-    return this.fills.get(digest);
+    return this.waiters.counted(this.fills.get(digest));
   }
 
   fill(digest: Digest, source: Readable, meta: BlobMeta): Fill {
     this.assertOpen();
     checkSize(meta);
     const active = this.fills.get(digest);
-    if (active) return active;
+    if (active) return this.waiters.counted(active);
     const fill = new BlobFill(digest, source, meta, this.layout.tmpPath(digest), this.host);
     this.fills.set(digest, fill);
-    return fill;
+    return this.waiters.counted(fill);
   }
 
   async put(digest: Digest, bytes: Buffer, meta: BlobMeta): Promise<BlobEntry> {
@@ -274,8 +296,61 @@ export class BlobCache {
     }
   }
 
-  stats(): { entries: number; bytes: number; maxSize: number; activeFills: number } {
-    return { entries: this.lru.count, bytes: this.lru.totalBytes, maxSize: this.maxSize, activeFills: this.fills.size };
+  /** `waiters`: clients following fills in progress; `evictions`, `evictedBytes`: since this cache was opened. */
+  stats(): { entries: number; bytes: number; maxSize: number; activeFills: number; waiters: number; evictions: number; evictedBytes: number } {
+    const { evictions, evictedBytes } = this.eviction.totals;
+    return { entries: this.lru.count, bytes: this.lru.totalBytes, maxSize: this.maxSize, activeFills: this.fills.size, waiters: this.waiters.count, evictions, evictedBytes };
+  }
+
+  /** The blobs and records a scope covers, except pinned ones, ones being filled and (unless `force`) ones an image outside it needs. */
+  async purge(scope: CacheScope, options: { force: boolean }): Promise<PurgeResult> {
+    this.assertOpen();
+    const result = await purgeScope(
+      {
+        catalog: this.catalog,
+        pins: this.pins,
+        stat: (digest) => this.lru.get(digest),
+        list: () => this.lru.oldestFirst(),
+        recordKeys: (prefix) => this.recordKeys(prefix),
+        deleteRecord: (key) => this.deleteRecord(key),
+        isFilling: (digest) => this.fills.has(digest),
+        removeBlobs: (digests) => this.removeBlobs(digests),
+      },
+      scope,
+      options,
+    );
+    if (result.removed > 0) this.logger.info({ scope: result.scope, removed: result.removed, bytes: result.freedBytes, kept: result.kept.length }, 'cache purged');
+    return result;
+  }
+
+  /** Removes blobs as eviction does (rows, objects once unread, replicas told), except one a fill is writing. */
+  private async removeBlobs(digests: readonly Digest[]): Promise<BlobEntry[]> {
+    const victims = digests.flatMap((digest) => (this.fills.has(digest) ? [] : (this.lru.delete(digest) ?? [])));
+    if (victims.length === 0) return [];
+    await this.dropStored(victims);
+    await this.removals.settled();
+    return victims.map((entry) => ({ ...entry }));
+  }
+
+  /** A cached manifest's bytes for the catalog: no access is counted, and eviction defers its unlink meanwhile. */
+  private async readManifest(digest: Digest): Promise<Buffer | null> {
+    const entry = this.lru.get(digest);
+    if (!entry || entry.kind !== 'manifest' || entry.size > MAX_MANIFEST_BYTES) return null;
+    if (entry.size === 0) return Buffer.alloc(0);
+    const failed = (error: unknown): null => {
+      this.logger.debug({ err: error, digest }, 'cache: a manifest could not be read for the catalog');
+      return null;
+    };
+    this.lru.pin(digest);
+    let stream: Readable;
+    try {
+      stream = this.store.read(digest, { start: 0, end: entry.size - 1 });
+    } catch (error) {
+      this.unpin(digest);
+      return failed(error);
+    }
+    stream.once('close', () => this.unpin(digest));
+    return readLimited(stream, MAX_MANIFEST_BYTES).catch(failed);
   }
 
   /** Most recently used first. */
@@ -397,7 +472,7 @@ export class BlobCache {
   }
 
   private evictionHost(): EvictionHost {
-    return { logger: this.logger, lru: this.lru, store: this.store, remove: (victims) => this.dropStored(victims) };
+    return { logger: this.logger, lru: this.lru, store: this.store, remove: (victims) => this.dropStored(victims), kept: () => this.pins.kept() };
   }
 
   /** Forgets a blob gone from a shared store on this replica only; its row and object are the fleet's. */

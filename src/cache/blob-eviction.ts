@@ -1,4 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Digest } from '../registry/digest.js';
 import type { BlobStore } from './blob-store.js';
 import type { BlobEntry } from './blob-types.js';
 import type { Lease, LeaseStore } from './lease.js';
@@ -35,6 +37,8 @@ export interface EvictionHost {
    * an object read here goes when its last reader closes. Never rejects.
    */
   remove(victims: BlobEntry[]): Promise<void>;
+  /** Pinned digests (src/cache/cache-pins.ts): never victims. A set at once when nothing is pinned; absent: none. */
+  kept?(): ReadonlySet<Digest> | Promise<ReadonlySet<Digest>>;
 }
 
 export interface EvictionOptions {
@@ -45,6 +49,8 @@ export interface EvictionOptions {
   fleetCheckMs?: number;
   /** The eviction lease's ttl (LEASE_TTL_MS); tests shorten it. */
   leaseTtlMs?: number;
+  /** Counts evictions (layover_evictions_total, layover_evicted_bytes_total). */
+  metrics?: Metrics;
 }
 
 export interface EvictionResult {
@@ -53,6 +59,7 @@ export interface EvictionResult {
 }
 
 const NOTHING: EvictionResult = { removed: 0, freedBytes: 0 };
+const NONE_KEPT: ReadonlySet<Digest> = new Set();
 
 /**
  * Keeps the cache under its cap, least recently used first. With an index of its own (SQLite) a replica
@@ -67,6 +74,9 @@ export class BlobEviction {
   private readonly leases: LeaseStore | undefined;
   private readonly leaseTtlMs: number;
   private readonly timer: NodeJS.Timeout | undefined;
+  private readonly metrics: Metrics | undefined;
+  /** Evicted since start (this replica's runs), for BlobCache.stats(). */
+  readonly totals = { evictions: 0, evictedBytes: 0 };
   /** The fleet run of this replica, if one is under way; a request meanwhile asks for one more. */
   private running: Promise<EvictionResult> | undefined;
   private again = false;
@@ -77,6 +87,7 @@ export class BlobEviction {
     this.maxSize = options.maxSize;
     this.leases = options.leases;
     this.leaseTtlMs = options.leaseTtlMs ?? LEASE_TTL_MS;
+    this.metrics = options.metrics;
     if (this.leases) {
       this.timer = setInterval(() => {
         if (this.host.lru.totalBytes > this.maxSize) this.request();
@@ -134,8 +145,29 @@ export class BlobEviction {
     await this.running;
   }
 
-  private async evictDirectly(limit: number): Promise<EvictionResult> {
-    const victims = this.host.lru.takeVictims(limit);
+  private evictDirectly(limit: number): Promise<EvictionResult> {
+    if (this.host.lru.totalBytes <= limit) return Promise.resolve(NOTHING);
+    // Without pins the victims are taken in this turn, as before pins existed: a commit's caller sees the cache under its cap.
+    const kept = this.keptOrAll();
+    return kept instanceof Promise ? kept.then((pinned) => this.evictExcept(limit, pinned)) : this.evictExcept(limit, kept);
+  }
+
+  /** The pinned digests; when they cannot be worked out, every digest (evicting nothing beats evicting a pin). */
+  private keptOrAll(): ReadonlySet<Digest> | Promise<ReadonlySet<Digest>> {
+    const all = (error: unknown): ReadonlySet<Digest> => {
+      this.host.logger.warn({ err: error }, 'cache eviction skipped: the pinned digests could not be worked out');
+      return new Set(this.host.lru.oldestFirst().map((entry) => entry.digest));
+    };
+    try {
+      const kept = this.host.kept?.() ?? NONE_KEPT;
+      return kept instanceof Promise ? kept.catch(all) : kept;
+    } catch (error) {
+      return all(error);
+    }
+  }
+
+  private async evictExcept(limit: number, kept: ReadonlySet<Digest>): Promise<EvictionResult> {
+    const victims = this.host.lru.takeVictims(limit, kept);
     if (victims.length === 0) return NOTHING;
     const freedBytes = victims.reduce((sum, entry) => sum + entry.size, 0);
     await this.host.remove(victims);
@@ -155,12 +187,16 @@ export class BlobEviction {
     let removed = 0;
     let freedBytes = 0;
     try {
+      const kept = await this.keptOrAll();
       while (lru.totalBytes > limit && !this.stopped) {
         if (!(await leaseStillHeld(lease, this.leaseTtlMs * BATCH_NEEDS_SHARE))) {
           logger.warn({ lease: lease.token, totalBytes: lru.totalBytes, maxSize: limit }, 'cache eviction stopped: the eviction lease was lost');
           break;
         }
-        const victims = await this.confirmedVictims(this.nextBatch(limit));
+        const batch = this.nextBatch(limit, kept);
+        // Everything left is pinned: the cache stays over its cap rather than lose a pin.
+        if (batch.length === 0) break;
+        const victims = await this.confirmedVictims(batch);
         if (victims.length === 0) continue;
         await this.host.remove(victims);
         removed += victims.length;
@@ -174,12 +210,13 @@ export class BlobEviction {
   }
 
   /** Up to BATCH least recently used entries, taken out of the LRU, as many as bring it down to `limit`. */
-  private nextBatch(limit: number): BlobEntry[] {
+  private nextBatch(limit: number, kept: ReadonlySet<Digest> = NONE_KEPT): BlobEntry[] {
     const { lru } = this.host;
     const batch: BlobEntry[] = [];
     let total = lru.totalBytes;
     for (const entry of lru.oldestFirst()) {
       if (total <= limit || batch.length === BATCH) break;
+      if (kept.has(entry.digest)) continue;
       total -= entry.size;
       batch.push(entry);
     }
@@ -213,6 +250,10 @@ export class BlobEviction {
   }
 
   private logged(removed: number, bytes: number, limit: number, lease?: number): void {
+    this.totals.evictions += removed;
+    this.totals.evictedBytes += bytes;
+    this.metrics?.evictions.inc(removed);
+    this.metrics?.evictedBytes.inc(bytes);
     this.host.logger.info({ removed, bytes, totalBytes: this.host.lru.totalBytes, maxSize: limit, reason: 'lru', ...(lease === undefined ? {} : { lease }) }, 'cache evicted');
   }
 }

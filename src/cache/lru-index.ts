@@ -76,12 +76,14 @@ export class LruIndex {
    * Removes least recently used entries until the total is at most `limit`, and returns them, strictly
    * in LRU order: a pinned (being read) entry is taken too, its file is deleted when its reader closes
    * (BlobCache.evict). Stepping over it instead evicted the newest blobs while an old one was read.
+   * Entries in `kept` (pinned by an operator, src/cache/cache-pins.ts) are stepped over: never victims.
    */
-  takeVictims(limit: number): BlobEntry[] {
+  takeVictims(limit: number, kept?: ReadonlySet<Digest>): BlobEntry[] {
     const victims: BlobEntry[] = [];
     if (this.bytes <= limit) return victims;
     for (const entry of this.entries.values()) {
       if (this.bytes <= limit) break;
+      if (kept?.has(entry.digest)) continue;
       // Deleting the current key while iterating a Map is safe; iteration goes on with the next one.
       this.entries.delete(entry.digest);
       this.bytes -= entry.size;

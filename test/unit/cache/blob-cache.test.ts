@@ -70,7 +70,7 @@ describe('BlobCache: fill, commit, read', () => {
     expect(cache.list().map((e) => e.digest)).toEqual([blobs[2]!.digest, blobs[1]!.digest, blobs[0]!.digest]);
     await collect(cache.read(blobs[0]!.digest)!.stream);
     expect(cache.list()[0]!.digest).toBe(blobs[0]!.digest);
-    expect(cache.stats()).toEqual({ entries: 3, bytes: 600, maxSize: 1024 * MiB, activeFills: 0 });
+    expect(cache.stats()).toEqual({ entries: 3, bytes: 600, maxSize: 1024 * MiB, activeFills: 0, waiters: 0, evictions: 0, evictedBytes: 0 });
   });
 
   it('returns copies: callers cannot corrupt the index', async () => {
