@@ -214,7 +214,9 @@ async function sendCached(asked: ManifestRequest, entry: BlobEntry, cache: 'hit'
   }
   if (!body) throw new OciError('UNKNOWN', `the cached manifest ${entry.digest} exceeds ${MAX_MANIFEST_BYTES} bytes`);
   annotateRequestLog(request, { ...log, cache, bytes: request.method === 'HEAD' ? 0 : body.length });
+  // Served stale after an upstream's 429 or 5xx, whose status reply-from has already set.
   reply
+    .code(200)
     .header('content-type', manifestMediaType(body))
     .header('docker-content-digest', entry.digest)
     .header('etag', `"${entry.digest}"`)

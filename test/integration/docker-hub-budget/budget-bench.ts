@@ -31,11 +31,14 @@ export interface BudgetBench {
   close(): Promise<void>;
 }
 
-export async function startBudgetBench(images: RealImages, env: Record<string, string> = {}, options: Partial<RatelimitUpstreamOptions> = {}): Promise<BudgetBench> {
+/** Layover's environment; a function gets the fixture's port (a credential names its registry with it). */
+export type BenchEnv = Record<string, string> | ((port: number) => Record<string, string>);
+
+export async function startBudgetBench(images: RealImages, env: BenchEnv = {}, options: Partial<RatelimitUpstreamOptions> = {}): Promise<BudgetBench> {
   const upstream = await startRatelimitUpstream({ manifests: images.all, tags: { v1: images.index.digest, latest: images.index.digest, single: images.single.digest }, ...options });
   let intercepted: InterceptedFixture;
   try {
-    intercepted = await interceptFixture({ host: DOCKER_HUB_HOST, address: FIXTURE_ADDRESS, port: upstream.port, caFile: upstream.caFile, env });
+    intercepted = await interceptFixture({ host: DOCKER_HUB_HOST, address: FIXTURE_ADDRESS, port: upstream.port, caFile: upstream.caFile, env: typeof env === 'function' ? env(upstream.port) : env });
   } catch (error) {
     await upstream.close();
     throw error;
@@ -81,7 +84,7 @@ export interface BudgetBenches {
   /** The real image's manifests (after beforeAll). */
   readonly images: RealImages;
   /** A bench for this test, closed after it. */
-  start(env?: Record<string, string>, options?: Partial<RatelimitUpstreamOptions>): Promise<BudgetBench>;
+  start(env?: BenchEnv, options?: Partial<RatelimitUpstreamOptions>): Promise<BudgetBench>;
 }
 
 /** Registers a test file's hooks: the real manifests fetched once, one bench per test, closed after it. */

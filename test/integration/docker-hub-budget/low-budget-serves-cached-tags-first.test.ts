@@ -88,3 +88,21 @@ it('with the budget exhausted cached tags cost nothing; an uncached one gets TOO
   expect(requestLines(bench, tagPath('v1')).slice(1).every((l) => l.cache === 'stale' && l.budget === 'exhausted')).toBe(true);
   expect(intercepted.layover.logs.filter((l) => /^Docker Hub pull budget exhausted/.test(l.msg))).toHaveLength(1);
 }, 60_000);
+
+it('a cached tag whose GET the upstream refuses with 429 is served stale as a 200, not with the 429', async () => {
+  const bench = await benches.start();
+  const { upstream } = bench;
+  await bench.pull('v1');
+  // Layover cannot see it coming: no budget headers, and the tag moved to a digest it does not hold.
+  upstream.headers = {};
+  upstream.tag('v1', benches.images.single.digest);
+  upstream.setRemaining('anonymous', 0);
+
+  const answer = await bench.ask(tagPath('v1'));
+  expect(answer.status, answer.body.toString()).toBe(200);
+  expect(answer.headers['docker-content-digest']).toBe(benches.images.index.digest);
+  expect(answer.body.equals(benches.images.index.bytes)).toBe(true);
+  expect(answer.headers['retry-after']).toBeUndefined();
+  expect(upstream.manifestRequests('GET', tagPath('v1')).at(-1)).toMatchObject({ method: 'GET' });
+  expect(requestLines(bench, tagPath('v1')).at(-1)).toMatchObject({ cache: 'stale', status: 200 });
+}, 60_000);
