@@ -66,14 +66,7 @@ export async function adminRoutes(app: FastifyInstance, { cache, access, config 
   });
 
   app.get('/admin/stats', { onRequest: guard }, async (_request, reply) => {
-    const pinned = await cache.pins.pinnedDigests();
-    const pinnedEntries = [...pinned].flatMap((digest) => cache.stat(digest) ?? []);
-    return reply.headers(noStore).send({
-      ...cache.stats(),
-      pins: cache.pins.list().length,
-      pinnedEntries: pinnedEntries.length,
-      pinnedBytes: pinnedEntries.reduce((sum, entry) => sum + entry.size, 0),
-    });
+    return reply.headers(noStore).send({ ...cache.stats(), ...(await cache.pinStats()) });
   });
 
   app.get('/admin/pins', { onRequest: guard }, async (_request, reply) => {

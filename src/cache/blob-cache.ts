@@ -302,6 +302,12 @@ export class BlobCache {
     return { entries: this.lru.count, bytes: this.lru.totalBytes, maxSize: this.maxSize, activeFills: this.fills.size, waiters: this.waiters.count, evictions, evictedBytes };
   }
 
+  /** How many pins there are, and the cached blobs they cover now. */
+  async pinStats(): Promise<{ pins: number; pinnedEntries: number; pinnedBytes: number }> {
+    const pinned = [...(await this.pins.pinnedDigests())].flatMap((digest) => this.lru.get(digest) ?? []);
+    return { pins: this.pins.list().length, pinnedEntries: pinned.length, pinnedBytes: pinned.reduce((sum, entry) => sum + entry.size, 0) };
+  }
+
   /** The blobs and records a scope covers, except pinned ones, ones being filled and (unless `force`) ones an image outside it needs. */
   async purge(scope: CacheScope, options: { force: boolean }): Promise<PurgeResult> {
     this.assertOpen();

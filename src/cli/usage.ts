@@ -25,13 +25,25 @@ Commands:
 
 export const CACHE_USAGE = `Usage: layover cache <command> [options]
 
-Commands (on the data directory while no Layover runs on it; on a shared cache, CACHE_INDEX
-redis or postgres, also while replicas run: prune and verify act for the fleet):
-  cache stats                    totals: entries, bytes, the configured maximum
-  cache ls                       every entry, most recently used first
+While Layover runs, these go through its admin API (ADMIN_LISTEN, else the HTTP listener, with the
+token in ADMIN_TOKEN_FILE); while it is stopped, they work on the data directory. On a shared cache
+(CACHE_INDEX redis or postgres) they also work beside running replicas: prune, verify and purge act
+for the fleet.
+  cache stats                    totals: entries, bytes, the configured maximum, pinned bytes
+  cache ls                       every blob, most recently used first
   cache verify                   re-hash every blob; remove the ones that do not match
-  cache prune [--max-size SIZE]  evict least recently used blobs down to SIZE (default: CACHE_MAX_SIZE)
+  cache prune [--max-size SIZE]  evict least recently used blobs down to SIZE (default:
+                                 CACHE_MAX_SIZE); pinned blobs stay
+  cache purge SCOPE...           remove what SCOPE covers: its blobs, tag and access records;
+                                 pinned blobs, blobs being downloaded and blobs another image
+                                 needs stay (the answer says which; --force removes the latter)
+  cache pin SCOPE...             never evict what SCOPE covers, now and once it is cached
+  cache unpin SCOPE...           remove that pin
 
+SCOPE: sha256:<digest> (a blob, or an image by its manifest), or registry[/repository[:tag]],
+e.g. docker.io/library/alpine:3.20, quay.io/org/app, ghcr.io. Docker Hub is docker.io.
+
+Lines for a person on a terminal; YAML (ls: tab-separated rows) otherwise.
 The options of \`layover --help\` apply too (--data-dir, --config).
 `;
 
