@@ -21,7 +21,11 @@ function secure(reply: FastifyReply): FastifyReply {
 export async function statusRoutes(app: FastifyInstance, context: OperationsContext & { hosts?: RegExp }): Promise<void> {
   const board = StatusBoard.for(context);
   board.retain();
-  app.addHook('onClose', async () => board.release().catch((error: unknown) => context.logger.warn({ err: error }, 'status page: saving its history at close failed')));
+  const saveFailed = (error: unknown): void => context.logger.warn({ err: error }, 'status page: saving its history at close failed');
+  // Saved as the close begins too: a connection a browser opened and never used (a preconnect)
+  // holds the server's close, and a stop that runs into its grace period never gets to onClose.
+  app.addHook('preClose', async () => board.save().catch(saveFailed));
+  app.addHook('onClose', async () => board.release().catch(saveFailed));
   const options = { preHandler: context.access.guard('view'), ...(context.hosts ? { constraints: { host: context.hosts } } : {}) };
 
   app.get('/', options, async (_request, reply) => {
