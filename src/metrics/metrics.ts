@@ -75,7 +75,7 @@ export class Metrics {
   recordRequest(request: CompletedRequest): void {
     const registry = this.registryLabel(request.registry);
     this.requests.inc({ route: request.route, registry, cache: request.cache ?? '', status: `${Math.floor(request.status / 100)}xx` });
-    const source = request.source ?? (request.registry === undefined ? undefined : request.cache === 'hit' || request.cache === 'stale' ? 'cache' : 'upstream');
+    const source = request.source ?? sourceOf(request.cache);
     if (request.bytes > 0 && source !== undefined) this.bytesServed.inc({ registry, source }, request.bytes);
     for (const observe of this.#observers) observe(request);
   }
@@ -120,4 +120,10 @@ export class Metrics {
   async exposition(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
+}
+
+/** Where a request's bytes came from when its recorder did not say: by its cache result, none without one. */
+function sourceOf(cache: string | undefined): ServedSource | undefined {
+  if (cache === 'hit' || cache === 'stale') return 'cache';
+  return cache === 'miss' || cache === 'pass' ? 'upstream' : undefined;
 }
