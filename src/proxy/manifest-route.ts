@@ -37,6 +37,8 @@ interface ManifestRequest {
  * ENABLE_MANIFEST_CACHE is on; whatever the setting, a tag's last answer is
  * served (`stale`) when the upstream fails or rate-limits. Cached manifests are
  * served with the type their own bytes declare, whichever registry stored them.
+ * On Docker Hub, where each manifest GET is a pull of the budget, a tag is asked
+ * for with a HEAD first and a digest the cache holds is served from it (see spendNoPull).
  */
 export function serveManifest(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, reference: Reference): FastifyReply {
   const log: RequestLogFields = { registry: target.registry, repo: name, ref: 'tag' in reference ? reference.tag : reference.digest };
