@@ -32,6 +32,8 @@ it('below DOCKER_HUB_BUDGET_LOW a cached tag is served before any upstream reque
   expect(requestLines(bench, tagPath('v1')).at(-1)).toMatchObject({ cache: 'stale', budget: 'low' });
 
   await upstream.heads.held(1);
+  // More pulls meanwhile: served the same way, and still one revalidation of the tag at a time.
+  for (let i = 0; i < 3; i++) expect((await bench.ask(tagPath('v1'))).headers['docker-content-digest']).toBe(benches.images.index.digest);
   expect(upstream.seen.slice(before)).toEqual([{ method: 'HEAD', path: tagPath('v1'), account: 'anonymous' }]);
   upstream.heads.release();
   await expect.poll(() => intercepted.layover.logs.some((l) => l.msg === TAG_REVALIDATED && l.ref === 'v1' && l.cached === true)).toBe(true);
