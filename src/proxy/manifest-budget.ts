@@ -5,7 +5,7 @@ import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
-import { retryAfterSeconds } from '../upstream/docker-hub-budget.js';
+import { ANONYMOUS_ACCOUNT, CLIENT_ACCOUNT, retryAfterSeconds } from '../upstream/docker-hub-budget.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -25,7 +25,7 @@ export function countsPulls(target: UpstreamTarget): boolean {
 
 /** Whose budget an upstream request spends, and the Authorization it goes with. */
 export interface UpstreamIdentity {
-  /** The configured credential's name (`user@registry`, never its secret), `client` or `anonymous`. */
+  /** The configured credential's name (`user@registry`, never its secret), `client` or `anonymous` (see BudgetReading). */
   readonly account: string;
   readonly authorization: string | undefined;
 }
@@ -36,10 +36,10 @@ export interface UpstreamIdentity {
  * configured credential or anonymous token where Layover manages authorization, else none.
  */
 export async function upstreamIdentity(ctx: ProxyContext, target: UpstreamTarget, name: RepositoryName, clientAuthorization: string | undefined): Promise<UpstreamIdentity> {
-  if (clientBringsCredentials(clientAuthorization)) return { account: 'client', authorization: clientAuthorization };
-  if (!ctx.upstreamAuth.concerns(target.origin) && !target.rewrite?.alwaysManaged) return { account: 'anonymous', authorization: undefined };
+  if (clientBringsCredentials(clientAuthorization)) return { account: CLIENT_ACCOUNT, authorization: clientAuthorization };
+  if (!ctx.upstreamAuth.concerns(target.origin) && !target.rewrite?.alwaysManaged) return { account: ANONYMOUS_ACCOUNT, authorization: undefined };
   const grant = await ctx.upstreamAuth.authorize(target.origin, ctx.upstreamAuth.for(name), clientAuthorization);
-  return { account: grant.credential ?? 'anonymous', authorization: grant.header };
+  return { account: grant.credential ?? ANONYMOUS_ACCOUNT, authorization: grant.header };
 }
 
 /** Records an upstream answer's budget headers (a 429 exhausts the account); nothing for other registries. */

@@ -2,9 +2,17 @@ import { isIP } from 'node:net';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Metrics } from '../metrics/metrics.js';
 
+/** Pulls without credentials: Docker Hub counts them per source address. */
+export const ANONYMOUS_ACCOUNT = 'anonymous';
+/** Pulls with a client's own credentials: Layover cannot tell whose they are. */
+export const CLIENT_ACCOUNT = 'client';
+
 /** One account's budget as Docker Hub last reported it. */
 export interface BudgetReading {
-  /** The credential's name (`user@registry`), `client` (a client's own credentials) or `anonymous`. */
+  /**
+   * The configured credential's name (`user@registry`, never its secret), `client` (a client's own
+   * credentials) or `anonymous` (none, or a client's own anonymous token: counted per address).
+   */
   readonly account: string;
   /** The source address Docker Hub counted (its `docker-ratelimit-source` header); '' when it sent none we accept. */
   readonly source: string;
@@ -64,18 +72,21 @@ export class DockerHubBudget {
     return [...this.#readings.values()];
   }
 
-  /** Whether `account`'s budget is below DOCKER_HUB_BUDGET_LOW (or exhausted): its latest reading still in its window. */
+  /**
+   * Whether `account`'s budget is below DOCKER_HUB_BUDGET_LOW (or exhausted): its latest reading
+   * still in its window. A client's own credentials may be an anonymous token, which spends the
+   * address's budget: `client` is low when either is.
+   */
   isLow(account: string): boolean {
-    const latest = this.#latest(accountLabel(account));
-    return this.isExhausted(account) || (latest !== undefined && latest.remaining < this.options.low);
+    return this.#accountsOf(account).some((label) => {
+      const latest = this.#latest(label);
+      return this.#exhausted(label) || (latest !== undefined && latest.remaining < this.options.low);
+    });
   }
 
   /** Whether `account` has no pull left: its latest reading says 0, or a 429 still holds. */
   isExhausted(account: string): boolean {
-    const label = accountLabel(account);
-    const until = this.#refusedUntil.get(label);
-    if (until !== undefined && until > this.#now()) return true;
-    return this.#latest(label)?.remaining === 0;
+    return this.#accountsOf(account).some((label) => this.#exhausted(label));
   }
 
   /** Records the budget headers of one Docker Hub answer, if it has them. */
@@ -107,8 +118,9 @@ export class DockerHubBudget {
     const limit = parseQuota(headers['ratelimit-limit']);
     const remaining = parseQuota(headers['ratelimit-remaining']);
     if (limit === null || remaining === null || limit.count === 0 || remaining.count > limit.count) return;
-    const label = accountLabel(account);
     const source = sourceOf(headers['docker-ratelimit-source']);
+    // Counted per address: a client's own token was an anonymous one, and spent the address's budget.
+    const label = account === CLIENT_ACCOUNT && isIP(source) !== 0 ? ANONYMOUS_ACCOUNT : accountLabel(account);
     const reading: BudgetReading = { account: label, source, limit: limit.count, remaining: remaining.count, windowSeconds: remaining.windowSeconds ?? limit.windowSeconds, at: this.#now() };
     const key = `${label}\n${source}`;
     const before = this.#readings.get(key);
@@ -123,6 +135,17 @@ export class DockerHubBudget {
     if (reading.remaining < this.options.low && (before === undefined || before.remaining >= this.options.low)) {
       this.options.logger.warn({ account: label, source, remaining: reading.remaining, limit: reading.limit }, 'Docker Hub pull budget low (DOCKER_HUB_BUDGET_LOW): cached tags are served first');
     }
+  }
+
+  #exhausted(label: string): boolean {
+    const until = this.#refusedUntil.get(label);
+    if (until !== undefined && until > this.#now()) return true;
+    return this.#latest(label)?.remaining === 0;
+  }
+
+  #accountsOf(account: string): string[] {
+    const label = accountLabel(account);
+    return label === CLIENT_ACCOUNT ? [CLIENT_ACCOUNT, ANONYMOUS_ACCOUNT] : [label];
   }
 
   #latest(account: string): BudgetReading | undefined {

@@ -51,6 +51,20 @@ it('below DOCKER_HUB_BUDGET_LOW a cached tag is served before any upstream reque
   expect(intercepted.layover.logs.find((l) => LOW_WARNING.test(l.msg))).toMatchObject({ account: 'anonymous', source: '127.0.0.1', remaining: 19, limit: 100 });
 }, 60_000);
 
+it('clients with anonymous tokens of their own share the address\'s budget: served first too when it is low', async () => {
+  const bench = await benches.start({ DOCKER_HUB_BUDGET_LOW: '20' });
+  const { upstream } = bench;
+  const token = { authorization: 'Bearer an-anonymous-token-from-auth.docker.io' };
+  upstream.setRemaining('anonymous', 21);
+  await bench.pull('v1', token);
+  const gets = upstream.manifestRequests('GET').length;
+
+  const answer = await bench.ask(tagPath('v1'), { headers: token });
+  expect(answer.headers['docker-content-digest']).toBe(benches.images.index.digest);
+  expect(requestLines(bench, tagPath('v1')).at(-1)).toMatchObject({ cache: 'stale', budget: 'low' });
+  expect(upstream.manifestRequests('GET')).toHaveLength(gets);
+}, 60_000);
+
 it('a tag that moved while the budget was low is fetched at the next pull, not served stale again', async () => {
   const bench = await benches.start({ DOCKER_HUB_BUDGET_LOW: '20' });
   const { upstream, intercepted } = bench;

@@ -108,3 +108,16 @@ it('warns once when crossing DOCKER_HUB_BUDGET_LOW, again only after recovering;
   hub.observeRefusal('anonymous', { 'retry-after': '60' });
   expect(warnings(/budget exhausted/)).toHaveLength(1);
 });
+
+it('a client\'s own token counted per address spends the address\'s (anonymous) budget; one counted per account is `client`', () => {
+  const { hub } = budget(20);
+  hub.observe('client', quota('100', '10', '203.0.113.7'));
+  expect(hub.readings().map((r) => [r.account, r.source, r.remaining])).toEqual([['anonymous', '203.0.113.7', 10]]);
+  // Anonymous pulls of Layover's own and clients' anonymous tokens share it.
+  expect([hub.isLow('anonymous'), hub.isLow('client'), hub.isLow('alice@registry-1.docker.io')]).toEqual([true, true, false]);
+
+  hub.observe('anonymous', quota('100', '90', '203.0.113.7'));
+  hub.observe('client', quota('100', '5', '6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9'));
+  expect([hub.isLow('anonymous'), hub.isLow('client')]).toEqual([false, true]);
+  expect(hub.readings().map((r) => r.account)).toEqual(['anonymous', 'client']);
+});
