@@ -123,7 +123,8 @@ export class DockerHubBudget {
     const label = account === CLIENT_ACCOUNT && isIP(source) !== 0 ? ANONYMOUS_ACCOUNT : accountLabel(account);
     const reading: BudgetReading = { account: label, source, limit: limit.count, remaining: remaining.count, windowSeconds: remaining.windowSeconds ?? limit.windowSeconds, at: this.#now() };
     const key = `${label}\n${source}`;
-    const before = this.#readings.get(key);
+    // A reading past its window says nothing: a low one from yesterday does not silence today's warning.
+    const before = this.#fresh(this.#readings.get(key));
     // Re-inserted last: the map's order is the order of the latest readings, oldest first.
     this.#readings.delete(key);
     this.#readings.set(key, reading);
@@ -151,8 +152,11 @@ export class DockerHubBudget {
   #latest(account: string): BudgetReading | undefined {
     let latest: BudgetReading | undefined;
     for (const reading of this.#readings.values()) if (reading.account === account) latest = reading;
-    if (!latest || this.#now() - latest.at > (latest.windowSeconds ?? DEFAULT_WINDOW_S) * 1000) return undefined;
-    return latest;
+    return this.#fresh(latest);
+  }
+
+  #fresh(reading: BudgetReading | undefined): BudgetReading | undefined {
+    return reading && this.#now() - reading.at <= (reading.windowSeconds ?? DEFAULT_WINDOW_S) * 1000 ? reading : undefined;
   }
 
   #forgetOldest(): void {

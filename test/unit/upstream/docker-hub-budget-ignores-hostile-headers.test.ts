@@ -94,7 +94,7 @@ it('a 429 exhausts the account for its Retry-After, bounded, and a good reading 
 });
 
 it('warns once when crossing DOCKER_HUB_BUDGET_LOW, again only after recovering; once when exhausted', () => {
-  const { hub, lines } = budget(20);
+  const { hub, lines, advance } = budget(20);
   const warnings = (pattern: RegExp) => lines.filter((l) => pattern.test(l.msg));
   for (const remaining of [30, 21, 19, 18, 5]) hub.observe('anonymous', quota('100', String(remaining), '1.2.3.4'));
   expect(warnings(/budget low/)).toHaveLength(1);
@@ -102,6 +102,11 @@ it('warns once when crossing DOCKER_HUB_BUDGET_LOW, again only after recovering;
   hub.observe('anonymous', quota('100', '90', '1.2.3.4'));
   hub.observe('anonymous', quota('100', '10', '1.2.3.4'));
   expect(warnings(/budget low/)).toHaveLength(2);
+
+  // A low reading past its window does not silence the next crossing.
+  advance(6 * 3600_000 + 1);
+  hub.observe('anonymous', quota('100', '12', '1.2.3.4'));
+  expect(warnings(/budget low/)).toHaveLength(3);
 
   hub.observe('anonymous', quota('100', '0', '1.2.3.4'));
   hub.observeRefusal('anonymous', { ...quota('100', '0', '1.2.3.4'), 'retry-after': '60' });
