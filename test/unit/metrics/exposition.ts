@@ -1,6 +1,7 @@
 /**
  * Reading the Prometheus text exposition in tests: every sample line checked against the format
- * (`name{label="value",...} value`), and the samples kept by name and labels.
+ * (`name{label="value",...} value`; values as Go's ParseFloat reads them, so NaN and Inf in any
+ * case), and the samples kept by name and labels.
  */
 
 export interface Sample {
@@ -9,7 +10,7 @@ export interface Sample {
   readonly value: number;
 }
 
-const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/;
+const SAMPLE_LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*\})? (-?[0-9.eE+-]+|[+-]?(?:[Nn][Aa][Nn]|[Ii][Nn][Ff]))$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\.)*)"/g;
 
 /** Every sample of `text`; throws on the first line that is neither a comment nor a well-formed sample. */
