@@ -170,6 +170,7 @@ export class BlobEviction {
     const victims = this.host.lru.takeVictims(limit, kept);
     if (victims.length === 0) return NOTHING;
     const freedBytes = victims.reduce((sum, entry) => sum + entry.size, 0);
+    this.counted(victims);
     await this.host.remove(victims);
     this.logged(victims.length, freedBytes, limit);
     return { removed: victims.length, freedBytes };
@@ -198,6 +199,7 @@ export class BlobEviction {
         if (batch.length === 0) break;
         const victims = await this.confirmedVictims(batch);
         if (victims.length === 0) continue;
+        this.counted(victims);
         await this.host.remove(victims);
         removed += victims.length;
         freedBytes += victims.reduce((sum, entry) => sum + entry.size, 0);
@@ -249,11 +251,16 @@ export class BlobEviction {
     }
   }
 
-  private logged(removed: number, bytes: number, limit: number, lease?: number): void {
-    this.totals.evictions += removed;
+  /** Counted as soon as they are out of the LRU: stats() agrees with the cache's size at every moment. */
+  private counted(victims: readonly BlobEntry[]): void {
+    const bytes = victims.reduce((sum, entry) => sum + entry.size, 0);
+    this.totals.evictions += victims.length;
     this.totals.evictedBytes += bytes;
-    this.metrics?.evictions.inc(removed);
+    this.metrics?.evictions.inc(victims.length);
     this.metrics?.evictedBytes.inc(bytes);
+  }
+
+  private logged(removed: number, bytes: number, limit: number, lease?: number): void {
     this.host.logger.info({ removed, bytes, totalBytes: this.host.lru.totalBytes, maxSize: limit, reason: 'lru', ...(lease === undefined ? {} : { lease }) }, 'cache evicted');
   }
 }
