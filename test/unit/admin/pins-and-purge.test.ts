@@ -2,24 +2,14 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
-import type { BlobCache } from '../../../src/cache/blob-cache.js';
 import { scopeFromText } from '../../../src/cache/cache-scope.js';
 import { Metrics } from '../../../src/metrics/metrics.js';
 import { digestHex, digestOf, type Digest } from '../../../src/registry/digest.js';
 import { blob, meta, openCache } from '../cache/cache-fixture.js';
+import { digestsOf, OCI_INDEX, OCI_MANIFEST, pullImage } from './image-fixture.js';
 
 // The cache core's pins and purges on a real file cache: manifests stored as blobs, tag records as
 // src/proxy/manifest-route.ts writes them, access records as src/access/ writes them.
-
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-
-interface Image {
-  manifest: Digest;
-  config: Digest;
-  layers: Digest[];
-}
 
 const present = async (dir: string, digest: Digest): Promise<boolean> =>
   access(join(dir, 'blobs', 'sha256', digestHex(digest).slice(0, 2), digestHex(digest))).then(
@@ -27,24 +17,6 @@ const present = async (dir: string, digest: Digest): Promise<boolean> =>
     () => false,
   );
 
-/** Stores an image of `repository` (registry.test) as a pull through Layover would: blobs, manifest, tag and access records. */
-async function pullImage(cache: BlobCache, repository: string, tag: string | null, layers: Array<{ bytes: Buffer; digest: Digest }>): Promise<Image> {
-  const config = blob(50);
-  const records = new AccessRecords(cache);
-  const seen = repositoryKey('https://registry.test', repository);
-  for (const part of [config, ...layers]) {
-    await cache.put(part.digest, part.bytes, meta({ source: `registry.test/${repository}` }));
-    await records.addMember(part.digest, seen);
-  }
-  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { digest: config.digest, size: 50 }, layers: layers.map((l) => ({ digest: l.digest, size: l.bytes.length })) }));
-  const manifest = digestOf(body);
-  await cache.put(manifest, body, { size: body.length, mediaType: OCI_MANIFEST, kind: 'manifest', source: `registry.test/${repository}` });
-  await records.addMember(manifest, seen);
-  if (tag) await cache.setRecord(`tag:registry.test/${repository}:${tag}|application/vnd.oci.image.manifest.v1+json`, { digest: manifest, fetchedAt: Date.now() });
-  return { manifest, config: config.digest, layers: layers.map((l) => l.digest) };
-}
-
-const digestsOf = (image: Image): Digest[] => [image.manifest, image.config, ...image.layers];
 
 describe('purge', () => {
   it('removes a tag\'s manifest, config and own layers with their records, and keeps a layer another repository needs', async () => {
