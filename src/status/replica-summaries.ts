@@ -12,6 +12,12 @@ export interface ReplicaSummary {
 }
 
 const PREFIX = 'status/replica/';
+/** The status page's history in the records: a lone Layover's, or under it each replica's of a shared index. */
+const HISTORY_KEY = 'status/history';
+
+export function historyKey(replica: string | null): string {
+  return replica === null ? HISTORY_KEY : `${HISTORY_KEY}/${replica}`;
+}
 /** Published more often than this is shown: a replica missing two publications in a row is gone. */
 export const REPLICA_SEEN_MS = 3 * 60_000;
 // A record this old belongs to a replica that is not coming back (a pod name of a past rollout).
@@ -31,11 +37,16 @@ export class ReplicaSummaries {
 
   async publish(summary: ReplicaSummary): Promise<void> {
     await this.cache.setRecord(`${PREFIX}${summary.name}`, summary);
+    // Only what is known to be old: a record of another shape may be a newer version's, and one
+    // announced by another replica may not have reached this one's memory yet.
     const forgotten = this.cache.recordKeys(PREFIX).filter((key) => {
       const at = (this.cache.getRecord<{ at?: unknown }>(key) ?? {}).at;
-      return typeof at !== 'number' || at < this.now() - FORGOTTEN_MS;
+      return typeof at === 'number' && at < this.now() - FORGOTTEN_MS;
     });
-    for (const key of forgotten) await this.cache.deleteRecord(key);
+    for (const key of forgotten) {
+      await this.cache.deleteRecord(key);
+      await this.cache.deleteRecord(historyKey(key.slice(PREFIX.length)));
+    }
   }
 
   /** The replicas that published within `withinMs`, by name. */

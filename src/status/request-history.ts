@@ -14,7 +14,7 @@ export interface Totals {
   /** Answered from the cache (hit or stale). */
   hits: number;
   misses: number;
-  /** Body bytes sent from the cache: what the upstream did not have to send. */
+  /** Body bytes sent from the cache (or relayed by another replica): what the upstream did not have to send. */
   bytesFromCache: number;
   bytesFromUpstream: number;
   errors: number;
@@ -112,13 +112,15 @@ export class RequestHistory {
     const at = this.#now();
     if (isError(request)) this.#addError(at, request);
     if (request.registry === undefined) return;
-    const fromCache = request.cache === 'hit' || request.cache === 'stale';
+    const hit = request.cache === 'hit' || request.cache === 'stale';
+    const source = request.source ?? (hit ? 'cache' : request.cache === 'miss' || request.cache === 'pass' ? 'upstream' : undefined);
     this.#add(at, {
       requests: 1,
-      hits: fromCache ? 1 : 0,
+      hits: hit ? 1 : 0,
       misses: request.cache === 'miss' ? 1 : 0,
-      bytesFromCache: fromCache ? request.bytes : 0,
-      bytesFromUpstream: fromCache ? 0 : request.bytes,
+      // As /metrics counts them by source; bytes another replica relayed did not come from the upstream either.
+      bytesFromCache: source === 'cache' || source === 'peer' ? request.bytes : 0,
+      bytesFromUpstream: source === 'upstream' ? request.bytes : 0,
       errors: isError(request) ? 1 : 0,
     });
     if (request.repository !== undefined && request.status < 400) this.#use(at, `${request.registry}/${request.repository}`, request.route === 'manifest' ? 1 : 0, request.bytes);

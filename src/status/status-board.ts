@@ -1,14 +1,13 @@
 import { hostname } from 'node:os';
 import type { OperationsContext } from '../admin/operations-context.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { ReplicaSummaries } from './replica-summaries.js';
+import { historyKey, ReplicaSummaries } from './replica-summaries.js';
 import { MINUTE_MS, RequestHistory } from './request-history.js';
 import { summarize, type StatusSummary } from './status-summary.js';
 
 /** How often the history is saved to the records (and, on a shared index, this replica's summary published). */
 export const SAVE_INTERVAL_MS = MINUTE_MS;
 const PUBLISH_INTERVAL_MS = 30_000;
-const HISTORY_KEY = 'status/history';
 
 // One board per app: the status routes are registered on two listeners (the operations listener
 // and https://docker.proxy/), and both must show, count and save one history.
@@ -42,7 +41,7 @@ export class StatusBoard {
     this.replica = peerAddress ? `${peerAddress.host}:${peerAddress.port}` : hostname();
     const shared = cacheIndex.kind !== 'sqlite';
     // Replicas of a shared index keep a history each: the records are the fleet's.
-    this.#historyKey = shared ? `${HISTORY_KEY}/${this.replica}` : HISTORY_KEY;
+    this.#historyKey = historyKey(shared ? this.replica : null);
     this.#replicas = shared ? new ReplicaSummaries(context.cache) : null;
     this.history.restore(context.cache.getRecord<unknown>(this.#historyKey));
     this.history.dirty = false;
@@ -52,13 +51,20 @@ export class StatusBoard {
   /** A listener shows the board: the first one starts the timers. */
   retain(): void {
     if (this.#users++ > 0) return;
-    const every = (ms: number, task: () => Promise<void>): void => {
-      const timer = setInterval(() => void task().catch((error: unknown) => this.#context.logger.warn({ err: error }, 'status page: saving its history failed')), ms);
+    const run = (task: () => Promise<void>, what: string) => (): void =>
+      void task().catch((error: unknown) => this.#context.logger.warn({ err: error }, `status page: ${what} failed`));
+    const every = (ms: number, task: () => void): void => {
+      const timer = setInterval(task, ms);
       timer.unref();
       this.#timers.push(timer);
     };
-    every(SAVE_INTERVAL_MS, () => this.save());
-    if (this.#replicas) every(PUBLISH_INTERVAL_MS, () => this.publish());
+    every(SAVE_INTERVAL_MS, run(() => this.save(), 'saving its history'));
+    if (this.#replicas) {
+      const publish = run(() => this.publish(), 'publishing this replica\'s summary');
+      // At once too: the other replicas' pages show this one from its start, not half a minute later.
+      setImmediate(publish);
+      every(PUBLISH_INTERVAL_MS, publish);
+    }
   }
 
   /** A listener closed: the last one stops the timers and saves (before the cache closes). */

@@ -176,9 +176,15 @@ describe('the status page in a real browser', () => {
     await before.navigate(page);
     const hourRequests = await shown(before, 'hour-requests');
     expect(hourRequests).toBeGreaterThan(0);
-    // The browser stays open: a connection it opened and never sent a request on keeps the
-    // listener's close waiting, and the stop ends in the bench's SIGKILL, before onClose.
+    // A connection opened and never used, as a browser's preconnect is, keeps the listener's close
+    // waiting: the stop ends in the bench's SIGKILL, before any onClose hook ran.
+    const idle = bench.sandbox.spawn('bash', ['-c', 'exec 3<>/dev/tcp/127.0.0.1/80 && echo open && sleep 120']);
+    await new Promise((resolve, reject) => {
+      idle.stdout?.once('data', resolve);
+      idle.once('exit', reject);
+    });
     await bench.layover!.stop();
+    idle.kill('SIGKILL');
     await bench.startLayover({ dataDir });
     const after = await browser.newPage();
     await after.navigate(page);

@@ -68,6 +68,15 @@ describe('RequestHistory time buckets', () => {
     expect(snapshot.minutes.length).toBeLessThanOrEqual(60);
   });
 
+  it('counts bytes by where /metrics says they came from: a replica relaying another’s fill saved the upstream too', () => {
+    const history = new RequestHistory({ now: clock().now });
+    history.record(request({ cache: 'miss', source: 'peer', bytes: 7 }));
+    history.record(request({ cache: 'miss', source: 'upstream', bytes: 5 }));
+    history.record(request({ cache: 'pass', bytes: 3 }));
+    history.record(request({ cache: 'denied', bytes: 0, status: 403 }));
+    expect(history.totals(HOUR_MS)).toMatchObject({ requests: 4, hits: 0, misses: 2, bytesFromCache: 7, bytesFromUpstream: 8, errors: 1 });
+  });
+
   it('does not count Layover’s own routes (the status page refreshing itself) as registry requests', () => {
     const history = new RequestHistory({ now: clock().now });
     history.record(request({ registry: undefined, repository: undefined, route: 'status', cache: undefined }));
