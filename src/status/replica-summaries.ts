@@ -23,6 +23,8 @@ export const REPLICA_SEEN_MS = 3 * 60_000;
 // A record this old belongs to a replica that is not coming back (a pod name of a past rollout).
 const FORGOTTEN_MS = WEEK_MS;
 const MAX_NAME = 200;
+// The page lists at most this many, whatever the index holds.
+const MAX_SHOWN = 100;
 
 /**
  * The replicas of a shared index, each under `status/replica/<name>` in the index's records. What is
@@ -56,7 +58,8 @@ export class ReplicaSummaries {
       .recordKeys(PREFIX)
       .flatMap((key) => replicaSummaryOf(this.cache.getRecord<unknown>(key)))
       .filter((summary) => summary.at >= from)
-      .sort((a, b) => a.name.localeCompare(b.name));
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .slice(0, MAX_SHOWN);
   }
 }
 
