@@ -1,7 +1,10 @@
 import { connectFailures } from '../proxy/upstream-unreachable.js';
 
-/** The `cause` label of layover_upstream_errors_total for a request that got no answer. */
-export type UpstreamFailureCause = 'dns' | 'connect' | 'tls' | 'timeout' | 'reset' | 'other';
+/**
+ * The `cause` label of layover_upstream_errors_total for a request that got no answer; `digest`
+ * for an answer whose bytes did not match their digest (counted where the fill learns it).
+ */
+export type UpstreamFailureCause = 'dns' | 'connect' | 'tls' | 'timeout' | 'reset' | 'digest' | 'other';
 
 const CAUSES: Record<string, UpstreamFailureCause> = {
   ENOTFOUND: 'dns',
