@@ -103,19 +103,12 @@ export class InProcessClient {
     const headers: Record<string, string> = { host: where.host, 'user-agent': USER_AGENT };
     if (accept) headers.accept = accept;
     if (this.clientAuthOn) headers.authorization = OWN_PULL_AUTHORIZATION;
-    const response = await this.https.inject({ method, url: `/v2/${where.repository}/${path}`, headers, payloadAsStream: true });
+    const injected = this.https.inject({ method, url: `/v2/${where.repository}/${path}`, headers, payloadAsStream: true });
+    const response = await answerOrAbort(injected, signal);
     const stream = response.stream();
-    // Closing the route's response is what a client hanging up does: the route stops sending, and
-    // a fill it started goes on, as it belongs to the cache.
-    const abort = (): void => {
-      response.raw.res.destroy();
-      stream.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    };
-    if (signal.aborted) abort();
-    else {
-      signal.addEventListener('abort', abort, { once: true });
-      stream.once('close', () => signal.removeEventListener('abort', abort));
-    }
+    const abort = (): void => hangUp(response, abortReason(signal));
+    signal.addEventListener('abort', abort, { once: true });
+    stream.once('close', () => signal.removeEventListener('abort', abort));
     return { status: response.statusCode, headers: response.headers, stream };
   }
 
@@ -138,6 +131,39 @@ interface Answer {
   headers: Record<string, unknown>;
   stream: Readable;
 }
+
+type Injected = Awaited<ReturnType<FastifyInstance['inject']>>;
+
+/** Closes what the route sends, as a client hanging up would: the route stops, a fill it started goes on. */
+function hangUp(response: Injected, reason: Error): void {
+  response.raw.res.destroy();
+  const stream = response.stream();
+  stream.on('error', () => undefined);
+  stream.destroy(reason);
+}
+
+/**
+ * The route's answer, or the signal's reason once it is aborted: a route waiting for an upstream that
+ * does not answer must not hold the prefetch past its deadline. An answer that comes after that is hung up on.
+ */
+function answerOrAbort(injected: Promise<Injected>, signal: AbortSignal): Promise<Injected> {
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    injected
+      .then((response) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) hangUp(response, abortReason(signal));
+        else resolve(response);
+      })
+      .catch((error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      });
+  });
+}
+
+const abortReason = (signal: AbortSignal): Error => (signal.reason instanceof Error ? signal.reason : new Error('aborted'));
 
 async function discard(stream: Readable): Promise<void> {
   for await (const _chunk of stream);

@@ -9,6 +9,9 @@ import type { PrefetchLine } from './prefetch-progress.js';
 /** Images in one request: a rollout's list, not a registry's catalogue. */
 const MAX_IMAGES = 200;
 const MAX_REFERENCE_LENGTH = 512;
+/** Log lines tests wait for. */
+export const PREFETCH_CLIENT_GONE = 'prefetch: the client went away; nothing new is started';
+export const PREFETCH_DONE = 'prefetch done';
 
 /**
  * POST /admin/prefetch `{images: [...], platform?: "os/arch", referrers?: bool}` (admins only, see
@@ -27,7 +30,9 @@ export async function prefetchRoutes(app: FastifyInstance, context: OperationsCo
     const out = new PassThrough();
     const gone = new AbortController();
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) gone.abort(new Error('the client went away'));
+      if (reply.raw.writableFinished) return;
+      gone.abort(new Error('the client went away'));
+      request.log.info(PREFETCH_CLIENT_GONE);
     });
     const write = (line: PrefetchLine): void => {
       if (!out.destroyed && !out.writableEnded) out.write(`${JSON.stringify(line)}\n`);
@@ -35,7 +40,7 @@ export async function prefetchRoutes(app: FastifyInstance, context: OperationsCo
     prefetcher
       .run(asked, write, { stopStarting: gone.signal, abort: stopping.signal })
       .then((summary) => {
-        request.log.info({ images: asked.images.length, ok: summary.ok.length, failed: summary.failed, bytes: summary.totals.bytes, stopped: summary.stopped }, 'prefetch done');
+        request.log.info({ images: asked.images.length, ok: summary.ok.length, failed: summary.failed, bytes: summary.totals.bytes, stopped: summary.stopped }, PREFETCH_DONE);
         out.end();
       })
       .catch((error: unknown) => {

@@ -1,0 +1,135 @@
+/**
+ * Fixture upstream for the prefetch tests that stop a prefetch half-way: a tiny anonymous registry
+ * on 127.0.0.7 serving one image (`app:v1`, an OCI manifest of a config and five layers) whose blob
+ * GETs the test holds and releases. No real program can be paused on demand before it answers, so
+ * this is a fixture; Layover (buildApp in this process), its resolver (dnsmasq), TLS and the admin
+ * API's HTTP are real.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestCa } from '../../bench/test-ca.js';
+import { HeldAnswers } from '../../helpers/held-answers.js';
+import { type Dnsmasq, startDnsmasq } from '../../helpers/dnsmasq.js';
+import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
+
+export const HELD_IMAGE_HOST = 'held-image.test';
+const ADDRESS = '127.0.0.7';
+const BLOB_SIZE = 256 * 1024;
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+export interface HeldImageRegistry {
+  readonly port: number;
+  readonly caFile: string;
+  /** The config first, then the layers. */
+  readonly blobs: readonly string[];
+  /** `method path` of every request, in order. */
+  readonly seen: string[];
+  /** Blob GETs that reached it (held or answered). */
+  blobGets(): string[];
+  /** From now on blob GETs wait (headers and all) until release(). */
+  readonly gate: HeldAnswers;
+  close(): Promise<void>;
+}
+
+export async function startHeldImageRegistry(): Promise<HeldImageRegistry> {
+  const dir = mkdtempSync(join(tmpdir(), 'layover-held-image-'));
+  const ca = await createTestCa(join(dir, 'ca'));
+  const leaf = await ca.issue('held-image', [HELD_IMAGE_HOST]);
+  const sha256 = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const contents = new Map<string, Buffer>();
+  const blobs = Array.from({ length: 6 }, () => {
+    const bytes = randomBytes(BLOB_SIZE);
+    contents.set(sha256(bytes), bytes);
+    return sha256(bytes);
+  });
+  const descriptor = (digest: string, mediaType: string): object => ({ mediaType, digest, size: BLOB_SIZE });
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: descriptor(blobs[0]!, 'application/vnd.oci.image.config.v1+json'),
+      layers: blobs.slice(1).map((digest) => descriptor(digest, 'application/vnd.oci.image.layer.v1.tar+gzip')),
+    }),
+  );
+  const manifestDigest = sha256(manifest);
+  const seen: string[] = [];
+  const gate = new HeldAnswers();
+
+  const server = createServer({ cert: readFileSync(leaf.certFile), key: readFileSync(leaf.keyFile) }, (req, res) => {
+    const url = req.url ?? '';
+    seen.push(`${req.method} ${url}`);
+    res.setHeader('docker-distribution-api-version', 'registry/2.0');
+    if (url === '/v2/') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    if (url === '/v2/app/manifests/v1' || url === `/v2/app/manifests/${manifestDigest}`) {
+      res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': manifest.length, 'docker-content-digest': manifestDigest });
+      return void res.end(req.method === 'HEAD' ? undefined : manifest);
+    }
+    const blob = /^\/v2\/app\/blobs\/([^/?]+)$/.exec(url)?.[1];
+    const bytes = blob ? contents.get(blob) : undefined;
+    if (!bytes) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}');
+    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length), 'docker-content-digest': blob! };
+    if (req.method === 'HEAD') return void res.writeHead(200, headers).end();
+    const answer = (): void => void res.writeHead(200, headers).end(bytes);
+    if (gate.holding) gate.hold(answer);
+    else answer();
+  });
+  await new Promise<void>((resolve) => server.listen(0, ADDRESS, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    caFile: ca.certFile,
+    blobs,
+    seen,
+    blobGets: () => seen.filter((line) => line.startsWith('GET /v2/app/blobs/')).map((line) => line.slice('GET /v2/app/blobs/'.length)),
+    gate,
+    close: () =>
+      new Promise<void>((resolve) => {
+        gate.release();
+        server.close(() => resolve());
+        server.closeAllConnections();
+        rmSync(dir, { recursive: true, force: true });
+      }),
+  };
+}
+
+export interface HeldImageBench {
+  readonly upstream: HeldImageRegistry;
+  readonly layover: RunningLayover;
+  /** `held-image.test:<port>/app:v1`. */
+  readonly image: string;
+  close(): Promise<void>;
+}
+
+export interface HeldImageBenchOptions {
+  /** Layover's `prefetch:` list names the image (PREFETCH). */
+  readonly prefetchList?: boolean;
+  /** Blob GETs are held from the start (before Layover's first prefetch round). */
+  readonly holdBlobs?: boolean;
+}
+
+/** The fixture, dnsmasq naming it, and Layover (buildApp, in this process) intercepting it. */
+export async function startHeldImageBench(options: HeldImageBenchOptions = {}): Promise<HeldImageBench> {
+  const upstream = await startHeldImageRegistry();
+  if (options.holdBlobs) upstream.gate.start();
+  let dns: Dnsmasq | undefined;
+  let layover: RunningLayover | undefined;
+  const close = async (): Promise<void> => {
+    await layover?.close();
+    await dns?.stop();
+    await upstream.close();
+  };
+  try {
+    dns = await startDnsmasq({ hostRecords: { [HELD_IMAGE_HOST]: [ADDRESS] } });
+    const registry = `${HELD_IMAGE_HOST}:${upstream.port}`;
+    const image = `${registry}/app:v1`;
+    const env = options.prefetchList ? { PREFETCH: image } : {};
+    layover = await startLayover({ registries: registry, 'upstream-dns': `${dns.host}:${dns.port}`, 'upstream-ca': upstream.caFile }, env);
+    return { upstream, layover, image, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
