@@ -59,6 +59,8 @@ export async function listImages(cache: BlobCache, filter: ImageFilter): Promise
     if (filter.repository !== undefined && ref.repository !== filter.repository) continue;
     const cached = [...(await catalog.closure([entry.digest]))].map((digest) => ({ digest, entry: cache.stat(digest) }));
     const present = cached.flatMap((item) => (item.entry ? [item.entry] : []));
+    // Evicted while the listing was worked out: no longer an image of the cache.
+    if (present.length === 0) continue;
     rows.push({
       registry: ref.registry,
       repository: ref.repository,
