@@ -49,6 +49,9 @@ describe('GET /admin/images', () => {
     expect(stats.body).toMatchObject({ entries: 8, pins: 1, pinnedEntries: 4, pinnedBytes: sizeOf([index, ...digestsOf(amd64)]) });
     const blobs = (await adminGet(layover, '/admin/blobs')).body.blobs as Array<{ digest: string; pinned: boolean }>;
     expect(blobs.filter((row) => row.pinned).map((row) => row.digest).sort()).toEqual([index, ...digestsOf(amd64)].sort());
+    const token = readFileSync(join(layover.dataDir, 'admin.token'), 'utf8').trim();
+    const verified = await fetch(`http://127.0.0.1:${layover.addresses.http!.port}/admin/verify`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+    expect(await verified.json()).toEqual({ checked: 8, removed: [] });
     expect((await adminGet(layover, '/admin/pins')).body.pins).toEqual([{ scope: 'registry.test/multi', kind: 'repository', at: expect.any(String) }]);
   });
 });
