@@ -14,12 +14,23 @@ import { LAYOVER_CLI } from '../../bench/layover-process.js';
 import type { ExecResult } from '../../bench/sandbox.js';
 import { skopeo } from '../../bench/skopeo.js';
 
-/** `layover prefetch ARGS` inside the sandbox, with the running Layover's data dir and (unless `http` says otherwise) its HTTP listener. */
-export function runPrefetch(bench: Bench, args: string[], options: { http?: string; env?: Record<string, string> } = {}): Promise<ExecResult> {
-  const layover = bench.layover!;
-  const argv = [LAYOVER_CLI, 'prefetch', '--data-dir', layover.dataDir, '--http', options.http ?? '127.0.0.1:80', ...args];
-  return bench.sandbox.exec(process.execPath, argv, { env: options.env ?? {}, timeoutMs: 120_000 });
+interface PrefetchRunOptions {
+  /** The HTTP listener the CLI is told of; default the running Layover's. */
+  http?: string;
+  env?: Record<string, string>;
 }
+
+/** The command line of `layover prefetch ARGS` with the running Layover's data dir and HTTP listener. */
+export function prefetchCommandLine(bench: Bench, args: string[], options: PrefetchRunOptions = {}): string[] {
+  return [process.execPath, LAYOVER_CLI, 'prefetch', '--data-dir', bench.layover!.dataDir, '--http', options.http ?? '127.0.0.1:80', ...args];
+}
+
+/** `layover prefetch ARGS` inside the sandbox (not a terminal: one line per finished item). */
+export function runPrefetch(bench: Bench, args: string[], options: PrefetchRunOptions = {}): Promise<ExecResult> {
+  const [node, ...argv] = prefetchCommandLine(bench, args, options);
+  return bench.sandbox.exec(node!, argv, { env: options.env ?? {}, timeoutMs: 120_000 });
+}
+
 
 /** skopeo copy of one platform of `ref` through Layover (skopeo's --override-arch picks it from the index). */
 export function pullPlatform(bench: Bench, ref: string, architecture: string, dest: string): Promise<ExecResult> {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
 import type { PushedImage } from '../../bench/images.js';
-import { pullPlatform, pushReferrer, runPrefetch, upstreamBlobGets } from './prefetch-bench.js';
+import { prefetchCommandLine, pullPlatform, pushReferrer, runPrefetch, upstreamBlobGets } from './prefetch-bench.js';
 
 let bench: Bench;
 let multi: PushedImage;
@@ -96,6 +96,19 @@ describe('layover prefetch', () => {
     bench.registry.clearRequests();
     await bench.pullViaLayover(oci.ref(INTERCEPTED_HOST), join(bench.sandbox.dir, 'after-failures'));
     expect(await upstreamBlobGets(bench)).toEqual([]);
+  }, 180_000);
+
+  it('on a terminal: one progress line redrawn in place, then the finished image and the summary', async () => {
+    await freshLayover();
+    const cli = prefetchCommandLine(bench, [multi.ref(INTERCEPTED_HOST)]).map((arg) => `'${arg}'`).join(' ');
+    // script(1) gives the CLI a real pseudo-terminal.
+    const result = await bench.sandbox.exec('script', ['-qec', cli, '/dev/null'], { timeoutMs: 120_000 });
+    expect(result.code, result.stdout).toBe(0);
+    expect(result.stdout).toMatch(/\r\[0\/1 images\] \d+\/\d+ blobs/);
+    expect(result.stdout).toContain(`\r\x1b[Kdone   ${multi.ref(INTERCEPTED_HOST)}: 3 manifests, ${multi.blobs.length} blobs`);
+    expect(result.stdout).toMatch(/prefetched 1 of 1 images/);
+    // Not a line per blob, as for a pipe.
+    expect(result.stdout).not.toContain('blob sha256:');
   }, 180_000);
 
   it('no Layover running: a clear error naming what to do', async () => {
