@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { parse } from 'yaml';
 import { startLayover } from '../../helpers/start-layover.js';
-import { examplePath } from '../examples/example-files.js';
+import { examplePath, yamlDocuments } from '../examples/example-files.js';
 import { parseExposition } from './exposition.js';
 
 // examples/prometheus/prometheus.yml and examples/grafana/layover-dashboard.json against a fresh
@@ -68,6 +68,8 @@ describe('the Prometheus and Grafana examples', () => {
   });
 
   it('the scrape configuration scrapes the HTTP listener, and ADMIN_LISTEN with the admin token from a file', () => {
+    const file = examplePath('prometheus', 'prometheus.yml');
+    expect(yamlDocuments(file, '1.1')).toEqual(yamlDocuments(file, '1.2'));
     const config = parse(scrapeText) as { scrape_configs: Array<{ job_name: string; metrics_path: string; authorization?: { type: string; credentials_file: string }; static_configs: Array<{ targets: string[] }> }> };
     const [http, admin] = config.scrape_configs;
     expect(http).toMatchObject({ job_name: 'layover', metrics_path: '/metrics' });
