@@ -115,6 +115,9 @@ export class Prefetcher {
     } finally {
       clearInterval(ticker);
     }
+    // Stopped during the last image, too: the summary says why the rest did not happen.
+    const halted = [control.abort, control.stopStarting].find((signal) => signal.aborted);
+    if (halted) stopped ??= reasonOf(halted);
     const summary: PrefetchSummary = { event: 'summary', ok, failed, stopped, totals: totals.snapshot() };
     send(summary);
     return summary;
