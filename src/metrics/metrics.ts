@@ -15,9 +15,9 @@ export interface CacheGaugeSource {
 export interface CompletedRequest {
   /** https, http, proxy, admin or `registry port N`. */
   readonly listener: string;
-  /** blob, manifest, tags, referrers, token, redirect, peer, service, admin, other. */
+  /** blob, manifest, tags, referrers, token, redirect, peer, service, admin, metrics, status, other. */
   readonly route: string;
-  /** The upstream registry asked about; undefined for Layover's own routes. */
+  /** The upstream registry asked about, as its `registry` label value (see registryLabel); undefined for Layover's own routes. */
   readonly registry: string | undefined;
   readonly repository: string | undefined;
   /** hit, miss, stale, pass, denied; undefined where no cache decision was made. */
@@ -103,7 +103,7 @@ export class Metrics {
     else if (status === 429) this.upstreamErrors.inc({ registry: label, cause: 'status_429' });
   }
 
-  /** An upstream request that got no answer at all. */
+  /** An upstream request that ended without a usable answer: none at all, or bytes that did not match their digest. */
   upstreamFailed(registry: string, cause: UpstreamFailureCause): void {
     this.upstreamErrors.inc({ registry: this.registryLabel(registry), cause });
   }
