@@ -34,6 +34,7 @@ async function main(argv: string[]): Promise<void> {
         ...configFlagOptions(),
         k8s: { type: 'boolean' },
         'max-size': { type: 'string' },
+        force: { type: 'boolean' },
         // prefetch
         referrers: { type: 'boolean' },
         platform: { type: 'string' },
@@ -67,7 +68,7 @@ async function main(argv: string[]): Promise<void> {
     if (!COMMANDS.includes(command) || positionals.length > 1) fail(`unknown command "${positionals.join(' ')}" (layover --help lists the commands)`);
   }
 
-  const { k8s, 'max-size': maxSize, referrers, platform, server, ca, dir, help: _help, version: _version, ...flags } = values;
+  const { k8s, 'max-size': maxSize, force, referrers, platform, server, ca, dir, help: _help, version: _version, ...flags } = values;
   const config = loadConfig({ flags });
   const mirrorOptions = { server: server as string | undefined, ca: ca as string | undefined, dir: dir as string | undefined };
   switch (command) {
@@ -86,7 +87,7 @@ async function main(argv: string[]): Promise<void> {
     case 'registries-conf':
       return void process.stdout.write(registriesConf(config, mirrorOptions));
     case 'cache':
-      return void process.stdout.write(await cacheCommand(config, subcommand as CacheSubcommand, positionals.slice(2), { maxSize: maxSize as string | undefined }));
+      return void process.stdout.write(await cacheCommand(config, subcommand as CacheSubcommand, positionals.slice(2), { maxSize: maxSize as string | undefined, force: force === true }));
     case 'prefetch':
       return prefetchCommand(config, positionals.slice(1), { referrers: referrers === true, platform: platform as string | undefined });
   }
