@@ -13,8 +13,17 @@ fi
 export PATH="$nodedir/bin:$root/node_modules/.bin:$PATH"
 export npm_config_nodedir="$nodedir"
 # `npm ci` again only when the lock file changed since the last install.
+# Under a lock, checked again once held: two runs started together (two terminals, parallel test
+# runs) would otherwise each delete the node_modules the other is installing.
 stamp="$root/node_modules/.layover-installed"
-if [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ]; then
-  echo "layover: npm ci (builds sqlite3 from source, about 2 minutes)" >&2
-  (cd "$root" && npm ci --no-audit --no-fund >&2) && touch "$stamp"
+stale() { [ ! -f "$stamp" ] || [ "$root/package-lock.json" -nt "$stamp" ]; }
+if stale; then
+  mkdir -p "$toolchain"
+  exec {install_lock}>"$toolchain/npm-ci.lock"
+  flock "$install_lock"
+  if stale; then
+    echo "layover: npm ci (builds sqlite3 from source, about 2 minutes)" >&2
+    (cd "$root" && npm ci --no-audit --no-fund >&2) && touch "$stamp"
+  fi
+  exec {install_lock}>&-
 fi
