@@ -1,9 +1,10 @@
 /**
  * Fixture upstream for the prefetch tests that stop a prefetch half-way: a tiny anonymous registry
  * on 127.0.0.7 serving one image (`app:v1`, an OCI manifest of a config and five layers) whose blob
- * GETs the test holds and releases. No real program can be paused on demand before it answers, so
- * this is a fixture; Layover (buildApp in this process), its resolver (dnsmasq), TLS and the admin
- * API's HTTP are real.
+ * GETs the test holds and releases, and the referrers API for it (one signature artifact), which
+ * the distribution registry 2.8 lacks. No real program can be paused on demand before it answers,
+ * so this is a fixture; Layover (buildApp in this process), its resolver (dnsmasq), TLS and the
+ * admin API's HTTP are real.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Digest } from '../../../src/registry/digest.js';
 import { createTestCa } from '../../bench/test-ca.js';
 import { HeldAnswers } from '../../helpers/held-answers.js';
 import { type Dnsmasq, startDnsmasq } from '../../helpers/dnsmasq.js';
@@ -20,12 +22,15 @@ export const HELD_IMAGE_HOST = 'held-image.test';
 const ADDRESS = '127.0.0.7';
 const BLOB_SIZE = 256 * 1024;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 export interface HeldImageRegistry {
   readonly port: number;
   readonly caFile: string;
   /** The config first, then the layers. */
   readonly blobs: readonly string[];
+  /** What the referrers API lists for the image's manifest: a signature artifact and its blobs. */
+  readonly referrer: { readonly manifest: string; readonly blobs: readonly string[] };
   /** `method path` of every request, in order. */
   readonly seen: string[];
   /** Blob GETs that reached it (held or answered). */
@@ -56,6 +61,28 @@ export async function startHeldImageRegistry(): Promise<HeldImageRegistry> {
     }),
   );
   const manifestDigest = sha256(manifest);
+  const manifests = new Map<string, { body: Buffer; mediaType: string }>([[manifestDigest, { body: manifest, mediaType: OCI_MANIFEST }]]);
+  const put = (bytes: Buffer): string => {
+    contents.set(sha256(bytes), bytes);
+    return sha256(bytes);
+  };
+  const empty = put(Buffer.from('{}'));
+  const signature = put(Buffer.from(`signature of ${manifestDigest}\n`));
+  const artifact = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: 'application/vnd.example.signature.v1',
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
+      layers: [{ mediaType: 'application/vnd.example.signature.v1', digest: signature, size: contents.get(signature)!.length }],
+      subject: { mediaType: OCI_MANIFEST, digest: manifestDigest, size: manifest.length },
+    }),
+  );
+  manifests.set(sha256(artifact), { body: artifact, mediaType: OCI_MANIFEST });
+  const referrers = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(artifact), size: artifact.length, artifactType: 'application/vnd.example.signature.v1' }] }),
+  );
+  const noReferrers = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }));
   const seen: string[] = [];
   const gate = new HeldAnswers();
 
@@ -64,10 +91,15 @@ export async function startHeldImageRegistry(): Promise<HeldImageRegistry> {
     seen.push(`${req.method} ${url}`);
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     if (url === '/v2/') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    if (url === '/v2/app/manifests/v1' || url === `/v2/app/manifests/${manifestDigest}`) {
-      res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': manifest.length, 'docker-content-digest': manifestDigest });
-      return void res.end(req.method === 'HEAD' ? undefined : manifest);
+    const reference = /^\/v2\/app\/manifests\/([^/?]+)$/.exec(url)?.[1];
+    const served = reference === 'v1' ? manifests.get(manifestDigest) : reference ? manifests.get(reference) : undefined;
+    if (served) {
+      res.writeHead(200, { 'content-type': served.mediaType, 'content-length': served.body.length, 'docker-content-digest': sha256(served.body) });
+      return void res.end(req.method === 'HEAD' ? undefined : served.body);
     }
+    // A registry with the referrers API answers every digest, with an empty index when nothing refers to it.
+    const referred = /^\/v2\/app\/referrers\/([^/?]+)$/.exec(url)?.[1];
+    if (referred) return void res.writeHead(200, { 'content-type': OCI_INDEX }).end(referred === manifestDigest ? referrers : noReferrers);
     const blob = /^\/v2\/app\/blobs\/([^/?]+)$/.exec(url)?.[1];
     const bytes = blob ? contents.get(blob) : undefined;
     if (!bytes) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}');
@@ -82,6 +114,7 @@ export async function startHeldImageRegistry(): Promise<HeldImageRegistry> {
     port: (server.address() as AddressInfo).port,
     caFile: ca.certFile,
     blobs,
+    referrer: { manifest: sha256(artifact), blobs: [empty, signature] },
     seen,
     blobGets: () => seen.filter((line) => line.startsWith('GET /v2/app/blobs/')).map((line) => line.slice('GET /v2/app/blobs/'.length)),
     gate,
@@ -133,3 +166,15 @@ export async function startHeldImageBench(options: HeldImageBenchOptions = {}): 
     throw error;
   }
 }
+
+/** Polls `check` until it holds; fails after `timeoutMs` (a bound for "at all", not a speed). */
+export async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** True once Layover's cache holds `digest` (its fill committed). */
+export const committed = (bench: HeldImageBench, digest: string): boolean => bench.layover.app.cache.stat(digest as Digest) !== undefined;

@@ -9,11 +9,10 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import type { Digest } from '../../../src/registry/digest.js';
 import { Prefetcher } from '../../../src/prefetch/prefetcher.js';
 import { PREFETCH_CLIENT_GONE, PREFETCH_DONE } from '../../../src/prefetch/prefetch-routes.js';
 import type { PrefetchLine } from '../../../src/prefetch/prefetch-progress.js';
-import { type HeldImageBench, startHeldImageBench } from './held-image-registry.js';
+import { committed, type HeldImageBench, startHeldImageBench, until } from './held-image-registry.js';
 
 let bench: HeldImageBench | undefined;
 afterEach(async () => {
@@ -21,16 +20,6 @@ afterEach(async () => {
   bench = undefined;
 });
 
-/** Polls `check` until it holds; fails after `timeoutMs` (a bound for "at all", not a speed). */
-async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-const committed = (b: HeldImageBench, digest: string): boolean => b.layover.app.cache.stat(digest as Digest) !== undefined;
 
 it('a client that hangs up stops new blobs from starting; the four begun are fetched to their commit', async () => {
   const b = (bench = await startHeldImageBench());
