@@ -29,6 +29,7 @@ import { requestIdGenerator } from './log/request-ids.js';
 import { ConnectionLimits, type ConnectionCaps } from './net/connection-limits.js';
 import { listenerCapWithin, openFileLimit } from './net/descriptor-budget.js';
 import { ServingState } from './net/serving-state.js';
+import { SilentConnections } from './net/silent-connections.js';
 import { answerClientError } from './proxy/client-error.js';
 import { registerErrorHandler } from './proxy/error-handler.js';
 import { registerRequestGuards } from './proxy/request-guards.js';
@@ -77,6 +78,8 @@ export interface LayoverApp {
   readonly state: ServingState;
   /** Replicas of a shared index: one upstream fetch per digest for all of them (src/peers/); null alone. */
   readonly fleet: Fleet | null;
+  /** Connections that never sent a request: ended by closeApp, which would otherwise wait for them. */
+  readonly silentConnections: SilentConnections;
   /** The `prefetch:` list's schedule: started by listenApp, stopped by closeApp. */
   prefetchSchedule: PrefetchSchedule | null;
 }
@@ -191,6 +194,10 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   limitConnections('http', http, false);
   limitConnections('proxy', proxy, false);
   limitConnections('admin', admin, false);
+  // Not the proxy listener (its CONNECT tunnels carry no request; the connect proxy ends them) nor h2 (sessions get a GOAWAY).
+  const silentConnections = new SilentConnections();
+  if (!config.http2) silentConnections.attach(https.server as unknown as NetServer, { tls: true });
+  for (const plain of [http, admin]) if (plain) silentConnections.attach(plain.server as unknown as NetServer, { tls: false });
 
   const cache = await BlobCache.open({
     dir: join(config.dataDir, 'cache'),
@@ -271,7 +278,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     keepAliveMs: config.timeouts.keepaliveMs,
     idleMs: common.connectionTimeout,
   }, (port) => new ConnectionLimits(`registry port ${port}`, caps, logger as FastifyBaseLogger, metrics));
-  return { config, logger, ca, https, http, admin, metrics, operations, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers, state, fleet, prefetchSchedule: null };
+  return { config, logger, ca, https, http, admin, metrics, operations, proxy, connectProxy, dns, cache, upstreamAgent, registryPortServers, state, fleet, silentConnections, prefetchSchedule: null };
 }
 
 /** Starts every listener; on a failure, whatever already listens is closed again. */
@@ -307,6 +314,9 @@ export interface CloseOptions {
   fillWaitMs?: number;
 }
 
+/** How often a stop ends connections that arrived without a request while the listeners close. */
+const SILENT_CLOSE_POLL_MS = 100;
+
 /** How often a stop looks whether the last fill has finished. */
 const FILL_POLL_MS = 50;
 
@@ -322,7 +332,14 @@ export async function closeApp(app: LayoverApp, { drainMs = 0, fillWaitMs = 0 }:
     await new Promise((resolve) => setTimeout(resolve, drainMs));
     app.logger.info({ drainMs }, 'drain over: accepting no new connections');
   }
-  await Promise.allSettled([app.prefetchSchedule?.stop(), app.https.close(), app.http?.close(), app.admin?.close(), app.proxy?.close(), app.connectProxy?.close(), app.registryPortServers.close()]);
+  let closed = false;
+  const closing = Promise.allSettled([app.prefetchSchedule?.stop(), app.https.close(), app.http?.close(), app.admin?.close(), app.proxy?.close(), app.connectProxy?.close(), app.registryPortServers.close()]).finally(() => (closed = true));
+  // Until the listeners have closed (they stop accepting once their close hooks ran), connections that
+  // sent no request are ended: a browser's preconnected socket would hold the stop until the grace ran out.
+  while (!closed) {
+    app.silentConnections.closeAll();
+    await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, SILENT_CLOSE_POLL_MS))]);
+  }
   // A fill belongs to the fill, not to the client that started it: one whose clients left is still
   // worth committing, the next replica to start finds it cached.
   const fillDeadline = performance.now() + fillWaitMs;
