@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Digest } from '../registry/digest.js';
+import { DOCKER_PROXY_HOSTS } from '../proxy/docker-proxy-route.js';
 import { MANIFEST_MEDIA_TYPES } from '../registry/media-types.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { readLimited } from '../upstream/read-limited.js';
@@ -70,20 +71,24 @@ export class InProcessClient {
 
   /** True when a HEAD of the blob is answered 200 (a hit the caller already knew of, access checked). */
   async hasBlob(where: Where, digest: Digest, signal: AbortSignal): Promise<boolean> {
-    const response = await this.#request('HEAD', where, `blobs/${digest}`, undefined, signal);
+    const response = await this.#request('HEAD', where.host, `/v2/${where.repository}/blobs/${digest}`, undefined, signal);
     await discard(response.stream);
     return response.status === 200;
   }
 
   /**
    * GETs a blob and reads it to the end, discarding the bytes; resolves with how many were read, or
-   * null for a redirect to the bucket (BLOB_REDIRECT=presigned), which is answered only for a blob the store holds.
+   * null for a redirect to the bucket (BLOB_REDIRECT=presigned), which is answered only for a blob the
+   * store holds. A redirect to docker.proxy (REDIRECTS=rewrite: the registry sent its storage host)
+   * is followed in process, as a client would: that route fetches, verifies and caches the blob.
    */
   async blob(where: Where, digest: Digest, signal: AbortSignal, onBytes: (bytes: number) => void): Promise<number | null> {
-    const response = await this.#get(where, `blobs/${digest}`, undefined, signal);
-    if (response.status === 307 || response.status === 302) {
+    let response = await this.#get(where, `blobs/${digest}`, undefined, signal);
+    if (REDIRECT_STATUSES.has(response.status)) {
+      const location = layoverLocation(response.headers.location);
       await discard(response.stream);
-      return null;
+      if (!location) return null;
+      response = await this.#request('GET', location.host, `${location.pathname}${location.search}`, undefined, signal);
     }
     if (response.status !== 200) return this.#refused(response, `blob ${digest}`);
     let bytes = 0;
@@ -95,15 +100,15 @@ export class InProcessClient {
   }
 
   #get(where: Where, path: string, accept: string | undefined, signal: AbortSignal): Promise<Answer> {
-    return this.#request('GET', where, path, accept, signal);
+    return this.#request('GET', where.host, `/v2/${where.repository}/${path}`, accept, signal);
   }
 
-  async #request(method: 'GET' | 'HEAD', where: Where, path: string, accept: string | undefined, signal: AbortSignal): Promise<Answer> {
+  async #request(method: 'GET' | 'HEAD', host: string, url: string, accept: string | undefined, signal: AbortSignal): Promise<Answer> {
     signal.throwIfAborted();
-    const headers: Record<string, string> = { host: where.host, 'user-agent': USER_AGENT };
+    const headers: Record<string, string> = { host, 'user-agent': USER_AGENT };
     if (accept) headers.accept = accept;
     if (this.clientAuthOn) headers.authorization = OWN_PULL_AUTHORIZATION;
-    const injected = this.https.inject({ method, url: `/v2/${where.repository}/${path}`, headers, payloadAsStream: true });
+    const injected = this.https.inject({ method, url, headers, payloadAsStream: true });
     const response = await answerOrAbort(injected, signal);
     const stream = response.stream();
     const abort = (): void => hangUp(response, abortReason(signal));
@@ -130,6 +135,19 @@ interface Answer {
   status: number;
   headers: Record<string, unknown>;
   stream: Readable;
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** A Location on Layover's own docker.proxy (a signed storage redirect), or null for any other place. */
+function layoverLocation(location: unknown): URL | null {
+  if (typeof location !== 'string') return null;
+  try {
+    const url = new URL(location);
+    return url.protocol === 'https:' && DOCKER_PROXY_HOSTS.test(url.host) ? url : null;
+  } catch {
+    return null;
+  }
 }
 
 type Injected = Awaited<ReturnType<FastifyInstance['inject']>>;

@@ -2,7 +2,8 @@
  * Fixture upstream for the prefetch tests that stop a prefetch half-way: a tiny anonymous registry
  * on 127.0.0.7 serving one image (`app:v1`, an OCI manifest of a config and five layers) whose blob
  * GETs the test holds and releases, and the referrers API for it (one signature artifact), which
- * the distribution registry 2.8 lacks. No real program can be paused on demand before it answers,
+ * the distribution registry 2.8 lacks; with `redirectBlobs`, blob GETs are 307s to a signed-looking
+ * storage path on its own origin (as registries send clients to their storage hosts). No real program can be paused on demand before it answers,
  * so this is a fixture; Layover (buildApp in this process), its resolver (dnsmasq), TLS and the
  * admin API's HTTP are real.
  */
@@ -33,14 +34,16 @@ export interface HeldImageRegistry {
   readonly referrer: { readonly manifest: string; readonly blobs: readonly string[] };
   /** `method path` of every request, in order. */
   readonly seen: string[];
-  /** Blob GETs that reached it (held or answered). */
+  /** The digests of blob GETs that reached it (held or answered). */
   blobGets(): string[];
+  /** The digests of GETs of its storage path (after a redirect). */
+  storageGets(): string[];
   /** From now on blob GETs wait (headers and all) until release(). */
   readonly gate: HeldAnswers;
   close(): Promise<void>;
 }
 
-export async function startHeldImageRegistry(): Promise<HeldImageRegistry> {
+export async function startHeldImageRegistry(options: { redirectBlobs?: boolean } = {}): Promise<HeldImageRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'layover-held-image-'));
   const ca = await createTestCa(join(dir, 'ca'));
   const leaf = await ca.issue('held-image', [HELD_IMAGE_HOST]);
@@ -100,7 +103,11 @@ export async function startHeldImageRegistry(): Promise<HeldImageRegistry> {
     // A registry with the referrers API answers every digest, with an empty index when nothing refers to it.
     const referred = /^\/v2\/app\/referrers\/([^/?]+)$/.exec(url)?.[1];
     if (referred) return void res.writeHead(200, { 'content-type': OCI_INDEX }).end(referred === manifestDigest ? referrers : noReferrers);
-    const blob = /^\/v2\/app\/blobs\/([^/?]+)$/.exec(url)?.[1];
+    const asked = /^\/v2\/app\/blobs\/([^/?]+)$/.exec(url)?.[1];
+    if (asked && options.redirectBlobs && req.method === 'GET' && contents.has(asked)) {
+      return void res.writeHead(307, { location: `/storage/${asked}?X-Amz-Signature=held-${seen.length}`, 'content-length': '0' }).end();
+    }
+    const blob = asked ?? /^\/storage\/([^/?]+)\?/.exec(url)?.[1];
     const bytes = blob ? contents.get(blob) : undefined;
     if (!bytes) return void res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}');
     const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length), 'docker-content-digest': blob! };
@@ -110,13 +117,15 @@ export async function startHeldImageRegistry(): Promise<HeldImageRegistry> {
     else answer();
   });
   await new Promise<void>((resolve) => server.listen(0, ADDRESS, resolve));
+  const gets = (prefix: string): string[] => seen.filter((line) => line.startsWith(`GET ${prefix}`)).map((line) => line.slice(`GET ${prefix}`.length).split('?')[0]!);
   return {
     port: (server.address() as AddressInfo).port,
     caFile: ca.certFile,
     blobs,
     referrer: { manifest: sha256(artifact), blobs: [empty, signature] },
     seen,
-    blobGets: () => seen.filter((line) => line.startsWith('GET /v2/app/blobs/')).map((line) => line.slice('GET /v2/app/blobs/'.length)),
+    blobGets: () => gets('/v2/app/blobs/'),
+    storageGets: () => gets('/storage/'),
     gate,
     close: () =>
       new Promise<void>((resolve) => {
@@ -137,6 +146,8 @@ export interface HeldImageBench {
 }
 
 export interface HeldImageBenchOptions {
+  /** Blob GETs are redirected to the fixture's storage path. */
+  readonly redirectBlobs?: boolean;
   /** Layover's `prefetch:` list names the image (PREFETCH). */
   readonly prefetchList?: boolean;
   /** Blob GETs are held from the start (before Layover's first prefetch round). */
@@ -145,7 +156,7 @@ export interface HeldImageBenchOptions {
 
 /** The fixture, dnsmasq naming it, and Layover (buildApp, in this process) intercepting it. */
 export async function startHeldImageBench(options: HeldImageBenchOptions = {}): Promise<HeldImageBench> {
-  const upstream = await startHeldImageRegistry();
+  const upstream = await startHeldImageRegistry({ redirectBlobs: options.redirectBlobs ?? false });
   if (options.holdBlobs) upstream.gate.start();
   let dns: Dnsmasq | undefined;
   let layover: RunningLayover | undefined;
