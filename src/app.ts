@@ -208,6 +208,11 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     cacheIndex: config.cacheIndex,
     metrics,
   });
+  // Also without /metrics (METRICS=false): the status page reads the same series.
+  // A wildcard of REGISTRIES lets clients name registries freely: they are counted under the wildcard.
+  metrics.useRegistries(intercepted);
+  // The cache's size, cap, fills and waiters are read when asked for, never pushed on every change.
+  metrics.watchCache(cache);
   // In the background: the start does not wait for the index writes, and a close during them ends them.
   void new AccessRecords(cache).forgetEvicted().then(
     (forgotten) => forgotten > 0 && logger.info({ forgotten }, 'forgot where evicted digests were seen'),

@@ -34,6 +34,7 @@ describe('examples/ files', () => {
       'examples/kubernetes/replicas/kustomization.yaml',
       'examples/kubernetes/replicas/layover.yaml',
       'examples/kubernetes/replicas/redis.yaml',
+      'examples/prometheus/prometheus.yml',
     ]);
     for (const file of yamlFiles) expect(yamlDocuments(file, '1.1'), name(file)).toEqual(yamlDocuments(file, '1.2'));
   });
