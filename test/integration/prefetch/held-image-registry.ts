@@ -152,6 +152,8 @@ export interface HeldImageBenchOptions {
   readonly prefetchList?: boolean;
   /** Blob GETs are held from the start (before Layover's first prefetch round). */
   readonly holdBlobs?: boolean;
+  /** More environment for Layover (e.g. LAYOVER_HTTP2). */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 /** The fixture, dnsmasq naming it, and Layover (buildApp, in this process) intercepting it. */
@@ -169,7 +171,7 @@ export async function startHeldImageBench(options: HeldImageBenchOptions = {}): 
     dns = await startDnsmasq({ hostRecords: { [HELD_IMAGE_HOST]: [ADDRESS] } });
     const registry = `${HELD_IMAGE_HOST}:${upstream.port}`;
     const image = `${registry}/app:v1`;
-    const env = options.prefetchList ? { PREFETCH: image } : {};
+    const env = { ...options.env, ...(options.prefetchList ? { PREFETCH: image } : {}) };
     layover = await startLayover({ registries: registry, 'upstream-dns': `${dns.host}:${dns.port}`, 'upstream-ca': upstream.caFile }, env);
     return { upstream, layover, image, close };
   } catch (error) {

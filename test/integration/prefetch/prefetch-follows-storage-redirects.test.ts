@@ -15,8 +15,11 @@ afterEach(async () => {
   bench = undefined;
 });
 
-it('a prefetch follows a storage redirect through docker.proxy: every blob is fetched once and cached', async () => {
-  const b = (bench = await startHeldImageBench({ redirectBlobs: true }));
+it.each([
+  ['HTTP/1.1', {}],
+  ['HTTP/2 offered (LAYOVER_HTTP2)', { LAYOVER_HTTP2: 'true' }],
+])('a prefetch follows a storage redirect through docker.proxy: every blob is fetched once and cached (%s)', async (_listener, env) => {
+  const b = (bench = await startHeldImageBench({ redirectBlobs: true, env }));
   const { app } = b.layover;
   const never = new AbortController().signal;
   const summary = await new Prefetcher({ https: app.https, config: app.config, cache: app.cache }).run({ images: [b.image], platform: null, referrers: false }, () => undefined, {
