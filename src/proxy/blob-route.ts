@@ -14,10 +14,9 @@ import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { failReply } from './error-handler.js';
 import { fleetTurn, followPeerFill } from './peer-fill.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
+import { BAD_BODY, countBadBody } from './bad-bodies.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
-/** A fill that failed for one of these reasons proved the upstream's bytes wrong for the digest. */
-const BAD_BODY: ReadonlySet<string> = new Set(['digest-mismatch', 'size-mismatch', 'truncated']);
 /**
  * How long a presigned storage URL (BLOB_REDIRECT=presigned) may be used to start a download: long
  * enough for a client to follow the redirect, short enough that a leaked URL is soon useless.
@@ -171,6 +170,7 @@ function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       } finally {
         settle(ctx.cache.activeFill(digest));
       }
+      countBadBody(ctx.metrics, target.registry, fill);
       recordFetched(ctx, request, target, name, digest);
       annotateRequestLog(request, { bytes: fill.meta.size });
       clearUpstreamHeaders(reply);

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Fill } from '../../cache/blob-cache.js';
+import { countBadBody } from '../bad-bodies.js';
 import { annotateRequestLog } from '../../log/request-log.js';
 import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
@@ -88,6 +89,7 @@ export async function fillFromStorage(
     const active = ctx.cache.activeFill(job.digest);
     if (active) {
       response.body.destroy();
+      annotateRequestLog(request, { joined: true });
       fill = active;
     } else {
       const length = Number(response.headers['content-length']);
@@ -98,6 +100,7 @@ export async function fillFromStorage(
         kind: 'blob',
         source: `${job.registry}/${job.repo}`,
       });
+      countBadBody(ctx.metrics, job.registry, fill);
     }
   } catch (error) {
     settle(undefined);
@@ -119,7 +122,11 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   if (sendCached(ctx, request, reply, job.digest)) return;
   if (request.method === 'HEAD') return headFromStorage(redirects, request, reply, job);
   const active = ctx.cache.activeFill(job.digest);
-  if (active) return sendFill(request, reply, active);
+  if (active) {
+    // Bytes the upstream sends once, whoever else reads them: counted as served from the cache.
+    annotateRequestLog(request, { joined: true });
+    return sendFill(request, reply, active);
+  }
   const pending = ctx.pendingFills.get(job.digest);
   if (pending) {
     await pending;

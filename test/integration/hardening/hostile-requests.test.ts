@@ -255,6 +255,18 @@ describe('a lying upstream', () => {
     await expectServingAndCacheIntact();
   });
 
+  it('a blob whose bytes do not match its digest is never served whole nor cached, and counts as the upstream\'s error (cause digest)', async () => {
+    const digestErrors = async (): Promise<number> =>
+      (await layover.app.metrics.upstreamErrors.get()).values.filter((v) => v.labels.cause === 'digest').reduce((sum, v) => sum + v.value, 0);
+    const before = await digestErrors();
+    const reply = await get(`/v2/library/app/blobs/${upstream.mismatchedDigest}`).catch((error: Error) => ({ status: 0, body: Buffer.from(error.message) }));
+    // The last chunk is held back until the digest matched: the client sees an error or a cut-off body, never a complete 200.
+    expect(reply.status === 200 && reply.body.length === upstream.blob2.bytes.length).toBe(false);
+    await vi.waitFor(async () => expect(await digestErrors()).toBe(before + 1));
+    expect(layover.app.cache.stat(upstream.mismatchedDigest as Digest)).toBeUndefined();
+    await expectServingAndCacheIntact();
+  });
+
   it('does-not-pass-upstream-hop-by-hop-headers: the upstream\'s Connection and Keep-Alive stay between Layover and the upstream', async () => {
     // The fixture (a Node server) answers keep-alive requests with Keep-Alive: timeout=5; Layover's own is KEEPALIVE_TIMEOUT.
     const kept = await raw(`GET /v2/ HTTP/1.1\r\nHost: ${UPSTREAM_HOST}:${upstream.port}\r\n\r\n`, 1000);

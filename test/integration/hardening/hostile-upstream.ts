@@ -115,6 +115,11 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
     // Asked by digest, answers with bytes of another digest (and a header that claims the asked one).
     if (url.endsWith(`/manifests/${mismatchedDigest}`)) return sendManifest(manifestBytes, mismatchedDigest);
     if (url.endsWith('/manifests/huge')) return sendManifest(huge, sha256(huge));
+    // A blob asked for by digest, answered with the bytes of another.
+    if (url.endsWith(`/blobs/${mismatchedDigest}`)) {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': blob2Bytes.length, 'docker-content-digest': mismatchedDigest });
+      return res.end(req.method === 'HEAD' ? undefined : blob2Bytes);
+    }
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end('{"errors":[{"code":"NAME_UNKNOWN","message":"unknown","detail":null}]}');
   });
