@@ -263,7 +263,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     prepare(proxy, config, state);
     await proxy.register(serviceRoutes, { caCertPem: ca.certPem, state, setup: setupOptionsFor(config, 'proxy') });
     const tlsServer = https.server as unknown as InterceptServer;
-    connectProxy = createConnectProxy(config, { logger: logger as FastifyBaseLogger, intercepted, tlsServer, tls: sni.serverOptions(), resolver: upstreamResolver, clientAuth });
+    connectProxy = createConnectProxy(config, { logger: logger as FastifyBaseLogger, intercepted, tlsServer, tls: sni.serverOptions(), resolver: upstreamResolver, clientAuth, metrics });
     connectProxy.attach(proxy.server);
   }
 

@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -26,6 +27,8 @@ export interface ConnectProxyOptions {
   dial: DialOptions;
   /** CLIENT_AUTH: a tunnel needs a Proxy-Authorization this accepts; null when clients are not authenticated. */
   authenticator: Authenticator | null;
+  /** Counts handshakes inside intercepted tunnels that fail; the TLS listener counts the ones that complete. */
+  metrics?: Metrics;
   timeouts: {
     /** TLS_HANDSHAKE_TIMEOUT: for the TLS handshake inside an intercepted CONNECT, as on port 443. */
     handshakeMs: number;
@@ -218,6 +221,7 @@ export class ConnectProxy {
     if (head.length > 0) socket.unshift(head);
     let refusedSni: string | undefined;
     let failure: string | undefined;
+    let secured = false;
     const tlsSocket = new TLSSocket(socket, {
       isServer: true,
       server: tlsServer,
@@ -239,6 +243,7 @@ export class ConnectProxy {
       tlsSocket.destroy();
     });
     tlsSocket.once('secure', () => {
+      secured = true;
       clearTimeout(timer);
       if (tlsSocket.destroyed) return;
       log.sni = tlsSocket.servername || undefined;
@@ -251,6 +256,7 @@ export class ConnectProxy {
     });
     tlsSocket.once('close', () => {
       clearTimeout(timer);
+      if (failure !== undefined && !secured) this.#options.metrics?.tlsHandshakes.inc({ result: 'failed' });
       this.#handedOver.delete(tlsSocket);
       socket.destroy();
       finish({

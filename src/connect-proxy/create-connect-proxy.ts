@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics/metrics.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { LayoverConfig } from '../config/layover-config.js';
@@ -7,6 +8,8 @@ import type { UpstreamResolver } from '../upstream/upstream-resolver.js';
 import { ConnectProxy, type ConnectProxyOptions, type InterceptServer } from './connect-proxy.js';
 
 export interface ConnectProxyDependencies {
+  /** Counts failed handshakes inside intercepted tunnels (completed ones are counted by the TLS listener). */
+  metrics?: Metrics;
   logger: FastifyBaseLogger;
   intercepted: HostnameSet;
   /** The TLS listener of port 443 (fastify's server). */
@@ -28,6 +31,7 @@ export function createConnectProxy(config: LayoverConfig, deps: ConnectProxyDepe
     // Tunnels reach what storage fetches may reach: public addresses, plus REDIRECT_ALLOW_NETWORKS.
     dial: { resolver: deps.resolver, addressPolicy: new AddressPolicy(config.redirects.allowNetworks), connectTimeoutMs: timeouts.proxyConnectMs },
     authenticator: deps.clientAuth?.authenticator ?? null,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
     timeouts: { handshakeMs: config.connections.tlsHandshakeMs, idleMs: Math.max(timeouts.proxyReadMs, timeouts.sendMs) },
   });
 }

@@ -101,6 +101,9 @@ describe('CONNECT to an intercepted name', () => {
     answer.socket.destroy();
     await waitForConnectLine(layover);
     expect(connectLines(layover)[0]).toMatchObject({ decision: 'intercept', reason: 'sni-mismatch', sni: 'registry-1.docker.io' });
+    // Counted with the handshakes that fail on 443, as /metrics shows them.
+    const handshakes = (await layover.app.metrics.tlsHandshakes.get()).values;
+    expect(handshakes.find((v) => v.labels.result === 'failed')?.value).toBe(1);
   });
 
   it('intercepts without proxy credentials when CLIENT_AUTH is on: requests inside are authenticated as on 443', async () => {
