@@ -154,7 +154,7 @@ export class ImageWalk {
         on.blobDone(blob.digest, 0, true);
         return 0;
       }
-      const bytes = await client.blob(this.#where, blob.digest, signal, (count) => on.bytes(count));
+      const bytes = await client.blob(this.#where, blob.digest, blob.size, signal, (count) => on.bytes(count));
       if (bytes === null) {
         on.blobDone(blob.digest, 0, true);
         return 0;

@@ -77,12 +77,12 @@ export class InProcessClient {
   }
 
   /**
-   * GETs a blob and reads it to the end, discarding the bytes; resolves with how many were read, or
+   * GETs a blob and reads it to the end (at most `size` bytes, what its manifest says), discarding the bytes; resolves with how many were read, or
    * null for a redirect to the bucket (BLOB_REDIRECT=presigned), which is answered only for a blob the
    * store holds. A redirect to docker.proxy (REDIRECTS=rewrite: the registry sent its storage host)
    * is followed in process, as a client would: that route fetches, verifies and caches the blob.
    */
-  async blob(where: Where, digest: Digest, signal: AbortSignal, onBytes: (bytes: number) => void): Promise<number | null> {
+  async blob(where: Where, digest: Digest, size: number, signal: AbortSignal, onBytes: (bytes: number) => void): Promise<number | null> {
     let response = await this.#get(where, `blobs/${digest}`, undefined, signal);
     if (REDIRECT_STATUSES.has(response.status)) {
       const location = layoverLocation(response.headers.location);
@@ -94,6 +94,11 @@ export class InProcessClient {
     let bytes = 0;
     for await (const chunk of response.stream) {
       bytes += (chunk as Buffer).length;
+      // More than the manifest said: the rest is not read (the fill's own verification settles the blob).
+      if (bytes > size) {
+        response.stream.destroy();
+        throw new PullError(`blob ${digest}: more than the ${size} bytes its manifest says came`, 502);
+      }
       onBytes((chunk as Buffer).length);
     }
     return bytes;
@@ -113,7 +118,11 @@ export class InProcessClient {
     const stream = response.stream();
     const abort = (): void => hangUp(response, abortReason(signal));
     signal.addEventListener('abort', abort, { once: true });
-    stream.once('close', () => signal.removeEventListener('abort', abort));
+    stream.once('close', () => {
+      signal.removeEventListener('abort', abort);
+      // Left before the end (an error, a bound): the route must not wait for a reader that is gone.
+      if (!response.raw.res.writableFinished) response.raw.res.destroy();
+    });
     return { status: response.statusCode, headers: response.headers, stream };
   }
 

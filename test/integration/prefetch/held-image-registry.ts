@@ -2,7 +2,7 @@
  * Fixture upstream for the prefetch tests that stop a prefetch half-way: a tiny anonymous registry
  * on 127.0.0.7 serving one image (`app:v1`, an OCI manifest of a config and five layers) whose blob
  * GETs the test holds and releases, and the referrers API for it (one signature artifact), which
- * the distribution registry 2.8 lacks; with `redirectBlobs`, blob GETs are 307s to a signed-looking
+ * the distribution registry 2.8 lacks; with `understateLayer` the manifest lies about a layer's size; with `redirectBlobs`, blob GETs are 307s to a signed-looking
  * storage path on its own origin (as registries send clients to their storage hosts). No real program can be paused on demand before it answers,
  * so this is a fixture; Layover (buildApp in this process), its resolver (dnsmasq), TLS and the
  * admin API's HTTP are real.
@@ -43,7 +43,7 @@ export interface HeldImageRegistry {
   close(): Promise<void>;
 }
 
-export async function startHeldImageRegistry(options: { redirectBlobs?: boolean } = {}): Promise<HeldImageRegistry> {
+export async function startHeldImageRegistry(options: { redirectBlobs?: boolean; understateLayer?: boolean } = {}): Promise<HeldImageRegistry> {
   const dir = mkdtempSync(join(tmpdir(), 'layover-held-image-'));
   const ca = await createTestCa(join(dir, 'ca'));
   const leaf = await ca.issue('held-image', [HELD_IMAGE_HOST]);
@@ -60,7 +60,8 @@ export async function startHeldImageRegistry(options: { redirectBlobs?: boolean 
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: descriptor(blobs[0]!, 'application/vnd.oci.image.config.v1+json'),
-      layers: blobs.slice(1).map((digest) => descriptor(digest, 'application/vnd.oci.image.layer.v1.tar+gzip')),
+      // `understateLayer`: a hostile manifest that says its first layer is 1000 bytes.
+      layers: blobs.slice(1).map((digest, i) => ({ ...descriptor(digest, 'application/vnd.oci.image.layer.v1.tar+gzip'), ...(i === 0 && options.understateLayer ? { size: 1000 } : {}) })),
     }),
   );
   const manifestDigest = sha256(manifest);
@@ -148,6 +149,8 @@ export interface HeldImageBench {
 export interface HeldImageBenchOptions {
   /** Blob GETs are redirected to the fixture's storage path. */
   readonly redirectBlobs?: boolean;
+  /** The manifest says its first layer is 1000 bytes (it is 256 KiB). */
+  readonly understateLayer?: boolean;
   /** Layover's `prefetch:` list names the image (PREFETCH). */
   readonly prefetchList?: boolean;
   /** Blob GETs are held from the start (before Layover's first prefetch round). */
@@ -158,7 +161,7 @@ export interface HeldImageBenchOptions {
 
 /** The fixture, dnsmasq naming it, and Layover (buildApp, in this process) intercepting it. */
 export async function startHeldImageBench(options: HeldImageBenchOptions = {}): Promise<HeldImageBench> {
-  const upstream = await startHeldImageRegistry({ redirectBlobs: options.redirectBlobs ?? false });
+  const upstream = await startHeldImageRegistry({ redirectBlobs: options.redirectBlobs ?? false, understateLayer: options.understateLayer ?? false });
   if (options.holdBlobs) upstream.gate.start();
   let dns: Dnsmasq | undefined;
   let layover: RunningLayover | undefined;
