@@ -13,6 +13,12 @@ export function annotateRequestLog(request: FastifyRequest, extra: RequestLogFie
   fields.set(request, { ...fields.get(request), ...extra });
 }
 
+/** The OCI error the request was answered with (the error writer annotates it), as one line. */
+function answeredError(annotated: RequestLogFields): string | undefined {
+  const { errorCode, errorMessage } = annotated;
+  return typeof errorCode === 'string' ? `${errorCode}${typeof errorMessage === 'string' ? `: ${errorMessage}` : ''}` : undefined;
+}
+
 /**
  * One log line per request, written when it completes, instead of fastify's
  * two (incoming, completed): method, host, redacted URL, status, bytes, ms and
@@ -58,7 +64,7 @@ export class RequestLogController extends LogController {
       bytes: outcome.bytes,
       ...(outcome.source ? { source: outcome.source } : {}),
       ms: line.ms,
-      error: error?.message,
+      error: error?.message ?? answeredError(annotated),
     });
   }
 }

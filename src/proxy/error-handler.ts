@@ -1,5 +1,6 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { annotateRequestLog } from '../log/request-log.js';
 import { OciError, type OciErrorCode } from '../registry/oci-errors.js';
 
 // Statuses fastify itself raises (bad body, too large, bad header) and their nearest OCI code.
@@ -25,6 +26,8 @@ export function ociErrorResponse(error: OciError): { status: number; headers: He
 export function sendOciError(reply: FastifyReply, error: OciError): FastifyReply {
   clearReplyHeaders(reply);
   const { status, headers, body } = ociErrorResponse(error);
+  // What the client was told, in the request's log line and the status page's recent errors.
+  annotateRequestLog(reply.request, { errorCode: error.code, errorMessage: error.message });
   reply.code(status);
   for (const [name, value] of Object.entries(headers)) reply.header(name, value);
   return reply.send(body);
