@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CLIENT_TOKEN_PATH } from '../client-auth/client-challenge.js';
 import type { RequestLogFields } from '../log/request-log.js';
@@ -6,9 +7,10 @@ import { DOCKER_PROXY_BLOB_PREFIX } from '../proxy/redirects/signed-url.js';
 import { parseRegistryPath } from '../registry/registry-route.js';
 import { TOKEN_ENDPOINT_PATH } from '../upstream/auth/upstream-auth.js';
 import type { ServedSource } from './metrics.js';
+import { OWN_PULL_USER_AGENT } from '../prefetch/own-pull-credential.js';
 
 /** The `route` label: a fixed set, whatever path a client sends. */
-export type RouteLabel = 'blob' | 'manifest' | 'tags' | 'referrers' | 'token' | 'redirect' | 'peer' | 'service' | 'admin' | 'metrics' | 'status' | 'other';
+export type RouteLabel = 'blob' | 'manifest' | 'tags' | 'referrers' | 'token' | 'redirect' | 'peer' | 'service' | 'admin' | 'metrics' | 'status' | 'prefetch' | 'other';
 /** The `cache` label: hit, miss, stale, pass, denied, or '' where no cache decision was made. */
 export type CacheLabel = 'hit' | 'miss' | 'stale' | 'pass' | 'denied' | '';
 
@@ -34,8 +36,10 @@ const CLIENT_AUTH_REFUSALS: ReadonlySet<string> = new Set(['missing', 'rejected'
  * bytes served with where they came from.
  */
 export function requestOutcome(request: FastifyRequest, reply: FastifyReply, fields: RequestLogFields): RequestOutcome {
-  const route = routeLabel(request);
   const cache = cacheLabel(fields, reply.statusCode, request.url);
+  // Layover's own pulls (prefetch) run in process, without a socket (no client can claim to be one): they serve no client a byte.
+  if (!(request.raw.socket instanceof Socket) && request.headers['user-agent'] === OWN_PULL_USER_AGENT) return { route: 'prefetch', cache, bytes: 0, source: undefined };
+  const route = routeLabel(request);
   const bytes = servedBytes(request.method, reply, fields);
   return { route, cache, bytes, source: cache === '' || cache === 'denied' || bytes === 0 ? undefined : servedSource(cache, fields) };
 }

@@ -6,7 +6,7 @@ import { MANIFEST_MEDIA_TYPES } from '../registry/media-types.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { readLimited } from '../upstream/read-limited.js';
 import type { ImageReference } from './image-reference.js';
-import { OWN_PULL_AUTHORIZATION } from './own-pull-credential.js';
+import { OWN_PULL_AUTHORIZATION, OWN_PULL_USER_AGENT } from './own-pull-credential.js';
 
 /** As the manifest route's own bound: no real manifest comes near it. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -14,7 +14,6 @@ const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_ERROR_BYTES = 64 * 1024;
 /** What Docker asks for (schema 1 is long gone from registries and is not walked). */
 const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.filter((type) => !type.startsWith('application/vnd.docker.distribution.manifest.v1')).join(', ');
-const USER_AGENT = 'layover-prefetch';
 
 /** A request of Layover's own that the registry routes refused or could not answer. */
 export class PullError extends Error {
@@ -110,7 +109,7 @@ export class InProcessClient {
 
   async #request(method: 'GET' | 'HEAD', host: string, url: string, accept: string | undefined, signal: AbortSignal): Promise<Answer> {
     signal.throwIfAborted();
-    const headers: Record<string, string> = { host, 'user-agent': USER_AGENT };
+    const headers: Record<string, string> = { host, 'user-agent': OWN_PULL_USER_AGENT };
     if (accept) headers.accept = accept;
     if (this.clientAuthOn) headers.authorization = OWN_PULL_AUTHORIZATION;
     const injected = this.https.inject({ method, url, headers, payloadAsStream: true });

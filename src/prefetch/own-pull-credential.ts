@@ -10,6 +10,9 @@ import type { ClientIdentity } from '../client-auth/authenticator.js';
 const SECRET = randomBytes(32).toString('base64url');
 const SCHEME = 'Layover-Own-Pull';
 
+/** The User-Agent of Layover's own pulls, by which /metrics and the status page tell them from clients'. */
+export const OWN_PULL_USER_AGENT = 'layover-prefetch';
+
 /** The Authorization header of Layover's own pulls. */
 export const OWN_PULL_AUTHORIZATION = `${SCHEME} ${SECRET}`;
 

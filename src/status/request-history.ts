@@ -109,6 +109,8 @@ export class RequestHistory {
   }
 
   record(request: CompletedRequest): void {
+    // Layover's own pulls (prefetch) are not what clients asked for: the prefetch reports them.
+    if (request.route === 'prefetch') return;
     const at = this.#now();
     if (isError(request)) this.#addError(at, request);
     if (request.registry === undefined) return;
@@ -252,8 +254,10 @@ export class RequestHistory {
  * which is how every registry client starts its token dance.
  */
 function isError(request: CompletedRequest): boolean {
-  if (request.status >= 500 || request.error !== undefined) return true;
-  return request.status >= 400 && request.status !== 401 && request.registry !== undefined;
+  if (request.status >= 500) return true;
+  // An answer that began well and then failed (the upstream reset mid-body).
+  if (request.status < 400) return request.error !== undefined;
+  return request.status !== 401 && request.registry !== undefined;
 }
 
 /** The request's error, without any credential a URL in it carried. */

@@ -61,7 +61,8 @@ export async function summarize(context: OperationsContext, history: RequestHist
   const requestsByCache: Record<string, number> = {};
   for (const { labels, value } of requests.values) {
     const cache = String(labels.cache ?? '');
-    if (cache !== '') requestsByCache[cache] = (requestsByCache[cache] ?? 0) + value;
+    // Clients' requests: Layover's own pulls (prefetch) are reported by the prefetch.
+    if (cache !== '' && labels.route !== 'prefetch') requestsByCache[cache] = (requestsByCache[cache] ?? 0) + value;
   }
   const stats = context.cache.stats();
   return {
