@@ -133,6 +133,16 @@ describe('RequestHistory top images and errors', () => {
     expect(JSON.stringify(history.snapshot())).not.toContain('SECRET');
     expect(errors.map((e) => e.at)).toEqual([...errors.map((e) => e.at)].sort((a, b) => b - a));
   });
+
+  it('takes a 401 that names its error (every login starts with one) for no error, and an answer cut off after a 200 for one', () => {
+    const history = new RequestHistory({ now: clock().now });
+    history.record(request({ status: 401, cache: undefined, error: 'UNAUTHORIZED: authentication required' }));
+    history.record(request({ status: 404, cache: undefined, error: 'MANIFEST_UNKNOWN: manifest unknown' }));
+    history.record(request({ status: 200, error: 'aborted' }));
+    history.record(request({ route: 'prefetch', status: 502, error: 'UNAVAILABLE: upstream down' }));
+    expect(history.recentErrors(10).map((e) => e.message)).toEqual(['aborted', 'MANIFEST_UNKNOWN: manifest unknown']);
+    expect(history.totals(HOUR_MS).requests).toBe(3);
+  });
 });
 
 describe('RequestHistory snapshots', () => {
