@@ -15,6 +15,7 @@ import { defaultAdvertise, defaultRecursionNetworks, defaultUpstreamDns } from '
 import { hostNetworks } from '../dns/client-networks.js';
 import { REDIRECT_KEY_FILE } from '../proxy/redirects/signed-url.js';
 import { ADMIN_TOKEN_FILE } from '../admin/admin-token.js';
+import { parseImageReference } from '../prefetch/image-reference.js';
 import { TOKEN_KEY_FILE } from '../client-auth/token-service/token-key.js';
 import { DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 
@@ -220,6 +221,15 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
   const peerAddress = parsePeerAddress(r.peerAddress, cacheIndex, r.https.port, () => machine.advertise()[0]!);
   if (typeof peerAddress === 'string') throw new ConfigError(`${labels.get('peerAddress')}: ${peerAddress}`);
   if (r.blobRedirect === 'presigned' && blobStore.kind !== 's3') throw new ConfigError(`${labels.get('blobRedirect')}: presigned needs BLOB_STORE=s3://…`);
+
+  // A bad entry would otherwise fail its image in every round, unnoticed but in a log line.
+  for (const image of r.prefetch) {
+    try {
+      parseImageReference(image);
+    } catch (error) {
+      throw new ConfigError(`${labels.get('prefetch')}: ${(error as Error).message}`);
+    }
+  }
 
   const tiers: ManifestTier[] = [];
   if (r.manifestCachePrimaryRegex) tiers.push({ pattern: r.manifestCachePrimaryRegex, ttlMs: r.manifestCachePrimaryTime });

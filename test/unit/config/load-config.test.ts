@@ -257,6 +257,9 @@ describe('loadConfig errors name the setting and the expected form', () => {
     [{ env: { TLS_HANDSHAKE_TIMEOUT: '0s' } }, 'TLS_HANDSHAKE_TIMEOUT: expected a duration such as 60s, 10m, 1h or 60d, above 0, got "0s"'],
     [{ env: { MAX_CONNECTIONS: '-1' } }, 'MAX_CONNECTIONS: expected a number of connections per listener (0: no cap), got "-1"'],
     [{ env: { DNS_ALLOW_RECURSION: '10.0.0.0/8,everyone' } }, 'DNS_ALLOW_RECURSION: expected networks such as 10.0.0.0/8 or fd00::/8 (or addresses) separated by commas, got "10.0.0.0/8,everyone"'],
+    [{ env: { PREFETCH: 'docker.io/library/alpine:3.20 alpine@sha256:nope' } }, 'PREFETCH: "alpine@sha256:nope" is not an image reference: the digest is not sha256:<64 hex> or sha512:<128 hex>'],
+    [{ env: { ADMIN_ALLOW_NETWORKS: 'anyone' } }, 'ADMIN_ALLOW_NETWORKS: expected networks such as 10.0.0.0/8 or fd00::/8 (or addresses) separated by commas, got "anyone"'],
+    [{ env: { LAYOVER_LOG_FORMAT: 'xml' } }, 'LAYOVER_LOG_FORMAT: expected auto, json or pretty, got "xml"'],
   ])('%j', (sources, message) => {
     expect(errorOf(() => load(sources as ConfigSources))).toBe(message);
   });
