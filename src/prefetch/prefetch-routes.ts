@@ -13,6 +13,9 @@ const MAX_REFERENCE_LENGTH = 512;
 export const PREFETCH_CLIENT_GONE = 'prefetch: the client went away; nothing new is started';
 export const PREFETCH_DONE = 'prefetch done';
 
+/** Bytes of a prefetch request's body. */
+const PREFETCH_BODY_LIMIT = 128 * 1024;
+
 /**
  * POST /admin/prefetch `{images: [...], platform?: "os/arch", referrers?: bool}` (admins only, see
  * src/admin/admin-access.ts): pulls the images into the cache and answers with NDJSON progress
@@ -25,7 +28,8 @@ export async function prefetchRoutes(app: FastifyInstance, context: OperationsCo
   const stopping = new AbortController();
   app.addHook('preClose', async () => stopping.abort(new Error('Layover is stopping')));
 
-  app.post('/admin/prefetch', { preHandler: context.access.guard('api') }, async (request, reply) => {
+  // Checked before the body is read, which a stranger's request never is; 200 references of 512 characters fit.
+  app.post('/admin/prefetch', { onRequest: context.access.guard('api'), bodyLimit: PREFETCH_BODY_LIMIT }, async (request, reply) => {
     const asked = prefetchRequest(request.body);
     const out = new PassThrough();
     const gone = new AbortController();

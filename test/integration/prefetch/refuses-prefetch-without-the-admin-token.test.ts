@@ -42,6 +42,15 @@ it('refuses a request without the admin token (401 with a challenge), and fetche
   await expectNothingFetched();
 }, 60_000);
 
+it('refuses a stranger before reading the body: the refusal comes while a megabyte it announced is still to come', async () => {
+  const head = 'POST /admin/prefetch HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: application/json\\r\\nContent-Length: 1048576\\r\\n\\r\\n';
+  // The head only: a guard that waited for the body would answer nothing before `timeout` ends the read.
+  const script = `exec 3<>/dev/tcp/127.0.0.1/80; printf '${head}' >&3; timeout 10 head -c 12 <&3`;
+  const result = await bench.sandbox.exec('bash', ['-c', script]);
+  expect(result.stdout).toBe('HTTP/1.1 401');
+  await expectNothingFetched();
+}, 60_000);
+
 it('refuses a wrong token and Basic credentials', async () => {
   const token = readFileSync(join(bench.layover!.dataDir, 'admin.token'), 'utf8').trim();
   for (const authorization of [`Bearer ${token.slice(0, -1)}x`, `Bearer ${token}${token}`, `Basic ${Buffer.from(`admin:${token}`).toString('base64')}`]) {
