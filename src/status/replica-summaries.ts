@@ -1,6 +1,6 @@
 import type { BlobCache } from '../cache/blob-cache.js';
 import { totalsOf, WEEK_MS, type Totals } from './request-history.js';
-import { countOf, isCount, isObject } from './saved-values.js';
+import { countOf, isObject, isTime } from './saved-values.js';
 
 /** What one replica publishes of itself in the shared index, for the others' status pages. */
 export interface ReplicaSummary {
@@ -64,7 +64,7 @@ export class ReplicaSummaries {
 }
 
 function replicaSummaryOf(saved: unknown): ReplicaSummary[] {
-  if (!isObject(saved) || typeof saved.name !== 'string' || saved.name.length > MAX_NAME || !isCount(saved.at)) return [];
+  if (!isObject(saved) || typeof saved.name !== 'string' || saved.name.length > MAX_NAME || !isTime(saved.at)) return [];
   const windows = isObject(saved.windows) ? saved.windows : {};
   const cache = isObject(saved.cache) ? saved.cache : {};
   return [

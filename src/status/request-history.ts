@@ -1,6 +1,6 @@
 import type { CompletedRequest } from '../metrics/metrics.js';
 import { redactUrl } from '../log/redact-url.js';
-import { countOf, isCount, isObject } from './saved-values.js';
+import { countOf, isCount, isObject, isTime } from './saved-values.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;
@@ -180,12 +180,12 @@ export class RequestHistory {
    */
   restore(saved: unknown): void {
     if (!isObject(saved) || saved.version !== 1) return;
-    if (isCount(saved.since)) this.#since = Math.min(this.#since, saved.since);
+    if (isTime(saved.since)) this.#since = Math.min(this.#since, saved.since);
     this.#minutes = bucketsOf(saved.minutes, MINUTE_MS).slice(-MINUTES_KEPT);
     this.#hours = bucketsOf(saved.hours, HOUR_MS).slice(-HOURS_KEPT);
     this.#images.clear();
     for (const usage of Array.isArray(saved.images) ? saved.images.slice(0, this.#maxImages) : []) {
-      if (isObject(usage) && typeof usage.image === 'string' && isCount(usage.pulls) && isCount(usage.bytes) && isCount(usage.lastAt)) {
+      if (isObject(usage) && typeof usage.image === 'string' && isCount(usage.pulls) && isCount(usage.bytes) && isTime(usage.lastAt)) {
         const image = clip(usage.image);
         this.#images.set(image, { image, pulls: usage.pulls, bytes: usage.bytes, lastAt: usage.lastAt });
       }
@@ -278,7 +278,7 @@ function bucketsOf(saved: unknown, size: number): Bucket[] {
   if (!Array.isArray(saved)) return [];
   const buckets: Bucket[] = [];
   for (const entry of saved) {
-    if (!isObject(entry) || !isCount(entry.start) || entry.start % size !== 0) continue;
+    if (!isObject(entry) || !isTime(entry.start) || entry.start % size !== 0) continue;
     if (buckets.length > 0 && entry.start <= buckets.at(-1)!.start) continue;
     buckets.push({ start: entry.start, ...totalsOf(entry) });
   }
@@ -286,7 +286,7 @@ function bucketsOf(saved: unknown, size: number): Bucket[] {
 }
 
 function errorOf(saved: unknown): RecentError[] {
-  if (!isObject(saved) || !isCount(saved.at) || !isCount(saved.status)) return [];
+  if (!isObject(saved) || !isTime(saved.at) || !isCount(saved.status)) return [];
   const text = (value: unknown): string => (typeof value === 'string' ? clip(value) : '');
   return [{ at: saved.at, status: saved.status, registry: text(saved.registry), repository: text(saved.repository), route: text(saved.route), message: text(saved.message) }];
 }

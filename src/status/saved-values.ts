@@ -11,6 +11,14 @@ export function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
+/** The latest time a Date can show (ECMAScript's limit, 8.64e15 ms): beyond it toISOString throws. */
+const LATEST_DATE_MS = 8.64e15;
+
+/** A time (ms since the epoch) that a Date can show: a larger one would make every page that prints it fail. */
+export function isTime(value: unknown): value is number {
+  return isCount(value) && value <= LATEST_DATE_MS;
+}
+
 export function countOf(value: unknown): number {
   return isCount(value) ? value : 0;
 }

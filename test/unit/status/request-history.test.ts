@@ -180,4 +180,13 @@ describe('RequestHistory snapshots', () => {
     expect(history.since).toBeGreaterThan(0);
     for (const junk of [null, 'x', 42, { version: 2 }, []]) expect(() => history.restore(junk)).not.toThrow();
   });
+
+  it('takes no time a Date cannot show (the page would fail on it for good): safe integers reach 9e15, dates 8.64e15', () => {
+    const history = new RequestHistory({ now: clock().now });
+    const far = 9e15;
+    history.restore({ version: 1, since: far, minutes: [], hours: [], images: [{ image: 'r/a', pulls: 1, bytes: 1, lastAt: far }], errors: [{ at: far, status: 500, message: 'm' }] });
+    expect(history.topImages('pulls', 5)).toEqual([]);
+    expect(history.recentErrors(5)).toEqual([]);
+    expect(() => new Date(history.since).toISOString()).not.toThrow();
+  });
 });
