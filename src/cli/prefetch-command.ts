@@ -56,20 +56,33 @@ async function* ndjsonLines(body: ReadableStream<Uint8Array>): AsyncGenerator<Pr
   for await (const chunk of body) {
     const lines = (partial + decoder.decode(chunk, { stream: true })).split('\n');
     partial = lines.pop() ?? '';
-    for (const text of lines) if (text.trim() !== '') yield JSON.parse(text) as PrefetchLine;
+    for (const text of lines) if (text.trim() !== '') yield JSON.parse(text, printableStrings) as PrefetchLine;
   }
-  if (partial.trim() !== '') yield JSON.parse(partial) as PrefetchLine;
+  if (partial.trim() !== '') yield JSON.parse(partial, printableStrings) as PrefetchLine;
+}
+
+/**
+ * A JSON reviver that makes every string safe for a terminal: the lines carry what registries sent
+ * (their error messages), and an escape sequence in one would be run by the operator's terminal.
+ */
+function printableStrings(_key: string, value: unknown): unknown {
+  return typeof value === 'string' ? printable(value) : value;
+}
+
+/** Control characters (C0, DEL, C1) shown as U+FFFD. */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '\ufffd');
 }
 
 async function refusalText(response: Response): Promise<string> {
   const text = await response.text().catch(() => '');
   try {
-    const first = (JSON.parse(text) as { errors?: Array<{ code?: string; message?: string }> }).errors?.[0];
+    const first = (JSON.parse(text, printableStrings) as { errors?: Array<{ code?: string; message?: string }> }).errors?.[0];
     if (first?.code) return `${first.code}: ${first.message ?? ''}`;
   } catch {
-    // not an OCI error: shown as it came
+    // not an OCI error: shown as it came, made printable
   }
-  return text.slice(0, 300) || '(no body)';
+  return printable(text.slice(0, 300)) || '(no body)';
 }
 
 const size = (bytes: number): string => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`);
