@@ -1,0 +1,150 @@
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Digest } from '../registry/digest.js';
+import { readLimited } from '../upstream/read-limited.js';
+import type { AccessRecorder } from './access-recorder.js';
+import type { BlobRemovals } from './blob-removals.js';
+import { BlobStoreUnavailableError, type BlobStore } from './blob-store.js';
+import type { BlobEntry, ByteRange } from './blob-types.js';
+import type { CacheIndex } from './cache-index.js';
+import type { CommittedBlobs } from './committed-blobs.js';
+import { isCode } from './durable-files.js';
+import type { LruIndex } from './lru-index.js';
+
+/** No manifest comes near this (the manifest route refuses bigger ones); a bigger "manifest" is not read for the catalog. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** What of a BlobCache reads use; the cache owns all of it. */
+export interface ReaderHost {
+  readonly logger: FastifyBaseLogger;
+  readonly lru: LruIndex;
+  readonly index: CacheIndex;
+  readonly store: BlobStore;
+  readonly removals: BlobRemovals;
+  readonly access: AccessRecorder;
+  readonly committed: CommittedBlobs;
+  /** A fill of this digest runs here: it commits its own entry. */
+  isFilling(digest: Digest): boolean;
+}
+
+/**
+ * Reads of committed blobs: their bytes from the store (pinned against eviction while read), a URL of
+ * them in the store, and on a shared index a blob another replica committed. A blob found gone from its
+ * store is dropped (or, from a shared store, only forgotten here).
+ */
+export class BlobReader {
+  private readonly host: ReaderHost;
+
+  constructor(host: ReaderHost) {
+    this.host = host;
+  }
+
+  /**
+   * A committed blob's bytes, whole or a range (`end` is clamped to the blob; a range starting past it
+   * throws RangeError). Pins the blob against eviction until the stream closes.
+   */
+  read(digest: Digest, range?: ByteRange): { entry: BlobEntry; stream: Readable } | undefined {
+    const { lru, store } = this.host;
+    const entry = lru.get(digest);
+    if (!entry) return undefined;
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? entry.size - 1, entry.size - 1);
+    if (range && (!Number.isSafeInteger(start) || !Number.isSafeInteger(range.end) || start < 0 || start >= entry.size || range.end < start)) {
+      throw new RangeError(`byte range ${range.start}-${range.end} does not fit ${digest} (${entry.size} bytes)`);
+    }
+    lru.touch(digest, Date.now());
+    this.host.access.mark(digest);
+    if (entry.size === 0) return { entry: { ...entry }, stream: Readable.from([], { objectMode: false }) };
+    lru.pin(digest);
+    const stream = store.read(digest, { start, end });
+    stream.once('close', () => this.unpin(digest));
+    stream.once('error', (error) => {
+      if (!isCode(error, 'ENOENT') || lru.get(digest) !== entry) return;
+      // In a shared bucket this is most likely another replica's eviction whose announcement has not
+      // arrived yet; the row may even be a new fill's, written just before its commit: forgotten here only.
+      if (this.host.index.feed) return this.host.committed.forget(entry);
+      this.host.logger.error({ digest, reason: 'file missing', store: store.kind }, 'cache: an indexed blob has no file; dropping it');
+      void this.host.committed.remove(entry);
+    });
+    return { entry: { ...entry }, stream };
+  }
+
+  /** A cached manifest's bytes for the catalog: no access is counted, and eviction defers its unlink meanwhile. */
+  async readManifest(digest: Digest): Promise<Buffer | null> {
+    const { lru, store } = this.host;
+    const entry = lru.get(digest);
+    if (!entry || entry.kind !== 'manifest' || entry.size > MAX_MANIFEST_BYTES) return null;
+    if (entry.size === 0) return Buffer.alloc(0);
+    const failed = (error: unknown): null => {
+      this.host.logger.debug({ err: error, digest }, 'cache: a manifest could not be read for the catalog');
+      return null;
+    };
+    lru.pin(digest);
+    let stream: Readable;
+    try {
+      stream = store.read(digest, { start: 0, end: entry.size - 1 });
+    } catch (error) {
+      this.unpin(digest);
+      return failed(error);
+    }
+    stream.once('close', () => this.unpin(digest));
+    return readLimited(stream, MAX_MANIFEST_BYTES).catch(failed);
+  }
+
+  /**
+   * A short-lived URL of the committed blob in its store, for a client to fetch it there (BLOB_REDIRECT=presigned);
+   * null when the blob is not cached (or no longer in the store). Rejects with BlobStoreUnavailableError when the
+   * store cannot be asked: the caller serves the bytes another way.
+   */
+  async presignedUrl(digest: Digest, expiresInSeconds: number): Promise<string | null> {
+    const { lru, store, committed } = this.host;
+    const entry = lru.get(digest);
+    if (!entry) return null;
+    // A URL is only worth giving when the client will find the object there: a store that is down (or an
+    // object gone) would fail the client's pull, where bytes served by Layover would not.
+    let stored: Awaited<ReturnType<BlobStore['stat']>>;
+    try {
+      stored = await store.stat(digest);
+    } catch (error) {
+      throw new BlobStoreUnavailableError(`the ${store.kind} store cannot be asked for ${digest}`, { cause: error });
+    }
+    if (!stored) {
+      if (lru.get(digest) === entry) {
+        if (this.host.index.feed) committed.forget(entry);
+        else void committed.remove(entry);
+      }
+      return null;
+    }
+    lru.touch(digest, Date.now());
+    this.host.access.mark(digest);
+    return store.presignedUrl(digest, expiresInSeconds);
+  }
+
+  /**
+   * On a shared index: a blob another replica committed whose announcement has not arrived yet, taken
+   * in from the index (its row, and its object in the store); undefined when there is none, or on a
+   * store of this replica's own. Asked before fetching a blob for the fleet, so that the fleet never
+   * fetches one it already holds.
+   */
+  async lookUp(digest: Digest): Promise<BlobEntry | undefined> {
+    const { lru, index } = this.host;
+    const known = lru.get(digest);
+    // A blob this replica is removing (evicted here) is not taken in again from a row about to go.
+    if (known || !index.feed || this.host.removals.removing(digest)) return known && { ...known };
+    try {
+      const row = await index.readEntry(digest);
+      // A row is written just before its upload completes: only an object makes it a blob.
+      if (!row || !(await this.host.store.stat(digest))) return undefined;
+      if (!lru.get(digest) && !this.host.isFilling(digest)) this.host.committed.adopt(row);
+      return { ...row };
+    } catch (error) {
+      this.host.logger.debug({ err: error, digest }, 'cache: the shared index or store could not be asked for a blob');
+      return undefined;
+    }
+  }
+
+  private unpin(digest: Digest): void {
+    if (this.host.lru.unpin(digest) > 0) return;
+    this.host.removals.released(digest);
+  }
+}
