@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { upstreamFailureCause } from '../metrics/upstream-failure-cause.js';
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import { parseDigest, type Digest } from '../registry/digest.js';
 import { OciError } from '../registry/oci-errors.js';
@@ -100,11 +101,15 @@ export async function headTag(asked: TagHeadRequest): Promise<TagHead> {
   if (accept) headers.accept = accept;
   if (identity.authorization) headers.authorization = identity.authorization;
   let res: Dispatcher.ResponseData;
+  // Counted as every upstream request is: these HEADs are most of a Docker Hub tag's traffic now.
+  const started = performance.now();
   try {
     res = await undiciRequest(`${target.origin}/v2/${name}/manifests/${encodeURIComponent(tag)}`, { dispatcher, method: 'HEAD', headers });
   } catch (error) {
+    ctx.metrics?.upstreamFailed(target.registry, upstreamFailureCause(error));
     return { kind: 'unreachable', error: error as Error };
   }
+  ctx.metrics?.upstreamAnswered(target.registry, (performance.now() - started) / 1000, res.statusCode);
   await res.body.dump().catch(() => undefined);
   observeBudget(ctx, target, identity.account, res.statusCode, res.headers);
   if (res.statusCode === 429) return { kind: 'limited', error: tooManyRequests(target, res.headers) };

@@ -18,6 +18,8 @@ it.each([
   await bench.pull('v1');
   expect(upstream.manifestRequests('GET', tagPath('v1'))).toHaveLength(1);
   const before = upstream.seen.length;
+  const answered = async (): Promise<number> => (await bench.intercepted.layover.app.metrics.upstreamDuration.get()).values.filter((v) => v.metricName?.endsWith('_count')).reduce((sum, v) => sum + v.value, 0);
+  const answeredBefore = await answered();
 
   for (let i = 0; i < 3; i++) {
     await new Promise((resolve) => setTimeout(resolve, 5));
@@ -28,6 +30,8 @@ it.each([
   const since = upstream.seen.slice(before);
   expect(since.filter((r) => r.method === 'GET' && r.path.includes('/manifests/'))).toEqual([]);
   expect(since.filter((r) => r.method === 'HEAD' && r.path === tagPath('v1'))).toHaveLength(3);
+  // The HEADs are upstream requests in /metrics like any other (the token fetches come on top).
+  expect((await answered()) - answeredBefore).toBeGreaterThanOrEqual(3);
   expect(upstream.remaining('anonymous')).toBe(100 - 1 - benches.images.platforms.length);
   const lines = requestLines(bench, tagPath('v1')).slice(1);
   expect(lines.map((l) => [l.cache, l.revalidated])).toEqual([['hit', 'head'], ['hit', 'head'], ['hit', 'head']]);
