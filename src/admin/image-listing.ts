@@ -70,7 +70,7 @@ export async function listImages(cache: BlobCache, filter: ImageFilter): Promise
       bytes: present.reduce((sum, blob) => sum + blob.size, 0),
       blobs: present.length,
       missing: cached.length - present.length,
-      lastUsed: new Date(Math.max(...present.map((blob) => blob.lastAccess))).toISOString(),
+      lastUsed: new Date(present.reduce((latest, blob) => Math.max(latest, blob.lastAccess), 0)).toISOString(),
       pinned: pinned.has(entry.digest),
     });
   }

@@ -75,9 +75,10 @@ export class BlobReader {
     const entry = lru.get(digest);
     if (!entry || entry.kind !== 'manifest' || entry.size > MAX_MANIFEST_BYTES) return null;
     if (entry.size === 0) return Buffer.alloc(0);
-    const failed = (error: unknown): null => {
+    // Rejects, unlike a manifest that is not cached: what pins and purges protect depends on it.
+    const failed = (error: unknown): never => {
       this.host.logger.debug({ err: error, digest }, 'cache: a manifest could not be read for the catalog');
-      return null;
+      throw error;
     };
     lru.pin(digest);
     let stream: Readable;

@@ -61,13 +61,13 @@ export class CachePins {
     return true;
   }
 
-  /** Every digest some pin covers now; never rejects. */
+  /** Every digest some pin covers now; rejects when a manifest it needs cannot be read (eviction then keeps everything). */
   async pinnedDigests(): Promise<ReadonlySet<Digest>> {
     const pins = this.list();
     if (pins.length === 0) return NONE;
     const roots = new Set<Digest>();
     for (const pin of pins) for (const digest of this.#catalog.roots(pin.scope)) roots.add(digest);
-    return this.#catalog.closure(roots);
+    return this.#catalog.closure(roots, { strict: true });
   }
 
   /**

@@ -4,7 +4,7 @@ import { repositoryWithin, scopeName, type CacheScope } from './cache-scope.js';
 import type { BlobEntry } from './blob-types.js';
 import { repositoryRef, type ImageCatalog, type RepositoryRef, type TagPointer } from './image-catalog.js';
 
-/** What a purge works on (BlobCache). */
+/** What a purge works on (CacheAdmin). */
 export interface PurgeHost {
   readonly catalog: ImageCatalog;
   readonly pins: CachePins;
@@ -45,7 +45,8 @@ const SHARED_WITH_SHOWN = 5;
  * in), unless `force`. What stayed is said, with why.
  */
 export async function purgeScope(host: PurgeHost, scope: CacheScope, { force }: { force: boolean }): Promise<PurgeResult> {
-  const covered = await host.catalog.scopeDigests(scope);
+  // Strict: a manifest that cannot be read now fails the purge rather than hide what it needs.
+  const covered = await host.catalog.scopeDigests(scope, { strict: true });
   const pinned = await host.pins.pinnedDigests();
   const sharedWith = force ? new Map<Digest, string[]>() : await heldOutside(host, scope, covered);
   const kept: KeptBlob[] = [];
@@ -89,7 +90,7 @@ async function heldOutside(host: PurgeHost, scope: CacheScope, covered: Readonly
   };
   for (const entry of host.list()) {
     if (entry.kind !== 'manifest' || covered.has(entry.digest)) continue;
-    const references = await host.catalog.references(entry.digest);
+    const references = await host.catalog.references(entry.digest, { strict: true });
     for (const digest of [...(references?.manifests ?? []), ...(references?.blobs ?? [])]) hold(digest, `manifest ${entry.digest}`);
   }
   for (const tag of host.catalog.tags()) if (!tagInScope(scope, tag)) hold(tag.digest, `${repositoryName(tag)}:${tag.tag}`);

@@ -9,7 +9,7 @@ export interface CatalogSource {
   list(): BlobEntry[];
   recordKeys(prefix: string): string[];
   getRecord<T>(key: string): T | undefined;
-  /** A cached manifest's bytes, its place in the LRU untouched; null when it is not cached or cannot be read. */
+  /** A cached manifest's bytes, its place in the LRU untouched; null when it is not cached; rejects when it cannot be read. */
   readManifest(digest: Digest): Promise<Buffer | null>;
 }
 
@@ -30,8 +30,8 @@ export interface RepositoryRef {
 
 const TAG_PREFIX = 'tag:';
 const MEMBER_PREFIX = 'access:member:';
-/** Parsed manifests kept (they never change under their digest): a few thousand images' worth. */
-const MEMO_LIMIT = 20_000;
+/** Digests named by the parsed manifests kept (they never change under their digest): thousands of images' worth, a few tens of MB at most. */
+const MEMO_DIGESTS = 200_000;
 
 /** `registry/repository` of a record (a port, an alias of Docker Hub normalised away); null for anything else. */
 export function repositoryRef(text: string): RepositoryRef | null {
@@ -58,6 +58,7 @@ function parseTagKey(key: string, digest: unknown): TagPointer | null {
 export class ImageCatalog {
   readonly #source: CatalogSource;
   readonly #memo = new Map<Digest, ManifestReferences>();
+  #memoDigests = 0;
 
   constructor(source: CatalogSource) {
     this.#source = source;
@@ -78,29 +79,49 @@ export class ImageCatalog {
     return this.#source.recordKeys(MEMBER_PREFIX).map((key) => ({ key, digest: key.slice(MEMBER_PREFIX.length) as Digest }));
   }
 
-  /** A cached manifest's references; null when the digest is not a cached manifest (or cannot be read now). */
-  async references(digest: Digest): Promise<ManifestReferences | null> {
+  /**
+   * A cached manifest's references; null when the digest is not a cached manifest. `strict`: a
+   * manifest that cannot be read now rejects (what a pin or a purge protects depends on it); else
+   * it counts as naming nothing (a listing shows what it can).
+   */
+  async references(digest: Digest, { strict = false }: { strict?: boolean } = {}): Promise<ManifestReferences | null> {
     const known = this.#memo.get(digest);
     if (known) return known;
     if (this.#source.stat(digest)?.kind !== 'manifest') return null;
-    const body = await this.#source.readManifest(digest);
+    let body: Buffer | null;
+    try {
+      body = await this.#source.readManifest(digest);
+    } catch (error) {
+      if (strict) throw error;
+      return null;
+    }
     if (!body) return null;
     const references = manifestReferences(body) ?? { manifests: [], blobs: [] };
-    if (this.#memo.size >= MEMO_LIMIT) this.#memo.delete(this.#memo.keys().next().value!);
-    this.#memo.set(digest, references);
+    this.#remember(digest, references);
     return references;
   }
 
-  /** `roots` and everything the cached manifests among them reference, child manifests walked in turn. */
-  async closure(roots: Iterable<Digest>): Promise<Set<Digest>> {
+  #remember(digest: Digest, references: ManifestReferences): void {
+    const size = (r: ManifestReferences): number => r.manifests.length + r.blobs.length;
+    while (this.#memo.size > 0 && this.#memoDigests + size(references) > MEMO_DIGESTS) {
+      const [oldest, dropped] = this.#memo.entries().next().value!;
+      this.#memo.delete(oldest);
+      this.#memoDigests -= size(dropped);
+    }
+    this.#memo.set(digest, references);
+    this.#memoDigests += size(references);
+  }
+
+  /** `roots` and everything the cached manifests among them reference, child manifests walked in turn; `strict` as for references. */
+  async closure(roots: Iterable<Digest>, options: { strict?: boolean } = {}): Promise<Set<Digest>> {
     const found = new Set<Digest>();
     const queue = [...roots];
     while (queue.length > 0) {
       const digest = queue.pop()!;
       if (found.has(digest)) continue;
       found.add(digest);
-      const references = await this.references(digest);
-      if (references) queue.push(...references.manifests, ...references.blobs);
+      const references = await this.references(digest, options);
+      if (references) for (const child of [...references.manifests, ...references.blobs]) queue.push(child);
     }
     return found;
   }
@@ -120,8 +141,8 @@ export class ImageCatalog {
   }
 
   /** Every digest a scope covers, cached or not yet. */
-  scopeDigests(scope: CacheScope): Promise<Set<Digest>> {
-    return this.closure(this.roots(scope));
+  scopeDigests(scope: CacheScope, options: { strict?: boolean } = {}): Promise<Set<Digest>> {
+    return this.closure(this.roots(scope), options);
   }
 
   /** The blobs of a scope cached now (what a pin of it protects already). */

@@ -10,10 +10,13 @@ type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json => typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** Descriptors read of one list: real images have a few hundred layers at most; a hostile manifest is not walked further. */
+const MAX_DESCRIPTORS = 1_000;
+
 /** The valid digests among `items[].field`; anything else in a hostile manifest is ignored. */
 function digestsOf(items: unknown, field: string): Digest[] {
   if (!Array.isArray(items)) return [];
-  return items.flatMap((item) => {
+  return items.slice(0, MAX_DESCRIPTORS).flatMap((item) => {
     const digest = isObject(item) && typeof item[field] === 'string' ? parseDigest(item[field]) : null;
     return digest ? [digest] : [];
   });

@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { access, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -110,6 +110,25 @@ describe('pins', () => {
     expect(await again.cache.pins.unpin(scopeFromText('registry.test/later'))).toBe(true);
     await again.cache.prune();
     expect(again.cache.stats().entries).toBe(0);
+  });
+});
+
+describe('a pinned manifest that cannot be read (review of issue 12)', () => {
+  it('keeps everything at eviction rather than evict the layers it names, and fails a purge rather than guess', async () => {
+    const first = await openCache();
+    const pinned = await pullImage(first.cache, 'kept', 'v1', [blob(1000), blob(1000)]);
+    const loose = await pullImage(first.cache, 'loose', 'v1', [blob(1000)]);
+    await first.cache.pins.pin(scopeFromText('registry.test/kept:v1'));
+    await first.cache.close();
+    // Reopened (nothing parsed yet), the pinned manifest's file gone behind the cache's back: a bucket
+    // that fails a read, a disk error.
+    const again = await openCache({ dir: first.dir });
+    await unlink(join(first.dir, 'blobs', 'sha256', digestHex(pinned.manifest).slice(0, 2), digestHex(pinned.manifest)));
+    await again.cache.prune(0);
+    for (const digest of [pinned.config, ...pinned.layers]) expect(again.cache.stat(digest), digest).toBeDefined();
+    expect(again.logs.some((line) => line.msg === 'cache eviction skipped: the pinned digests could not be worked out')).toBe(true);
+    await expect(again.cache.purge(scopeFromText('registry.test/loose:v1'), { force: false })).rejects.toThrow();
+    for (const digest of digestsOf(loose)) expect(again.cache.stat(digest)).toBeDefined();
   });
 });
 
