@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { retryAfterSeconds } from '../upstream/docker-hub-budget.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyReplyFromHooks } from '@fastify/reply-from';
 import { identityOf } from '../client-auth/authenticated-requests.js';
@@ -220,12 +221,14 @@ const UPSTREAM_STATE = ['set-cookie', 'set-cookie2'];
 /**
  * The upstream's headers without its hop-by-hop ones and its cookies: an upstream's
  * `Connection: close` (nginx in front of a registry sends it) must not close the client's
- * connection, nor its keep-alive parameters override ours.
+ * connection, nor its keep-alive parameters override ours. A Retry-After that is neither
+ * delta-seconds nor an HTTP date is dropped too, as on the answers Layover writes itself.
  */
 function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
   const out: Record<string, unknown> = { ...headers };
   const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((n) => n.trim().toLowerCase()) : [];
   for (const name of [...HOP_BY_HOP, ...UPSTREAM_STATE, ...named]) delete out[name];
+  if (out['retry-after'] !== undefined && retryAfterSeconds(out['retry-after'] as string | string[], Date.now()) === null) delete out['retry-after'];
   return out as T;
 }
 

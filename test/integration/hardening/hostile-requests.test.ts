@@ -267,6 +267,15 @@ describe('a lying upstream', () => {
     await expectServingAndCacheIntact();
   });
 
+  it('passes an upstream\'s Retry-After on only when it is delta-seconds or a date', async () => {
+    const usable = await get(`/v2/library/limited/blobs/sha256:${'ab'.repeat(32)}`);
+    expect(usable.status).toBe(429);
+    expect(usable.headers['retry-after']).toBe('120');
+    const garbage = await get(`/v2/library/limited-badly/blobs/sha256:${'cd'.repeat(32)}`);
+    expect(garbage.status).toBe(429);
+    expect(garbage.headers['retry-after']).toBeUndefined();
+  });
+
   it('does-not-pass-upstream-hop-by-hop-headers: the upstream\'s Connection and Keep-Alive stay between Layover and the upstream', async () => {
     // The fixture (a Node server) answers keep-alive requests with Keep-Alive: timeout=5; Layover's own is KEEPALIVE_TIMEOUT.
     const kept = await raw(`GET /v2/ HTTP/1.1\r\nHost: ${UPSTREAM_HOST}:${upstream.port}\r\n\r\n`, 1000);

@@ -115,6 +115,12 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
     // Asked by digest, answers with bytes of another digest (and a header that claims the asked one).
     if (url.endsWith(`/manifests/${mismatchedDigest}`)) return sendManifest(manifestBytes, mismatchedDigest);
     if (url.endsWith('/manifests/huge')) return sendManifest(huge, sha256(huge));
+    // Rate limited, with a Retry-After that says something (`limited`) or nothing usable (`limited-badly`).
+    const limited = /^\/v2\/library\/(limited|limited-badly)\/blobs\//.exec(url);
+    if (limited) {
+      res.writeHead(429, { 'content-type': 'application/json', 'retry-after': limited[1] === 'limited' ? '120' : 'when we feel like it' });
+      return res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}');
+    }
     // A blob asked for by digest, answered with the bytes of another.
     if (url.endsWith(`/blobs/${mismatchedDigest}`)) {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': blob2Bytes.length, 'docker-content-digest': mismatchedDigest });
