@@ -248,8 +248,9 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   }
   const access = new AdminAccess({ token: await loadOrCreateAdminToken(config.admin.tokenFile), allowNetworks: config.admin.allowNetworks, clientAuth, group: config.admin.group });
   const operations: OperationsContext = { config, cache, metrics, access, dockerHubBudget, fleet, https, logger: logger as FastifyBaseLogger };
-  // The status page is also at https://docker.proxy/, for nodes that reach Layover only by its intercepted names.
-  await https.register(statusRoutes, { ...operations, hosts: SERVICE_HOSTS });
+  // The status page is also at https://docker.proxy/, for nodes that reach Layover only by its
+  // intercepted names; not with ADMIN_LISTEN, which keeps operations off the listeners clients use.
+  if (!admin) await https.register(statusRoutes, { ...operations, hosts: SERVICE_HOSTS });
   if (admin) prepare(admin, config, state);
   const operationsListener = admin ?? http;
   if (operationsListener) {
