@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import type { Digest } from '../../../src/registry/digest.js';
 import { createTestCa } from '../../bench/test-ca.js';
 import { HeldAnswers } from '../../helpers/held-answers.js';
-import { type Dnsmasq, startDnsmasq } from '../../helpers/dnsmasq.js';
-import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
+import { type InterceptedFixture, interceptFixture } from '../../helpers/intercepted-fixture.js';
+import type { RunningLayover } from '../../helpers/start-layover.js';
 
 export const HELD_IMAGE_HOST = 'held-image.test';
 const ADDRESS = '127.0.0.7';
@@ -159,28 +159,25 @@ export interface HeldImageBenchOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** The fixture, dnsmasq naming it, and Layover (buildApp, in this process) intercepting it. */
+/** The fixture, and Layover (buildApp, in this process) intercepting it (test/helpers/intercepted-fixture.ts). */
 export async function startHeldImageBench(options: HeldImageBenchOptions = {}): Promise<HeldImageBench> {
   const upstream = await startHeldImageRegistry({ redirectBlobs: options.redirectBlobs ?? false, understateLayer: options.understateLayer ?? false });
   if (options.holdBlobs) upstream.gate.start();
-  let dns: Dnsmasq | undefined;
-  let layover: RunningLayover | undefined;
-  const close = async (): Promise<void> => {
-    await layover?.close();
-    await dns?.stop();
-    await upstream.close();
-  };
+  const image = `${HELD_IMAGE_HOST}:${upstream.port}/app:v1`;
+  const given = Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  const env = { ...given, ...(options.prefetchList ? { PREFETCH: image } : {}) };
+  let intercepted: InterceptedFixture;
   try {
-    dns = await startDnsmasq({ hostRecords: { [HELD_IMAGE_HOST]: [ADDRESS] } });
-    const registry = `${HELD_IMAGE_HOST}:${upstream.port}`;
-    const image = `${registry}/app:v1`;
-    const env = { ...options.env, ...(options.prefetchList ? { PREFETCH: image } : {}) };
-    layover = await startLayover({ registries: registry, 'upstream-dns': `${dns.host}:${dns.port}`, 'upstream-ca': upstream.caFile }, env);
-    return { upstream, layover, image, close };
+    intercepted = await interceptFixture({ host: HELD_IMAGE_HOST, address: ADDRESS, port: upstream.port, caFile: upstream.caFile, env });
   } catch (error) {
-    await close();
+    await upstream.close();
     throw error;
   }
+  const close = async (): Promise<void> => {
+    await intercepted.close();
+    await upstream.close();
+  };
+  return { upstream, layover: intercepted.layover, image, close };
 }
 
 /** Polls `check` until it holds; fails after `timeoutMs` (a bound for "at all", not a speed). */

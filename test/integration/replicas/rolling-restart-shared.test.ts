@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runNodeScript } from '../../bench/node-script.js';
 import { type Fleet, replicaAddress, startFleet } from './fleet.js';
 import { type Haproxy, startHaproxy } from './haproxy.js';
-import { pullJobFor } from './pull-job.js';
+import { pullJobFor, summaryWithoutFailures } from './pull-job.js';
 import type { PullSummary } from './pull-loop-client.js';
 
 const LOAD_BALANCER = '127.0.0.1';
@@ -56,13 +56,8 @@ it(`every replica of a shared cache restarted in turn while ${CLIENTS} clients p
   } finally {
     writeFileSync(stopFile, '');
   }
-  const { lines, output } = await pulling;
-  expect(lines, output).toHaveLength(1);
-  const summary = lines[0]!;
+  const summary = await summaryWithoutFailures(pulling, CLIENTS * 3);
   console.info(`rolling restart, shared cache: ${JSON.stringify(summary)}`);
-  expect(summary.failureSamples, `${summary.failedPulls} failed pulls of ${summary.pulls + summary.failedPulls}`).toEqual([]);
-  expect(summary.failedPulls).toBe(0);
-  expect(summary.pulls).toBeGreaterThan(CLIENTS * 3);
   expect(summary.closingAnswers).toBeGreaterThan(0);
   // The cache was shared: every blob went upstream at most once for the fleet, restarts included.
   const digests = Object.values(fleet.bench.images).flatMap((image) => image.blobs.map((b) => b.digest));

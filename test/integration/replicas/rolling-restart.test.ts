@@ -18,7 +18,7 @@ import { type LayoverProcess, startLayoverProcess } from '../../bench/layover-pr
 import { runNodeScript } from '../../bench/node-script.js';
 import { type Haproxy, startHaproxy } from './haproxy.js';
 import type { PullJob, PullSummary } from './pull-loop-client.js';
-import { pullJobFor } from './pull-job.js';
+import { pullJobFor, summaryWithoutFailures } from './pull-job.js';
 
 const REPLICAS: Record<string, string> = { r1: '127.0.0.11', r2: '127.0.0.12', r3: '127.0.0.13' };
 const LOAD_BALANCER = '127.0.0.1';
@@ -92,14 +92,8 @@ it(`every replica restarted in turn while ${CLIENTS} clients pull through haprox
   } finally {
     writeFileSync(stopFile, '');
   }
-  const { lines, output } = await pulling;
-  expect(lines, output).toHaveLength(1);
-  const summary = lines[0]!;
+  const summary = await summaryWithoutFailures(pulling, CLIENTS * 3);
   console.info(`rolling restart: ${JSON.stringify(summary)}; restarts ${JSON.stringify(restarts)}`);
-
-  expect(summary.failureSamples, `${summary.failedPulls} failed pulls of ${summary.pulls + summary.failedPulls}`).toEqual([]);
-  expect(summary.failedPulls).toBe(0);
-  expect(summary.pulls).toBeGreaterThan(CLIENTS * 3);
   // Each replica stopped on its own terms (exit 0: everything finished within the grace) after its drain.
   expect(restarts).toEqual(Object.keys(REPLICAS).map((name) => ({ name, exitCode: 0, closingLogged: true })));
   // Clients were on stopping replicas and were told to leave: the test tested what it means to.
