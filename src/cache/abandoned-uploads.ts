@@ -23,9 +23,10 @@ const ABORT_NEEDS_MS = 10_000;
 
 /**
  * Aborts the multipart uploads of replicas killed mid-fill (their parts are billed and never become
- * objects). A fill holds its digest's lease for as long as its upload is live, so an upload whose fill
- * lease this replica can take has nobody behind it: aborted, then the lease is released. One whose lease
- * is held is left alone. A store that cannot list its uploads (s3rver, some S3-compatibles) leaves them
+ * objects). A fill of the fleet holds its digest's lease for as long as its upload is live, so an upload
+ * older than ABANDONED_AFTER_MS whose fill lease this replica can take has nobody behind it (a fill
+ * without a lease is long over by then): aborted, then the lease is released. One whose lease is held is
+ * left alone. A store that cannot list its uploads (s3rver, some S3-compatibles) leaves them
  * to a bucket lifecycle rule. Called by the holder of the reconcile lease.
  */
 export async function abortAbandonedUploads(
