@@ -164,6 +164,11 @@ export class BlobCache {
     return this.reader.read(digest, range);
   }
 
+  /** A committed small blob's whole bytes, held in memory after the first read (BlobReader.readBytes). */
+  readBytes(digest: Digest, limit: number): Promise<{ entry: BlobEntry; bytes: Buffer } | null | undefined> {
+    return this.reader.readBytes(digest, limit);
+  }
+
   /** The index's leases: fleet-wide jobs and, on a shared index, who fetches which digest. */
   get leases(): LeaseStore {
     return this.index;

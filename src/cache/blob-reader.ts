@@ -10,9 +10,13 @@ import type { CacheIndex } from './cache-index.js';
 import type { CommittedBlobs } from './committed-blobs.js';
 import { isCode } from './durable-files.js';
 import type { LruIndex } from './lru-index.js';
+import { ManifestMemory } from './manifest-memory.js';
 
 /** No manifest comes near this (the manifest route refuses bigger ones); a bigger "manifest" is not read for the catalog. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Thousands of typical manifests (a few KiB each); an image index of a few hundred platforms still fits. */
+const MEMORY_BYTES = 32 * 1024 * 1024;
+const MEMORY_ENTRY_BYTES = 1024 * 1024;
 
 /** What of a BlobCache reads use; the cache owns all of it. */
 export interface ReaderHost {
@@ -34,6 +38,7 @@ export interface ReaderHost {
  */
 export class BlobReader {
   private readonly host: ReaderHost;
+  private readonly memory = new ManifestMemory(MEMORY_BYTES, MEMORY_ENTRY_BYTES);
 
   constructor(host: ReaderHost) {
     this.host = host;
@@ -67,6 +72,33 @@ export class BlobReader {
       void this.host.committed.remove(entry);
     });
     return { entry: { ...entry }, stream };
+  }
+
+  /**
+   * A committed small blob's whole bytes (a manifest, for the manifest route), counted as an access like
+   * `read`: from memory when held there, else read once from the store and kept. Undefined when the blob
+   * is not cached; null when it is bigger than `limit`. The index is asked first every time, so a blob
+   * evicted or purged is not answered from memory.
+   */
+  async readBytes(digest: Digest, limit: number): Promise<{ entry: BlobEntry; bytes: Buffer } | null | undefined> {
+    const { lru, access } = this.host;
+    const entry = lru.get(digest);
+    if (!entry) return undefined;
+    if (entry.size > limit) return null;
+    const held = this.memory.get(digest);
+    if (held) {
+      lru.touch(digest, Date.now());
+      access.mark(digest);
+      return { entry: { ...entry }, bytes: held };
+    }
+    const read = this.read(digest);
+    if (!read) return undefined;
+    const bytes = await readLimited(read.stream, limit);
+    if (bytes === null || bytes.length !== entry.size) {
+      throw new Error(`cache: ${digest} has ${bytes === null ? `more than ${limit}` : bytes.length} bytes in its store, ${entry.size} in the index`);
+    }
+    this.memory.set(digest, bytes);
+    return { entry: read.entry, bytes };
   }
 
   /** A cached manifest's bytes for the catalog: no access is counted, and eviction defers its unlink meanwhile. */

@@ -205,26 +205,40 @@ function manifestEntry(ctx: ProxyContext, digest: Digest): BlobEntry | undefined
  */
 async function sendCached(asked: ManifestRequest, entry: BlobEntry, cache: 'hit' | 'stale'): Promise<boolean> {
   const { ctx, request, reply, log } = asked;
-  const read = ctx.cache.read(entry.digest);
-  if (!read) return false;
-  let body: Buffer | null;
+  let read: Awaited<ReturnType<typeof ctx.cache.readBytes>>;
   try {
-    body = await readLimited(read.stream, MAX_MANIFEST_BYTES);
+    read = await ctx.cache.readBytes(entry.digest, MAX_MANIFEST_BYTES);
   } catch (error) {
     request.log.warn({ ...log, err: error }, 'reading a cached manifest failed');
     return false;
   }
-  if (!body) throw new OciError('UNKNOWN', `the cached manifest ${entry.digest} exceeds ${MAX_MANIFEST_BYTES} bytes`);
+  if (read === undefined) return false;
+  if (read === null) throw new OciError('UNKNOWN', `the cached manifest ${entry.digest} exceeds ${MAX_MANIFEST_BYTES} bytes`);
+  const body = read.bytes;
   annotateRequestLog(request, { ...log, cache, bytes: request.method === 'HEAD' ? 0 : body.length });
   // Served stale after an upstream's 429 or 5xx, whose status reply-from has already set.
   reply
     .code(200)
-    .header('content-type', manifestMediaType(body))
+    .header('content-type', cachedMediaType(body))
     .header('docker-content-digest', entry.digest)
     .header('etag', `"${entry.digest}"`)
     .header('content-length', body.length);
   void reply.send(request.method === 'HEAD' ? undefined : body);
   return true;
+}
+
+/**
+ * The cache hands out the same Buffer for a manifest held in memory: its type is parsed from its bytes
+ * once, not on every hit, and forgotten with the Buffer.
+ */
+const mediaTypes = new WeakMap<Buffer, string>();
+function cachedMediaType(body: Buffer): string {
+  let type = mediaTypes.get(body);
+  if (type === undefined) {
+    type = manifestMediaType(body);
+    mediaTypes.set(body, type);
+  }
+  return type;
 }
 
 /** The debug line of a manifest stored after it was sent (tests wait for it: the answer goes first). */

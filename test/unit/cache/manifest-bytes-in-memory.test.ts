@@ -1,0 +1,97 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ManifestMemory } from '../../../src/cache/manifest-memory.js';
+import { digestHex, type Digest } from '../../../src/registry/digest.js';
+import { blob, meta, openCache } from './cache-fixture.js';
+
+function blobFile(dir: string, digest: Digest): string {
+  return join(dir, 'blobs', 'sha256', digestHex(digest).slice(0, 2), digestHex(digest));
+}
+
+const manifestMeta = meta({ kind: 'manifest', mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+
+describe('manifest bytes held in memory', () => {
+  it('reads the file once, then answers from memory with the same bytes', async () => {
+    const { cache, dir } = await openCache();
+    const m = blob(600);
+    await cache.put(m.digest, m.bytes, manifestMeta);
+    const first = await cache.readBytes(m.digest, 4096);
+    expect(first?.bytes.equals(m.bytes)).toBe(true);
+    // Overwriting the file shows where the second answer came from: memory holds the verified bytes.
+    await writeFile(blobFile(dir, m.digest), Buffer.alloc(600, 0x41));
+    const second = await cache.readBytes(m.digest, 4096);
+    expect(second?.bytes.equals(m.bytes)).toBe(true);
+    expect(second?.entry.digest).toBe(m.digest);
+  });
+
+  it('counts an answer from memory as an access: the blob is not the next one evicted', async () => {
+    const { cache } = await openCache({ maxSize: 1000 });
+    const [a, b, c] = [blob(300), blob(300), blob(300)];
+    for (const x of [a, b, c]) await cache.put(x.digest, x.bytes, manifestMeta);
+    await cache.readBytes(a.digest, 4096); // from the file
+    await cache.readBytes(b.digest, 4096);
+    await cache.readBytes(c.digest, 4096);
+    await cache.readBytes(a.digest, 4096); // from memory: a is now the most recent, b the oldest
+    const d = blob(300);
+    await cache.put(d.digest, d.bytes, manifestMeta);
+    await cache.prune();
+    expect(cache.stat(b.digest)).toBeUndefined();
+    expect(cache.stat(a.digest)).toBeDefined();
+  });
+
+  it('never answers a purged or evicted manifest from memory', async () => {
+    const { cache } = await openCache({ maxSize: 1000 });
+    const [a, b, c] = [blob(400), blob(400), blob(400)];
+    await cache.put(a.digest, a.bytes, manifestMeta);
+    expect((await cache.readBytes(a.digest, 4096))?.bytes.equals(a.bytes)).toBe(true);
+    await cache.put(b.digest, b.bytes, manifestMeta);
+    await cache.put(c.digest, c.bytes, manifestMeta); // 1200 bytes: a, the oldest, goes
+    await cache.prune();
+    expect(cache.stat(a.digest)).toBeUndefined();
+    expect(await cache.readBytes(a.digest, 4096)).toBeUndefined();
+
+    await cache.readBytes(b.digest, 4096);
+    await cache.purge({ kind: 'digest', digest: b.digest }, { force: true });
+    expect(await cache.readBytes(b.digest, 4096)).toBeUndefined();
+  });
+
+  it('refuses a manifest bigger than the limit, and a file that lost bytes', async () => {
+    const { cache, dir } = await openCache();
+    const big = blob(5000);
+    await cache.put(big.digest, big.bytes, manifestMeta);
+    expect(await cache.readBytes(big.digest, 4096)).toBeNull();
+    const cut = blob(700);
+    await cache.put(cut.digest, cut.bytes, manifestMeta);
+    await writeFile(blobFile(dir, cut.digest), cut.bytes.subarray(0, 100));
+    await expect(cache.readBytes(cut.digest, 4096)).rejects.toThrow(/100 bytes in its store, 700 in the index/);
+    await rm(blobFile(dir, cut.digest));
+    await expect(cache.readBytes(cut.digest, 4096)).rejects.toThrow();
+  });
+});
+
+describe('ManifestMemory', () => {
+  const digest = (n: number): Digest => `sha256:${n.toString(16).padStart(64, '0')}` as Digest;
+
+  it('stays within its byte bound, least recently used out first', () => {
+    const memory = new ManifestMemory(1000, 500);
+    memory.set(digest(1), Buffer.alloc(400));
+    memory.set(digest(2), Buffer.alloc(400));
+    memory.get(digest(1));
+    memory.set(digest(3), Buffer.alloc(400));
+    expect(memory.size).toBe(800);
+    expect(memory.get(digest(2))).toBeUndefined();
+    expect(memory.get(digest(1))).toBeDefined();
+    expect(memory.get(digest(3))).toBeDefined();
+  });
+
+  it('keeps no entry bigger than its entry bound, and forgets on delete', () => {
+    const memory = new ManifestMemory(10_000, 500);
+    memory.set(digest(1), Buffer.alloc(501));
+    expect(memory.get(digest(1))).toBeUndefined();
+    memory.set(digest(2), Buffer.alloc(500));
+    memory.delete(digest(2));
+    expect(memory.get(digest(2))).toBeUndefined();
+    expect(memory.size).toBe(0);
+  });
+});
