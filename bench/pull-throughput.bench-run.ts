@@ -5,28 +5,38 @@
  *   (b) Layover, cold: a miss, the download streams to the client while Layover fills its cache,
  *   (c) Layover, warm: a hit, served from the cache,
  *   (d) the distribution registry in pull-through mode, cold and then warm (after its background copy
- *       has committed).
+ *       has committed),
+ *   (e) nginx proxy_cache (configured like the nginx-based registry proxies, lib/nginx.ts), cold and
+ *       then warm (after its cache file has committed).
  * Warm and direct cases run WARM_RUNS times and report the median. Printed per case: seconds, MB/s
- * (decimal), the ratio of MB/s to (a), the serving process's CPU seconds per GiB sent (upstream
- * registry for (a), Layover for (b, c), the proxy registry for (d); /proc/<pid>/stat utime+stime,
- * cold cases measured until the fill has committed), and the upstream blob GETs the case caused.
- * Everything runs in the bench's network namespace (test/bench), removed afterwards. About 1 minute.
+ * (decimal), the ratio of MB/s to (a), the ratio to the best of the two peers (d, e) at the same
+ * temperature, a cold case's wall time over (a)'s, curl's time to the first byte, the serving
+ * processes' CPU seconds per GiB sent (upstream registry for (a), Layover for (b, c), the proxy
+ * registry for (d), nginx's master and workers for (e); /proc/<pid>/stat utime+stime, cold cases
+ * measured until the fill has committed), and the upstream blob GETs the case caused. Under the table,
+ * issue 13's targets for the 1 GiB blob. Everything runs in the bench's network namespace
+ * (test/bench), removed afterwards. About 1.5 minutes.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, startBench } from '../test/bench/bench.js';
 import { GiB, MiB, type PushedBlob, pushBlob } from './lib/blobs.js';
 import { download, type Transfer } from './lib/curl.js';
-import { cpuSeconds, OtherCpu } from './lib/process-stats.js';
+import { OtherCpu } from './lib/process-stats.js';
 import { fixed, interference, mbPerSecond, median, printTable, ratio, sampleMachineLoad } from './lib/report.js';
-import { layoverOptions, type Server, type Servers, startServers } from './lib/servers.js';
+import { layoverOptions, type Server, serverCpuSeconds, type Servers, startServers } from './lib/servers.js';
+import { atLeast, atMost, ms, type Target, targetLines, times } from './lib/targets.js';
 
 const SIZES = [64 * MiB, GiB];
 const WARM_RUNS = 3;
 const REPOSITORY = 'bench/throughput';
 
+type Temperature = 'direct' | 'cold' | 'warm';
+
 interface Measured {
   blob: string;
   label: string;
+  server: Server;
+  temperature: Temperature;
   runs: Transfer[];
   cpuPerGiB: number;
   upstreamGets: number;
@@ -50,55 +60,82 @@ describe('pull-throughput', () => {
     const other = new OtherCpu(bench.sandbox);
     const results: Measured[] = [];
     for (const blob of blobs) {
-      const name = blob.size >= GiB ? `${blob.size / GiB} GiB` : `${blob.size / MiB} MiB`;
-      const run = async (label: string, server: Server, runs: number, settle?: () => Promise<void>): Promise<void> => {
+      const name = blobName(blob.size);
+      const run = async (label: string, server: Server, temperature: Temperature, settle?: () => Promise<void>): Promise<void> => {
+        const runs = temperature === 'cold' ? 1 : WARM_RUNS;
         bench.registry.clearRequests();
-        const cpuBefore = cpuSeconds(server.pid);
+        const cpuBefore = serverCpuSeconds(server);
         const transfers: Transfer[] = [];
         for (let i = 0; i < runs; i++) transfers.push(await download(bench.sandbox, server.endpoint, blob.path, { bytes: blob.size }));
         await settle?.();
-        const cpu = cpuSeconds(server.pid) - cpuBefore;
+        const cpu = serverCpuSeconds(server) - cpuBefore;
         await bench.registry.sync();
         const upstreamGets = bench.registry.requests().filter((r) => r.method === 'GET' && r.path === blob.path).length;
-        results.push({ blob: name, label, runs: transfers, cpuPerGiB: cpu / ((runs * blob.size) / GiB), upstreamGets });
+        results.push({ blob: name, label, server, temperature, runs: transfers, cpuPerGiB: cpu / ((runs * blob.size) / GiB), upstreamGets });
       };
       const committed = async (): Promise<void> => {
         await bench.layover!.waitForLog((line) => line.msg === 'cache fill committed' && line.digest === blob.digest, 60_000);
       };
-      await run('(a) registry, direct', servers.direct, WARM_RUNS);
-      await run('(b) Layover, cold (miss + fill)', servers.layover, 1, committed);
-      await run('(c) Layover, warm (hit)', servers.layover, WARM_RUNS);
-      await run('(d) registry proxy, cold', servers.proxy, 1, () => servers.proxy.waitForBlob(blob.digest, blob.size));
-      await run('(d) registry proxy, warm', servers.proxy, WARM_RUNS);
+      await run('(a) registry, direct', servers.direct, 'direct');
+      await run('(b) Layover, cold (miss + fill)', servers.layover, 'cold', committed);
+      await run('(c) Layover, warm (hit)', servers.layover, 'warm');
+      await run('(d) registry proxy, cold', servers.proxy, 'cold', () => servers.proxy.waitForBlob(blob.digest, blob.size));
+      await run('(d) registry proxy, warm', servers.proxy, 'warm');
+      await run('(e) nginx proxy_cache, cold', servers.nginx, 'cold', () => servers.nginx.waitForCached(blob.path, blob.size));
+      await run('(e) nginx proxy_cache, warm', servers.nginx, 'warm');
     }
 
+    const speed = (m: Measured): number => median(m.runs.map((t) => mbPerSecond(t.bytes, t.seconds)));
+    const wall = (m: Measured): number => median(m.runs.map((t) => t.seconds));
+    const firstByte = (m: Measured): number => median(m.runs.map((t) => t.firstByteSeconds));
+    const find = (blob: string, server: Server, temperature: Temperature): Measured =>
+      results.find((r) => r.blob === blob && r.server === server && r.temperature === temperature)!;
+    const bestPeer = (m: Measured): number => Math.max(speed(find(m.blob, servers.proxy, m.temperature)), speed(find(m.blob, servers.nginx, m.temperature)));
     const rows = results.map((m) => {
-      const reference = results.find((r) => r.blob === m.blob)!;
+      const reference = find(m.blob, servers.direct, 'direct');
       const speeds = m.runs.map((t) => mbPerSecond(t.bytes, t.seconds));
-      const speed = median(speeds);
       const spread = speeds.length > 1 ? `${fixed(Math.min(...speeds), 0)}–${fixed(Math.max(...speeds), 0)}` : '';
       return [
         m.blob,
         m.label,
         `${m.runs.length}`,
-        fixed(median(m.runs.map((t) => t.seconds)), 3),
-        fixed(speed, 0),
+        fixed(wall(m), 3),
+        fixed(speed(m), 0),
         spread,
-        ratio(speed, median(reference.runs.map((t) => mbPerSecond(t.bytes, t.seconds)))),
+        ratio(speed(m), speed(reference)),
+        m.temperature === 'direct' ? '' : ratio(speed(m), bestPeer(m)),
+        m.temperature === 'cold' ? ratio(wall(m), wall(reference)) : '',
+        fixed(firstByte(m) * 1000, 1),
         fixed(m.cpuPerGiB),
         m === reference ? '(is upstream)' : `${m.upstreamGets}`,
       ];
     });
+
+    const big = blobName(GiB);
+    const direct = find(big, servers.direct, 'direct');
+    const layoverCold = find(big, servers.layover, 'cold');
+    const layoverWarm = find(big, servers.layover, 'warm');
+    const targets: Target[] = [
+      atLeast('warm 1 GiB, 1 client, Layover vs the best of nginx and distribution', speed(layoverWarm) / bestPeer(layoverWarm), 1, times),
+      atMost('cold 1 GiB, Layover\'s wall time vs a direct download', wall(layoverCold) / wall(direct), 1.5, times),
+      atMost('cold 1 GiB, Layover\'s first byte minus the upstream\'s (direct)', (firstByte(layoverCold) - firstByte(direct)) * 1000, 5, ms),
+    ];
     printTable(
       'pull-throughput: one client, one blob, curl over TLS (HTTP/1.1)',
-      ['blob', 'case', 'runs', 's (median)', 'MB/s', 'MB/s range', 'vs (a)', 'server CPU-s/GiB', 'upstream GETs'],
+      ['blob', 'case', 'runs', 's (median)', 'MB/s', 'MB/s range', 'vs (a)', 'vs best peer', 'cold time vs (a)', 'first byte ms', 'server CPU-s/GiB', 'upstream GETs'],
       rows,
       [
         interference(other.read()),
-        'CPU-s/GiB is the serving process only: the upstream registry for (a), Layover for (b, c), the proxy registry for (d).',
+        'CPU-s/GiB is the serving processes\' only: the upstream registry for (a), Layover for (b, c), the proxy registry for (d), nginx\'s master and workers for (e).',
+        'vs best peer: MB/s over the better of (d) and (e) at the same temperature (cold with cold, warm with warm). First byte: curl\'s time_starttransfer (TLS handshake included).',
         'Upstream GETs: requests for the blob in the upstream registry\'s access log during the case.',
+        ...targetLines(targets),
       ],
     );
     for (const m of results) expect(m.runs.every((t) => t.status === 200)).toBe(true);
   });
 });
+
+function blobName(size: number): string {
+  return size >= GiB ? `${size / GiB} GiB` : `${size / MiB} MiB`;
+}

@@ -19,6 +19,8 @@ export interface Transfer {
   status: number;
   bytes: number;
   seconds: number;
+  /** curl's `time_starttransfer`: from the start until the first byte of the answer arrived. */
+  firstByteSeconds: number;
 }
 
 export interface DownloadOptions {
@@ -37,14 +39,14 @@ export async function download(sandbox: Sandbox, endpoint: Endpoint, path: strin
       '-sS', '--http1.1', '-o', '/dev/null',
       '--cacert', endpoint.caFile,
       '--resolve', `${endpoint.host}:443:${endpoint.address}`,
-      '-w', '%{http_code} %{size_download} %{time_total}',
+      '-w', '%{http_code} %{size_download} %{time_total} %{time_starttransfer}',
       ...Object.entries(options.headers ?? {}).flatMap(([name, value]) => ['-H', `${name}: ${value}`]),
       `https://${endpoint.host}${path}`,
     ],
     { timeoutMs: 300_000 },
   );
-  const [status, bytes, seconds] = result.stdout.trim().split(' ').map(Number);
-  const transfer = { status: status ?? 0, bytes: bytes ?? 0, seconds: seconds ?? 0 };
+  const [status, bytes, seconds, firstByte] = result.stdout.trim().split(' ').map(Number);
+  const transfer = { status: status ?? 0, bytes: bytes ?? 0, seconds: seconds ?? 0, firstByteSeconds: firstByte ?? 0 };
   if (result.code !== 0 || transfer.status !== 200 || (expectBytes !== undefined && transfer.bytes !== expectBytes)) {
     throw new Error(`GET https://${endpoint.host}${path}: curl ${result.code}, ${result.stdout.trim()} (expected 200 and ${expectBytes ?? 'any'} bytes)\n${result.stderr}`);
   }

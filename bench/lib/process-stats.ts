@@ -4,7 +4,7 @@
  * the latter sampled every 100 ms while a benchmark runs so its peak is seen.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Sandbox } from '../../test/bench/sandbox.js';
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -23,30 +23,72 @@ export function rssBytes(pid: number): number {
   return Number(kib) * 1024;
 }
 
-/** Polls VmRSS every `intervalMs` from construction until stop(). */
+/** User plus system CPU time of all of `pids` so far, in seconds (e.g. nginx's master and workers). */
+export function cpuSecondsOf(pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
+/** The direct children of `pid` (nginx's workers of its master), from /proc/<pid>/task/<tid>/children. */
+export function childPids(pid: number): number[] {
+  const children: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      children.push(...readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    } catch {
+      // the thread ended while listing
+    }
+  }
+  return children;
+}
+
+export interface RssPeak {
+  /** Total RSS of the processes at the start. */
+  before: number;
+  /** The highest total of one sample. */
+  peak: number;
+  /** The highest RSS of a single process (one nginx worker); equals `peak` for a single process. */
+  peakLargest: number;
+}
+
+/**
+ * Polls VmRSS every `intervalMs` from construction until stop(), of one process or of a group read
+ * anew at each sample (nginx's workers): the group's total and its largest member.
+ */
 export class RssSampler {
-  readonly before: number;
-  private peak: number;
+  private readonly pids: () => readonly number[];
+  private readonly before: number;
+  private peak = 0;
+  private peakLargest = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(
-    private readonly pid: number,
-    intervalMs = 100,
-  ) {
-    this.before = rssBytes(pid);
-    this.peak = this.before;
+  constructor(processes: number | (() => readonly number[]), intervalMs = 100) {
+    this.pids = typeof processes === 'number' ? () => [processes] : processes;
+    this.before = this.sample();
     this.timer = setInterval(() => this.sample(), intervalMs);
   }
 
-  /** Stops polling; returns the RSS before and the highest sample (including one taken now). */
-  stop(): { before: number; peak: number } {
+  /** Stops polling; returns the RSS before and the highest samples (including one taken now). */
+  stop(): RssPeak {
     clearInterval(this.timer);
     this.sample();
-    return { before: this.before, peak: this.peak };
+    return { before: this.before, peak: this.peak, peakLargest: this.peakLargest };
   }
 
-  private sample(): void {
-    this.peak = Math.max(this.peak, rssBytes(this.pid));
+  /** Takes one sample; returns the group's total RSS now. */
+  private sample(): number {
+    const each = this.pids().map(rssOrZero);
+    const total = each.reduce((sum, v) => sum + v, 0);
+    this.peak = Math.max(this.peak, total);
+    this.peakLargest = Math.max(this.peakLargest, ...each);
+    return total;
+  }
+}
+
+function rssOrZero(pid: number): number {
+  try {
+    return rssBytes(pid);
+  } catch {
+    return 0; // a worker replaced between listing and reading
   }
 }
 

@@ -5,8 +5,10 @@
  *   layover  the Layover process, 127.0.0.1, name registry.test (intercepted), Layover's own CA
  *   proxy    a second distribution registry in pull-through mode, 127.0.0.4, name registry-proxy.test,
  *            `proxy.remoteurl: https://127.0.0.2` — the peer REGISTRY-NOTES compares Layover with
+ *   nginx    nginx proxy_cache as the nginx-based registry proxies configure it, 127.0.0.5, name
+ *            registry-nginx.test (./nginx.ts) — the second peer (issue 13)
  *
- * Each comes with its PID, for CPU and memory readings. The pull-through registry is Go: it trusts the
+ * Each comes with its PIDs, for CPU and memory readings. The pull-through registry is Go: it trusts the
  * test CA through SSL_CERT_FILE, set by a sandbox wrapper because startRegistry() passes no environment.
  */
 import { existsSync, statSync } from 'node:fs';
@@ -16,15 +18,24 @@ import type { LayoverProcessOptions } from '../../test/bench/layover-process.js'
 import { type Registry, startRegistry } from '../../test/bench/registry.js';
 import type { Sandbox } from '../../test/bench/sandbox.js';
 import type { Endpoint } from './curl.js';
-import { findPid } from './process-stats.js';
+import { NGINX_ADDRESS, NGINX_HOST, type NginxProxy, startNginx } from './nginx.js';
+import { cpuSecondsOf, findPid } from './process-stats.js';
 
 export const PROXY_ADDRESS = '127.0.0.4';
 export const PROXY_HOST = 'registry-proxy.test';
+export { NGINX_ADDRESS, NGINX_HOST };
+/** dnsmasq records for the peers' names (startBench's `extraRecords`), for tools that resolve names themselves (ab, h2load). */
+export const PEER_RECORDS: Record<string, string[]> = { [PROXY_HOST]: [PROXY_ADDRESS], [NGINX_HOST]: [NGINX_ADDRESS] };
 
 export interface Server {
   label: string;
   endpoint: Endpoint;
+  /** The main process (nginx's master). */
   pid: number;
+  /** The processes whose CPU counts: the one process, or nginx's master and workers. */
+  cpuPids(): number[];
+  /** The processes whose memory is reported: the one process, or nginx's workers. */
+  rssPids(): number[];
 }
 
 export interface PullThroughRegistry extends Server {
@@ -37,6 +48,15 @@ export interface Servers {
   direct: Server;
   layover: Server;
   proxy: PullThroughRegistry;
+  nginx: NginxProxy;
+}
+
+/** CPU seconds of every process of `server` so far. */
+export const serverCpuSeconds = (server: Server): number => cpuSecondsOf(server.cpuPids());
+
+/** A server that is one process. */
+function single(label: string, endpoint: Endpoint, pid: number): Server {
+  return { label, endpoint, pid, cpuPids: () => [pid], rssPids: () => [pid] };
 }
 
 /**
@@ -49,23 +69,25 @@ export function layoverOptions(): LayoverProcessOptions {
   return { flags: { 'log-level': 'info' }, ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}) };
 }
 
-/** Starts the pull-through registry in the bench's sandbox and describes all three servers. */
+/**
+ * Starts the pull-through registry and nginx in the bench's sandbox and describes all four servers.
+ * nginx's name resolves only through `--resolve` (curl) unless the bench passes PEER_RECORDS to
+ * startBench's `extraRecords` (for tools that resolve names themselves).
+ */
 export async function startServers(bench: Bench): Promise<Servers> {
   const layover = bench.layover;
   if (!layover?.child.pid) throw new Error('startServers: the bench has no Layover process');
   const proxy = await startPullThroughRegistry(bench);
+  const nginx = await startNginx(bench);
   return {
-    direct: {
-      label: 'registry (direct)',
-      endpoint: { host: DIRECT_HOST, address: REGISTRY_ADDRESS, caFile: bench.ca.certFile },
-      pid: findPid(bench.sandbox, `registry-${REGISTRY_ADDRESS}/config.yml`),
-    },
-    layover: {
-      label: 'Layover',
-      endpoint: { host: INTERCEPTED_HOST, address: '127.0.0.1', caFile: layover.caFile },
-      pid: layover.child.pid,
-    },
+    direct: single(
+      'registry (direct)',
+      { host: DIRECT_HOST, address: REGISTRY_ADDRESS, caFile: bench.ca.certFile },
+      findPid(bench.sandbox, `registry-${REGISTRY_ADDRESS}/config.yml`),
+    ),
+    layover: single('Layover', { host: INTERCEPTED_HOST, address: '127.0.0.1', caFile: layover.caFile }, layover.child.pid),
     proxy,
+    nginx,
   };
 }
 
@@ -85,9 +107,7 @@ async function startPullThroughRegistry(bench: Bench): Promise<PullThroughRegist
     return join(registry.storageDir, 'docker/registry/v2/blobs/sha256', hex.slice(0, 2), hex, 'data');
   };
   return {
-    label: 'registry proxy',
-    endpoint: { host: PROXY_HOST, address: PROXY_ADDRESS, caFile: ca.certFile },
-    pid: findPid(sandbox, `registry-${PROXY_ADDRESS}/config.yml`),
+    ...single('registry proxy', { host: PROXY_HOST, address: PROXY_ADDRESS, caFile: ca.certFile }, findPid(sandbox, `registry-${PROXY_ADDRESS}/config.yml`)),
     registry,
     async waitForBlob(digest, size, timeoutMs = 120_000) {
       const deadline = Date.now() + timeoutMs;
