@@ -1,6 +1,5 @@
 import type { Metrics } from '../metrics/metrics.js';
 import dgram from 'node:dgram';
-import { isIPv6 } from 'node:net';
 import { Packet } from 'dns2';
 import type { LayoverConfig } from '../config/layover-config.js';
 import type { FastifyBaseLogger } from 'fastify';
@@ -14,10 +13,10 @@ import { LocalEndpoints, withoutSelf } from './loop-guard.js';
 import { fitReply } from './fit-reply.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
 import { TcpListener } from './tcp-listener.js';
-import {
-  BAD_RECORDS, FLAG, findOpt, HEADER_SIZE, NO_OPT, opcodeOf, optDnssecOk, optUdpSize, optVersion,
-  QCLASS, QTYPE, type Question, questionKey, RCODE, readQuestion,
-} from './wire.js';
+import { bindUdpSocket } from './udp-socket.js';
+import { InterceptedMatcher } from './intercepted-matcher.js';
+import { MAX_QUERY_BYTES, readQuery, REJECT, type Rejection } from './query-reader.js';
+import { FLAG, HEADER_SIZE, NO_OPT, optDnssecOk, QCLASS, QTYPE, type Question, questionKey, RCODE } from './wire.js';
 
 export interface DnsServerOptions {
   listen: { host: string; port: number }; // port 0 = pick one free port, the SAME for UDP and TCP
@@ -38,11 +37,6 @@ export interface DnsServerOptions {
 type DnsResult = 'answered' | 'forwarded' | 'refused' | 'failed' | 'limited';
 type QueryCounters = Record<DnsResult, { inc(): void }>;
 
-/** Queries are small; anything bigger is hostile or broken (FORMERR over UDP, disconnect over TCP). */
-const MAX_QUERY_BYTES = 4096;
-/** RFC 1035 §4.2.1: without EDNS a UDP response is at most 512 octets. */
-const CLASSIC_UDP_SIZE = 512;
-const TCP_MAX_SIZE = 0xffff;
 const TCP_MAX_CONNECTIONS = 256;
 const TCP_MAX_IN_FLIGHT = 32;
 /** With port 0 the free UDP port may be taken for TCP; try a few more. */
@@ -68,6 +62,7 @@ export class DnsServer {
   readonly #options: DnsServerOptions;
   readonly #logger: FastifyBaseLogger;
   readonly #answers: AnswerBuilder;
+  readonly #intercepted: InterceptedMatcher;
   readonly #cache: AnswerCache;
   readonly #endpoints = new LocalEndpoints();
   /** Forwards in flight by transport and question: concurrent askers (or a resolver that loops back to us) share one. */
@@ -94,6 +89,7 @@ export class DnsServer {
     this.#options = options;
     this.#logger = options.logger;
     this.#answers = new AnswerBuilder(options.advertise, options.answerTtl ?? 60);
+    this.#intercepted = new InterceptedMatcher(options.intercepted);
     this.#cache = new AnswerCache(options.cacheEntries ?? 10_000);
     const timeout = options.upstreamTimeoutMs ?? 2000;
     if (!(timeout > 0)) throw new Error(`dns upstreamTimeoutMs: expected milliseconds, got ${timeout}`);
@@ -122,8 +118,7 @@ export class DnsServer {
     if (this.#udp || this.#closed) throw new Error('DnsServer.listen: already listening or closed');
     const { host, port } = this.#options.listen;
     for (let attempt = 1; ; attempt++) {
-      const udp = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
-      await bind(udp, host, port);
+      const udp = await bindUdpSocket(host, port, false);
       // Listening before the forwarder exists is safe: until then nothing is forwarded (SERVFAIL).
       udp.on('error', (err) => this.#logger.error({ err }, 'dns udp socket error'));
       udp.on('message', (msg, rinfo) => this.#onDatagram(udp, msg, rinfo));
@@ -200,14 +195,13 @@ export class DnsServer {
     // Dropped or cut to a truncated slip by the rate limit: that is the query's fate.
     this.#count(reply === answer ? result : 'limited');
     if (!reply) return;
-    const failed = (err: Error | null): void => {
-      if (err) this.#logger.debug({ err: err.message, client: rinfo.address }, 'dns udp send failed');
-    };
     try {
-      udp.send(reply, rinfo.port, rinfo.address, failed);
+      // No callback: it cost a closure and a tick per reply, and a datagram the kernel will not take
+      // (a full buffer, an unreachable client) is as lost as one dropped on the way.
+      udp.send(reply, rinfo.port, rinfo.address);
     } catch (err) {
       // The socket of a bind attempt that was given up on throws when closed.
-      failed(err as Error);
+      this.#logger.debug({ err: (err as Error).message, client: rinfo.address }, 'dns udp send failed');
     }
   }
 
@@ -216,31 +210,15 @@ export class DnsServer {
    * intercepted names, so the hot path allocates no promise.
    */
   #handle(msg: Buffer, transport: Transport, address: string, port: number): Buffer | null | Promise<Buffer | null> {
-    // Until a branch below says otherwise, whatever is answered is a failure (FORMERR, NOTIMP, BADVERS, silence).
-    this.#result = 'failed';
-    if (msg.length < HEADER_SIZE) return null;
-    const flags = msg.readUInt16BE(2);
-    // Never answer a response: two servers would bounce errors off each other,
-    // and a forged source would make us a reflector.
-    if ((flags & FLAG.QR) !== 0) {
-      this.#result = null;
-      return null;
-    }
-    if (msg.length > MAX_QUERY_BYTES) return errorResponse(msg, RCODE.FORMERR);
-    if (opcodeOf(flags) !== 0) return errorResponse(msg, RCODE.NOTIMP);
-    if (msg.readUInt16BE(4) !== 1) return errorResponse(msg, RCODE.FORMERR);
-    const question = readQuestion(msg);
-    if (!question) return errorResponse(msg, RCODE.FORMERR);
-    const records = msg.readUInt16BE(6) + msg.readUInt16BE(8) + msg.readUInt16BE(10);
-    const opt = records === 0 ? NO_OPT : findOpt(msg, question.end, records);
-    if (opt === BAD_RECORDS) return errorResponse(msg, RCODE.FORMERR);
-    if (opt !== NO_OPT && optVersion(msg, opt) !== 0) return this.#badVersion(msg);
-    const maxSize = transport === 'tcp' ? TCP_MAX_SIZE : opt === NO_OPT ? CLASSIC_UDP_SIZE : Math.max(CLASSIC_UDP_SIZE, optUdpSize(msg, opt));
-
-    if (question.hostname !== null && this.#options.intercepted.has(question.hostname)) {
+    const query = readQuery(msg, transport);
+    if (typeof query === 'number') return this.#reject(msg, query);
+    const { question, opt, maxSize } = query;
+    if (question.hostname !== null && this.#intercepted.has(question.hostname)) {
       this.#result = 'answered';
       return this.#answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
     }
+    // Whatever is answered below without a branch saying otherwise is a failure (SERVFAIL, silence).
+    this.#result = 'failed';
     if (this.#endpoints.has(address, port)) {
       this.#warnLoop(address, port);
       return null;
@@ -255,6 +233,23 @@ export class DnsServer {
       return this.#answers.minimalAny(msg, question.end, opt !== NO_OPT, maxSize);
     }
     return this.#forward(msg, question, opt, transport, maxSize);
+  }
+
+  /** The answer to a packet readQuery turned away: an error, or silence. */
+  #reject(msg: Buffer, rejection: Rejection): Buffer | null {
+    // A response is no query: not counted. Everything else counts as failed (FORMERR, NOTIMP, BADVERS, silence).
+    this.#result = rejection === REJECT.RESPONSE ? null : 'failed';
+    switch (rejection) {
+      case REJECT.TOO_SHORT:
+      case REJECT.RESPONSE:
+        return null;
+      case REJECT.NOTIMP:
+        return errorResponse(msg, RCODE.NOTIMP);
+      case REJECT.BADVERS:
+        return this.#badVersion(msg);
+      default:
+        return errorResponse(msg, RCODE.FORMERR);
+    }
   }
 
   #forward(msg: Buffer, question: Question, opt: number, transport: Transport, maxSize: number): Buffer | Promise<Buffer | null> {
@@ -333,18 +328,4 @@ export class DnsServer {
 /** A forward's answer: the upstream's, or Layover's SERVFAIL when none came (an upstream's SERVFAIL is a failure too). */
 function forwardResult(reply: Buffer | null): DnsResult {
   return reply !== null && reply.length >= HEADER_SIZE && (reply.readUInt16BE(2) & 0x000f) !== RCODE.SERVFAIL ? 'forwarded' : 'failed';
-}
-
-function bind(socket: dgram.Socket, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => {
-      socket.close();
-      reject(err);
-    };
-    socket.once('error', onError);
-    socket.bind({ address: host, port, exclusive: true }, () => {
-      socket.off('error', onError);
-      resolve();
-    });
-  });
 }
