@@ -277,6 +277,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
         policy: config.dnsPolicy,
         logger,
         metrics,
+        udpWorkers: 'auto',
       })
     : null;
   const registryPortServers = new RegistryPortServers(https, tlsOptions, config.registryPorts, {

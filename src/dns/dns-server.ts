@@ -13,7 +13,8 @@ import { LocalEndpoints, withoutSelf } from './loop-guard.js';
 import { fitReply } from './fit-reply.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
 import { TcpListener } from './tcp-listener.js';
-import { bindUdpSocket } from './udp-socket.js';
+import { bindUdpSocket, UDP_RECV_BUFFER_BYTES } from './udp-socket.js';
+import { UdpAnswerWorkers, udpWorkerCount } from './udp-workers.js';
 import { InterceptedMatcher } from './intercepted-matcher.js';
 import { MAX_QUERY_BYTES, readQuery, REJECT, type Rejection } from './query-reader.js';
 import { FLAG, HEADER_SIZE, NO_OPT, optDnssecOk, QCLASS, QTYPE, type Question, questionKey, RCODE } from './wire.js';
@@ -31,11 +32,16 @@ export interface DnsServerOptions {
   policy: LayoverConfig['dnsPolicy'];
   /** Counts queries by result (answered, forwarded, refused, failed, limited). */
   metrics?: Metrics;
+  /**
+   * Worker threads with UDP sockets of their own on the same address and port (SO_REUSEPORT),
+   * answering intercepted names beside the main thread: 'auto' is one per further core. Default 0.
+   */
+  udpWorkers?: number | 'auto';
 }
 
 /** The `result` label of layover_dns_queries_total: each query is counted once, with its final fate. */
 type DnsResult = 'answered' | 'forwarded' | 'refused' | 'failed' | 'limited';
-type QueryCounters = Record<DnsResult, { inc(): void }>;
+type QueryCounters = Record<DnsResult, { inc(by?: number): void }>;
 
 const TCP_MAX_CONNECTIONS = 256;
 const TCP_MAX_IN_FLIGHT = 32;
@@ -43,8 +49,6 @@ const TCP_MAX_IN_FLIGHT = 32;
 const BIND_ATTEMPTS = 10;
 /** Warnings about a loop and notices about refused recursion: at most one a minute each, whatever the flood. */
 const NOTICE_INTERVAL_MS = 60_000;
-/** Room for bursts (every node's look-ups arrive here); the kernel caps it at net.core.rmem_max. */
-const UDP_RECV_BUFFER_BYTES = 1 << 20;
 /** Each forward holds a socket; a flood of unique names must not exhaust file descriptors. */
 const MAX_FORWARDS_IN_FLIGHT = 1024;
 
@@ -73,6 +77,8 @@ export class DnsServer {
   /** Clients the rate limit spares (DNS_RATE_LIMIT_EXEMPT): null when there are none or no limit, so the hot path skips the check. */
   readonly #rateLimitExempt: ClientNetworks | null;
   #udp: dgram.Socket | undefined;
+  readonly #udpWorkerCount: number;
+  #udpWorkers: UdpAnswerWorkers | undefined;
   #forwarder: Forwarder | undefined;
   #closed = false;
   #lastLoopWarning = -Infinity;
@@ -95,7 +101,8 @@ export class DnsServer {
     if (!(timeout > 0)) throw new Error(`dns upstreamTimeoutMs: expected milliseconds, got ${timeout}`);
     const { policy } = options;
     this.#recursion = new ClientNetworks(policy.allowRecursion);
-    this.#rateLimiter = new ResponseRateLimiter({ perSecond: policy.rateLimit, slip: policy.rateLimitSlip });
+    this.#udpWorkerCount = udpWorkerCount(options.udpWorkers);
+    this.#rateLimiter = new ResponseRateLimiter({ perSecond: this.#perSocketRateLimit(), slip: policy.rateLimitSlip });
     this.#rateLimitExempt = policy.rateLimit > 0 && policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
     const queries = options.metrics?.dnsQueries;
     this.#counters = queries
@@ -118,10 +125,10 @@ export class DnsServer {
     if (this.#udp || this.#closed) throw new Error('DnsServer.listen: already listening or closed');
     const { host, port } = this.#options.listen;
     for (let attempt = 1; ; attempt++) {
-      const udp = await bindUdpSocket(host, port, false);
+      const udp = await bindUdpSocket(host, port, this.#udpWorkerCount > 0);
       // Listening before the forwarder exists is safe: until then nothing is forwarded (SERVFAIL).
       udp.on('error', (err) => this.#logger.error({ err }, 'dns udp socket error'));
-      udp.on('message', (msg, rinfo) => this.#onDatagram(udp, msg, rinfo));
+      udp.on('message', (msg, rinfo) => this.#onDatagram(udp, msg, rinfo.address, rinfo.port));
       try {
         await this.#tcp.listen(host, udp.address().port);
       } catch (err) {
@@ -138,6 +145,7 @@ export class DnsServer {
       this.#logger.debug({ err }, 'dns: could not enlarge the UDP receive buffer');
     }
     const bound = { host, port: this.#udp.address().port };
+    if (this.#udpWorkerCount > 0) await this.#startUdpWorkers(bound);
     this.#forwarder = new Forwarder({
       upstreams: withoutSelf(this.#options.upstreams, bound, this.#logger),
       timeoutMs: this.#options.upstreamTimeoutMs ?? 2000,
@@ -153,17 +161,66 @@ export class DnsServer {
     this.#forwarder?.close();
     const udp = this.#udp;
     this.#udp = undefined;
-    await Promise.all([udp ? new Promise<void>((resolve) => udp.close(() => resolve())) : undefined, this.#tcp.close()]);
+    const workers = this.#udpWorkers;
+    this.#udpWorkers = undefined;
+    await Promise.all([udp ? new Promise<void>((resolve) => udp.close(() => resolve())) : undefined, this.#tcp.close(), workers?.close()]);
     this.#cache.clear();
   }
 
-  #onDatagram(udp: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  /** Queries each UDP answer worker has answered so far ([] without workers): which sockets the kernel used. */
+  udpWorkerAnswers(): number[] {
+    return this.#udpWorkers?.answeredByWorker() ?? [];
+  }
+
+  /**
+   * Each socket keeps its own rate-limit accounts, and the kernel spreads a client's queries over
+   * the sockets by source port: each gets its share of the limit, so that together they allow
+   * about the configured rate (a client that keeps one source port gets one socket's share).
+   */
+  #perSocketRateLimit(): number {
+    return Math.ceil(this.#options.policy.rateLimit / (this.#udpWorkerCount + 1));
+  }
+
+  /** Starts the UDP answer workers on the main socket's address and port; on a failure nothing listens. */
+  async #startUdpWorkers(bound: { host: string; port: number }): Promise<void> {
+    const { policy } = this.#options;
+    const udp = this.#udp!;
     try {
-      const reply = this.#handle(msg, 'udp', rinfo.address, rinfo.port);
+      this.#udpWorkers = await UdpAnswerWorkers.start(
+        this.#udpWorkerCount,
+        {
+          ...bound,
+          intercepted: [...this.#options.intercepted.names(), ...this.#options.intercepted.wildcards()],
+          advertise: this.#options.advertise,
+          answerTtl: this.#options.answerTtl ?? 60,
+          rateLimit: this.#perSocketRateLimit(),
+          rateLimitSlip: policy.rateLimitSlip,
+          rateLimitExempt: [...policy.rateLimitExempt],
+        },
+        {
+          // A handed-over packet is answered from the main socket: same address and port, so the client takes it.
+          onQuery: (packet, address, port) => this.#onDatagram(udp, packet, address, port),
+          onCounts: (answered, limited) => {
+            this.#counters?.answered.inc(answered);
+            this.#counters?.limited.inc(limited);
+          },
+          logger: this.#logger,
+        },
+      );
+    } catch (err) {
+      this.#udp = undefined;
+      await Promise.all([new Promise<void>((resolve) => udp.close(() => resolve())), this.#tcp.close()]);
+      throw err;
+    }
+  }
+
+  #onDatagram(udp: dgram.Socket, msg: Buffer, address: string, port: number): void {
+    try {
+      const reply = this.#handle(msg, 'udp', address, port);
       if (reply instanceof Promise) {
-        reply.then((late) => this.#send(udp, late, rinfo, forwardResult(late))).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
+        reply.then((late) => this.#send(udp, late, address, port, forwardResult(late))).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
       } else {
-        this.#send(udp, reply, rinfo, this.#result);
+        this.#send(udp, reply, address, port, this.#result);
       }
     } catch (err) {
       this.#logger.error({ err }, 'dns query failed');
@@ -188,20 +245,20 @@ export class DnsServer {
   }
 
   /** UDP only: over TCP a source cannot be forged, so nothing there is rate-limited. */
-  #send(udp: dgram.Socket, answer: Buffer | null, rinfo: dgram.RemoteInfo, result: DnsResult | null): void {
+  #send(udp: dgram.Socket, answer: Buffer | null, address: string, port: number, result: DnsResult | null): void {
     // A reply that completes after close() has nowhere to go.
     if (!answer || this.#closed) return this.#count(result);
-    const reply = this.#rateLimitExempt?.includes(rinfo.address) ? answer : this.#rateLimiter.admit(answer, rinfo.address);
+    const reply = this.#rateLimitExempt?.includes(address) ? answer : this.#rateLimiter.admit(answer, address);
     // Dropped or cut to a truncated slip by the rate limit: that is the query's fate.
     this.#count(reply === answer ? result : 'limited');
     if (!reply) return;
     try {
       // No callback: it cost a closure and a tick per reply, and a datagram the kernel will not take
       // (a full buffer, an unreachable client) is as lost as one dropped on the way.
-      udp.send(reply, rinfo.port, rinfo.address);
+      udp.send(reply, port, address);
     } catch (err) {
       // The socket of a bind attempt that was given up on throws when closed.
-      this.#logger.debug({ err: (err as Error).message, client: rinfo.address }, 'dns udp send failed');
+      this.#logger.debug({ err: (err as Error).message, client: address }, 'dns udp send failed');
     }
   }
 

@@ -2,6 +2,9 @@ import dgram from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 
+/** Room for bursts (every node's look-ups arrive here); the kernel caps it at net.core.rmem_max. */
+export const UDP_RECV_BUFFER_BYTES = 1 << 20;
+
 /**
  * A DNS server's UDP socket, bound to `host` and `port`. `reusePort` lets the
  * UDP answer workers bind the same address and port (SO_REUSEPORT: the kernel

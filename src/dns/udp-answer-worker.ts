@@ -1,0 +1,70 @@
+/**
+ * A UDP answer worker (worker thread): one more socket on the DNS server's
+ * address and port (SO_REUSEPORT, the kernel spreads clients over the
+ * sockets), answering intercepted names from pre-built bytes as the main
+ * thread does, with its own rate-limit accounts. Every other packet (a name
+ * to forward, anything malformed) goes to the main thread as it arrived, and
+ * the main thread answers it from its own socket on the same address and
+ * port. Responses are dropped here, unanswered and uncounted, as there.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type dgram from 'node:dgram';
+import { HostnameSet } from '../registry/hostname.js';
+import { AnswerBuilder } from './answer-builder.js';
+import { ClientNetworks } from './client-networks.js';
+import { InterceptedMatcher } from './intercepted-matcher.js';
+import { readQuery, REJECT } from './query-reader.js';
+import { ResponseRateLimiter } from './response-rate-limiter.js';
+import { bindUdpSocket, UDP_RECV_BUFFER_BYTES } from './udp-socket.js';
+import type { UdpWorkerData, UdpWorkerEvent } from './udp-workers.js';
+import { NO_OPT } from './wire.js';
+
+const ANSWERED = 0;
+const LIMITED = 1;
+
+async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>): Promise<void> {
+  const intercepted = new InterceptedMatcher(new HostnameSet(data.intercepted));
+  const answers = new AnswerBuilder(data.advertise, data.answerTtl);
+  const limiter = new ResponseRateLimiter({ perSecond: data.rateLimit, slip: data.rateLimitSlip });
+  const exempt = data.rateLimit > 0 && data.rateLimitExempt.length > 0 ? new ClientNetworks(data.rateLimitExempt) : null;
+  // This worker's slots, written only here; the main thread adds them to the metrics now and then.
+  const counts = new Float64Array(data.counts, data.index * 2 * Float64Array.BYTES_PER_ELEMENT, 2);
+  const post = (event: UdpWorkerEvent, transfer: ArrayBuffer[] = []): void => parent.postMessage(event, transfer);
+
+  let socket: dgram.Socket;
+  try {
+    socket = await bindUdpSocket(data.host, data.port, true);
+  } catch (err) {
+    post({ kind: 'failed', message: (err as Error).message });
+    return;
+  }
+  try {
+    socket.setRecvBufferSize(UDP_RECV_BUFFER_BYTES);
+  } catch {
+    // The kernel's cap (net.core.rmem_max) applies; the main thread logs the same.
+  }
+  socket.on('error', (err) => post({ kind: 'error', message: err.message }));
+  socket.on('message', (msg, rinfo) => {
+    const query = readQuery(msg, 'udp');
+    if (query === REJECT.RESPONSE) return;
+    if (typeof query === 'number' || query.question.hostname === null || !intercepted.has(query.question.hostname)) {
+      // A copy in a buffer of its own: a transferred view would move whatever buffer it sits in.
+      const packet = new Uint8Array(msg);
+      post({ kind: 'query', packet, address: rinfo.address, port: rinfo.port }, [packet.buffer]);
+      return;
+    }
+    const { question, opt, maxSize } = query;
+    const answer = answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
+    const reply = exempt?.includes(rinfo.address) ? answer : limiter.admit(answer, rinfo.address);
+    counts[reply === answer ? ANSWERED : LIMITED]! += 1;
+    if (!reply) return;
+    try {
+      socket.send(reply, rinfo.port, rinfo.address);
+    } catch {
+      // Closed while the worker is being ended: nothing to answer from.
+    }
+  });
+  post({ kind: 'listening' });
+}
+
+if (parentPort) await serve(workerData as UdpWorkerData, parentPort);
