@@ -1,24 +1,28 @@
 /**
  * concurrent-clients: CLIENTS curl clients at once (HTTP/1.1 over TLS, `-o /dev/null`):
  *   same blob      all pull one uncached 1 GiB blob — from the registry directly (reference), through
- *                  Layover (one shared fill expected: 1 upstream GET), and through the distribution
- *                  registry in pull-through mode (REGISTRY-NOTES: N clients, N upstream downloads);
+ *                  Layover (one shared fill expected: 1 upstream GET), through the distribution
+ *                  registry in pull-through mode (REGISTRY-NOTES: N clients, N upstream downloads) and
+ *                  through nginx proxy_cache (`proxy_cache_lock`: one fetch, the others wait for it);
  *   different blobs each pulls its own 1 GiB blob — from the registry directly (reference) and from
- *                  Layover's cache (all hits: 0 upstream GETs).
- * Printed per case: total wall time until the last client finished, aggregate MB/s and its ratio to
- * the reference, the fastest and slowest client, upstream blob GETs (the upstream registry's access
- * log), the serving process's CPU seconds per GiB sent, and its RSS before and at peak (VmRSS polled
- * every 100 ms) — the point being that memory stays flat however many large downloads are in flight.
- * Everything runs in the bench's network namespace (test/bench), removed afterwards. About 3.5 minutes,
- * most of it pushing and caching 8 GiB of blobs.
+ *                  the caches of Layover, the proxy registry and nginx (all hits: 0 upstream GETs).
+ * Printed per case: total wall time until the last client finished, aggregate MB/s, its ratio to the
+ * reference and to the best of the two peers (proxy registry, nginx), the fastest and slowest client,
+ * upstream blob GETs (the upstream registry's access log), the serving processes' CPU seconds per GiB
+ * sent, and RSS before and at peak (VmRSS polled every 100 ms; for nginx the sum of its workers, and
+ * the largest worker) — the point being that memory stays flat however many large downloads are in
+ * flight. Under the table, issue 13's targets for 8 warm clients. Everything runs in the bench's
+ * network namespace (test/bench), removed afterwards. About 6 minutes, most of it pushing 8 GiB of
+ * blobs and caching them in three proxies.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, startBench } from '../test/bench/bench.js';
 import { GiB, type PushedBlob, pushBlob } from './lib/blobs.js';
 import { download, type Transfer } from './lib/curl.js';
-import { cpuSeconds, OtherCpu, RssSampler } from './lib/process-stats.js';
+import { OtherCpu, RssSampler } from './lib/process-stats.js';
 import { fixed, interference, mbPerSecond, megabytes, printTable, ratio, sampleMachineLoad } from './lib/report.js';
-import { layoverOptions, type Server, type Servers, startServers } from './lib/servers.js';
+import { layoverOptions, type Server, serverCpuSeconds, type Servers, startServers } from './lib/servers.js';
+import { atLeast, atMost, megabytesRss, type Target, targetLines, times } from './lib/targets.js';
 
 const CLIENTS = 8;
 const BLOB_SIZE = GiB;
@@ -26,13 +30,14 @@ const REPOSITORY = 'bench/concurrent';
 
 interface Measured {
   blobs: string;
-  label: string;
+  server: Server;
   seconds: number;
   transfers: Transfer[];
   upstreamGets: number;
   cpuPerGiB: number;
   rssBefore: number;
   rssPeak: number;
+  rssPeakLargest: number;
 }
 
 describe('concurrent-clients', () => {
@@ -55,65 +60,85 @@ describe('concurrent-clients', () => {
     const layoverCommitted = (digest: string): Promise<unknown> =>
       bench.layover!.waitForLog((line) => line.msg === 'cache fill committed' && line.digest === digest, 120_000);
 
-    const run = async (kind: string, label: string, server: Server, paths: PushedBlob[], settle?: () => Promise<unknown>): Promise<void> => {
+    const run = async (kind: string, server: Server, paths: PushedBlob[], settle?: () => Promise<unknown>): Promise<void> => {
       bench.registry.clearRequests();
-      const cpuBefore = cpuSeconds(server.pid);
-      const rss = new RssSampler(server.pid);
+      const cpuBefore = serverCpuSeconds(server);
+      const rss = new RssSampler(() => server.rssPids());
       const started = performance.now();
       const transfers = await Promise.all(paths.map((blob) => download(bench.sandbox, server.endpoint, blob.path, { bytes: blob.size })));
       const seconds = (performance.now() - started) / 1000;
       await settle?.();
-      const { before, peak } = rss.stop();
-      const cpu = cpuSeconds(server.pid) - cpuBefore;
+      const { before, peak, peakLargest } = rss.stop();
+      const cpu = serverCpuSeconds(server) - cpuBefore;
       await bench.registry.sync();
       const wanted = new Set(paths.map((b) => b.path));
       const upstreamGets = bench.registry.requests().filter((r) => r.method === 'GET' && wanted.has(r.path)).length;
       const bytes = paths.reduce((sum, b) => sum + b.size, 0);
-      results.push({ blobs: kind, label, seconds, transfers, upstreamGets, cpuPerGiB: cpu / (bytes / GiB), rssBefore: before, rssPeak: peak });
+      results.push({ blobs: kind, server, seconds, transfers, upstreamGets, cpuPerGiB: cpu / (bytes / GiB), rssBefore: before, rssPeak: peak, rssPeakLargest: peakLargest });
     };
 
     const shared = blobs[0]!;
     const same = Array.from({ length: CLIENTS }, () => shared);
-    await run('same, uncached', 'registry (direct)', servers.direct, same);
-    await run('same, uncached', 'Layover', servers.layover, same, () => layoverCommitted(shared.digest));
-    await run('same, uncached', 'registry proxy', servers.proxy, same, () => servers.proxy.waitForBlob(shared.digest, shared.size));
+    const SAME = 'same, uncached';
+    const DIFFERENT = 'different, cached';
+    await run(SAME, servers.direct, same);
+    await run(SAME, servers.layover, same, () => layoverCommitted(shared.digest));
+    await run(SAME, servers.proxy, same, () => servers.proxy.waitForBlob(shared.digest, shared.size));
+    await run(SAME, servers.nginx, same, () => servers.nginx.waitForCached(shared.path, shared.size));
 
-    // Cache the other blobs in Layover first, one at a time and untimed.
+    // Cache the other blobs in the three proxies first, one blob at a time (the proxies side by side) and untimed.
     for (const blob of blobs.slice(1)) {
-      await download(bench.sandbox, servers.layover.endpoint, blob.path, { bytes: blob.size });
-      await layoverCommitted(blob.digest);
+      const fill = async (server: Server, committed: () => Promise<unknown>): Promise<void> => {
+        await download(bench.sandbox, server.endpoint, blob.path, { bytes: blob.size });
+        await committed();
+      };
+      await Promise.all([
+        fill(servers.layover, () => layoverCommitted(blob.digest)),
+        fill(servers.proxy, () => servers.proxy.waitForBlob(blob.digest, blob.size)),
+        fill(servers.nginx, () => servers.nginx.waitForCached(blob.path, blob.size)),
+      ]);
     }
-    await run('different, cached', 'registry (direct)', servers.direct, blobs);
-    await run('different, cached', 'Layover', servers.layover, blobs);
+    for (const server of [servers.direct, servers.layover, servers.proxy, servers.nginx]) await run(DIFFERENT, server, blobs);
 
+    const total = (m: Measured): number => mbPerSecond(m.transfers.reduce((sum, t) => sum + t.bytes, 0), m.seconds);
+    const find = (kind: string, server: Server): Measured => results.find((r) => r.blobs === kind && r.server === server)!;
+    const bestPeer = (kind: string): number => Math.max(total(find(kind, servers.proxy)), total(find(kind, servers.nginx)));
     const rows = results.map((m) => {
-      const reference = results.find((r) => r.blobs === m.blobs)!;
-      const total = m.transfers.reduce((sum, t) => sum + t.bytes, 0);
+      const reference = find(m.blobs, servers.direct);
       const clients = m.transfers.map((t) => t.seconds);
+      const grouped = m.server.rssPids().length > 1;
       return [
         m.blobs,
-        m.label,
+        m.server.label,
         fixed(m.seconds, 1),
-        fixed(mbPerSecond(total, m.seconds), 0),
-        ratio(mbPerSecond(total, m.seconds), mbPerSecond(total, reference.seconds)),
+        fixed(total(m), 0),
+        ratio(total(m), total(reference)),
+        m === reference ? '' : ratio(total(m), bestPeer(m.blobs)),
         `${fixed(Math.min(...clients), 1)}–${fixed(Math.max(...clients), 1)}`,
         m === reference ? '(is upstream)' : `${m.upstreamGets}`,
         fixed(m.cpuPerGiB),
         megabytes(m.rssBefore),
-        megabytes(m.rssPeak),
+        grouped ? `${megabytes(m.rssPeak)} (${megabytes(m.rssPeakLargest)} largest)` : megabytes(m.rssPeak),
       ];
     });
+    const layoverWarm = find(DIFFERENT, servers.layover);
+    const targets: Target[] = [
+      atLeast(`warm 1 GiB, ${CLIENTS} clients, Layover vs the best of nginx and distribution`, total(layoverWarm) / bestPeer(DIFFERENT), 1, times),
+      atMost(`peak RSS of Layover serving ${CLIENTS} × 1 GiB warm`, layoverWarm.rssPeak / 1e6, 150, megabytesRss),
+    ];
     printTable(
       `concurrent-clients: ${CLIENTS} clients at once, ${BLOB_SIZE / GiB} GiB blobs, curl over TLS (HTTP/1.1)`,
-      ['blobs', 'server', 'total s', 'MB/s (all)', 'vs direct', 'client s', 'upstream GETs', 'CPU-s/GiB', 'RSS before MB', 'RSS peak MB'],
+      ['blobs', 'server', 'total s', 'MB/s (all)', 'vs direct', 'vs best peer', 'client s', 'upstream GETs', 'CPU-s/GiB', 'RSS before MB', 'RSS peak MB'],
       rows,
       [
         interference(other.read()),
         'Upstream GETs: requests for these blobs in the upstream registry\'s access log during the case.',
-        'CPU and RSS are the serving process\'s: the upstream registry, Layover or the proxy registry; CPU per GiB sent to clients, fills included.',
+        'CPU and RSS are the serving processes\': the upstream registry, Layover, the proxy registry, or nginx (CPU: master and workers; RSS: the workers\' sum, and the largest); CPU per GiB sent to clients, fills included.',
+        'vs best peer: aggregate MB/s over the better of the proxy registry and nginx in the same case.',
+        ...targetLines(targets),
       ],
     );
-    const layoverSame = results.find((m) => m.blobs.startsWith('same') && m.label === 'Layover')!;
+    const layoverSame = find(SAME, servers.layover);
     expect(layoverSame.upstreamGets).toBe(1);
   });
 });

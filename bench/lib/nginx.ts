@@ -4,8 +4,10 @@
  * (https://127.0.0.2, verified with the test CA) the way the nginx-based registry proxies do:
  * `proxy_cache_key $uri` (no host), `proxy_cache_lock on` (one upstream fetch per key; their lock
  * timeout of 880 s, so waiting clients keep waiting for a 1 GiB fill instead of going upstream after
- * nginx's default 5 s), `proxy_cache_valid 200 1d`, `proxy_max_temp_file_size 0`, `use_temp_path=off`,
- * `worker_processes auto`, keep-alive to the upstream. Workers run as root: the sandbox's temp dir is
+ * nginx's default 5 s; like them, `proxy_cache_lock_age` stays at its 5 s, so a fill that takes longer
+ * lets one more request through to the upstream: 2 upstream GETs for 8 clients on a 1 GiB blob),
+ * `proxy_cache_valid 200 1d`, `proxy_max_temp_file_size 0`, `use_temp_path=off`, `worker_processes
+ * auto`, keep-alive to the upstream. Workers run as root: the sandbox's temp dir is
  * mode 0700, and the workers must enter the cache directory. Access logging is off, as Layover logs
  * at info (one line per request) and the registries log to a pipe: nginx's file log would be a small
  * cost only nginx pays. Answers carry `X-Cache-Status` (HIT, MISS, ...).
