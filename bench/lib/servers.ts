@@ -1,5 +1,5 @@
 /**
- * The three servers a benchmark compares, all inside one bench sandbox (test/bench/bench.ts):
+ * The four servers a benchmark compares, all inside one bench sandbox (test/bench/bench.ts):
  *
  *   direct   the upstream distribution registry, 127.0.0.2, name registry-direct.test (the reference)
  *   layover  the Layover process, 127.0.0.1, name registry.test (intercepted), Layover's own CA
