@@ -18,7 +18,7 @@ import { captureLogger } from '../../helpers/capture-logger.js';
 import { dig } from '../../helpers/dig.js';
 import { startDnsmasq } from '../../helpers/dnsmasq.js';
 import { parseExposition, total } from '../../unit/metrics/exposition.js';
-import { LOOPBACK_POLICY } from '../../unit/dns/policies.js';
+import { dnsPolicy, LOOPBACK_POLICY } from '../../unit/dns/policies.js';
 import { query } from '../../unit/dns/packets.js';
 
 const WORKERS = 2;
@@ -90,6 +90,30 @@ describe('UDP answer workers', () => {
       expect(answer.answers.map((a) => a.address)).toEqual(['192.0.2.7']);
     });
     expect(dns.udpWorkerAnswers()).toEqual([0, 0]);
+  });
+
+  it('hand a forward for a stranger to the main thread, which refuses it', async () => {
+    const { port } = await startServer({ policy: dnsPolicy({ allowRecursion: [] }) });
+    const replies = await askFromManyPorts(port, (client) => query('other.test', QTYPE.A, { id: client }), CLIENTS);
+    for (const got of replies) {
+      expect(got).toHaveLength(1);
+      expect(got[0]!.readUInt16BE(2) & 0xf).toBe(RCODE.REFUSED);
+    }
+  });
+
+  it('rate-limit identical answers on every socket, and count what they held back', async () => {
+    const metrics = new Metrics();
+    const { dns, port } = await startServer({ metrics, policy: dnsPolicy({ rateLimit: 4, rateLimitSlip: 0 }) });
+    const replies = await askFromManyPorts(port, (client) => query('docker.proxy', QTYPE.A, { id: client }), CLIENTS);
+    const answered = replies.filter((got) => got.length > 0).length;
+    // Each of the three sockets allows its share (2 a second, a burst of 2): far fewer than were asked,
+    // however slowly the queries went out.
+    expect(answered).toBeGreaterThan(0);
+    expect(answered).toBeLessThan(CLIENTS / 2);
+    await dns.close();
+    const samples = parseExposition((await metrics.exposition()).body);
+    expect(total(samples, 'layover_dns_queries_total', { result: 'answered' })).toBe(answered);
+    expect(total(samples, 'layover_dns_queries_total', { result: 'limited' })).toBe(CLIENTS - answered);
   });
 
   it('give a malformed packet on any socket what the main thread gives it, and go on answering', async () => {
