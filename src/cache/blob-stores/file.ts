@@ -1,11 +1,11 @@
-import { createReadStream, type ReadStream } from 'node:fs';
 import { readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestHex, hasherFor, type Digest } from '../../registry/digest.js';
 import type { AdoptedBlob, BlobStore, BlobUpload, StoredBlob, UnfinishedUpload } from '../blob-store.js';
 import type { ByteRange } from '../blob-types.js';
 import { ALGORITHMS, type CacheLayout } from '../cache-layout.js';
-import { hashFile, installFile, IO_CHUNK, isCode } from '../durable-files.js';
+import { hashFile, installFile, isCode } from '../durable-files.js';
+import { FileReadStream } from './file-read-stream.js';
 import { manifestMediaType } from './manifest-sniff.js';
 
 /** Files up to this size are read whole (and may be recognised as manifests); larger ones are streamed. */
@@ -28,8 +28,8 @@ export class FileBlobStore implements BlobStore {
     // The data directory was created and locked by the cache; nothing else can be missing.
   }
 
-  read(digest: Digest, range: ByteRange): ReadStream {
-    return createReadStream(this.layout.blobPath(digest), { start: range.start, end: range.end, highWaterMark: IO_CHUNK });
+  read(digest: Digest, range: ByteRange): FileReadStream {
+    return new FileReadStream(this.layout.blobPath(digest), range.start, range.end);
   }
 
   beginUpload(digest: Digest, spoolPath: string): BlobUpload {

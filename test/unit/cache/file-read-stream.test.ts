@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createServer, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { FileReadStream } from '../../../src/cache/blob-stores/file-read-stream.js';
+import { collect, MiB, tempDir } from './cache-fixture.js';
+
+interface Served {
+  body: Promise<Buffer>;
+  /** The stream's error, if it failed (the response is then cut off). */
+  failure: Promise<Error | null>;
+  stream: FileReadStream;
+}
+
+/**
+ * `stream` piped into a real HTTP response on loopback, read by a client that takes its time: the
+ * socket then holds written chunks in its queue until the kernel takes them, so a buffer reused
+ * before its write's callback would reach the client changed.
+ */
+async function serve(stream: FileReadStream): Promise<Served> {
+  let failed: (error: Error | null) => void = () => undefined;
+  const failure = new Promise<Error | null>((resolve) => (failed = resolve));
+  const server = createServer((_request, response) => {
+    stream.once('error', (error) => {
+      failed(error);
+      response.destroy();
+    });
+    stream.once('close', () => {
+      // Destroyed by its owner (fastify does so when the client goes): the response goes with it.
+      if (!response.writableFinished) response.destroy();
+      setImmediate(() => failed(null));
+    });
+    stream.pipe(response);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  const body = new Promise<Buffer>((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path: '/' }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        response.pause();
+        setTimeout(() => response.resume(), 1);
+      });
+      response.once('end', () => resolve(Buffer.concat(chunks)));
+      response.once('error', reject);
+      response.once('aborted', () => reject(new Error('aborted')));
+    }).once('error', reject);
+  });
+  return { body, failure, stream };
+}
+
+async function file(bytes: Buffer): Promise<string> {
+  const path = join(await tempDir(), 'blob');
+  await writeFile(path, bytes);
+  return path;
+}
+
+const finished = (stream: NodeJS.EventEmitter, event: string): Promise<void> => new Promise((resolve) => stream.once(event, () => resolve()));
+
+describe('FileReadStream', () => {
+  it('piped into a response: sends every byte even though the socket holds chunks until their write callback', async () => {
+    const bytes = randomBytes(12 * MiB + 123);
+    const path = await file(bytes);
+    for (let round = 0; round < 2; round++) {
+      const served = await serve(new FileReadStream(path, 0, bytes.length - 1));
+      expect((await served.body).equals(bytes)).toBe(true);
+      expect(await served.failure).toBeNull();
+      expect(served.stream.fd).toBeNull();
+    }
+  });
+
+  it('piped or read: a range is exactly its bytes', async () => {
+    const bytes = randomBytes(3 * MiB);
+    const path = await file(bytes);
+    const served = await serve(new FileReadStream(path, MiB - 7, 2 * MiB + 9));
+    expect((await served.body).equals(bytes.subarray(MiB - 7, 2 * MiB + 10))).toBe(true);
+    expect((await collect(new FileReadStream(path, 5, 5))).equals(bytes.subarray(5, 6))).toBe(true);
+  });
+
+  it('read any other way (pipeline with a transform, async iteration) gives the same bytes', async () => {
+    const bytes = randomBytes(2 * MiB + 1);
+    const path = await file(bytes);
+    const through = new PassThrough();
+    const chunks: Buffer[] = [];
+    through.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await pipeline(new FileReadStream(path, 0, bytes.length - 1), through);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    expect((await collect(new FileReadStream(path, 0, bytes.length - 1))).equals(bytes)).toBe(true);
+  });
+
+  it('fails, piped or read, when the file is shorter than its range: never a short answer', async () => {
+    const bytes = randomBytes(MiB + 10);
+    const path = await file(bytes);
+    await expect(collect(new FileReadStream(path, 0, 2 * MiB))).rejects.toThrow(/ends at byte/);
+    const served = await serve(new FileReadStream(path, 0, 2 * MiB));
+    expect((await served.failure)?.message).toMatch(/ends at byte/);
+    await expect(served.body).rejects.toThrow();
+  });
+
+  it('is pending until open, and fails with ENOENT for a missing file', async () => {
+    const path = await file(randomBytes(10));
+    const stream = new FileReadStream(path, 0, 9);
+    expect(stream.pending).toBe(true);
+    await finished(stream, 'ready');
+    expect(stream.pending).toBe(false);
+    stream.destroy();
+    const missing = new FileReadStream(`${path}.gone`, 0, 9);
+    const error = await new Promise<NodeJS.ErrnoException>((resolve) => missing.once('error', resolve));
+    expect(error.code).toBe('ENOENT');
+  });
+
+  it('closes its file when destroyed in the middle of a piped send', async () => {
+    const bytes = randomBytes(8 * MiB);
+    const path = await file(bytes);
+    const served = await serve(new FileReadStream(path, 0, bytes.length - 1));
+    served.body.catch(() => undefined);
+    await finished(served.stream, 'ready');
+    const fd = served.stream.fd!;
+    expect(readlinkSync(`/proc/self/fd/${fd}`)).toBe(path);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const closed = finished(served.stream, 'close');
+    served.stream.destroy();
+    await closed;
+    expect(served.stream.fd).toBeNull();
+    // The number may be taken again by another file, never still be this one.
+    const now = ((): string | null => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return null;
+      }
+    })();
+    expect(now).not.toBe(path);
+  });
+});
