@@ -1,4 +1,3 @@
-import type Keyv from 'keyv';
 import { parseDigest } from '../../registry/digest.js';
 import type { BlobEntry, BlobKind } from '../blob-types.js';
 import type { IndexContents } from '../cache-index.js';
@@ -18,17 +17,26 @@ export function toRow(entry: BlobEntry): EntryRow {
   return { size, mediaType, kind, created, lastAccess, source };
 }
 
-/** Sorts every row of a namespace into entries, records and keys nobody can read (from another version, or hostile). */
-export async function collectRows(rows: AsyncIterable<[string, unknown]>): Promise<IndexContents> {
+/** One page of rows: keys without the namespace, values as keyv stored them (decodeValue turns them back). */
+export type RowPage = ReadonlyArray<readonly [string, unknown]>;
+
+/**
+ * Sorts every row of a namespace into entries, records and keys nobody can read (from another version,
+ * or hostile). Pages, not rows, are awaited: 100,000 rows cost 100,000 turns of the event loop otherwise.
+ */
+export async function collectRows(pages: AsyncIterable<RowPage>): Promise<IndexContents> {
   const contents: IndexContents = { entries: [], records: new Map(), invalid: [] };
-  for await (const [key, value] of rows) {
-    if (value === UNREADABLE) contents.invalid.push(key);
-    else if (key.startsWith(RECORD_PREFIX)) {
-      contents.records.set(key.slice(RECORD_PREFIX.length), value);
-    } else {
-      const entry = key.startsWith(BLOB_PREFIX) ? toEntry(key.slice(BLOB_PREFIX.length), value) : null;
-      if (entry) contents.entries.push(entry);
-      else contents.invalid.push(key);
+  for await (const page of pages) {
+    for (const [key, raw] of page) {
+      const value = decodeValue(raw);
+      if (value === UNREADABLE) contents.invalid.push(key);
+      else if (key.startsWith(RECORD_PREFIX)) {
+        contents.records.set(key.slice(RECORD_PREFIX.length), value);
+      } else {
+        const entry = key.startsWith(BLOB_PREFIX) ? toEntry(key.slice(BLOB_PREFIX.length), value) : null;
+        if (entry) contents.entries.push(entry);
+        else contents.invalid.push(key);
+      }
     }
   }
   return contents;
@@ -61,12 +69,35 @@ export function toEntry(key: string, value: unknown): BlobEntry | null {
   };
 }
 
-/** A stored value as keyv wrote it; anything else (another program's key, garbage) is UNREADABLE. */
-export async function decode(keyv: Keyv<unknown>, raw: unknown): Promise<unknown> {
+/**
+ * A stored value as keyv wrote it (`{"value":…,"expires":…}` through its default serializer); anything else
+ * (another program's key, garbage) is UNREADABLE. The same result as keyv's `deserializeData` without its
+ * JSON.parse reviver, which cost 16 µs a row at start: strings that begin with `:` are unescaped
+ * (`::x` is `:x`, `:base64:…` a Buffer) by one walk over the parsed value instead.
+ */
+export function decodeValue(raw: unknown): unknown {
+  if (typeof raw !== 'string') return UNREADABLE;
+  let data: unknown;
   try {
-    const data = (await keyv.deserializeData(raw as string)) as { value?: unknown } | undefined;
-    return data && typeof data === 'object' && 'value' in data ? data.value : UNREADABLE;
+    data = JSON.parse(raw);
   } catch {
     return UNREADABLE;
   }
+  if (typeof data !== 'object' || data === null || !('value' in data)) return UNREADABLE;
+  return unescapeStrings((data as { value: unknown }).value);
+}
+
+function unescapeStrings(value: unknown): unknown {
+  if (typeof value === 'string') {
+    if (!value.startsWith(':')) return value;
+    return value.startsWith(':base64:') ? Buffer.from(value.slice(8), 'base64') : value.slice(1);
+  }
+  if (typeof value !== 'object' || value === null) return value;
+  const holder = value as Record<string, unknown>;
+  for (const key of Object.keys(holder)) {
+    const before = holder[key];
+    const after = unescapeStrings(before);
+    if (after !== before) holder[key] = after;
+  }
+  return value;
 }

@@ -4,7 +4,7 @@ import type { Digest } from '../../registry/digest.js';
 import type { BlobEntry } from '../blob-types.js';
 import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex, type ChangeFeed, type IndexContents } from '../cache-index.js';
 import type { Lease, LeaseOptions, LeaseStore } from '../lease.js';
-import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toEntry, toRow } from './index-rows.js';
+import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toEntry, toRow, type RowPage } from './index-rows.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** What differs between SQLite, Redis and Postgres; the rest of an index is the same keyv code. */
@@ -13,8 +13,8 @@ export interface IndexBackend extends LeaseStore {
   readonly name: string;
   /** Throws on every failure (`throwOnErrors`), emits nothing. */
   readonly keyv: Keyv<unknown>;
-  /** Every row of the namespace in pages of PAGE_SIZE, keys without the namespace; throws when a page fails. */
-  rows(): AsyncIterable<[string, unknown]>;
+  /** Every row of the namespace in pages, keys without the namespace, values as stored; throws when a page fails. */
+  rows(): AsyncIterable<RowPage>;
   /** False while the backend is known to be unreachable: writes then fail at once instead of waiting for a reconnect. */
   connected?(): boolean;
   /**
@@ -76,7 +76,7 @@ export class KeyvCacheIndex implements CacheIndex {
 
   async load(): Promise<IndexContents> {
     try {
-      return await collectRows(this.boundedRows());
+      return await collectRows(this.boundedPages());
     } catch (error) {
       throw new CacheIndexUnavailableError(`cannot load the cache index from ${this.backend.name}: ${(error as Error).message}`, { cause: plainError(error) });
     }
@@ -278,10 +278,10 @@ export class KeyvCacheIndex implements CacheIndex {
   }
 
   /** The backend's rows, each page within the backend's bound. */
-  private async *boundedRows(): AsyncIterable<[string, unknown]> {
-    const rows = this.backend.rows()[Symbol.asyncIterator]();
+  private async *boundedPages(): AsyncIterable<RowPage> {
+    const pages = this.backend.rows()[Symbol.asyncIterator]();
     for (;;) {
-      const next = await this.call(() => rows.next());
+      const next = await this.call(() => pages.next());
       if (next.done) return;
       yield next.value;
     }

@@ -5,7 +5,7 @@ import pg, { type Pool, type PoolConfig } from 'pg';
 import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
 import { BACKEND_CALL_TIMEOUT_MS, BoundedCalls, withinDeadline } from './bounded-calls.js';
-import { decode, PAGE_SIZE } from './index-rows.js';
+import { PAGE_SIZE } from './index-rows.js';
 import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
 import { PostgresChangeFeed } from './postgres-feed.js';
 import { CREATE_LEASE_TABLE, PostgresLeaseStore } from './postgres-lease.js';
@@ -102,7 +102,7 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
         let after = '';
         for (;;) {
           const { rows } = await pool.query(PAGE, [after]);
-          for (const row of rows) yield [String(row.key).slice(prefix.length), await decode(keyv, row.value)];
+          yield rows.map((row) => [String(row.key).slice(prefix.length), row.value] as const);
           if (rows.length < PAGE_SIZE) return;
           after = String(rows[rows.length - 1]!.key);
         }

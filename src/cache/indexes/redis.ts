@@ -4,7 +4,7 @@ import Keyv from 'keyv';
 import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
 import { BACKEND_CALL_TIMEOUT_MS, BoundedCalls, withinDeadline } from './bounded-calls.js';
-import { decode, PAGE_SIZE } from './index-rows.js';
+import { PAGE_SIZE } from './index-rows.js';
 import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
 import { RedisChangeFeed } from './redis-feed.js';
 import { RedisLeaseStore } from './redis-lease.js';
@@ -93,12 +93,8 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
           cursor = String(page.cursor);
           if (page.keys.length === 0) continue;
           const values = await client.mGet(page.keys);
-          for (const [i, key] of page.keys.entries()) {
-            const raw = values[i];
-            // Deleted between SCAN and MGET.
-            if (raw === null || raw === undefined) continue;
-            yield [key.slice(prefix.length), await decode(keyv, raw)];
-          }
+          // A key deleted between SCAN and MGET has no value.
+          yield page.keys.flatMap((key, i) => (values[i] === null || values[i] === undefined ? [] : [[key.slice(prefix.length), values[i]] as const]));
         } while (cursor !== '0');
       },
       // A MULTI (keyv's setMany) sent while reconnecting waits out the reconnect attempts instead of failing.
