@@ -20,7 +20,7 @@ import { FillError } from './fill-error.js';
 import type { CacheIndex, LeaseStore } from './cache-index.js';
 import { openCacheIndex } from './indexes/open-cache-index.js';
 import { LruIndex } from './lru-index.js';
-import { reconcile } from './reconcile.js';
+import { emptySpool, reconcile, reconcileWhileServing, type ServingCache } from './reconcile.js';
 import { ReplicaSync, type SyncHost } from './replica-sync.js';
 import { CachePins } from './cache-pins.js';
 import type { PurgeResult } from './cache-purge.js';
@@ -69,6 +69,8 @@ export class BlobCache {
   /** Shared indexes only: other replicas' changes in, this one's out. */
   private readonly sync: ReplicaSync | undefined;
   private closed = false;
+  /** The reconcile of an index of this process's own, run while serving (reconcile.ts); settled at once otherwise. */
+  private reconciling: Promise<void> = Promise.resolve();
 
   private constructor(options: BlobCacheOpenOptions, parts: { layout: CacheLayout; lock: DirectoryLock; store: BlobStore; index: CacheIndex; records: Map<string, unknown>; sync: ReplicaSync | undefined }) {
     const { layout, lock, store, index, sync } = parts;
@@ -115,7 +117,9 @@ export class BlobCache {
 
   /**
    * Takes the directory lock, checks that the blob store can be used (BlobStoreUnavailableError otherwise),
-   * reconciles store and index after a crash, and rebuilds the LRU order.
+   * empties the spool directory, rebuilds the LRU order from the index, and reconciles store and index
+   * after a crash: on a shared index before it resolves, on its own index while it already serves
+   * (`reconciled()`; reconcile.ts says why that is safe).
    */
   static async open(options: BlobCacheOpenOptions): Promise<BlobCache> {
     if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 0) throw new RangeError(`maxSize: expected bytes, got ${options.maxSize}`);
@@ -135,13 +139,16 @@ export class BlobCache {
       // Shared indexes: subscribed before the load, so that no change falls between the two.
       const sync = index.feed ? await ReplicaSync.listen(index.feed) : undefined;
       const loaded = await index.load();
-      const entries = await reconcile(layout, store, loaded, index, options.logger);
+      // Fills spool there as soon as this resolves: emptied first in either case.
+      const tmpRemoved = sync ? 0 : await emptySpool(layout);
+      const entries = sync ? await reconcile(layout, store, loaded, index, options.logger) : loaded.entries;
       const cache = new BlobCache(options, { layout, lock, store, index, records: loaded.records, sync });
       cache.lru.load(entries);
       sync?.attach(cache.syncHost());
       if (sync) index.onReplayed?.(() => sync.announce({ type: 'replayed' }));
       // The cap may have been lowered since the last run.
       await cache.eviction.evict(cache.maxSize);
+      if (!sync) cache.reconciling = reconcileWhileServing(store, loaded, index, options.logger, cache.servingHost(), tmpRemoved);
       return cache;
     } catch (error) {
       await index?.close().catch(() => undefined);
@@ -230,6 +237,11 @@ export class BlobCache {
     return this.admin.purge(scope, options);
   }
 
+  /** Resolves once the reconcile that open() began while serving has ended (at once when there is none). */
+  reconciled(): Promise<void> {
+    return this.reconciling;
+  }
+
   /** Most recently used first. */
   list(): BlobEntry[] {
     return this.lru.newestFirst().map((entry) => ({ ...entry }));
@@ -241,6 +253,8 @@ export class BlobCache {
    * index this evicts for the fleet, under the eviction lease (waiting for it while another replica holds it).
    */
   async prune(maxSize = this.maxSize): Promise<{ removed: number; freedBytes: number }> {
+    // Blobs the reconcile adopts count towards the total; rows it drops do not.
+    await this.reconciling;
     const result = await this.eviction.prune(maxSize);
     await this.removals.settled();
     return result;
@@ -251,6 +265,8 @@ export class BlobCache {
    * fleet, on a shared index); one missing from a shared bucket is only forgotten here (blob-verify.ts).
    */
   async verify(): Promise<{ checked: number; removed: Digest[] }> {
+    // A row the reconcile drops is a crash's leftover, not a blob that went bad.
+    await this.reconciling;
     return verifyBlobs({
       logger: this.logger,
       lru: this.lru,
@@ -272,6 +288,7 @@ export class BlobCache {
     if (this.closed) return;
     this.closed = true;
     await this.eviction.stop();
+    await this.reconciling;
     this.sync?.stop();
     await this.fills.abortAll();
     await this.removals.settled();
@@ -283,6 +300,16 @@ export class BlobCache {
 
   private evictionHost(): EvictionHost {
     return { logger: this.logger, lru: this.lru, store: this.store, remove: (victims) => this.committed.drop(victims), kept: () => this.pins.kept() };
+  }
+
+  private servingHost(): ServingCache {
+    return {
+      lru: this.lru,
+      isFilling: (digest) => this.fills.has(digest),
+      isClosed: () => this.closed,
+      insert: (entry) => this.committed.adopt(entry),
+      requestEviction: () => this.eviction.request(),
+    };
   }
 
   private syncHost(): SyncHost {

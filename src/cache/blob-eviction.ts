@@ -216,7 +216,8 @@ export class BlobEviction {
     const { lru } = this.host;
     const batch: BlobEntry[] = [];
     let total = lru.totalBytes;
-    for (const entry of lru.oldestFirst()) {
+    // Not oldestFirst(): a copy of 100,000 entries for each batch of 32 made a pass quadratic.
+    for (const entry of lru.oldest()) {
       if (total <= limit || batch.length === BATCH) break;
       if (kept.has(entry.digest)) continue;
       total -= entry.size;

@@ -25,10 +25,15 @@ export class LruIndex {
     return this.entries.get(digest);
   }
 
-  /** Fills the index at open, least recently accessed first. */
+  /** Fills the index at open, least recently accessed first (a stable sort: equal times keep the index's order). */
   load(entries: BlobEntry[]): void {
     entries.sort((a, b) => a.lastAccess - b.lastAccess);
-    for (const entry of entries) this.insert(entry);
+    for (const entry of entries) {
+      // A digest twice (an index holds one row per digest) keeps its later place and counts once.
+      if (this.entries.has(entry.digest)) this.delete(entry.digest);
+      this.entries.set(entry.digest, entry);
+      this.bytes += entry.size;
+    }
   }
 
   /** Adds (or replaces) an entry as the most recently used. */
@@ -94,6 +99,11 @@ export class LruIndex {
 
   oldestFirst(): BlobEntry[] {
     return [...this.entries.values()];
+  }
+
+  /** The entries least recently used first, without a copy: for walks that stop early (an eviction's next batch). */
+  oldest(): IterableIterator<BlobEntry> {
+    return this.entries.values();
   }
 
   newestFirst(): BlobEntry[] {

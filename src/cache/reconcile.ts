@@ -9,6 +9,7 @@ import type { IndexContents, IndexStore } from './index-store.js';
 import type { Lease } from './lease.js';
 import { leaseStillHeld } from './lease-holding.js';
 import { abortAbandonedUploads } from './abandoned-uploads.js';
+import type { LruIndex } from './lru-index.js';
 
 const ADOPT_CONCURRENCY = 4;
 /** The fleet's reconcile runs on one replica at a time (the others only read what they serve). */
@@ -114,6 +115,85 @@ export async function reconcile(
   }
 }
 
+/** What of a serving BlobCache the reconcile of its own index reads and changes. */
+export interface ServingCache {
+  readonly lru: LruIndex;
+  isFilling(digest: Digest): boolean;
+  isClosed(): boolean;
+  /** Makes an adopted blob a hit (CommittedBlobs.adopt). */
+  insert(entry: BlobEntry): void;
+  requestEviction(): void;
+}
+
+/**
+ * The reconcile of an index this process owns (SQLite), run while the cache already serves: a start
+ * with 100,000 blobs spent seconds listing the store before it could answer anything. The spool
+ * directory must already be empty (BlobCache.open does that first: fills write there). Safe beside
+ * serving because every change checks what the cache did meanwhile:
+ * - a row whose blob is missing is dropped only while its entry is still the one loaded (same object):
+ *   a commit replaces the entry (and wrote its row; the queue of index writes keeps the order), and a
+ *   read that found the file gone or an eviction already removed it. Until then, a read of it finds
+ *   the file missing and is answered as a miss (BlobReader), so nothing wrong is ever served;
+ * - a blob without a row is adopted only when no fill of it runs and no entry for it appeared; its
+ *   row is written only while its entry is still the adopted one, so an eviction in between wins.
+ *   One case is left: a file that fails its hash is removed by the store, and a fill that commits the
+ *   same digest within that moment loses its file; the next read finds it missing and fetches it again.
+ * Never rejects; stops early once the cache closes.
+ */
+export async function reconcileWhileServing(store: BlobStore, loaded: IndexContents, index: IndexStore, logger: FastifyBaseLogger, cache: ServingCache, tmpRemoved: number): Promise<void> {
+  const started = performance.now();
+  try {
+    const strays = await store.sweepStrays();
+    const stored = new Set<Digest>();
+    for await (const digest of store.list()) stored.add(digest);
+    if (cache.isClosed()) return;
+    const missing: Digest[] = [];
+    const indexed = new Set<Digest>();
+    for (const entry of loaded.entries) {
+      indexed.add(entry.digest);
+      if (stored.has(entry.digest) || cache.lru.get(entry.digest) !== entry) continue;
+      cache.lru.delete(entry.digest);
+      missing.push(entry.digest);
+    }
+    await index.deleteKeys(loaded.invalid);
+    await index.deleteEntries(missing);
+    const unindexed = [...stored].filter((digest) => !indexed.has(digest));
+    const untouched = (digest: Digest): boolean => !cache.lru.get(digest) && !cache.isFilling(digest);
+    const { reindexed, refused } = await adoptAll(store, unindexed.filter(untouched), async () => {
+      if (cache.isClosed()) throw new ReconcileStopped();
+    }, untouched);
+    // As the most recently used: their last use is unknown (rare: a lost index, a crash mid-removal).
+    for (const entry of reindexed) if (untouched(entry.digest)) cache.insert(entry);
+    // Checked and queued in one turn: an eviction or commit after this is queued after these rows.
+    const unwritten = await index.putEntries(reindexed.filter((entry) => cache.lru.get(entry.digest) === entry));
+    if (unwritten.length > 0) logger.error({ count: unwritten.length }, 'cache reconcile: re-indexed rows were not written');
+    if (reindexed.length > 0) cache.requestEviction();
+    logger.info(
+      {
+        store: store.kind,
+        entries: cache.lru.count,
+        tmpRemoved,
+        rowsDropped: missing.length + loaded.invalid.length,
+        reindexed: reindexed.length,
+        filesRemoved: refused + strays,
+        ms: Math.round(performance.now() - started),
+      },
+      'cache index reconciled',
+    );
+  } catch (error) {
+    if (error instanceof ReconcileStopped) return;
+    // The next start tries again; meanwhile reads find what is missing, and unindexed blobs are misses.
+    logger.error({ err: error }, 'cache reconcile failed');
+  }
+}
+
+class ReconcileStopped extends Error {}
+
+/** Empties the spool directory: what is there after a stop is a fill cut short. Returns how many it removed. */
+export function emptySpool(layout: CacheLayout): Promise<number> {
+  return emptyDirectory(layout.tmpDir);
+}
+
 async function takeLease(index: IndexStore, logger: FastifyBaseLogger): Promise<Lease | null> {
   try {
     return await index.acquireLease(RECONCILE_LEASE, LEASE_TTL_MS);
@@ -124,14 +204,19 @@ async function takeLease(index: IndexStore, logger: FastifyBaseLogger): Promise<
   }
 }
 
-/** Rows for committed blobs that have none (the store refuses, and may remove, what must not be served). */
-async function adoptAll(store: BlobStore, digests: Digest[], between: () => Promise<void>): Promise<{ reindexed: BlobEntry[]; refused: number }> {
+/**
+ * Rows for committed blobs that have none (the store refuses, and may remove, what must not be served);
+ * `wanted` is asked again just before each adoption.
+ */
+async function adoptAll(store: BlobStore, digests: Digest[], between: () => Promise<void>, wanted: (digest: Digest) => boolean = () => true): Promise<{ reindexed: BlobEntry[]; refused: number }> {
   const reindexed: BlobEntry[] = [];
   let refused = 0;
   for (let i = 0; i < digests.length; i += ADOPT_CONCURRENCY) {
     await Promise.all(
       digests.slice(i, i + ADOPT_CONCURRENCY).map(async (digest) => {
+        if (!wanted(digest)) return;
         const adopted = await store.adopt(digest);
+        if (adopted && !wanted(digest)) return;
         if (!adopted) {
           refused += 1;
           return;

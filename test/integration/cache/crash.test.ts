@@ -87,6 +87,7 @@ describe('crash safety (kill -9 of a real process)', () => {
       // Files and index agree: a reopen finds nothing more to repair.
       await cache.close();
       const again = await openCache({ dir, maxSize: 4 * MiB });
+      await again.cache.reconciled();
       expect(again.logs.find((l) => l.msg === 'cache index reconciled')).toMatchObject({ rowsDropped: 0, reindexed: 0, filesRemoved: 0 });
       expect(logs.some((l) => l.level >= 50)).toBe(false);
       await again.cache.close();

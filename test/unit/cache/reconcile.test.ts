@@ -49,6 +49,7 @@ describe('open() after a crash', () => {
 
     const second = await openCache({ dir });
     const { cache, logs } = second;
+    await cache.reconciled();
     expect(await readdir(join(dir, 'tmp'))).toEqual([]);
     expect(cache.stat(kept.digest)).toMatchObject({ size: 1000, source: 'ghcr.io/a/b' });
     expect(cache.stat(lost.digest)).toBeUndefined();
@@ -68,6 +69,7 @@ describe('open() after a crash', () => {
     // The repairs were written to the index: a third open finds nothing to fix.
     await cache.close();
     const third = await openCache({ dir });
+    await third.cache.reconciled();
     expect(third.cache.stats().entries).toBe(3);
     expect(third.logs.find((l) => l.msg === 'cache index reconciled')).toMatchObject({ rowsDropped: 0, reindexed: 0, filesRemoved: 0 });
   });

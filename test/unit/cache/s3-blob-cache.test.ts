@@ -92,12 +92,14 @@ describe('a blob cache in an S3 bucket', () => {
     await store.close();
 
     const again = await openCache({ dir: first.dir, blobStore: s3.config() });
+    await again.cache.reconciled();
     expect(again.cache.stat(lost.digest)).toBeUndefined();
     expect((await collect(again.cache.read(kept.digest)!.stream)).equals(kept.bytes)).toBe(true);
     expect(again.logs.find((l) => l.msg === 'cache index reconciled')).toMatchObject({ store: 's3', rowsDropped: 1, reindexed: 0 });
 
     // Another replica's data directory (its own index) over the same bucket: the objects are adopted.
     const other = await openCache({ blobStore: s3.config() });
+    await other.cache.reconciled();
     expect(other.cache.stat(kept.digest)).toMatchObject({ size: kept.bytes.length, kind: 'blob' });
     expect(other.cache.stat(manifestDigest)).toMatchObject({ kind: 'manifest', mediaType: 'application/vnd.oci.image.index.v1+json' });
     expect(other.logs.find((l) => l.msg === 'cache index reconciled')).toMatchObject({ reindexed: 2 });
