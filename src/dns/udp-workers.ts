@@ -34,6 +34,11 @@ export interface UdpWorkerHooks {
   logger: FastifyBaseLogger;
 }
 
+/**
+ * A worker holds pre-built answers and bounded rate-limit accounts: a small heap is plenty, and
+ * bounds what each costs (an idle worker is still about 20 MB of RSS, mostly its V8 isolate).
+ */
+const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 };
 /** 'auto': one worker per core beyond the main thread's, at most this many. */
 const MAX_AUTO_WORKERS = 3;
 /**
@@ -75,7 +80,11 @@ export class UdpAnswerWorkers {
     const workers: Worker[] = [];
     const started: Promise<void>[] = [];
     for (let index = 0; index < count; index++) {
-      const worker = new Worker(WORKER_URL, { workerData: { ...settings, counts: shared, index } satisfies UdpWorkerData, execArgv: WORKER_EXEC_ARGV });
+      const worker = new Worker(WORKER_URL, {
+        workerData: { ...settings, counts: shared, index } satisfies UdpWorkerData,
+        execArgv: WORKER_EXEC_ARGV,
+        resourceLimits: WORKER_HEAP_LIMITS,
+      });
       workers.push(worker);
       started.push(listening(worker));
     }
