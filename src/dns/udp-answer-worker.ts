@@ -3,7 +3,8 @@
  * address and port (SO_REUSEPORT, the kernel spreads clients over the
  * sockets), answering intercepted names from pre-built bytes as the main
  * thread does, with its own rate-limit accounts. Every other packet (a name
- * to forward, anything malformed) goes to the main thread as it arrived, and
+ * to forward, anything malformed) goes to the main thread as it arrived (in
+ * batches, ./handover-batch.ts), and
  * the main thread answers it from its own socket on the same address and
  * port. Responses are dropped here, unanswered and uncounted, as there.
  */
@@ -12,6 +13,7 @@ import type dgram from 'node:dgram';
 import { HostnameSet } from '../registry/hostname.js';
 import { AnswerBuilder } from './answer-builder.js';
 import { ClientNetworks } from './client-networks.js';
+import { HandoverBatch } from './handover-batch.js';
 import { InterceptedMatcher } from './intercepted-matcher.js';
 import { readQuery, REJECT } from './query-reader.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
@@ -31,6 +33,8 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
   const counts = new Float64Array(data.counts, data.index * 2 * Float64Array.BYTES_PER_ELEMENT, 2);
   const post = (event: UdpWorkerEvent, transfer: ArrayBuffer[] = []): void => parent.postMessage(event, transfer);
 
+  const handovers = new HandoverBatch((frames) => post({ kind: 'queries', frames }, [frames.buffer as ArrayBuffer]));
+
   let socket: dgram.Socket;
   try {
     socket = await bindUdpSocket(data.host, data.port, true);
@@ -48,9 +52,7 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
     const query = readQuery(msg, 'udp');
     if (query === REJECT.RESPONSE) return;
     if (typeof query === 'number' || query.question.hostname === null || !intercepted.has(query.question.hostname)) {
-      // A copy in a buffer of its own: a transferred view would move whatever buffer it sits in.
-      const packet = new Uint8Array(msg);
-      post({ kind: 'query', packet, address: rinfo.address, port: rinfo.port }, [packet.buffer]);
+      handovers.add(msg, rinfo.address, rinfo.port);
       return;
     }
     const { question, opt, maxSize } = query;

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { FastifyBaseLogger } from 'fastify';
+import { readHandovers } from './handover-batch.js';
 
 /** What a UDP answer worker needs to answer intercepted names as the main thread does. */
 export interface UdpWorkerData {
@@ -23,8 +24,8 @@ export type UdpWorkerEvent =
   | { kind: 'listening' }
   | { kind: 'failed'; message: string }
   | { kind: 'error'; message: string }
-  /** A packet the worker does not answer itself, as it arrived. */
-  | { kind: 'query'; packet: Uint8Array; address: string; port: number };
+  /** Packets the worker does not answer itself, as they arrived (framed by HandoverBatch). */
+  | { kind: 'queries'; frames: Uint8Array };
 
 export interface UdpWorkerHooks {
   /** A packet a worker handed over: answer it from the main thread's socket. */
@@ -65,12 +66,14 @@ export class UdpAnswerWorkers {
   readonly #hooks: UdpWorkerHooks;
   readonly #timer: NodeJS.Timeout;
   #closed = false;
+  readonly #onQuery: UdpWorkerHooks['onQuery'];
 
   private constructor(workers: Worker[], counts: Float64Array, hooks: UdpWorkerHooks) {
     this.#workers = workers;
     this.#counts = counts;
     this.#flushed = new Float64Array(counts.length);
     this.#hooks = hooks;
+    this.#onQuery = (packet, address, port) => hooks.onQuery(packet, address, port);
     this.#timer = setInterval(() => this.flushCounts(), COUNT_FLUSH_MS).unref();
   }
 
@@ -133,7 +136,7 @@ export class UdpAnswerWorkers {
   #watch(worker: Worker): void {
     const { logger } = this.#hooks;
     worker.on('message', (event: UdpWorkerEvent) => {
-      if (event.kind === 'query') this.#hooks.onQuery(Buffer.from(event.packet.buffer, event.packet.byteOffset, event.packet.byteLength), event.address, event.port);
+      if (event.kind === 'queries') readHandovers(event.frames, this.#onQuery);
       else if (event.kind === 'error') logger.error({ err: event.message }, 'dns udp worker socket error');
     });
     worker.on('error', (err) => logger.error({ err }, 'dns udp worker failed'));
