@@ -77,7 +77,8 @@ async function main(): Promise<void> {
         },
       );
       req.on('error', (error) => {
-        fail(`GET ${path}: ${error.message}`);
+        // A reused connection that the server had closed: Go clients retry such a request, so the name matters.
+        fail(`GET ${path}: ${error.message}${req.reusedSocket ? ' (on a reused keep-alive connection)' : ''}`);
         resolve();
       });
       req.end();
