@@ -133,7 +133,7 @@ export class BlobFill implements Fill, FillSource {
   }
 
   get readableBytes(): number {
-    const available = this.relay ? this.received : this.file.written;
+    const available = this.relay ? this.received : this.file.available;
     if (this.isVerified) return available;
     const finalByte = this.meta.size !== undefined ? this.meta.size - 1 : available - 1;
     return Math.max(0, Math.min(available, finalByte));

@@ -7,14 +7,16 @@ import { FillError } from './fill-error.js';
 const IDLE_FLUSH_MS = 10;
 
 /**
- * The newest bytes written stay in memory too (the chunks as they came, nothing copied), so that readers
- * keeping up with the fill neither read back what was just written nor need a fresh buffer per read.
+ * The newest bytes stay in memory too (the chunks as they came, nothing copied), from the moment they
+ * are queued: readers keeping up with the fill get each chunk as soon as it arrives (the first byte
+ * does not wait for the first 1 MiB to reach the disk), never read back what was just written, and
+ * need no fresh buffer per read.
  */
 const RECENT_BYTES = 4 * IO_CHUNK;
 
 /** How a temp file tells its fill what happened. */
 export interface TempFileHooks {
-  /** More bytes are on disk. */
+  /** More bytes can be read: queued (held in memory) or on disk. */
   written(): void;
   /**
    * A write failed and the file takes no more: `unwritten` is every byte queued from `written` on, in
@@ -53,6 +55,11 @@ export class TempFile {
     return this.bytesWritten;
   }
 
+  /** Bytes that `read` can give, from 0 on: those on disk and those queued; after a failed write, those on disk. */
+  get available(): number {
+    return this.broken ? this.bytesWritten : this.recent.end;
+  }
+
   async create(): Promise<void> {
     try {
       this.handle = await open(this.path, 'wx+');
@@ -64,6 +71,8 @@ export class TempFile {
   async append(chunk: Buffer): Promise<void> {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
+    this.recent.append(chunk);
+    this.hooks.written();
     if (this.pendingBytes >= IO_CHUNK) return this.flush();
     this.idleFlush ??= setTimeout(() => {
       this.idleFlush = undefined;
@@ -88,7 +97,7 @@ export class TempFile {
     }
   }
 
-  /** Up to `length` written bytes from `position`: from memory if they were written lately, else read back into a buffer of their own. */
+  /** Up to `length` available bytes from `position`: from memory if they came lately, else read back into a buffer of their own. */
   async read(position: number, length: number): Promise<Buffer> {
     if (position >= this.recent.start && position < this.recent.end) return this.recent.slice(position, length);
     if (!this.handle || position >= this.bytesWritten) throw new Error(`byte ${position} is not in the temp file`);
@@ -141,7 +150,6 @@ export class TempFile {
       return;
     }
     this.bytesWritten += length;
-    for (const chunk of chunks) this.recent.append(chunk);
     this.recent.trimTo(this.bytesWritten - RECENT_BYTES);
     this.hooks.written();
   }

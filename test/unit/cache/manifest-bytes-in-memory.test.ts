@@ -64,7 +64,7 @@ describe('manifest bytes held in memory', () => {
     const cut = blob(700);
     await cache.put(cut.digest, cut.bytes, manifestMeta);
     await writeFile(blobFile(dir, cut.digest), cut.bytes.subarray(0, 100));
-    await expect(cache.readBytes(cut.digest, 4096)).rejects.toThrow(/100 bytes in its store, 700 in the index/);
+    await expect(cache.readBytes(cut.digest, 4096)).rejects.toThrow(/ends at byte 100/);
     await rm(blobFile(dir, cut.digest));
     await expect(cache.readBytes(cut.digest, 4096)).rejects.toThrow();
   });
