@@ -212,6 +212,8 @@ export class DnsServer {
       await Promise.all([new Promise<void>((resolve) => udp.close(() => resolve())), this.#tcp.close()]);
       throw err;
     }
+    // close() while the workers were starting found none to end.
+    if (this.#closed) await this.#udpWorkers.close();
   }
 
   #onDatagram(udp: dgram.Socket, msg: Buffer, address: string, port: number): void {

@@ -25,8 +25,8 @@ const WORKERS = 2;
 /** Enough source ports that the kernel's hash gives every socket some: (2/3)^64 per socket to miss. */
 const CLIENTS = 64;
 
-async function startServer(options: Partial<DnsServerOptions> = {}): Promise<{ dns: DnsServer; port: number }> {
-  const dns = new DnsServer({
+function serverOptions(): DnsServerOptions {
+  return {
     listen: { host: '127.0.0.1', port: 0 },
     intercepted: new HostnameSet(['docker.proxy', '*.mirror.test']),
     advertise: ['127.0.0.10'],
@@ -34,8 +34,11 @@ async function startServer(options: Partial<DnsServerOptions> = {}): Promise<{ d
     policy: LOOPBACK_POLICY,
     logger: captureLogger('debug').logger,
     udpWorkers: WORKERS,
-    ...options,
-  });
+  };
+}
+
+async function startServer(options: Partial<DnsServerOptions> = {}): Promise<{ dns: DnsServer; port: number }> {
+  const dns = new DnsServer({ ...serverOptions(), ...options });
   onTestFinished(() => dns.close());
   const { port } = await dns.listen();
   return { dns, port };
@@ -58,6 +61,16 @@ async function askFromManyPorts(port: number, packet: (client: number) => Buffer
   }
   for (let i = 0; i < 250 && replies.reduce((sum, got) => sum + got.length, 0) < expectReplies; i++) await delay(20);
   return replies;
+}
+
+/** Binds `port` without SO_REUSEPORT: fails while any socket of the server still holds it. */
+async function bindAlone(port: number): Promise<void> {
+  const socket = dgram.createSocket('udp4');
+  onTestFinished(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ port, address: '127.0.0.1', exclusive: true }, () => resolve());
+  });
 }
 
 describe('UDP answer workers', () => {
@@ -159,11 +172,17 @@ describe('UDP answer workers', () => {
     const { dns, port } = await startServer();
     expect((await dig(port, 'docker.proxy', 'A')).answers).toHaveLength(1);
     await dns.close();
-    const socket = dgram.createSocket('udp4');
-    onTestFinished(() => new Promise<void>((resolve) => socket.close(() => resolve())));
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.bind({ port, address: '127.0.0.1', exclusive: true }, () => resolve());
-    });
+    await bindAlone(port);
+  });
+
+  it('end with a close() that comes while they are still starting', async () => {
+    const dns = new DnsServer({ ...serverOptions(), udpWorkers: WORKERS });
+    const listening = dns.listen();
+    // listen() has bound the main socket by the time the workers start; close() must still reach them.
+    await delay(0);
+    const closed = dns.close();
+    const { port } = await listening;
+    await closed;
+    await bindAlone(port);
   });
 });
