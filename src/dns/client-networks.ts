@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 
 const CIDR = /^([^/]+?)(?:\/(\d{1,3}))?$/;
+const MAX_REMEMBERED = 4096;
 
 /**
  * A set of networks (CIDRs or bare addresses) parsed once into a node:net
@@ -11,6 +12,8 @@ const CIDR = /^([^/]+?)(?:\/(\d{1,3}))?$/;
  */
 export class ClientNetworks {
   readonly #list = new BlockList();
+  /** Answers for recent clients; forgotten all at once when full, so a flood of spoofed sources cannot grow it. */
+  readonly #seen = new Map<string, boolean>();
 
   constructor(networks: readonly string[]) {
     for (const network of networks) {
@@ -25,6 +28,17 @@ export class ClientNetworks {
   }
 
   includes(address: string): boolean {
+    // The rate limit's exemption asks for every UDP reply: BlockList.check builds a SocketAddress
+    // each time (a tenth of the hot path's time), a Map look-up of a known client does not.
+    const known = this.#seen.get(address);
+    if (known !== undefined) return known;
+    if (this.#seen.size >= MAX_REMEMBERED) this.#seen.clear();
+    const inside = this.#check(address);
+    this.#seen.set(address, inside);
+    return inside;
+  }
+
+  #check(address: string): boolean {
     if (address.includes(':')) {
       // rinfo gives link-local sources with their zone ('fe80::1%eth0'), which BlockList never matches.
       const zone = address.indexOf('%');

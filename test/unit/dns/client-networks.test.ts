@@ -20,4 +20,13 @@ describe('ClientNetworks', () => {
     expect(() => new ClientNetworks(['10.0.0.0/33'])).toThrow('not a network');
     expect(() => new ClientNetworks(['example.com'])).toThrow('not a network');
   });
+
+  it('answers the same for a client asked about again, across a flood of other sources that fills its memory', () => {
+    const list = new ClientNetworks(['10.0.0.0/8']);
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 5000; i++) expect(list.includes(`${i % 2 ? 10 : 11}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)).toBe(i % 2 === 1);
+      expect(list.includes('10.1.2.3')).toBe(true);
+      expect(list.includes('11.1.2.3')).toBe(false);
+    }
+  });
 });
