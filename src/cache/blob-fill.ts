@@ -1,15 +1,15 @@
-import type { Hash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { digestHex, hasherFor, type Digest } from '../registry/digest.js';
+import { digestHex, type Digest } from '../registry/digest.js';
 import type { BlobUpload } from './blob-store.js';
 import type { BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
 import { IO_CHUNK } from './durable-files.js';
 import { FillError } from './fill-error.js';
 import { FillReader, type FillSource } from './fill-reader.js';
 import { FillRelay } from './fill-relay.js';
+import { OffThreadHash } from './off-thread-hash.js';
 import { StoreWait } from './store-wait.js';
 import { TempFile } from './temp-file.js';
 
@@ -57,7 +57,7 @@ export class BlobFill implements Fill, FillSource {
   private readonly tmpPath: string;
   private readonly file: TempFile;
   private readonly upload: BlobUpload;
-  private readonly hash: Hash;
+  private readonly hash: OffThreadHash;
   private readonly storeTimeoutMs: number;
   private readonly started = performance.now();
   private resolveDone!: (entry: BlobEntry) => void;
@@ -90,7 +90,7 @@ export class BlobFill implements Fill, FillSource {
     this.host = host;
     this.storeTimeoutMs = host.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.storeWait = new StoreWait(this.storeTimeoutMs, () => this.giveUpStore());
-    this.hash = hasherFor(digest);
+    this.hash = new OffThreadHash(digest);
     this.file = new TempFile(tmpPath, {
       written: () => this.notify(),
       failed: (error, unwritten) => this.toRelay(error, unwritten),
@@ -191,7 +191,7 @@ export class BlobFill implements Fill, FillSource {
       this.stallTimer = setTimeout(() => this.onStall(), this.host.stallTimeoutMs);
       await pipeline(source, this.sink);
       this.clearTimers();
-      this.check();
+      await this.check();
       this.isVerified = true;
       this.notify();
       if (this.relay) {
@@ -261,12 +261,14 @@ export class BlobFill implements Fill, FillSource {
     this.notify();
   }
 
-  private check(): void {
+  private async check(): Promise<void> {
     const { size } = this.meta;
     if (size !== undefined && this.received < size) {
       throw new FillError('truncated', `the body ended after ${this.received} of ${size} bytes`);
     }
-    const hex = this.hash.digest('hex');
+    const hex = await this.hash.digest().catch((error: unknown) => {
+      throw new FillError('io-error', 'the blob could not be hashed', { cause: error });
+    });
     if (hex !== digestHex(this.digest)) {
       throw new FillError('digest-mismatch', `the body does not match ${this.digest} (${this.received} bytes hash to ${hex})`);
     }
@@ -292,6 +294,7 @@ export class BlobFill implements Fill, FillSource {
     this.clearTimers();
     this.notify();
     this.relay?.letGo();
+    this.hash.drop();
     source.destroy();
     this.sink?.destroy();
     if (!this.relay) return this.drop(error);
