@@ -55,10 +55,13 @@ export interface Question {
   end: number;
 }
 
+/** Per octet: 0 when it cannot be in a plain label, else the octet in lower case. */
 const HOSTNAME_OCTET = new Uint8Array(256);
 for (const range of ['az', 'AZ', '09', '--', '__']) {
-  for (let c = range.charCodeAt(0); c <= range.charCodeAt(1); c++) HOSTNAME_OCTET[c] = 1;
+  for (let c = range.charCodeAt(0); c <= range.charCodeAt(1); c++) HOSTNAME_OCTET[c] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
 }
+/** The name in text, built here and turned into a string once: one string per query, not one per label. */
+const nameScratch = Buffer.alloc(MAX_NAME_OCTETS);
 
 /**
  * Reads the question at `offset`. Compression pointers are refused: a
@@ -68,7 +71,7 @@ for (const range of ['az', 'AZ', '09', '--', '__']) {
 export function readQuestion(msg: Buffer, offset = HEADER_SIZE): Question | null {
   let pos = offset;
   let octets = 1;
-  let name = '';
+  let length = 0;
   let plain = true;
   for (;;) {
     if (pos >= msg.length) return null;
@@ -78,20 +81,22 @@ export function readQuestion(msg: Buffer, offset = HEADER_SIZE): Question | null
     octets += len + 1;
     if (octets > MAX_NAME_OCTETS || pos + 1 + len > msg.length) return null;
     if (plain) {
+      if (length > 0) nameScratch[length++] = 0x2e;
       for (let i = pos + 1; i <= pos + len; i++) {
-        if (HOSTNAME_OCTET[msg[i]!] === 0) {
+        const lower = HOSTNAME_OCTET[msg[i]!]!;
+        if (lower === 0) {
           plain = false;
           break;
         }
+        nameScratch[length++] = lower;
       }
-      if (plain) name += (name === '' ? '' : '.') + msg.toString('latin1', pos + 1, pos + 1 + len);
     }
     pos += 1 + len;
   }
   pos += 1;
   if (pos + 4 > msg.length) return null;
   return {
-    hostname: plain ? name.toLowerCase() : null,
+    hostname: plain ? nameScratch.toString('latin1', 0, length) : null,
     qtype: msg.readUInt16BE(pos),
     qclass: msg.readUInt16BE(pos + 2),
     end: pos + 4,
