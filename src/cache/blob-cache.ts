@@ -33,6 +33,11 @@ export { DirectoryLockedError } from './directory-lock.js';
 export { BlobStoreUnavailableError } from './blob-store.js';
 
 const DEFAULT_ACCESS_FLUSH_MS = 5_000;
+/**
+ * The reconcile while serving begins this long after open, or as soon as someone waits for it: listing
+ * 100,000 files took the CPU and the thread pool that the start of the listeners needs.
+ */
+const RECONCILE_DELAY_MS = 2_000;
 const DEFAULT_RELAY_WINDOW_BYTES = 16 * 1024 * 1024;
 
 /** What `open` takes beyond BlobCacheOptions: knobs for tests, not settings. */
@@ -71,6 +76,8 @@ export class BlobCache {
   private closed = false;
   /** The reconcile of an index of this process's own, run while serving (reconcile.ts); settled at once otherwise. */
   private reconciling: Promise<void> = Promise.resolve();
+  /** Begins the reconcile now instead of after RECONCILE_DELAY_MS (none once it has begun). */
+  private beginReconcile: (() => void) | undefined;
 
   private constructor(options: BlobCacheOpenOptions, parts: { layout: CacheLayout; lock: DirectoryLock; store: BlobStore; index: CacheIndex; records: Map<string, unknown>; sync: ReplicaSync | undefined }) {
     const { layout, lock, store, index, sync } = parts;
@@ -91,6 +98,8 @@ export class BlobCache {
       readManifest: (digest) => this.reader.readManifest(digest),
     });
     this.pins = new CachePins(this, this.catalog, logger);
+    this.records.onChange((key, before, after) => this.pins.recordChanged(key, before, after));
+    lru.onInsert((entry) => this.pins.entryInserted(entry));
     this.eviction = new BlobEviction(this.evictionHost(), {
       maxSize: this.maxSize,
       ...(options.metrics ? { metrics: options.metrics } : {}),
@@ -148,7 +157,8 @@ export class BlobCache {
       if (sync) index.onReplayed?.(() => sync.announce({ type: 'replayed' }));
       // The cap may have been lowered since the last run.
       await cache.eviction.evict(cache.maxSize);
-      if (!sync) cache.reconciling = reconcileWhileServing(store, loaded, index, options.logger, cache.servingHost(), tmpRemoved);
+      const [openedStore, openedIndex] = [store, index];
+      if (!sync) cache.deferReconcile(() => reconcileWhileServing(openedStore, loaded, openedIndex, options.logger, cache.servingHost(), tmpRemoved));
       return cache;
     } catch (error) {
       await index?.close().catch(() => undefined);
@@ -239,6 +249,7 @@ export class BlobCache {
 
   /** Resolves once the reconcile that open() began while serving has ended (at once when there is none). */
   reconciled(): Promise<void> {
+    this.beginReconcile?.();
     return this.reconciling;
   }
 
@@ -254,7 +265,7 @@ export class BlobCache {
    */
   async prune(maxSize = this.maxSize): Promise<{ removed: number; freedBytes: number }> {
     // Blobs the reconcile adopts count towards the total; rows it drops do not.
-    await this.reconciling;
+    await this.reconciled();
     const result = await this.eviction.prune(maxSize);
     await this.removals.settled();
     return result;
@@ -266,7 +277,7 @@ export class BlobCache {
    */
   async verify(): Promise<{ checked: number; removed: Digest[] }> {
     // A row the reconcile drops is a crash's leftover, not a blob that went bad.
-    await this.reconciling;
+    await this.reconciled();
     return verifyBlobs({
       logger: this.logger,
       lru: this.lru,
@@ -288,7 +299,8 @@ export class BlobCache {
     if (this.closed) return;
     this.closed = true;
     await this.eviction.stop();
-    await this.reconciling;
+    // One not begun yet is left to the next start.
+    await this.reconciled();
     this.sync?.stop();
     await this.fills.abortAll();
     await this.removals.settled();
@@ -302,10 +314,24 @@ export class BlobCache {
     return { logger: this.logger, lru: this.lru, store: this.store, remove: (victims) => this.committed.drop(victims), kept: () => this.pins.kept() };
   }
 
+  private deferReconcile(run: () => Promise<void>): void {
+    this.reconciling = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.beginReconcile?.(), RECONCILE_DELAY_MS);
+      // The delay alone must not keep a process alive that has nothing else to do.
+      timer.unref();
+      this.beginReconcile = () => {
+        clearTimeout(timer);
+        this.beginReconcile = undefined;
+        resolve(this.closed ? undefined : run());
+      };
+    });
+  }
+
   private servingHost(): ServingCache {
     return {
       lru: this.lru,
       isFilling: (digest) => this.fills.has(digest),
+      isRemoving: (digest) => this.removals.removing(digest),
       isClosed: () => this.closed,
       insert: (entry) => this.committed.adopt(entry),
       requestEviction: () => this.eviction.request(),

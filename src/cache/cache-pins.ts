@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Digest } from '../registry/digest.js';
-import { CacheScopeError, scopeFromBody, scopeName, type CacheScope } from './cache-scope.js';
-import type { ImageCatalog } from './image-catalog.js';
+import type { BlobEntry } from './blob-types.js';
+import { CacheScopeError, repositoryWithin, scopeFromBody, scopeName, type CacheScope } from './cache-scope.js';
+import { repositoryRef, type ImageCatalog, type RepositoryRef } from './image-catalog.js';
 
 /** The cache's records as pins use them (BlobCache): kept in the index, so shared and durable. */
 export interface PinRecords {
@@ -18,8 +19,14 @@ export interface Pin {
 }
 
 const PIN_PREFIX = 'pin:';
+/** The records a pinned set is worked out from besides pins (image-catalog.ts writes nothing; these are the proxy's). */
+const TAG_PREFIX = 'tag:';
+const MEMBER_PREFIX = 'access:member:';
 const pinKey = (scope: CacheScope): string => `${PIN_PREFIX}${scope.kind}:${scopeName(scope)}`;
 const NONE: ReadonlySet<Digest> = new Set();
+/** Rounds of working the set out again when it changes meanwhile; then the last round's set is used once, uncached. */
+const SETTLE_ROUNDS = 3;
+const taggedDigest = (value: unknown): unknown => (typeof value === 'object' && value !== null ? (value as { digest?: unknown }).digest : undefined);
 
 /**
  * Pins: scopes (a digest, a tag, a repository, a registry) whose content is never evicted, by the size
@@ -31,18 +38,34 @@ export class CachePins {
   readonly #records: PinRecords;
   readonly #catalog: ImageCatalog;
   readonly #logger: FastifyBaseLogger;
+  /** The pin records' keys, kept in step by recordChanged: eviction asks without a scan of every record. */
+  readonly #pinKeys = new Set<string>();
+  #pins: Pin[] | null = null;
+  /**
+   * The pinned digests as last worked out (null: to be worked out again). Recomputing them reads every
+   * tag, access record and entry: per eviction pass on a cache of 100,000 blobs that was the pass's
+   * main cost. Changes that can only add digests add them (`#pending`); the others invalidate.
+   */
+  #pinned: Set<Digest> | null = null;
+  /** Digests to add to `#pinned` with everything they reference. */
+  #pending = new Set<Digest>();
+  /** Counts invalidations: a set worked out across one is not kept. */
+  #generation = 0;
+  #settling: Promise<ReadonlySet<Digest>> | undefined;
 
   constructor(records: PinRecords, catalog: ImageCatalog, logger: FastifyBaseLogger) {
     this.#records = records;
     this.#catalog = catalog;
     this.#logger = logger;
+    for (const key of records.recordKeys(PIN_PREFIX)) this.#pinKeys.add(key);
   }
 
   list(): Pin[] {
-    return this.#records.recordKeys(PIN_PREFIX).flatMap((key) => {
+    this.#pins ??= [...this.#pinKeys].flatMap((key) => {
       const pin = this.#read(key);
       return pin ? [pin] : [];
     });
+    return [...this.#pins];
   }
 
   /** True when the scope was not pinned before. */
@@ -62,20 +85,97 @@ export class CachePins {
   }
 
   /** Every digest some pin covers now; rejects when a manifest it needs cannot be read (eviction then keeps everything). */
-  async pinnedDigests(): Promise<ReadonlySet<Digest>> {
-    const pins = this.list();
-    if (pins.length === 0) return NONE;
-    const roots = new Set<Digest>();
-    for (const pin of pins) for (const digest of this.#catalog.roots(pin.scope)) roots.add(digest);
-    return this.#catalog.closure(roots, { strict: true });
+  pinnedDigests(): Promise<ReadonlySet<Digest>> {
+    if (this.#pinKeys.size === 0) return Promise.resolve(NONE);
+    if (this.#pinned && this.#pending.size === 0) return Promise.resolve(this.#pinned);
+    this.#settling ??= this.#settle().finally(() => {
+      this.#settling = undefined;
+    });
+    return this.#settling;
   }
 
   /**
-   * For eviction: the pinned digests, at once (no promise) when nothing is pinned, so that a cache
-   * without pins evicts in the same turn as before.
+   * For eviction: the pinned digests, at once (no promise) when nothing is pinned or nothing changed
+   * since they were last worked out, so that such a pass evicts in the same turn.
    */
   kept(): ReadonlySet<Digest> | Promise<ReadonlySet<Digest>> {
-    return this.#records.recordKeys(PIN_PREFIX).length === 0 ? NONE : this.pinnedDigests();
+    if (this.#pinKeys.size === 0) return NONE;
+    return this.#pinned && this.#pending.size === 0 ? this.#pinned : this.pinnedDigests();
+  }
+
+  /**
+   * A record was set or deleted (`after` undefined), by this replica or another: pins invalidate the
+   * set, a tag that names another manifest too (its old manifest is free again); an access record that
+   * puts a digest in a pinned repository adds it.
+   */
+  recordChanged(key: string, before: unknown, after: unknown): void {
+    if (key.startsWith(PIN_PREFIX)) {
+      if (after === undefined) this.#pinKeys.delete(key);
+      else this.#pinKeys.add(key);
+      this.#pins = null;
+      this.#invalidate();
+      return;
+    }
+    if (this.#pinned === null || this.#pinKeys.size === 0) return;
+    if (key.startsWith(TAG_PREFIX)) {
+      if (taggedDigest(before) !== taggedDigest(after) && this.list().some((pin) => pin.scope.kind !== 'digest')) this.#invalidate();
+    } else if (key.startsWith(MEMBER_PREFIX) && after !== undefined) {
+      const digest = key.slice(MEMBER_PREFIX.length) as Digest;
+      if (this.#repositoryPinned(this.#catalog.members(digest))) this.#pending.add(digest);
+    }
+  }
+
+  /**
+   * A blob became a hit (a commit, an adoption, another replica's commit): pinned when its repository
+   * is, and a pinned manifest's references are pinned once it is cached.
+   */
+  entryInserted(entry: BlobEntry): void {
+    if (this.#pinned === null || this.#pinKeys.size === 0) return;
+    const source = repositoryRef(entry.source);
+    if ((entry.kind === 'manifest' && this.#pinned.has(entry.digest)) || (source && this.#repositoryPinned([source]))) this.#pending.add(entry.digest);
+  }
+
+  #repositoryPinned(refs: readonly RepositoryRef[]): boolean {
+    return this.list().some((pin) => refs.some((ref) => repositoryWithin(pin.scope, ref.registry, ref.repository)));
+  }
+
+  #invalidate(): void {
+    this.#generation += 1;
+    this.#pinned = null;
+  }
+
+  async #settle(): Promise<ReadonlySet<Digest>> {
+    for (let round = 1; ; round += 1) {
+      const generation = this.#generation;
+      const last = round === SETTLE_ROUNDS;
+      let pinned = this.#pinned;
+      if (pinned === null) {
+        const roots = new Set<Digest>();
+        for (const pin of this.list()) for (const digest of this.#catalog.roots(pin.scope)) roots.add(digest);
+        // The roots just read cover what was pending.
+        this.#pending.clear();
+        pinned = await this.#catalog.closure(roots, { strict: true });
+        if (generation !== this.#generation && !last) continue;
+      }
+      if (this.#pending.size > 0) {
+        const roots = this.#pending;
+        this.#pending = new Set();
+        let added: Set<Digest>;
+        try {
+          added = await this.#catalog.closure(roots, { strict: true });
+        } catch (error) {
+          for (const digest of roots) this.#pending.add(digest);
+          throw error;
+        }
+        for (const digest of added) pinned.add(digest);
+      }
+      if (generation === this.#generation) {
+        this.#pinned = pinned;
+        if (this.#pending.size === 0 || last) return pinned;
+      } else if (last) {
+        return pinned;
+      }
+    }
   }
 
   #read(key: string): Pin | null {

@@ -12,6 +12,33 @@ export interface RecordsHost {
   assertOpen(): void;
 }
 
+/** Told of every change to a record: its value before, and after (undefined once deleted). */
+export type RecordListener = (key: string, before: unknown, after: unknown) => void;
+
+/** The records' map, telling a listener of each change, whoever makes it (this replica, or the replica sync). */
+class ObservedRecords extends Map<string, unknown> {
+  listener: RecordListener | undefined;
+
+  override set(key: string, value: unknown): this {
+    const before = super.get(key);
+    super.set(key, value);
+    this.listener?.(key, before, value);
+    return this;
+  }
+
+  override delete(key: string): boolean {
+    const before = super.get(key);
+    const deleted = super.delete(key);
+    if (deleted) this.listener?.(key, before, undefined);
+    return deleted;
+  }
+
+  override clear(): void {
+    const keys = [...super.keys()];
+    for (const key of keys) this.delete(key);
+  }
+}
+
 /**
  * The records callers keep in the cache (tags, access, pins): answered from memory, written through to
  * the index and announced to the other replicas. The map is also the replica sync's to change.
@@ -21,8 +48,13 @@ export class CacheRecords {
   private readonly host: RecordsHost;
 
   constructor(values: Map<string, unknown>, host: RecordsHost) {
-    this.values = values;
+    this.values = new ObservedRecords(values);
     this.host = host;
+  }
+
+  /** One listener (the pins' cache of pinned digests), told of every change from now on. */
+  onChange(listener: RecordListener): void {
+    (this.values as ObservedRecords).listener = listener;
   }
 
   get<T>(key: string): T | undefined {

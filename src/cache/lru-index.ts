@@ -12,6 +12,7 @@ export class LruIndex {
   private readonly entries = new Map<Digest, BlobEntry>();
   private readonly pins = new Map<Digest, number>();
   private bytes = 0;
+  private insertListener: ((entry: BlobEntry) => void) | undefined;
 
   get count(): number {
     return this.entries.size;
@@ -41,6 +42,12 @@ export class LruIndex {
     this.delete(entry.digest);
     this.entries.set(entry.digest, entry);
     this.bytes += entry.size;
+    this.insertListener?.(entry);
+  }
+
+  /** One listener (the pins' cache of pinned digests), told of every insert after the load. */
+  onInsert(listener: (entry: BlobEntry) => void): void {
+    this.insertListener = listener;
   }
 
   /** Marks an access: moves the entry to the most recent end. */
