@@ -53,6 +53,8 @@ export interface CacheIndex extends LeaseStore {
   /** Deletes rows by their full key (as `load()` reported them in `invalid`). */
   deleteKeys(keys: readonly string[]): Promise<void>;
   putRecord(key: string, value: unknown): Promise<void>;
+  /** Writes many records in batches (a copy of an index, a bench's cache); rejects with `IndexWriteError` naming how many were not written. */
+  putRecords(records: ReadonlyArray<readonly [string, unknown]>): Promise<void>;
   deleteRecord(key: string): Promise<void>;
   /**
    * The record as the backend holds it now (undefined when absent); for a change another replica announced.

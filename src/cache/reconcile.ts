@@ -119,6 +119,8 @@ export async function reconcile(
 export interface ServingCache {
   readonly lru: LruIndex;
   isFilling(digest: Digest): boolean;
+  /** This process is deleting the digest's file (an eviction, now or once its readers close). */
+  isRemoving(digest: Digest): boolean;
   isClosed(): boolean;
   /** Makes an adopted blob a hit (CommittedBlobs.adopt). */
   insert(entry: BlobEntry): void;
@@ -134,7 +136,8 @@ export interface ServingCache {
  *   a commit replaces the entry (and wrote its row; the queue of index writes keeps the order), and a
  *   read that found the file gone or an eviction already removed it. Until then, a read of it finds
  *   the file missing and is answered as a miss (BlobReader), so nothing wrong is ever served;
- * - a blob without a row is adopted only when no fill of it runs and no entry for it appeared; its
+ * - a blob without a row is adopted only when no fill of it runs, no entry for it appeared and no
+ *   eviction is deleting it (a file kept for its readers); its
  *   row is written only while its entry is still the adopted one, so an eviction in between wins.
  *   One case is left: a file that fails its hash is removed by the store, and a fill that commits the
  *   same digest within that moment loses its file; the next read finds it missing and fetches it again.
@@ -158,7 +161,7 @@ export async function reconcileWhileServing(store: BlobStore, loaded: IndexConte
     await index.deleteKeys(loaded.invalid);
     await index.deleteEntries(missing);
     const unindexed = [...stored].filter((digest) => !indexed.has(digest));
-    const untouched = (digest: Digest): boolean => !cache.lru.get(digest) && !cache.isFilling(digest);
+    const untouched = (digest: Digest): boolean => !cache.lru.get(digest) && !cache.isFilling(digest) && !cache.isRemoving(digest);
     const { reindexed, refused } = await adoptAll(store, unindexed.filter(untouched), async () => {
       if (cache.isClosed()) throw new ReconcileStopped();
     }, untouched);

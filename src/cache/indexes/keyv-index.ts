@@ -112,6 +112,11 @@ export class KeyvCacheIndex implements CacheIndex {
     if (failed.length > 0) throw new IndexWriteError(`cache index: record ${key} was not written`, { cause: failed[0]!.error });
   }
 
+  async putRecords(records: ReadonlyArray<readonly [string, unknown]>): Promise<void> {
+    const failed = await this.write(records.map(([key, value]) => ({ key: RECORD_PREFIX + key, deleted: false, value })));
+    if (failed.length > 0) throw new IndexWriteError(`cache index: ${failed.length} records were not written`, { cause: failed[0]!.error });
+  }
+
   async deleteRecord(key: string): Promise<void> {
     const failed = await this.write([{ key: RECORD_PREFIX + key, deleted: true }]);
     if (failed.length > 0) throw new IndexWriteError(`cache index: record ${key} was not deleted`, { cause: failed[0]!.error });
