@@ -4,8 +4,26 @@ import { Readable } from 'node:stream';
 import { BufferPool } from '../buffer-pool.js';
 import { IO_CHUNK } from '../durable-files.js';
 
-/** Two buffers per download in flight (one being written, one being read); a dozen downloads need no allocation. */
-const pool = new BufferPool(IO_CHUNK, 24);
+/**
+ * Buffers of hits being sent, for the whole process: two per download (one being written, one being
+ * read). Up to 24 downloads read 1 MiB at a time (fewer system calls per byte); beyond that the chunks
+ * shrink so that 100 downloads at once hold about as much as 24 (each buffer also costs its encrypted
+ * copy in the TLS socket until the kernel takes it).
+ */
+const READ_BUDGET_BYTES = 48 * IO_CHUNK;
+const MIN_CHUNK = 64 * 1024;
+const pools = [IO_CHUNK, 256 * 1024, MIN_CHUNK].map((size) => new BufferPool(size, READ_BUDGET_BYTES / size / 4));
+let sending = 0;
+
+/** The chunk size that keeps `downloads` downloads' two buffers each within the budget (64 KiB at least). */
+export function chunkBytesFor(downloads: number): number {
+  return (pools.find((pool) => downloads * 2 * pool.bufferSize <= READ_BUDGET_BYTES) ?? pools[pools.length - 1]!).bufferSize;
+}
+
+function poolNow(): BufferPool {
+  const size = chunkBytesFor(sending);
+  return pools.find((pool) => pool.bufferSize === size)!;
+}
 
 type Destination = NodeJS.WritableStream & { destroyed?: boolean; writableNeedDrain?: boolean };
 
@@ -75,17 +93,26 @@ export class FileReadStream extends Readable {
   }
 
   private async pump(destination: Destination, end: boolean): Promise<void> {
+    sending += 1;
+    try {
+      await this.send(destination, end);
+    } finally {
+      sending -= 1;
+    }
+  }
+
+  private async send(destination: Destination, end: boolean): Promise<void> {
     if (this.pending && !(await this.opened())) return;
     let next = this.readAhead();
     while (next) {
       const { buffer, chunk } = await next;
       next = this.readAhead();
       if (this.destroyed || destination.destroyed) {
-        pool.give(buffer);
-        void next?.then(({ buffer: unused }) => pool.give(unused));
+        giveBack(buffer);
+        void next?.then(({ buffer: unused }) => giveBack(unused));
         return;
       }
-      const more = destination.write(chunk, () => pool.give(buffer));
+      const more = destination.write(chunk, () => giveBack(buffer));
       if (!more && next) await drained(destination);
     }
     if (this.destroyed) return;
@@ -105,11 +132,11 @@ export class FileReadStream extends Readable {
   }
 
   private async readPooled(): Promise<{ buffer: Buffer; chunk: Buffer }> {
-    const buffer = pool.take();
+    const buffer = poolNow().take();
     try {
       return { buffer, chunk: await this.readChunk(buffer.subarray(0, Math.min(buffer.length, this.last - this.position + 1))) };
     } catch (error) {
-      pool.give(buffer);
+      giveBack(buffer);
       throw error;
     }
   }
@@ -148,6 +175,11 @@ export class FileReadStream extends Readable {
       this.once('ready', ready).once('close', closed);
     });
   }
+}
+
+/** To the pool of its size (a buffer taken while fewer were sending may come back when more are). */
+function giveBack(buffer: Buffer): void {
+  pools.find((pool) => pool.bufferSize === buffer.length)?.give(buffer);
 }
 
 /** Resolves once `destination` takes writes again, or can take none any more. */

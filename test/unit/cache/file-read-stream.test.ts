@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { FileReadStream } from '../../../src/cache/blob-stores/file-read-stream.js';
+import { chunkBytesFor, FileReadStream } from '../../../src/cache/blob-stores/file-read-stream.js';
 import { collect, MiB, tempDir } from './cache-fixture.js';
 
 interface Served {
@@ -138,5 +138,15 @@ describe('FileReadStream', () => {
       }
     })();
     expect(now).not.toBe(path);
+  });
+
+  it('reads smaller chunks the more downloads are sent at once, keeping their buffers within one budget', () => {
+    expect(chunkBytesFor(1)).toBe(MiB);
+    expect(chunkBytesFor(24)).toBe(MiB);
+    expect(chunkBytesFor(25)).toBe(256 * 1024);
+    expect(chunkBytesFor(96)).toBe(256 * 1024);
+    expect(chunkBytesFor(100)).toBe(64 * 1024);
+    for (const downloads of [1, 10, 24, 50, 96, 200, 384]) expect(downloads * 2 * chunkBytesFor(downloads)).toBeLessThanOrEqual(48 * MiB);
+    expect(chunkBytesFor(10_000)).toBe(64 * 1024);
   });
 });
