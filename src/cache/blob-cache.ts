@@ -264,8 +264,6 @@ export class BlobCache {
    * index this evicts for the fleet, under the eviction lease (waiting for it while another replica holds it).
    */
   async prune(maxSize = this.maxSize): Promise<{ removed: number; freedBytes: number }> {
-    // Blobs the reconcile adopts count towards the total; rows it drops do not.
-    await this.reconciled();
     const result = await this.eviction.prune(maxSize);
     await this.removals.settled();
     return result;
