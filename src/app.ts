@@ -277,7 +277,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
         policy: config.dnsPolicy,
         logger,
         metrics,
-        udpWorkers: 'auto',
+        udpWorkers: config.dnsUdpWorkers,
       })
     : null;
   const registryPortServers = new RegistryPortServers(https, tlsOptions, config.registryPorts, {

@@ -169,6 +169,8 @@ export interface LayoverConfig {
     readonly tcpQueryMs: number;
     readonly tcpMaxPerClient: number;
   };
+  /** Threads answering intercepted names beside the main thread (DNS_UDP_WORKERS). */
+  readonly dnsUdpWorkers: number | 'auto';
   /** nginx meanings: connect = to upstream; read/send = between two reads/writes. */
   readonly timeouts: {
     readonly proxyConnectMs: number;

@@ -283,6 +283,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
       tcpQueryMs: r.dnsTcpQueryTimeout,
       tcpMaxPerClient: r.dnsTcpMaxPerClient,
     },
+    dnsUdpWorkers: r.dnsUdpWorkers,
     timeouts: {
       proxyConnectMs: r.proxyConnectTimeout,
       proxyReadMs: r.proxyReadTimeout,

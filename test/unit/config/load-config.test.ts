@@ -190,6 +190,14 @@ describe('loadConfig defences against strangers', () => {
     const flagged = load({ env: { MAX_CONNECTIONS: '100' }, flags: { 'max-connections': '50', 'max-connections-per-client': '0', 'tls-handshake-timeout': '1s' } });
     expect(flagged.connections).toEqual({ maxPerListener: 50, maxPerClient: 0, tlsHandshakeMs: 1_000 });
   });
+
+  it('answers DNS with a UDP worker per further core unless DNS_UDP_WORKERS says how many', () => {
+    expect(load().dnsUdpWorkers).toBe('auto');
+    expect(load({ env: { DNS_UDP_WORKERS: '0' } }).dnsUdpWorkers).toBe(0);
+    expect(load({ env: { DNS_UDP_WORKERS: 'AUTO' } }).dnsUdpWorkers).toBe('auto');
+    expect(load({ env: { DNS_UDP_WORKERS: '2' } }).dnsUdpWorkers).toBe(2);
+    expect(() => load({ env: { DNS_UDP_WORKERS: 'many' } })).toThrow('DNS_UDP_WORKERS: expected auto or a number of threads (0: the main thread alone), got "many"');
+  });
 });
 
 describe('loadConfig shared stores', () => {
