@@ -52,6 +52,8 @@ export class CachePins {
   /** Counts invalidations: a set worked out across one is not kept. */
   #generation = 0;
   #settling: Promise<ReadonlySet<Digest>> | undefined;
+  /** A full computation is under way (`#pinned` is null meanwhile). */
+  #computing = false;
 
   constructor(records: PinRecords, catalog: ImageCatalog, logger: FastifyBaseLogger) {
     this.#records = records;
@@ -116,12 +118,12 @@ export class CachePins {
       this.#invalidate();
       return;
     }
-    if (this.#pinned === null || this.#pinKeys.size === 0) return;
+    if (!this.#watching()) return;
     if (key.startsWith(TAG_PREFIX)) {
       if (taggedDigest(before) !== taggedDigest(after) && this.list().some((pin) => pin.scope.kind !== 'digest')) this.#invalidate();
     } else if (key.startsWith(MEMBER_PREFIX) && after !== undefined) {
       const digest = key.slice(MEMBER_PREFIX.length) as Digest;
-      if (this.#repositoryPinned(this.#catalog.members(digest))) this.#pending.add(digest);
+      if (this.#repositoryPinned(this.#catalog.members(digest))) this.#add(digest);
     }
   }
 
@@ -130,9 +132,22 @@ export class CachePins {
    * is, and a pinned manifest's references are pinned once it is cached.
    */
   entryInserted(entry: BlobEntry): void {
-    if (this.#pinned === null || this.#pinKeys.size === 0) return;
+    if (!this.#watching()) return;
     const source = repositoryRef(entry.source);
-    if ((entry.kind === 'manifest' && this.#pinned.has(entry.digest)) || (source && this.#repositoryPinned([source]))) this.#pending.add(entry.digest);
+    // While the set is being worked out, any manifest may turn out to be in it.
+    const pinnedManifest = entry.kind === 'manifest' && (this.#pinned === null || this.#pinned.has(entry.digest));
+    if (pinnedManifest || (source && this.#repositoryPinned([source]))) this.#add(entry.digest);
+  }
+
+  /** Changes matter while there is a set to keep up to date, or one being worked out. */
+  #watching(): boolean {
+    return this.#pinKeys.size > 0 && (this.#pinned !== null || this.#computing);
+  }
+
+  /** A digest to add with its references; during a full computation, whose roots were read before it, that computation is repeated. */
+  #add(digest: Digest): void {
+    if (this.#pinned === null) this.#generation += 1;
+    else this.#pending.add(digest);
   }
 
   #repositoryPinned(refs: readonly RepositoryRef[]): boolean {
@@ -154,7 +169,12 @@ export class CachePins {
         for (const pin of this.list()) for (const digest of this.#catalog.roots(pin.scope)) roots.add(digest);
         // The roots just read cover what was pending.
         this.#pending.clear();
-        pinned = await this.#catalog.closure(roots, { strict: true });
+        this.#computing = true;
+        try {
+          pinned = await this.#catalog.closure(roots, { strict: true });
+        } finally {
+          this.#computing = false;
+        }
         if (generation !== this.#generation && !last) continue;
       }
       if (this.#pending.size > 0) {
