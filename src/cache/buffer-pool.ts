@@ -6,11 +6,13 @@
  */
 export class BufferPool {
   private readonly free: Buffer[] = [];
+  readonly bufferSize: number;
+  private readonly maxFree: number;
 
-  constructor(
-    readonly bufferSize: number,
-    private readonly maxFree: number,
-  ) {}
+  constructor(bufferSize: number, maxFree: number) {
+    this.bufferSize = bufferSize;
+    this.maxFree = maxFree;
+  }
 
   take(): Buffer {
     // allocUnsafeSlow: a buffer of its own, never a slice of Node's shared pool that others hold.

@@ -10,12 +10,14 @@ import type { Digest } from '../registry/digest.js';
 export class ManifestMemory {
   private readonly entries = new Map<Digest, Buffer>();
   private bytes = 0;
+  private readonly maxBytes: number;
+  /** A bigger blob is never kept: one large manifest must not push out hundreds of small ones. */
+  private readonly maxEntryBytes: number;
 
-  constructor(
-    private readonly maxBytes: number,
-    /** A bigger blob is never kept: one large manifest must not push out hundreds of small ones. */
-    private readonly maxEntryBytes: number,
-  ) {}
+  constructor(maxBytes: number, maxEntryBytes: number) {
+    this.maxBytes = maxBytes;
+    this.maxEntryBytes = maxEntryBytes;
+  }
 
   get size(): number {
     return this.bytes;

@@ -147,6 +147,8 @@ async function runOn(dataDir: string, config: LayoverConfig, job: CacheJob, logg
     cacheIndex: config.cacheIndex,
   });
   try {
+    // Offline, the crash repairs a serving Layover runs after it is ready come first: the listing shows the repaired cache.
+    await cache.reconciled();
     switch (job.subcommand) {
       case 'stats':
         return statsText({ ...cache.stats(), maxSize: config.cacheMaxSize, ...(await cache.pinStats()) }, job.human);
