@@ -222,6 +222,8 @@ export class BlobFill implements Fill, FillSource {
       throw new FillError('size-mismatch', `the body is longer than the announced ${this.meta.size} bytes`);
     }
     this.hash.update(chunk);
+    // The hash runs on its own thread; a source faster than it waits here, holding no more batches.
+    await this.hash.room();
     // The store takes the same bytes as they are hashed; it never fails the fill's readers (its commit does).
     const uploaded = this.storeFailure ? undefined : this.upload.append(chunk);
     if (this.relay) {

@@ -14,6 +14,11 @@ import { digestAlgorithm, type Digest } from '../registry/digest.js';
 const BATCH_BYTES = 1024 * 1024;
 /** Handed back by the worker; a few are enough for every fill in flight to keep gathering. */
 const MAX_SPARE_BATCHES = 16;
+/**
+ * Batches of one fill handed over and not yet hashed: beyond this the fill waits (and with it its
+ * source), as it did when it hashed on the main thread; a fast upstream cannot pile up memory.
+ */
+const MAX_BATCHES_IN_FLIGHT = 4;
 /** An idle worker goes after this long (an isolate costs RSS); the next fill starts one again. */
 const IDLE_MS = 30_000;
 
@@ -30,7 +35,7 @@ parentPort.on('message', (message) => {
     if (!hash) throw new Error('no hash ' + id);
     if (kind === 'update') {
       hash.update(new Uint8Array(message.bytes, 0, message.length));
-      return void parentPort.postMessage({ kind: 'spare', bytes: message.bytes }, [message.bytes]);
+      return void parentPort.postMessage({ kind: 'spare', id, bytes: message.bytes }, [message.bytes]);
     }
     hashes.delete(id);
     if (kind === 'digest') parentPort.postMessage({ kind: 'digest', id, hex: hash.digest('hex') });
@@ -49,6 +54,10 @@ interface Pending {
 class HashWorker {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending>();
+  /** Hashes a worker no longer has (it was replaced after a crash): their digest is refused at once. */
+  private readonly broken = new Set<number>();
+  /** Per hash: batches handed over and not yet hashed, and who waits for that number to drop. */
+  private readonly inFlight = new Map<number, { batches: number; waiters: Array<() => void> }>();
   private readonly spares: ArrayBuffer[] = [];
   private nextId = 1;
   /** Hashes started and not yet digested or dropped: the worker stays while there are any. */
@@ -70,11 +79,33 @@ class HashWorker {
 
   /** Hands `batch` over (it must not be touched afterwards). */
   update(id: number, batch: Buffer, length: number): void {
+    if (this.broken.has(id)) return;
     const bytes = batch.buffer as ArrayBuffer;
+    const flight = this.inFlight.get(id) ?? { batches: 0, waiters: [] };
+    flight.batches += 1;
+    this.inFlight.set(id, flight);
     this.post({ kind: 'update', id, bytes, length }, [bytes]);
   }
 
+  /** Resolves once hash `id` has at most MAX_BATCHES_IN_FLIGHT batches waiting for the worker. */
+  room(id: number): Promise<void> | undefined {
+    const flight = this.inFlight.get(id);
+    if (!flight || flight.batches <= MAX_BATCHES_IN_FLIGHT) return undefined;
+    return new Promise((resolve) => flight.waiters.push(resolve));
+  }
+
+  private hashed(id: number): void {
+    const flight = this.inFlight.get(id);
+    if (!flight) return;
+    flight.batches -= 1;
+    if (flight.batches <= MAX_BATCHES_IN_FLIGHT) for (const wake of flight.waiters.splice(0)) wake();
+  }
+
   digest(id: number): Promise<string> {
+    if (this.broken.delete(id)) {
+      this.finished(id);
+      return Promise.reject(new Error('the hash worker stopped while this blob was hashed'));
+    }
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.post({ kind: 'digest', id });
@@ -99,10 +130,14 @@ class HashWorker {
     worker.on('message', (message: { kind: string; id?: number; hex?: string; message?: string; bytes?: ArrayBuffer }) => {
       if (message.kind === 'spare') {
         if (message.bytes && this.spares.length < MAX_SPARE_BATCHES) this.spares.push(message.bytes);
-        return;
+        return this.hashed(message.id!);
       }
       const waiting = this.pending.get(message.id!);
-      if (!waiting) return;
+      if (!waiting) {
+        // A batch of a hash this worker never started (its first worker died): nothing it hashes counts.
+        if (message.kind === 'failed') this.breakHash(message.id!);
+        return;
+      }
       this.pending.delete(message.id!);
       this.finished(message.id!);
       if (message.kind === 'digest') waiting.resolve(message.hex!);
@@ -111,11 +146,7 @@ class HashWorker {
     const lost = (error: Error): void => {
       if (this.worker !== worker) return;
       this.worker = undefined;
-      // Every hash it held is gone with it: those fills fail (and are fetched again), none is trusted.
-      const waiting = [...this.pending.values()];
-      this.pending.clear();
-      this.open.clear();
-      for (const { reject } of waiting) reject(new Error('the hash worker stopped', { cause: error }));
+      this.forgetAll(new Error('the hash worker stopped', { cause: error }));
     };
     worker.on('error', lost);
     worker.on('exit', (code) => lost(new Error(`exit code ${code}`)));
@@ -123,21 +154,54 @@ class HashWorker {
     return worker;
   }
 
+  private breakHash(id: number): void {
+    this.broken.add(id);
+    const flight = this.inFlight.get(id);
+    this.inFlight.delete(id);
+    for (const wake of flight?.waiters ?? []) wake();
+  }
+
+  /**
+   * Every hash the worker held is gone with it: digests asked for are rejected (those fills fail and are
+   * fetched again, none is trusted), and fills still feeding are woken to find out at their digest.
+   */
+  private forgetAll(error: Error): void {
+    for (const id of this.open) if (!this.pending.has(id)) this.broken.add(id);
+    for (const id of this.inFlight.keys()) this.breakHash(id);
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    this.open.clear();
+    for (const { reject } of waiting) reject(error);
+  }
+
   private finished(id: number): void {
     this.open.delete(id);
-    if (this.open.size > 0 || !this.worker) return;
+    this.inFlight.delete(id);
+    this.broken.delete(id);
+    if (this.open.size > 0 || this.pending.size > 0 || !this.worker) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       const worker = this.worker;
-      if (this.open.size > 0 || !worker) return;
+      if (this.open.size > 0 || this.pending.size > 0 || !worker) return;
       this.worker = undefined;
+      this.forgetAll(new Error('the hash worker was stopped while idle'));
       void worker.terminate();
     }, IDLE_MS);
     this.idleTimer.unref();
   }
+
+  /** For tests: what a worker that dies does to the hashes it holds. */
+  async crashForTests(): Promise<void> {
+    await this.worker?.terminate();
+  }
 }
 
 const shared = new HashWorker();
+
+/** For tests: ends the worker as a crash would; the hashes it held fail their digests. */
+export function crashHashWorkerForTests(): Promise<void> {
+  return shared.crashForTests();
+}
 
 /**
  * The running hash of one fill: `update` with every chunk in order, then `digest` once (or `drop`).
@@ -178,6 +242,11 @@ export class OffThreadHash {
     const id = this.id;
     this.id = undefined;
     return shared.digest(id);
+  }
+
+  /** Resolves when this hash may take more: a fill awaits it before reading on from its source. */
+  room(): Promise<void> | undefined {
+    return this.id === undefined ? undefined : shared.room(this.id);
   }
 
   /** The fill ended without a digest: the worker forgets the hash (after `digest`, nothing is left to forget). */

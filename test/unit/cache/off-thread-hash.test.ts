@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { OffThreadHash } from '../../../src/cache/off-thread-hash.js';
+import { crashHashWorkerForTests, OffThreadHash } from '../../../src/cache/off-thread-hash.js';
 import { digestOf, type Digest } from '../../../src/registry/digest.js';
 
 const MiB = 1024 * 1024;
@@ -54,5 +54,33 @@ describe('OffThreadHash', () => {
     await hash.digest();
     expect(bytes.length).toBe(2 * MiB);
     expect(bytes.equals(copy)).toBe(true);
+  });
+
+  it('holds its feeder back while more than a few batches wait for the worker, then lets it go on', async () => {
+    const bytes = randomBytes(12 * MiB);
+    const hash = new OffThreadHash(digestOf(bytes));
+    hash.update(bytes); // twelve batches handed over at once: the worker cannot have hashed them yet
+    const room = hash.room();
+    expect(room).toBeInstanceOf(Promise);
+    await room;
+    expect(await hash.digest()).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+
+  it('fails the digest of every hash a crashed worker held, and hashes correctly again afterwards', async () => {
+    const feeding = new OffThreadHash(`sha256:${'1'.repeat(64)}` as Digest);
+    feeding.update(randomBytes(3 * MiB));
+    const asked = new OffThreadHash(`sha256:${'2'.repeat(64)}` as Digest);
+    asked.update(randomBytes(2 * MiB));
+    const digest = asked.digest();
+    await crashHashWorkerForTests();
+    await expect(digest).rejects.toThrow(/hash worker/);
+    // Still fed after the crash: the new worker never had its start, so nothing it hashes counts.
+    feeding.update(randomBytes(2 * MiB));
+    await feeding.room();
+    await expect(feeding.digest()).rejects.toThrow(/hash worker/);
+    const bytes = randomBytes(3 * MiB + 5);
+    const after = new OffThreadHash(digestOf(bytes));
+    feed(after, bytes);
+    expect(await after.digest()).toBe(createHash('sha256').update(bytes).digest('hex'));
   });
 });
