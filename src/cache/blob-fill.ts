@@ -222,8 +222,6 @@ export class BlobFill implements Fill, FillSource {
       throw new FillError('size-mismatch', `the body is longer than the announced ${this.meta.size} bytes`);
     }
     this.hash.update(chunk);
-    // The hash runs on its own thread; a source faster than it waits here, holding no more batches.
-    await this.hash.room();
     // The store takes the same bytes as they are hashed; it never fails the fill's readers (its commit does).
     const uploaded = this.storeFailure ? undefined : this.upload.append(chunk);
     if (this.relay) {
@@ -234,7 +232,9 @@ export class BlobFill implements Fill, FillSource {
     } else {
       await this.file.append(chunk);
     }
-    // The source was held back while the disk worked or a reader caught up; that wait is not the source's silence.
+    // The hash runs on its own thread: a source faster than it waits here, once the chunk is readable.
+    await this.hash.room();
+    // The source was held back while the disk worked, a reader caught up or the hash did; that wait is not the source's silence.
     this.stallTimer?.refresh();
     if (!uploaded) return;
     // The backpressure of a slow bucket: meanwhile a stall is not the upstream's (see onStall).
