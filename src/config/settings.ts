@@ -179,8 +179,9 @@ export const SETTINGS = {
   dnsRateLimitSlip: setting({ env: 'DNS_RATE_LIMIT_SLIP', expected: 'a number (0: never answer a limited query)', parse: parse.count, default: 2 }),
   dnsTcpQueryTimeout: setting({ env: 'DNS_TCP_QUERY_TIMEOUT', expected: `${DURATION}, above 0`, parse: positiveDuration, default: 5_000 }),
   // Threads answering intercepted names beside the main thread, sharing the UDP port (SO_REUSEPORT);
-  // each costs about 20 MB of RSS. auto: one per core beyond the first, at most 3.
-  dnsUdpWorkers: setting<number | 'auto'>({ env: 'DNS_UDP_WORKERS', expected: 'auto or a number of threads (0: the main thread alone)', parse: countOrAuto, default: 'auto' }),
+  // each costs about 20 MB of RSS. auto: one per core beyond the first, at most 3. Off by default:
+  // no gain was measured on two cores, and the README names what they do not bound yet.
+  dnsUdpWorkers: setting<number | 'auto'>({ env: 'DNS_UDP_WORKERS', expected: 'auto or a number of threads (0: the main thread alone)', parse: countOrAuto, default: 0 }),
   dnsTcpMaxPerClient: setting({ env: 'DNS_TCP_MAX_PER_CLIENT', expected: 'a number of connections per client address (0: only the listener\'s cap of 256)', parse: parse.count, default: 16 }),
 
   // HTTPS_PROXY mode (src/connect-proxy/): CONNECT for intercepted names is served like port 443.

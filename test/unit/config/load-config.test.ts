@@ -191,8 +191,8 @@ describe('loadConfig defences against strangers', () => {
     expect(flagged.connections).toEqual({ maxPerListener: 50, maxPerClient: 0, tlsHandshakeMs: 1_000 });
   });
 
-  it('answers DNS with a UDP worker per further core unless DNS_UDP_WORKERS says how many', () => {
-    expect(load().dnsUdpWorkers).toBe('auto');
+  it('answers DNS on the main thread alone unless DNS_UDP_WORKERS asks for workers', () => {
+    expect(load().dnsUdpWorkers).toBe(0);
     expect(load({ env: { DNS_UDP_WORKERS: '0' } }).dnsUdpWorkers).toBe(0);
     expect(load({ env: { DNS_UDP_WORKERS: 'AUTO' } }).dnsUdpWorkers).toBe('auto');
     expect(load({ env: { DNS_UDP_WORKERS: '2' } }).dnsUdpWorkers).toBe(2);
