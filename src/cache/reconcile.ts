@@ -158,8 +158,9 @@ export async function reconcileWhileServing(store: BlobStore, loaded: IndexConte
       cache.lru.delete(entry.digest);
       missing.push(entry.digest);
     }
-    await index.deleteKeys(loaded.invalid);
-    await index.deleteEntries(missing);
+    // Queued in the same turn as the LRU deletes above: a commit of one of these digests after this
+    // writes its row after the delete, not before it.
+    await Promise.all([index.deleteEntries(missing), index.deleteKeys(loaded.invalid)]);
     const unindexed = [...stored].filter((digest) => !indexed.has(digest));
     const untouched = (digest: Digest): boolean => !cache.lru.get(digest) && !cache.isFilling(digest) && !cache.isRemoving(digest);
     const { reindexed, refused } = await adoptAll(store, unindexed.filter(untouched), async () => {
