@@ -42,11 +42,4 @@ export class ManifestMemory {
       this.bytes -= old.length;
     }
   }
-
-  delete(digest: Digest): void {
-    const bytes = this.entries.get(digest);
-    if (bytes === undefined) return;
-    this.entries.delete(digest);
-    this.bytes -= bytes.length;
-  }
 }

@@ -7,8 +7,8 @@ import { IO_CHUNK } from '../durable-files.js';
 /**
  * Buffers of hits being sent, for the whole process: two per download (one being written, one being
  * read). Up to 24 downloads read 1 MiB at a time (fewer system calls per byte); beyond that the chunks
- * shrink so that 100 downloads at once hold about as much as 24 (each buffer also costs its encrypted
- * copy in the TLS socket until the kernel takes it).
+ * shrink so that up to 384 downloads at once hold no more than 24 do (each buffer also costs its
+ * encrypted copy in the TLS socket until the kernel takes it). Past 384 it grows by 128 KiB a download.
  */
 const READ_BUDGET_BYTES = 48 * IO_CHUNK;
 const MIN_CHUNK = 64 * 1024;
@@ -30,7 +30,7 @@ type Destination = NodeJS.WritableStream & { destroyed?: boolean; writableNeedDr
 /**
  * A committed blob file's bytes from `start` to `end` (inclusive), like `fs.createReadStream` with
  * 1 MiB chunks (`pending` until opened, then `open` and `ready`), with one difference on the hit path:
- * piped into a single writable (fastify sends a stream with `pipe`), it writes each chunk itself and
+ * piped into an HTTP/1 response (fastify sends a stream with `pipe`), it writes each chunk itself and
  * takes the chunk's buffer back from `write`'s callback, when the socket no longer holds it, to read
  * the next chunk into; the following chunk is read while one is being written. Read any other way
  * (`data`, async iteration, several destinations) every chunk is a buffer of its own, as before.
