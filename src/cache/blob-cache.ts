@@ -127,8 +127,8 @@ export class BlobCache {
   /**
    * Takes the directory lock, checks that the blob store can be used (BlobStoreUnavailableError otherwise),
    * empties the spool directory, rebuilds the LRU order from the index, and reconciles store and index
-   * after a crash: on a shared index before it resolves, on its own index while it already serves
-   * (`reconciled()`; reconcile.ts says why that is safe).
+   * after a crash: on a shared index or a bucket before it resolves, for files under its own index while
+   * it already serves (`reconciled()`; reconcile.ts says why that is safe).
    */
   static async open(options: BlobCacheOpenOptions): Promise<BlobCache> {
     if (!Number.isSafeInteger(options.maxSize) || options.maxSize < 0) throw new RangeError(`maxSize: expected bytes, got ${options.maxSize}`);
@@ -148,9 +148,13 @@ export class BlobCache {
       // Shared indexes: subscribed before the load, so that no change falls between the two.
       const sync = index.feed ? await ReplicaSync.listen(index.feed) : undefined;
       const loaded = await index.load();
+      // Files of this process's own, under an index of its own: served first, compared after. A bucket
+      // (or a shared index) is compared first: a new replica's empty index would otherwise send to the
+      // upstream what the bucket already holds.
+      const serveFirst = !sync && store.kind === 'file';
       // Fills spool there as soon as this resolves: emptied first in either case.
-      const tmpRemoved = sync ? 0 : await emptySpool(layout);
-      const entries = sync ? await reconcile(layout, store, loaded, index, options.logger) : loaded.entries;
+      const tmpRemoved = serveFirst ? await emptySpool(layout) : 0;
+      const entries = serveFirst ? loaded.entries : await reconcile(layout, store, loaded, index, options.logger);
       const cache = new BlobCache(options, { layout, lock, store, index, records: loaded.records, sync });
       cache.lru.load(entries);
       sync?.attach(cache.syncHost());
@@ -158,7 +162,7 @@ export class BlobCache {
       // The cap may have been lowered since the last run.
       await cache.eviction.evict(cache.maxSize);
       const [openedStore, openedIndex] = [store, index];
-      if (!sync) cache.deferReconcile(() => reconcileWhileServing(openedStore, loaded, openedIndex, options.logger, cache.servingHost(), tmpRemoved));
+      if (serveFirst) cache.deferReconcile(() => reconcileWhileServing(openedStore, loaded, openedIndex, options.logger, cache.servingHost(), tmpRemoved));
       return cache;
     } catch (error) {
       await index?.close().catch(() => undefined);
