@@ -12,15 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type NginxProxy, startNginx } from '../../bench/lib/nginx.js';
 import { childPids } from '../../bench/lib/process-stats.js';
 import { type Bench, startBench } from './bench.js';
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+import { processAlive } from '../helpers/server-process.js';
 
 describe('the nginx reference proxy of bench/', () => {
   let bench: Bench;
@@ -67,7 +59,7 @@ describe('the nginx reference proxy of bench/', () => {
     expect(existsSync(join(dir, 'nginx.conf'))).toBe(true);
 
     await bench.close();
-    for (const pid of [nginx.pid, ...workers]) expect(alive(pid), `process ${pid}`).toBe(false);
+    for (const pid of [nginx.pid, ...workers]) expect(processAlive(pid), `process ${pid}`).toBe(false);
     expect(existsSync(dir)).toBe(false);
   });
 });

@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../helpers/server-process.js';
 
 export interface RunOptions {
   /** Extra environment; the base is only PATH and HOME (a temp dir of the sandbox). */
@@ -194,20 +195,11 @@ function removeSync(name: string, dir?: string): void {
 export function sweepOrphans(): void {
   const orphaned = (name: string): boolean => {
     const pid = Number(/^layover-(\d+)-\d+/.exec(name)?.[1]);
-    return pid > 0 && pid !== process.pid && !alive(pid);
+    return pid > 0 && pid !== process.pid && !processAlive(pid);
   };
   for (const name of listSandboxes()) if (orphaned(name)) removeSync(name);
   for (const entry of readdirSync(tmpdir())) {
     if (/^layover-\d+-\d+-\w{6}$/.test(entry) && orphaned(entry)) rmSync(join(tmpdir(), entry), { recursive: true, force: true });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

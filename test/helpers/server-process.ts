@@ -33,3 +33,13 @@ export async function stopChild(child: ChildProcess | null, signal: NodeJS.Signa
   await exited;
   clearTimeout(timer);
 }
+
+/** Whether process `pid` still exists (one of another user's counts: EPERM). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

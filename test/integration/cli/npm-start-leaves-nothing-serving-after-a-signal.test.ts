@@ -7,6 +7,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { copyProject, startIn, type Started } from './project-copy.js';
+import { processAlive } from '../../helpers/server-process.js';
 
 let project: ReturnType<typeof copyProject>;
 
@@ -34,19 +35,10 @@ const connectResult = (port: number): Promise<string> =>
     socket.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
   });
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 /** Polls until the process is gone; false if it is still there after `ms` (a bound far above a clean exit). */
 async function gone(pid: number, ms = 20_000): Promise<boolean> {
   const deadline = Date.now() + ms;
-  while (alive(pid)) {
+  while (processAlive(pid)) {
     if (Date.now() > deadline) return false;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -78,7 +70,7 @@ it('one Ctrl-C stops gracefully though it arrives twice; a second Ctrl-C exits a
   await layover.logged('shutting down');
   // Long enough for npm's relayed copy of the same Ctrl-C to have arrived.
   await new Promise((resolve) => setTimeout(resolve, 2_500));
-  expect(alive(layover.pid), layover.output()).toBe(true);
+  expect(processAlive(layover.pid), layover.output()).toBe(true);
   expect(layover.output()).not.toContain('exiting at once');
 
   process.kill(-layover.child.pid!, 'SIGINT');
