@@ -60,13 +60,14 @@ function single(label: string, endpoint: Endpoint, pid: number): Server {
 }
 
 /**
- * The Layover process of every benchmark: info logging, as in production (the harness default is
- * debug). LAYOVER_BENCH_NODE_OPTIONS becomes its NODE_OPTIONS, for profiling, e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/layover-prof` (written when the benchmark stops it).
+ * The Layover process of every benchmark, run as `npm start`, the Dockerfile and the systemd example
+ * run it: info logging (the harness default is debug) and V8's young generation at 2 MB
+ * (`--max-semi-space-size=2`). LAYOVER_BENCH_NODE_OPTIONS becomes its NODE_OPTIONS, for profiling,
+ * e.g. `--cpu-prof --cpu-prof-dir=/tmp/layover-prof` (written when the benchmark stops it).
  */
 export function layoverOptions(): LayoverProcessOptions {
   const nodeOptions = process.env.LAYOVER_BENCH_NODE_OPTIONS;
-  return { flags: { 'log-level': 'info' }, ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}) };
+  return { flags: { 'log-level': 'info' }, nodeArgs: ['--max-semi-space-size=2'], ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}) };
 }
 
 /**

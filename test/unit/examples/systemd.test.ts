@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../../src/config/settings.js';
 import { USAGE } from '../../../src/cli/usage.js';
-import { configFor, examplePath, hasProgram, readText, ROOT, SETTING_ENV_NAMES } from './example-files.js';
+import { configFor, dockerfile, examplePath, hasProgram, readText, ROOT, SETTING_ENV_NAMES } from './example-files.js';
 
 // examples/systemd/layover.service, parsed here; systemd-analyze verifies it where it is installed.
 
@@ -50,7 +50,11 @@ describe('examples/systemd/layover.service', () => {
   });
 
   it('starts the project-local Node.js 24 and the built CLI at the documented install path', () => {
-    const [node, main, command, ...rest] = one('ExecStart')!.split(/\s+/);
+    const [node, ...words] = one('ExecStart')!.split(/\s+/);
+    // Node's own flags come before the script: the same as the image's.
+    const nodeFlags = words.filter((word, i) => word.startsWith('--') && words.slice(0, i).every((w) => w.startsWith('--')));
+    expect(nodeFlags).toEqual(dockerfile().entrypoint.slice(1, -1));
+    const [main, command, ...rest] = words.slice(nodeFlags.length);
     // scripts/node24.sh installs Node.js here; package.json's bin is the CLI.
     const node24 = readText(join(ROOT, 'scripts/node24.sh'));
     const toolchain = /^toolchain="\$root\/(.+)"$/m.exec(node24)![1]!;
