@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { buildCaCertificate } from './ca-certificate.js';
 import { writeFileDurably } from './durable-file.js';
+import { LeafTemplate } from './leaf-template.js';
 
 const KEY_FILE = 'ca.key';
 const CERT_FILE = 'ca.crt';
@@ -36,6 +37,8 @@ export interface CertificateAuthority {
   /** Raw bytes (forge's binary-string convention) for the leaves' authorityKeyIdentifier. */
   readonly subjectKeyIdentifier: string;
   readonly leafKey: LeafKeyPair;
+  /** What every leaf of this CA and leaf key has in common, encoded once. */
+  readonly leafTemplate: LeafTemplate;
 }
 
 interface CaFiles {
@@ -124,13 +127,15 @@ function parseCa(dir: string, files: CaFiles, leafKey: LeafKeyPair): Certificate
   if (new Date(x509.validTo).getTime() <= Date.now()) {
     throw new Error(`${certPath}: the CA expired on ${x509.validTo}; remove ${dir} to create a new one`);
   }
+  const subjectKeyIdentifier = subjectKeyIdentifierOf(certificate);
   return {
     certPem: files.cert,
     fingerprint256: x509.fingerprint256,
     privateKey,
     certificate,
-    subjectKeyIdentifier: subjectKeyIdentifierOf(certificate),
+    subjectKeyIdentifier,
     leafKey,
+    leafTemplate: new LeafTemplate(files.cert, Buffer.from(subjectKeyIdentifier, 'binary'), leafKey.publicKey),
   };
 }
 
