@@ -154,6 +154,11 @@ export class BlobFill implements Fill, FillSource {
     return this.file.read(position, length);
   }
 
+  readInto(position: number, target: Buffer): Promise<number> {
+    if (this.relay && position >= this.relay.start) return Promise.resolve(this.relay.copyTo(position, target));
+    return this.file.readInto(position, target);
+  }
+
   waitForProgress(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }

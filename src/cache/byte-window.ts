@@ -51,6 +51,16 @@ export class ByteWindow {
     return chunk.subarray(from, Math.min(chunk.length, from + length));
   }
 
+  /** Copies the bytes from `position` on (start <= position < end) into `target`, across chunks; returns how many. */
+  copyTo(position: number, target: Buffer): number {
+    let copied = 0;
+    while (copied < target.length && position + copied < this.last) {
+      const piece = this.slice(position + copied, target.length - copied);
+      copied += piece.copy(target, copied);
+    }
+    return copied;
+  }
+
   /** Lets go of every chunk that ends at or before `position`. */
   trimTo(position: number): void {
     while (this.head < this.chunks.length && this.offsets[this.head]! + this.chunks[this.head]!.length <= position) {

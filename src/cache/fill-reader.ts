@@ -1,5 +1,15 @@
 import { Readable } from 'node:stream';
 import { IO_CHUNK } from './durable-files.js';
+import { countedSend, type Destination, drained, giveBack, sendsPooled, takeSendBuffer } from './send-buffers.js';
+
+/**
+ * Piped into a response, a follower sends at least this much per write once its first bytes are out,
+ * waiting up to GATHER_MS for it: an upstream's body comes in 16 KiB TLS records, and a write per record
+ * cost more CPU than the whole rest of a miss (each is a TLS record, a system call and stream work of
+ * its own). The first write never waits, so the first byte leaves as soon as it came.
+ */
+const GATHER_BYTES = 256 * 1024;
+const GATHER_MS = 2;
 
 /** What a reader needs from a fill in progress (implemented by BlobFill). */
 export interface FillSource {
@@ -11,6 +21,8 @@ export interface FillSource {
   readonly failure: Error | undefined;
   /** Up to `length` bytes from `position` (below `readableBytes`): from the temp file, or from memory once it failed. */
   read(position: number, length: number): Promise<Buffer>;
+  /** Copies bytes from `position` (below `readableBytes`) into `target`; returns how many (at least one). */
+  readInto(position: number, target: Buffer): Promise<number>;
   /** Resolves at the next write, verification or failure (no polling). */
   waitForProgress(): Promise<void>;
   /** The reader took bytes: memory held for it may be let go, a source held back for it may go on. */
@@ -24,6 +36,10 @@ export interface FillSource {
  * fill reports progress. Reading from the fill's own handle rather than the path keeps working after
  * the file is renamed into place (or unlinked on failure), so no reader ever races the commit. If the
  * file fails, the fill hands out the rest from memory; the reader does not notice.
+ *
+ * Piped into an HTTP/1 response (fastify sends a stream with `pipe`), it writes itself: the bytes
+ * available are copied into a pooled buffer (see send-buffers.ts), gathered to GATHER_BYTES, and the
+ * buffer is taken back at its write's callback. Read any other way, every chunk is pushed as it is read.
  */
 export class FillReader extends Readable {
   private readonly fill: FillSource;
@@ -31,6 +47,7 @@ export class FillReader extends Readable {
   /** Exclusive; Infinity when the reader wants everything up to the end of the blob. */
   private readonly end: number;
   private pumping = false;
+  private sending = false;
 
   constructor(fill: FillSource, start: number, endInclusive: number) {
     super({ highWaterMark: IO_CHUNK });
@@ -47,6 +64,14 @@ export class FillReader extends Readable {
   override _read(): void {
     // One loop at a time; a pending wait or read resumes it, so extra calls have nothing to do.
     if (!this.pumping) void this.pump();
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    if (this.pumping || this.sending || !sendsPooled(this, destination)) return super.pipe(destination, options);
+    this.sending = true;
+    destination.emit('pipe', this);
+    countedSend(() => this.send(destination, options?.end !== false)).catch((error: unknown) => this.destroy(error instanceof Error ? error : new Error(String(error))));
+    return destination;
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
@@ -91,6 +116,69 @@ export class FillReader extends Readable {
       this.destroy(error instanceof Error ? error : new Error(String(error)));
     } finally {
       this.pumping = false;
+    }
+  }
+
+  /** The bytes a write may take now: like `pump`, the last byte of the range waits for verification. */
+  private limit(): number {
+    return Math.min(this.fill.verified ? this.end : this.end - 1, this.fill.readableBytes);
+  }
+
+  private async send(destination: Destination, end: boolean): Promise<void> {
+    let first = true;
+    for (;;) {
+      if (this.destroyed || destination.destroyed) return;
+      const failure = this.fill.failure;
+      if (failure) return void this.destroy(failure);
+      if (this.position >= this.end) break;
+      if (this.position >= this.limit()) {
+        if (this.fill.verified) break;
+        await this.fill.waitForProgress();
+        continue;
+      }
+      const buffer = takeSendBuffer();
+      let filled = 0;
+      try {
+        // With many downloads at once the buffers are smaller than GATHER_BYTES: a full one is enough.
+        if (!first) await this.gather(Math.min(GATHER_BYTES, buffer.length));
+        // Re-read after the wait: more may have come, or the fill failed (then nothing more is sent).
+        const want = this.fill.failure ? 0 : Math.min(buffer.length, this.limit() - this.position);
+        while (filled < want) filled += await this.fill.readInto(this.position + filled, buffer.subarray(filled, want));
+      } catch (error) {
+        giveBack(buffer);
+        throw error;
+      }
+      if (this.destroyed || destination.destroyed || filled === 0) {
+        giveBack(buffer);
+        continue;
+      }
+      this.position += filled;
+      this.fill.advanced();
+      first = false;
+      if (!destination.write(buffer.subarray(0, filled), () => giveBack(buffer))) await drained(destination);
+    }
+    if (end) destination.end();
+    // Ends this stream the way reading it to the end would: `end`, then `close` (which releases the fill).
+    this.push(null);
+    this.resume();
+  }
+
+  /** Waits until `bytes` can be sent, or GATHER_MS passed, or the fill is verified or failed. */
+  private async gather(bytes: number): Promise<void> {
+    const enough = (): boolean => this.destroyed || this.fill.failure !== undefined || this.fill.verified || this.limit() - this.position >= bytes;
+    if (enough()) return;
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        late = true;
+        resolve();
+      }, GATHER_MS);
+    });
+    try {
+      while (!late && !enough()) await Promise.race([this.fill.waitForProgress(), timeout]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -52,6 +52,10 @@ export class FillRelay {
     return this.window.slice(position, length);
   }
 
+  copyTo(position: number, target: Buffer): number {
+    return this.window.copyTo(position, target);
+  }
+
   /** Lets go of what every reader has passed and, if there is room again, of the source; returns the slowest reader's need. */
   advanced(): number {
     let slowest = Number.POSITIVE_INFINITY;

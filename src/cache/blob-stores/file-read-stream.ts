@@ -1,31 +1,7 @@
 import { close, open, read } from 'node:fs';
-import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { BufferPool } from '../buffer-pool.js';
 import { IO_CHUNK } from '../durable-files.js';
-
-/**
- * Buffers of hits being sent, for the whole process: two per download (one being written, one being
- * read). Up to 24 downloads read 1 MiB at a time (fewer system calls per byte); beyond that the chunks
- * shrink so that up to 384 downloads at once hold no more than 24 do (each buffer also costs its
- * encrypted copy in the TLS socket until the kernel takes it). Past 384 it grows by 128 KiB a download.
- */
-const READ_BUDGET_BYTES = 48 * IO_CHUNK;
-const MIN_CHUNK = 64 * 1024;
-const pools = [IO_CHUNK, 256 * 1024, MIN_CHUNK].map((size) => new BufferPool(size, READ_BUDGET_BYTES / size / 4));
-let sending = 0;
-
-/** The chunk size that keeps `downloads` downloads' two buffers each within the budget (64 KiB at least). */
-export function chunkBytesFor(downloads: number): number {
-  return (pools.find((pool) => downloads * 2 * pool.bufferSize <= READ_BUDGET_BYTES) ?? pools[pools.length - 1]!).bufferSize;
-}
-
-function poolNow(): BufferPool {
-  const size = chunkBytesFor(sending);
-  return pools.find((pool) => pool.bufferSize === size)!;
-}
-
-type Destination = NodeJS.WritableStream & { destroyed?: boolean; writableNeedDrain?: boolean };
+import { countedSend, type Destination, drained, giveBack, sendsPooled, takeSendBuffer } from '../send-buffers.js';
 
 /**
  * A committed blob file's bytes from `start` to `end` (inclusive), like `fs.createReadStream` with
@@ -74,11 +50,7 @@ export class FileReadStream extends Readable {
   }
 
   override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
-    // Only an HTTP/1 response is known to be done with a chunk at write's callback (its socket has
-    // encrypted or sent it); a transform may pass the very buffer on. Anything but a first, lone
-    // destination of an unread stream goes the ordinary way too.
-    const ordinary = !(destination instanceof ServerResponse) || this.pumping || this.readableFlowing !== null || this.readableLength > 0 || this.readableEnded;
-    if (ordinary) return super.pipe(destination, options);
+    if (this.pumping || !sendsPooled(this, destination)) return super.pipe(destination, options);
     this.pumping = true;
     destination.emit('pipe', this);
     this.pump(destination, options?.end !== false).catch((error: unknown) => this.destroy(error as Error));
@@ -92,13 +64,8 @@ export class FileReadStream extends Readable {
     void this.reading.finally(() => close(fd, (closeError) => callback(error ?? closeError)));
   }
 
-  private async pump(destination: Destination, end: boolean): Promise<void> {
-    sending += 1;
-    try {
-      await this.send(destination, end);
-    } finally {
-      sending -= 1;
-    }
+  private pump(destination: Destination, end: boolean): Promise<void> {
+    return countedSend(() => this.send(destination, end));
   }
 
   private async send(destination: Destination, end: boolean): Promise<void> {
@@ -132,7 +99,7 @@ export class FileReadStream extends Readable {
   }
 
   private async readPooled(): Promise<{ buffer: Buffer; chunk: Buffer }> {
-    const buffer = poolNow().take();
+    const buffer = takeSendBuffer();
     try {
       return { buffer, chunk: await this.readChunk(buffer.subarray(0, Math.min(buffer.length, this.last - this.position + 1))) };
     } catch (error) {
@@ -175,24 +142,4 @@ export class FileReadStream extends Readable {
       this.once('ready', ready).once('close', closed);
     });
   }
-}
-
-/** To the pool of its size (a buffer taken while fewer were sending may come back when more are). */
-function giveBack(buffer: Buffer): void {
-  pools.find((pool) => pool.bufferSize === buffer.length)?.give(buffer);
-}
-
-/** Resolves once `destination` takes writes again, or can take none any more. */
-function drained(destination: Destination): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      destination.off('drain', done);
-      destination.off('close', done);
-      destination.off('error', done);
-      resolve();
-    };
-    destination.on('drain', done);
-    destination.on('close', done);
-    destination.on('error', done);
-  });
 }

@@ -2,59 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createServer, get } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { chunkBytesFor, FileReadStream } from '../../../src/cache/blob-stores/file-read-stream.js';
+import { describe, expect, it } from 'vitest';
+import { FileReadStream } from '../../../src/cache/blob-stores/file-read-stream.js';
+import { chunkBytesFor } from '../../../src/cache/send-buffers.js';
 import { collect, MiB, tempDir } from './cache-fixture.js';
-
-interface Served {
-  body: Promise<Buffer>;
-  /** The stream's error, if it failed (the response is then cut off). */
-  failure: Promise<Error | null>;
-  stream: FileReadStream;
-}
-
-/**
- * `stream` piped into a real HTTP response on loopback, read by a client that takes its time: the
- * socket then holds written chunks in its queue until the kernel takes them, so a buffer reused
- * before its write's callback would reach the client changed.
- */
-async function serve(stream: FileReadStream): Promise<Served> {
-  let failed: (error: Error | null) => void = () => undefined;
-  const failure = new Promise<Error | null>((resolve) => (failed = resolve));
-  const server = createServer((_request, response) => {
-    stream.once('error', (error) => {
-      failed(error);
-      response.destroy();
-    });
-    stream.once('close', () => {
-      // Destroyed by its owner (fastify does so when the client goes): the response goes with it.
-      if (!response.writableFinished) response.destroy();
-      setImmediate(() => failed(null));
-    });
-    stream.pipe(response);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const { port } = server.address() as AddressInfo;
-  const body = new Promise<Buffer>((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path: '/' }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => {
-        chunks.push(chunk);
-        response.pause();
-        setTimeout(() => response.resume(), 1);
-      });
-      response.once('end', () => resolve(Buffer.concat(chunks)));
-      response.once('error', reject);
-      response.once('aborted', () => reject(new Error('aborted')));
-    }).once('error', reject);
-  });
-  return { body, failure, stream };
-}
+import { serve } from './response-fixture.js';
 
 async function file(bytes: Buffer): Promise<string> {
   const path = join(await tempDir(), 'blob');
