@@ -33,10 +33,11 @@ export interface UnfinishedUpload {
  */
 export interface BlobUpload {
   /**
-   * Takes the next chunk; may wait (bounded memory) while earlier bytes are being sent. A store
+   * Takes the next chunk; may wait (bounded memory) while earlier bytes are being sent, and returns
+   * nothing when it took the chunk at once (a file store's spool file is the fill's own). A store
    * failure does not reject here: the fill goes on serving its readers, and `commit` rejects.
    */
-  append(chunk: Buffer): Promise<void>;
+  append(chunk: Buffer): Promise<void> | undefined;
   /** Makes the verified blob (`size` bytes, fsynced in the spool file) readable under its digest; consumes the spool file. */
   commit(size: number): Promise<void>;
   /** Drops whatever was sent; safe to call more than once and after a failed commit. */

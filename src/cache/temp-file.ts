@@ -66,10 +66,17 @@ export class TempFile {
     }
   }
 
-  async append(chunk: Buffer): Promise<void> {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    this.queued.append(chunk);
+  append(chunk: Buffer): Promise<void> {
+    return this.appendAll([chunk]);
+  }
+
+  /** Queues `chunks` in order; resolves at once unless a MiB or more is queued, then once it is written. */
+  async appendAll(chunks: readonly Buffer[]): Promise<void> {
+    for (const chunk of chunks) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      this.queued.append(chunk);
+    }
     this.hooks.written();
     if (this.pendingBytes >= IO_CHUNK) return this.flush();
     this.idleFlush ??= setTimeout(() => {

@@ -36,7 +36,7 @@ export class FileBlobStore implements BlobStore {
     const finalPath = this.layout.blobPath(digest);
     return {
       // The fill writes the spool file itself: it is the upload.
-      append: async () => undefined,
+      append: () => undefined,
       commit: () => installFile(spoolPath, finalPath),
       // The fill removes its own spool file.
       abort: async () => undefined,
