@@ -9,6 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { BlobUpload } from '../blob-store.js';
+import { BufferPool } from '../buffer-pool.js';
 import { PartBudget } from './part-budget.js';
 
 /** Parts of 8 MiB: above S3's 5 MiB minimum, and 10,000 of them hold 80 GiB. */
@@ -21,6 +22,13 @@ export const PART_SIZE = 8 * 1024 * 1024;
  * beyond it wait at the start of a part, and that wait holds back their upstream.
  */
 export const PART_BUFFERS = new PartBudget(8, PART_SIZE);
+
+/**
+ * A part is gathered by copying each chunk into a buffer of its own, reused: holding the upstream's
+ * 16 KiB chunks until their part was out kept them past two young-generation collections, and freeing
+ * thousands of them from the old generation costs full collections. Two spare parts are kept.
+ */
+const PART_POOL = new BufferPool(PART_SIZE, 2);
 
 /** Where one upload goes, with the object's metadata (what reconcile needs to adopt it without its row). */
 export interface S3UploadTarget {
@@ -43,7 +51,8 @@ export interface S3UploadTarget {
  */
 export class S3Upload implements BlobUpload {
   private readonly target: S3UploadTarget;
-  private gathered: Buffer[] = [];
+  /** The part being gathered, from PART_POOL; taken at its first byte. */
+  private gathered: Buffer | undefined;
   private gatheredBytes = 0;
   /** Room in PART_BUFFERS for the part being gathered; taken at its first byte. */
   private gatherRoom: (() => void) | undefined;
@@ -74,7 +83,8 @@ export class S3Upload implements BlobUpload {
       }
       const piece = chunk.subarray(offset, offset + PART_SIZE - this.gatheredBytes);
       offset += piece.length;
-      this.gathered.push(piece);
+      this.gathered ??= PART_POOL.take();
+      piece.copy(this.gathered, this.gatheredBytes);
       this.gatheredBytes += piece.length;
       this.appended += piece.length;
       PART_BUFFERS.hold(piece.length);
@@ -93,11 +103,18 @@ export class S3Upload implements BlobUpload {
     if (this.appended !== size) throw new Error(`the upload got ${this.appended} bytes, the blob has ${size}`);
     const { client, bucket, key, metadata } = this.target;
     if (this.uploadId === undefined) {
-      const body = Buffer.concat(this.gathered, this.gatheredBytes);
+      // The PutObject owns the part until it returns (an abort meanwhile must not hand its buffer out again).
+      const { gathered: buffer, gatheredBytes: length, gatherRoom: room } = this;
+      this.gathered = undefined;
+      this.gatheredBytes = 0;
+      this.gatherRoom = undefined;
+      const body = buffer?.subarray(0, length) ?? Buffer.alloc(0);
       try {
         await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, ContentType: 'application/octet-stream', Metadata: metadata }));
       } finally {
-        this.dropGathered();
+        PART_BUFFERS.letGo(length);
+        if (buffer) PART_POOL.give(buffer);
+        room?.();
       }
     } else {
       if (this.gatheredBytes > 0) this.sendPart();
@@ -130,21 +147,24 @@ export class S3Upload implements BlobUpload {
   /** Lets go of the part being gathered and its room. */
   private dropGathered(): void {
     PART_BUFFERS.letGo(this.gatheredBytes);
-    this.gathered = [];
+    if (this.gathered) PART_POOL.give(this.gathered);
+    this.gathered = undefined;
     this.gatheredBytes = 0;
     this.gatherRoom?.();
     this.gatherRoom = undefined;
   }
 
   private sendPart(): void {
-    const body = Buffer.concat(this.gathered, this.gatheredBytes);
-    // The part keeps its room until it is out (or failed); the next part takes room of its own.
+    const buffer = this.gathered!;
+    const body = buffer.subarray(0, this.gatheredBytes);
+    // The part keeps its room and its buffer until it is out (or failed); the next part takes its own.
     const room = this.gatherRoom;
     this.gatherRoom = undefined;
-    this.gathered = [];
+    this.gathered = undefined;
     this.gatheredBytes = 0;
     const done = (): void => {
       PART_BUFFERS.letGo(body.length);
+      PART_POOL.give(buffer);
       room?.();
     };
     this.partsSent += 1;
