@@ -13,6 +13,8 @@ export interface IndexBackend extends LeaseStore {
   readonly name: string;
   /** Throws on every failure (`throwOnErrors`), emits nothing. */
   readonly keyv: Keyv<unknown>;
+  /** Rows per backend call (WRITE_BATCH by default); SQLite, which no other process shares, takes more at once. */
+  readonly writeBatch?: number;
   /** Every row of the namespace in pages, keys without the namespace, values as stored; throws when a page fails. */
   rows(): AsyncIterable<RowPage>;
   /** False while the backend is known to be unreachable: writes then fail at once instead of waiting for a reconnect. */
@@ -58,6 +60,7 @@ export class KeyvCacheIndex implements CacheIndex {
   private readonly logger: FastifyBaseLogger;
   private readonly throttled: ThrottledLog;
   private readonly retryMs: number;
+  private readonly writeBatch: number;
   private tail: Promise<unknown> = Promise.resolve();
   private sequence = 0;
   private readonly failed = new Map<string, { write: Write; sequence: number }>();
@@ -72,6 +75,7 @@ export class KeyvCacheIndex implements CacheIndex {
     this.throttled = new ThrottledLog(logger);
     this.retryMs = options.retryMs ?? 1_000;
     this.retryDelay = this.retryMs;
+    this.writeBatch = backend.writeBatch ?? WRITE_BATCH;
   }
 
   async load(): Promise<IndexContents> {
@@ -172,8 +176,8 @@ export class KeyvCacheIndex implements CacheIndex {
     const sequence = ++this.sequence;
     return this.enqueue(async () => {
       const failed: Array<{ key: string; error: unknown }> = [];
-      for (let i = 0; i < writes.length; i += WRITE_BATCH) {
-        const batch = writes.slice(i, i + WRITE_BATCH);
+      for (let i = 0; i < writes.length; i += this.writeBatch) {
+        const batch = writes.slice(i, i + this.writeBatch);
         const errors = await this.apply(batch);
         batch.forEach((write, j) => {
           const error = errors[j];
@@ -255,8 +259,8 @@ export class KeyvCacheIndex implements CacheIndex {
       const kept = [...this.failed.values()];
       if (kept.length === 0) return;
       let replayed = 0;
-      for (let i = 0; i < kept.length; i += WRITE_BATCH) {
-        const batch = kept.slice(i, i + WRITE_BATCH);
+      for (let i = 0; i < kept.length; i += this.writeBatch) {
+        const batch = kept.slice(i, i + this.writeBatch);
         const errors = await this.apply(batch.map((k) => k.write));
         batch.forEach((k, j) => {
           if (errors[j] !== undefined || this.failed.get(k.write.key) !== k) return;

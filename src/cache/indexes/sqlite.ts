@@ -15,15 +15,30 @@ export interface SqliteIndexOptions extends KeyvIndexOptions {
 const NAMESPACE = 'layover';
 /** @keyv/sqlite's table. */
 const TABLE = 'keyv';
-/** Rows per query at load: 100,000 rows in ten queries, each a range scan of the primary key. */
-const LOAD_PAGE = 10_000;
+/** Rows per query at load: 100,000 rows in twenty queries. */
+const LOAD_PAGE = 5_000;
 // Every key of the namespace starts with `layover:`, and `;` is the character after `:`.
 const FIRST_KEY = `${NAMESPACE}:`;
 const PAST_LAST_KEY = `${NAMESPACE};`;
-const PAGE = `SELECT key, value FROM ${TABLE} WHERE key > ? AND key < ? ORDER BY key LIMIT ?`;
+/**
+ * Pages in rowid order, the order of the table's own b-tree: in key order (the primary key's index)
+ * each row cost a look-up in the table, 100,000 blobs took twice as long. `NOT INDEXED` keeps SQLite
+ * from choosing that index for the key range, which only filters. One page is one JSON text built by
+ * SQLite: the sqlite3 module made a JavaScript object per row on the main thread, which cost more than
+ * parsing one string per page. A value that is not text is sent as null (json_array refuses blobs),
+ * which the load reports as unreadable, as it did a row.
+ */
+const PAGE_ROWS = `SELECT rowid, key, value FROM ${TABLE} NOT INDEXED WHERE rowid > ? AND key > ? AND key < ? ORDER BY rowid LIMIT ?`;
+const PAGE_TEXT = `SELECT json_group_array(json_array(key, CASE WHEN typeof(value) = 'text' THEN value END)) AS page, max(rowid) AS last, count(*) AS count FROM (${PAGE_ROWS})`;
 // Conflicts on the primary key update the row; `WHERE true` lets SQLite parse an upsert after a SELECT.
 const UPSERT_MANY = `INSERT INTO ${TABLE} (key, value) SELECT value ->> 0, value ->> 1 FROM json_each(?) WHERE true ON CONFLICT(key) DO UPDATE SET value = excluded.value`;
 const SELECT_MANY = `SELECT key, value FROM ${TABLE} WHERE key IN (SELECT value FROM json_each(?))`;
+const DELETE_MANY = `DELETE FROM ${TABLE} WHERE key IN (SELECT value FROM json_each(?))`;
+/**
+ * Rows per write statement (KeyvCacheIndex's batches): one statement is one transaction, and a page of
+ * the table touched by several batches went to the WAL once per batch.
+ */
+const SQLITE_WRITE_BATCH = 20_000;
 
 /**
  * @keyv/sqlite with batch calls of one statement each. Without `setMany`, keyv writes a batch as one
@@ -33,7 +48,20 @@ const SELECT_MANY = `SELECT key, value FROM ${TABLE} WHERE key IN (SELECT value 
  */
 class BatchingKeyvSqlite extends KeyvSqlite {
   async setMany(entries: ReadonlyArray<{ key: string; value: unknown }>): Promise<void> {
-    await this.query(UPSERT_MANY, JSON.stringify(entries.map(({ key, value }) => [key, value])));
+    // In key order: the primary key's b-tree is then walked once, not sought at random (a stable sort,
+    // so a key twice in one batch still ends with its last value).
+    const sorted = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    await this.query(UPSERT_MANY, JSON.stringify(sorted.map(({ key, value }) => [key, value])));
+  }
+
+  /**
+   * One statement, keys in order: the 10,000 deletions of an eviction pass took 0.5 s instead of 1.3-1.4 s
+   * (ten statements of 1,000 in LRU order). @keyv/sqlite also read every row back first, to answer
+   * whether any existed, which nobody here asks.
+   */
+  override async deleteMany(keys: string[]): Promise<boolean> {
+    await this.query(DELETE_MANY, JSON.stringify([...keys].sort()));
+    return true;
   }
 
   override async getMany<Value>(keys: string[]): Promise<Array<Value | undefined>> {
@@ -42,9 +70,20 @@ class BatchingKeyvSqlite extends KeyvSqlite {
     return keys.map((key) => found.get(key));
   }
 
-  /** Up to `limit` rows of the namespace after `after`, in key order (a range scan, where keyv's iterator used OFFSET). */
-  async page(after: string, limit: number): Promise<Array<{ key: string; value: unknown }>> {
-    return (await this.query(PAGE, after, PAST_LAST_KEY, limit)) as Array<{ key: string; value: unknown }>;
+  /**
+   * Up to `limit` rows of the namespace after rowid `after`, in rowid order, and the last rowid read.
+   * A page too large for one text (SQLite's string limit, 1 GB) is read row by row.
+   */
+  async page(after: number, limit: number): Promise<{ rows: Array<readonly [string, unknown]>; last: number }> {
+    let text: { page: string; last: number | null; count: number } | undefined;
+    try {
+      [text] = (await this.query(PAGE_TEXT, after, FIRST_KEY, PAST_LAST_KEY, limit)) as Array<{ page: string; last: number | null; count: number }>;
+    } catch {
+      // Not a reason to fail the open: the same rows, one object each.
+    }
+    if (text) return { rows: text.count === 0 ? [] : (JSON.parse(text.page) as Array<[string, unknown]>), last: text.last ?? after };
+    const rows = (await this.query(PAGE_ROWS, after, FIRST_KEY, PAST_LAST_KEY, limit)) as Array<{ rowid: number; key: string; value: unknown }>;
+    return { rows: rows.map((row) => [row.key, row.value] as const), last: rows.at(-1)?.rowid ?? after };
   }
 }
 
@@ -70,12 +109,13 @@ export async function openSqliteIndex(file: string, logger: FastifyBaseLogger, o
     {
       name: `sqlite ${file}`,
       keyv,
+      writeBatch: SQLITE_WRITE_BATCH,
       async *rows(): AsyncIterable<RowPage> {
-        for (let after = FIRST_KEY; ; ) {
-          const rows = await sqlite.page(after, LOAD_PAGE);
-          yield rows.map((row) => [row.key.slice(FIRST_KEY.length), row.value] as const);
+        for (let after = 0; ; ) {
+          const { rows, last } = await sqlite.page(after, LOAD_PAGE);
+          yield rows.map(([key, value]) => [key.slice(FIRST_KEY.length), value] as const);
           if (rows.length < LOAD_PAGE) return;
-          after = rows[rows.length - 1]!.key;
+          after = last;
         }
       },
       acquireLease: (name, ttlMs, options) => leases.acquireLease(name, ttlMs, options),
