@@ -14,6 +14,7 @@ import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import type { BlobCacheOptions, Fill, FillError } from '../../../src/cache/blob-cache.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import { blob, collect, handSource, meta, MiB, openCache, tally, until } from './cache-fixture.js';
+import { serve } from './response-fixture.js';
 
 /** A cache whose tmp/ is a tmpfs mounted with `mountOptions`; closed, unmounted and removed when the test ends. */
 async function openCacheOnSmallDisk(mountOptions = 'size=1m', options: Partial<BlobCacheOptions> = {}) {
@@ -76,6 +77,20 @@ describe.skipIf(process.getuid?.() !== 0)('a fill whose disk is full', () => {
     expect((await reader.ended).equals(bytes)).toBe(true);
     expect(cache.stat(digest)).toBeUndefined();
     expect(logs.filter((l) => l.msg === 'cache fill dropped')).toHaveLength(1);
+  });
+
+  it('a reader piped into a response goes on from memory too: its client gets every byte', async () => {
+    const opened = await openCacheOnSmallDisk();
+    const { bytes, digest } = blob(4 * MiB + 7);
+    const source = handSource();
+    const fill = opened.cache.fill(digest, source, meta({ size: bytes.length }));
+    const served = await serve(fill.reader());
+    const sent = (): number => served.writes.reduce((sum, length) => sum + length, 0);
+    await failTheDisk(source, bytes, { bytes: () => Buffer.alloc(sent()) }, fill);
+    await expectDropped(opened, digest);
+    source.end(bytes.subarray(2 * MiB));
+    expect((await served.body).equals(bytes)).toBe(true);
+    expect(await served.failure).toBeNull();
   });
 
   it('a reader behind the write offset reads the written part from the file, then goes on from memory', async () => {
