@@ -169,6 +169,9 @@ export class BlobEviction {
   private async evictExcept(limit: number, kept: ReadonlySet<Digest>): Promise<EvictionResult> {
     const victims = this.host.lru.takeVictims(limit, kept);
     if (victims.length === 0) return NOTHING;
+    // Removed in digest order, which is the order of their paths (blobs/<algorithm>/<fan>/<hex>) and of
+    // the index's keys: neighbouring directory entries and rows, not ones at random.
+    victims.sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
     const freedBytes = victims.reduce((sum, entry) => sum + entry.size, 0);
     this.counted(victims);
     await this.host.remove(victims);

@@ -3,6 +3,13 @@ import type { Digest } from '../registry/digest.js';
 import type { BlobStore } from './blob-store.js';
 
 /**
+ * Deletions handed to the store at once. An eviction pass of 10,000 blobs queued 10,000 unlinks on
+ * libuv's four threads at once: a blob hit's read, and the index's statement deleting the same rows,
+ * waited behind all of them (the pass took 2.6 s). The disk takes them no faster in parallel.
+ */
+const AT_ONCE = 3;
+
+/**
  * Deletions of committed blobs, ordered against commits and readers of the same digest:
  * - an unlink under way is awaited by a commit of that digest, or it could delete the new file after
  *   its rename;
@@ -14,6 +21,9 @@ export class BlobRemovals {
   private readonly logger: FastifyBaseLogger;
   private readonly underway = new Map<Digest, Promise<void>>();
   private readonly deferred = new Set<Digest>();
+  /** Deletions waiting for one of the AT_ONCE places, oldest first. */
+  private readonly queued: Array<() => void> = [];
+  private active = 0;
 
   constructor(store: BlobStore, logger: FastifyBaseLogger) {
     this.store = store;
@@ -22,7 +32,7 @@ export class BlobRemovals {
 
   unlink(digest: Digest): Promise<void> {
     const removal: Promise<void> = (this.underway.get(digest) ?? Promise.resolve())
-      .then(() => this.store.remove(digest))
+      .then(() => this.inTurn(() => this.store.remove(digest)))
       .catch((error: unknown) => {
         // Left behind without a row: the next open adopts it again (and eviction removes it once more).
         this.logger.error({ err: error, digest, store: this.store.kind }, 'cache: removing a blob failed');
@@ -64,5 +74,18 @@ export class BlobRemovals {
 
   async settled(): Promise<void> {
     await Promise.all([...this.underway.values()]);
+  }
+
+  private async inTurn(remove: () => Promise<void>): Promise<void> {
+    if (this.active < AT_ONCE) this.active += 1;
+    // The place is handed over by the deletion that ends (below), so `active` counts it still.
+    else await new Promise<void>((resolve) => this.queued.push(resolve));
+    try {
+      await remove();
+    } finally {
+      const next = this.queued.shift();
+      if (next) next();
+      else this.active -= 1;
+    }
   }
 }
