@@ -37,6 +37,8 @@ export interface DnsServerOptions {
    * answering intercepted names beside the main thread: 'auto' is one per further core. Default 0.
    */
   udpWorkers?: number | 'auto';
+  /** The UDP answer workers' module; tests only (a fixture that misbehaves). */
+  udpWorkerScript?: URL;
 }
 
 /** The `result` label of layover_dns_queries_total: each query is counted once, with its final fate. */
@@ -73,13 +75,21 @@ export class DnsServer {
   readonly #flights = new Map<string, Promise<Buffer | null>>();
   readonly #tcp: TcpListener;
   readonly #recursion: ClientNetworks;
+  /** For what only the main thread sends (forwarded answers, refusals, errors): the full configured rate. */
   readonly #rateLimiter: ResponseRateLimiter;
+  /**
+   * For intercepted names, which every socket answers: this socket's share of the rate (the same
+   * limiter as #rateLimiter without workers).
+   */
+  readonly #interceptedRateLimiter: ResponseRateLimiter;
   /** Clients the rate limit spares (DNS_RATE_LIMIT_EXEMPT): null when there are none or no limit, so the hot path skips the check. */
   readonly #rateLimitExempt: ClientNetworks | null;
   #udp: dgram.Socket | undefined;
   readonly #udpWorkerCount: number;
   #udpWorkers: UdpAnswerWorkers | undefined;
   #forwarder: Forwarder | undefined;
+  /** listen() until it has settled: close() waits for it, so that what it bound is released. */
+  #starting: Promise<unknown> | undefined;
   #closed = false;
   #lastLoopWarning = -Infinity;
   #lastRefusalNotice = -Infinity;
@@ -90,6 +100,8 @@ export class DnsServer {
    * response), read by its caller right after it returns: no object per query on the hot path.
    */
   #result: DnsResult | null = null;
+  /** Set with #result: the reply is an intercepted name's answer, which every socket gives. */
+  #interceptedAnswer = false;
 
   constructor(options: DnsServerOptions) {
     this.#options = options;
@@ -102,7 +114,9 @@ export class DnsServer {
     const { policy } = options;
     this.#recursion = new ClientNetworks(policy.allowRecursion);
     this.#udpWorkerCount = udpWorkerCount(options.udpWorkers);
-    this.#rateLimiter = new ResponseRateLimiter({ perSecond: this.#perSocketRateLimit(), slip: policy.rateLimitSlip });
+    this.#rateLimiter = new ResponseRateLimiter({ perSecond: policy.rateLimit, slip: policy.rateLimitSlip });
+    this.#interceptedRateLimiter =
+      this.#udpWorkerCount > 0 ? new ResponseRateLimiter({ perSecond: this.#perSocketRateLimit(), slip: policy.rateLimitSlip }) : this.#rateLimiter;
     this.#rateLimitExempt = policy.rateLimit > 0 && policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
     const queries = options.metrics?.dnsQueries;
     this.#counters = queries
@@ -120,23 +134,38 @@ export class DnsServer {
     });
   }
 
-  /** Binds UDP and TCP on one port; rejects on EADDRINUSE and other bind errors. */
-  async listen(): Promise<{ host: string; port: number }> {
-    if (this.#udp || this.#closed) throw new Error('DnsServer.listen: already listening or closed');
+  /** Binds UDP and TCP on one port; rejects on EADDRINUSE and other bind errors, and when close() comes first. */
+  listen(): Promise<{ host: string; port: number }> {
+    if (this.#starting || this.#closed) return Promise.reject(new Error('DnsServer.listen: already listening or closed'));
+    // A start that fails releases what it bound before it rejects, so that listen() may be tried again.
+    const starting = this.#start().catch(async (err: unknown) => {
+      await this.#release();
+      if (!this.#closed) this.#starting = undefined;
+      throw err;
+    });
+    this.#starting = starting.catch(() => undefined);
+    return starting;
+  }
+
+  async #start(): Promise<{ host: string; port: number }> {
     const { host, port } = this.#options.listen;
     for (let attempt = 1; ; attempt++) {
       const udp = await bindUdpSocket(host, port, this.#udpWorkerCount > 0);
       // Listening before the forwarder exists is safe: until then nothing is forwarded (SERVFAIL).
       udp.on('error', (err) => this.#logger.error({ err }, 'dns udp socket error'));
       udp.on('message', (msg, rinfo) => this.#onDatagram(udp, msg, rinfo.address, rinfo.port));
+      // From here close() ends this socket, whichever step listen() has reached.
+      this.#udp = udp;
+      this.#throwIfClosed();
       try {
         await this.#tcp.listen(host, udp.address().port);
       } catch (err) {
-        udp.close();
+        this.#udp = undefined;
+        await closeUdp(udp);
         if (port === 0 && attempt < BIND_ATTEMPTS && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
         throw err;
       }
-      this.#udp = udp;
+      this.#throwIfClosed();
       break;
     }
     try {
@@ -146,6 +175,7 @@ export class DnsServer {
     }
     const bound = { host, port: this.#udp.address().port };
     if (this.#udpWorkerCount > 0) await this.#startUdpWorkers(bound);
+    this.#throwIfClosed();
     this.#forwarder = new Forwarder({
       upstreams: withoutSelf(this.#options.upstreams, bound, this.#logger),
       timeoutMs: this.#options.upstreamTimeoutMs ?? 2000,
@@ -156,15 +186,28 @@ export class DnsServer {
     return bound;
   }
 
+  /** After each step of listen(): a close() that came meanwhile ends the start (close() releases what it bound). */
+  #throwIfClosed(): void {
+    if (this.#closed) throw new Error('DnsServer.listen: closed while starting');
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
+    // A start under way stops at its next step; what it bound by then is released below.
+    await this.#starting;
+    await this.#release();
+    this.#cache.clear();
+  }
+
+  /** Ends the forwarder, the sockets and the workers, whichever exist. */
+  async #release(): Promise<void> {
     this.#forwarder?.close();
+    this.#forwarder = undefined;
     const udp = this.#udp;
     this.#udp = undefined;
     const workers = this.#udpWorkers;
     this.#udpWorkers = undefined;
-    await Promise.all([udp ? new Promise<void>((resolve) => udp.close(() => resolve())) : undefined, this.#tcp.close(), workers?.close()]);
-    this.#cache.clear();
+    await Promise.all([udp ? closeUdp(udp) : undefined, this.#tcp.close(), workers?.close()]);
   }
 
   /** Queries each UDP answer worker has answered so far ([] without workers): which sockets the kernel used. */
@@ -173,56 +216,52 @@ export class DnsServer {
   }
 
   /**
-   * Each socket keeps its own rate-limit accounts, and the kernel spreads a client's queries over
-   * the sockets by source port: each gets its share of the limit, so that together they allow
-   * about the configured rate (a client that keeps one source port gets one socket's share).
+   * Each socket keeps its own rate-limit accounts for intercepted names, and the kernel spreads a
+   * client's queries over the sockets by source port: each gets its share of the limit, so that
+   * together they allow about the configured rate (a client that keeps one source port gets one
+   * socket's share). Everything else only the main thread answers, at the full rate.
    */
   #perSocketRateLimit(): number {
     return Math.ceil(this.#options.policy.rateLimit / (this.#udpWorkerCount + 1));
   }
 
-  /** Starts the UDP answer workers on the main socket's address and port; on a failure nothing listens. */
+  /** Starts the UDP answer workers on the main socket's address and port; on a failure close() ends the rest. */
   async #startUdpWorkers(bound: { host: string; port: number }): Promise<void> {
     const { policy } = this.#options;
     const udp = this.#udp!;
-    try {
-      this.#udpWorkers = await UdpAnswerWorkers.start(
-        this.#udpWorkerCount,
-        {
-          ...bound,
-          intercepted: [...this.#options.intercepted.names(), ...this.#options.intercepted.wildcards()],
-          advertise: this.#options.advertise,
-          answerTtl: this.#options.answerTtl ?? 60,
-          rateLimit: this.#perSocketRateLimit(),
-          rateLimitSlip: policy.rateLimitSlip,
-          rateLimitExempt: [...policy.rateLimitExempt],
+    this.#udpWorkers = await UdpAnswerWorkers.start(
+      this.#udpWorkerCount,
+      {
+        ...bound,
+        intercepted: [...this.#options.intercepted.names(), ...this.#options.intercepted.wildcards()],
+        advertise: this.#options.advertise,
+        answerTtl: this.#options.answerTtl ?? 60,
+        rateLimit: this.#perSocketRateLimit(),
+        rateLimitSlip: policy.rateLimitSlip,
+        rateLimitExempt: [...policy.rateLimitExempt],
+      },
+      {
+        // A handed-over packet is answered from the main socket: same address and port, so the client takes it.
+        onQuery: (packet, address, port) => this.#onDatagram(udp, packet, address, port),
+        onCounts: (answered, limited, dropped) => {
+          this.#counters?.answered.inc(answered);
+          this.#counters?.limited.inc(limited);
+          // Unanswered, as a query the kernel drops from a full buffer: a failure, like the loop guard's silence.
+          this.#counters?.failed.inc(dropped);
         },
-        {
-          // A handed-over packet is answered from the main socket: same address and port, so the client takes it.
-          onQuery: (packet, address, port) => this.#onDatagram(udp, packet, address, port),
-          onCounts: (answered, limited) => {
-            this.#counters?.answered.inc(answered);
-            this.#counters?.limited.inc(limited);
-          },
-          logger: this.#logger,
-        },
-      );
-    } catch (err) {
-      this.#udp = undefined;
-      await Promise.all([new Promise<void>((resolve) => udp.close(() => resolve())), this.#tcp.close()]);
-      throw err;
-    }
-    // close() while the workers were starting found none to end.
-    if (this.#closed) await this.#udpWorkers.close();
+        logger: this.#logger,
+      },
+      this.#options.udpWorkerScript,
+    );
   }
 
   #onDatagram(udp: dgram.Socket, msg: Buffer, address: string, port: number): void {
     try {
       const reply = this.#handle(msg, 'udp', address, port);
       if (reply instanceof Promise) {
-        reply.then((late) => this.#send(udp, late, address, port, forwardResult(late))).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
+        reply.then((late) => this.#send(udp, late, address, port, forwardResult(late), false)).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
       } else {
-        this.#send(udp, reply, address, port, this.#result);
+        this.#send(udp, reply, address, port, this.#result, this.#interceptedAnswer);
       }
     } catch (err) {
       this.#logger.error({ err }, 'dns query failed');
@@ -247,10 +286,11 @@ export class DnsServer {
   }
 
   /** UDP only: over TCP a source cannot be forged, so nothing there is rate-limited. */
-  #send(udp: dgram.Socket, answer: Buffer | null, address: string, port: number, result: DnsResult | null): void {
+  #send(udp: dgram.Socket, answer: Buffer | null, address: string, port: number, result: DnsResult | null, intercepted: boolean): void {
     // A reply that completes after close() has nowhere to go.
     if (!answer || this.#closed) return this.#count(result);
-    const reply = this.#rateLimitExempt?.includes(address) ? answer : this.#rateLimiter.admit(answer, address);
+    const limiter = intercepted ? this.#interceptedRateLimiter : this.#rateLimiter;
+    const reply = this.#rateLimitExempt?.includes(address) ? answer : limiter.admit(answer, address);
     // Dropped or cut to a truncated slip by the rate limit: that is the query's fate.
     this.#count(reply === answer ? result : 'limited');
     if (!reply) return;
@@ -269,11 +309,13 @@ export class DnsServer {
    * intercepted names, so the hot path allocates no promise.
    */
   #handle(msg: Buffer, transport: Transport, address: string, port: number): Buffer | null | Promise<Buffer | null> {
+    this.#interceptedAnswer = false;
     const query = readQuery(msg, transport);
     if (typeof query === 'number') return this.#reject(msg, query);
     const { question, opt, maxSize } = query;
     if (question.hostname !== null && this.#intercepted.has(question.hostname)) {
       this.#result = 'answered';
+      this.#interceptedAnswer = true;
       return this.#answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
     }
     // Whatever is answered below without a branch saying otherwise is a failure (SERVFAIL, silence).
@@ -387,4 +429,8 @@ export class DnsServer {
 /** A forward's answer: the upstream's, or Layover's SERVFAIL when none came (an upstream's SERVFAIL is a failure too). */
 function forwardResult(reply: Buffer | null): DnsResult {
   return reply !== null && reply.length >= HEADER_SIZE && (reply.readUInt16BE(2) & 0x000f) !== RCODE.SERVFAIL ? 'forwarded' : 'failed';
+}
+
+function closeUdp(udp: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => udp.close(() => resolve()));
 }

@@ -21,7 +21,7 @@ export class HandoverBatch {
   }
 
   add(packet: Buffer, address: string, port: number): void {
-    const size = FIXED_FRAME_BYTES + address.length + packet.length;
+    const size = frameBytes(packet, address);
     if (this.#used + size > CAPACITY) this.flush();
     let at = this.#buffer.writeUInt16BE(port, this.#used);
     at = this.#buffer.writeUInt8(address.length, at);
@@ -41,6 +41,11 @@ export class HandoverBatch {
     this.#used = 0;
     this.#send(frames);
   }
+}
+
+/** The bytes `packet` from `address` takes in a batch: what the receiver's count of bytes in flight goes by. */
+export function frameBytes(packet: Buffer, address: string): number {
+  return FIXED_FRAME_BYTES + address.length + packet.length;
 }
 
 /** Calls `each` for every packet in a batch HandoverBatch sent, in the order they arrived. */

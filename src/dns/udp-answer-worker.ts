@@ -6,23 +6,23 @@
  * to forward, anything malformed) goes to the main thread as it arrived (in
  * batches, ./handover-batch.ts), and
  * the main thread answers it from its own socket on the same address and
- * port. Responses are dropped here, unanswered and uncounted, as there.
+ * port. Responses are dropped here, unanswered and uncounted, as there. What
+ * the main thread has not read yet is bounded (handoverLimit bytes): beyond it
+ * a packet is dropped here and counted, as the kernel drops beyond a full
+ * socket buffer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type dgram from 'node:dgram';
 import { HostnameSet } from '../registry/hostname.js';
 import { AnswerBuilder } from './answer-builder.js';
 import { ClientNetworks } from './client-networks.js';
-import { HandoverBatch } from './handover-batch.js';
+import { frameBytes, HandoverBatch } from './handover-batch.js';
 import { InterceptedMatcher } from './intercepted-matcher.js';
 import { readQuery, REJECT } from './query-reader.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
 import { bindUdpSocket, UDP_RECV_BUFFER_BYTES } from './udp-socket.js';
-import type { UdpWorkerData, UdpWorkerEvent } from './udp-workers.js';
+import { ANSWERED_SLOT, COUNT_SLOTS, DROPPED_SLOT, LIMITED_SLOT, type UdpWorkerData, type UdpWorkerEvent } from './udp-workers.js';
 import { NO_OPT } from './wire.js';
-
-const ANSWERED = 0;
-const LIMITED = 1;
 
 async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>): Promise<void> {
   const intercepted = new InterceptedMatcher(new HostnameSet(data.intercepted));
@@ -30,7 +30,9 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
   const limiter = new ResponseRateLimiter({ perSecond: data.rateLimit, slip: data.rateLimitSlip });
   const exempt = data.rateLimit > 0 && data.rateLimitExempt.length > 0 ? new ClientNetworks(data.rateLimitExempt) : null;
   // This worker's slots, written only here; the main thread adds them to the metrics now and then.
-  const counts = new Float64Array(data.counts, data.index * 2 * Float64Array.BYTES_PER_ELEMENT, 2);
+  const counts = new Float64Array(data.counts, data.index * COUNT_SLOTS * Float64Array.BYTES_PER_ELEMENT, COUNT_SLOTS);
+  const handedOver = new Int32Array(data.handedOver);
+  const { index, handoverLimit } = data;
   const post = (event: UdpWorkerEvent, transfer: ArrayBuffer[] = []): void => parent.postMessage(event, transfer);
 
   const handovers = new HandoverBatch((frames) => post({ kind: 'queries', frames }, [frames.buffer as ArrayBuffer]));
@@ -52,13 +54,19 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
     const query = readQuery(msg, 'udp');
     if (query === REJECT.RESPONSE) return;
     if (typeof query === 'number' || query.question.hostname === null || !intercepted.has(query.question.hostname)) {
+      const size = frameBytes(msg, rinfo.address);
+      if (Atomics.add(handedOver, index, size) + size > handoverLimit) {
+        Atomics.sub(handedOver, index, size);
+        counts[DROPPED_SLOT]! += 1;
+        return;
+      }
       handovers.add(msg, rinfo.address, rinfo.port);
       return;
     }
     const { question, opt, maxSize } = query;
     const answer = answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
     const reply = exempt?.includes(rinfo.address) ? answer : limiter.admit(answer, rinfo.address);
-    counts[reply === answer ? ANSWERED : LIMITED]! += 1;
+    counts[reply === answer ? ANSWERED_SLOT : LIMITED_SLOT]! += 1;
     if (!reply) return;
     try {
       socket.send(reply, rinfo.port, rinfo.address);

@@ -6,8 +6,6 @@
  * reach the metrics; close() ends the workers, so the port is free again.
  */
 import dgram from 'node:dgram';
-import { once } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Packet } from 'dns2';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { DnsServer, type DnsServerOptions } from '../../../src/dns/dns-server.js';
@@ -20,6 +18,7 @@ import { startDnsmasq } from '../../helpers/dnsmasq.js';
 import { parseExposition, total } from '../../unit/metrics/exposition.js';
 import { dnsPolicy, LOOPBACK_POLICY } from '../../unit/dns/policies.js';
 import { query } from '../../unit/dns/packets.js';
+import { udpBurst } from './udp-burst.js';
 
 const WORKERS = 2;
 /** Enough source ports that the kernel's hash gives every socket some: (2/3)^64 per socket to miss. */
@@ -44,25 +43,6 @@ async function startServer(options: Partial<DnsServerOptions> = {}): Promise<{ d
   return { dns, port };
 }
 
-/** CLIENTS sockets, each with its own source port, each sending `packet` once; every reply they get, by client. */
-async function askFromManyPorts(port: number, packet: (client: number) => Buffer, expectReplies: number): Promise<Buffer[][]> {
-  const replies: Buffer[][] = [];
-  const sockets: dgram.Socket[] = [];
-  onTestFinished(() => Promise.all(sockets.map((socket) => new Promise<void>((resolve) => socket.close(() => resolve())))).then(() => undefined));
-  for (let client = 0; client < CLIENTS; client++) {
-    const socket = dgram.createSocket('udp4');
-    sockets.push(socket);
-    const got: Buffer[] = [];
-    replies.push(got);
-    socket.on('message', (msg) => got.push(msg));
-    socket.bind(0, '127.0.0.1');
-    await once(socket, 'listening');
-    socket.send(packet(client), port, '127.0.0.1');
-  }
-  for (let i = 0; i < 250 && replies.reduce((sum, got) => sum + got.length, 0) < expectReplies; i++) await delay(20);
-  return replies;
-}
-
 /** Binds `port` without SO_REUSEPORT: fails while any socket of the server still holds it. */
 async function bindAlone(port: number): Promise<void> {
   const socket = dgram.createSocket('udp4');
@@ -76,7 +56,7 @@ async function bindAlone(port: number): Promise<void> {
 describe('UDP answer workers', () => {
   it('answer intercepted names on every socket of the port, each worker for some of the clients', async () => {
     const { dns, port } = await startServer();
-    const replies = await askFromManyPorts(port, (client) => query(client % 2 ? 'Docker.Proxy' : `x${client}.mirror.test`, QTYPE.A, { id: client }), CLIENTS);
+    const replies = await udpBurst(port, CLIENTS, (client) => query(client % 2 ? 'Docker.Proxy' : `x${client}.mirror.test`, QTYPE.A, { id: client }), CLIENTS);
     replies.forEach((got, client) => {
       expect(got).toHaveLength(1);
       const answer = Packet.parse(got[0]!);
@@ -95,7 +75,7 @@ describe('UDP answer workers', () => {
     const upstream = await startDnsmasq({ hostRecords: { 'other.test': ['192.0.2.7'] } });
     onTestFinished(() => upstream.stop());
     const { dns, port } = await startServer({ upstreams: [{ host: upstream.host, port: upstream.port }] });
-    const replies = await askFromManyPorts(port, (client) => query('other.test', QTYPE.A, { id: client }), CLIENTS);
+    const replies = await udpBurst(port, CLIENTS, (client) => query('other.test', QTYPE.A, { id: client }), CLIENTS);
     replies.forEach((got, client) => {
       expect(got).toHaveLength(1);
       const answer = Packet.parse(got[0]!);
@@ -107,7 +87,7 @@ describe('UDP answer workers', () => {
 
   it('hand a forward for a stranger to the main thread, which refuses it', async () => {
     const { port } = await startServer({ policy: dnsPolicy({ allowRecursion: [] }) });
-    const replies = await askFromManyPorts(port, (client) => query('other.test', QTYPE.A, { id: client }), CLIENTS);
+    const replies = await udpBurst(port, CLIENTS, (client) => query('other.test', QTYPE.A, { id: client }), CLIENTS);
     for (const got of replies) {
       expect(got).toHaveLength(1);
       expect(got[0]!.readUInt16BE(2) & 0xf).toBe(RCODE.REFUSED);
@@ -117,7 +97,7 @@ describe('UDP answer workers', () => {
   it('rate-limit identical answers on every socket, and count what they held back', async () => {
     const metrics = new Metrics();
     const { dns, port } = await startServer({ metrics, policy: dnsPolicy({ rateLimit: 4, rateLimitSlip: 0 }) });
-    const replies = await askFromManyPorts(port, (client) => query('docker.proxy', QTYPE.A, { id: client }), CLIENTS);
+    const replies = await udpBurst(port, CLIENTS, (client) => query('docker.proxy', QTYPE.A, { id: client }), CLIENTS);
     const answered = replies.filter((got) => got.length > 0).length;
     // Each of the three sockets allows its share (2 a second, a burst of 2): far fewer than were asked,
     // however slowly the queries went out.
@@ -146,7 +126,7 @@ describe('UDP answer workers', () => {
           return Buffer.concat([query('docker.proxy', QTYPE.A), Buffer.from([0xc0, 0x0c])]).fill(0xff, 12); // garbage: FORMERR
       }
     };
-    const errors = await askFromManyPorts(port, malformed, CLIENTS / 2);
+    const errors = await udpBurst(port, CLIENTS, malformed, CLIENTS / 2);
     errors.forEach((got, client) => {
       if (client % 4 < 2) expect(got).toHaveLength(0);
       else {
@@ -155,14 +135,14 @@ describe('UDP answer workers', () => {
         expect(got[0]!.readUInt16BE(2) & 0xf).toBe(RCODE.FORMERR);
       }
     });
-    const answers = await askFromManyPorts(port, (client) => query('docker.proxy', QTYPE.A, { id: client }), CLIENTS);
+    const answers = await udpBurst(port, CLIENTS, (client) => query('docker.proxy', QTYPE.A, { id: client }), CLIENTS);
     for (const got of answers) expect(got).toHaveLength(1);
   });
 
   it('count what the workers answer in layover_dns_queries_total', async () => {
     const metrics = new Metrics();
     const { dns, port } = await startServer({ metrics });
-    await askFromManyPorts(port, (client) => query('docker.proxy', QTYPE.AAAA, { id: client }), CLIENTS);
+    await udpBurst(port, CLIENTS, (client) => query('docker.proxy', QTYPE.AAAA, { id: client }), CLIENTS);
     await dns.close();
     const samples = parseExposition((await metrics.exposition()).body);
     expect(total(samples, 'layover_dns_queries_total', { result: 'answered' })).toBe(CLIENTS);
@@ -172,17 +152,6 @@ describe('UDP answer workers', () => {
     const { dns, port } = await startServer();
     expect((await dig(port, 'docker.proxy', 'A')).answers).toHaveLength(1);
     await dns.close();
-    await bindAlone(port);
-  });
-
-  it('end with a close() that comes while they are still starting', async () => {
-    const dns = new DnsServer({ ...serverOptions(), udpWorkers: WORKERS });
-    const listening = dns.listen();
-    // listen() has bound the main socket by the time the workers start; close() must still reach them.
-    await delay(0);
-    const closed = dns.close();
-    const { port } = await listening;
-    await closed;
     await bindAlone(port);
   });
 });
