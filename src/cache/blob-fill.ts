@@ -135,8 +135,9 @@ export class BlobFill implements Fill, FillSource {
   get readableBytes(): number {
     const available = this.relay ? this.received : this.file.available;
     if (this.isVerified) return available;
-    const finalByte = this.meta.size !== undefined ? this.meta.size - 1 : available - 1;
-    return Math.max(0, Math.min(available, finalByte));
+    // The newest byte waits for the next one or for the digest, whatever length was announced: a body
+    // that stops short of it may still be the whole blob, and no client gets that before it is verified.
+    return Math.max(0, available - 1);
   }
 
   get verified(): boolean {

@@ -1,7 +1,7 @@
 import { setImmediate as turn } from 'node:timers/promises';
 import type { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { blob, handSource, meta, MiB, openCache } from './cache-fixture.js';
+import { blob, handSource, meta, MiB, openCache, tally, until } from './cache-fixture.js';
 import { serve } from './response-fixture.js';
 
 const RECORD = 16 * 1024;
@@ -58,5 +58,25 @@ describe('a fill follower piped into a response', () => {
     await expect(fill.done).rejects.toMatchObject({ reason: 'digest-mismatch' });
     expect((await served.failure)?.message).toMatch(/does not match/);
     await expect(served.body).rejects.toThrow();
+  });
+
+  it('holds back the newest byte while the body is short of its announced length: a blob whose upstream stops there never reaches a client whole', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(2 * MiB + 3);
+    const source = handSource();
+    // The upstream announces 10 bytes more than the blob, sends the blob, then ends.
+    const fill = cache.fill(digest, source, meta({ size: bytes.length + 10 }));
+    const served = await serve(fill.reader());
+    const read = tally(fill.reader());
+    await feed(source, bytes, false);
+    const sent = (): number => served.writes.reduce((sum, length) => sum + length, 0);
+    await until(() => sent() === bytes.length - 1 && read.bytes().length === bytes.length - 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sent()).toBe(bytes.length - 1);
+    expect(read.bytes().length).toBe(bytes.length - 1);
+    source.end();
+    await expect(fill.done).rejects.toMatchObject({ reason: 'truncated' });
+    await expect(served.body).rejects.toThrow();
+    await expect(read.ended).rejects.toMatchObject({ reason: 'truncated' });
   });
 });

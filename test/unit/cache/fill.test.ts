@@ -179,9 +179,10 @@ describe('readers of an active fill', () => {
     const source = handSource();
     const fill = cache.fill(digest, source, meta({ size: bytes.length }));
     const early = tally(fill.reader());
-    // Well past the few MiB a fill keeps in memory for readers that keep up.
+    // Well past what a fill keeps in memory (the chunks queued for the disk).
     for (let offset = 0; offset < 9 * MiB; offset += MiB) source.write(bytes.subarray(offset, offset + MiB));
-    await until(() => early.bytes().length === 9 * MiB);
+    // The newest byte waits for the next one.
+    await until(() => early.bytes().length === 9 * MiB - 1);
     const late = tally(fill.reader());
     const middle = tally(fill.reader({ start: 3 * MiB + 7, end: 10 * MiB }));
     source.end(bytes.subarray(9 * MiB));
