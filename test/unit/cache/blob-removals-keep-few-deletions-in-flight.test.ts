@@ -10,7 +10,7 @@ import { blob, tempDir } from './cache-fixture.js';
 // An eviction pass of 10,000 blobs queued 10,000 unlinks on libuv's four threads at once, and every
 // other file operation (a hit's read, the index's statement) waited behind them (issue 13). Deletions
 // now go to the store a few at a time; each still ends before `settled()` and before a commit of the
-// same digest goes on (`clear`).
+// same digest goes on (`clear`). A bucket's deletions are not held back.
 
 /** The real file store, counting the deletions it is running at each moment. */
 class CountingStore extends FileBlobStore {
@@ -50,6 +50,15 @@ describe('blob removals', () => {
     expect(store.most).toBeLessThanOrEqual(3);
     for (const { digest } of blobs) await expect(access(layout.blobPath(digest))).rejects.toThrow();
     expect(blobs.some(({ digest }) => removals.removing(digest))).toBe(false);
+  });
+
+  it('hold back no deletion of a bucket: those wait on the network, not on the file threads', async () => {
+    const layout = new CacheLayout(await tempDir());
+    // The real file store under another kind's name: only the kind decides.
+    const bucket: CountingStore = Object.assign(Object.create(new CountingStore(layout)) as CountingStore, { kind: 's3', running: 0, most: 0 });
+    const removals = new BlobRemovals(bucket, captureLogger().logger);
+    await Promise.all(Array.from({ length: 50 }, () => removals.unlink(blob(64).digest)));
+    expect(bucket.most).toBe(50);
   });
 
   it('go on after a deletion fails', async () => {
