@@ -26,6 +26,21 @@ function ipBytes(ip: string): Buffer {
   return Buffer.from(bytes, 'binary');
 }
 
+/** The subjectPublicKey bits of an SPKI: the PKCS#1 key for RSA, the uncompressed point for ECDSA. */
+function subjectPublicKeyBits(key: KeyObject): Buffer {
+  if (key.asymmetricKeyType === 'rsa') return key.export({ type: 'pkcs1', format: 'der' });
+  if (key.asymmetricKeyType === 'ec') {
+    const { x, y } = key.export({ format: 'jwk' });
+    return Buffer.concat([Buffer.of(0x04), Buffer.from(x!, 'base64url'), Buffer.from(y!, 'base64url')]);
+  }
+  throw new Error(`leaf keys are RSA or ECDSA, not ${key.asymmetricKeyType}`);
+}
+
+/** keyUsage: digitalSignature, and keyEncipherment for an RSA key (RFC 5280 4.2.1.3; TLS 1.2 RSA key exchange). */
+function keyUsageFor(key: KeyObject): Buffer {
+  return tlv(TAG.bitString, key.asymmetricKeyType === 'rsa' ? Buffer.of(0x05, 0xa0) : Buffer.of(0x07, 0x80));
+}
+
 /** What varies between two leaves; everything else is the same for every leaf of a process. */
 export interface LeafFields {
   /** The subject's CN, or none (an empty subject; the SAN is then critical, RFC 5280 4.2.1.6). */
@@ -67,11 +82,11 @@ export class LeafTemplate {
     this.#issuer = fields[5]!;
     this.#head = tlv(0xa0, tlv(TAG.integer, Buffer.of(2)));
     this.#publicKey = leafPublicKey.export({ type: 'spki', format: 'der' });
-    // RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits, which for RSA are the PKCS#1 key.
-    const keyId = createHash('sha1').update(leafPublicKey.export({ type: 'pkcs1', format: 'der' })).digest();
+    // RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits.
+    const keyId = createHash('sha1').update(subjectPublicKeyBits(leafPublicKey)).digest();
     this.#fixedExtensions = Buffer.concat([
       extension(oid('2.5.29.19'), false, sequence()), // basicConstraints: not a CA
-      extension(oid('2.5.29.15'), true, tlv(TAG.bitString, Buffer.of(0x05, 0xa0))), // keyUsage: digitalSignature, keyEncipherment
+      extension(oid('2.5.29.15'), true, keyUsageFor(leafPublicKey)),
       extension(oid('2.5.29.37'), false, sequence(oid('1.3.6.1.5.5.7.3.1'))), // extKeyUsage: serverAuth
     ]);
     this.#keyIdentifiers = Buffer.concat([

@@ -3,7 +3,7 @@
  * minted for an SNI name is a SecureContext of its own, with ticket keys of its own; a ticket must
  * still be taken back on the next connection that names the same host, in TLS 1.3 and TLS 1.2, on
  * the HTTPS listener (HTTP/1.1 and HTTP/2 servers) and behind a CONNECT of the HTTPS_PROXY listener.
- * A client that resumes skips the certificate and the server's RSA signature: a full handshake costs
+ * A client that resumes skips the certificate and the server's signature: a full handshake costs
  * Layover about three times the CPU of a resumed one (bench/tls-handshake.bench-run.ts).
  * Real handshakes with Node's TLS client on loopback; the session is the one the first connection got.
  */

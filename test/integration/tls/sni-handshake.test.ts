@@ -189,13 +189,13 @@ function clientHello(serverName: Buffer): Buffer {
     extension(0x0000, vec16(Buffer.concat([Buffer.from([0]), vec16(serverName)]))), // server_name: host_name
     extension(0x000a, vec16(Buffer.from([0x00, 0x1d, 0x00, 0x17]))), // supported_groups: x25519, P-256
     extension(0x000b, Buffer.from([1, 0])), // ec_point_formats: uncompressed
-    extension(0x000d, vec16(Buffer.from([0x08, 0x04, 0x04, 0x01]))), // signature_algorithms: rsa_pss_rsae_sha256, rsa_pkcs1_sha256
+    extension(0x000d, vec16(Buffer.from([0x04, 0x03, 0x08, 0x04, 0x04, 0x01]))), // signature_algorithms: ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256, rsa_pkcs1_sha256
   ]);
   const body = Buffer.concat([
     Buffer.from([0x03, 0x03]), // TLS 1.2
     randomBytes(32),
     Buffer.from([0]), // no session id
-    vec16(Buffer.from([0xc0, 0x2f, 0xc0, 0x30])), // ECDHE-RSA-AES128/256-GCM
+    vec16(Buffer.from([0xc0, 0x2b, 0xc0, 0x2c, 0xc0, 0x2f, 0xc0, 0x30])), // ECDHE-ECDSA and ECDHE-RSA, AES128/256-GCM
     Buffer.from([1, 0]), // null compression
     vec16(extensions),
   ]);

@@ -87,7 +87,9 @@ describe('mintLeafCertificate', () => {
     const leafText = text(mintLeafCertificate(ca, host('quay.io')));
     const caSki = /Subject Key Identifier:\s+([0-9A-F:]+)/.exec(text(ca.certPem))?.[1];
     expect(caSki).toBeDefined();
-    expect(leafText).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Key Encipherment\n/);
+    // An ECDSA key signs; it encrypts no key (RFC 5280 4.2.1.3).
+    expect(leafText).toMatch(/X509v3 Key Usage: critical\s+Digital Signature\n/);
+    expect(leafText).toMatch(/Public Key Algorithm: id-ecPublicKey[\s\S]*NIST CURVE: P-256/);
     expect(leafText).toMatch(/X509v3 Extended Key Usage:\s+TLS Web Server Authentication\n/);
     expect(leafText).toMatch(new RegExp(`X509v3 Authority Key Identifier:\\s+(keyid:)?${caSki}`));
   });

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,16 +6,20 @@ import forge from 'node-forge';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { children, oid, time, tlv } from '../../../src/tls/certificate-der.js';
 import { loadOrCreateCa, type CertificateAuthority } from '../../../src/tls/ca.js';
-import type { LeafFields } from '../../../src/tls/leaf-template.js';
+import { LeafTemplate, type LeafFields } from '../../../src/tls/leaf-template.js';
 import { signCertificate } from '../../../src/tls/native-signer.js';
 import { randomSerial } from '../../../src/tls/new-certificate.js';
 
 let dir: string;
 let ca: CertificateAuthority;
+/** forge knows only RSA keys: the byte-for-byte comparison runs on a template for an RSA leaf key. */
+const rsaLeaf = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+let rsaTemplate: LeafTemplate;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'layover-leaf-template-'));
   ({ ca } = await loadOrCreateCa(dir));
+  rsaTemplate = new LeafTemplate(ca.certPem, Buffer.from(ca.subjectKeyIdentifier, 'binary'), rsaLeaf);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -24,7 +28,7 @@ function forgeLeaf(fields: LeafFields): Buffer {
   const cert = forge.pki.createCertificate();
   cert.version = 2;
   cert.serialNumber = fields.serial.toString('hex');
-  cert.publicKey = forge.pki.publicKeyFromPem(ca.leafKey.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  cert.publicKey = forge.pki.publicKeyFromPem(rsaLeaf.export({ type: 'spki', format: 'pem' }).toString());
   cert.validity.notBefore = fields.notBefore;
   cert.validity.notAfter = fields.notAfter;
   cert.setSubject(fields.commonName === null ? [] : [{ name: 'commonName', value: fields.commonName }]);
@@ -56,13 +60,13 @@ describe('LeafTemplate', () => {
     ['docker.proxy with IPv4 and IPv6 addresses', { commonName: 'docker.proxy', dnsName: 'docker.proxy', ips: ['127.0.0.1', '10.1.2.3', '::1', 'fd00::1:2'] }],
   ];
   test.each(cases)('issues, byte for byte, the certificate forge built from the same fields: %s', (_, names) => {
-    const fields: LeafFields = { ...names, ...ca.leafTemplate.validity(now), serial: randomSerial() };
-    expect(derOf(ca.leafTemplate.issue(fields, ca.privateKey)).equals(forgeLeaf(fields))).toBe(true);
+    const fields: LeafFields = { ...names, ...rsaTemplate.validity(now), serial: randomSerial() };
+    expect(derOf(rsaTemplate.issue(fields, ca.privateKey)).equals(forgeLeaf(fields))).toBe(true);
   });
 
   test('dates from 2050 on are GeneralizedTime, as forge and RFC 5280 write them', () => {
     const fields: LeafFields = { commonName: 'quay.io', dnsName: 'quay.io', serial: randomSerial(), notBefore: new Date('2049-12-31T23:59:59Z'), notAfter: new Date('2050-01-01T00:00:00Z') };
-    const pem = ca.leafTemplate.issue(fields, ca.privateKey);
+    const pem = rsaTemplate.issue(fields, ca.privateKey);
     expect(derOf(pem).equals(forgeLeaf(fields))).toBe(true);
     expect(new X509Certificate(pem).validTo).toBe('Jan  1 00:00:00 2050 GMT');
   });
@@ -75,6 +79,20 @@ describe('LeafTemplate', () => {
     const root = new X509Certificate(ca.certPem);
     expect(tbsFields(leaf.raw)[3]!.equals(tbsFields(root.raw)[5]!)).toBe(true);
     expect(leaf.verify(root.publicKey)).toBe(true);
+  });
+
+  test("the process's leaves certify its ECDSA P-256 key, with the key identifier of its point", () => {
+    const leaf = new X509Certificate(ca.leafTemplate.issue({ commonName: 'ghcr.io', dnsName: 'ghcr.io', serial: randomSerial(), ...ca.leafTemplate.validity(now) }, ca.privateKey));
+    expect(leaf.publicKey.asymmetricKeyType).toBe('ec');
+    expect(leaf.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    expect(leaf.publicKey.equals(ca.leafKey.publicKey)).toBe(true);
+    // RFC 5280 4.2.1.2 method 1 over the subjectPublicKey bits: the last 65 bytes of a P-256 SPKI.
+    const spki = ca.leafKey.publicKey.export({ type: 'spki', format: 'der' });
+    const keyId = createHash('sha1').update(spki.subarray(spki.length - 65)).digest();
+    // subjectKeyIdentifier: its OID, then an OCTET STRING holding the 20-byte OCTET STRING.
+    expect(leaf.raw.includes(Buffer.concat([oid('2.5.29.14'), Buffer.of(0x04, 0x16, 0x04, 0x14), keyId]))).toBe(true);
+    // keyUsage, critical: digitalSignature only.
+    expect(leaf.raw.includes(Buffer.concat([oid('2.5.29.15'), Buffer.of(0x01, 0x01, 0xff, 0x04, 0x04, 0x03, 0x02, 0x07, 0x80)]))).toBe(true);
   });
 
   test('an address that does not parse is refused rather than encoded', () => {
