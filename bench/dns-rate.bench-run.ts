@@ -10,8 +10,10 @@
  *
  * Each server gets a short warm-up, then SECONDS of load; printed per server: q/s and its ratio to
  * dnsmasq, lost queries, average and maximum latency (dnsperf prints no percentiles) and the server's
- * CPU µs per query from /proc (all its threads). dnsperf runs on the same two cores as the server.
- * About 50 seconds.
+ * CPU µs per query from /proc (all its threads) and its RSS after the run (each UDP answer worker
+ * adds its own V8 isolate). dnsperf runs on the same two cores as the server.
+ * About 50 seconds. LAYOVER_BENCH_DNS_UDP_WORKERS=N runs Layover with DNS_UDP_WORKERS=N (0, a
+ * number or auto; default Layover's own default), named in the table's Layover row.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +23,7 @@ import { type LayoverProcess, startLayoverProcess } from '../test/bench/layover-
 import { RESOLVER_ADDRESS, startResolver } from '../test/bench/resolver.js';
 import { createSandbox, type Sandbox } from '../test/bench/sandbox.js';
 import { createTestCa } from '../test/bench/test-ca.js';
-import { cpuSeconds, findPid, OtherCpu } from './lib/process-stats.js';
+import { cpuSeconds, findPid, OtherCpu, rssBytes } from './lib/process-stats.js';
 import { fixed, interference, printTable, ratio, sampleMachineLoad } from './lib/report.js';
 import { atLeast, targetLines, times } from './lib/targets.js';
 import { layoverOptions } from './lib/servers.js';
@@ -36,6 +38,9 @@ const LAYOVER_ADDRESS = '127.0.0.1';
 const ADVERTISED = ['127.0.0.1', '::1'];
 const FORWARDED_HOST = 'forwarded.test';
 const FORWARDED_ADDRESS = '127.0.0.9';
+/** Layover's UDP answer workers for this run: unset leaves Layover's default. */
+const UDP_WORKERS = process.env.LAYOVER_BENCH_DNS_UDP_WORKERS;
+const LAYOVER_LABEL = UDP_WORKERS === undefined ? 'Layover' : `Layover, DNS_UDP_WORKERS=${UDP_WORKERS}`;
 
 interface DnsperfResult {
   completed: number;
@@ -58,7 +63,8 @@ describe('dns-rate', () => {
     await startResolver(sandbox, { [INTERCEPTED_HOST]: ADVERTISED, [FORWARDED_HOST]: [FORWARDED_ADDRESS] });
     dnsmasqPid = findPid(sandbox, `--listen-address=${RESOLVER_ADDRESS}`);
     const options = layoverOptions();
-    layover = await startLayoverProcess(sandbox, { ...options, upstreamCa: ca.certFile, flags: { ...options.flags, advertise: ADVERTISED.join(',') } });
+    const flags = { ...options.flags, advertise: ADVERTISED.join(','), ...(UDP_WORKERS === undefined ? {} : { 'dns-udp-workers': UDP_WORKERS }) };
+    layover = await startLayoverProcess(sandbox, { ...options, upstreamCa: ca.certFile, flags });
   });
   afterAll(() => sandbox?.destroy());
 
@@ -90,13 +96,13 @@ describe('dns-rate', () => {
     const rates: Record<string, number> = {};
     for (const [label, server, pid] of [
       ['dnsmasq', RESOLVER_ADDRESS, dnsmasqPid],
-      ['Layover', LAYOVER_ADDRESS, layover.child.pid!],
+      [LAYOVER_LABEL, LAYOVER_ADDRESS, layover.child.pid!],
     ] as const) {
       await dnsperf(server, queryFile, WARM_UP_SECONDS);
       const cpuBefore = cpuSeconds(pid);
       const result = await dnsperf(server, queryFile, SECONDS);
       const cpu = cpuSeconds(pid) - cpuBefore;
-      rates[label] = result.perSecond;
+      rates[label === 'dnsmasq' ? 'dnsmasq' : 'Layover'] = result.perSecond;
       rows.push([
         label,
         `${result.completed}`,
@@ -106,13 +112,14 @@ describe('dns-rate', () => {
         fixed(result.averageMs, 3),
         fixed(result.maxMs, 1),
         fixed((cpu / result.completed) * 1e6, 1),
+        fixed(rssBytes(pid) / 1e6, 0),
         result.responseCodes,
       ]);
       expect(result.responseCodes).not.toMatch(/SERVFAIL|REFUSED|FORMERR/);
     }
     printTable(
       `dns-rate: ${title} (${queries.join(', ')}), dnsperf, ${CLIENTS} clients, ${OUTSTANDING} in flight, ${SECONDS} s`,
-      ['server', 'queries', 'q/s', 'vs dnsmasq', 'lost', 'avg ms', 'max ms', 'server CPU µs/query', 'response codes'],
+      ['server', 'queries', 'q/s', 'vs dnsmasq', 'lost', 'avg ms', 'max ms', 'server CPU µs/query', 'RSS MB', 'response codes'],
       rows,
       [interference(other.read()), ...(title === 'intercepted' ? targetLines([atLeast('DNS for intercepted names vs dnsmasq', rates.Layover! / rates.dnsmasq!, 1, times)]) : [])],
     );
