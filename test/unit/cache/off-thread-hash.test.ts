@@ -70,7 +70,8 @@ describe('OffThreadHash', () => {
     const feeding = new OffThreadHash(`sha256:${'1'.repeat(64)}` as Digest);
     feeding.update(randomBytes(3 * MiB));
     const asked = new OffThreadHash(`sha256:${'2'.repeat(64)}` as Digest);
-    asked.update(randomBytes(2 * MiB));
+    // Enough that the worker is still hashing when it is ended (2 MiB it could finish first on a loaded machine).
+    asked.update(randomBytes(32 * MiB));
     const digest = asked.digest();
     await crashHashWorkerForTests();
     await expect(digest).rejects.toThrow(/hash worker/);
