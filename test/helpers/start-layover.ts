@@ -5,6 +5,7 @@ import { buildApp, closeApp, listenApp, type LayoverApp, type ListeningAddresses
 import { loadConfig, type FlagValues } from '../../src/config/load-config.js';
 import type { Logger } from 'pino';
 import { captureLogger, type LogLine } from './capture-logger.js';
+import { releaseLoopbackTwins } from './loopback-twin-port.js';
 
 export interface RunningLayover {
   app: LayoverApp;
@@ -38,6 +39,7 @@ export async function startLayover(flags: FlagValues = {}, env: NodeJS.ProcessEn
   });
   const { logger, lines: logs } = captureLogger();
   const app = await buildApp(config, { logger: logger as Logger });
+  await releaseLoopbackTwins();
   const addresses = await listenApp(app);
   return { app, addresses, dataDir, logs, close: () => closeApp(app) };
 }

@@ -11,11 +11,11 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa } from '../../bench/test-ca.js';
 import { HeldAnswers } from '../../helpers/held-answers.js';
+import { listenWithLoopbackTwin, releaseLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 import type { RealManifest } from './real-manifests.js';
 
 export const DOCKER_HUB_HOST = 'registry-1.docker.io';
@@ -119,11 +119,11 @@ export async function startRatelimitUpstream(options: RatelimitUpstreamOptions):
     if (req.method === 'HEAD' && upstream.heads.holding) return upstream.heads.hold(answer);
     answer();
   });
-  await new Promise<void>((resolve) => server.listen(0, FIXTURE_ADDRESS, resolve));
-  upstream.port = (server.address() as AddressInfo).port;
+  upstream.port = await listenWithLoopbackTwin(server, FIXTURE_ADDRESS);
   upstream.close = () =>
     new Promise<void>((resolve) => {
       upstream.heads.release();
+      void releaseLoopbackTwin(upstream.port);
       server.close(() => resolve());
       server.closeAllConnections();
       rmSync(dir, { recursive: true, force: true });

@@ -17,12 +17,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../../../src/registry/digest.js';
 import { createTestCa } from '../../bench/test-ca.js';
 import { type Dnsmasq, startDnsmasq } from '../../helpers/dnsmasq.js';
+import { listenWithLoopbackTwin, releaseLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
 
 export const HELD_HOST = 'held.test';
@@ -116,7 +116,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     if (holdingGets) return hold(answer);
     answer();
   });
-  await new Promise<void>((resolve) => server.listen(0, HELD_ADDRESS, resolve));
+  const port = await listenWithLoopbackTwin(server, HELD_ADDRESS);
   const release = (): void => {
     holdingBodies = false;
     holdingHeads = false;
@@ -126,7 +126,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     for (const end of finish) end();
   };
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     caFile: ca.certFile,
     blob: { digest, bytes },
     wrongBytes,
@@ -148,6 +148,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     close: () =>
       new Promise<void>((resolve) => {
         release();
+        void releaseLoopbackTwin(port);
         server.close(() => resolve());
         server.closeAllConnections();
         rmSync(dir, { recursive: true, force: true });

@@ -9,10 +9,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestCa, type TestCa } from '../../bench/test-ca.js';
+import { listenWithLoopbackTwin, releaseLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 
 export const UPSTREAM_HOST = 'hostile.test';
 export const UPSTREAM_ADDRESS = '127.0.0.2';
@@ -129,10 +129,10 @@ export async function startHostileUpstream(): Promise<HostileUpstream> {
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end('{"errors":[{"code":"NAME_UNKNOWN","message":"unknown","detail":null}]}');
   });
-  await new Promise<void>((resolve) => server.listen(0, UPSTREAM_ADDRESS, resolve));
-  const port = (server.address() as AddressInfo).port;
+  const port = await listenWithLoopbackTwin(server, UPSTREAM_ADDRESS);
   const stop = (): Promise<void> =>
     new Promise<void>((resolve) => {
+      void releaseLoopbackTwin(port);
       if (!server.listening) return resolve();
       server.close(() => resolve());
       server.closeAllConnections();

@@ -10,12 +10,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../../../src/registry/digest.js';
 import { createTestCa } from '../../bench/test-ca.js';
 import { HeldAnswers } from '../../helpers/held-answers.js';
+import { listenWithLoopbackTwin, releaseLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 import { type InterceptedFixture, interceptFixture } from '../../helpers/intercepted-fixture.js';
 import type { RunningLayover } from '../../helpers/start-layover.js';
 
@@ -117,10 +117,10 @@ export async function startHeldImageRegistry(options: { redirectBlobs?: boolean;
     if (gate.holding) gate.hold(answer);
     else answer();
   });
-  await new Promise<void>((resolve) => server.listen(0, ADDRESS, resolve));
+  const port = await listenWithLoopbackTwin(server, ADDRESS);
   const gets = (prefix: string): string[] => seen.filter((line) => line.startsWith(`GET ${prefix}`)).map((line) => line.slice(`GET ${prefix}`.length).split('?')[0]!);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     caFile: ca.certFile,
     blobs,
     referrer: { manifest: sha256(artifact), blobs: [empty, signature] },
@@ -131,6 +131,7 @@ export async function startHeldImageRegistry(options: { redirectBlobs?: boolean;
     close: () =>
       new Promise<void>((resolve) => {
         gate.release();
+        void releaseLoopbackTwin(port);
         server.close(() => resolve());
         server.closeAllConnections();
         rmSync(dir, { recursive: true, force: true });

@@ -7,12 +7,12 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../../../src/registry/digest.js';
 import { createTestCa } from '../../bench/test-ca.js';
 import { HeldAnswers } from '../../helpers/held-answers.js';
+import { listenWithLoopbackTwin, releaseLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 
 export const MANIFEST_HOST = 'manifests.test';
 export const MANIFEST_ADDRESS = '127.0.0.8';
@@ -53,9 +53,9 @@ export async function startHeldManifestUpstream(): Promise<HeldManifestUpstream>
     if (req.method === 'HEAD' && heads.holding) return heads.hold(answer);
     answer();
   });
-  await new Promise<void>((resolve) => server.listen(0, MANIFEST_ADDRESS, resolve));
+  const port = await listenWithLoopbackTwin(server, MANIFEST_ADDRESS);
   return {
-    port: (server.address() as AddressInfo).port,
+    port,
     caFile: ca.certFile,
     manifest: { digest, bytes },
     seen,
@@ -63,6 +63,7 @@ export async function startHeldManifestUpstream(): Promise<HeldManifestUpstream>
     close: () =>
       new Promise<void>((resolve) => {
         heads.release();
+        void releaseLoopbackTwin(port);
         server.close(() => resolve());
         server.closeAllConnections();
         rmSync(dir, { recursive: true, force: true });

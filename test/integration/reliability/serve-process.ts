@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
 import { CacheLayout } from '../../../src/cache/cache-layout.js';
 import { startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
+import { releaseLoopbackTwins } from '../../helpers/loopback-twin-port.js';
 import { startLayover } from '../../helpers/start-layover.js';
 import { type HostileUpstream, PASSWORD, startHostileUpstream, UPSTREAM_HOST, USER } from '../hardening/hostile-upstream.js';
 
@@ -44,6 +45,7 @@ export type ServeProcess = Awaited<ReturnType<typeof serve>>;
 export async function serve({ upstream, dns, dataDir, registries, auth }: Setup, extra: string[] = []) {
   const args = ['serve', '--data-dir', dataDir, '--https', '127.0.0.1:0', '--http', 'off', '--dns', 'off', '--proxy', 'off', '--advertise', '127.0.0.1'];
   args.push('--upstream-dns', `${dns.host}:${dns.port}`, '--upstream-ca', upstream.ca.certFile, '--registries', registries, ...extra);
+  await releaseLoopbackTwins();
   const child: ChildProcess = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...auth }, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
   onTestFinished(() => void (child.exitCode === null && child.kill('SIGKILL')));
