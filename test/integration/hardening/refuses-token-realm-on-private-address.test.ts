@@ -18,6 +18,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { createTestCa, type TestCa } from '../../bench/test-ca.js';
 import { LEVEL } from '../../helpers/capture-logger.js';
 import { startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
+import { listenWithLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 import { startLayover, type RunningLayover } from '../../helpers/start-layover.js';
 
 const REGISTRY = 'realm-trap.test';
@@ -60,7 +61,7 @@ beforeAll(async () => {
   };
   internalHttp = createHttpServer(internal);
   internalHttps = createHttpsServer({ cert: readFileSync(internalLeaf.certFile), key: readFileSync(internalLeaf.keyFile) }, internal);
-  registryPort = await listen(registry, REGISTRY_ADDRESS);
+  registryPort = await listenWithLoopbackTwin(registry, REGISTRY_ADDRESS);
   await listen(internalHttp, INTERNAL_ADDRESS);
   await listen(internalHttps, INTERNAL_ADDRESS);
   dns = await startDnsmasq({ hostRecords: { [REGISTRY]: [REGISTRY_ADDRESS], [REBOUND]: [INTERNAL_ADDRESS] } });

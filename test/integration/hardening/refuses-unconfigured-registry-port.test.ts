@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestCa } from '../../bench/test-ca.js';
 import { startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
+import { listenWithLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 import { startLayover, type RunningLayover } from '../../helpers/start-layover.js';
 
 const REGISTRY = 'port-scan.test';
@@ -39,7 +40,7 @@ beforeAll(async () => {
     req.resume();
     res.writeHead(200, { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' }).end('{}');
   });
-  registryPort = await listen(registry);
+  registryPort = await listenWithLoopbackTwin(registry, ADDRESS);
   openService = createTcpServer((socket) => {
     connectionsToOpenService++;
     socket.destroy();

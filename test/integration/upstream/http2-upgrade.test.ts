@@ -1,12 +1,12 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createSecureServer, type Http2SecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it, onTestFinished, vi } from 'vitest';
 import { createTestCa } from '../../bench/test-ca.js';
 import { startDnsmasq } from '../../helpers/dnsmasq.js';
 import { httpsGet } from '../../helpers/https-get.js';
+import { listenWithLoopbackTwin } from '../../helpers/loopback-twin-port.js';
 import { startLayover } from '../../helpers/start-layover.js';
 
 /**
@@ -25,8 +25,7 @@ async function startH2OnlyUpstream(cert: string, key: string): Promise<{ server:
     res.writeHead(200, { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0', 'ratelimit-remaining': '97;w=21600' });
     res.end('{"over":"h2"}');
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.2', resolve));
-  return { server, port: (server.address() as AddressInfo).port, seen };
+  return { server, port: await listenWithLoopbackTwin(server, '127.0.0.2'), seen };
 }
 
 it('reaches an upstream that answers 426 over h2, keeps using h2 for it, and logs its rate-limit headers', async () => {
