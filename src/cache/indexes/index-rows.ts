@@ -73,15 +73,17 @@ export function toEntry(key: string, value: unknown): BlobEntry | null {
  * A stored value as keyv wrote it (`{"value":…,"expires":…}` through its default serializer); anything else
  * (another program's key, garbage) is UNREADABLE. The same result as keyv's `deserializeData` without its
  * JSON.parse reviver, which cost 16 µs a row at start: strings that begin with `:` are unescaped
- * (`::x` is `:x`, `:base64:…` a Buffer) by one walk over the parsed value instead.
+ * (`::x` is `:x`, `:base64:…` a Buffer) by one walk over the parsed value instead. An object is that
+ * text already parsed (the SQLite index's pages carry a row's object, not its text).
  */
 export function decodeValue(raw: unknown): unknown {
-  if (typeof raw !== 'string') return UNREADABLE;
-  let data: unknown;
-  try {
-    data = JSON.parse(raw);
-  } catch {
-    return UNREADABLE;
+  let data: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      data = JSON.parse(raw);
+    } catch {
+      return UNREADABLE;
+    }
   }
   if (typeof data !== 'object' || data === null || !('value' in data)) return UNREADABLE;
   return unescapeStrings((data as { value: unknown }).value);

@@ -41,6 +41,10 @@ describe('loading a SQLite index', () => {
     insert.run('layover:record:no-value', '{"other":1}');
     insert.run('other-namespace:record:x', '{"value":1}');
     insert.run('layover:record:spaced', '{ "value" : [ ":x" , "::y" ] }');
+    // JSON, but not an object: a string holding one, an array.
+    insert.run('layover:record:json-string', JSON.stringify('{"value":1}'));
+    insert.run('layover:record:array', '[{"value":1}]');
+    insert.run('layover:record:escapes', '{"value":{"text":"a\\u0000b\\"ü\\n","big":9007199254740991,"float":1.5e3}}');
     // Rowids far apart: a page ends by its count of rows, not by a range of rowids.
     raw.prepare('INSERT INTO keyv (rowid, key, value) VALUES (?, ?, ?)').run(10_000_000, 'layover:record:far', '{"value":"far"}');
     raw.close();
@@ -50,8 +54,13 @@ describe('loading a SQLite index', () => {
       const loaded = await again.load();
       expect(loaded.entries).toHaveLength(entries.length);
       expect(new Map(loaded.entries.map((e) => [e.digest, e]))).toEqual(new Map(entries.map((e) => [e.digest, e])));
-      expect(loaded.invalid.sort()).toEqual(['blob:sha256:bad-blob-value', 'record:no-value', 'record:not-json', 'record:null', 'record:number']);
-      expect(Object.fromEntries(loaded.records)).toEqual({ 'tag:a': { digest: entries[0]!.digest }, spaced: ['x', ':y'], far: 'far' });
+      expect(loaded.invalid.sort()).toEqual(['blob:sha256:bad-blob-value', 'record:array', 'record:json-string', 'record:no-value', 'record:not-json', 'record:null', 'record:number']);
+      expect(Object.fromEntries(loaded.records)).toEqual({
+        'tag:a': { digest: entries[0]!.digest },
+        spaced: ['x', ':y'],
+        far: 'far',
+        escapes: { text: 'a\u0000b"ü\n', big: 9007199254740991, float: 1500 },
+      });
     } finally {
       await again.close();
     }
