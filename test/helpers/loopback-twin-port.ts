@@ -17,19 +17,20 @@ export async function listenWithLoopbackTwin(server: Server, address: string): P
     twin.listen(0, '127.0.0.1');
     await once(twin, 'listening');
     const { port } = twin.address() as AddressInfo;
-    const listened = await new Promise<boolean>((resolve, reject) => {
-      const failed = (error: NodeJS.ErrnoException): void => (error.code === 'EADDRINUSE' && attempt < 20 ? resolve(false) : reject(error));
+    const listened = await new Promise<boolean | Error>((resolve) => {
+      const failed = (error: NodeJS.ErrnoException): void => resolve(error.code === 'EADDRINUSE' && attempt < 20 ? false : error);
       server.once('error', failed);
       server.listen(port, address, () => {
         server.off('error', failed);
         resolve(true);
       });
     });
-    if (listened) {
+    if (listened === true) {
       held.set(port, twin);
       return port;
     }
     await closeServer(twin);
+    if (listened instanceof Error) throw listened;
   }
 }
 
