@@ -1,4 +1,4 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { pino, stdSerializers, type Logger, type DestinationStream } from 'pino';
 import pinoPretty from 'pino-pretty';
 import { redactUrl } from './redact-url.js';
 
@@ -12,6 +12,41 @@ function stdoutDestination(format: LogFormat): DestinationStream | undefined {
   const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
   if (!pretty) return undefined;
   return pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+}
+
+const CENSOR = '[redacted]';
+/** Keys whose value is censored one level down in any logged object (pino's own paths cover the top level). */
+const NESTED_SECRETS = ['password', 'token'] as const;
+
+/** `value`, or a shallow copy of it with its credentials censored; the logged object itself is never changed. */
+function censorNested(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const key of NESTED_SECRETS) {
+    if (!Object.hasOwn(value, key)) continue;
+    copy ??= { ...value };
+    copy[key] = CENSOR;
+  }
+  return copy ?? value;
+}
+
+/**
+ * Censors NESTED_SECRETS one level down in every field but `err` (whose serializer censors it once it
+ * is a plain object). pino's wildcard paths (`*.password`) did the same through its generic redaction
+ * of every field of every line, strings and numbers included: about a third of a request line's cost.
+ */
+function censorFields(fields: Record<string, unknown>): Record<string, unknown> {
+  let copy: Record<string, unknown> | undefined;
+  for (const key in fields) {
+    if (key === 'err') continue;
+    const value = fields[key];
+    if (value === null || typeof value !== 'object') continue;
+    const censored = censorNested(value);
+    if (censored === value) continue;
+    copy ??= { ...fields };
+    copy[key] = censored;
+  }
+  return copy ?? fields;
 }
 
 /**
@@ -32,12 +67,13 @@ export function createLogger(level: string, destination?: DestinationStream, for
           'headers["proxy-authorization"]',
           'password',
           'token',
-          '*.password',
-          '*.token',
         ],
-        censor: '[redacted]',
+        censor: CENSOR,
       },
+      // Not child bindings (pino formats those once, without this): Layover binds only request IDs.
+      formatters: { log: censorFields },
       serializers: {
+        err: (error: Error) => censorNested(stdSerializers.err(error)),
         req: (req: { method?: string; url?: string; headers?: Record<string, unknown> }) => ({
           method: req.method,
           host: req.headers?.host,
