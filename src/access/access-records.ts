@@ -1,10 +1,11 @@
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
+import { originHost } from '../upstream/origin-host.js';
 
 /** `registry-1.docker.io/library/alpine`: upstream host (aliases resolved) and repository. */
 export type RepositoryKey = string & { readonly __brand: 'RepositoryKey' };
 
-export const repositoryKey = (origin: string, repository: string): RepositoryKey => `${new URL(origin).host}/${repository}` as RepositoryKey;
+export const repositoryKey = (origin: string, repository: string): RepositoryKey => `${originHost(origin)}/${repository}` as RepositoryKey;
 
 /** Whether upstream served a repository to a reader, and when that was seen. */
 export interface ReachRecord {
@@ -70,13 +71,13 @@ export class AccessRecords {
    * for it during an outage. Caches from before this record count by their reach records.
    */
   wasReached(origin: string): boolean {
-    const host = new URL(origin).host;
+    const host = originHost(origin);
     if (this.#cache.getRecord(reachedKey(host)) !== undefined) return true;
     return (['anonymous', 'layover'] as const).some((reader) => this.#cache.recordKeys(`access:${reader}:${host}/`).length > 0);
   }
 
   async markReached(origin: string): Promise<void> {
-    const key = reachedKey(new URL(origin).host);
+    const key = reachedKey(originHost(origin));
     if (this.#cache.getRecord(key) === undefined) await this.#cache.setRecord(key, Date.now());
   }
 

@@ -1,5 +1,6 @@
 import type { HostnameSet } from '../registry/hostname.js';
 import { parseHostname } from '../registry/hostname.js';
+import { LruMap } from '../tls/lru-map.js';
 import type { NameMapping } from '../registry/name-mapping.js';
 import { DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 
@@ -45,14 +46,30 @@ export interface UpstreamRewrite {
   readonly followRedirects: boolean;
 }
 
+/** A Host header split into its parts; shared between requests, so never changed. */
+export type HostPort = Readonly<{ host: string; port: number | null }>;
+
+/** A client sends the same few Host headers again and again: each is split once (bounded, for those who vary it). */
+const splits = new LruMap<string, HostPort | null>(1024);
+
 /** `host` or `host:port` split, with the port checked; null when it is neither. */
-export function splitHostPort(value: string | undefined): { host: string; port: number | null } | null {
-  const match = /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(value ?? '');
+export function splitHostPort(value: string | undefined): HostPort | null {
+  if (value === undefined) return null;
+  let parts = splits.peek(value);
+  if (parts === undefined) {
+    parts = parseHostPort(value);
+    splits.set(value, parts);
+  }
+  return parts;
+}
+
+function parseHostPort(value: string): HostPort | null {
+  const match = /^([^:[\]]+)(?::(\d{1,5}))?$/.exec(value);
   if (!match) return null;
   const host = parseHostname(match[1]!);
   const port = match[2] === undefined ? null : Number(match[2]);
   if (!host || (port !== null && (port < 1 || port > 65535))) return null;
-  return { host, port: port === 443 ? null : port };
+  return Object.freeze({ host, port: port === 443 ? null : port });
 }
 
 /**
@@ -95,10 +112,17 @@ export class RegistryPorts {
 
   /** True when `host` (normalised, as splitHostPort gives it) is reached at `port` (null: 443). */
   allows(host: string, port: number | null): boolean {
+    // On every request: no arrays built.
     const wanted = port ?? 443;
-    const configured = [this.#exact.get(host), ...this.#suffixes.filter((e) => host.endsWith(`.${e.suffix}`)).map((e) => e.ports)].filter((p) => p !== undefined);
-    if (configured.length === 0) return wanted === 443;
-    return configured.some((ports) => ports.has(wanted));
+    const exact = this.#exact.get(host);
+    let configured = exact !== undefined;
+    if (exact?.has(wanted)) return true;
+    for (const { suffix, ports } of this.#suffixes) {
+      if (!host.endsWith(suffix) || host.length <= suffix.length || host[host.length - suffix.length - 1] !== '.') continue;
+      if (ports.has(wanted)) return true;
+      configured = true;
+    }
+    return !configured && wanted === 443;
   }
 }
 

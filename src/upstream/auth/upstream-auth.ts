@@ -15,6 +15,7 @@ import { hostOnly, sameSite } from './realm-policy.js';
 import { basicAuthorization, discoverChallenge, fetchToken, readBounded } from './token-client.js';
 import { type SharedTokenStore, TokenCache } from './token-cache.js';
 import { UpstreamDispatcher } from '../upstream-agent.js';
+import { originHost } from '../origin-host.js';
 
 /** Layover's token endpoint on every intercepted registry name; Bearer challenges point clients here (see rewriteChallenges). */
 export const TOKEN_ENDPOINT_PATH = '/_layover/token';
@@ -126,7 +127,7 @@ export class UpstreamAuth {
 
   /** False when no configured credential can concern `origin`: its requests go exactly as without credentials. */
   concerns(origin: string): boolean {
-    return this.#store.covers(new URL(origin).host);
+    return this.#store.covers(originHost(origin));
   }
 
   /** The grant for one request to `origin` (call only when concerns(origin)). */
@@ -135,7 +136,7 @@ export class UpstreamAuth {
     const dropClientHeader = clientAuthorization !== undefined;
     if (scope.ping) return { dropClientHeader, clientOwn: false, challenge: null, passChallenge: true };
     const challenge = await this.#discover(origin);
-    const registry = new URL(origin).host;
+    const registry = originHost(origin);
     if (!challenge) return { dropClientHeader, clientOwn: false, challenge };
     const realm = challenge.scheme === 'bearer' ? realmOf(challenge) : null;
     const entry = this.#store.select(registry, scope.repository, realm?.host ?? null);
@@ -246,7 +247,7 @@ export class UpstreamAuth {
    * realm's host, nothing else) and ends in an UpstreamAuthError `refused`.
    */
   async #viaRealm<T>(origin: string, realm: URL, log: Log, use: (dispatcher: Dispatcher) => Promise<T>): Promise<T> {
-    const registry = new URL(origin).host;
+    const registry = originHost(origin);
     try {
       if (realm.protocol !== 'https:') throw new UpstreamAuthError('refused', `token realm ${realm.host} is not https`);
       if (realm.username || realm.password) throw new UpstreamAuthError('refused', `token realm ${realm.host} has credentials in its URL`);
@@ -291,7 +292,7 @@ export class UpstreamAuth {
 
   /** One token fetch; a helper credential the endpoint refuses is asked for again once. */
   async #fetchToken(origin: string, realm: URL, service: string | undefined, scope: string | undefined, entry: RegistryCredential | null, log: Log) {
-    const registry = new URL(origin).host;
+    const registry = originHost(origin);
     for (let attempt = 0; ; attempt++) {
       const resolved = entry ? await this.#resolve(entry, registry) : undefined;
       try {
