@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fa
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import { isOwnPull, OWN_PULL_IDENTITY } from '../prefetch/own-pull-credential.js';
-import { isClientTokenRequest, isRefusal, requestTargetOf } from '../proxy/request-target.js';
+import { isClientTokenRequest, isRefusal, requestTargetOf } from '../proxy/request-routing.js';
 import { rememberIdentity } from './authenticated-requests.js';
 import type { ClientIdentity } from './authenticator.js';
 import { parseBearer } from './authenticator.js';

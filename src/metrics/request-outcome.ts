@@ -4,7 +4,8 @@ import { CLIENT_TOKEN_PATH } from '../client-auth/client-challenge.js';
 import type { RequestLogFields } from '../log/request-log.js';
 import { PEER_BLOB_PREFIX } from '../peers/peer-client.js';
 import { DOCKER_PROXY_BLOB_PREFIX } from '../proxy/redirects/signed-url.js';
-import { parseRegistryPath } from '../registry/registry-route.js';
+import { isClientTokenRequest, isRefusal, requestTargetOf } from '../proxy/request-routing.js';
+import { parseRegistryPath, type RegistryRoute } from '../registry/registry-route.js';
 import { TOKEN_ENDPOINT_PATH } from '../upstream/auth/upstream-auth.js';
 import type { ServedSource } from './metrics.js';
 import { OWN_PULL_USER_AGENT } from '../prefetch/own-pull-credential.js';
@@ -52,7 +53,7 @@ function pathOf(url: string): string {
 function routeLabel(request: FastifyRequest): RouteLabel {
   const matched = request.routeOptions.url;
   if (matched === undefined) return 'other';
-  if (matched === REGISTRY_PROXY_ROUTE) return registryRouteLabel(pathOf(request.url));
+  if (matched === REGISTRY_PROXY_ROUTE) return registryRouteLabel(request);
   if (matched.startsWith(DOCKER_PROXY_BLOB_PREFIX)) return 'redirect';
   if (matched.startsWith(PEER_BLOB_PREFIX)) return 'peer';
   if (SERVICE_ROUTES.has(matched) || matched.startsWith('/setup/')) return 'service';
@@ -62,13 +63,24 @@ function routeLabel(request: FastifyRequest): RouteLabel {
   return 'other';
 }
 
-function registryRouteLabel(path: string): RouteLabel {
+/**
+ * By the path's shape. A request routed to an upstream takes the kind of its routing decision
+ * (src/proxy/request-target.ts), so its path is not parsed a second time; a refused one is parsed here.
+ */
+function registryRouteLabel(request: FastifyRequest): RouteLabel {
+  const path = pathOf(request.url);
   if (path === CLIENT_TOKEN_PATH || path === TOKEN_ENDPOINT_PATH || path.startsWith(`${TOKEN_ENDPOINT_PATH}/`)) return 'token';
+  const routing = requestTargetOf(request);
+  if (routing && isClientTokenRequest(routing)) return 'other';
+  const kind = routing && !isRefusal(routing) ? (routing.routeError ? undefined : routing.route?.kind) : parsedKind(path);
+  return kind === 'blob' || kind === 'manifest' || kind === 'tags' || kind === 'referrers' ? kind : 'other';
+}
+
+function parsedKind(path: string): RegistryRoute['kind'] | undefined {
   try {
-    const kind = parseRegistryPath(path)?.kind;
-    return kind === 'blob' || kind === 'manifest' || kind === 'tags' || kind === 'referrers' ? kind : 'other';
+    return parseRegistryPath(path)?.kind;
   } catch {
-    return 'other';
+    return undefined;
   }
 }
 

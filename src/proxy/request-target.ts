@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { CLIENT_TOKEN_PATH, clientTokenService, type ClientTokenService } from '../client-auth/client-challenge.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import type { CustomDomainRoutes, DomainRoute } from '../registry/custom-domain-routes.js';
@@ -9,6 +9,7 @@ import { parseRegistryPath, type RegistryRoute } from '../registry/registry-rout
 import type { RepositoryName } from '../registry/repository-name.js';
 import { DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 import { TOKEN_ENDPOINT_PATH } from '../upstream/auth/upstream-auth.js';
+import { isClientTokenRequest, isRefusal, setRequestRouting } from './request-routing.js';
 import { type RegistryPorts, registryUpstream, splitHostPort, upstreamTarget, type UpstreamRewrite, type UpstreamTarget } from './upstream-target.js';
 
 /**
@@ -331,16 +332,6 @@ function domainTarget(hostHeader: string, domain: string, path: string, query: s
   return { mode: 'domain', registry: domain, repository: name, upstream, route: withName(route, upstreamName), token: false, clientRepository: name, clientToken };
 }
 
-const targets = new WeakMap<FastifyRequest, Routing>();
-
-/** The routing of a request, as the onRequest hook of registerRequestTarget decided it. */
-export function requestTargetOf(request: FastifyRequest): Routing | undefined {
-  return targets.get(request);
-}
-
-export const isRefusal = (routing: Routing): routing is RouteRefusal => 'refusal' in routing;
-export const isClientTokenRequest = (routing: Routing): routing is ClientTokenRequest => 'tokenSite' in routing;
-
 /**
  * Decides every request's target once, before client authentication and the routes: both read
  * it with requestTargetOf instead of deriving their own from the Host.
@@ -348,7 +339,7 @@ export const isClientTokenRequest = (routing: Routing): routing is ClientTokenRe
 export function registerRequestTarget(app: FastifyInstance, tables: RoutingTables): void {
   app.addHook('onRequest', async (request) => {
     const routing = routeRequest(request.host, request.url, tables);
-    targets.set(request, routing);
+    setRequestRouting(request, routing);
     if (!isRefusal(routing) && !isClientTokenRequest(routing) && routing.mode !== 'host') annotateRequestLog(request, { via: routing.mode });
   });
 }
