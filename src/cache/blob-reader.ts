@@ -10,11 +10,11 @@ import type { CacheIndex } from './cache-index.js';
 import type { CommittedBlobs } from './committed-blobs.js';
 import { isCode } from './durable-files.js';
 import type { LruIndex } from './lru-index.js';
-import { ManifestMemory } from './manifest-memory.js';
+import { SmallBlobMemory } from './small-blob-memory.js';
 
 /** No manifest comes near this (the manifest route refuses bigger ones); a bigger "manifest" is not read for the catalog. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-/** Thousands of typical manifests (a few KiB each); an image index of a few hundred platforms still fits. */
+/** Thousands of typical manifests and configs (a few KiB each); an image index of a few hundred platforms still fits. */
 const MEMORY_BYTES = 32 * 1024 * 1024;
 const MEMORY_ENTRY_BYTES = 1024 * 1024;
 
@@ -38,7 +38,7 @@ export interface ReaderHost {
  */
 export class BlobReader {
   private readonly host: ReaderHost;
-  private readonly memory = new ManifestMemory(MEMORY_BYTES, MEMORY_ENTRY_BYTES);
+  private readonly memory = new SmallBlobMemory(MEMORY_BYTES, MEMORY_ENTRY_BYTES);
 
   constructor(host: ReaderHost) {
     this.host = host;
@@ -75,7 +75,7 @@ export class BlobReader {
   }
 
   /**
-   * A committed small blob's whole bytes (a manifest, for the manifest route), counted as an access like
+   * A committed small blob's whole bytes (a manifest, a small blob's whole GET), counted as an access like
    * `read`: from memory when held there, else read once from the store and kept. Undefined when the blob
    * is not cached; null when it is bigger than `limit`. The index is asked first every time, so a blob
    * evicted or purged is not answered from memory.

@@ -9,6 +9,7 @@ import { OciError } from '../registry/oci-errors.js';
 import { rangeNotSatisfiable, setBlobHeaders } from './blob-headers.js';
 import { parseByteRange } from './byte-range.js';
 import { whenReadable } from './read-guard.js';
+import { sendSmallBlob, SMALL_BLOB_BYTES } from './small-blob.js';
 import { answerBlobRedirect, isBlobRedirect } from './redirects/blob-redirect.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { failReply } from './error-handler.js';
@@ -43,8 +44,11 @@ export function serveBlob(ctx: ProxyContext, request: FastifyRequest, reply: Fas
   return serveReadable(ctx, request, reply, target, name, digest);
 }
 
-/** serveBlob once access is settled: whatever the cache holds may be sent; anything else goes upstream. */
-function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest): FastifyReply {
+/**
+ * serveBlob once access is settled: whatever the cache holds may be sent; anything else goes upstream.
+ * `streamed`: a small blob is streamed from its store like any other (its bytes could not be read whole).
+ */
+function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, digest: Digest, streamed = false): FastifyReply {
   const log: RequestLogFields = { registry: target.registry, repo: name, digest };
   const entry = request.method === 'HEAD' && ctx.config.allowPush ? undefined : ctx.cache.stat(digest);
   if (entry) {
@@ -56,6 +60,12 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       return setBlobHeaders(reply, digest, entry.size).send();
     }
     if (ctx.config.blobRedirect === 'presigned') return redirectToStorage(ctx, request, reply, target, name, digest);
+    if (!range && !streamed && entry.size <= SMALL_BLOB_BYTES) {
+      return sendSmallBlob(ctx, request, reply, digest, {
+        gone: () => serveReadable(ctx, request, reply, target, name, digest),
+        unreadable: () => serveReadable(ctx, request, reply, target, name, digest, true),
+      });
+    }
     const read = ctx.cache.read(digest, range ?? undefined);
     if (read) {
       const length = range ? range.end - range.start + 1 : entry.size;

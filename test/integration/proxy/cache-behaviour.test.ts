@@ -1,9 +1,12 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startBench, INTERCEPTED_HOST, type Bench } from '../../bench/bench.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../../bench/images.js';
 import { curl } from './curl.js';
+import { CacheLayout } from '../../../src/cache/cache-layout.js';
+import type { Digest } from '../../../src/registry/digest.js';
+import { SMALL_BLOB_BYTES } from '../../../src/proxy/small-blob.js';
 
 let bench: Bench;
 beforeAll(async () => {
@@ -58,6 +61,60 @@ describe('blobs from the cache', () => {
     expect(beyond.headers['content-range']).toBe(`bytes */${layer.size}`);
     expect(JSON.parse(beyond.body.toString())).toMatchObject({ errors: [{ code: 'RANGE_INVALID' }] });
     expect(await upstreamRequests((r) => r.path.includes('/blobs/'))).toEqual([]);
+  });
+});
+
+describe('small blobs from memory', () => {
+  const blobFile = (digest: string): string => new CacheLayout(join(bench.layover!.dataDir, 'cache')).blobPath(digest as Digest);
+  // A fill commits its file just after its client got the last byte.
+  const committed = (digest: string): Promise<void> => vi.waitFor(() => expect(existsSync(blobFile(digest))).toBe(true));
+
+  it('a small blob read once is answered from memory: its file changed on disk afterwards changes no answer', async () => {
+    await restartLayover();
+    const image = bench.images.oci!;
+    const config = image.manifests[0]!.config;
+    expect(config.size).toBeLessThanOrEqual(SMALL_BLOB_BYTES);
+    const filled = await curl(bench, `${base}/${image.repository}/blobs/${config.digest}`);
+    expect(filled.status).toBe(200);
+    await committed(config.digest);
+    const first = await curl(bench, `${base}/${image.repository}/blobs/${config.digest}`);
+    expect(first.body.equals(filled.body)).toBe(true);
+    // What a disk fault would do: the file no longer holds the verified bytes. The memory still does.
+    writeFileSync(blobFile(config.digest), Buffer.alloc(config.size, 0x41));
+    bench.registry.clearRequests();
+    const second = await curl(bench, `${base}/${image.repository}/blobs/${config.digest}`);
+    expect(second.status).toBe(200);
+    expect(second.headers['content-length']).toBe(String(config.size));
+    expect(second.headers['docker-content-digest']).toBe(config.digest);
+    expect(second.body.equals(filled.body)).toBe(true);
+    expect(await upstreamRequests((r) => r.path.includes('/blobs/'))).toEqual([]);
+  });
+
+  it('a small blob whose file is lost before its first hit is fetched again, and a bigger one is still streamed from its file', async () => {
+    await restartLayover();
+    const image = bench.images.oci!;
+    const config = image.manifests[0]!.config;
+    expect((await curl(bench, `${base}/${image.repository}/blobs/${config.digest}`)).status).toBe(200);
+    await committed(config.digest);
+    rmSync(blobFile(config.digest));
+    bench.registry.clearRequests();
+    const again = await curl(bench, `${base}/${image.repository}/blobs/${config.digest}`);
+    expect(again.status).toBe(200);
+    expect(again.body.length).toBe(config.size);
+    expect(await upstreamRequests((r) => r.method === 'GET' && r.path.includes(config.digest))).toHaveLength(1);
+
+    const large = bench.images.large!.manifests[0]!.layers[0]!;
+    expect(large.size).toBeGreaterThan(SMALL_BLOB_BYTES);
+    const path = `${base}/${bench.images.large!.repository}/blobs/${large.digest}`;
+    const filled = await curl(bench, path);
+    await committed(large.digest);
+    expect((await curl(bench, path)).body.equals(filled.body)).toBe(true);
+    // Read from its file on every hit, never held in memory: with the file lost, the next GET is a miss.
+    rmSync(blobFile(large.digest));
+    bench.registry.clearRequests();
+    const refetched = await curl(bench, path);
+    expect(refetched.body.equals(filled.body)).toBe(true);
+    expect(await upstreamRequests((r) => r.method === 'GET' && r.path.includes(large.digest))).toHaveLength(1);
   });
 });
 

@@ -1,17 +1,18 @@
 import type { Digest } from '../registry/digest.js';
 
 /**
- * Bytes of small committed blobs (manifests) held in memory, least recently used first out, bounded by
- * their total size. A manifest hit otherwise opens, reads and closes its file on every GET, which was
- * about a quarter of the CPU a hit costs. The bytes are immutable by digest and were read from the
- * committed (verified) file; the caller asks the cache index first on every read, so a blob evicted or
- * purged is never answered from here even while its bytes linger until pushed out.
+ * Bytes of small committed blobs (manifests, image configs, small layers) held in memory, least recently
+ * used first out, bounded by their total size. A hit otherwise opens, reads and closes its file on every
+ * GET, three trips to the thread pool that cost more than the rest of the request. The bytes are
+ * immutable by digest and were read from the committed (verified) file; the caller asks the cache index
+ * first on every read, so a blob evicted or purged is never answered from here even while its bytes
+ * linger until pushed out.
  */
-export class ManifestMemory {
+export class SmallBlobMemory {
   private readonly entries = new Map<Digest, Buffer>();
   private bytes = 0;
   private readonly maxBytes: number;
-  /** A bigger blob is never kept: one large manifest must not push out hundreds of small ones. */
+  /** A bigger blob is never kept: one large blob must not push out hundreds of small ones. */
   private readonly maxEntryBytes: number;
 
   constructor(maxBytes: number, maxEntryBytes: number) {

@@ -1,7 +1,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ManifestMemory } from '../../../src/cache/manifest-memory.js';
+import { SmallBlobMemory } from '../../../src/cache/small-blob-memory.js';
 import { digestHex, type Digest } from '../../../src/registry/digest.js';
 import { blob, meta, openCache } from './cache-fixture.js';
 
@@ -70,11 +70,11 @@ describe('manifest bytes held in memory', () => {
   });
 });
 
-describe('ManifestMemory', () => {
+describe('SmallBlobMemory', () => {
   const digest = (n: number): Digest => `sha256:${n.toString(16).padStart(64, '0')}` as Digest;
 
   it('stays within its byte bound, least recently used out first', () => {
-    const memory = new ManifestMemory(1000, 500);
+    const memory = new SmallBlobMemory(1000, 500);
     memory.set(digest(1), Buffer.alloc(400));
     memory.set(digest(2), Buffer.alloc(400));
     memory.get(digest(1));
@@ -86,7 +86,7 @@ describe('ManifestMemory', () => {
   });
 
   it('keeps no entry bigger than its entry bound', () => {
-    const memory = new ManifestMemory(10_000, 500);
+    const memory = new SmallBlobMemory(10_000, 500);
     memory.set(digest(1), Buffer.alloc(501));
     expect(memory.get(digest(1))).toBeUndefined();
     expect(memory.size).toBe(0);
