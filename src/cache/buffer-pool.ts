@@ -24,6 +24,11 @@ export class BufferPool {
     if (buffer.length === this.bufferSize && this.free.length < this.maxFree) this.free.push(buffer);
   }
 
+  /** Lets every free buffer go (to the garbage collector): nothing is being sent that would take them again soon. */
+  clear(): void {
+    this.free.length = 0;
+  }
+
   get freeCount(): number {
     return this.free.length;
   }

@@ -12,7 +12,7 @@ import { digestAlgorithm, type Digest } from '../registry/digest.js';
  * when the digest is asked for.
  */
 const BATCH_BYTES = 1024 * 1024;
-/** Handed back by the worker; a few are enough for every fill in flight to keep gathering. */
+/** Handed back by the worker; a few are enough for every fill in flight to keep gathering. None is kept once no fill runs. */
 const MAX_SPARE_BATCHES = 16;
 /**
  * Batches of one fill handed over and not yet hashed: beyond this the fill waits (and with it its
@@ -129,7 +129,8 @@ class HashWorker {
     worker.unref();
     worker.on('message', (message: { kind: string; id?: number; hex?: string; message?: string; bytes?: ArrayBuffer }) => {
       if (message.kind === 'spare') {
-        if (message.bytes && this.spares.length < MAX_SPARE_BATCHES) this.spares.push(message.bytes);
+        // Kept only for fills still running: a burst of fills must not leave its batches behind in RSS.
+        if (message.bytes && this.open.size > 0 && this.spares.length < MAX_SPARE_BATCHES) this.spares.push(message.bytes);
         return this.hashed(message.id!);
       }
       const waiting = this.pending.get(message.id!);
@@ -178,6 +179,7 @@ class HashWorker {
     this.open.delete(id);
     this.inFlight.delete(id);
     this.broken.delete(id);
+    if (this.open.size === 0) this.spares.length = 0;
     if (this.open.size > 0 || this.pending.size > 0 || !this.worker) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
@@ -190,6 +192,11 @@ class HashWorker {
     this.idleTimer.unref();
   }
 
+  /** For tests: batches kept for the next updates. */
+  get spareCount(): number {
+    return this.spares.length;
+  }
+
   /** For tests: what a worker that dies does to the hashes it holds. */
   async crashForTests(): Promise<void> {
     await this.worker?.terminate();
@@ -197,6 +204,11 @@ class HashWorker {
 }
 
 const shared = new HashWorker();
+
+/** For tests: how many batches the process keeps for hashes to come. */
+export function spareHashBatchesForTests(): number {
+  return shared.spareCount;
+}
 
 /** For tests: ends the worker as a crash would; the hashes it held fail their digests. */
 export function crashHashWorkerForTests(): Promise<void> {

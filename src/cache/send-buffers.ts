@@ -13,7 +13,28 @@ import { IO_CHUNK } from './durable-files.js';
 const SEND_BUDGET_BYTES = 48 * IO_CHUNK;
 const MIN_CHUNK = 64 * 1024;
 const pools = [IO_CHUNK, 256 * 1024, MIN_CHUNK].map((size) => new BufferPool(size, SEND_BUDGET_BYTES / size / 4));
+/**
+ * Once nothing has been sent for this long the pools let their buffers go: a burst of downloads must
+ * not hold its megabytes in RSS for good, while the blobs of one pull, sent one after the other, still
+ * take them again.
+ */
+export const IDLE_RELEASE_MS = 2_000;
 let sending = 0;
+let idleRelease: NodeJS.Timeout | undefined;
+
+function releaseWhenIdle(): void {
+  if (sending > 0) return;
+  clearTimeout(idleRelease);
+  idleRelease = setTimeout(() => {
+    if (sending === 0) for (const pool of pools) pool.clear();
+  }, IDLE_RELEASE_MS);
+  idleRelease.unref();
+}
+
+/** For tests: buffers the pools hold for the next sends. */
+export function freeSendBuffersForTests(): number {
+  return pools.reduce((sum, pool) => sum + pool.freeCount, 0);
+}
 
 /** The chunk size that keeps `downloads` downloads' two buffers each within the budget (64 KiB at least). */
 export function chunkBytesFor(downloads: number): number {
@@ -38,6 +59,7 @@ export async function countedSend(send: () => Promise<void>): Promise<void> {
     await send();
   } finally {
     sending -= 1;
+    releaseWhenIdle();
   }
 }
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { crashHashWorkerForTests, OffThreadHash } from '../../../src/cache/off-thread-hash.js';
+import { crashHashWorkerForTests, OffThreadHash, spareHashBatchesForTests } from '../../../src/cache/off-thread-hash.js';
 import { digestOf, type Digest } from '../../../src/registry/digest.js';
 
 const MiB = 1024 * 1024;
@@ -23,6 +23,21 @@ describe('OffThreadHash', () => {
     const hash = new OffThreadHash(digestOf(bytes));
     feed(hash, bytes);
     expect(await hash.digest()).toBe(createHash('sha256').update(bytes).digest('hex'));
+  });
+
+  it('keeps spare batches while hashes run, and none once the last one is digested or dropped', async () => {
+    const blobs = [randomBytes(6 * MiB), randomBytes(6 * MiB + 5)];
+    const hashes = blobs.map((bytes) => new OffThreadHash(digestOf(bytes)));
+    const dropped = new OffThreadHash(`sha256:${'1'.repeat(64)}` as Digest);
+    feed(dropped, randomBytes(2 * MiB + 1));
+    feed(hashes[0]!, blobs[0]!);
+    expect(await hashes[0]!.digest()).toBe(createHash('sha256').update(blobs[0]!).digest('hex'));
+    // The batches the worker handed back while another hash still runs are kept for it.
+    expect(spareHashBatchesForTests()).toBeGreaterThan(0);
+    feed(hashes[1]!, blobs[1]!);
+    dropped.drop();
+    expect(await hashes[1]!.digest()).toBe(createHash('sha256').update(blobs[1]!).digest('hex'));
+    expect(spareHashBatchesForTests()).toBe(0);
   });
 
   it('keeps the algorithm of the digest (sha512)', async () => {
