@@ -7,6 +7,9 @@ import { SETTINGS } from '../../../src/config/settings.js';
 import { USAGE } from '../../../src/cli/usage.js';
 import { configFor, dockerfile, examplePath, hasProgram, readText, ROOT, SETTING_ENV_NAMES } from './example-files.js';
 
+/** Read by Node.js and glibc, not by Layover: as `npm start` sets them. */
+const RUNTIME_ENV_NAMES: ReadonlySet<string> = new Set(['NODE_ENV', 'MALLOC_MMAP_THRESHOLD_']);
+
 // examples/systemd/layover.service, parsed here; systemd-analyze verifies it where it is installed.
 
 const UNIT_PATH = examplePath('systemd', 'layover.service');
@@ -68,8 +71,9 @@ describe('examples/systemd/layover.service', () => {
     expect(readText(examplePath('systemd', 'README.md'))).toContain(one('ExecStart')!);
   });
 
-  it('sets only environment variables Layover reads (and NODE_ENV)', () => {
-    for (const name of Object.keys(environment)) expect(name === 'NODE_ENV' || SETTING_ENV_NAMES.has(name), name).toBe(true);
+  it("sets only environment variables Layover reads (and the runtime's: NODE_ENV, glibc's MALLOC_MMAP_THRESHOLD_)", () => {
+    for (const name of Object.keys(environment)) expect(RUNTIME_ENV_NAMES.has(name) || SETTING_ENV_NAMES.has(name), name).toBe(true);
+    expect(environment.MALLOC_MMAP_THRESHOLD_).toBe('131072');
   });
 
   it('keeps the data dir in the state directory, the one place the service can write', () => {
