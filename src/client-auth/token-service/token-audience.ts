@@ -1,4 +1,5 @@
-import { mirrorUpstream, parseOwnName, type RoutingTables, type TokenSite } from '../../proxy/request-target.js';
+import type { TokenSite } from '../../proxy/request-routing.js';
+import { mirrorUpstream, parseOwnName, type RoutingTables } from '../../proxy/request-target.js';
 import type { ScopeNames } from './token-scopes.js';
 
 /** Whom a token is for (its `aud`), and what the policy judges for the names of its scopes. */

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { annotateRequestLog } from '../../log/request-log.js';
-import type { RoutingTables, TokenSite } from '../../proxy/request-target.js';
+import type { TokenSite } from '../../proxy/request-routing.js';
+import type { RoutingTables } from '../../proxy/request-target.js';
 import { OciError } from '../../registry/oci-errors.js';
 import { readLimited } from '../../upstream/read-limited.js';
 import type { ClientIdentity } from '../authenticator.js';

@@ -4,8 +4,8 @@ import { bearerChallenge, TOKEN_REALM } from '../../../src/client-auth/client-ch
 import { tokenAudience } from '../../../src/client-auth/token-service/token-audience.js';
 import { grantAccess, parseScopes } from '../../../src/client-auth/token-service/token-scopes.js';
 import type { CustomDomain } from '../../../src/config/custom-domains.js';
-import { isClientTokenRequest, isRefusal } from '../../../src/proxy/request-routing.js';
-import { routeRequest, type RequestTarget, type TokenSite } from '../../../src/proxy/request-target.js';
+import { isClientTokenRequest, isRefusal, type RequestTarget, type TokenSite } from '../../../src/proxy/request-routing.js';
+import { routeRequest } from '../../../src/proxy/request-target.js';
 import { CustomDomainRoutes } from '../../../src/registry/custom-domain-routes.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CustomDomain } from '../../../src/config/custom-domains.js';
-import { isClientTokenRequest, isRefusal } from '../../../src/proxy/request-routing.js';
-import { routeRequest, type RequestTarget, type Routing, type TokenSite } from '../../../src/proxy/request-target.js';
+import { isClientTokenRequest, isRefusal, type RequestTarget, type Routing, type TokenSite } from '../../../src/proxy/request-routing.js';
+import { routeRequest } from '../../../src/proxy/request-target.js';
 import { CustomDomainRoutes } from '../../../src/registry/custom-domain-routes.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 import { RegistryPorts } from '../../../src/proxy/upstream-target.js';
