@@ -51,10 +51,13 @@ export type HostPort = Readonly<{ host: string; port: number | null }>;
 
 /** A client sends the same few Host headers again and again: each is split once (bounded, for those who vary it). */
 const splits = new LruMap<string, HostPort | null>(1024);
+/** A hostname (253) and `:65535`: anything longer is no name and is not remembered, so 1024 hostile headers hold little memory. */
+const MAX_HOST_PORT_LENGTH = 253 + 6;
 
 /** `host` or `host:port` split, with the port checked; null when it is neither. */
 export function splitHostPort(value: string | undefined): HostPort | null {
   if (value === undefined) return null;
+  if (value.length > MAX_HOST_PORT_LENGTH) return null;
   let parts = splits.peek(value);
   if (parts === undefined) {
     parts = parseHostPort(value);

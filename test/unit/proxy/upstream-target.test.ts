@@ -63,6 +63,14 @@ describe('splitHostPort', () => {
     expect(splitHostPort('frozen.test:5000')).toEqual({ host: 'frozen.test', port: 5000 });
   });
 
+  it('refuses a header longer than any host and port, and a name of 253 characters still splits', () => {
+    const label = 'a'.repeat(63);
+    const longest = `${label}.${label}.${label}.${'a'.repeat(61)}`;
+    expect(longest).toHaveLength(253);
+    expect(splitHostPort(`${longest}:65535`)).toEqual({ host: longest, port: 65535 });
+    expect(splitHostPort(`${'a.'.repeat(5000)}test`)).toBeNull();
+  });
+
   it('stays right past its bound of remembered names', () => {
     for (let i = 0; i < 3000; i++) expect(splitHostPort(`n${i}.test:${(i % 60000) + 1}`)).toEqual({ host: `n${i}.test`, port: (i % 60000) + 1 === 443 ? null : (i % 60000) + 1 });
     expect(splitHostPort('n0.test:1')).toEqual({ host: 'n0.test', port: 1 });
