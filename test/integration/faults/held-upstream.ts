@@ -156,6 +156,13 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
   };
 }
 
+export interface AskOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** Called when the answer's status and headers have arrived, before its body. */
+  onResponse?: () => void;
+}
+
 export interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -195,10 +202,11 @@ export async function startHeldBench(flags: Record<string, string> = {}): Promis
 }
 
 /** One request as `held.test` to a Layover listening at `address`:`port` (the fixture's port), trusting `caPem`, on a connection of its own. */
-export function askHeld(port: number, address: string, caPem: string, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+export function askHeld(port: number, address: string, caPem: string, path: string, options: AskOptions = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers = { host: `${HELD_HOST}:${port}`, ...options.headers };
     const req = httpsRequest({ host: address, port, servername: HELD_HOST, ca: caPem, method: options.method ?? 'GET', path, headers, agent: false }, (res) => {
+      options.onResponse?.();
       const chunks: Buffer[] = [];
       const done = (complete: boolean): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
       res.on('data', (chunk: Buffer) => chunks.push(chunk));

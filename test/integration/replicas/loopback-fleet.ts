@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Answer, askHeld, HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
+import { type Answer, askHeld, type AskOptions, HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
 import { freePort, type Dnsmasq } from '../../helpers/dnsmasq.js';
 import type { S3Fixture } from '../../unit/cache/s3rver-fixture.js';
 
@@ -19,8 +19,8 @@ export const REPLICA_ADDRESSES = ['127.0.0.21', '127.0.0.22', '127.0.0.23'];
 export type { Answer };
 
 /** One GET of `path` as held.test to the replica at `address`, trusting `caPem`, on a connection of its own. */
-export function askReplica(upstream: HeldUpstream, address: string, caPem: string, path: string): Promise<Answer> {
-  return askHeld(upstream.port, address, caPem, path);
+export function askReplica(upstream: HeldUpstream, address: string, caPem: string, path: string, options: AskOptions = {}): Promise<Answer> {
+  return askHeld(upstream.port, address, caPem, path, options);
 }
 
 export interface FleetShared {

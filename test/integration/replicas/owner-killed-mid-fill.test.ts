@@ -22,7 +22,7 @@ import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { stopChild } from '../../helpers/server-process.js';
 import { startLayover, type RunningLayover } from '../../helpers/start-layover.js';
 import { startS3rver, useS3rverCredentials } from '../../unit/cache/s3rver-fixture.js';
-import { askReplica, blobGets, fleetSecrets, REPLICA_ADDRESSES, replicaFlags, until } from './loopback-fleet.js';
+import { type Answer, askReplica, blobGets, fleetSecrets, REPLICA_ADDRESSES, replicaFlags, until } from './loopback-fleet.js';
 
 let upstream: HeldUpstream;
 let dns: Dnsmasq;
@@ -89,8 +89,17 @@ it('the owner of a fill killed with SIGKILL mid-way: no client gets wrong bytes,
   upstream.holdBodies();
   const ownersClient = askReplica(upstream, REPLICA_ADDRESSES[0]!, caPem, path);
   await upstream.held(1);
-  const followers = REPLICA_ADDRESSES.slice(1).flatMap((address) => [askReplica(upstream, address, caPem, path), askReplica(upstream, address, caPem, path)]);
+  const answering: Array<Promise<void>> = [];
+  const follow = (address: string): Promise<Answer> => {
+    let answered = (): void => undefined;
+    answering.push(new Promise<void>((resolve) => (answered = resolve)));
+    return askReplica(upstream, address, caPem, path, { onResponse: () => answered() });
+  };
+  const followers = REPLICA_ADDRESSES.slice(1).flatMap((address) => [follow(address), follow(address)]);
   await until(() => owner.lines.filter((line) => line.msg === PEER_JOINED).length === followers.length);
+  // A's log line comes before its answer is on the wire: killed in between, a follower would rightly
+  // wait A's lease out and fetch the blob itself. Each follower's replica answers once A's bytes arrive.
+  await Promise.all(answering);
 
   owner.child.kill('SIGKILL');
   await once(owner.child, 'exit');
