@@ -3,12 +3,9 @@ import type { Dispatcher } from 'undici';
 import type { LayoverConfig } from '../config/layover-config.js';
 import { AccessPolicy } from './access-policy.js';
 import type { Authenticator, ClientIdentity, TokenLifetime } from './authenticator.js';
-import { HtpasswdAuthenticator } from './authenticators/htpasswd.js';
-import { JwtAuthenticator } from './authenticators/jwt.js';
-import { LdapAuthenticator } from './authenticators/ldap.js';
 import { NoAuthenticator } from './authenticators/none.js';
 import { StaticTokenAuthenticator } from './authenticators/static-tokens.js';
-import { LayoverTokens } from './token-service/layover-tokens.js';
+import type { LayoverTokens } from './token-service/layover-tokens.js';
 
 /** What the proxy needs to check clients: null when authentication is off. */
 export interface ClientAuth {
@@ -47,7 +44,7 @@ export interface AuthenticatorOptions {
   dispatcher?: Dispatcher;
 }
 
-/** The authenticator for `clientAuth`, chosen by name. */
+/** The authenticator for `clientAuth`, chosen by name; its library (bcrypt, JOSE, LDAP) is loaded only then. */
 export async function createAuthenticator(config: LayoverConfig, logger: Logger, options: AuthenticatorOptions = {}): Promise<Authenticator> {
   const { clientAuth } = config;
   const rememberMs = clientAuth.cacheTtlMs;
@@ -56,14 +53,19 @@ export async function createAuthenticator(config: LayoverConfig, logger: Logger,
       return new NoAuthenticator();
     case 'htpasswd': {
       const checkInterval = options.checkIntervalMs === undefined ? {} : { checkIntervalMs: options.checkIntervalMs };
+      const { HtpasswdAuthenticator } = await import('./authenticators/htpasswd.js');
       return new WithGroups(await HtpasswdAuthenticator.open({ file: clientAuth.htpasswdFile!, logger, rememberMs, ...checkInterval }), clientAuth.groups);
     }
     case 'tokens':
       return new WithGroups(new StaticTokenAuthenticator(clientAuth.tokens), clientAuth.groups);
-    case 'jwt':
+    case 'jwt': {
+      const { JwtAuthenticator } = await import('./authenticators/jwt.js');
       return new WithGroups(new JwtAuthenticator({ settings: clientAuth.jwt!, logger, ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}) }), clientAuth.groups);
-    case 'ldap':
+    }
+    case 'ldap': {
+      const { LdapAuthenticator } = await import('./authenticators/ldap.js');
       return new WithGroups(await LdapAuthenticator.open({ settings: clientAuth.ldap!, logger, rememberMs }), clientAuth.groups);
+    }
   }
 }
 
@@ -104,7 +106,7 @@ export async function createClientAuth(config: LayoverConfig, logger: Logger, de
   const authenticator = await createAuthenticator(config, logger, deps.dispatcher ? { dispatcher: deps.dispatcher } : {});
   // Replicas of a shared index accept each other's tokens only when they sign with one key: never made here then.
   const keyOptions = { createIfMissing: config.cacheIndex.kind === 'sqlite' };
-  const tokens = challenge === 'bearer' ? await LayoverTokens.open(config.clientAuth.tokenKeyFile, tokenLifetimeMs(config), keyOptions) : null;
+  const tokens = challenge === 'bearer' ? await (await import('./token-service/layover-tokens.js')).LayoverTokens.open(config.clientAuth.tokenKeyFile, tokenLifetimeMs(config), keyOptions) : null;
   logger.info({ clientAuth: mode, challenge, accessRules: accessRules ? accessRules.length : 'default: every user may pull' }, 'clients must authenticate');
   return { mode, authenticator, policy: new AccessPolicy(accessRules), tokens };
 }

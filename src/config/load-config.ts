@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { resolve, join } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
-import { parse as parseYaml } from 'yaml';
+import type * as Yaml from 'yaml';
 import { ConfigError } from './config-error.js';
 import { parseCredentials } from './credentials.js';
 import { parseCustomDomains } from './custom-domains.js';
@@ -16,8 +17,13 @@ import { hostNetworks } from '../dns/client-networks.js';
 import { REDIRECT_KEY_FILE } from '../proxy/redirects/signed-url.js';
 import { ADMIN_TOKEN_FILE } from '../admin/admin-token.js';
 import { parseImageReference } from '../prefetch/image-reference.js';
-import { TOKEN_KEY_FILE } from '../client-auth/token-service/token-key.js';
+import { TOKEN_KEY_FILE } from '../client-auth/token-service/token-key-file.js';
 import { DOCKER_HUB_HOSTS, DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
+
+/** The YAML parser, loaded only for a config file: most runs are configured by flags and environment. */
+function parseYaml(text: string): unknown {
+  return (createRequire(import.meta.url)('yaml') as typeof Yaml).parse(text);
+}
 
 export type FlagValues = Record<string, string | boolean | undefined>;
 

@@ -1,5 +1,6 @@
 import { pino, stdSerializers, type Logger, type DestinationStream } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
 import { redactUrl } from './redact-url.js';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
@@ -11,6 +12,8 @@ export type LogFormat = 'auto' | 'json' | 'pretty';
 function stdoutDestination(format: LogFormat): DestinationStream | undefined {
   const pretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
   if (!pretty) return undefined;
+  // Loaded only here: JSON logs (every service manager, every container) never need it.
+  const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   return pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
 }
 

@@ -5,8 +5,6 @@ import { calculateJwkThumbprint, exportJWK } from 'jose';
 import { ConfigError } from '../../config/config-error.js';
 import { writeFileDurably } from '../../tls/durable-file.js';
 
-export const TOKEN_KEY_FILE = 'client-token-key.pem';
-
 export interface TokenKey {
   readonly privateKey: KeyObject;
   readonly publicKey: KeyObject;

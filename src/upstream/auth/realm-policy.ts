@@ -1,4 +1,8 @@
-import { getDomain } from 'tldts';
+import { createRequire } from 'node:module';
+import type * as Tldts from 'tldts';
+
+/** The public suffix list (1 MB of heap), loaded at the first question: only registries with credentials ask. */
+let tldts: typeof Tldts | undefined;
 
 /** `host[:port]` -> host, lower case; IPv6 brackets kept. */
 export function hostOnly(hostPort: string): string {
@@ -14,7 +18,8 @@ export function hostOnly(hostPort: string): string {
  * single labels.
  */
 export function registrableDomain(host: string): string | null {
-  return getDomain(hostOnly(host), { allowPrivateDomains: true }) ?? null;
+  tldts ??= createRequire(import.meta.url)('tldts') as typeof Tldts;
+  return tldts.getDomain(hostOnly(host), { allowPrivateDomains: true }) ?? null;
 }
 
 /** Same host, or both on one registrable domain (auth.docker.io and registry-1.docker.io). */

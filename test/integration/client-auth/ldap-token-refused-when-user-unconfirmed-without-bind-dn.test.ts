@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LayoverTokens } from '../../../src/client-auth/token-service/layover-tokens.js';
-import { TOKEN_KEY_FILE } from '../../../src/client-auth/token-service/token-key.js';
+import { TOKEN_KEY_FILE } from '../../../src/client-auth/token-service/token-key-file.js';
 import { PEOPLE, type Slapd, startSlapd } from '../../helpers/slapd.js';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TOKEN_KEY_FILE } from '../../../src/client-auth/token-service/token-key.js';
+import { TOKEN_KEY_FILE } from '../../../src/client-auth/token-service/token-key-file.js';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
 
 // In-process Layover with CLIENT_AUTH=tokens and CLIENT_AUTH_CHALLENGE=bearer: its 401s send clients

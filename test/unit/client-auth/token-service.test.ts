@@ -6,7 +6,8 @@ import { SignJWT, decodeJwt } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AccessPolicy } from '../../../src/client-auth/access-policy.js';
 import { LAYOVER_TOKEN_ISSUER, LayoverTokens } from '../../../src/client-auth/token-service/layover-tokens.js';
-import { TOKEN_KEY_FILE, loadOrCreateTokenKey } from '../../../src/client-auth/token-service/token-key.js';
+import { TOKEN_KEY_FILE } from '../../../src/client-auth/token-service/token-key-file.js';
+import { loadOrCreateTokenKey } from '../../../src/client-auth/token-service/token-key.js';
 import { formatScopes, grantAccess, parseScopes } from '../../../src/client-auth/token-service/token-scopes.js';
 import { ConfigError } from '../../../src/config/config-error.js';
 

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REDIRECT_KEY_FILE } from '../../../src/proxy/redirects/signed-url.js';
-import { TOKEN_KEY_FILE } from '../../../src/client-auth/token-service/token-key.js';
+import { TOKEN_KEY_FILE } from '../../../src/client-auth/token-service/token-key-file.js';
 import { SETTINGS } from '../../../src/config/settings.js';
 import { kubernetesConfigMap } from '../../../src/dns/coredns.js';
 import { configFor, examplePath, imageUid, readText, ROOT, servedStatus, SETTING_ENV_NAMES } from './example-files.js';
