@@ -1,5 +1,6 @@
 import { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { collectAfterBurst } from '../memory/collect-after-burst.js';
 import { BufferPool } from './buffer-pool.js';
 import { IO_CHUNK } from './durable-files.js';
 
@@ -26,7 +27,10 @@ function releaseWhenIdle(): void {
   if (sending > 0) return;
   clearTimeout(idleRelease);
   idleRelease = setTimeout(() => {
-    if (sending === 0) for (const pool of pools) pool.clear();
+    if (sending > 0) return;
+    for (const pool of pools) pool.clear();
+    // The burst is over: what carried it (these buffers, the fills' records) is garbage now.
+    collectAfterBurst();
   }, IDLE_RELEASE_MS);
   idleRelease.unref();
 }
