@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '../registry/digest.js';
 import { BlobFill, type FillHost } from './blob-fill.js';
 import type { BlobUpload } from './blob-store.js';
-import type { BlobEntry, BlobMeta, Fill } from './blob-types.js';
+import type { BlobEntry, BlobMeta, Fill, FillOptions } from './blob-types.js';
 import type { CacheLayout } from './cache-layout.js';
 import { FillWaiters } from './fill-waiters.js';
 
@@ -52,10 +52,10 @@ export class ActiveFills {
   }
 
   /** The fill of `digest` in progress, or a new one from `source`. */
-  start(digest: Digest, source: Readable, meta: BlobMeta): Fill {
+  start(digest: Digest, source: Readable, meta: BlobMeta, options: FillOptions = {}): Fill {
     const active = this.fills.get(digest);
     if (active) return this.waiters.counted(active);
-    const fill = new BlobFill(digest, source, meta, this.host.layout.tmpPath(digest), this.fillHost);
+    const fill = new BlobFill(digest, source, meta, this.host.layout.tmpPath(digest), this.fillHost, options);
     this.fills.set(digest, fill);
     return this.waiters.counted(fill);
   }

@@ -10,7 +10,7 @@ import { BlobRemovals } from './blob-removals.js';
 import { verifyBlobs } from './blob-verify.js';
 import type { BlobStore } from './blob-store.js';
 import { createBlobStore } from './blob-stores/create-blob-store.js';
-import type { BlobCacheOptions, BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
+import type { BlobCacheOptions, BlobEntry, BlobMeta, ByteRange, Fill, FillOptions } from './blob-types.js';
 import { CacheAdmin } from './cache-admin.js';
 import { CacheLayout } from './cache-layout.js';
 import { CacheRecords } from './cache-records.js';
@@ -204,10 +204,10 @@ export class BlobCache {
     return this.fills.active(digest);
   }
 
-  fill(digest: Digest, source: Readable, meta: BlobMeta): Fill {
+  fill(digest: Digest, source: Readable, meta: BlobMeta, options: FillOptions = {}): Fill {
     this.assertOpen();
     checkSize(meta);
-    return this.fills.start(digest, source, meta);
+    return this.fills.start(digest, source, meta, options);
   }
 
   async put(digest: Digest, bytes: Buffer, meta: BlobMeta): Promise<BlobEntry> {

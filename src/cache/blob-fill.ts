@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { digestHex, type Digest } from '../registry/digest.js';
 import type { BlobUpload } from './blob-store.js';
-import type { BlobEntry, BlobMeta, ByteRange, Fill } from './blob-types.js';
+import type { BlobEntry, BlobMeta, ByteRange, Fill, FillOptions } from './blob-types.js';
 import { IO_CHUNK } from './durable-files.js';
 import { FillError } from './fill-error.js';
 import { FillReader, type FillSource } from './fill-reader.js';
@@ -83,7 +83,7 @@ export class BlobFill implements Fill, FillSource {
   private sink: Writable | undefined;
   private waiters: Array<() => void> = [];
 
-  constructor(digest: Digest, source: Readable, meta: BlobMeta, tmpPath: string, host: FillHost) {
+  constructor(digest: Digest, source: Readable, meta: BlobMeta, tmpPath: string, host: FillHost, options: FillOptions = {}) {
     this.digest = digest;
     this.meta = meta;
     this.tmpPath = tmpPath;
@@ -91,11 +91,15 @@ export class BlobFill implements Fill, FillSource {
     this.storeTimeoutMs = host.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
     this.storeWait = new StoreWait(this.storeTimeoutMs, () => this.giveUpStore());
     this.hash = new OffThreadHash(digest);
-    this.file = new TempFile(tmpPath, {
-      written: () => this.notify(),
-      failed: (error, unwritten) => this.toRelay(error, unwritten),
-      idleFailed: (error) => this.sink?.destroy(error),
-    });
+    this.file = new TempFile(
+      tmpPath,
+      {
+        written: () => this.notify(),
+        failed: (error, unwritten) => this.toRelay(error, unwritten),
+        idleFailed: (error) => this.sink?.destroy(error),
+      },
+      { freesChunks: options.freesChunks === true },
+    );
     this.upload = host.beginUpload(digest, tmpPath, meta);
     this.done = new Promise<BlobEntry>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -255,6 +259,8 @@ export class BlobFill implements Fill, FillSource {
       await this.storeWait.wait(uploaded);
       this.stallTimer?.refresh();
     }
+    // The hash and the store are done with these chunks: only the temp file may still need them.
+    this.file.takenUpTo(this.received);
   }
 
   /** The store took nothing within its bound: its upload is aborted, and the fill serves its readers without it. */

@@ -30,6 +30,16 @@ export interface BlobMeta {
   source: string;
 }
 
+/** How a fill may treat its source. */
+export interface FillOptions {
+  /**
+   * The source hands each chunk over for good, each the whole of a buffer of its own (an undici body:
+   * one TLS record each): the fill frees a chunk's memory as soon as the chunk is on disk and taken by
+   * the store, instead of leaving it to the garbage collector.
+   */
+  readonly freesChunks?: boolean;
+}
+
 export interface ByteRange {
   start: number;
   /** Inclusive. */

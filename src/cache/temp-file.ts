@@ -19,6 +19,14 @@ export interface TempFileHooks {
   idleFailed(error: FillError): void;
 }
 
+export interface TempFileOptions {
+  /**
+   * Chunks that are each the whole of a buffer of their own are freed (their buffer detached) once
+   * written and, by `takenUpTo`, done with elsewhere (src/cache/blob-types.ts, FillOptions).
+   */
+  readonly freesChunks?: boolean;
+}
+
 /**
  * A fill's temp file: chunks queued as they arrive and written 1 MiB at a time, one write after the
  * other so that positions follow each other, and read back at any written position. Reading through
@@ -27,6 +35,15 @@ export interface TempFileHooks {
 export class TempFile {
   private readonly path: string;
   private readonly hooks: TempFileHooks;
+  private readonly freesChunks: boolean;
+  /**
+   * Chunks to free, in order, with the position after each. An upstream's 16 KiB records were freed
+   * only when the young generation was next collected, which is triggered by the heap's own
+   * allocations, not by theirs: megabytes of records were dead and waiting at any time, and glibc's
+   * heap grew to hold them and kept that size for good.
+   */
+  private toFree: Array<{ chunk: Buffer; end: number }> = [];
+  private taken = 0;
   private handle: FileHandle | undefined;
   private bytesWritten = 0;
   private pending: Buffer[] = [];
@@ -43,9 +60,10 @@ export class TempFile {
    */
   private readonly queued = new ByteWindow(0);
 
-  constructor(path: string, hooks: TempFileHooks) {
+  constructor(path: string, hooks: TempFileHooks, options: TempFileOptions = {}) {
     this.path = path;
     this.hooks = hooks;
+    this.freesChunks = options.freesChunks === true;
   }
 
   /** Bytes on disk, from 0 on; frozen once a write failed. */
@@ -76,6 +94,7 @@ export class TempFile {
       this.pending.push(chunk);
       this.pendingBytes += chunk.length;
       this.queued.append(chunk);
+      if (this.freesChunks && !this.broken && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) this.toFree.push({ chunk, end: this.queued.end });
     }
     this.hooks.written();
     if (this.pendingBytes >= IO_CHUNK) return this.flush();
@@ -102,9 +121,15 @@ export class TempFile {
     }
   }
 
-  /** Up to `length` available bytes from `position`: from memory while still queued, else read back into a buffer of their own. */
+  /** The fill is done with every chunk before `position` (hashed, taken by the store): those on disk can be freed. */
+  takenUpTo(position: number): void {
+    this.taken = Math.max(this.taken, position);
+    this.freeWritten();
+  }
+
+  /** Up to `length` available bytes from `position`, in a buffer of their own (copied while still queued: a queued chunk may be freed). */
   async read(position: number, length: number): Promise<Buffer> {
-    if (position >= this.queued.start && position < this.queued.end) return this.queued.slice(position, length);
+    if (position >= this.queued.start && position < this.queued.end) return Buffer.from(this.queued.slice(position, length));
     if (!this.handle || position >= this.bytesWritten) throw new Error(`byte ${position} is not in the temp file`);
     const buffer = Buffer.allocUnsafe(Math.min(length, this.bytesWritten - position));
     const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
@@ -143,7 +168,20 @@ export class TempFile {
     const handle = this.handle;
     this.handle = undefined;
     this.queued.trimTo(this.queued.end);
+    this.toFree = [];
     await handle?.close();
+  }
+
+  private freeWritten(): void {
+    const limit = Math.min(this.bytesWritten, this.taken);
+    let freed = 0;
+    while (freed < this.toFree.length && this.toFree[freed]!.end <= limit) {
+      const { buffer } = this.toFree[freed]!.chunk;
+      // Detached: its memory goes back to the allocator now, while it is still the most recent block.
+      if (buffer instanceof ArrayBuffer && !buffer.detached) buffer.transfer(0);
+      freed += 1;
+    }
+    if (freed > 0) this.toFree.splice(0, freed);
   }
 
   private async writeAt(chunks: Buffer[], length: number): Promise<void> {
@@ -161,6 +199,8 @@ export class TempFile {
       // Whatever part of this write reached the disk is ignored: what follows starts where the last whole write ended.
       this.broken = true;
       this.stopTimer();
+      // The relay keeps the chunks not on disk: none of them may be freed any more.
+      this.toFree = [];
       const unwritten = [...chunks, ...this.pending];
       this.pending = [];
       this.pendingBytes = 0;
@@ -169,6 +209,7 @@ export class TempFile {
     }
     this.bytesWritten += length;
     this.queued.trimTo(this.bytesWritten);
+    this.freeWritten();
     this.hooks.written();
   }
 }

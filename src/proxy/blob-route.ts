@@ -173,7 +173,9 @@ function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       let fill: Fill;
       try {
         // The upstream's Content-Type describes its answer, not the bytes: blob answers are always octet-stream.
-        fill = ctx.cache.fill(digest, res.stream, { ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}), mediaType: null, kind: 'blob', source: `${target.registry}/${name}` });
+        // The fill is the body's only reader, and undici's chunks are each a buffer of its own: freed once on disk.
+        const meta = { ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}), mediaType: null, kind: 'blob' as const, source: `${target.registry}/${name}` };
+        fill = ctx.cache.fill(digest, res.stream, meta, { freesChunks: true });
       } catch (error) {
         // Shutting down: the answer came after the cache closed.
         throw error instanceof FillError && error.reason === 'closed' ? new OciError('UNAVAILABLE', 'Layover is shutting down', undefined, { cause: error }) : error;

@@ -93,13 +93,19 @@ export async function fillFromStorage(
       fill = active;
     } else {
       const length = Number(response.headers['content-length']);
-      fill = ctx.cache.fill(job.digest, response.body, {
-        ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}),
-        // The storage host's Content-Type describes its answer, not the blob.
-        mediaType: null,
-        kind: 'blob',
-        source: `${job.registry}/${job.repo}`,
-      });
+      fill = ctx.cache.fill(
+        job.digest,
+        response.body,
+        {
+          ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}),
+          // The storage host's Content-Type describes its answer, not the blob.
+          mediaType: null,
+          kind: 'blob',
+          source: `${job.registry}/${job.repo}`,
+        },
+        // The fill is the body's only reader (undici's): each chunk freed once on disk.
+        { freesChunks: true },
+      );
       countBadBody(ctx.metrics, job.registry, fill);
     }
   } catch (error) {

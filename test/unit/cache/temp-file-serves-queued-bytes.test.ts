@@ -4,21 +4,25 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { IO_CHUNK } from '../../../src/cache/durable-files.js';
-import { TempFile } from '../../../src/cache/temp-file.js';
+import { TempFile, type TempFileOptions } from '../../../src/cache/temp-file.js';
 import { tempDir } from './cache-fixture.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-async function openTempFile(): Promise<{ file: TempFile; told: () => number }> {
+async function openTempFile(options: TempFileOptions = {}): Promise<{ file: TempFile; told: () => number }> {
   let told = 0;
-  const file = new TempFile(join(await tempDir(), 'spool'), {
-    written: () => (told += 1),
-    failed: (error) => {
-      throw error;
+  const file = new TempFile(
+    join(await tempDir(), 'spool'),
+    {
+      written: () => (told += 1),
+      failed: (error) => {
+        throw error;
+      },
+      idleFailed: () => undefined,
     },
-    idleFailed: () => undefined,
-  });
+    options,
+  );
   await file.create();
   return { file, told: () => told };
 }
@@ -86,5 +90,62 @@ describe('a fill temp file', () => {
     expect(await file.readInto(0, back)).toBe(7);
     expect(back.subarray(0, 7).toString()).toBe('abcdefg');
     await file.close();
+  });
+
+  describe('freeing the chunks it was handed for good (an undici body)', () => {
+    /** A chunk that is the whole of a buffer of its own, as undici's body chunks are. */
+    const record = (fill: number): Buffer => Buffer.alloc(16 * 1024, fill);
+    const freed = (chunk: Buffer): boolean => (chunk.buffer as ArrayBuffer).detached;
+
+    it('frees a chunk once it is on disk and the fill is done with it, not before either', async () => {
+      const { file } = await openTempFile({ freesChunks: true });
+      const chunks = Array.from({ length: 64 }, (_, i) => record(i));
+      await file.appendAll(chunks);
+      // A full MiB: written at once, but the fill has not said it is done with them.
+      expect(file.written).toBe(IO_CHUNK);
+      expect(chunks.every((chunk) => chunk.length === 16 * 1024)).toBe(true);
+      file.takenUpTo(IO_CHUNK / 2);
+      expect(chunks.filter((chunk) => chunk.length === 0)).toHaveLength(32);
+      file.takenUpTo(IO_CHUNK);
+      expect(chunks.every(freed)).toBe(true);
+      // What was freed is on disk, and read back from there.
+      const back = Buffer.alloc(16 * 1024);
+      expect(await file.readInto(63 * 16 * 1024, back)).toBe(16 * 1024);
+      expect(back.equals(record(63))).toBe(true);
+      await file.close();
+    });
+
+    it('keeps what is not on disk yet, slices of shared buffers, and every chunk of a file without the option', async () => {
+      const { file } = await openTempFile({ freesChunks: true });
+      const shared = Buffer.alloc(32 * 1024, 9);
+      const queued = record(1);
+      await file.appendAll([shared.subarray(0, 16 * 1024), queued]);
+      file.takenUpTo(Number.MAX_SAFE_INTEGER);
+      expect(queued.length).toBe(16 * 1024);
+      await file.flush();
+      expect(freed(queued)).toBe(true);
+      expect(shared.length).toBe(32 * 1024);
+      await file.close();
+
+      const plain = await openTempFile();
+      const kept = record(2);
+      await plain.file.appendAll([kept]);
+      await plain.file.flush();
+      plain.file.takenUpTo(Number.MAX_SAFE_INTEGER);
+      expect(freed(kept)).toBe(false);
+      await plain.file.close();
+    });
+
+    it('hands out copies of queued bytes, which stay right after their chunk was freed', async () => {
+      const { file } = await openTempFile({ freesChunks: true });
+      const chunk = record(5);
+      await file.appendAll([chunk]);
+      const read = await file.read(0, 16 * 1024);
+      file.takenUpTo(16 * 1024);
+      await file.flush();
+      expect(freed(chunk)).toBe(true);
+      expect(read.equals(record(5))).toBe(true);
+      await file.close();
+    });
   });
 });
