@@ -127,9 +127,15 @@ export class TempFile {
     this.freeWritten();
   }
 
-  /** Up to `length` available bytes from `position`, in a buffer of their own (copied while still queued: a queued chunk may be freed). */
+  /**
+   * Up to `length` available bytes from `position`: from memory while still queued (a copy when
+   * chunks are freed, so that no reader holds a view of one), else read back into a buffer of their own.
+   */
   async read(position: number, length: number): Promise<Buffer> {
-    if (position >= this.queued.start && position < this.queued.end) return Buffer.from(this.queued.slice(position, length));
+    if (position >= this.queued.start && position < this.queued.end) {
+      const queued = this.queued.slice(position, length);
+      return this.freesChunks ? Buffer.from(queued) : queued;
+    }
     if (!this.handle || position >= this.bytesWritten) throw new Error(`byte ${position} is not in the temp file`);
     const buffer = Buffer.allocUnsafe(Math.min(length, this.bytesWritten - position));
     const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, position);
