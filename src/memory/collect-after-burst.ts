@@ -11,6 +11,11 @@ import { runInNewContext } from 'node:vm';
 const MIN_INTERVAL_MS = 10_000;
 /** Below this much more memory in buffers than after the last collection, there is nothing worth a pause. */
 const MIN_BUFFER_GROWTH = 16 * 1024 * 1024;
+/**
+ * V8 frees the dead buffers of a collection on a thread of its own (concurrent sweeping), so right
+ * after `gc()` they still count; the level they fall to is read again this long after.
+ */
+export const SWEEP_SETTLE_MS = 1_000;
 
 /** V8's `gc`, reached without `--expose-gc` on the command line: the flag holds for contexts made after it is set. */
 function exposedGc(): (() => void) | undefined {
@@ -39,9 +44,13 @@ export function collectAfterBurst(now = performance.now()): void {
   if (!gc) return;
   lastCollection = now;
   collections += 1;
-  // Full and synchronous: the dead buffers' memory is freed before it returns.
+  // Full and synchronous for the heap; the buffers outside it are freed a moment later.
   gc();
   buffersAfterLast = process.memoryUsage().arrayBuffers;
+  // Measured too early, the level would hide the next burst's growth behind this one's dead buffers.
+  setTimeout(() => {
+    buffersAfterLast = Math.min(buffersAfterLast, process.memoryUsage().arrayBuffers);
+  }, SWEEP_SETTLE_MS).unref();
 }
 
 /** For tests: how many collections ran. */
