@@ -39,6 +39,19 @@ type Write =
   | { readonly key: string; readonly deleted: false; readonly value: unknown; readonly merge?: (current: unknown, next: unknown) => unknown }
   | { readonly key: string; readonly deleted: true };
 
+interface FailedWrite {
+  key: string;
+  error: unknown;
+}
+
+/** One caller's writes waiting in a group, with its place in the order. */
+interface WriteCall {
+  readonly writes: readonly Write[];
+  readonly sequence: number;
+  readonly resolve: (failed: FailedWrite[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 const MAX_RETRY_MS = 30_000;
 /** Rows per backend call (one MULTI in Redis, one upsert in Postgres): a MULTI holds a shared Redis for its whole length. */
 const WRITE_BATCH = 1_000;
@@ -62,6 +75,8 @@ export class KeyvCacheIndex implements CacheIndex {
   private readonly retryMs: number;
   private readonly writeBatch: number;
   private tail: Promise<unknown> = Promise.resolve();
+  /** The writes waiting for their turn in the queue, applied together (see write). */
+  private group: WriteCall[] | undefined;
   private sequence = 0;
   private readonly failed = new Map<string, { write: Write; sequence: number }>();
   private retryDelay: number;
@@ -170,31 +185,58 @@ export class KeyvCacheIndex implements CacheIndex {
     await this.backend.close();
   }
 
-  /** Applies writes in order, in batches; resolves with those that failed (and keeps them for a replay). */
-  private write(writes: readonly Write[]): Promise<Array<{ key: string; error: unknown }>> {
+  /**
+   * Applies writes in order, in batches; resolves with those that failed (and keeps them for a replay).
+   * Writes called while the queue is busy join one group, applied as one batch when their turn comes
+   * (a group commit): one call per write held the queue for a backend round trip and an event-loop turn
+   * each, so under load the writes of every pull piled up behind each other, each holding its request.
+   */
+  private write(writes: readonly Write[]): Promise<FailedWrite[]> {
     if (writes.length === 0) return Promise.resolve([]);
     const sequence = ++this.sequence;
-    return this.enqueue(async () => {
-      const failed: Array<{ key: string; error: unknown }> = [];
-      for (let i = 0; i < writes.length; i += this.writeBatch) {
-        const batch = writes.slice(i, i + this.writeBatch);
-        const errors = await this.apply(batch);
-        batch.forEach((write, j) => {
-          const error = errors[j];
-          if (error === undefined) {
-            if ((this.failed.get(write.key)?.sequence ?? Infinity) <= sequence) this.failed.delete(write.key);
-            return;
-          }
-          failed.push({ key: write.key, error: plainError(error) });
-          this.keep(write, sequence);
+    return new Promise((resolve, reject) => {
+      if (this.group === undefined) {
+        const group: WriteCall[] = [];
+        this.group = group;
+        this.enqueue(() => {
+          // From here on new writes start the next group, queued behind this one.
+          if (this.group === group) this.group = undefined;
+          return this.applyGroup(group);
+        }).catch((error: unknown) => {
+          for (const call of group) call.reject(error);
         });
       }
-      if (failed.length > 0) {
-        this.throttled.error({ err: failed[0]!.error, backend: this.backend.name, count: failed.length, pending: this.failed.size }, WRITE_FAILED);
-        this.scheduleReplay();
-      }
-      return failed;
+      this.group.push({ writes, sequence, resolve, reject });
     });
+  }
+
+  /** The writes of a group, the last of each key only, in batches; each call learns which of its keys failed. */
+  private async applyGroup(group: readonly WriteCall[]): Promise<void> {
+    const writes = lastOfEachKey(group);
+    const failures = new Map<string, unknown>();
+    for (let i = 0; i < writes.length; i += this.writeBatch) {
+      const batch = writes.slice(i, i + this.writeBatch);
+      const errors = await this.apply(batch.map(({ write }) => write));
+      batch.forEach(({ write, sequence }, j) => {
+        const error = errors[j];
+        if (error === undefined) {
+          if ((this.failed.get(write.key)?.sequence ?? Infinity) <= sequence) this.failed.delete(write.key);
+          return;
+        }
+        failures.set(write.key, plainError(error));
+        this.keep(write, sequence);
+      });
+    }
+    if (failures.size > 0) {
+      const [first] = failures.values();
+      this.throttled.error({ err: first, backend: this.backend.name, count: failures.size, pending: this.failed.size }, WRITE_FAILED);
+      this.scheduleReplay();
+    }
+    for (const call of group) {
+      const failed: FailedWrite[] = [];
+      for (const { key } of call.writes) if (failures.has(key)) failed.push({ key, error: failures.get(key) });
+      call.resolve(failed);
+    }
   }
 
   /** One batch: an error (or undefined for success) per write. Sets and deletes run as one call each. */
@@ -308,4 +350,30 @@ function laterAccess(this: void, current: unknown, next: unknown): unknown {
   const stored = typeof current === 'object' && current !== null ? (current as { lastAccess?: unknown }).lastAccess : undefined;
   const row = next as { lastAccess: number };
   return typeof stored === 'number' && stored > row.lastAccess ? { ...row, lastAccess: stored } : row;
+}
+
+/**
+ * The writes of a group in call order, each key once: its last write, which is where the key ends up
+ * (a batch applies its sets before its deletes, and a backend may refuse a key twice in one statement).
+ * A merging set that follows a set of the same key merges with that set's value, and with the stored
+ * row only if that set did too (`merge` keeps the later access time, which does not depend on order).
+ */
+function lastOfEachKey(group: readonly WriteCall[]): Array<{ write: Write; sequence: number }> {
+  const last = new Map<string, { write: Write; sequence: number }>();
+  for (const { writes, sequence } of group) {
+    for (const write of writes) {
+      const earlier = last.get(write.key)?.write;
+      // Re-inserted so that Map order is the order of the last writes.
+      last.delete(write.key);
+      if (!write.deleted && write.merge && earlier && !earlier.deleted) {
+        const merged: Write = earlier.merge
+          ? { key: write.key, deleted: false, value: write.merge(earlier.value, write.value), merge: write.merge }
+          : { key: write.key, deleted: false, value: write.merge(earlier.value, write.value) };
+        last.set(write.key, { write: merged, sequence });
+      } else {
+        last.set(write.key, { write, sequence });
+      }
+    }
+  }
+  return [...last.values()];
 }

@@ -88,6 +88,27 @@ export function cacheIndexSuite(name: string, harness: IndexHarness): void {
       expect(loaded.records).toEqual(new Map([['b', 2]]));
     });
 
+    it('lands writes made without waiting as their last write of each key, sets and deletes mixed', async () => {
+      const index = await open();
+      await index.putRecord('deleted-last', 'old');
+      // Issued together they wait for the queue together, and go to the backend as one batch.
+      await Promise.all([
+        index.putRecord('deleted-last', 'newer'),
+        index.deleteRecord('deleted-last'),
+        index.deleteRecord('set-last'),
+        index.putRecord('set-last', 'kept'),
+        index.putRecord('twice', 1),
+        index.putRecord('twice', 2),
+        index.putEntry(entry(1)),
+        index.deleteEntries([entry(1).digest]),
+        index.putEntries([entry(2)]),
+        index.putEntries([entry(2, 7)]),
+      ]);
+      const loaded = await (await open()).load();
+      expect(loaded.records).toEqual(new Map<string, unknown>([['set-last', 'kept'], ['twice', 2]]));
+      expect(loaded.entries).toEqual([entry(2, 7)]);
+    });
+
     it('loads 5,000 entries (several pages) whole', { timeout: 60_000 }, async () => {
       const index = await open();
       const entries = Array.from({ length: 5_000 }, (_, i) => entry(i));
