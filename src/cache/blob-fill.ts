@@ -191,8 +191,9 @@ export class BlobFill implements Fill, FillSource {
 
   private async run(source: Readable): Promise<void> {
     try {
-      await this.file.create().catch((error: unknown) => this.toRelay(FillError.from(error), []));
-      if (this.abortError) throw this.abortError;
+      // Not awaited: the body flows (and reaches readers from memory) while the file is created; a
+      // file that cannot be created comes back through its `failed` hook, with every chunk unwritten.
+      this.file.create().catch(() => undefined);
       this.sink = new Writable({
         highWaterMark: IO_CHUNK,
         write: (chunk: Buffer, _encoding, callback) => void this.accept([chunk]).then(() => callback(), callback),
@@ -337,6 +338,8 @@ export class BlobFill implements Fill, FillSource {
     await this.upload.abort().catch((abortError: unknown) =>
       this.host.logger.warn({ err: abortError, digest: this.digest }, 'cache fill: aborting the upload failed'),
     );
+    // A file still being created would appear after its removal.
+    await this.file.created();
     await rm(this.tmpPath, { force: true }).catch((rmError: unknown) =>
       this.host.logger.warn({ err: rmError, digest: this.digest }, 'cache fill: removing the temp file failed'),
     );

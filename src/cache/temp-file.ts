@@ -15,7 +15,7 @@ export interface TempFileHooks {
    * order. Throwing fails the write with the thrown error instead.
    */
   failed(error: FillError, unwritten: Buffer[]): void;
-  /** A write that the idle timer started failed (`failed` threw). */
+  /** A failure no caller waits for (the idle timer's write, creating the file) could not be relayed: `failed` threw. */
   idleFailed(error: FillError): void;
 }
 
@@ -45,6 +45,9 @@ export class TempFile {
   private toFree: Array<{ chunk: Buffer; end: number }> = [];
   private taken = 0;
   private handle: FileHandle | undefined;
+  /** The file being created: writes (and the fsync) wait for it, nothing else does. */
+  private opening: Promise<void> | undefined;
+  private closed = false;
   private bytesWritten = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -76,12 +79,34 @@ export class TempFile {
     return this.broken ? this.bytesWritten : this.queued.end;
   }
 
-  async create(): Promise<void> {
-    try {
-      this.handle = await open(this.path, 'wx+');
-    } catch (error) {
-      throw new FillError('io-error', 'cannot create the temp file', { cause: error });
-    }
+  /**
+   * Starts creating the file. Chunks are queued (and readable) meanwhile: creating a file costs a
+   * millisecond or two, and a cold blob's first byte need not wait for it. Writes start once it
+   * exists; when it cannot be created, every chunk queued is handed to `failed` as unwritten.
+   */
+  create(): Promise<void> {
+    this.opening ??= open(this.path, 'wx+').then(
+      (handle) => {
+        // Closed before it was open: nothing will read or write it.
+        if (this.closed) return void handle.close().catch(() => undefined);
+        this.handle = handle;
+      },
+      (error: unknown) => {
+        const failure = new FillError('io-error', 'cannot create the temp file', { cause: error });
+        try {
+          this.breakWith(failure, []);
+        } catch (thrown) {
+          this.hooks.idleFailed(FillError.from(thrown));
+        }
+        throw failure;
+      },
+    );
+    return this.opening;
+  }
+
+  /** Resolves once the file exists or could not be created: only then may its path be removed. */
+  async created(): Promise<void> {
+    await this.opening?.catch(() => undefined);
   }
 
   append(chunk: Buffer): Promise<void> {
@@ -106,6 +131,7 @@ export class TempFile {
 
   /** Writes everything queued. */
   async flush(): Promise<void> {
+    await this.created();
     while ((this.pendingBytes > 0 && !this.broken) || this.writing) {
       if (this.writing) {
         await this.writing;
@@ -156,6 +182,7 @@ export class TempFile {
   }
 
   async sync(): Promise<void> {
+    await this.opening;
     try {
       if (!this.handle) throw new Error('the temp file is not open');
       await this.handle.sync();
@@ -171,11 +198,24 @@ export class TempFile {
 
   /** Closes the handle (once; later calls do nothing). */
   async close(): Promise<void> {
+    this.closed = true;
     const handle = this.handle;
     this.handle = undefined;
     this.queued.trimTo(this.queued.end);
     this.toFree = [];
     await handle?.close();
+  }
+
+  /** The file takes no more: `failed` gets the chunks of the write that failed and every one queued after them. */
+  private breakWith(error: FillError, chunks: Buffer[]): void {
+    this.broken = true;
+    this.stopTimer();
+    // The relay keeps the chunks not on disk: none of them may be freed any more.
+    this.toFree = [];
+    const unwritten = [...chunks, ...this.pending];
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.hooks.failed(error, unwritten);
   }
 
   private freeWritten(): void {
@@ -203,14 +243,7 @@ export class TempFile {
       }
     } catch (error) {
       // Whatever part of this write reached the disk is ignored: what follows starts where the last whole write ended.
-      this.broken = true;
-      this.stopTimer();
-      // The relay keeps the chunks not on disk: none of them may be freed any more.
-      this.toFree = [];
-      const unwritten = [...chunks, ...this.pending];
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.hooks.failed(new FillError('io-error', 'cannot write the temp file', { cause: error }), unwritten);
+      this.breakWith(new FillError('io-error', 'cannot write the temp file', { cause: error }), chunks);
       return;
     }
     this.bytesWritten += length;
