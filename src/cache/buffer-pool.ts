@@ -1,3 +1,5 @@
+import { freeNow } from '../memory/free-now.js';
+
 /**
  * Read buffers handed back and reused. A blob hit read into a fresh 1 MiB `Buffer.allocUnsafe` per
  * chunk made V8 count a GiB of external memory per GiB served, which forced about 20 full garbage
@@ -27,22 +29,16 @@ export class BufferPool {
   give(buffer: Buffer): void {
     if (buffer.length !== this.bufferSize) return;
     if (this.free.length < this.maxFree) this.free.push(buffer);
-    else release(buffer);
+    else freeNow(buffer);
   }
 
   /** Frees every free buffer: nothing is being sent that would take them again soon. */
   clear(): void {
-    for (const buffer of this.free) release(buffer);
+    for (const buffer of this.free) freeNow(buffer);
     this.free.length = 0;
   }
 
   get freeCount(): number {
     return this.free.length;
   }
-}
-
-/** Detaches a pool buffer's memory, which frees it now; the buffer reads as empty from then on. */
-function release(buffer: Buffer): void {
-  // Pool buffers are allocUnsafeSlow's: each the whole of an ArrayBuffer of its own.
-  if (buffer.buffer instanceof ArrayBuffer && !buffer.buffer.detached && buffer.byteOffset === 0 && buffer.length === buffer.buffer.byteLength) buffer.buffer.transfer(0);
 }

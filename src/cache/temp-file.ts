@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { freeNow, ownsItsMemory } from '../memory/free-now.js';
 import { ByteWindow } from './byte-window.js';
 import { IO_CHUNK } from './durable-files.js';
 import { FillError } from './fill-error.js';
@@ -119,7 +120,7 @@ export class TempFile {
       this.pending.push(chunk);
       this.pendingBytes += chunk.length;
       this.queued.append(chunk);
-      if (this.freesChunks && !this.broken && chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength) this.toFree.push({ chunk, end: this.queued.end });
+      if (this.freesChunks && !this.broken && ownsItsMemory(chunk)) this.toFree.push({ chunk, end: this.queued.end });
     }
     this.hooks.written();
     if (this.pendingBytes >= IO_CHUNK) return this.flush();
@@ -222,9 +223,8 @@ export class TempFile {
     const limit = Math.min(this.bytesWritten, this.taken);
     let freed = 0;
     while (freed < this.toFree.length && this.toFree[freed]!.end <= limit) {
-      const { buffer } = this.toFree[freed]!.chunk;
-      // Detached: its memory goes back to the allocator now, while it is still the most recent block.
-      if (buffer instanceof ArrayBuffer && !buffer.detached) buffer.transfer(0);
+      // Now, while its memory is still the allocator's most recent block.
+      freeNow(this.toFree[freed]!.chunk);
       freed += 1;
     }
     if (freed > 0) this.toFree.splice(0, freed);
