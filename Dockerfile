@@ -28,6 +28,6 @@ EXPOSE 53/udp 53/tcp 80 443 3128
 # network namespace; with --network host, run with --user root instead.
 USER node
 HEALTHCHECK --interval=30s --timeout=3s CMD ["node", "-e", "fetch('http://127.0.0.1/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# --max-semi-space-size=2: about 40 MB less RSS under load (README, "Running it").
-ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/cli/main.js"]
+# --max-semi-space-size=2 and --heap-growing-percent=100: less RSS, and flatter, under load (README, "Running it").
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=100", "/app/dist/cli/main.js"]
 CMD ["serve"]

@@ -62,13 +62,14 @@ function single(label: string, endpoint: Endpoint, pid: number): Server {
 /**
  * The Layover process of every benchmark, run as `npm start`, the Dockerfile and the systemd example
  * run it: info logging (the harness default is debug), V8's young generation at 2 MB
- * (`--max-semi-space-size=2`) and glibc's mmap threshold fixed at 128 KiB (MALLOC_MMAP_THRESHOLD_).
+ * (`--max-semi-space-size=2`), its old generation let grow to twice its live size between full
+ * collections (`--heap-growing-percent=100`) and glibc's mmap threshold fixed at 128 KiB (MALLOC_MMAP_THRESHOLD_).
  * LAYOVER_BENCH_NODE_OPTIONS becomes its NODE_OPTIONS, for profiling, e.g.
  * `--cpu-prof --cpu-prof-dir=/tmp/layover-prof` (written when the benchmark stops it).
  */
 export function layoverOptions(): LayoverProcessOptions {
   const nodeOptions = process.env.LAYOVER_BENCH_NODE_OPTIONS;
-  return { flags: { 'log-level': 'info' }, nodeArgs: ['--max-semi-space-size=2'], env: { MALLOC_MMAP_THRESHOLD_: '131072', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } };
+  return { flags: { 'log-level': 'info' }, nodeArgs: ['--max-semi-space-size=2', '--heap-growing-percent=100'], env: { MALLOC_MMAP_THRESHOLD_: '131072', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } };
 }
 
 /**
