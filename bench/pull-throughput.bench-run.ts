@@ -14,12 +14,14 @@
  * processes' CPU seconds per GiB sent (upstream registry for (a), Layover for (b, c), the proxy
  * registry for (d), nginx's master and workers for (e); /proc/<pid>/stat utime+stime, cold cases
  * measured until the fill has committed), and the upstream blob GETs the case caused. Under the table,
- * issue 13's targets for the 1 GiB blob. Everything runs in the bench's network namespace
+ * what this machine takes to write 1 GiB to a new file and to hash it (lib/cold-floor.ts, measured
+ * after the cases), and issue 13's targets for the 1 GiB blob. Everything runs in the bench's network namespace
  * (test/bench), removed afterwards. About 1.5 minutes.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, startBench } from '../test/bench/bench.js';
 import { GiB, MiB, type PushedBlob, pushBlob } from './lib/blobs.js';
+import { coldFloor } from './lib/cold-floor.js';
 import { download, type Transfer } from './lib/curl.js';
 import { OtherCpu } from './lib/process-stats.js';
 import { fixed, interference, mbPerSecond, median, printTable, ratio, sampleMachineLoad } from './lib/report.js';
@@ -85,6 +87,8 @@ describe('pull-throughput', () => {
       await run('(e) nginx proxy_cache, warm', servers.nginx, 'warm');
     }
 
+    const floor = await coldFloor(bench.sandbox.dir, GiB);
+
     const speed = (m: Measured): number => median(m.runs.map((t) => mbPerSecond(t.bytes, t.seconds)));
     const wall = (m: Measured): number => median(m.runs.map((t) => t.seconds));
     const firstByte = (m: Measured): number => median(m.runs.map((t) => t.firstByteSeconds));
@@ -129,6 +133,7 @@ describe('pull-throughput', () => {
         'CPU-s/GiB is the serving processes\' only: the upstream registry for (a), Layover for (b, c), the proxy registry for (d), nginx\'s master and workers for (e).',
         'vs best peer: MB/s over the better of (d) and (e) at the same temperature (cold with cold, warm with warm). First byte: curl\'s time_starttransfer (TLS handshake included).',
         'Upstream GETs: requests for the blob in the upstream registry\'s access log during the case.',
+        `This machine, after the cases: writing 1 GiB to a new file took ${fixed(floor.writeSeconds)} s (${ratio(floor.writeSeconds, wall(find(blobName(GiB), servers.direct, 'direct')))} the direct download), SHA-256 of 1 GiB on one thread ${fixed(floor.hashSeconds)} s: what a fill that stores and verifies its blob pays besides the transfer.`,
         ...targetLines(targets),
       ],
     );
