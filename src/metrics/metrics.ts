@@ -35,6 +35,13 @@ export interface CompletedRequest {
 export type RequestObserver = (request: CompletedRequest) => void;
 
 /**
+ * How often the event loop's delay is sampled for `nodejs_eventloop_lag_*`. prom-client's 10 ms is a
+ * timer that wakes an idle Layover 100 times a second; ten times still catches every stall worth a
+ * graph, and each sample is timed to the nanosecond.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100;
+
+/**
  * Every Prometheus series Layover exports, in one registry per app (so tests and replicas count
  * apart). Names follow Prometheus conventions: `layover_` prefix, `_total` counters, base units
  * (bytes, seconds). Labels stay bounded: registries are the configured ones, never repositories.
@@ -65,7 +72,7 @@ export class Metrics {
   readonly dockerHubRemaining = new Gauge({ name: 'layover_docker_hub_ratelimit_remaining', help: 'Docker Hub\'s RateLimit-Remaining, by account and source address', labelNames: ['account', 'source'] as const, registers: [this.registry] });
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
   /**
