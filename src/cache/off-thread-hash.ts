@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { freeMemory, ownsItsMemory } from '../memory/free-now.js';
 import { digestAlgorithm, type Digest } from '../registry/digest.js';
 
 /**
@@ -12,7 +13,11 @@ import { digestAlgorithm, type Digest } from '../registry/digest.js';
  * when the digest is asked for.
  */
 const BATCH_BYTES = 1024 * 1024;
-/** Handed back by the worker; a few are enough for every fill in flight to keep gathering. None is kept once no fill runs. */
+/**
+ * Handed back by the worker; a few are enough for every fill in flight to keep gathering. None is kept
+ * once no fill runs, and those let go are freed at once: left to the collector, a burst's MiBs stayed
+ * resident for as long as Layover was idle (5 MB after two 64 MiB fills here).
+ */
 const MAX_SPARE_BATCHES = 16;
 /**
  * Batches of one fill handed over and not yet hashed: beyond this the fill waits (and with it its
@@ -101,6 +106,12 @@ class HashWorker {
     if (flight.batches <= MAX_BATCHES_IN_FLIGHT) for (const wake of flight.waiters.splice(0)) wake();
   }
 
+  /** A batch no hash needs any more: kept for fills still running, else freed now. */
+  giveBack(memory: ArrayBuffer): void {
+    if (this.open.size > 0 && this.spares.length < MAX_SPARE_BATCHES) this.spares.push(memory);
+    else freeMemory(memory);
+  }
+
   digest(id: number): Promise<string> {
     if (this.broken.delete(id)) {
       this.finished(id);
@@ -129,8 +140,7 @@ class HashWorker {
     worker.unref();
     worker.on('message', (message: { kind: string; id?: number; hex?: string; message?: string; bytes?: ArrayBuffer }) => {
       if (message.kind === 'spare') {
-        // Kept only for fills still running: a burst of fills must not leave its batches behind in RSS.
-        if (message.bytes && this.open.size > 0 && this.spares.length < MAX_SPARE_BATCHES) this.spares.push(message.bytes);
+        if (message.bytes) this.giveBack(message.bytes);
         return this.hashed(message.id!);
       }
       const waiting = this.pending.get(message.id!);
@@ -179,7 +189,7 @@ class HashWorker {
     this.open.delete(id);
     this.inFlight.delete(id);
     this.broken.delete(id);
-    if (this.open.size === 0) this.spares.length = 0;
+    if (this.open.size === 0) for (const spare of this.spares.splice(0)) freeMemory(spare);
     if (this.open.size > 0 || this.pending.size > 0 || !this.worker) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
@@ -247,7 +257,7 @@ export class OffThreadHash {
       // Never reached a full batch: hashed here, the worker is not bothered.
       this.small = createHash(this.algorithm);
       if (this.batch) this.small.update(this.batch.subarray(0, this.filled));
-      this.batch = undefined;
+      this.releaseBatch();
       return this.small.digest('hex');
     }
     if (this.filled > 0) this.handOver();
@@ -263,9 +273,16 @@ export class OffThreadHash {
 
   /** The fill ended without a digest: the worker forgets the hash (after `digest`, nothing is left to forget). */
   drop(): void {
-    this.batch = undefined;
+    this.releaseBatch();
     if (this.id !== undefined) shared.drop(this.id);
     this.id = undefined;
+  }
+
+  /** The batch being gathered, no longer needed: back to the spares, or freed (a small blob's MiB need not wait for a collection). */
+  private releaseBatch(): void {
+    const batch = this.batch;
+    this.batch = undefined;
+    if (batch && ownsItsMemory(batch)) shared.giveBack(batch.buffer as ArrayBuffer);
   }
 
   private handOver(): void {

@@ -11,5 +11,10 @@ export function ownsItsMemory(buffer: Buffer): boolean {
  */
 export function freeNow(buffer: Buffer): void {
   const memory = buffer.buffer;
-  if (ownsItsMemory(buffer) && memory instanceof ArrayBuffer && !memory.detached) memory.transfer(0);
+  if (ownsItsMemory(buffer) && memory instanceof ArrayBuffer) freeMemory(memory);
+}
+
+/** Like freeNow, for memory held as an ArrayBuffer (one handed back by a worker): every view of it reads as empty. */
+export function freeMemory(memory: ArrayBuffer): void {
+  if (!memory.detached) memory.transfer(0);
 }
