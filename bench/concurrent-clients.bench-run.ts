@@ -14,7 +14,7 @@
  * flight. The warm case runs WARM_RUNS times per server (a single run of it moved by ±10% from one
  * run to the next, nginx's as much as Layover's): time and MB/s are the median run's, the client range,
  * CPU and peak RSS over all runs. Under the table, issue 13's targets for 8 warm clients. Everything
- * runs in the bench's network namespace (test/bench), removed afterwards. About 7 minutes, most of it
+ * runs in the bench's network namespace (test/bench), removed afterwards. About 5 minutes, most of it
  * pushing 8 GiB of blobs and caching them in three proxies.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';

@@ -18,7 +18,7 @@
  * measured until the fill has committed), and the upstream blob GETs per download. Under the table,
  * what this machine takes to write 1 GiB to a new file and to hash it (lib/cold-floor.ts, measured
  * after the cases), and issue 13's targets for the 1 GiB blob. Everything runs in the bench's network namespace
- * (test/bench), removed afterwards. About 3 minutes.
+ * (test/bench), removed afterwards. About 2 minutes.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, startBench } from '../test/bench/bench.js';
