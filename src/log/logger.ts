@@ -17,15 +17,15 @@ function stdoutDestination(format: LogFormat): DestinationStream | undefined {
   return pinoPretty({ sync: true, colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
 }
 
-const CENSOR = '[redacted]';
-/** Keys whose value is censored one level down in any logged object (pino's own paths cover the top level). */
-const NESTED_SECRETS = ['password', 'token'] as const;
+export const CENSOR = '[redacted]';
+/** Keys whose value is censored at the top of a line (pino's redaction) and one level down in any logged object. */
+export const SECRET_KEYS = ['password', 'token'] as const;
 
 /** `value`, or a shallow copy of it with its credentials censored; the logged object itself is never changed. */
 function censorNested(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
   let copy: Record<string, unknown> | undefined;
-  for (const key of NESTED_SECRETS) {
+  for (const key of SECRET_KEYS) {
     if (!Object.hasOwn(value, key)) continue;
     copy ??= { ...value };
     copy[key] = CENSOR;
@@ -34,7 +34,7 @@ function censorNested(value: unknown): unknown {
 }
 
 /**
- * Censors NESTED_SECRETS one level down in every field but `err` (whose serializer censors it once it
+ * Censors SECRET_KEYS one level down in every field but `err` (whose serializer censors it once it
  * is a plain object). pino's wildcard paths (`*.password`) did the same through its generic redaction
  * of every field of every line, strings and numbers included: about a third of a request line's cost.
  */
@@ -68,8 +68,7 @@ export function createLogger(level: string, destination?: DestinationStream, for
           'req.headers.cookie',
           'headers.authorization',
           'headers["proxy-authorization"]',
-          'password',
-          'token',
+          ...SECRET_KEYS,
         ],
         censor: CENSOR,
       },

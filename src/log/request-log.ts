@@ -1,8 +1,9 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Metrics } from '../metrics/metrics.js';
 import { bindRequestMetrics } from '../metrics/request-metrics.js';
-import { requestOutcome } from '../metrics/request-outcome.js';
+import { requestOutcome, type RequestOutcome } from '../metrics/request-outcome.js';
 import { redactUrl } from './redact-url.js';
+import { writeRequestLine } from './request-line.js';
 
 /** Fields a route adds to its request's log line: cache, registry, repo, digest, bytes. */
 export type RequestLogFields = Record<string, string | number | boolean | undefined>;
@@ -10,8 +11,14 @@ export type RequestLogFields = Record<string, string | number | boolean | undefi
 const fields = new WeakMap<FastifyRequest, RequestLogFields>();
 
 export function annotateRequestLog(request: FastifyRequest, extra: RequestLogFields): void {
-  fields.set(request, { ...fields.get(request), ...extra });
+  // One object per request, added to in place: a hit is annotated four or five times.
+  const annotated = fields.get(request);
+  if (annotated) Object.assign(annotated, extra);
+  else fields.set(request, { ...extra });
 }
+
+/** A completed request's log line (requestLine). */
+export type CompletedLine = RequestLogFields & { status: number; ms: number };
 
 /** The OCI error the request was answered with (the error writer annotates it), as one line. */
 function answeredError(annotated: RequestLogFields): string | undefined {
@@ -39,32 +46,44 @@ export class RequestLogController extends LogController {
   }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const length = Number(reply.getHeader('content-length'));
-    const line: RequestLogFields & { ms: number } = {
-      method: request.method,
-      host: request.host,
-      url: redactUrl(request.url),
-      status: reply.statusCode,
-      bytes: Number.isFinite(length) ? length : undefined,
-      ms: Math.round(reply.elapsedTime * 10) / 10,
-      ...fields.get(request),
-    };
-    if (error) reply.log.error({ ...line, err: error }, 'request errored');
-    else reply.log.info(line, 'request');
-    if (!this.metrics) return;
     const annotated = fields.get(request) ?? {};
-    const outcome = requestOutcome(request, reply, annotated);
-    this.metrics.recordRequest({
-      listener: this.listener,
-      route: outcome.route,
-      registry: typeof annotated.registry === 'string' ? this.metrics.registryLabel(annotated.registry) : undefined,
-      repository: typeof annotated.repo === 'string' ? annotated.repo : undefined,
-      cache: outcome.cache === '' ? undefined : outcome.cache,
-      status: reply.statusCode,
-      bytes: outcome.bytes,
-      ...(outcome.source ? { source: outcome.source } : {}),
-      ms: line.ms,
-      error: error?.message ?? answeredError(annotated),
-    });
+    const line = requestLine(request.method, request.host, request.url, reply.statusCode, reply.getHeader('content-length'), reply.elapsedTime, annotated);
+    if (error) reply.log.error({ ...line, err: error }, 'request errored');
+    else writeRequestLine(reply.log, line);
+    if (this.metrics) recordCompleted(this.metrics, this.listener, line, annotated, requestOutcome(request, reply, annotated), error);
   }
+}
+
+/**
+ * A request's log line: method, host, redacted URL, status, bytes, ms, then what the routes annotated
+ * (a `bytes` annotation, 0 for a HEAD, replaces the length in place). Built the same way for every
+ * request, whichever path answered it (src/proxy/hit-path.ts answers some hits without fastify).
+ */
+export function requestLine(method: string, host: string | undefined, url: string, status: number, contentLength: unknown, elapsedMs: number, annotated: RequestLogFields): CompletedLine {
+  const length = Number(contentLength);
+  return {
+    method,
+    host,
+    url: redactUrl(url),
+    status,
+    bytes: Number.isFinite(length) ? length : undefined,
+    ms: Math.round(elapsedMs * 10) / 10,
+    ...annotated,
+  };
+}
+
+/** Counts a completed request (its line and outcome) in /metrics and the status page's history. */
+export function recordCompleted(metrics: Metrics, listener: string, line: CompletedLine, annotated: RequestLogFields, outcome: RequestOutcome, error: Error | null | undefined): void {
+  metrics.recordRequest({
+    listener,
+    route: outcome.route,
+    registry: typeof annotated.registry === 'string' ? metrics.registryLabel(annotated.registry) : undefined,
+    repository: typeof annotated.repo === 'string' ? annotated.repo : undefined,
+    cache: outcome.cache === '' ? undefined : outcome.cache,
+    status: line.status,
+    bytes: outcome.bytes,
+    ...(outcome.source ? { source: outcome.source } : {}),
+    ms: line.ms,
+    error: error?.message ?? answeredError(annotated),
+  });
 }
