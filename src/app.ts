@@ -87,6 +87,8 @@ export interface LayoverApp {
 export interface AppDependencies {
   logger?: Logger;
   metrics?: Metrics;
+  /** False: every request goes through fastify, hits too (tests compare the two paths); src/proxy/hit-path.ts. */
+  hitPath?: boolean;
 }
 
 export interface ListeningAddresses {
@@ -247,7 +249,9 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   const proxyContext = { config, cache, intercepted, pendingFills: new PendingFills(), upstreamAuth, clientAuth, fleet, metrics, dockerHubBudget };
   if (fleet) await https.register(peerBlobRoute, { cache, pendingFills: proxyContext.pendingFills, key: fleet.key });
   await https.register(dockerProxyRoute, proxyContext);
-  await https.register(registryProxy, proxyContext);
+  // Cached manifests and small blobs answered before fastify (HTTP/1.1 only: h2 requests are fastify's).
+  const hitPath = deps.hitPath !== false && !config.http2 ? { state, requestId: nextRequestId, logger: logger as FastifyBaseLogger, listener: 'https' } : undefined;
+  await https.register(registryProxy, { ...proxyContext, hitPath });
   if (http) {
     prepare(http, config, state);
     await http.register(serviceRoutes, { caCertPem: ca.certPem, state, setup: setupOptionsFor(config, 'other', proxy?.server) });

@@ -190,6 +190,11 @@ export class BlobCache {
     return this.reader.readBytes(digest, limit);
   }
 
+  /** readBytes of a blob held in memory, without waiting: undefined when it is not cached or not held (BlobReader.heldBytes). */
+  heldBytes(digest: Digest): { entry: BlobEntry; bytes: Buffer } | undefined {
+    return this.reader.heldBytes(digest);
+  }
+
   /** The index's leases: fleet-wide jobs and, on a shared index, who fetches which digest. */
   get leases(): LeaseStore {
     return this.index;

@@ -75,22 +75,31 @@ export class BlobReader {
   }
 
   /**
+   * readBytes of a blob already held in memory, answered at once (and counted as an access);
+   * undefined when it is not cached or not held (readBytes reads it from the store).
+   */
+  heldBytes(digest: Digest): { entry: BlobEntry; bytes: Buffer } | undefined {
+    const { lru, access } = this.host;
+    const entry = lru.get(digest);
+    const held = entry && this.memory.get(digest);
+    if (!held) return undefined;
+    lru.touch(digest, Date.now());
+    access.mark(digest);
+    return { entry: { ...entry }, bytes: held };
+  }
+
+  /**
    * A committed small blob's whole bytes (a manifest, a small blob's whole GET), counted as an access like
    * `read`: from memory when held there, else read once from the store and kept. Undefined when the blob
    * is not cached; null when it is bigger than `limit`. The index is asked first every time, so a blob
    * evicted or purged is not answered from memory.
    */
   async readBytes(digest: Digest, limit: number): Promise<{ entry: BlobEntry; bytes: Buffer } | null | undefined> {
-    const { lru, access } = this.host;
-    const entry = lru.get(digest);
+    const entry = this.host.lru.get(digest);
     if (!entry) return undefined;
     if (entry.size > limit) return null;
-    const held = this.memory.get(digest);
-    if (held) {
-      lru.touch(digest, Date.now());
-      access.mark(digest);
-      return { entry: { ...entry }, bytes: held };
-    }
+    const held = this.heldBytes(digest);
+    if (held) return held;
     const read = this.read(digest);
     if (!read) return undefined;
     const bytes = await readLimited(read.stream, limit);

@@ -8,14 +8,20 @@ import { OciError } from '../registry/oci-errors.js';
  * said about its own answer (its type, encoding, ETag, cookies) leaks.
  */
 export function setBlobHeaders(reply: FastifyReply, digest: Digest, length: number | undefined): FastifyReply {
-  reply
-    .header('content-type', 'application/octet-stream')
-    .header('docker-content-digest', digest)
-    .header('etag', `"${digest}"`)
-    .header('accept-ranges', 'bytes')
-    .header('docker-distribution-api-version', 'registry/2.0');
-  if (length !== undefined) reply.header('content-length', length);
-  return reply;
+  return reply.headers(blobHeaders(digest, length));
+}
+
+/** setBlobHeaders' headers, for an answer written without fastify (src/proxy/hit-path.ts). */
+export function blobHeaders(digest: Digest, length: number | undefined): Record<string, string | number> {
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/octet-stream',
+    'docker-content-digest': digest,
+    etag: `"${digest}"`,
+    'accept-ranges': 'bytes',
+    'docker-distribution-api-version': 'registry/2.0',
+  };
+  if (length !== undefined) headers['content-length'] = length;
+  return headers;
 }
 
 /** 416 with the blob's size (RFC 9110 §15.5.17), in the OCI error body every registry route answers with. */

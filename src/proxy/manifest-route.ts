@@ -193,7 +193,8 @@ function upstreamFailed(reply: FastifyReply, target: UpstreamTarget, res: Upstre
   void reply.send(upstreamFailure(target, res.statusCode));
 }
 
-function manifestEntry(ctx: ProxyContext, digest: Digest): BlobEntry | undefined {
+/** The cache's entry for `digest` when it holds it as a manifest. */
+export function manifestEntry(ctx: Pick<ProxyContext, 'cache'>, digest: Digest): BlobEntry | undefined {
   const entry = ctx.cache.stat(digest);
   return entry?.kind === 'manifest' ? entry : undefined;
 }
@@ -217,14 +218,13 @@ async function sendCached(asked: ManifestRequest, entry: BlobEntry, cache: 'hit'
   const body = read.bytes;
   annotateRequestLog(request, { ...log, cache, bytes: request.method === 'HEAD' ? 0 : body.length });
   // Served stale after an upstream's 429 or 5xx, whose status reply-from has already set.
-  reply
-    .code(200)
-    .header('content-type', cachedMediaType(body))
-    .header('docker-content-digest', entry.digest)
-    .header('etag', `"${entry.digest}"`)
-    .header('content-length', body.length);
-  void reply.send(request.method === 'HEAD' ? undefined : body);
+  void reply.code(200).headers(cachedManifestHeaders(entry.digest, body)).send(request.method === 'HEAD' ? undefined : body);
   return true;
+}
+
+/** The headers of a cached manifest's answer, GET or HEAD, whichever path sends it (src/proxy/hit-path.ts too). */
+export function cachedManifestHeaders(digest: Digest, body: Buffer): Record<string, string | number> {
+  return { 'content-type': cachedMediaType(body), 'docker-content-digest': digest, etag: `"${digest}"`, 'content-length': body.length };
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Server } from 'node:https';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { clientAuthHook } from '../client-auth/client-auth-hook.js';
 import { answerClientTokenRequest } from '../client-auth/token-service/token-request.js';
@@ -5,6 +6,7 @@ import { annotateRequestLog } from '../log/request-log.js';
 import { CustomDomainRoutes } from '../registry/custom-domain-routes.js';
 import { OciError } from '../registry/oci-errors.js';
 import { serveBlob } from './blob-route.js';
+import { HitPath, type HitPathHost } from './hit-path.js';
 import { serveManifest, upstreamFailure } from './manifest-route.js';
 import { AccessRecords } from '../access/access-records.js';
 import { ReadAccess } from '../access/read-access.js';
@@ -27,7 +29,7 @@ const READ_METHODS = new Set(['GET', 'HEAD']);
  * renamed where the names differ upstream; pushes only with ALLOW_PUSH. `/token` on Layover's own
  * names (docker.proxy, custom domains, mirror names) is its clients' token service.
  */
-export async function registryProxy(app: FastifyInstance, proxyContext: ProxyContext): Promise<void> {
+export async function registryProxy(app: FastifyInstance, proxyContext: ProxyContext & { hitPath?: HitPathHost }): Promise<void> {
   const { config, cache, upstreamAuth, clientAuth } = proxyContext;
   const records = new AccessRecords(cache);
   const readAccess = new ReadAccess({
@@ -48,6 +50,7 @@ export async function registryProxy(app: FastifyInstance, proxyContext: ProxyCon
   // A registry is reached only at the ports REGISTRIES gives it: any other port in Host is refused before anything is dialled.
   const tables: RoutingTables = { intercepted: ctx.intercepted, domains: new CustomDomainRoutes(config.customDomains), ports: new RegistryPorts(config.registryPatterns) };
   registerRequestTarget(app, tables);
+  if (proxyContext.hitPath) new HitPath(ctx, tables, proxyContext.hitPath).install(app.server as Server);
   // Before any cache lookup or upstream request (onRequest runs before the body is read, too).
   if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth }));
 

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApp, closeApp, listenApp, type LayoverApp, type ListeningAddresses } from '../../src/app.js';
+import { type AppDependencies, buildApp, closeApp, listenApp, type LayoverApp, type ListeningAddresses } from '../../src/app.js';
 import { loadConfig, type FlagValues } from '../../src/config/load-config.js';
 import type { Logger } from 'pino';
 import { captureLogger, type LogLine } from './capture-logger.js';
@@ -20,7 +20,7 @@ export interface RunningLayover {
  * Layover on loopback with every port chosen by the OS. The upstream resolver
  * defaults to a closed loopback port, so nothing can reach a public resolver.
  */
-export async function startLayover(flags: FlagValues = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningLayover> {
+export async function startLayover(flags: FlagValues = {}, env: NodeJS.ProcessEnv = {}, deps: Omit<AppDependencies, 'logger'> = {}): Promise<RunningLayover> {
   const dataDir = (flags['data-dir'] as string | undefined) ?? mkdtempSync(join(tmpdir(), 'layover-test-'));
   const config = loadConfig({
     flags: {
@@ -38,7 +38,7 @@ export async function startLayover(flags: FlagValues = {}, env: NodeJS.ProcessEn
     env,
   });
   const { logger, lines: logs } = captureLogger();
-  const app = await buildApp(config, { logger: logger as Logger });
+  const app = await buildApp(config, { ...deps, logger: logger as Logger });
   await releaseLoopbackTwins();
   const addresses = await listenApp(app);
   return { app, addresses, dataDir, logs, close: () => closeApp(app) };
