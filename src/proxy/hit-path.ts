@@ -4,13 +4,14 @@ import type { FastifyBaseLogger } from 'fastify';
 import { cameThroughConnect } from '../connect-proxy/connect-authority.js';
 import { recordCompleted, requestLine, type RequestLogFields } from '../log/request-log.js';
 import { writeRequestLine } from '../log/request-line.js';
+import type { BlobEntry } from '../cache/blob-cache.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestOutcome } from '../metrics/request-outcome.js';
 import type { ServingState } from '../net/serving-state.js';
 import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { blobHeaders } from './blob-headers.js';
-import { cachedManifestHeaders, manifestEntry, MAX_MANIFEST_BYTES } from './manifest-route.js';
+import { cachedManifestHeaders, lookUpTag, manifestEntry, MAX_MANIFEST_BYTES } from './manifest-route.js';
 import type { RegistryProxyContext } from './proxy-context.js';
 import { checkRequestHead } from './request-guards.js';
 import { isClientTokenRequest, isRefusal } from './request-routing.js';
@@ -40,8 +41,8 @@ interface Hit {
 }
 
 /**
- * Answers the most frequent requests a registry proxy gets, a GET or HEAD of a manifest by digest
- * and of a small blob that the cache holds in memory, before fastify builds its request, reply and
+ * Answers the most frequent requests a registry proxy gets, a GET or HEAD of a cached manifest (by
+ * digest, or by a tag ENABLE_MANIFEST_CACHE keeps fresh) and of a small blob the cache holds in memory, before fastify builds its request, reply and
  * hooks around them: they cost a cached manifest about 40% of its CPU (bench/README.md).
  * Only a hit decided with nothing to wait for is answered here: the head passes the same checks
  * (checkRequestHead), the same routing decides where it goes (routeRequest), the same access check
@@ -101,20 +102,26 @@ export class HitPath {
     const { upstream, route } = routing;
     if (!upstream || !route || routing.token || routing.routeError) return undefined;
     const via: RequestLogFields = routing.mode === 'host' ? {} : { via: routing.mode };
-    if (route.kind === 'manifest' && 'digest' in route.reference) return this.#manifest(req, upstream, route.name, route.reference.digest, via);
+    if (route.kind === 'manifest') {
+      const { reference } = route;
+      if ('digest' in reference) return this.#manifest(req, upstream, route.name, manifestEntry(this.#ctx, reference.digest), reference.digest, via);
+      // By tag: only while ENABLE_MANIFEST_CACHE's tier keeps it (serveByTag's hit).
+      const tag = lookUpTag(this.#ctx, upstream, route.name, reference.tag, req.headers.accept);
+      return tag.fresh ? this.#manifest(req, upstream, route.name, tag.cached, reference.tag, via) : undefined;
+    }
     if (route.kind === 'blob') return this.#blob(req, upstream, route.name, route.digest, via);
     return undefined;
   }
 
-  /** As serveManifest answers a manifest by digest from the cache's memory (sendCached). */
-  #manifest(req: IncomingMessage, upstream: UpstreamTarget, name: RepositoryName, digest: Digest, via: RequestLogFields): Hit | undefined {
-    const entry = manifestEntry(this.#ctx, digest);
+  /** As serveManifest answers a cached manifest (by digest, or by a fresh tag) from the cache's memory (sendCached); `ref` as it was asked for. */
+  #manifest(req: IncomingMessage, upstream: UpstreamTarget, name: RepositoryName, entry: BlobEntry | undefined, ref: string, via: RequestLogFields): Hit | undefined {
     if (!entry || entry.size > MAX_MANIFEST_BYTES) return undefined;
+    const { digest } = entry;
     const access = this.#ctx.readAccess.allowedNow(upstream, name, { kind: 'manifest', digest }, req.headers.authorization);
     const held = access === undefined ? undefined : this.#ctx.cache.heldBytes(digest);
     if (!held) return undefined;
     const head = req.method === 'HEAD';
-    const annotated = { ...via, access, registry: upstream.registry, repo: name, ref: digest, cache: 'hit', bytes: head ? 0 : held.bytes.length };
+    const annotated = { ...via, access, registry: upstream.registry, repo: name, ref, cache: 'hit', bytes: head ? 0 : held.bytes.length };
     return { kind: 'manifest', headers: cachedManifestHeaders(digest, held.bytes), body: head ? undefined : held.bytes, annotated };
   }
 

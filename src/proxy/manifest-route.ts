@@ -75,13 +75,31 @@ function fetchByDigest(asked: ManifestRequest, digest: Digest): FastifyReply {
   });
 }
 
-function serveByTag(asked: ManifestRequest, tag: string): FastifyReply {
-  const { ctx, request, reply, target, name } = asked;
-  const key = `tag:${target.registry}/${name}:${tag}|${acceptKey(request.headers.accept)}`;
+/** What the cache knows of a tag for one Accept set: its record, the manifest it names (if cached), and whether its tier still serves it. */
+interface TagLookup {
+  readonly key: string;
+  readonly record: TagRecord | undefined;
+  readonly cached: BlobEntry | undefined;
+  /** ENABLE_MANIFEST_CACHE is on and the tag's tier keeps the cached manifest: a hit without asking upstream. */
+  readonly fresh: boolean;
+}
+
+/** The record of what `tag` named, per registry, repository and Accept set. */
+export const tagRecordKey = (registry: string, name: RepositoryName, tag: string, accept: string | undefined): string => `tag:${registry}/${name}:${tag}|${acceptKey(accept)}`;
+
+export function lookUpTag(ctx: Pick<ProxyContext, 'cache' | 'config'>, target: UpstreamTarget, name: RepositoryName, tag: string, accept: string | undefined): TagLookup {
+  const key = tagRecordKey(target.registry, name, tag, accept);
   const record = ctx.cache.getRecord<TagRecord>(key);
   const cached = record ? manifestEntry(ctx, record.digest) : undefined;
   const { manifestCache } = ctx.config;
-  if (cached && record && manifestCache.enabled && Date.now() - record.fetchedAt < tagTtlMs(tag, manifestCache)) {
+  const fresh = cached !== undefined && record !== undefined && manifestCache.enabled && Date.now() - record.fetchedAt < tagTtlMs(tag, manifestCache);
+  return { key, record, cached, fresh };
+}
+
+function serveByTag(asked: ManifestRequest, tag: string): FastifyReply {
+  const { ctx, request, reply, target, name } = asked;
+  const { key, record, cached, fresh } = lookUpTag(ctx, target, name, tag, request.headers.accept);
+  if (cached && fresh) {
     return whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, async () => {
       if (!(await sendCached(asked, cached, 'hit'))) fetchByTag(asked, key, undefined);
     });
