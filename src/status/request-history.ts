@@ -71,6 +71,17 @@ const MAX_TEXT = 300;
 const emptyTotals = (): Totals => ({ requests: 0, hits: 0, misses: 0, bytesFromCache: 0, bytesFromUpstream: 0, errors: 0, evictions: 0, evictedBytes: 0 });
 const TOTAL_KEYS = Object.keys(emptyTotals()) as Array<keyof Totals>;
 
+/** Adds `counts` to the bucket starting at `start`, the newest of `buckets` (at most `kept` of them). */
+function addTo(buckets: Bucket[], start: number, kept: number, counts: Partial<Totals>): void {
+  let bucket = buckets.at(-1);
+  if (bucket?.start !== start) {
+    bucket = { start, ...emptyTotals() };
+    buckets.push(bucket);
+    if (buckets.length > kept) buckets.splice(0, buckets.length - kept);
+  }
+  for (const key of TOTAL_KEYS) bucket[key] += counts[key] ?? 0;
+}
+
 /** Totals read back from saved JSON: every field a count, 0 where it is not. */
 export function totalsOf(saved: unknown): Totals {
   const fields = isObject(saved) ? saved : {};
@@ -95,6 +106,8 @@ export class RequestHistory {
   #errors: RecentError[] = [];
   /** Changed since the last snapshot was taken. */
   dirty = false;
+  /** The minute #add last let old buckets go in. */
+  #expiredInMinute = Number.NaN;
 
   constructor(options: RequestHistoryOptions = {}) {
     this.#now = options.now ?? Date.now;
@@ -195,17 +208,14 @@ export class RequestHistory {
   }
 
   #add(at: number, counts: Partial<Totals>): void {
-    for (const [buckets, size, kept] of [[this.#minutes, MINUTE_MS, MINUTES_KEPT], [this.#hours, HOUR_MS, HOURS_KEPT]] as const) {
-      const start = bucketStart(at, size);
-      let bucket = buckets.at(-1);
-      if (bucket?.start !== start) {
-        bucket = { start, ...emptyTotals() };
-        buckets.push(bucket);
-        if (buckets.length > kept) buckets.splice(0, buckets.length - kept);
-      }
-      for (const key of TOTAL_KEYS) bucket[key] += counts[key] ?? 0;
+    addTo(this.#minutes, bucketStart(at, MINUTE_MS), MINUTES_KEPT, counts);
+    addTo(this.#hours, bucketStart(at, HOUR_MS), HOURS_KEPT, counts);
+    // Buckets age out by the minute: checking once a minute, not on every request, is as often as any can.
+    const minute = bucketStart(at, MINUTE_MS);
+    if (minute !== this.#expiredInMinute) {
+      this.#expiredInMinute = minute;
+      this.#expire(at);
     }
-    this.#expire(at);
     this.dirty = true;
   }
 
