@@ -42,14 +42,14 @@ interface Hit {
 
 /**
  * Answers the most frequent requests a registry proxy gets, a GET or HEAD of a cached manifest (by
- * digest, or by a tag ENABLE_MANIFEST_CACHE keeps fresh) and of a small blob the cache holds in memory, before fastify builds its request, reply and
- * hooks around them: they cost a cached manifest about 40% of its CPU (bench/README.md).
- * Only a hit decided with nothing to wait for is answered here: the head passes the same checks
- * (checkRequestHead), the same routing decides where it goes (routeRequest), the same access check
- * already knows the answer (ReadAccess.allowedNow), the bytes are in memory, and the answer has the
- * same headers, log line and metrics as on fastify's path. Anything else (a miss, a tag, a range, a
- * body, client authentication, HTTP/2, a CONNECT tunnel, a stop under way, an access check to make)
- * goes to fastify unchanged.
+ * digest, or by a tag ENABLE_MANIFEST_CACHE keeps fresh) and of a small blob the cache holds in
+ * memory, before fastify builds its request, reply and hooks around them: they cost a cached manifest
+ * about 40% of its CPU (bench/README.md). Only a hit decided with nothing to wait for is answered
+ * here: the head passes the same checks (checkRequestHead), the same routing decides where it goes
+ * (routeRequest), the same access check already knows the answer (ReadAccess.allowedNow), the bytes
+ * are in memory, and the answer has the same headers, log line and metrics as on fastify's path.
+ * Anything else (a miss, a tag to ask upstream about, a range, a body, client authentication,
+ * HTTP/2, a CONNECT tunnel, a stop under way, an access check to make) goes to fastify unchanged.
  */
 export class HitPath {
   readonly #ctx: RegistryProxyContext;
