@@ -2,8 +2,9 @@
  * manifest-rate: requests per second for one small manifest by digest (the `oci` test image's, about
  * 0.5 KB), already cached, over keep-alive TLS connections: from the registry directly (reference),
  * from Layover (a cache hit), from the distribution registry in pull-through mode (stored locally after
- * the first GET) and from nginx proxy_cache (lib/nginx.ts). The load is h2load over HTTP/1.1 (`--h1`,
- * nghttp2-client), as issue 13's table was measured: CONNECTIONS keep-alive connections, WARM_UP_SECONDS
+ * the first GET) and from nginx proxy_cache (lib/nginx.ts); and, for comparison only (not a target's
+ * reference), from a second nginx that also writes an access log as docker-registry-proxy does. The
+ * load is h2load over HTTP/1.1 (`--h1`, nghttp2-client), as issue 13's table was measured: CONNECTIONS keep-alive connections, WARM_UP_SECONDS
  * of warm-up (the JIT settles, TLS sessions are up), then SECONDS measured; `--connect-to` pins the
  * address, so no DNS is involved (h2load does not verify certificates; curl checks each server once
  * before). Printed: req/s and its ratio to the reference, the mean and spread of the request time, the
@@ -12,7 +13,7 @@
  * that a machine slowing down or speeding up for a minute (10–20% here) moves them all rather than
  * the one measured then: per server the median round's req/s and time, the range over the rounds,
  * CPU and upstream requests over all of them. Under the table, issue 13's target: Layover ≥ 1.00× the
- * distribution proxy and ≥ 0.60× nginx. h2load runs on the same two cores as the server. About 3
+ * distribution proxy and ≥ 0.60× nginx. h2load runs on the same two cores as the server. About 4
  * minutes.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -20,6 +21,7 @@ import { type Bench, startBench } from '../test/bench/bench.js';
 import { download } from './lib/curl.js';
 import { OtherCpu } from './lib/process-stats.js';
 import { fixed, interference, printTable, ratio, sampleMachineLoad } from './lib/report.js';
+import { startNginx } from './lib/nginx.js';
 import { layoverOptions, type Server, serverCpuSeconds, type Servers, startServers } from './lib/servers.js';
 import { atLeast, type Target, targetLines, times } from './lib/targets.js';
 
@@ -41,11 +43,13 @@ interface LoadResult {
 describe('manifest-rate', () => {
   let bench: Bench;
   let servers: Servers;
+  let loggingNginx: Server;
 
   beforeAll(async () => {
     await sampleMachineLoad();
     bench = await startBench({ images: ['oci'], layover: layoverOptions() });
     servers = await startServers(bench);
+    loggingNginx = await startNginx(bench, { accessLog: true });
   });
   afterAll(() => bench?.close());
 
@@ -78,7 +82,7 @@ describe('manifest-rate', () => {
       return result;
     };
 
-    const order = [servers.direct, servers.layover, servers.proxy, servers.nginx];
+    const order = [servers.direct, servers.layover, servers.proxy, servers.nginx, loggingNginx];
     for (const server of order) {
       // The first GET fills the caches (Layover, the proxy registry, nginx) and checks the certificate.
       await download(bench.sandbox, server.endpoint, path, { bytes: Buffer.byteLength(image.raw), headers: { accept: image.mediaType } });
@@ -131,6 +135,7 @@ describe('manifest-rate', () => {
       [
         interference(other.read()),
         `Rounds: ${ROUNDS}, the servers taking turns; requests, req/s and times of each server's median round, the range over its rounds. CPU per request and upstream requests over all rounds; CPU counts the warm-ups' CPU as well, so it is an upper bound.`,
+        `nginx, access log: nginx as above, also writing one JSON line per request to a pipe as docker-registry-proxy's caching layer does (its \`tweaked\` format, unbuffered), like Layover's request lines; Layover vs it: ${ratio(layover, rates.get(loggingNginx)!)}. The targets compare with nginx without an access log.`,
         ...targetLines(targets),
       ],
     );

@@ -8,13 +8,17 @@
  * lets one more request through to the upstream: 2 upstream GETs for 8 clients on a 1 GiB blob),
  * `proxy_cache_valid 200 1d`, `proxy_max_temp_file_size 0`, `use_temp_path=off`, `worker_processes
  * auto`, keep-alive to the upstream. Workers run as root: the sandbox's temp dir is
- * mode 0700, and the workers must enter the cache directory. Access logging is off, as Layover logs
- * at info (one line per request) and the registries log to a pipe: nginx's file log would be a small
- * cost only nginx pays. Answers carry `X-Cache-Status` (HIT, MISS, ...).
+ * mode 0700, and the workers must enter the cache directory. Access logging is off in the reference
+ * (the issue's configuration); `{ accessLog: true }` starts a second instance (127.0.0.6) that logs
+ * every request as docker-registry-proxy's caching layer does: one JSON line (its `tweaked` format),
+ * unbuffered, into a pipe that `cat` drains into /dev/null (a FIFO: nginx cannot open the socket
+ * Node gives a child as stdout), as Layover writes its request lines to a pipe the bench reads (and
+ * parses). Answers carry `X-Cache-Status` (HIT, MISS, ...).
  *
  * Everything (config, pid, error log, cache, temp files) lives in one directory of the sandbox, removed
  * with the sandbox after nginx has stopped. `daemon off`, so the spawned process is the master.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,22 +29,34 @@ import type { Server } from './servers.js';
 
 export const NGINX_ADDRESS = '127.0.0.5';
 export const NGINX_HOST = 'registry-nginx.test';
+/** The instance that writes an access log (startNginx's `accessLog`). */
+export const LOGGING_NGINX_ADDRESS = '127.0.0.6';
+export const LOGGING_NGINX_HOST = 'registry-nginx-log.test';
 
 export interface NginxProxy extends Server {
   /** Waits until nginx has committed the cached answer for `path` (its cache file holds `size` bytes of body). */
   waitForCached(path: string, size: number, timeoutMs?: number): Promise<void>;
 }
 
-export async function startNginx(bench: Bench): Promise<NginxProxy> {
+export async function startNginx(bench: Bench, { accessLog = false }: { accessLog?: boolean } = {}): Promise<NginxProxy> {
   const { sandbox, ca } = bench;
-  const dir = join(sandbox.dir, `nginx-${NGINX_ADDRESS}`);
+  const address = accessLog ? LOGGING_NGINX_ADDRESS : NGINX_ADDRESS;
+  const host = accessLog ? LOGGING_NGINX_HOST : NGINX_HOST;
+  const dir = join(sandbox.dir, `nginx-${address}`);
   const cacheDir = join(dir, 'cache');
   for (const sub of ['cache', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
-  const tls = await ca.issue(`nginx-${NGINX_ADDRESS}`, [NGINX_HOST, NGINX_ADDRESS]);
+  const tls = await ca.issue(`nginx-${address}`, [host, address]);
   const pidFile = join(dir, 'nginx.pid');
   const errorLog = join(dir, 'error.log');
   const configFile = join(dir, 'nginx.conf');
-  writeFileSync(configFile, nginxConfig({ dir, cacheDir, pidFile, errorLog, certFile: tls.certFile, keyFile: tls.keyFile, caFile: ca.certFile }));
+  const accessLogFile = accessLog ? join(dir, 'access.fifo') : undefined;
+  if (accessLogFile) {
+    execFileSync('mkfifo', [accessLogFile]);
+    // Its reader, a collector that keeps nothing (a pipe nobody read would stop the workers once full);
+    // it ends when nginx closes the pipe, and the sandbox's end kills it in any case.
+    sandbox.spawn('sh', ['-c', 'exec cat -- "$0" > /dev/null', accessLogFile]);
+  }
+  writeFileSync(configFile, nginxConfig({ dir, cacheDir, pidFile, errorLog, certFile: tls.certFile, keyFile: tls.keyFile, caFile: ca.certFile, address, host, accessLogFile }));
 
   const child = sandbox.spawn('nginx', ['-p', dir, '-c', configFile, '-e', errorLog]);
   let output = '';
@@ -55,9 +71,9 @@ export async function startNginx(bench: Bench): Promise<NginxProxy> {
     const log = existsSync(errorLog) ? readFileSync(errorLog, 'utf8') : '';
     return `nginx did not start (exit ${child.exitCode}):\n${output}${log}`;
   });
-  const endpoint = { host: NGINX_HOST, address: NGINX_ADDRESS, caFile: ca.certFile };
+  const endpoint = { host, address, caFile: ca.certFile };
   // One request through to the upstream proves the TLS setup on both sides before anything is measured.
-  const ping = await sandbox.exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', ca.certFile, '--resolve', `${NGINX_HOST}:443:${NGINX_ADDRESS}`, `https://${NGINX_HOST}/v2/`]);
+  const ping = await sandbox.exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', ca.certFile, '--resolve', `${host}:443:${address}`, `https://${host}/v2/`]);
   if (ping.stdout !== '200') throw new Error(`nginx: GET /v2/ answered ${ping.stdout}: ${ping.stderr}\n${readFileSync(errorLog, 'utf8')}`);
 
   const cacheFile = (path: string): string => {
@@ -65,7 +81,7 @@ export async function startNginx(bench: Bench): Promise<NginxProxy> {
     return join(cacheDir, md5.slice(-1), md5.slice(-3, -1), md5);
   };
   return {
-    label: 'nginx proxy_cache',
+    label: accessLog ? 'nginx, access log' : 'nginx proxy_cache',
     endpoint,
     pid: master,
     cpuPids: () => [master, ...childPids(master)],
@@ -94,7 +110,14 @@ interface ConfigPaths {
   certFile: string;
   keyFile: string;
   caFile: string;
+  address: string;
+  host: string;
+  /** A pipe for docker-registry-proxy's access log; none: no access log. */
+  accessLogFile: string | undefined;
 }
+
+/** docker-registry-proxy's `tweaked` access log format (its caching layer's), one JSON object per request. */
+const REGISTRY_PROXY_LOG_FORMAT = `log_format tweaked escape=json '{"access_time":"$time_local","upstream_cache_status":"$upstream_cache_status","method":"$request_method","uri":"$uri","status":"$status","bytes_sent":"$body_bytes_sent","upstream_response_time":"$upstream_response_time","host":"$host","proxy_host":"$proxy_host","upstream":"$upstream_addr"}';`;
 
 function nginxConfig(p: ConfigPaths): string {
   const temp = (kind: string): string => `${kind}_temp_path ${join(p.dir, 'tmp', kind)};`;
@@ -106,7 +129,7 @@ pid ${p.pidFile};
 error_log ${p.errorLog} warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  ${p.accessLogFile ? `${REGISTRY_PROXY_LOG_FORMAT}\n  access_log ${p.accessLogFile} tweaked;` : 'access_log off;'}
   ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(temp).join('\n  ')}
   tcp_nopush on;
   keepalive_requests 1000000;
@@ -116,8 +139,8 @@ http {
     keepalive 32;
   }
   server {
-    listen ${NGINX_ADDRESS}:443 ssl;
-    server_name ${NGINX_HOST};
+    listen ${p.address}:443 ssl;
+    server_name ${p.host};
     ssl_certificate ${p.certFile};
     ssl_certificate_key ${p.keyFile};
     ssl_session_cache shared:tls:10m;
