@@ -4,8 +4,9 @@
  * from Layover (a cache hit), from the distribution registry in pull-through mode (stored locally after
  * the first GET) and from nginx proxy_cache (lib/nginx.ts); and, for comparison only (not a target's
  * reference), from a second nginx that also writes an access log as docker-registry-proxy does. The
- * load is h2load over HTTP/1.1 (`--h1`, nghttp2-client), as issue 13's table was measured: CONNECTIONS keep-alive connections, WARM_UP_SECONDS
- * of warm-up (the JIT settles, TLS sessions are up), then SECONDS measured; `--connect-to` pins the
+ * load is h2load over HTTP/1.1 (`--h1`, nghttp2-client), as issue 13's table was measured:
+ * CONNECTIONS keep-alive connections, WARM_UP_SECONDS of warm-up (the JIT settles, TLS sessions are
+ * up), then SECONDS measured; `--connect-to` pins the
  * address, so no DNS is involved (h2load does not verify certificates; curl checks each server once
  * before). Printed: req/s and its ratio to the reference, the mean and spread of the request time, the
  * serving processes' CPU microseconds per request (nginx: master and workers), and the upstream
