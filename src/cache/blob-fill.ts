@@ -191,6 +191,9 @@ export class BlobFill implements Fill, FillSource {
 
   private async run(source: Readable): Promise<void> {
     try {
+      // Built once the constructor's caller is done: a miss's first client is sent its headers first.
+      await Promise.resolve();
+      if (this.abortError) throw this.abortError;
       // Not awaited: the body flows (and reaches readers from memory) while the file is created; a
       // file that cannot be created comes back through its `failed` hook, with every chunk unwritten.
       this.file.create().catch(() => undefined);

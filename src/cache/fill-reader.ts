@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { IO_CHUNK } from './durable-files.js';
 import { countedSend, type Destination, drained, giveBack, sendsPooled, takeSendBuffer } from './send-buffers.js';
@@ -39,7 +40,8 @@ export interface FillSource {
  *
  * Piped into an HTTP/1 response (fastify sends a stream with `pipe`), it writes itself: the bytes
  * available are copied into a pooled buffer (see send-buffers.ts), gathered to GATHER_BYTES, and the
- * buffer is taken back at its write's callback. Read any other way, every chunk is pushed as it is read.
+ * buffer is taken back at its write's callback; with nothing to send yet, the response's headers go at
+ * once. Read any other way, every chunk is pushed as it is read.
  */
 export class FillReader extends Readable {
   private readonly fill: FillSource;
@@ -124,7 +126,10 @@ export class FillReader extends Readable {
     return Math.min(this.fill.verified ? this.end : this.end - 1, this.fill.readableBytes);
   }
 
-  private async send(destination: Destination, end: boolean): Promise<void> {
+  private async send(destination: ServerResponse, end: boolean): Promise<void> {
+    // Nothing to send yet (a miss whose upstream has sent only its headers): the client gets its
+    // headers now rather than with the first bytes; from here on a failure cuts the connection.
+    if (!destination.destroyed && !this.fill.failure && this.position < this.end && this.position >= this.limit()) destination.flushHeaders();
     let first = true;
     for (;;) {
       if (this.destroyed || destination.destroyed) return;

@@ -182,11 +182,12 @@ function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       } finally {
         settle(ctx.cache.activeFill(digest));
       }
-      countBadBody(ctx.metrics, target.registry, fill);
-      recordFetched(ctx, request, target, name, digest);
       annotateRequestLog(request, { bytes: fill.meta.size });
       clearUpstreamHeaders(reply);
-      return void setBlobHeaders(reply, digest, fill.meta.size).send(fill.reader());
+      // The client's headers leave now (the reader sends them before any byte has come): the bookkeeping waits.
+      setBlobHeaders(reply, digest, fill.meta.size).send(fill.reader());
+      countBadBody(ctx.metrics, target.registry, fill);
+      recordFetched(ctx, request, target, name, digest);
     },
   });
 }

@@ -10,7 +10,8 @@
  *   redirect/... a 307 to `/storage/<digest>?X-Amz-Signature=…` on its own origin, which serves the right bytes
  * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
  * `holdHeads()` is on, a HEAD waits for `release()` before it is answered, and while `holdGets()` is
- * on, so does a GET (headers and all). Every answer carries
+ * on, so does a GET (headers and all); while `holdFirstBytes()` is on, a GET sends its headers and
+ * waits before its first byte. `cut()` ends every held answer by closing its connection. Every answer carries
  * headers a registry may send but a client of Layover must not see from one upstream only:
  * `Set-Cookie`, `Content-Encoding: identity`, an upstream `ETag`, and one of its own.
  */
@@ -55,6 +56,10 @@ export interface HeldUpstream {
   holdHeads(): void;
   /** From now on, blob GETs wait for release() before anything of them is sent. */
   holdGets(): void;
+  /** From now on, blob GETs send their headers at once and wait for release() before the first byte of the body. */
+  holdFirstBytes(): void;
+  /** Closes the connection of every held answer (nothing more of them is sent) and stops holding new ones. */
+  cut(): void;
   /** Ends every held answer and stops holding new ones. */
   release(): void;
   /** Resolves once `count` answers are being held. */
@@ -73,10 +78,12 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
   let holdingBodies = false;
   let holdingHeads = false;
   let holdingGets = false;
-  let waiting: Array<() => void> = [];
+  let holdingFirstBytes = false;
+  /** Each held answer: how to finish it, and how to cut it off instead. */
+  let waiting: Array<{ finish: () => void; cut: () => void }> = [];
   let heldWatchers: Array<() => void> = [];
-  const hold = (finish: () => void): void => {
-    waiting.push(finish);
+  const hold = (finish: () => void, cut: () => void): void => {
+    waiting.push({ finish, cut });
     for (const watch of heldWatchers) watch();
   };
 
@@ -103,28 +110,36 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     }
     const body = mode[1] === 'ok' ? bytes : wrongBytes;
     const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'docker-content-digest': digest };
+    const cutOff = (): void => void res.destroy();
     if (req.method === 'HEAD') {
       const answer = (): void => void res.writeHead(200, headers).end();
-      return holdingHeads ? hold(answer) : answer();
+      return holdingHeads ? hold(answer, cutOff) : answer();
     }
     const answer = (): void => {
       res.writeHead(200, headers);
+      if (holdingFirstBytes) {
+        res.flushHeaders();
+        return hold(() => void res.end(body), cutOff);
+      }
       if (!holdingBodies) return void res.end(body);
       res.write(body.subarray(0, body.length - HELD_TAIL));
-      hold(() => res.end(body.subarray(body.length - HELD_TAIL)));
+      hold(() => res.end(body.subarray(body.length - HELD_TAIL)), cutOff);
     };
-    if (holdingGets) return hold(answer);
+    if (holdingGets) return hold(answer, cutOff);
     answer();
   });
   const port = await listenWithLoopbackTwin(server, HELD_ADDRESS);
-  const release = (): void => {
+  /** Stops holding new answers and ends every held one, finished or cut off. */
+  const endHeld = (how: 'finish' | 'cut'): void => {
     holdingBodies = false;
     holdingHeads = false;
     holdingGets = false;
-    const finish = waiting;
+    holdingFirstBytes = false;
+    const held = waiting;
     waiting = [];
-    for (const end of finish) end();
+    for (const answer of held) answer[how]();
   };
+  const release = (): void => endHeld('finish');
   return {
     port,
     caFile: ca.certFile,
@@ -134,6 +149,8 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     holdBodies: () => void (holdingBodies = true),
     holdHeads: () => void (holdingHeads = true),
     holdGets: () => void (holdingGets = true),
+    holdFirstBytes: () => void (holdingFirstBytes = true),
+    cut: () => endHeld('cut'),
     release,
     held: (count) =>
       new Promise<void>((resolve) => {
@@ -175,7 +192,7 @@ export interface HeldBench {
   upstream: HeldUpstream;
   layover: RunningLayover;
   /** One request to Layover as `held.test`, on a connection of its own. */
-  ask(path: string, options?: { method?: string; headers?: Record<string, string> }): Promise<Answer>;
+  ask(path: string, options?: AskOptions): Promise<Answer>;
   close(): Promise<void>;
 }
 
@@ -197,7 +214,7 @@ export async function startHeldBench(flags: Record<string, string> = {}): Promis
     throw error;
   }
   const ca = layover.app.ca.certPem;
-  const ask = (path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> => askHeld(upstream.port, '127.0.0.1', ca, path, options);
+  const ask = (path: string, options: AskOptions = {}): Promise<Answer> => askHeld(upstream.port, '127.0.0.1', ca, path, options);
   return { upstream, layover, ask, close };
 }
 
