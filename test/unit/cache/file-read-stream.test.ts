@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
-import { FileReadStream } from '../../../src/cache/blob-stores/file-read-stream.js';
+import { FileReadStream, FIRST_CHUNK } from '../../../src/cache/blob-stores/file-read-stream.js';
 import { chunkBytesFor } from '../../../src/cache/send-buffers.js';
 import { collect, MiB, tempDir } from './cache-fixture.js';
 import { serve } from './response-fixture.js';
@@ -28,6 +28,16 @@ describe('FileReadStream', () => {
       expect(await served.failure).toBeNull();
       expect(served.stream.fd).toBeNull();
     }
+  });
+
+  it('piped into a response: the first write is FIRST_CHUNK at most (its first byte waits for no more), the next ones whole buffers', async () => {
+    const bytes = randomBytes(3 * MiB + 5);
+    const path = await file(bytes);
+    const served = await serve(new FileReadStream(path, 0, bytes.length - 1));
+    expect((await served.body).equals(bytes)).toBe(true);
+    expect(served.writes[0]).toBe(FIRST_CHUNK);
+    expect(served.writes.slice(1, 3)).toEqual([MiB, MiB]);
+    expect(served.writes.reduce((sum, size) => sum + size, 0)).toBe(bytes.length);
   });
 
   it('piped or read: a range is exactly its bytes', async () => {

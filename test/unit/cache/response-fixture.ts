@@ -27,8 +27,9 @@ export async function serve<S extends Readable>(stream: S): Promise<Served<S>> {
       response.destroy();
     });
     stream.once('close', () => {
-      // Destroyed by its owner (fastify does so when the client goes): the response goes with it.
-      if (!response.writableFinished) response.destroy();
+      // Destroyed by its owner before its end (fastify does so when the client goes): the response goes
+      // with it. A stream that ended closes once its last chunk is written, maybe before the client has it.
+      if (!stream.readableEnded && !response.writableFinished) response.destroy();
       setImmediate(() => failed(null));
     });
     // Counts the writes the stream makes (observed, passed on unchanged).
