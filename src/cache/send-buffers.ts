@@ -1,19 +1,27 @@
 import { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { collectAfterBurst } from '../memory/collect-after-burst.js';
+import { freeNow } from '../memory/free-now.js';
 import { BufferPool } from './buffer-pool.js';
 import { IO_CHUNK } from './durable-files.js';
 
 /**
  * Buffers of blobs being sent (hits and followers of a fill), for the whole process: two per download
- * (one being written, one being filled). Up to 24 downloads send 1 MiB at a time (fewer system calls
- * and TLS records per byte); beyond that the chunks shrink so that up to 384 downloads at once hold no
- * more than 24 do (each buffer also costs its encrypted copy in the TLS socket until the kernel takes
- * it). Past 384 it grows by 128 KiB a download.
+ * (one being written, one being filled). Up to 4 downloads send 1 MiB at a time: fewer system calls
+ * and TLS writes per byte, which one client's speed shows (512 KiB cost it about a tenth more CPU per
+ * GiB in a bench run). More downloads send smaller chunks, within SEND_BUDGET_BYTES together (each
+ * buffer also costs its encrypted copy in the TLS socket until the kernel takes it): 8 warm downloads
+ * at 1 MiB took the 8-client bench's peak RSS to 148-151 MB, at 512 KiB to 139-141 MB. Past 384
+ * downloads it grows by 128 KiB a download.
  */
 const SEND_BUDGET_BYTES = 48 * IO_CHUNK;
-const MIN_CHUNK = 64 * 1024;
-const pools = [IO_CHUNK, 256 * 1024, MIN_CHUNK].map((size) => new BufferPool(size, SEND_BUDGET_BYTES / size / 4));
+const TIERS: ReadonlyArray<{ readonly size: number; readonly upTo: number }> = [
+  { size: IO_CHUNK, upTo: 4 },
+  { size: 512 * 1024, upTo: 48 },
+  { size: 256 * 1024, upTo: 96 },
+  { size: 64 * 1024, upTo: Number.POSITIVE_INFINITY },
+];
+const pools = TIERS.map(({ size }) => new BufferPool(size, SEND_BUDGET_BYTES / size / 4));
 /**
  * Once nothing has been sent for this long the pools let their buffers go: a burst of downloads must
  * not hold its megabytes in RSS for good, while the blobs of one pull, sent one after the other, still
@@ -40,9 +48,9 @@ export function freeSendBuffersForTests(): number {
   return pools.reduce((sum, pool) => sum + pool.freeCount, 0);
 }
 
-/** The chunk size that keeps `downloads` downloads' two buffers each within the budget (64 KiB at least). */
+/** The chunk size for `downloads` downloads at once: their two buffers each stay within the budget (64 KiB at least). */
 export function chunkBytesFor(downloads: number): number {
-  return (pools.find((pool) => downloads * 2 * pool.bufferSize <= SEND_BUDGET_BYTES) ?? pools[pools.length - 1]!).bufferSize;
+  return TIERS.find((tier) => downloads <= tier.upTo)!.size;
 }
 
 /** A buffer of the size the downloads under way call for; it goes back with `giveBack`. */
@@ -51,9 +59,15 @@ export function takeSendBuffer(): Buffer {
   return pools.find((pool) => pool.bufferSize === size)!.take();
 }
 
-/** To the pool of its size (a buffer taken while fewer were sending may come back when more are). */
+/**
+ * To the pool of its size while sends take that size; one of another size (taken while fewer or more
+ * were sending) is freed at once: kept, it would sit in its pool beside the buffers sends take now.
+ */
 export function giveBack(buffer: Buffer): void {
-  pools.find((pool) => pool.bufferSize === buffer.length)?.give(buffer);
+  const pool = pools.find((candidate) => candidate.bufferSize === buffer.length);
+  if (!pool) return;
+  if (buffer.length === chunkBytesFor(sending)) pool.give(buffer);
+  else freeNow(buffer);
 }
 
 /** Runs one download's `send`, counted among those that share the budget. */

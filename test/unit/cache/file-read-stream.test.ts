@@ -106,11 +106,14 @@ describe('FileReadStream', () => {
 
   it('reads smaller chunks the more downloads are sent at once, keeping their buffers within one budget', () => {
     expect(chunkBytesFor(1)).toBe(MiB);
-    expect(chunkBytesFor(24)).toBe(MiB);
-    expect(chunkBytesFor(25)).toBe(256 * 1024);
+    expect(chunkBytesFor(4)).toBe(MiB);
+    expect(chunkBytesFor(5)).toBe(512 * 1024);
+    expect(chunkBytesFor(8)).toBe(512 * 1024);
+    expect(chunkBytesFor(48)).toBe(512 * 1024);
+    expect(chunkBytesFor(49)).toBe(256 * 1024);
     expect(chunkBytesFor(96)).toBe(256 * 1024);
     expect(chunkBytesFor(100)).toBe(64 * 1024);
-    for (const downloads of [1, 10, 24, 50, 96, 200, 384]) expect(downloads * 2 * chunkBytesFor(downloads)).toBeLessThanOrEqual(48 * MiB);
+    for (const downloads of [1, 4, 5, 8, 10, 24, 48, 50, 96, 200, 384]) expect(downloads * 2 * chunkBytesFor(downloads)).toBeLessThanOrEqual(48 * MiB);
     expect(chunkBytesFor(10_000)).toBe(64 * 1024);
   });
 });

@@ -39,4 +39,32 @@ describe('send buffers', () => {
     await vi.advanceTimersByTimeAsync(IDLE_RELEASE_MS);
     expect(freeSendBuffersForTests()).toBe(0);
   });
+
+  it('free a buffer of a size sends no longer take, rather than keep it beside the ones they take', async () => {
+    vi.useFakeTimers();
+    let taken!: Buffer;
+    let finishFirst!: () => void;
+    const first = countedSend(async () => {
+      taken = takeSendBuffer();
+      await new Promise<void>((resolve) => (finishFirst = resolve));
+      giveBack(taken);
+    });
+    expect(taken.length).toBe(1024 * 1024);
+    // Four more downloads: five share the budget and take smaller buffers.
+    const finishers: Array<() => void> = [];
+    const more = Array.from({ length: 4 }, () => countedSend(() => new Promise<void>((resolve) => finishers.push(resolve))));
+    const smaller = takeSendBuffer();
+    expect(smaller.length).toBe(512 * 1024);
+    giveBack(smaller);
+    expect(freeSendBuffersForTests()).toBe(1);
+    finishFirst();
+    await first;
+    // Freed at once (its memory detached), not pooled beside the smaller one.
+    expect(taken.length).toBe(0);
+    expect(freeSendBuffersForTests()).toBe(1);
+    for (const finish of finishers) finish();
+    await Promise.all(more);
+    await vi.advanceTimersByTimeAsync(IDLE_RELEASE_MS);
+    expect(freeSendBuffersForTests()).toBe(0);
+  });
 });
