@@ -107,6 +107,9 @@ export class BlobFill implements Fill, FillSource {
     });
     // Nobody has to await `done`; an unobserved rejection must not take the process down.
     this.done.catch(() => undefined);
+    // The pipeline is built a microtask later (run), and in an I/O callback Node emits a destroyed
+    // stream's 'error' before that: heard here meanwhile, found by the pipeline on the stream.
+    source.on('error', ignoreUntilPiped);
     void this.run(source);
   }
 
@@ -204,7 +207,9 @@ export class BlobFill implements Fill, FillSource {
         final: (callback) => void this.file.flush().then(() => callback(), callback),
       });
       this.stallTimer = setTimeout(() => this.onStall(), this.host.stallTimeoutMs);
-      await pipeline(source, this.sink);
+      const piped = pipeline(source, this.sink);
+      source.off('error', ignoreUntilPiped);
+      await piped;
       this.clearTimers();
       await this.check();
       this.isVerified = true;
@@ -368,6 +373,9 @@ export class BlobFill implements Fill, FillSource {
     return Math.round(performance.now() - this.started);
   }
 }
+
+/** A fill's source's 'error' listener until the pipeline listens (see the constructor). */
+function ignoreUntilPiped(): void {}
 
 function lastReaderLeft(): FillError {
   return new FillError('io-error', 'the last reader of a dropped cache fill left');

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import type { FillError } from '../../../src/cache/blob-cache.js';
+import type { Fill, FillError } from '../../../src/cache/blob-cache.js';
 import { blob, collect, handSource, meta, MiB, openCache, tally, until } from './cache-fixture.js';
 
 /** Nothing of a dropped fill may remain: no temp file, no blob file, no entry. */
@@ -54,6 +54,24 @@ describe('fills that must not be committed', () => {
     await expectNothingLeft(dir);
   });
 
+  it('source-error in the turn the fill began (its pipeline is built a microtask later): dropped with the cause, nothing unheard', async () => {
+    const { cache, dir } = await openCache();
+    const { bytes, digest } = blob(MiB);
+    const source = handSource();
+    // As undici does it: in an I/O callback, where Node runs the next ticks (a destroyed stream's
+    // 'error') before the microtasks (the fill's pipeline); in a promise job the order is the other way.
+    const { fill, reader } = await new Promise<{ fill: Fill; reader: ReturnType<typeof tally> }>((resolve) =>
+      setImmediate(() => {
+        const began = cache.fill(digest, source, meta({ size: bytes.length }));
+        resolve({ fill: began, reader: tally(began.reader()) });
+        source.destroy(new Error('ECONNRESET'));
+      }),
+    );
+    await expect(fill.done).rejects.toMatchObject({ reason: 'source-error', cause: { message: 'ECONNRESET' } });
+    await expect(reader.ended).rejects.toMatchObject({ reason: 'source-error' });
+    await expectNothingLeft(dir);
+  });
+
   it('stall: a source that goes quiet is dropped and destroyed', async () => {
     const { cache, dir } = await openCache({ stallTimeoutMs: 150 });
     const { bytes, digest } = blob(MiB);
@@ -63,6 +81,18 @@ describe('fills that must not be committed', () => {
     source.write(bytes.subarray(0, 1000));
     await expect(fill.done).rejects.toMatchObject({ reason: 'stall' });
     await expect(reader.ended).rejects.toMatchObject({ reason: 'stall' });
+    expect(source.destroyed).toBe(true);
+    await expectNothingLeft(dir);
+  });
+
+  it('close() in the turn a fill began drops it', async () => {
+    const { cache, dir } = await openCache();
+    const { digest } = blob(10);
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta());
+    const closed = cache.close();
+    await expect(fill.done).rejects.toMatchObject({ reason: 'closed' });
+    await closed;
     expect(source.destroyed).toBe(true);
     await expectNothingLeft(dir);
   });
