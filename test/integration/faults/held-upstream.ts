@@ -11,8 +11,8 @@
  * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
  * `holdHeads()` is on, a HEAD waits for `release()` before it is answered, and while `holdGets()` is
  * on, so does a GET (headers and all); while `holdFirstBytes()` is on, a GET sends its headers and
- * waits before its first byte. `cut()` ends every held answer by closing its connection. Every answer carries
- * headers a registry may send but a client of Layover must not see from one upstream only:
+ * waits before its first byte. `cut()` ends every held answer by closing its connection. Every answer
+ * carries headers a registry may send but a client of Layover must not see from one upstream only:
  * `Set-Cookie`, `Content-Encoding: identity`, an upstream `ETag`, and one of its own.
  */
 import { createHash, randomBytes } from 'node:crypto';

@@ -1,9 +1,9 @@
 /**
  * Issue 13 (a cold blob's first byte): the client of a blob miss gets its status and headers as soon
- * as the upstream's 200 has come, not with the first bytes of the body, like nginx and the registry's
- * proxy mode. The fixture upstream (held-upstream.ts) sends its headers and holds every byte of the
- * body. What a 200 sent early costs: an upstream that then fails before its first byte cuts the
- * client's answer short instead of turning into an OCI error; nothing is cached of it either way.
+ * as the upstream's 200 has come, not with the first bytes of the body. The fixture upstream
+ * (held-upstream.ts) sends its headers and holds every byte of the body. What a 200 sent early costs:
+ * an upstream that then fails before its first byte cuts the client's answer short instead of
+ * turning into an OCI error; nothing is cached of it either way.
  */
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { type Answer, HELD_BLOB_SIZE, type HeldBench, startHeldBench } from './held-upstream.js';
