@@ -85,7 +85,7 @@ describe('fills that must not be committed', () => {
     await expectNothingLeft(dir);
   });
 
-  it('close() in the turn a fill began drops it', async () => {
+  it('close() just after a fill began drops it as closed', async () => {
     const { cache, dir } = await openCache();
     const { digest } = blob(10);
     const source = handSource();
