@@ -11,11 +11,11 @@ import type { ServingState } from '../net/serving-state.js';
 import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { blobHeaders } from './blob-headers.js';
+import { HitTargets } from './hit-targets.js';
 import { cachedManifestHeaders, lookUpTag, manifestEntry, MAX_MANIFEST_BYTES } from './manifest-route.js';
 import type { RegistryProxyContext } from './proxy-context.js';
 import { checkRequestHead } from './request-guards.js';
-import { isClientTokenRequest, isRefusal } from './request-routing.js';
-import { routeRequest, type RoutingTables } from './request-target.js';
+import type { RoutingTables } from './request-target.js';
 import { SMALL_BLOB_BYTES } from './small-blob.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -46,19 +46,20 @@ interface Hit {
  * memory, before fastify builds its request, reply and hooks around them: they cost a cached manifest
  * about 40% of its CPU (bench/README.md). Only a hit decided with nothing to wait for is answered
  * here: the head passes the same checks (checkRequestHead), the same routing decides where it goes
- * (routeRequest), the same access check already knows the answer (ReadAccess.allowedNow), the bytes
- * are in memory, and the answer has the same headers, log line and metrics as on fastify's path.
+ * (routeRequest, kept per Host and target in HitTargets), the same access check already knows the
+ * answer (ReadAccess.allowedNow), the bytes are in memory, and the answer has the same headers, log
+ * line and metrics as on fastify's path.
  * Anything else (a miss, a tag to ask upstream about, a range, a body, client authentication,
  * HTTP/2, a CONNECT tunnel, a stop under way, an access check to make) goes to fastify unchanged.
  */
 export class HitPath {
   readonly #ctx: RegistryProxyContext;
-  readonly #tables: RoutingTables;
+  readonly #targets: HitTargets;
   readonly #host: HitPathHost;
 
   constructor(ctx: RegistryProxyContext, tables: RoutingTables, host: HitPathHost) {
     this.#ctx = ctx;
-    this.#tables = tables;
+    this.#targets = new HitTargets(tables);
     this.#host = host;
   }
 
@@ -97,11 +98,9 @@ export class HitPath {
     if (cameThroughConnect(req.socket)) return undefined;
     const head = checkRequestHead(req.rawHeaders, url);
     if (!head.ok || head.url !== undefined) return undefined;
-    const routing = routeRequest(headers.host, url, this.#tables);
-    if (isRefusal(routing) || isClientTokenRequest(routing)) return undefined;
-    const { upstream, route } = routing;
-    if (!upstream || !route || routing.token || routing.routeError) return undefined;
-    const via: RequestLogFields = routing.mode === 'host' ? {} : { via: routing.mode };
+    const target = this.#targets.of(headers.host, url);
+    if (!target) return undefined;
+    const { upstream, route, via } = target;
     if (route.kind === 'manifest') {
       const { reference } = route;
       if ('digest' in reference) return this.#manifest(req, upstream, route.name, manifestEntry(this.#ctx, reference.digest), reference.digest, via);
@@ -109,8 +108,7 @@ export class HitPath {
       const tag = lookUpTag(this.#ctx, upstream, route.name, reference.tag, req.headers.accept);
       return tag.fresh ? this.#manifest(req, upstream, route.name, tag.cached, reference.tag, via) : undefined;
     }
-    if (route.kind === 'blob') return this.#blob(req, upstream, route.name, route.digest, via);
-    return undefined;
+    return this.#blob(req, upstream, route.name, route.digest, via);
   }
 
   /** As serveManifest answers a cached manifest (by digest, or by a fresh tag) from the cache's memory (sendCached); `ref` as it was asked for. */
