@@ -19,7 +19,7 @@ export const MAX_HIT_TARGET_KEY = 512;
 /**
  * The routing of the hit path's requests, kept per Host and request target: routeRequest is a pure
  * function of those two and of tables fixed when the app starts, and its parsing (the Host, the
- * path's repository name and digest) was about a sixth of a cached manifest's CPU on the hit path
+ * path's repository name and digest) was about a tenth of a cached manifest's CPU on the hit path
  * (bench/README.md). Only targets the hit path can answer are kept, up to MAX_HIT_TARGETS, the
  * first kept going first; what changes between requests (the cache, the access records, freshness)
  * is never kept here.
