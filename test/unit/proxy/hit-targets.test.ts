@@ -46,9 +46,16 @@ describe('the hit path\'s targets', () => {
       expect(targets.of(host, url), `${host} ${url}`).toBeUndefined();
     }
     expect(targets.size).toBe(0);
-    // Without a Host the request is routed each time, never kept.
-    const routing = routeRequest(undefined, manifestUrl(4), tables);
-    expect(isRefusal(routing)).toBe(true);
+  });
+
+  it('are routed each time for a request without a Host (HTTP/1.0), never kept', () => {
+    const targets = new HitTargets(tables);
+    // containerd's `ns` form names the registry without a Host: a target, but no key to keep it under.
+    const url = `${manifestUrl(5)}?ns=registry.test`;
+    const first = targets.of(undefined, url);
+    expect(first).toMatchObject({ via: { via: 'ns' }, upstream: { registry: 'registry.test' } });
+    expect(targets.of(undefined, url)).not.toBe(first);
+    expect(targets.size).toBe(0);
   });
 
   it('stay within their bound: the first kept go first, and an overlong target is not kept', () => {
