@@ -2,9 +2,10 @@ import type { LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import { normalizeAddress } from './address-policy.js';
+import type { UpstreamTls } from './upstream-tls.js';
 
 export interface GuardedAgentOptions {
-  readonly tls: { readonly ca: readonly string[]; readonly rejectUnauthorized: boolean };
+  readonly tls: UpstreamTls;
   readonly connectMs: number;
   readonly readMs: number;
   /** The error a connection fails with when its socket reached an address not among those allowed. */
@@ -36,7 +37,7 @@ export function guardedAgent(hostname: string, addresses: readonly LookupAddress
     if (opts.all) callback(null, usable);
     else callback(null, usable[0]!.address, usable[0]!.family);
   };
-  const connector = buildConnector({ ca: [...options.tls.ca], rejectUnauthorized: options.tls.rejectUnauthorized, timeout: options.connectMs, lookup: lookup as never, autoSelectFamily: true });
+  const connector = buildConnector({ secureContext: options.tls.secureContext, rejectUnauthorized: options.tls.rejectUnauthorized, timeout: options.connectMs, lookup: lookup as never, autoSelectFamily: true });
   return new Agent({
     connect: (connectOptions, callback) =>
       connector(connectOptions, (error, socket) => {

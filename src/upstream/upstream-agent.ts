@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
 import { Agent, Dispatcher } from 'undici';
 import type { LayoverConfig } from '../config/layover-config.js';
 import { AddressPolicy } from './address-policy.js';
 import { RealmGuard } from './auth/realm-guard.js';
 import type { UpstreamResolver } from './upstream-resolver.js';
+import { upstreamTls } from './upstream-tls.js';
 
 /** How many origins we remember as HTTP/2-only; a forgotten one costs one more 426. */
 const MAX_H2_ORIGINS = 1000;
@@ -14,7 +13,8 @@ const MAX_H2_ORIGINS = 1000;
  * an options object, because reply-from then uses it as it is (with bare options
  * a self-signed upstream was accepted, REGISTRY-NOTES). Names resolve through
  * our own resolver only; TLS is verified against the system roots plus
- * --upstream-ca; the timeouts carry nginx's proxy_* meanings.
+ * --upstream-ca (one context for every connection: ./upstream-tls.ts); the timeouts carry nginx's
+ * proxy_* meanings.
  *
  * Upstreams are spoken to over HTTP/1.1, the faster protocol for large bodies;
  * an origin that answered 426 Upgrade Required is remembered and reached over
@@ -29,19 +29,19 @@ export class UpstreamDispatcher extends Dispatcher {
 
   constructor(config: LayoverConfig, resolver: UpstreamResolver) {
     super();
-    const extraCa = config.upstreamCa ? [readFileSync(config.upstreamCa, 'utf8')] : [];
+    const tls = upstreamTls(config);
     this.realms = new RealmGuard({
       resolve: (hostname) => resolver.resolve(hostname),
       policy: new AddressPolicy(config.redirects.allowNetworks),
-      tls: { ca: [...rootCertificates, ...extraCa], rejectUnauthorized: config.verifyUpstreamTls },
+      tls,
       connectMs: config.timeouts.proxyConnectMs,
       readMs: config.timeouts.proxyReadMs,
     });
     const options: Agent.Options = {
       connect: {
         lookup: resolver.lookup,
-        ca: [...rootCertificates, ...extraCa],
-        rejectUnauthorized: config.verifyUpstreamTls,
+        secureContext: tls.secureContext,
+        rejectUnauthorized: tls.rejectUnauthorized,
         timeout: config.timeouts.proxyConnectMs,
         // Happy eyeballs over every address our resolver returns: an IPv6-only
         // or IPv4-only answer, or a dead address of one family, still connects.

@@ -1,14 +1,13 @@
 import type { LookupAddress } from 'node:dns';
-import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream';
-import { rootCertificates } from 'node:tls';
 import { request } from 'undici';
 import type { LayoverConfig } from '../../config/layover-config.js';
 import type { UpstreamResolver } from '../../upstream/upstream-resolver.js';
 import type { AddressPolicy } from '../../upstream/address-policy.js';
 import { addressesOf, guardedAgent } from '../../upstream/guarded-agent.js';
+import { upstreamTls, type UpstreamTls } from '../../upstream/upstream-tls.js';
 
 /** Redirects followed per fetch, after the first URL: enough for registry -> CDN -> relative path. */
 export const MAX_STORAGE_HOPS = 5;
@@ -72,14 +71,13 @@ export const isRedirectStatus = (status: number): boolean => REDIRECT_STATUSES.h
 export class StorageFetcher {
   readonly #policy: AddressPolicy;
   readonly #resolver: UpstreamResolver;
-  readonly #tls: { ca: string[]; rejectUnauthorized: boolean };
+  readonly #tls: UpstreamTls;
   readonly #timeouts: { connectMs: number; readMs: number };
 
   constructor(config: LayoverConfig, resolver: UpstreamResolver, policy: AddressPolicy) {
     this.#policy = policy;
     this.#resolver = resolver;
-    const extraCa = config.upstreamCa ? [readFileSync(config.upstreamCa, 'utf8')] : [];
-    this.#tls = { ca: [...rootCertificates, ...extraCa], rejectUnauthorized: config.verifyUpstreamTls };
+    this.#tls = upstreamTls(config);
     this.#timeouts = { connectMs: config.timeouts.proxyConnectMs, readMs: config.timeouts.proxyReadMs };
   }
 

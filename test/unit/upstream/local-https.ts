@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
@@ -60,7 +61,7 @@ export async function localHttps(): Promise<LocalHttps> {
       new RealmGuard({
         resolve: async () => [{ address: '127.0.0.1', family: 4 }],
         policy: new AddressPolicy(allowNetworks),
-        tls: { ca: [cert], rejectUnauthorized: true },
+        tls: { secureContext: createSecureContext({ ca: [cert] }), rejectUnauthorized: true },
         connectMs: 5000,
         readMs: 5000,
       }),
