@@ -302,12 +302,15 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
 export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
   const { listen } = app.config;
   try {
+    // The registry ports first: REGISTRIES fixes them, and a listener below on port 0 could be handed
+    // one of them by the OS. Their servers route through the https app, which must be ready.
+    await app.https.ready();
+    const registryPorts = await app.registryPortServers.listen(listen.https.host);
     await app.https.listen({ host: listen.https.host, port: listen.https.port });
     if (app.http && listen.http) await app.http.listen({ host: listen.http.host, port: listen.http.port });
     if (app.proxy && listen.proxy) await app.proxy.listen({ host: listen.proxy.host, port: listen.proxy.port });
     if (app.admin && app.config.admin.listen) await app.admin.listen({ host: app.config.admin.listen.host, port: app.config.admin.listen.port });
     const dns = app.dns ? await app.dns.listen() : null;
-    const registryPorts = await app.registryPortServers.listen(listen.https.host);
     app.state.listening();
     app.prefetchSchedule = startPrefetchSchedule(app.operations);
     return {

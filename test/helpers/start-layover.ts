@@ -39,6 +39,8 @@ export async function startLayover(flags: FlagValues = {}, env: NodeJS.ProcessEn
   });
   const { logger, lines: logs } = captureLogger();
   const app = await buildApp(config, { ...deps, logger: logger as Logger });
+  // Ready first, so that the held ports are let go only just before Layover listens on them.
+  await app.https.ready();
   await releaseLoopbackTwins();
   const addresses = await listenApp(app);
   return { app, addresses, dataDir, logs, close: () => closeApp(app) };
