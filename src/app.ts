@@ -250,7 +250,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   if (fleet) await https.register(peerBlobRoute, { cache, pendingFills: proxyContext.pendingFills, key: fleet.key });
   await https.register(dockerProxyRoute, proxyContext);
   // Cached manifests and small blobs answered before fastify (HTTP/1.1 only: h2 requests are fastify's).
-  const hitPath = deps.hitPath !== false && !config.http2 ? { state, requestId: nextRequestId, logger: logger as FastifyBaseLogger, listener: 'https' } : undefined;
+  const hitPath = deps.hitPath !== false && !config.http2 ? { state, requestId: nextRequestId, logger: logger as FastifyBaseLogger, listener: 'https', silentConnections } : undefined;
   await https.register(registryProxy, { ...proxyContext, hitPath });
   if (http) {
     prepare(http, config, state);

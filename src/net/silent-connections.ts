@@ -19,6 +19,11 @@ export class SilentConnections {
     server.on('request', (request: { socket: Socket }) => this.#silent.delete(request.socket));
   }
 
+  /** `socket` sent a request that its server's 'request' event did not see (src/proxy/hit-connections.ts). */
+  heard(socket: Socket): void {
+    this.#silent.delete(socket);
+  }
+
   /** Ends every connection that has not sent a request; those serving one are left to finish. */
   closeAll(): void {
     for (const socket of this.#silent) socket.destroy();

@@ -8,6 +8,7 @@ import type { BlobEntry } from '../cache/blob-cache.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RequestOutcome } from '../metrics/request-outcome.js';
 import type { ServingState } from '../net/serving-state.js';
+import type { SilentConnections } from '../net/silent-connections.js';
 import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { blobHeaders } from './blob-headers.js';
@@ -28,12 +29,17 @@ export interface HitPathHost {
   readonly logger: FastifyBaseLogger;
   /** The listener's name in /metrics. */
   readonly listener: string;
+  /** Told of connections whose requests are answered before Node's HTTP server sees them (./hit-connections.ts). */
+  readonly silentConnections?: SilentConnections;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** What the hit path reads of a request: an IncomingMessage, or a head read off the socket (./hit-connections.ts). */
+export type HitRequest = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders' | 'httpVersionMajor' | 'socket'>;
+
 /** An answer the hit path can give at once: its headers, its body (none for a HEAD), its log fields. */
-interface Hit {
+export interface Hit {
   readonly kind: 'manifest' | 'blob';
   readonly headers: Record<string, string | number>;
   readonly body: Buffer | undefined;
@@ -51,6 +57,8 @@ interface Hit {
  * line and metrics as on fastify's path.
  * Anything else (a miss, a tag to ask upstream about, a range, a body, client authentication,
  * HTTP/2, a CONNECT tunnel, a stop under way, an access check to make) goes to fastify unchanged.
+ * HitConnections (./hit-connections.ts) asks it first, off a connection's bytes, before Node's HTTP
+ * server has the connection; install() answers on the connections Node's server has.
  */
 export class HitPath {
   readonly #ctx: RegistryProxyContext;
@@ -81,16 +89,28 @@ export class HitPath {
   /** True when the request was answered here; false (nothing written) when fastify must take it. */
   answer(req: IncomingMessage, res: ServerResponse): boolean {
     const started = performance.now();
-    const hit = this.#hitFor(req);
+    const hit = this.hitFor(req);
     if (!hit) return false;
-    const requestId = this.#host.requestId();
+    const requestId = this.nextRequestId();
     res.writeHead(200, { ...hit.headers, 'x-request-id': requestId });
     res.end(hit.body);
-    this.#whenDone(req, res, hit, requestId, started);
+    const done = (error?: Error): void => {
+      res.removeListener('finish', done);
+      res.removeListener('error', done);
+      this.completed(req, hit, requestId, started, error);
+    };
+    res.on('finish', done);
+    res.on('error', done);
     return true;
   }
 
-  #hitFor(req: IncomingMessage): Hit | undefined {
+  /** The next request ID of the process (x-request-id, the log line's reqId). */
+  nextRequestId(): string {
+    return this.#host.requestId();
+  }
+
+  /** The answer to `req` if it is the hit path's to give now; undefined when fastify must take it. */
+  hitFor(req: HitRequest): Hit | undefined {
     const { method, url, headers } = req;
     if ((method !== 'GET' && method !== 'HEAD') || url === undefined || !url.startsWith('/v2/')) return undefined;
     if (req.httpVersionMajor !== 1 || this.#host.state.stopping || this.#ctx.clientAuth) return undefined;
@@ -112,7 +132,7 @@ export class HitPath {
   }
 
   /** As serveManifest answers a cached manifest (by digest, or by a fresh tag) from the cache's memory (sendCached); `ref` as it was asked for. */
-  #manifest(req: IncomingMessage, upstream: UpstreamTarget, name: RepositoryName, entry: BlobEntry | undefined, ref: string, via: RequestLogFields): Hit | undefined {
+  #manifest(req: HitRequest, upstream: UpstreamTarget, name: RepositoryName, entry: BlobEntry | undefined, ref: string, via: RequestLogFields): Hit | undefined {
     if (!entry || entry.size > MAX_MANIFEST_BYTES) return undefined;
     const { digest } = entry;
     const access = this.#ctx.readAccess.allowedNow(upstream, name, { kind: 'manifest', digest }, req.headers.authorization);
@@ -124,7 +144,7 @@ export class HitPath {
   }
 
   /** As serveBlob answers a cached blob: a HEAD from the index, a whole GET of a small one from memory (sendSmallBlob). */
-  #blob(req: IncomingMessage, upstream: UpstreamTarget, name: RepositoryName, digest: Digest, via: RequestLogFields): Hit | undefined {
+  #blob(req: HitRequest, upstream: UpstreamTarget, name: RepositoryName, digest: Digest, via: RequestLogFields): Hit | undefined {
     const head = req.method === 'HEAD';
     const { config, cache, readAccess } = this.#ctx;
     // With pushes on a HEAD asks upstream; with presigned redirects a GET is a redirect.
@@ -141,20 +161,14 @@ export class HitPath {
   }
 
   /** The request's log line and metrics, as fastify's request log writes them once the answer is sent (or failed). */
-  #whenDone(req: IncomingMessage, res: ServerResponse, hit: Hit, requestId: string, started: number): void {
-    const done = (error?: Error): void => {
-      res.removeListener('finish', done);
-      res.removeListener('error', done);
-      const line = requestLine(req.method!, req.headers.host, req.url!, res.statusCode, hit.headers['content-length'], performance.now() - started, hit.annotated);
-      if (error) this.#host.logger.child({ reqId: requestId }).error({ ...line, err: error }, 'request errored');
-      else writeRequestLine(this.#host.logger, line, requestId);
-      const metrics: Metrics | undefined = this.#ctx.metrics;
-      if (!metrics) return;
-      const bytes = typeof hit.annotated.bytes === 'number' ? hit.annotated.bytes : 0;
-      const outcome: RequestOutcome = { route: hit.kind, cache: 'hit', bytes, source: bytes > 0 ? 'cache' : undefined };
-      recordCompleted(metrics, this.#host.listener, line, hit.annotated, outcome, error);
-    };
-    res.on('finish', done);
-    res.on('error', done);
+  completed(req: HitRequest, hit: Hit, requestId: string, started: number, error?: Error): void {
+    const line = requestLine(req.method!, req.headers.host, req.url!, 200, hit.headers['content-length'], performance.now() - started, hit.annotated);
+    if (error) this.#host.logger.child({ reqId: requestId }).error({ ...line, err: error }, 'request errored');
+    else writeRequestLine(this.#host.logger, line, requestId);
+    const metrics: Metrics | undefined = this.#ctx.metrics;
+    if (!metrics) return;
+    const bytes = typeof hit.annotated.bytes === 'number' ? hit.annotated.bytes : 0;
+    const outcome: RequestOutcome = { route: hit.kind, cache: 'hit', bytes, source: bytes > 0 ? 'cache' : undefined };
+    recordCompleted(metrics, this.#host.listener, line, hit.annotated, outcome, error);
   }
 }

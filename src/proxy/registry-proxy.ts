@@ -6,6 +6,7 @@ import { annotateRequestLog } from '../log/request-log.js';
 import { CustomDomainRoutes } from '../registry/custom-domain-routes.js';
 import { OciError } from '../registry/oci-errors.js';
 import { serveBlob } from './blob-route.js';
+import { HitConnections } from './hit-connections.js';
 import { HitPath, type HitPathHost } from './hit-path.js';
 import { serveManifest, upstreamFailure } from './manifest-route.js';
 import { AccessRecords } from '../access/access-records.js';
@@ -50,7 +51,11 @@ export async function registryProxy(app: FastifyInstance, proxyContext: ProxyCon
   // A registry is reached only at the ports REGISTRIES gives it: any other port in Host is refused before anything is dialled.
   const tables: RoutingTables = { intercepted: ctx.intercepted, domains: new CustomDomainRoutes(config.customDomains), ports: new RegistryPorts(config.registryPatterns) };
   registerRequestTarget(app, tables);
-  if (proxyContext.hitPath) new HitPath(ctx, tables, proxyContext.hitPath).install(app.server as Server);
+  if (proxyContext.hitPath) {
+    const hitPath = new HitPath(ctx, tables, proxyContext.hitPath);
+    hitPath.install(app.server as Server);
+    new HitConnections(hitPath, proxyContext.hitPath.silentConnections).install(app.server as Server);
+  }
   // Before any cache lookup or upstream request (onRequest runs before the body is read, too).
   if (ctx.clientAuth) app.addHook('onRequest', clientAuthHook({ clientAuth: ctx.clientAuth }));
 

@@ -1,49 +1,26 @@
-import { request as httpsRequest } from 'node:https';
+import { Agent, request as httpsRequest } from 'node:https';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
 import { HitPath } from '../../../src/proxy/hit-path.js';
-import { tagRecordKey } from '../../../src/proxy/manifest-route.js';
-import type { RepositoryName } from '../../../src/registry/repository-name.js';
-import { SMALL_BLOB_BYTES } from '../../../src/proxy/small-blob.js';
-import type { Digest } from '../../../src/registry/digest.js';
-import { digestOf } from '../../../src/registry/digest.js';
 import type { LogLine } from '../../helpers/capture-logger.js';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
 import { parseExposition } from '../../unit/metrics/exposition.js';
-import { blob } from '../../unit/cache/cache-fixture.js';
+import { HOST, large, manifestDigest, OCI_MANIFEST, REPO, seed, small, TAG } from './cached-hits-fixture.js';
 
 // Two in-process Layovers with the same cached content: one answers hits on its hit path
 // (src/proxy/hit-path.ts), the other sends every request through fastify. Everything here is a
 // hit or is refused before any upstream: the upstream resolver is a closed loopback port, so a
 // request that went upstream would fail the comparison instead of leaving the host.
-const HOST = 'registry.test';
-const REPO = 'team/app';
-const TAG = 'v1';
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-
-const manifest = Buffer.from(
-  JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'c'.repeat(64)}`, size: 2 },
-    layers: [],
-  }),
-);
-const manifestDigest = digestOf(manifest);
-const small = blob(1500);
-const large = blob(SMALL_BLOB_BYTES + 1000);
-
 interface Answer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
 }
 
-function ask(layover: RunningLayover, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+function ask(layover: RunningLayover, path: string, options: { method?: string; headers?: Record<string, string>; agent?: Agent } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      { host: '127.0.0.1', port: layover.addresses.https.port, servername: HOST, ca: layover.app.ca.certPem, path, method: options.method ?? 'GET', headers: { host: HOST, ...options.headers }, agent: false },
+      { host: '127.0.0.1', port: layover.addresses.https.port, servername: HOST, ca: layover.app.ca.certPem, path, method: options.method ?? 'GET', headers: { host: HOST, ...options.headers }, agent: options.agent ?? false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -55,17 +32,19 @@ function ask(layover: RunningLayover, path: string, options: { method?: string; 
   });
 }
 
-/** Cached bytes and the records that let anyone read them (as after an anonymous pull). */
-async function seed(layover: RunningLayover): Promise<void> {
-  const { cache } = layover.app;
-  await cache.put(manifestDigest, manifest, { size: manifest.length, mediaType: 'application/vnd.oci.image.manifest.v1+json', kind: 'manifest', source: `${HOST}/${REPO}` });
-  for (const b of [small, large]) await cache.put(b.digest, b.bytes, { size: b.bytes.length, mediaType: 'application/octet-stream', kind: 'blob', source: `${HOST}/${REPO}` });
-  const records = new AccessRecords(cache);
-  const repository = repositoryKey(`https://${HOST}`, REPO);
-  for (const digest of [manifestDigest, small.digest, large.digest]) await records.addMember(digest as Digest, repository);
-  await records.setReach('anonymous', repository, true, Date.now());
-  // As after a pull of the tag with ENABLE_MANIFEST_CACHE on: fresh for its tier.
-  await cache.setRecord(tagRecordKey(HOST, REPO as RepositoryName, TAG, OCI_MANIFEST), { digest: manifestDigest, fetchedAt: Date.now() });
+/**
+ * The request on a keep-alive connection whose first request (a malformed digest) was not the hit path's to
+ * answer: src/proxy/hit-connections.ts has handed the connection to Node's HTTP server, and the hit
+ * path answers there (HitPath.answer), before fastify.
+ */
+async function askAfterHandOver(layover: RunningLayover, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    expect((await ask(layover, `/v2/${REPO}/manifests/sha256:zz`, { agent })).status).toBe(400);
+    return await ask(layover, path, { ...options, agent });
+  } finally {
+    agent.destroy();
+  }
 }
 
 const REQUESTS: Array<{ what: string; path: string; method: string; headers?: Record<string, string> }> = [
@@ -114,30 +93,40 @@ describe('the hit path', () => {
   });
 
   it('answers cached manifests and small blobs with the bytes, headers, log line and metrics fastify gives them', async () => {
-    const answered = vi.spyOn(HitPath.prototype, 'answer');
+    // Read off the connection's bytes (a connection of their own: the first request on it) and, after
+    // a hand-over to Node's HTTP server, from Node's request (HitPath.answer).
+    const decided = vi.spyOn(HitPath.prototype, 'hitFor');
+    const answeredByNode = vi.spyOn(HitPath.prototype, 'answer');
     try {
       for (const r of REQUESTS) {
-        const before = { fast: requestLines(fast.logs, r.path).length, slow: requestLines(slow.logs, r.path).length };
-        const viaHitPath = await ask(fast, r.path, { method: r.method, headers: r.headers });
-        const viaFastify = await ask(slow, r.path, { method: r.method, headers: r.headers });
-        expect(viaHitPath.status, r.what).toBe(200);
-        expect(comparable(viaHitPath), r.what).toEqual(comparable(viaFastify));
-        await vi.waitFor(() => expect(requestLines(fast.logs, r.path)).toHaveLength(before.fast + 1));
-        await vi.waitFor(() => expect(requestLines(slow.logs, r.path)).toHaveLength(before.slow + 1));
-        expect(requestLines(fast.logs, r.path).at(-1), r.what).toEqual(requestLines(slow.logs, r.path).at(-1));
-        expect(requestLines(fast.logs, r.path).at(-1), r.what).toMatchObject({ cache: 'hit', access: 'anonymous', status: 200 });
+        for (const [how, askHow] of [['off the bytes', ask], ['after a hand-over', askAfterHandOver]] as const) {
+          const what = `${r.what}, ${how}`;
+          const before = { fast: requestLines(fast.logs, r.path).length, slow: requestLines(slow.logs, r.path).length };
+          decided.mockClear();
+          answeredByNode.mockClear();
+          const viaHitPath = await askHow(fast, r.path, { method: r.method, headers: r.headers });
+          // After a hand-over: the malformed digest asked about off the bytes and again from Node's request, then the hit.
+          expect(decided.mock.results.map((result) => result.value !== undefined), what).toEqual(how === 'off the bytes' ? [true] : [false, false, true]);
+          expect(answeredByNode.mock.results.map((result) => result.value), what).toEqual(how === 'off the bytes' ? [] : [false, true]);
+          const viaFastify = await askHow(slow, r.path, { method: r.method, headers: r.headers });
+          expect(viaHitPath.status, what).toBe(200);
+          expect(comparable(viaHitPath), what).toEqual(comparable(viaFastify));
+          await vi.waitFor(() => expect(requestLines(fast.logs, r.path)).toHaveLength(before.fast + 1));
+          await vi.waitFor(() => expect(requestLines(slow.logs, r.path)).toHaveLength(before.slow + 1));
+          expect(requestLines(fast.logs, r.path).at(-1), what).toEqual(requestLines(slow.logs, r.path).at(-1));
+          expect(requestLines(fast.logs, r.path).at(-1), what).toMatchObject({ cache: 'hit', access: 'anonymous', status: 200 });
+        }
       }
-      // Each of them was the hit path's to answer (the other Layover has none).
-      expect(answered.mock.results.map((result) => result.value)).toEqual(REQUESTS.map(() => true));
     } finally {
-      answered.mockRestore();
+      decided.mockRestore();
+      answeredByNode.mockRestore();
     }
     expect(await servedSeries(fast)).toEqual(await servedSeries(slow));
     expect((await servedSeries(fast)).some((series) => series.includes('"cache":"hit"'))).toBe(true);
   });
 
   it('leaves to fastify what it cannot answer at once, whose answers stay fastify\'s', async () => {
-    const answered = vi.spyOn(HitPath.prototype, 'answer');
+    const answered = vi.spyOn(HitPath.prototype, 'hitFor');
     try {
       const smallPath = `/v2/${REPO}/blobs/${small.digest}`;
       // A range: fastify's 206.
@@ -159,7 +148,9 @@ describe('the hit path', () => {
       expect((await ask(fast, `/v2/${REPO}/manifests/sha256:zz`)).status).toBe(400);
       // The tag asked for with another Accept set: no record of it, so it is fastify's to ask upstream (unreachable here).
       expect((await ask(fast, `/v2/${REPO}/manifests/${TAG}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } })).status).toBeGreaterThanOrEqual(400);
-      expect(answered.mock.results.map((result) => result.value)).toEqual([false, false, false, false, false, false]);
+      // None was the hit path's, whether asked off the bytes or (a range, a body) from Node's request.
+      expect(answered.mock.results.length).toBeGreaterThanOrEqual(4);
+      expect(answered.mock.results.every((result) => result.value === undefined)).toBe(true);
     } finally {
       answered.mockRestore();
     }
