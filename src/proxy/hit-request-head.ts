@@ -5,7 +5,7 @@ export interface HitRequestHead {
   readonly method: 'GET' | 'HEAD';
   readonly url: string;
   readonly httpVersionMajor: 1;
-  /** The headers the hit path reads (host, accept, authorization), lower-case, each at most once. */
+  /** The headers the hit path reads (host, accept, authorization, connection), lower-case, each at most once. */
   readonly headers: IncomingHttpHeaders;
   /** Every header as sent, name and value in turn (IncomingMessage.rawHeaders). */
   readonly rawHeaders: string[];
@@ -21,8 +21,9 @@ const MAX_HEADERS = 64;
 
 const REQUEST_LINE = /^(GET|HEAD) (\/v2\/[!-~]*) HTTP\/1\.1$/;
 // A token, a colon, and a value of visible ASCII, spaces and tabs (obs-text, control bytes, a lone
-// CR or LF within a line: not here).
-const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([\t -~]*?)[ \t]*$/;
+// CR or LF within a line: not here). The value is trimmed after: a lazy match up to trailing blanks
+// would try them again at every character, quadratic in a hostile value of blanks.
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):([\t -~]*)$/;
 /** Read by the hit path: sent twice, Node's IncomingMessage would keep one or join them, so such a request is Node's. */
 const READ_ONCE = new Set(['host', 'accept', 'authorization', 'connection']);
 /** Give the request a body or change what the connection is: Node's to handle. */
@@ -47,7 +48,8 @@ export function readHitRequestHead(bytes: Buffer, from: number): HitRequestHead 
   for (let i = 1; i < lines.length; i++) {
     const header = HEADER_LINE.exec(lines[i]!);
     if (!header) return undefined;
-    const [, name, value] = header as unknown as [string, string, string];
+    const name = header[1]!;
+    const value = header[2]!.trim();
     const key = name.toLowerCase();
     if (NOT_HERE.has(key)) return undefined;
     rawHeaders.push(name, value);

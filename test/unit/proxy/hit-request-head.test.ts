@@ -28,6 +28,11 @@ describe('readHitRequestHead', () => {
     expect(readHitRequestHead(bytes, one.end)).toMatchObject({ method: 'HEAD', url: PATH, close: true, end: bytes.length, headers: { host: 'registry.test', connection: 'close' } });
   });
 
+  it('trims the blanks around a value and keeps those inside it', () => {
+    const blanks = ' \t'.repeat(1000);
+    expect(readHitRequestHead(plain(`User-Agent:${blanks}a${blanks}b${blanks}`), 0)?.rawHeaders.slice(2)).toEqual(['User-Agent', `a${blanks}b`]);
+  });
+
   it('takes Connection: keep-alive and close, in any case and list', () => {
     expect(readHitRequestHead(plain('Connection: Keep-Alive'), 0)).toMatchObject({ close: false });
     expect(readHitRequestHead(plain('Connection: keep-alive, CLOSE'), 0)).toMatchObject({ close: true });
