@@ -2,7 +2,8 @@
  * A registry configured as `host:port` has its port fixed by REGISTRIES, while other listeners may
  * ask the OS for any port (`:0`): those must not be handed the registry's port first. Layover binds
  * the registry ports before every other listener. (The suite's fixtures let go of such a port just
- * before Layover starts; a port-0 listener of Layover's own once took it, failing CI with EADDRINUSE.)
+ * before Layover starts; CI once failed with EADDRINUSE on one while Layover's listeners on port 0,
+ * and its DNS server's start, came before it.)
  */
 import { once } from 'node:events';
 import { type AddressInfo, createServer, Server } from 'node:net';
