@@ -47,11 +47,6 @@ export class HitConnections {
       closeIdleConnections();
       for (const socket of this.#open) socket.end();
     };
-    const closeAllConnections = server.closeAllConnections.bind(server);
-    server.closeAllConnections = () => {
-      closeAllConnections();
-      for (const socket of this.#open) socket.destroy();
-    };
   }
 
   #accept(server: Server, socket: TLSSocket, httpListener: () => void): void {
