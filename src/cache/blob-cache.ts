@@ -215,10 +215,17 @@ export class BlobCache {
     return this.fills.start(digest, source, meta, options);
   }
 
+  /**
+   * Stores a blob whose bytes are in memory (a manifest), verified first. Bytes it stored are held in
+   * memory at once (BlobReader.hold): the hits that follow a manifest's fill are answered without
+   * reading it back from the store.
+   */
   async put(digest: Digest, bytes: Buffer, meta: BlobMeta): Promise<BlobEntry> {
     this.assertOpen();
     checkSize(meta);
-    return this.committed.put(digest, bytes, meta);
+    const { entry, stored } = await this.committed.put(digest, bytes, meta);
+    if (stored) this.reader.hold(digest, bytes);
+    return entry;
   }
 
   getRecord<T>(key: string): T | undefined {

@@ -89,6 +89,14 @@ export class BlobReader {
   }
 
   /**
+   * Keeps a blob's bytes in memory, as its first readBytes would: bytes just stored and verified against
+   * its digest (BlobCache.put). Not for a blob removed meanwhile (heldBytes would not answer it anyway).
+   */
+  hold(digest: Digest, bytes: Buffer): void {
+    if (this.host.lru.get(digest)?.size === bytes.length) this.memory.set(digest, bytes);
+  }
+
+  /**
    * A committed small blob's whole bytes (a manifest, a small blob's whole GET), counted as an access like
    * `read`: from memory when held there, else read once from the store and kept. Undefined when the blob
    * is not cached; null when it is bigger than `limit`. The index is asked first every time, so a blob

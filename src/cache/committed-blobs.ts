@@ -38,13 +38,16 @@ export class CommittedBlobs {
     this.host = host;
   }
 
-  /** Stores bytes already in memory (verified against `digest` first); a blob already cached is only touched. */
-  async put(digest: Digest, bytes: Buffer, meta: BlobMeta): Promise<BlobEntry> {
+  /**
+   * Stores bytes already in memory (verified against `digest` first); a blob already cached is only
+   * touched, its bytes not looked at (`stored` false).
+   */
+  async put(digest: Digest, bytes: Buffer, meta: BlobMeta): Promise<{ entry: BlobEntry; stored: boolean }> {
     const { lru, store } = this.host;
     const existing = lru.touch(digest, Date.now());
     if (existing) {
       this.host.access.mark(digest);
-      return { ...existing };
+      return { entry: { ...existing }, stored: false };
     }
     if (meta.size !== undefined && meta.size !== bytes.length) {
       throw new FillError('size-mismatch', `expected ${meta.size} bytes, got ${bytes.length}`);
@@ -64,7 +67,7 @@ export class CommittedBlobs {
       await rm(tmpPath, { force: true });
       throw new FillError('io-error', `cannot store ${digest}`, { cause: error });
     }
-    return { ...entry };
+    return { entry: { ...entry }, stored: true };
   }
 
   /**

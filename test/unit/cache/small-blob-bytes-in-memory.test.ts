@@ -12,27 +12,50 @@ function blobFile(dir: string, digest: Digest): string {
 const manifestMeta = meta({ kind: 'manifest', mediaType: 'application/vnd.oci.image.manifest.v1+json' });
 
 describe('manifest bytes held in memory', () => {
-  it('reads the file once, then answers from memory with the same bytes', async () => {
+  it('holds a manifest it stored: the next read answers from memory, before any read of its file', async () => {
+    const { cache, dir } = await openCache();
+    const m = blob(600);
+    expect(cache.heldBytes(m.digest)).toBeUndefined();
+    await cache.put(m.digest, m.bytes, manifestMeta);
+    expect(cache.heldBytes(m.digest)?.bytes.equals(m.bytes)).toBe(true);
+    // Overwriting the file shows where the answer came from: memory holds the verified bytes.
+    await writeFile(blobFile(dir, m.digest), Buffer.alloc(600, 0x41));
+    expect((await cache.readBytes(m.digest, 4096))?.bytes.equals(m.bytes)).toBe(true);
+  });
+
+  it('reads a manifest it did not store (a cache opened again) once from its file, then from memory', async () => {
     const { cache, dir } = await openCache();
     const m = blob(600);
     await cache.put(m.digest, m.bytes, manifestMeta);
-    const first = await cache.readBytes(m.digest, 4096);
+    await cache.close();
+    const again = (await openCache({ dir })).cache;
+    expect(again.heldBytes(m.digest)).toBeUndefined();
+    const first = await again.readBytes(m.digest, 4096);
     expect(first?.bytes.equals(m.bytes)).toBe(true);
-    // Overwriting the file shows where the second answer came from: memory holds the verified bytes.
     await writeFile(blobFile(dir, m.digest), Buffer.alloc(600, 0x41));
-    const second = await cache.readBytes(m.digest, 4096);
+    const second = await again.readBytes(m.digest, 4096);
     expect(second?.bytes.equals(m.bytes)).toBe(true);
     expect(second?.entry.digest).toBe(m.digest);
+  });
+
+  it('does not hold the bytes of a put whose blob was already cached: those bytes were not verified', async () => {
+    const { cache, dir } = await openCache();
+    const m = blob(600);
+    await cache.put(m.digest, m.bytes, manifestMeta);
+    await cache.close();
+    const again = (await openCache({ dir })).cache;
+    await again.put(m.digest, Buffer.alloc(600, 0x42), manifestMeta);
+    expect(again.heldBytes(m.digest)).toBeUndefined();
+    expect((await again.readBytes(m.digest, 4096))?.bytes.equals(m.bytes)).toBe(true);
   });
 
   it('counts an answer from memory as an access: the blob is not the next one evicted', async () => {
     const { cache } = await openCache({ maxSize: 1000 });
     const [a, b, c] = [blob(300), blob(300), blob(300)];
     for (const x of [a, b, c]) await cache.put(x.digest, x.bytes, manifestMeta);
-    await cache.readBytes(a.digest, 4096); // from the file
-    await cache.readBytes(b.digest, 4096);
+    await cache.readBytes(b.digest, 4096); // each from memory (held since its put)
     await cache.readBytes(c.digest, 4096);
-    await cache.readBytes(a.digest, 4096); // from memory: a is now the most recent, b the oldest
+    await cache.readBytes(a.digest, 4096); // a is now the most recent, b the oldest
     const d = blob(300);
     await cache.put(d.digest, d.bytes, manifestMeta);
     await cache.prune();
@@ -63,10 +86,12 @@ describe('manifest bytes held in memory', () => {
     expect(await cache.readBytes(big.digest, 4096)).toBeNull();
     const cut = blob(700);
     await cache.put(cut.digest, cut.bytes, manifestMeta);
+    await cache.close(); // opened again, the cache holds none of the bytes it stored before
+    const again = (await openCache({ dir })).cache;
     await writeFile(blobFile(dir, cut.digest), cut.bytes.subarray(0, 100));
-    await expect(cache.readBytes(cut.digest, 4096)).rejects.toThrow(/ends at byte 100/);
+    await expect(again.readBytes(cut.digest, 4096)).rejects.toThrow(/ends at byte 100/);
     await rm(blobFile(dir, cut.digest));
-    await expect(cache.readBytes(cut.digest, 4096)).rejects.toThrow();
+    await expect(again.readBytes(cut.digest, 4096)).rejects.toThrow();
   });
 });
 
