@@ -26,17 +26,69 @@ const MESSAGE = ',"msg":"request"}\n';
  * request's child logger binds (fastify's `reqId`), for a request answered without one.
  */
 export function writeRequestLine(log: FastifyBaseLogger, fields: Fields, requestId?: string): void {
+  const pino = pinoParts(log);
+  if (!pino) return ordinaryLine(log, fields, requestId);
+  if (!pino.enabled) return;
+  for (const key of SECRET_KEYS) if (fields[key] !== undefined) fields[key] = CENSOR;
+  const body = JSON.stringify(fields);
+  pino.stream.write(`${pino.start}${pino.time()}${pino.bindings}${idField(requestId)}${body.length > 2 ? `,${body.slice(1, -1)}` : ''}${MESSAGE}`);
+}
+
+/**
+ * A request line known but for its duration (`ms`): a hit answered again and again has the same
+ * method, host, URL, status, bytes and annotations each time. Serialised once; each request then
+ * writes it with its time, request ID and duration, the line writeRequestLine would write for the
+ * same fields (key order included: `ms` stays where it is in `fields`).
+ */
+export class RequestLineTemplate {
+  readonly #fields: Fields;
+  /** The serialised fields up to `"ms":` and after its value, MESSAGE included. */
+  readonly #beforeMs: string;
+  readonly #afterMs: string;
+
+  /** `fields` must have an `ms` key (its value is not kept). */
+  constructor(fields: Fields) {
+    this.#fields = { ...fields, ms: 0 };
+    for (const key of SECRET_KEYS) if (this.#fields[key] !== undefined) this.#fields[key] = CENSOR;
+    // null serialises as itself; in a string value every quote is escaped, so only the key matches.
+    const inner = JSON.stringify({ ...this.#fields, ms: null }).slice(1, -1);
+    const at = inner.indexOf('"ms":null');
+    this.#beforeMs = `,${inner.slice(0, at + '"ms":'.length)}`;
+    this.#afterMs = `${inner.slice(at + '"ms":null'.length)}${MESSAGE}`;
+  }
+
+  /** Writes the line of one request that took `ms` (finite, as requestLine rounds it). */
+  write(log: FastifyBaseLogger, ms: number, requestId?: string): void {
+    const pino = pinoParts(log);
+    if (!pino) return ordinaryLine(log, { ...this.#fields, ms }, requestId);
+    if (!pino.enabled) return;
+    pino.stream.write(`${pino.start}${pino.time()}${pino.bindings}${idField(requestId)}${this.#beforeMs}${ms}${this.#afterMs}`);
+  }
+}
+
+interface PinoParts {
+  readonly enabled: boolean;
+  readonly start: string;
+  readonly time: () => string;
+  readonly bindings: string;
+  readonly stream: { write(line: string): unknown };
+}
+
+/** What of pino's logger a line is written with; undefined for a logger without pino's internals. */
+function pinoParts(log: FastifyBaseLogger): PinoParts | undefined {
   const internals = log as unknown as PinoInternals;
   const start = internals[pino.symbols.lsCacheSym]?.[INFO];
   const time = internals[pino.symbols.timeSym];
   const bindings = internals[pino.symbols.chindingsSym];
   const stream = internals[pino.symbols.streamSym];
-  if (start === undefined || time === undefined || bindings === undefined || stream === undefined || internals.isLevelEnabled === undefined) {
-    return void (requestId === undefined ? log : log.child({ reqId: requestId })).info(fields, 'request');
-  }
-  if (!internals.isLevelEnabled('info')) return;
-  for (const key of SECRET_KEYS) if (fields[key] !== undefined) fields[key] = CENSOR;
-  const body = JSON.stringify(fields);
-  const id = requestId === undefined ? '' : `,"reqId":${JSON.stringify(requestId)}`;
-  stream.write(`${start}${time()}${bindings}${id}${body.length > 2 ? `,${body.slice(1, -1)}` : ''}${MESSAGE}`);
+  if (start === undefined || time === undefined || bindings === undefined || stream === undefined || internals.isLevelEnabled === undefined) return undefined;
+  return { enabled: internals.isLevelEnabled('info'), start, time, bindings, stream };
+}
+
+function ordinaryLine(log: FastifyBaseLogger, fields: Fields, requestId: string | undefined): void {
+  (requestId === undefined ? log : log.child({ reqId: requestId })).info(fields, 'request');
+}
+
+function idField(requestId: string | undefined): string {
+  return requestId === undefined ? '' : `,"reqId":${JSON.stringify(requestId)}`;
 }

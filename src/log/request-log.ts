@@ -1,5 +1,5 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Metrics } from '../metrics/metrics.js';
+import type { CompletedRequest, Metrics } from '../metrics/metrics.js';
 import { bindRequestMetrics } from '../metrics/request-metrics.js';
 import { requestOutcome, type RequestOutcome } from '../metrics/request-outcome.js';
 import { redactUrl } from './redact-url.js';
@@ -74,7 +74,12 @@ export function requestLine(method: string, host: string | undefined, url: strin
 
 /** Counts a completed request (its line and outcome) in /metrics and the status page's history. */
 export function recordCompleted(metrics: Metrics, listener: string, line: CompletedLine, annotated: RequestLogFields, outcome: RequestOutcome, error: Error | null | undefined): void {
-  metrics.recordRequest({
+  metrics.recordRequest(completedRequest(metrics, listener, line, annotated, outcome, error));
+}
+
+/** What /metrics and the status page count of a completed request (its line and outcome). */
+export function completedRequest(metrics: Metrics, listener: string, line: Pick<CompletedLine, 'status'>, annotated: RequestLogFields, outcome: RequestOutcome, error: Error | null | undefined): CompletedRequest {
+  return {
     listener,
     route: outcome.route,
     registry: typeof annotated.registry === 'string' ? metrics.registryLabel(annotated.registry) : undefined,
@@ -83,7 +88,6 @@ export function recordCompleted(metrics: Metrics, listener: string, line: Comple
     status: line.status,
     bytes: outcome.bytes,
     ...(outcome.source ? { source: outcome.source } : {}),
-    ms: line.ms,
     error: error?.message ?? answeredError(annotated),
-  });
+  };
 }

@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HostnameSet } from '../registry/hostname.js';
 import { RegistryLabels } from './registry-labels.js';
+import { RequestTally } from './request-tally.js';
 import type { UpstreamFailureCause } from './upstream-failure-cause.js';
 
 /** Where the body bytes of an answer came from: the cache (bytes the upstream did not send again), the upstream, or another replica. */
@@ -27,12 +28,12 @@ export interface CompletedRequest {
   readonly bytes: number;
   /** Where those bytes came from; undefined where no cache decision was made. */
   readonly source?: ServedSource;
-  readonly ms: number;
   /** The error message of a request that failed (5xx), for the status page's recent errors. */
   readonly error: string | undefined;
 }
 
-export type RequestObserver = (request: CompletedRequest) => void;
+/** Told of completed requests: `times` of them alike (RequestTally). */
+export type RequestObserver = (request: CompletedRequest, times: number) => void;
 
 /**
  * How often the event loop's delay is sampled for `nodejs_eventloop_lag_*`. prom-client's 10 ms is a
@@ -50,6 +51,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly #observers: RequestObserver[] = [];
   readonly #registryLabels = new RegistryLabels();
+  readonly #tally = new RequestTally((request, times) => this.recordRequest(request, times));
   #cache: CacheGaugeSource | null = null;
 
   readonly requests = new Counter({ name: 'layover_requests_total', help: 'Requests answered, by route, registry, cache result and status class', labelNames: ['route', 'registry', 'cache', 'status'] as const, registers: [this.registry] });
@@ -76,15 +78,29 @@ export class Metrics {
   }
 
   /**
-   * Counts a completed request and tells the observers (the status page's history). `registry`
-   * should already be a label value (registryLabel): the request log passes it so.
+   * Counts a completed request (`times` alike) and tells the observers (the status page's history).
+   * `registry` should already be a label value (registryLabel): the request log passes it so.
    */
-  recordRequest(request: CompletedRequest): void {
+  recordRequest(request: CompletedRequest, times = 1): void {
     const registry = this.registryLabel(request.registry);
-    this.requests.inc({ route: request.route, registry, cache: request.cache ?? '', status: `${Math.floor(request.status / 100)}xx` });
+    this.requests.inc({ route: request.route, registry, cache: request.cache ?? '', status: `${Math.floor(request.status / 100)}xx` }, times);
     const source = request.source ?? sourceOf(request.cache);
-    if (request.bytes > 0 && source !== undefined) this.bytesServed.inc({ registry, source }, request.bytes);
-    for (const observe of this.#observers) observe(request);
+    if (request.bytes > 0 && source !== undefined) this.bytesServed.inc({ registry, source }, request.bytes * times);
+    for (const observe of this.#observers) observe(request, times);
+  }
+
+  /**
+   * recordRequest, batched (RequestTally): for a request object made once and completed again and
+   * again (the hit path's). Counted before /metrics is read (exposition) or the status page reads
+   * its history (flushTally), else within a second.
+   */
+  tallyRequest(request: CompletedRequest): void {
+    this.#tally.add(request);
+  }
+
+  /** Counts the tallied requests now. */
+  flushTally(): void {
+    this.#tally.flush();
   }
 
   /** The bounded value of a `registry` label for a registry name (see RegistryLabels); '' for none. */
@@ -125,6 +141,7 @@ export class Metrics {
 
   /** The Prometheus text exposition. */
   async exposition(): Promise<{ contentType: string; body: string }> {
+    this.flushTally();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

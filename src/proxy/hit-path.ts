@@ -2,23 +2,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
 import type { FastifyBaseLogger } from 'fastify';
 import { cameThroughConnect } from '../connect-proxy/connect-authority.js';
-import { recordCompleted, requestLine, type RequestLogFields } from '../log/request-log.js';
-import { writeRequestLine } from '../log/request-line.js';
+import { completedRequest, recordCompleted, requestLine, type RequestLogFields } from '../log/request-log.js';
+import { RequestLineTemplate } from '../log/request-line.js';
 import type { BlobEntry } from '../cache/blob-cache.js';
-import type { Metrics } from '../metrics/metrics.js';
+import type { CompletedRequest, Metrics } from '../metrics/metrics.js';
 import type { RequestOutcome } from '../metrics/request-outcome.js';
 import type { ServingState } from '../net/serving-state.js';
 import type { SilentConnections } from '../net/silent-connections.js';
 import type { Digest } from '../registry/digest.js';
-import type { RepositoryName } from '../registry/repository-name.js';
 import { blobHeaders } from './blob-headers.js';
-import { HitTargets } from './hit-targets.js';
+import { type HitTarget, HitTargets } from './hit-targets.js';
 import { cachedManifestHeaders, lookUpTag, manifestEntry, MAX_MANIFEST_BYTES } from './manifest-route.js';
 import type { RegistryProxyContext } from './proxy-context.js';
 import { checkRequestHead } from './request-guards.js';
 import type { RoutingTables } from './request-target.js';
 import { SMALL_BLOB_BYTES } from './small-blob.js';
-import type { UpstreamTarget } from './upstream-target.js';
 
 /** What the hit path needs besides the registry routes' context. */
 export interface HitPathHost {
@@ -38,12 +36,55 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 /** What the hit path reads of a request: an IncomingMessage, or a head read off the socket (./hit-connections.ts). */
 export type HitRequest = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders' | 'httpVersionMajor' | 'socket'>;
 
-/** An answer the hit path can give at once: its headers, its body (none for a HEAD), its log fields. */
-export interface Hit {
+/** What a Hit says, made once for a target, a method, an access and the bytes held. */
+interface HitAnswer {
   readonly kind: 'manifest' | 'blob';
   readonly headers: Record<string, string | number>;
   readonly body: Buffer | undefined;
   readonly annotated: RequestLogFields;
+}
+
+/**
+ * An answer the hit path can give at once: its headers, its body (none for a HEAD), its log fields.
+ * A target the hit path answers again and again (HitTargets keeps it) gets the same Hit while the
+ * method, the access the check gave and the bytes held stay the same: its headers, its request
+ * line (but for the duration) and what /metrics counts are made once, not per request.
+ */
+export class Hit implements HitAnswer {
+  readonly kind: HitAnswer['kind'];
+  readonly headers: Record<string, string | number>;
+  readonly body: Buffer | undefined;
+  readonly annotated: RequestLogFields;
+  /** Made for: the access the check gave, and the bytes held (a HEAD of a blob: its size). */
+  readonly access: string;
+  readonly held: Buffer | number;
+  /** Given to more than one request: counted in batches (Metrics.tallyRequest). */
+  readonly shared: boolean;
+  #line: RequestLineTemplate | undefined;
+  #counted: CompletedRequest | undefined;
+
+  constructor(answer: HitAnswer, access: string, held: Buffer | number, shared: boolean) {
+    ({ kind: this.kind, headers: this.headers, body: this.body, annotated: this.annotated } = answer);
+    this.access = access;
+    this.held = held;
+    this.shared = shared;
+  }
+
+  /** The request line of `req` but for its duration: the same for every request this Hit answers (same method, Host and target). */
+  line(req: HitRequest): RequestLineTemplate {
+    return (this.#line ??= new RequestLineTemplate(requestLine(req.method!, req.headers.host, req.url!, 200, this.headers['content-length'], 0, this.annotated)));
+  }
+
+  /** The outcome of a request it answered, as the request log counts it. */
+  get outcome(): RequestOutcome {
+    const bytes = typeof this.annotated.bytes === 'number' ? this.annotated.bytes : 0;
+    return { route: this.kind, cache: 'hit', bytes, source: bytes > 0 ? 'cache' : undefined };
+  }
+
+  /** What /metrics and the status page count of a request it answered in full. */
+  counted(metrics: Metrics, listener: string): CompletedRequest {
+    return (this.#counted ??= completedRequest(metrics, listener, { status: 200 }, this.annotated, this.outcome, undefined));
+  }
 }
 
 /**
@@ -64,6 +105,8 @@ export class HitPath {
   readonly #ctx: RegistryProxyContext;
   readonly #targets: HitTargets;
   readonly #host: HitPathHost;
+  /** The last Hit of each kept target, by method. */
+  readonly #hits = new WeakMap<HitTarget, { GET?: Hit; HEAD?: Hit }>();
 
   constructor(ctx: RegistryProxyContext, tables: RoutingTables, host: HitPathHost) {
     this.#ctx = ctx;
@@ -120,55 +163,82 @@ export class HitPath {
     if (!head.ok || head.url !== undefined) return undefined;
     const target = this.#targets.of(headers.host, url);
     if (!target) return undefined;
-    const { upstream, route, via } = target;
+    const { upstream, route } = target;
     if (route.kind === 'manifest') {
       const { reference } = route;
-      if ('digest' in reference) return this.#manifest(req, upstream, route.name, manifestEntry(this.#ctx, reference.digest), reference.digest, via);
+      if ('digest' in reference) return this.#manifest(req, target, manifestEntry(this.#ctx, reference.digest), reference.digest);
       // By tag: only while ENABLE_MANIFEST_CACHE's tier keeps it (serveByTag's hit).
       const tag = lookUpTag(this.#ctx, upstream, route.name, reference.tag, req.headers.accept);
-      return tag.fresh ? this.#manifest(req, upstream, route.name, tag.cached, reference.tag, via) : undefined;
+      return tag.fresh ? this.#manifest(req, target, tag.cached, reference.tag) : undefined;
     }
-    return this.#blob(req, upstream, route.name, route.digest, via);
+    return this.#blob(req, target, route.digest);
   }
 
   /** As serveManifest answers a cached manifest (by digest, or by a fresh tag) from the cache's memory (sendCached); `ref` as it was asked for. */
-  #manifest(req: HitRequest, upstream: UpstreamTarget, name: RepositoryName, entry: BlobEntry | undefined, ref: string, via: RequestLogFields): Hit | undefined {
+  #manifest(req: HitRequest, target: HitTarget, entry: BlobEntry | undefined, ref: string): Hit | undefined {
     if (!entry || entry.size > MAX_MANIFEST_BYTES) return undefined;
     const { digest } = entry;
-    const access = this.#ctx.readAccess.allowedNow(upstream, name, { kind: 'manifest', digest }, req.headers.authorization);
+    const { upstream, route, via } = target;
+    const access = this.#ctx.readAccess.allowedNow(upstream, route.name, { kind: 'manifest', digest }, req.headers.authorization);
     const held = access === undefined ? undefined : this.#ctx.cache.heldBytes(digest);
     if (!held) return undefined;
     const head = req.method === 'HEAD';
-    const annotated = { ...via, access, registry: upstream.registry, repo: name, ref, cache: 'hit', bytes: head ? 0 : held.bytes.length };
-    return { kind: 'manifest', headers: cachedManifestHeaders(digest, held.bytes), body: head ? undefined : held.bytes, annotated };
+    return this.#hit(target, head, access!, held.bytes, () => ({
+      kind: 'manifest',
+      headers: cachedManifestHeaders(digest, held.bytes),
+      body: head ? undefined : held.bytes,
+      annotated: { ...via, access, registry: upstream.registry, repo: route.name, ref, cache: 'hit', bytes: head ? 0 : held.bytes.length },
+    }));
   }
 
   /** As serveBlob answers a cached blob: a HEAD from the index, a whole GET of a small one from memory (sendSmallBlob). */
-  #blob(req: HitRequest, upstream: UpstreamTarget, name: RepositoryName, digest: Digest, via: RequestLogFields): Hit | undefined {
+  #blob(req: HitRequest, target: HitTarget, digest: Digest): Hit | undefined {
     const head = req.method === 'HEAD';
     const { config, cache, readAccess } = this.#ctx;
+    const { upstream, route, via } = target;
     // With pushes on a HEAD asks upstream; with presigned redirects a GET is a redirect.
     if (head ? config.allowPush : config.blobRedirect === 'presigned') return undefined;
     const entry = cache.stat(digest);
     if (!entry || (!head && entry.size > SMALL_BLOB_BYTES)) return undefined;
-    const access = readAccess.allowedNow(upstream, name, { kind: 'blob', digest }, req.headers.authorization);
+    const access = readAccess.allowedNow(upstream, route.name, { kind: 'blob', digest }, req.headers.authorization);
     if (access === undefined) return undefined;
-    const logged = { ...via, access, registry: upstream.registry, repo: name, digest, cache: 'hit' };
-    if (head) return { kind: 'blob', headers: blobHeaders(digest, entry.size), body: undefined, annotated: { ...logged, bytes: 0 } };
+    const annotated = (bytes: number): RequestLogFields => ({ ...via, access, registry: upstream.registry, repo: route.name, digest, cache: 'hit', bytes });
+    if (head) return this.#hit(target, head, access, entry.size, () => ({ kind: 'blob', headers: blobHeaders(digest, entry.size), body: undefined, annotated: annotated(0) }));
     const held = cache.heldBytes(digest);
     if (!held) return undefined;
-    return { kind: 'blob', headers: blobHeaders(digest, held.bytes.length), body: held.bytes, annotated: { ...logged, bytes: held.bytes.length } };
+    return this.#hit(target, head, access, held.bytes, () => ({ kind: 'blob', headers: blobHeaders(digest, held.bytes.length), body: held.bytes, annotated: annotated(held.bytes.length) }));
+  }
+
+  /**
+   * The target's last Hit for this method if it was made for the same access and bytes held (the
+   * same Buffer: the same digest, still held), else a new one from `answer`, kept for the next
+   * request of a kept target. A tag that moved holds other bytes; a blob's HEAD has a fixed digest.
+   */
+  #hit(target: HitTarget, head: boolean, access: string, held: Buffer | number, answer: () => HitAnswer): Hit {
+    if (!target.kept) return new Hit(answer(), access, held, false);
+    let hits = this.#hits.get(target);
+    if (!hits) this.#hits.set(target, (hits = {}));
+    const method = head ? 'HEAD' : 'GET';
+    const last = hits[method];
+    if (last?.access === access && last.held === held) return last;
+    return (hits[method] = new Hit(answer(), access, held, true));
   }
 
   /** The request's log line and metrics, as fastify's request log writes them once the answer is sent (or failed). */
   completed(req: HitRequest, hit: Hit, requestId: string, started: number, error?: Error): void {
-    const line = requestLine(req.method!, req.headers.host, req.url!, 200, hit.headers['content-length'], performance.now() - started, hit.annotated);
-    if (error) this.#host.logger.child({ reqId: requestId }).error({ ...line, err: error }, 'request errored');
-    else writeRequestLine(this.#host.logger, line, requestId);
+    const elapsed = performance.now() - started;
     const metrics: Metrics | undefined = this.#ctx.metrics;
+    if (error) {
+      const line = requestLine(req.method!, req.headers.host, req.url!, 200, hit.headers['content-length'], elapsed, hit.annotated);
+      this.#host.logger.child({ reqId: requestId }).error({ ...line, err: error }, 'request errored');
+      if (metrics) recordCompleted(metrics, this.#host.listener, line, hit.annotated, hit.outcome, error);
+      return;
+    }
+    // requestLine's rounding of the duration.
+    hit.line(req).write(this.#host.logger, Math.round(elapsed * 10) / 10, requestId);
     if (!metrics) return;
-    const bytes = typeof hit.annotated.bytes === 'number' ? hit.annotated.bytes : 0;
-    const outcome: RequestOutcome = { route: hit.kind, cache: 'hit', bytes, source: bytes > 0 ? 'cache' : undefined };
-    recordCompleted(metrics, this.#host.listener, line, hit.annotated, outcome, error);
+    const counted = hit.counted(metrics, this.#host.listener);
+    if (hit.shared) metrics.tallyRequest(counted);
+    else metrics.recordRequest(counted);
   }
 }

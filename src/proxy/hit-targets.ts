@@ -9,6 +9,8 @@ export interface HitTarget {
   readonly upstream: UpstreamTarget;
   readonly route: Extract<RegistryRoute, { kind: 'manifest' | 'blob' }>;
   readonly via: RequestLogFields;
+  /** Kept by HitTargets: the same object for every request of this Host and target. */
+  readonly kept: boolean;
 }
 
 /** Targets kept at most; beyond, the oldest goes (a bounded memory whatever clients ask for). */
@@ -45,8 +47,9 @@ export class HitTargets {
     const key = host === undefined ? undefined : `${host} ${url}`;
     const known = key === undefined ? undefined : this.#known.get(key);
     if (known) return known;
-    const target = hitTargetOf(host, url, this.#tables);
-    if (target && key !== undefined && key.length <= MAX_HIT_TARGET_KEY) {
+    const keep = key !== undefined && key.length <= MAX_HIT_TARGET_KEY;
+    const target = hitTargetOf(host, url, this.#tables, keep);
+    if (target && keep) {
       if (this.#known.size >= this.#limit) this.#known.delete(this.#known.keys().next().value!);
       this.#known.set(key, target);
     }
@@ -54,11 +57,11 @@ export class HitTargets {
   }
 }
 
-function hitTargetOf(host: string | undefined, url: string, tables: RoutingTables): HitTarget | undefined {
+function hitTargetOf(host: string | undefined, url: string, tables: RoutingTables, kept: boolean): HitTarget | undefined {
   const routing = routeRequest(host, url, tables);
   if (isRefusal(routing) || isClientTokenRequest(routing)) return undefined;
   const { upstream, route } = routing;
   if (!upstream || !route || routing.token || routing.routeError) return undefined;
   if (route.kind !== 'manifest' && route.kind !== 'blob') return undefined;
-  return { upstream, route, via: routing.mode === 'host' ? {} : { via: routing.mode } };
+  return { upstream, route, via: routing.mode === 'host' ? {} : { via: routing.mode }, kept };
 }

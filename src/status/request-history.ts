@@ -121,7 +121,8 @@ export class RequestHistory {
     return this.#since;
   }
 
-  record(request: CompletedRequest): void {
+  /** Counts a completed request, `times` alike (requests tallied in a batch, RequestTally). */
+  record(request: CompletedRequest, times = 1): void {
     // Layover's own pulls (prefetch) are not what clients asked for: the prefetch reports them.
     if (request.route === 'prefetch') return;
     const at = this.#now();
@@ -129,16 +130,17 @@ export class RequestHistory {
     if (request.registry === undefined) return;
     const hit = request.cache === 'hit' || request.cache === 'stale';
     const source = request.source ?? (hit ? 'cache' : request.cache === 'miss' || request.cache === 'pass' ? 'upstream' : undefined);
+    const bytes = request.bytes * times;
     this.#add(at, {
-      requests: 1,
-      hits: hit ? 1 : 0,
-      misses: request.cache === 'miss' ? 1 : 0,
+      requests: times,
+      hits: hit ? times : 0,
+      misses: request.cache === 'miss' ? times : 0,
       // As /metrics counts them by source; bytes another replica relayed did not come from the upstream either.
-      bytesFromCache: source === 'cache' || source === 'peer' ? request.bytes : 0,
-      bytesFromUpstream: source === 'upstream' ? request.bytes : 0,
-      errors: isError(request) ? 1 : 0,
+      bytesFromCache: source === 'cache' || source === 'peer' ? bytes : 0,
+      bytesFromUpstream: source === 'upstream' ? bytes : 0,
+      errors: isError(request) ? times : 0,
     });
-    if (request.repository !== undefined && request.status < 400) this.#use(at, `${request.registry}/${request.repository}`, request.route === 'manifest' ? 1 : 0, request.bytes);
+    if (request.repository !== undefined && request.status < 400) this.#use(at, `${request.registry}/${request.repository}`, request.route === 'manifest' ? times : 0, bytes);
   }
 
   /** Evictions since the last call (the status board reads them off the eviction counters). */

@@ -45,7 +45,7 @@ export class StatusBoard {
     this.#replicas = shared ? new ReplicaSummaries(context.cache) : null;
     this.history.restore(context.cache.getRecord<unknown>(this.#historyKey));
     this.history.dirty = false;
-    context.metrics.onRequest((request) => this.history.record(request));
+    context.metrics.onRequest((request, times) => this.history.record(request, times));
   }
 
   /** A listener shows the board: the first one starts the timers. */
@@ -76,6 +76,7 @@ export class StatusBoard {
   }
 
   async summary(): Promise<StatusSummary> {
+    this.#context.metrics.flushTally();
     await this.#sampleEvictions();
     const replicas = this.#replicas ? this.#replicas.seen().filter((r) => r.name !== this.replica) : [];
     const summary = await summarize(this.#context, this.history, this.replica);
@@ -84,6 +85,7 @@ export class StatusBoard {
 
   /** Writes the history to the cache's records if it changed. */
   async save(): Promise<void> {
+    this.#context.metrics.flushTally();
     await this.#sampleEvictions();
     if (!this.history.dirty) return;
     this.history.dirty = false;
@@ -96,6 +98,7 @@ export class StatusBoard {
   }
 
   async publish(): Promise<void> {
+    this.#context.metrics.flushTally();
     const summary = await summarize(this.#context, this.history, this.replica);
     await this.#replicas?.publish(this.#ownSummary(summary));
   }

@@ -5,7 +5,11 @@ import { HitPath } from '../../../src/proxy/hit-path.js';
 import type { LogLine } from '../../helpers/capture-logger.js';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
 import { parseExposition } from '../../unit/metrics/exposition.js';
-import { HOST, large, manifestDigest, OCI_MANIFEST, REPO, seed, small, TAG } from './cached-hits-fixture.js';
+import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
+import { tagRecordKey } from '../../../src/proxy/manifest-route.js';
+import { digestOf } from '../../../src/registry/digest.js';
+import type { RepositoryName } from '../../../src/registry/repository-name.js';
+import { HOST, large, manifest, manifestDigest, OCI_MANIFEST, REPO, seed, small, TAG } from './cached-hits-fixture.js';
 
 // Two in-process Layovers with the same cached content: one answers hits on its hit path
 // (src/proxy/hit-path.ts), the other sends every request through fastify. Everything here is a
@@ -154,5 +158,50 @@ describe('the hit path', () => {
     } finally {
       answered.mockRestore();
     }
+  });
+
+  it('answers a tag that moved with its new manifest, not with the answer it gave before', async () => {
+    const tagPath = `/v2/${REPO}/manifests/${TAG}`;
+    const decided = vi.spyOn(HitPath.prototype, 'hitFor');
+    try {
+      for (const method of ['GET', 'HEAD']) {
+        const before = await ask(fast, tagPath, { method, headers: { accept: OCI_MANIFEST } });
+        expect(before.headers['docker-content-digest']).toBe(manifestDigest);
+      }
+      // The tag now names another manifest, as after a pull that found it moved upstream.
+      const moved = Buffer.from(manifest.toString().replace('"layers":[]', '"layers":[],"annotations":{"moved":"yes"}'));
+      const movedDigest = digestOf(moved);
+      const { cache } = fast.app;
+      await cache.put(movedDigest, moved, { size: moved.length, mediaType: OCI_MANIFEST, kind: 'manifest', source: `${HOST}/${REPO}` });
+      await new AccessRecords(cache).addMember(movedDigest, repositoryKey(`https://${HOST}`, REPO));
+      await cache.setRecord(tagRecordKey(HOST, REPO as RepositoryName, TAG, OCI_MANIFEST), { digest: movedDigest, fetchedAt: Date.now() });
+      decided.mockClear();
+      const get = await ask(fast, tagPath, { headers: { accept: OCI_MANIFEST } });
+      const head = await ask(fast, tagPath, { method: 'HEAD', headers: { accept: OCI_MANIFEST } });
+      // Both answered by the hit path, with the moved manifest.
+      expect(decided.mock.results.map((result) => result.value !== undefined)).toEqual([true, true]);
+      expect(get.body).toEqual(moved);
+      for (const answer of [get, head]) {
+        expect(answer.headers['docker-content-digest']).toBe(movedDigest);
+        expect(answer.headers['content-length']).toBe(String(moved.length));
+      }
+      await vi.waitFor(() => expect(fast.logs.filter((line) => line.msg === 'request' && line.url === tagPath).at(-2)).toMatchObject({ method: 'GET', bytes: moved.length, cache: 'hit' }));
+    } finally {
+      decided.mockRestore();
+    }
+  });
+
+  it('counts its hits on the status page as soon as the page is read', async () => {
+    const hits = async (): Promise<number> => {
+      const view = (await (await fetch(`http://127.0.0.1:${fast.addresses.http!.port}/status.json`)).json()) as { metrics: Record<string, { value: number | null }> };
+      return view.metrics['hour-hits']!.value!;
+    };
+    const path = `/v2/${REPO}/manifests/${manifestDigest}`;
+    const lines = (): number => requestLines(fast.logs, path).length;
+    const before = { hits: await hits(), lines: lines() };
+    for (let i = 0; i < 3; i++) expect((await ask(fast, path)).status).toBe(200);
+    // Counted once each answer is out, as its log line is written; the page must show them when read.
+    await vi.waitFor(() => expect(lines()).toBe(before.lines + 3));
+    expect(await hits()).toBe(before.hits + 3);
   });
 });

@@ -69,7 +69,7 @@ describe('the status page of replicas of a shared index', () => {
     const [first, second] = await startReplicas(await startS3rver());
     const [firstName, secondName] = ADDRESSES.map((address, i) => `${address}:${[first, second][i]!.addresses.https.port}`);
     for (let i = 0; i < 3; i++) {
-      first!.app.metrics.recordRequest({ listener: 'https', route: 'blob', registry: 'registry.test', repository: 'app', cache: 'hit', status: 200, bytes: 1000, ms: 1, error: undefined });
+      first!.app.metrics.recordRequest({ listener: 'https', route: 'blob', registry: 'registry.test', repository: 'app', cache: 'hit', status: 200, bytes: 1000, error: undefined });
     }
     // The numbers since the start go out at the next publication (every 30 s); the second replica
     // has published only the one at its start.

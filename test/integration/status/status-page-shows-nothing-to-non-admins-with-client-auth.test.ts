@@ -28,7 +28,7 @@ async function layoverWith(lines: string[]): Promise<{ layover: RunningLayover; 
   const layover = await startLayover({ config: file, 'data-dir': join(dir, 'data') });
   running.push(layover);
   // A pull the page would name (counted as the request log counts one).
-  layover.app.metrics.recordRequest({ listener: 'https', route: 'manifest', registry: 'registry.test', repository: PRIVATE_REPOSITORY, cache: 'miss', status: 200, bytes: 512, ms: 3, error: undefined });
+  layover.app.metrics.recordRequest({ listener: 'https', route: 'manifest', registry: 'registry.test', repository: PRIVATE_REPOSITORY, cache: 'miss', status: 200, bytes: 512, error: undefined });
   return { layover, adminToken: readFileSync(join(dir, 'data', 'admin.token'), 'utf8').trim() };
 }
 

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../../src/log/logger.js';
-import { writeRequestLine } from '../../../src/log/request-line.js';
+import { RequestLineTemplate, writeRequestLine } from '../../../src/log/request-line.js';
 
 /** Layover's logger writing raw lines into an array (not parsed: the bytes are what is compared). */
 function rawLogger(level = 'info'): { logger: FastifyBaseLogger; raw: string[] } {
@@ -76,3 +76,43 @@ describe('writeRequestLine', () => {
     expect(child.info).toHaveBeenCalledWith({ cache: 'hit' }, 'request');
   });
 });
+
+describe('RequestLineTemplate', () => {
+  it('writes byte for byte the line writeRequestLine writes for the same fields and duration, made once for many', async () => {
+    const { logger, raw } = rawLogger();
+    // A URL that carries what the template looks for: only the key may match.
+    const awkward = { ...fields(), url: `${fields().url},"ms":null,"x` };
+    const template = new RequestLineTemplate(awkward);
+    for (const ms of [0.4, 12, 0, 1234.5]) {
+      writeRequestLine(logger, { ...awkward, ms }, 'ab12-7');
+      template.write(logger, ms, 'ab12-7');
+    }
+    template.write(logger, 3);
+    writeRequestLine(logger, { ...awkward, ms: 3 });
+    await vi.waitFor(() => expect(raw).toHaveLength(10));
+    for (let i = 0; i < 10; i += 2) expect(withoutTime(raw[i + 1])).toBe(withoutTime(raw[i]));
+    expect(JSON.parse(raw[7]!)).toMatchObject({ ms: 1234.5, reqId: 'ab12-7', url: awkward.url, msg: 'request' });
+    expect(JSON.parse(raw[8]!)).not.toHaveProperty('reqId');
+  });
+
+  it('censors a top-level secret, writes nothing below the level, and hands another logger the ordinary call', async () => {
+    const { logger, raw } = rawLogger();
+    new RequestLineTemplate({ token: 'hunter2', url: '/v2/', ms: 0 }).write(logger, 1);
+    await vi.waitFor(() => expect(raw).toHaveLength(1));
+    expect(raw[0]).not.toContain('hunter2');
+    expect(JSON.parse(raw[0]!)).toMatchObject({ url: '/v2/', ms: 1 });
+
+    const quiet = rawLogger('warn');
+    new RequestLineTemplate({ url: '/v2/', ms: 0 }).write(quiet.logger, 1, 'ab12-7');
+    quiet.logger.warn('after');
+    await vi.waitFor(() => expect(quiet.raw).toHaveLength(1));
+    expect(quiet.raw[0]).toContain('"msg":"after"');
+
+    const child = { info: vi.fn() };
+    const other = { child: vi.fn(() => child), info: vi.fn() } as unknown as FastifyBaseLogger;
+    new RequestLineTemplate({ cache: 'hit', ms: 0, bytes: 5 }).write(other, 2.5, 'ab12-7');
+    expect(other.child).toHaveBeenCalledWith({ reqId: 'ab12-7' });
+    expect(child.info).toHaveBeenCalledWith({ cache: 'hit', ms: 2.5, bytes: 5 }, 'request');
+  });
+});
+

@@ -18,7 +18,7 @@ describe('the hit path\'s targets', () => {
     const first = targets.of('registry.test', manifestUrl(1));
     const routing = routeRequest('registry.test', manifestUrl(1), tables);
     if (isRefusal(routing) || isClientTokenRequest(routing)) throw new Error('the manifest was refused');
-    expect(first).toEqual({ upstream: routing.upstream, route: routing.route, via: {} });
+    expect(first).toEqual({ upstream: routing.upstream, route: routing.route, via: {}, kept: true });
     expect(targets.of('registry.test', manifestUrl(1))).toBe(first);
     // Another Host is another key, even for the same path.
     expect(targets.of('quay.io', manifestUrl(1))?.upstream.registry).toBe('quay.io');
@@ -53,7 +53,7 @@ describe('the hit path\'s targets', () => {
     // containerd's `ns` form names the registry without a Host: a target, but no key to keep it under.
     const url = `${manifestUrl(5)}?ns=registry.test`;
     const first = targets.of(undefined, url);
-    expect(first).toMatchObject({ via: { via: 'ns' }, upstream: { registry: 'registry.test' } });
+    expect(first).toMatchObject({ via: { via: 'ns' }, upstream: { registry: 'registry.test' }, kept: false });
     expect(targets.of(undefined, url)).not.toBe(first);
     expect(targets.size).toBe(0);
   });
@@ -72,7 +72,7 @@ describe('the hit path\'s targets', () => {
     const long = new HitTargets(tables);
     // Repository names stop at 255 characters: the query makes the target long (it goes upstream as it came).
     const url = `${manifestUrl(6)}?pad=${'a'.repeat(MAX_HIT_TARGET_KEY)}`;
-    expect(long.of('registry.test', url)).toMatchObject({ route: { kind: 'manifest', name: 'team/app' } });
+    expect(long.of('registry.test', url)).toMatchObject({ route: { kind: 'manifest', name: 'team/app' }, kept: false });
     expect(long.size).toBe(0);
   });
 });

@@ -16,7 +16,6 @@ const request = (fields: Partial<CompletedRequest> = {}): CompletedRequest => ({
   cache: 'hit',
   status: 200,
   bytes: 100,
-  ms: 1,
   error: undefined,
   ...fields,
 });
