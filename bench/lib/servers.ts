@@ -65,11 +65,12 @@ function single(label: string, endpoint: Endpoint, pid: number): Server {
  * (`--max-semi-space-size=2`), its old generation let grow to twice its live size between full
  * collections (`--heap-growing-percent=100`) and glibc's mmap threshold fixed at 128 KiB (MALLOC_MMAP_THRESHOLD_).
  * LAYOVER_BENCH_NODE_OPTIONS becomes its NODE_OPTIONS, for profiling, e.g.
- * `--cpu-prof --cpu-prof-dir=/tmp/layover-prof` (written when the benchmark stops it).
+ * `--cpu-prof --cpu-prof-dir=/tmp/layover-prof` (written when the benchmark stops it). Its request
+ * lines are drained unparsed (no benchmark reads them), as nginx's access log is.
  */
 export function layoverOptions(): LayoverProcessOptions {
   const nodeOptions = process.env.LAYOVER_BENCH_NODE_OPTIONS;
-  return { flags: { 'log-level': 'info' }, nodeArgs: ['--max-semi-space-size=2', '--heap-growing-percent=100'], env: { MALLOC_MMAP_THRESHOLD_: '131072', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } };
+  return { flags: { 'log-level': 'info' }, requestLines: 'drained', nodeArgs: ['--max-semi-space-size=2', '--heap-growing-percent=100'], env: { MALLOC_MMAP_THRESHOLD_: '131072', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } };
 }
 
 /**

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, startBench } from './bench.js';
@@ -113,6 +114,8 @@ describe('bench with an anonymous upstream', () => {
     const ping = await bench.sandbox.exec('curl', ['-sS', '--fail', '--cacert', layover.caFile, 'https://registry.test/v2/']);
     expect(ping.code, ping.stderr).toBe(0);
     expect(ping.stdout).toBe('{}');
+    // Request lines are parsed and kept by default (tests read them).
+    await layover.waitForLog((l) => l.msg === 'request' && l.url === '/ca.crt' && l.host === 'docker.proxy');
   });
 
   test('a new Layover process on the same data dir keeps the CA after kill -9', async () => {
@@ -120,10 +123,18 @@ describe('bench with an anonymous upstream', () => {
     const ca = readFileSync(first.caFile, 'utf8');
     await first.kill('SIGKILL');
     expect(first.child.signalCode).toBe('SIGKILL');
-    const second = await bench.startLayover({ dataDir: first.dataDir });
+    // Its request lines drained, as the benchmarks run it: read and dropped unparsed, every other line kept.
+    const second = await bench.startLayover({ dataDir: first.dataDir, requestLines: 'drained' });
     expect(readFileSync(second.caFile, 'utf8')).toBe(ca);
     const curl = await bench.sandbox.exec('curl', ['-sS', '--fail', '--cacert', second.caFile, 'https://docker.proxy/ca.crt']);
     expect(curl.code, curl.stderr).toBe(0);
+    // Every line it wrote is read once its stdout closes; its last one comes after the request's.
+    const closed = once(second.child.stdout!, 'close');
+    await second.kill('SIGTERM');
+    await closed;
+    expect(second.logs().at(-1)?.msg).toBe('layover stopped');
+    expect(second.logs().some((l) => l.msg === 'request')).toBe(false);
+    expect(second.logs().some((l) => l.msg === 'layover is listening')).toBe(true);
   });
 
   test('the registry stops and starts again on the same storage', async () => {

@@ -32,6 +32,13 @@ export interface LayoverProcessOptions {
   readyTimeoutMs?: number;
   /** Options for Node itself, before the CLI (e.g. `--trace-gc`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
+  /**
+   * `parsed` (default): every line is parsed and kept for logs() and waitForLog. `drained`: the
+   * request lines (`"msg":"request"`) are read and dropped unparsed, as `cat > /dev/null` drains
+   * the access log of the bench's logging nginx: parsing and keeping tens of thousands a second took
+   * an eighth of a core of the two the servers and their clients share (bench/README.md).
+   */
+  requestLines?: 'parsed' | 'drained';
 }
 
 export interface LogLine {
@@ -61,6 +68,9 @@ export interface LayoverProcess {
 
 let instances = 0;
 
+/** How a request line ends (src/log/request-line.ts writes `msg` last). */
+const REQUEST_LINE_END = '"msg":"request"}';
+
 export async function startLayoverProcess(sandbox: Sandbox, options: LayoverProcessOptions = {}): Promise<LayoverProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(sandbox.dir, 'layover-data-'));
   const flags: Record<string, FlagValue> = {
@@ -86,6 +96,7 @@ export async function startLayoverProcess(sandbox: Sandbox, options: LayoverProc
   }
   const child = sandbox.spawn(process.execPath, [...(options.nodeArgs ?? []), LAYOVER_CLI, 'serve', ...args], { env: options.env ?? {} });
   const lines: LogLine[] = [];
+  const drainRequestLines = options.requestLines === 'drained';
   const waiters = new Set<(line: LogLine) => void>();
   let output = '';
   let partial = '';
@@ -93,7 +104,7 @@ export async function startLayoverProcess(sandbox: Sandbox, options: LayoverProc
     const text = (partial + chunk.toString('utf8')).split('\n');
     partial = text.pop() ?? '';
     for (const raw of text) {
-      if (!raw) continue;
+      if (!raw || (drainRequestLines && raw.endsWith(REQUEST_LINE_END))) continue;
       let line: LogLine;
       try {
         line = JSON.parse(raw) as LogLine;
