@@ -7,21 +7,25 @@ import { IO_CHUNK } from './durable-files.js';
 
 /**
  * Buffers of blobs being sent (hits and followers of a fill), for the whole process: two per download
- * (one being written, one being filled). Up to 4 downloads send 1 MiB at a time: fewer system calls
- * and TLS writes per byte, which one client's speed shows (512 KiB cost it about a tenth more CPU per
- * GiB in a bench run). More downloads send smaller chunks, within SEND_BUDGET_BYTES together (each
- * buffer also costs its encrypted copy in the TLS socket until the kernel takes it): 8 warm downloads
- * at 1 MiB took the 8-client bench's peak RSS to 148-151 MB, at 512 KiB to 139-141 MB. Past 384
- * downloads it grows by 128 KiB a download.
+ * (one being written, one being filled). A download alone sends 256 KiB at a time: it is bound by how
+ * its chunks follow each other through our encryption, the kernel and the client's decryption, not
+ * by CPU: 256 KiB took 0.80-1.04 s per warm GiB, median 0.88, over five bench runs against 0.91-1.04,
+ * median 0.95, at 1 MiB over three (AMD EPYC), for about a fifth more CPU. Two to 4 downloads send
+ * 1 MiB: fewer system calls and TLS writes per byte once they share the cores. More downloads send
+ * smaller chunks, within SEND_BUDGET_BYTES together (each buffer also costs its encrypted copy in the
+ * TLS socket until the kernel takes it): 8 warm downloads at 1 MiB took the 8-client bench's peak RSS
+ * to 148-151 MB, at 512 KiB to 139-141 MB. Past 384 downloads it grows by 128 KiB a download.
  */
 const SEND_BUDGET_BYTES = 48 * IO_CHUNK;
 const TIERS: ReadonlyArray<{ readonly size: number; readonly upTo: number }> = [
+  { size: 256 * 1024, upTo: 1 },
   { size: IO_CHUNK, upTo: 4 },
   { size: 512 * 1024, upTo: 48 },
   { size: 256 * 1024, upTo: 96 },
   { size: 64 * 1024, upTo: Number.POSITIVE_INFINITY },
 ];
-const pools = TIERS.map(({ size }) => new BufferPool(size, SEND_BUDGET_BYTES / size / 4));
+/** One pool per chunk size (two tiers send 256 KiB). */
+const pools = [...new Set(TIERS.map((tier) => tier.size))].map((size) => new BufferPool(size, SEND_BUDGET_BYTES / size / 4));
 /**
  * Once nothing has been sent for this long the pools let their buffers go: a burst of downloads must
  * not hold its megabytes in RSS for good, while the blobs of one pull, sent one after the other, still

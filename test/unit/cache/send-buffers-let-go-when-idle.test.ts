@@ -49,8 +49,8 @@ describe('send buffers', () => {
       await new Promise<void>((resolve) => (finishFirst = resolve));
       giveBack(taken);
     });
-    expect(taken.length).toBe(1024 * 1024);
-    // Four more downloads: five share the budget and take smaller buffers.
+    expect(taken.length).toBe(256 * 1024);
+    // Four more downloads: five share the budget and take buffers of another size.
     const finishers: Array<() => void> = [];
     const more = Array.from({ length: 4 }, () => countedSend(() => new Promise<void>((resolve) => finishers.push(resolve))));
     const smaller = takeSendBuffer();
@@ -59,7 +59,7 @@ describe('send buffers', () => {
     expect(freeSendBuffersForTests()).toBe(1);
     finishFirst();
     await first;
-    // Freed at once (its memory detached), not pooled beside the smaller one.
+    // Freed at once (its memory detached), not pooled beside the one sends take now.
     expect(taken.length).toBe(0);
     expect(freeSendBuffersForTests()).toBe(1);
     for (const finish of finishers) finish();
