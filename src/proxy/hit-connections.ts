@@ -114,7 +114,8 @@ export class HitConnections {
       this.#hitPath.completed(request, hit, requestId, started, error ?? undefined);
     };
     let head = 'HTTP/1.1 200 OK\r\n';
-    for (const name in hit.headers) head += `${name}: ${hit.headers[name]}\r\n`;
+    const { headers } = hit.answer;
+    for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
     head += `x-request-id: ${requestId}\r\nDate: ${httpDate()}\r\n`;
     if (request.close) head += 'Connection: close\r\n\r\n';
     else if (server.keepAliveTimeout > 0) head += `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(server.keepAliveTimeout / 1000)}\r\n\r\n`;

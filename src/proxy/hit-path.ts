@@ -36,41 +36,40 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 /** What the hit path reads of a request: an IncomingMessage, or a head read off the socket (./hit-connections.ts). */
 export type HitRequest = Pick<IncomingMessage, 'method' | 'url' | 'headers' | 'rawHeaders' | 'httpVersionMajor' | 'socket'>;
 
-/** What a Hit says, made once for a target, a method, an access and the bytes held. */
-interface HitAnswer {
+/** What a hit's answer says but its body: made once for a target, a method, an access and a digest. */
+interface HitParts {
   readonly kind: 'manifest' | 'blob';
   readonly headers: Record<string, string | number>;
-  readonly body: Buffer | undefined;
   readonly annotated: RequestLogFields;
 }
 
 /**
- * An answer the hit path can give at once: its headers, its body (none for a HEAD), its log fields.
- * A target the hit path answers again and again (HitTargets keeps it) gets the same Hit while the
- * method, the access the check gave and the bytes held stay the same: its headers, its request
- * line (but for the duration) and what /metrics counts are made once, not per request.
+ * What the hit path answers to a request, but its body: headers and log fields. A target the hit
+ * path answers again and again (HitTargets keeps it) gets the same HitAnswer while the method, the
+ * access the check gave and the digest stay the same (the same digest, the same bytes): its headers,
+ * its request line (but for the duration) and what /metrics counts are made once, not per request.
+ * It holds no bytes: a kept answer must not keep a body the cache's memory has let go.
  */
-export class Hit implements HitAnswer {
-  readonly kind: HitAnswer['kind'];
+export class HitAnswer implements HitParts {
+  readonly kind: HitParts['kind'];
   readonly headers: Record<string, string | number>;
-  readonly body: Buffer | undefined;
   readonly annotated: RequestLogFields;
-  /** Made for: the access the check gave, and the bytes held (a HEAD of a blob: its size). */
+  /** Made for: the access the check gave, and the digest answered. */
   readonly access: string;
-  readonly held: Buffer | number;
+  readonly digest: Digest;
   /** Given to more than one request: counted in batches (Metrics.tallyRequest). */
   readonly shared: boolean;
   #line: RequestLineTemplate | undefined;
   #counted: CompletedRequest | undefined;
 
-  constructor(answer: HitAnswer, access: string, held: Buffer | number, shared: boolean) {
-    ({ kind: this.kind, headers: this.headers, body: this.body, annotated: this.annotated } = answer);
+  constructor(parts: HitParts, access: string, digest: Digest, shared: boolean) {
+    ({ kind: this.kind, headers: this.headers, annotated: this.annotated } = parts);
     this.access = access;
-    this.held = held;
+    this.digest = digest;
     this.shared = shared;
   }
 
-  /** The request line of `req` but for its duration: the same for every request this Hit answers (same method, Host and target). */
+  /** The request line of `req` but for its duration: the same for every request it answers (same method, Host and target). */
   line(req: HitRequest): RequestLineTemplate {
     return (this.#line ??= new RequestLineTemplate(requestLine(req.method!, req.headers.host, req.url!, 200, this.headers['content-length'], 0, this.annotated)));
   }
@@ -85,6 +84,12 @@ export class Hit implements HitAnswer {
   counted(metrics: Metrics, listener: string): CompletedRequest {
     return (this.#counted ??= completedRequest(metrics, listener, { status: 200 }, this.annotated, this.outcome, undefined));
   }
+}
+
+/** An answer the hit path can give at once: headers and log fields, and the body (none for a HEAD) from the cache's memory. */
+export interface Hit {
+  readonly answer: HitAnswer;
+  readonly body: Buffer | undefined;
 }
 
 /**
@@ -105,8 +110,8 @@ export class HitPath {
   readonly #ctx: RegistryProxyContext;
   readonly #targets: HitTargets;
   readonly #host: HitPathHost;
-  /** The last Hit of each kept target, by method. */
-  readonly #hits = new WeakMap<HitTarget, { GET?: Hit; HEAD?: Hit }>();
+  /** The last answer of each kept target, by method. */
+  readonly #answers = new WeakMap<HitTarget, { GET?: HitAnswer; HEAD?: HitAnswer }>();
 
   constructor(ctx: RegistryProxyContext, tables: RoutingTables, host: HitPathHost) {
     this.#ctx = ctx;
@@ -135,7 +140,7 @@ export class HitPath {
     const hit = this.hitFor(req);
     if (!hit) return false;
     const requestId = this.nextRequestId();
-    res.writeHead(200, { ...hit.headers, 'x-request-id': requestId });
+    res.writeHead(200, { ...hit.answer.headers, 'x-request-id': requestId });
     res.end(hit.body);
     const done = (error?: Error): void => {
       res.removeListener('finish', done);
@@ -183,12 +188,12 @@ export class HitPath {
     const held = access === undefined ? undefined : this.#ctx.cache.heldBytes(digest);
     if (!held) return undefined;
     const head = req.method === 'HEAD';
-    return this.#hit(target, head, access!, held.bytes, () => ({
+    const answer = this.#answer(target, head, access!, digest, () => ({
       kind: 'manifest',
       headers: cachedManifestHeaders(digest, held.bytes),
-      body: head ? undefined : held.bytes,
       annotated: { ...via, access, registry: upstream.registry, repo: route.name, ref, cache: 'hit', bytes: head ? 0 : held.bytes.length },
     }));
+    return { answer, body: head ? undefined : held.bytes };
   }
 
   /** As serveBlob answers a cached blob: a HEAD from the index, a whole GET of a small one from memory (sendSmallBlob). */
@@ -203,42 +208,42 @@ export class HitPath {
     const access = readAccess.allowedNow(upstream, route.name, { kind: 'blob', digest }, req.headers.authorization);
     if (access === undefined) return undefined;
     const annotated = (bytes: number): RequestLogFields => ({ ...via, access, registry: upstream.registry, repo: route.name, digest, cache: 'hit', bytes });
-    if (head) return this.#hit(target, head, access, entry.size, () => ({ kind: 'blob', headers: blobHeaders(digest, entry.size), body: undefined, annotated: annotated(0) }));
+    if (head) return { answer: this.#answer(target, head, access, digest, () => ({ kind: 'blob', headers: blobHeaders(digest, entry.size), annotated: annotated(0) })), body: undefined };
     const held = cache.heldBytes(digest);
     if (!held) return undefined;
-    return this.#hit(target, head, access, held.bytes, () => ({ kind: 'blob', headers: blobHeaders(digest, held.bytes.length), body: held.bytes, annotated: annotated(held.bytes.length) }));
+    return { answer: this.#answer(target, head, access, digest, () => ({ kind: 'blob', headers: blobHeaders(digest, held.bytes.length), annotated: annotated(held.bytes.length) })), body: held.bytes };
   }
 
   /**
-   * The target's last Hit for this method if it was made for the same access and bytes held (the
-   * same Buffer: the same digest, still held), else a new one from `answer`, kept for the next
-   * request of a kept target. A tag that moved holds other bytes; a blob's HEAD has a fixed digest.
+   * The target's last answer for this method if it was made for the same access and digest (a tag
+   * that moved names another), else a new one from `parts`, kept for the next request of a kept target.
    */
-  #hit(target: HitTarget, head: boolean, access: string, held: Buffer | number, answer: () => HitAnswer): Hit {
-    if (!target.kept) return new Hit(answer(), access, held, false);
-    let hits = this.#hits.get(target);
-    if (!hits) this.#hits.set(target, (hits = {}));
+  #answer(target: HitTarget, head: boolean, access: string, digest: Digest, parts: () => HitParts): HitAnswer {
+    if (!target.kept) return new HitAnswer(parts(), access, digest, false);
+    let answers = this.#answers.get(target);
+    if (!answers) this.#answers.set(target, (answers = {}));
     const method = head ? 'HEAD' : 'GET';
-    const last = hits[method];
-    if (last?.access === access && last.held === held) return last;
-    return (hits[method] = new Hit(answer(), access, held, true));
+    const last = answers[method];
+    if (last?.access === access && last.digest === digest) return last;
+    return (answers[method] = new HitAnswer(parts(), access, digest, true));
   }
 
   /** The request's log line and metrics, as fastify's request log writes them once the answer is sent (or failed). */
   completed(req: HitRequest, hit: Hit, requestId: string, started: number, error?: Error): void {
+    const { answer } = hit;
     const elapsed = performance.now() - started;
     const metrics: Metrics | undefined = this.#ctx.metrics;
     if (error) {
-      const line = requestLine(req.method!, req.headers.host, req.url!, 200, hit.headers['content-length'], elapsed, hit.annotated);
+      const line = requestLine(req.method!, req.headers.host, req.url!, 200, answer.headers['content-length'], elapsed, answer.annotated);
       this.#host.logger.child({ reqId: requestId }).error({ ...line, err: error }, 'request errored');
-      if (metrics) recordCompleted(metrics, this.#host.listener, line, hit.annotated, hit.outcome, error);
+      if (metrics) recordCompleted(metrics, this.#host.listener, line, answer.annotated, answer.outcome, error);
       return;
     }
     // requestLine's rounding of the duration.
-    hit.line(req).write(this.#host.logger, Math.round(elapsed * 10) / 10, requestId);
+    answer.line(req).write(this.#host.logger, Math.round(elapsed * 10) / 10, requestId);
     if (!metrics) return;
-    const counted = hit.counted(metrics, this.#host.listener);
-    if (hit.shared) metrics.tallyRequest(counted);
+    const counted = answer.counted(metrics, this.#host.listener);
+    if (answer.shared) metrics.tallyRequest(counted);
     else metrics.recordRequest(counted);
   }
 }
