@@ -7,7 +7,7 @@ import { IO_CHUNK } from './durable-files.js';
 
 /**
  * Buffers of blobs being sent (hits and followers of a fill), for the whole process: two per download
- * (one being written, one being filled). A download alone sends 256 KiB at a time: it is bound by how
+ * (one being written, one being filled; a hit alone three, chunksInFlightFor). A download alone sends 256 KiB at a time: it is bound by how
  * its chunks follow each other through our encryption, the kernel and the client's decryption, not
  * by CPU: 256 KiB took 0.80-1.04 s per warm GiB, median 0.88, over five bench runs against 0.91-1.04,
  * median 0.95, at 1 MiB over three (AMD EPYC), for about a fifth more CPU. Two to 4 downloads send
@@ -57,6 +57,16 @@ export function chunkBytesFor(downloads: number): number {
   return TIERS.find((tier) => downloads <= tier.upTo)!.size;
 }
 
+/**
+ * Chunks a download keeps written and not yet taken by its socket: 2 for a download alone (the next
+ * chunk is encrypted and queued while the one before is still going out; warm 1 GiB 0.81-0.87 s,
+ * median 0.82, over three bench runs against 0.80-1.04, median 0.87, over six with 1), 1 when more
+ * share the cores and the budget.
+ */
+export function chunksInFlightFor(downloads: number): number {
+  return downloads <= 1 ? 2 : 1;
+}
+
 /** A buffer of the size the downloads under way call for; it goes back with `giveBack`. */
 export function takeSendBuffer(): Buffer {
   const size = chunkBytesFor(sending);
@@ -95,6 +105,28 @@ export type Destination = NodeJS.WritableStream & { destroyed?: boolean; writabl
  */
 export function sendsPooled(source: Readable, destination: NodeJS.WritableStream): destination is ServerResponse {
   return destination instanceof ServerResponse && source.readableFlowing === null && source.readableLength === 0 && !source.readableEnded;
+}
+
+/** How many downloads are being sent now (countedSend). */
+export function downloadsSending(): number {
+  return sending;
+}
+
+/** Resolves once `destination` closes or fails (then no write of it completes); `dispose` stops listening. */
+export function closedOrFailed(destination: Destination): { readonly promise: Promise<void>; dispose(): void } {
+  let done = (): void => undefined;
+  const promise = new Promise<void>((resolve) => (done = resolve));
+  const end = (): void => {
+    dispose();
+    done();
+  };
+  const dispose = (): void => {
+    destination.off('close', end);
+    destination.off('error', end);
+  };
+  destination.on('close', end);
+  destination.on('error', end);
+  return { promise, dispose };
 }
 
 /** Resolves once `destination` takes writes again, or can take none any more. */

@@ -1,7 +1,7 @@
 import { close, open, read } from 'node:fs';
 import { Readable } from 'node:stream';
 import { IO_CHUNK } from '../durable-files.js';
-import { countedSend, type Destination, drained, giveBack, sendsPooled, takeSendBuffer } from '../send-buffers.js';
+import { chunksInFlightFor, closedOrFailed, countedSend, type Destination, downloadsSending, giveBack, sendsPooled, takeSendBuffer } from '../send-buffers.js';
 
 /**
  * A piped send's first chunk: TLS encrypts a write whole before the first byte of it leaves, and a
@@ -14,8 +14,9 @@ export const FIRST_CHUNK = 64 * 1024;
  * 1 MiB chunks (`pending` until opened, then `open` and `ready`), with one difference on the hit path:
  * piped into an HTTP/1 response (fastify sends a stream with `pipe`), it writes each chunk itself and
  * takes the chunk's buffer back from `write`'s callback, when the socket no longer holds it, to read
- * the next chunk into; the following chunk is read while one is being written, and the first is
- * FIRST_CHUNK at most. Read any other way (`data`, async iteration, several destinations) every chunk
+ * the next chunk into; the following chunk is read while one is being written (a download alone
+ * writes it before the one before has gone out: chunksInFlightFor), and the first is FIRST_CHUNK at
+ * most. Read any other way (`data`, async iteration, several destinations) every chunk
  * is a buffer of its own, as before. A file shorter than the range is an error, never a short answer.
  */
 export class FileReadStream extends Readable {
@@ -76,17 +77,24 @@ export class FileReadStream extends Readable {
 
   private async send(destination: Destination, end: boolean): Promise<void> {
     if (this.pending && !(await this.opened())) return;
+    const gone = closedOrFailed(destination);
+    // Written chunks not yet taken by the socket, oldest first (their callbacks come in order).
+    const inFlight: Array<Promise<void>> = [];
     let next = this.readAhead(FIRST_CHUNK);
-    while (next) {
-      const { buffer, chunk } = await next;
-      next = this.readAhead();
-      if (this.destroyed || destination.destroyed) {
-        giveBack(buffer);
-        void next?.then(({ buffer: unused }) => giveBack(unused));
-        return;
+    try {
+      while (next) {
+        const { buffer, chunk } = await next;
+        next = this.readAhead();
+        if (this.destroyed || destination.destroyed) {
+          giveBack(buffer);
+          void next?.then(({ buffer: unused }) => giveBack(unused));
+          return;
+        }
+        inFlight.push(new Promise<void>((resolve) => destination.write(chunk, () => (giveBack(buffer), resolve()))));
+        if (next && inFlight.length >= chunksInFlightFor(downloadsSending())) await Promise.race([inFlight.shift()!, gone.promise]);
       }
-      const more = destination.write(chunk, () => giveBack(buffer));
-      if (!more && next) await drained(destination);
+    } finally {
+      gone.dispose();
     }
     if (this.destroyed) return;
     if (end) destination.end();

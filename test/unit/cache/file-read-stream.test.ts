@@ -6,7 +6,7 @@ import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { FileReadStream, FIRST_CHUNK } from '../../../src/cache/blob-stores/file-read-stream.js';
-import { chunkBytesFor } from '../../../src/cache/send-buffers.js';
+import { chunkBytesFor, countedSend } from '../../../src/cache/send-buffers.js';
 import { collect, MiB, tempDir } from './cache-fixture.js';
 import { serve } from './response-fixture.js';
 
@@ -39,6 +39,28 @@ describe('FileReadStream', () => {
     // A download alone sends chunks of chunkBytesFor(1).
     expect(served.writes.slice(1, 3)).toEqual([chunkBytesFor(1), chunkBytesFor(1)]);
     expect(served.writes.reduce((sum, size) => sum + size, 0)).toBe(bytes.length);
+  });
+
+  it('piped alone, keeps two chunks written while the socket takes them; with other downloads under way, one', async () => {
+    // More than the loopback's socket buffers hold, for a client that takes its time: the socket backs up.
+    const bytes = randomBytes(16 * MiB);
+    const path = await file(bytes);
+    const alone = await serve(new FileReadStream(path, 0, bytes.length - 1));
+    expect((await alone.body).equals(bytes)).toBe(true);
+    expect(alone.mostInFlight()).toBe(2);
+
+    // Four other downloads sending meanwhile (held open until the end of the test).
+    let finish = (): void => undefined;
+    const held = new Promise<void>((resolve) => (finish = resolve));
+    const others = Array.from({ length: 4 }, () => countedSend(() => held));
+    try {
+      const shared = await serve(new FileReadStream(path, 0, bytes.length - 1));
+      expect((await shared.body).equals(bytes)).toBe(true);
+      expect(shared.mostInFlight()).toBe(1);
+    } finally {
+      finish();
+      await Promise.all(others);
+    }
   });
 
   it('piped or read: a range is exactly its bytes', async () => {
@@ -86,7 +108,8 @@ describe('FileReadStream', () => {
     const path = await file(bytes);
     const served = await serve(new FileReadStream(path, 0, bytes.length - 1));
     served.body.catch(() => undefined);
-    await finished(served.stream, 'ready');
+    // Opened maybe while the server was starting: 'ready' may have come already.
+    if (served.stream.pending) await finished(served.stream, 'ready');
     const fd = served.stream.fd!;
     expect(readlinkSync(`/proc/self/fd/${fd}`)).toBe(path);
     await new Promise((resolve) => setTimeout(resolve, 20));

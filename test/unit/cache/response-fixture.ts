@@ -10,6 +10,8 @@ export interface Served<S extends Readable = Readable> {
   stream: S;
   /** The sizes of the response's writes, in order. */
   writes: number[];
+  /** The most writes made and not yet called back (taken by the socket) at once. */
+  mostInFlight: () => number;
 }
 
 /**
@@ -19,6 +21,8 @@ export interface Served<S extends Readable = Readable> {
  */
 export async function serve<S extends Readable>(stream: S): Promise<Served<S>> {
   const writes: number[] = [];
+  let inFlight = 0;
+  let mostInFlight = 0;
   let failed: (error: Error | null) => void = () => undefined;
   const failure = new Promise<Error | null>((resolve) => (failed = resolve));
   const server = createServer((_request, response) => {
@@ -36,6 +40,15 @@ export async function serve<S extends Readable>(stream: S): Promise<Served<S>> {
     const write = response.write.bind(response) as (...args: unknown[]) => boolean;
     response.write = ((chunk: Buffer, ...rest: unknown[]) => {
       writes.push(chunk.length);
+      const at = rest.findIndex((arg) => typeof arg === 'function');
+      if (at >= 0) {
+        const callback = rest[at] as (...args: unknown[]) => void;
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        rest[at] = (...args: unknown[]) => {
+          inFlight -= 1;
+          callback(...args);
+        };
+      }
       return write(chunk, ...rest);
     }) as typeof response.write;
     stream.pipe(response);
@@ -58,5 +71,5 @@ export async function serve<S extends Readable>(stream: S): Promise<Served<S>> {
   });
   // Awaited by the test, maybe only after the stream failed: not an unhandled rejection meanwhile.
   body.catch(() => undefined);
-  return { body, failure, stream, writes };
+  return { body, failure, stream, writes, mostInFlight: () => mostInFlight };
 }
