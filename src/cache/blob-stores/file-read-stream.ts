@@ -91,7 +91,8 @@ export class FileReadStream extends Readable {
           return;
         }
         inFlight.push(new Promise<void>((resolve) => destination.write(chunk, () => (giveBack(buffer), resolve()))));
-        if (next && inFlight.length >= chunksInFlightFor(downloadsSending())) await Promise.race([inFlight.shift()!, gone.promise]);
+        // A while: more downloads may have started since (their limit is lower).
+        while (next && inFlight.length >= chunksInFlightFor(downloadsSending())) await Promise.race([inFlight.shift()!, gone.promise]);
       }
     } finally {
       gone.dispose();
