@@ -11,6 +11,14 @@ function blobFile(dir: string, digest: Digest): string {
 
 const manifestMeta = meta({ kind: 'manifest', mediaType: 'application/vnd.oci.image.manifest.v1+json' });
 
+/** A cache that stored `m` and was opened again: it holds none of the bytes the first one stored. */
+async function storedThenReopened(m: { bytes: Buffer; digest: Digest }) {
+  const { cache, dir } = await openCache();
+  await cache.put(m.digest, m.bytes, manifestMeta);
+  await cache.close();
+  return { cache: (await openCache({ dir })).cache, dir };
+}
+
 describe('manifest bytes held in memory', () => {
   it('holds a manifest it stored: the next read answers from memory, before any read of its file', async () => {
     const { cache, dir } = await openCache();
@@ -24,11 +32,8 @@ describe('manifest bytes held in memory', () => {
   });
 
   it('reads a manifest it did not store (a cache opened again) once from its file, then from memory', async () => {
-    const { cache, dir } = await openCache();
     const m = blob(600);
-    await cache.put(m.digest, m.bytes, manifestMeta);
-    await cache.close();
-    const again = (await openCache({ dir })).cache;
+    const { cache: again, dir } = await storedThenReopened(m);
     expect(again.heldBytes(m.digest)).toBeUndefined();
     const first = await again.readBytes(m.digest, 4096);
     expect(first?.bytes.equals(m.bytes)).toBe(true);
@@ -39,11 +44,8 @@ describe('manifest bytes held in memory', () => {
   });
 
   it('does not hold the bytes of a put whose blob was already cached: those bytes were not verified', async () => {
-    const { cache, dir } = await openCache();
     const m = blob(600);
-    await cache.put(m.digest, m.bytes, manifestMeta);
-    await cache.close();
-    const again = (await openCache({ dir })).cache;
+    const { cache: again } = await storedThenReopened(m);
     await again.put(m.digest, Buffer.alloc(600, 0x42), manifestMeta);
     expect(again.heldBytes(m.digest)).toBeUndefined();
     expect((await again.readBytes(m.digest, 4096))?.bytes.equals(m.bytes)).toBe(true);
