@@ -60,8 +60,8 @@ export function chunkBytesFor(downloads: number): number {
 
 /**
  * Chunks a download keeps written and not yet taken by its socket: 2 for a download alone (the next
- * chunk is encrypted and queued while the one before is still going out; warm 1 GiB 0.81-0.87 s,
- * median 0.82, over three bench runs against 0.80-1.04, median 0.87, over six with 1), 1 when more
+ * chunk is encrypted and queued while the one before is still going out; warm 1 GiB 0.81-1.06 s,
+ * median 0.85, over four bench runs against 0.80-1.04, median 0.87, over six with 1), 1 when more
  * share the cores and the budget.
  */
 export function chunksInFlightFor(downloads: number): number {
