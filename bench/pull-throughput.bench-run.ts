@@ -15,17 +15,20 @@
  * temperature, a cold case's wall time over (a)'s, curl's time to the first byte, the serving
  * processes' CPU seconds per GiB sent (upstream registry for (a), Layover for (b, c), the proxy
  * registry for (d), nginx's master and workers for (e); /proc/<pid>/stat utime+stime, cold cases
- * measured until the fill has committed), and the upstream blob GETs per download. Under the table,
+ * measured until the fill has committed), how busy the client was (curl's CPU over its time) and the
+ * machine's cores (everything on them, while the downloads ran), and the upstream blob GETs per
+ * download. Under the table,
  * what this machine takes to write 1 GiB to a new file and to hash it (lib/cold-floor.ts, measured
  * after the cases), and issue 13's targets for the 1 GiB blob. Everything runs in the bench's network namespace
  * (test/bench), removed afterwards. About 2 minutes.
  */
+import { cpus } from 'node:os';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, startBench } from '../test/bench/bench.js';
 import { GiB, MiB, type PushedBlob, pushBlob } from './lib/blobs.js';
 import { coldFloor } from './lib/cold-floor.js';
 import { download, type Transfer } from './lib/curl.js';
-import { OtherCpu } from './lib/process-stats.js';
+import { machineBusySeconds, OtherCpu } from './lib/process-stats.js';
 import { fixed, interference, mbPerSecond, median, printTable, ratio, sampleMachineLoad } from './lib/report.js';
 import { layoverOptions, type Server, serverCpuSeconds, type Servers, startServers } from './lib/servers.js';
 import { atLeast, atMost, ms, type Target, targetLines, times } from './lib/targets.js';
@@ -45,6 +48,8 @@ interface Measured {
   temperature: Temperature;
   runs: Transfer[];
   cpuPerGiB: number;
+  /** The share of all cores busy while the case's downloads ran (curl's start-up included). */
+  machineBusy: number;
   upstreamGets: number;
 }
 
@@ -78,15 +83,21 @@ describe('pull-throughput', () => {
         bench.registry.clearRequests();
         const cpuBefore = serverCpuSeconds(server);
         const transfers: Transfer[] = [];
+        let busy = 0;
+        let wall = 0;
         for (const path of paths) {
+          const busyBefore = machineBusySeconds();
+          const started = performance.now();
           transfers.push(await download(bench.sandbox, server.endpoint, path.path, { bytes: path.size }));
+          wall += (performance.now() - started) / 1000;
+          busy += machineBusySeconds() - busyBefore;
           await settle?.(path);
         }
         const cpu = serverCpuSeconds(server) - cpuBefore;
         await bench.registry.sync();
         const wanted = new Set(paths.map((p) => p.path));
         const upstreamGets = bench.registry.requests().filter((r) => r.method === 'GET' && wanted.has(r.path)).length / paths.length;
-        results.push({ blob: name, label, server, temperature, runs: transfers, cpuPerGiB: cpu / ((paths.length * blob.size) / GiB), upstreamGets });
+        results.push({ blob: name, label, server, temperature, runs: transfers, cpuPerGiB: cpu / ((paths.length * blob.size) / GiB), machineBusy: busy / (wall * cpus().length), upstreamGets });
       };
       const warm = Array.from({ length: WARM_RUNS }, () => blob);
       const committed = async (cold: PushedBlob): Promise<void> => {
@@ -125,6 +136,8 @@ describe('pull-throughput', () => {
         m.temperature === 'cold' ? ratio(wall(m), wall(reference)) : '',
         fixed(firstByte(m) * 1000, 1),
         fixed(m.cpuPerGiB),
+        percent(median(m.runs.map((t) => t.clientCpuSeconds / t.seconds))),
+        percent(m.machineBusy),
         m === reference ? '(is upstream)' : fixed(m.upstreamGets, Number.isInteger(m.upstreamGets) ? 0 : 1),
       ];
     });
@@ -140,11 +153,12 @@ describe('pull-throughput', () => {
     ];
     printTable(
       'pull-throughput: one client, one blob, curl over TLS (HTTP/1.1)',
-      ['blob', 'case', 'runs', 's (median)', 'MB/s', 'MB/s range', 'vs (a)', 'vs best peer', 'cold time vs (a)', 'first byte ms', 'server CPU-s/GiB', 'upstream GETs per download'],
+      ['blob', 'case', 'runs', 's (median)', 'MB/s', 'MB/s range', 'vs (a)', 'vs best peer', 'cold time vs (a)', 'first byte ms', 'server CPU-s/GiB', 'client busy', 'CPUs busy', 'upstream GETs per download'],
       rows,
       [
         interference(other.read()),
         'CPU-s/GiB is the serving processes\' only: the upstream registry for (a), Layover for (b, c), the proxy registry for (d), nginx\'s master and workers for (e).',
+        'Client busy: curl\'s user and system CPU (its start-up included) over its time_total (median run); near 100% the client sets the pace, whichever server it downloads from. CPUs busy: the busy time of all cores over the case\'s downloads, everything on the machine counted; near 100% the servers, the upstream and the client share out what the cores have.',
         'vs best peer: MB/s over the better of (d) and (e) at the same temperature (cold with cold, warm with warm). First byte: curl\'s time_starttransfer (TLS handshake included).',
         `Runs: direct and warm ${WARM_RUNS} downloads of one blob, cold ${COLD_RUNS} of a blob each; the median run. Upstream GETs: requests for the case's blobs in the upstream registry's access log, per download.`,
         `This machine, after the cases: writing 1 GiB to a new file took ${fixed(floor.writeSeconds)} s (${ratio(floor.writeSeconds, wall(find(blobName(GiB), servers.direct, 'direct')))} the direct download), SHA-256 of 1 GiB on one thread ${fixed(floor.hashSeconds)} s: what a fill that stores and verifies its blob pays besides the transfer.`,
@@ -154,6 +168,10 @@ describe('pull-throughput', () => {
     for (const m of results) expect(m.runs.every((t) => t.status === 200)).toBe(true);
   });
 });
+
+function percent(share: number): string {
+  return `${Math.round(100 * share)}%`;
+}
 
 function blobName(size: number): string {
   return size >= GiB ? `${size / GiB} GiB` : `${size / MiB} MiB`;

@@ -23,6 +23,17 @@ export function rssBytes(pid: number): number {
   return Number(kib) * 1024;
 }
 
+/** The first line of /proc/stat in seconds: user nice system idle iowait irq softirq steal …, all cores together. */
+function machineTimes(): number[] {
+  return readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map((ticks) => Number(ticks) / CLOCK_TICKS);
+}
+
+/** Seconds the machine's cores have been busy so far, all of them together: everything but idle and iowait. */
+export function machineBusySeconds(): number {
+  const times = machineTimes();
+  return times.reduce((sum, v) => sum + v, 0) - (times[3] ?? 0) - (times[4] ?? 0);
+}
+
 /** User plus system CPU time of all of `pids` so far, in seconds (e.g. nginx's master and workers). */
 export function cpuSecondsOf(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
@@ -127,9 +138,9 @@ export class OtherCpu {
   }
 
   private foreign(): number {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const times = machineTimes();
     // user nice system idle iowait irq softirq steal: user, nice, system and steal.
-    const busy = [0, 1, 2, 7].reduce((sum, i) => sum + (fields[i] ?? 0), 0) / CLOCK_TICKS;
+    const busy = [0, 1, 2, 7].reduce((sum, i) => sum + (times[i] ?? 0), 0);
     return busy - ownCpuSeconds() - this.sandboxPids().reduce((sum, pid) => sum + cpuOrZero(pid), 0);
   }
 
