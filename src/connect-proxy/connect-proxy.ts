@@ -6,6 +6,7 @@ import { createSecureContext, TLSSocket, type SecureContext, type Server as TlsS
 import type { FastifyBaseLogger } from 'fastify';
 import type { Authenticator } from '../client-auth/authenticator.js';
 import { trackedConnection } from '../net/tracked-connection.js';
+import { SERVER_CIPHERS } from '../tls/server-ciphers.js';
 import { rememberConnectAuthority, sniMatches } from './connect-authority.js';
 import { decideConnect, type ConnectRules } from './connect-decision.js';
 import { formatTarget, parseConnectTarget, type ConnectTarget } from './connect-target.js';
@@ -73,7 +74,7 @@ export class ConnectProxy {
 
   constructor(options: ConnectProxyOptions) {
     this.#options = options;
-    this.#defaultContext = createSecureContext({ key: options.tls.key, cert: options.tls.cert });
+    this.#defaultContext = createSecureContext({ key: options.tls.key, cert: options.tls.cert, ...SERVER_CIPHERS });
   }
 
   /** Takes the CONNECT requests of `server` (the proxy listener; its other requests stay its own). */

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { ConfigError } from '../config/config-error.js';
 import type { CustomDomain } from '../config/custom-domains.js';
+import { SERVER_CIPHERS } from './server-ciphers.js';
 
 /** A certificate of the operator's own for a custom domain, served instead of one from Layover's CA. */
 export interface CustomCertificate {
@@ -43,7 +44,7 @@ export function loadCustomCertificates(domains: readonly CustomDomain[], now: Da
     if (validTo.getTime() <= now.getTime()) throw new ConfigError(`${where}: certFile ${entry.certFile} expired on ${validTo.toISOString()}`);
     let context: SecureContext;
     try {
-      context = createSecureContext({ cert: certPem, key: keyPem });
+      context = createSecureContext({ cert: certPem, key: keyPem, ...SERVER_CIPHERS });
     } catch (error) {
       throw new ConfigError(`${where}: ${(error as Error).message}`, { cause: error });
     }

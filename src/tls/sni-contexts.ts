@@ -8,6 +8,7 @@ import type { CustomCertificate } from './custom-certificates.js';
 import { mintLeafCertificate } from './leaf-certificate.js';
 import { LruMap } from './lru-map.js';
 import { mintServerCertificate } from './server-certificate.js';
+import { SERVER_CIPHERS } from './server-ciphers.js';
 
 export interface SniContextsOptions {
   ca: CertificateAuthority;
@@ -97,12 +98,13 @@ export class SniContexts {
     this.#contexts = new LruMap(options.maxEntries ?? DEFAULT_MAX_ENTRIES);
     this.#wildcardSuffixes = options.intercepted.wildcards().map((pattern) => pattern.slice(2));
     this.#defaultCertPem = mintServerCertificate(options.ca, defaultName, this.#addresses);
-    this.#defaultContext = this.#entry(createSecureContext({ key: options.ca.leafKey.privateKeyPem, cert: this.#defaultCertPem }));
+    this.#defaultContext = this.#entry(createSecureContext({ key: options.ca.leafKey.privateKeyPem, cert: this.#defaultCertPem, ...SERVER_CIPHERS }));
   }
 
   /** Options to spread into https.createServer / fastify's `https` option. */
-  serverOptions(): { SNICallback: SniCallback; key: string; cert: string } {
+  serverOptions(): { SNICallback: SniCallback; key: string; cert: string; ciphers: string; secureOptions: number } {
     return {
+      ...SERVER_CIPHERS,
       SNICallback: (servername, cb) => this.#onServername(servername, cb),
       key: this.#ca.leafKey.privateKeyPem,
       cert: this.#defaultCertPem,
@@ -177,7 +179,7 @@ export class SniContexts {
   #mintNow(name: Hostname, certificateName: string = name): SecureContext {
     const started = performance.now();
     const cert = name === this.#defaultName ? mintServerCertificate(this.#ca, name, this.#addresses) : mintLeafCertificate(this.#ca, certificateName);
-    const context = createSecureContext({ key: this.#ca.leafKey.privateKeyPem, cert });
+    const context = createSecureContext({ key: this.#ca.leafKey.privateKeyPem, cert, ...SERVER_CIPHERS });
     const ms = Math.round((performance.now() - started) * 100) / 100;
     this.#logger.info({ host: name, certificate: certificateName, ms }, 'minted TLS certificate');
     this.#metrics?.certificatesMinted.inc();

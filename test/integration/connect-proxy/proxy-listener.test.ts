@@ -83,6 +83,16 @@ describe('CONNECT to an intercepted name', () => {
     expect(JSON.parse(response.body)).toEqual({ status: 'ok' });
   });
 
+  it('picks AES-128-GCM inside an intercepted tunnel, as on 443, for a client that offers AES-256-GCM first', async () => {
+    const layover = await start();
+    const answer = await sendConnect(layover.addresses.proxy!.port, 'docker.proxy:443');
+    expect(answer.status).toBe(200);
+    // Node's own client order: AES-256-GCM first.
+    const tls = await startTls(answer.socket, 'docker.proxy', layover.app.ca.certPem);
+    expect(tls.getCipher().standardName).toBe('TLS_AES_128_GCM_SHA256');
+    tls.destroy();
+  });
+
   it('refuses a Host other than the CONNECT authority with 421, even for another intercepted name', async () => {
     const layover = await start();
     const answer = await curlVia(layover, 'https://docker.proxy/ca.crt', ['-H', 'Host: registry-1.docker.io']);

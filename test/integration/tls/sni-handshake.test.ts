@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { checkServerIdentity, type ConnectionOptions, connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import { promisify } from 'node:util';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
@@ -202,3 +202,35 @@ function clientHello(serverName: Buffer): Buffer {
   const handshakeMessage = Buffer.concat([Buffer.from([1, 0, body.length >> 8, body.length & 0xff]), body]);
   return Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), vec16(handshakeMessage)]);
 }
+
+/** The suite a handshake with `options` (trusting our CA, SNI quay.io) ends with. */
+function negotiated(port: number, options: ConnectionOptions = {}): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.certPem, servername: 'quay.io', ...options });
+    socket.once('error', reject);
+    socket.once('secureConnect', () => {
+      resolve(socket.getCipher().standardName);
+      socket.end();
+    });
+  });
+}
+
+describe('the TLS server picks the suite', () => {
+  test('AES-128-GCM for a client that puts AES-256-GCM first (OpenSSL\'s order, as curl and Node send it)', async () => {
+    const { port } = await startServer();
+    expect(await negotiated(port, { ciphers: 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256' })).toBe('TLS_AES_128_GCM_SHA256');
+    const { stderr } = await execFileAsync('curl', ['-sv', '-o', '/dev/null', '--cacert', caFile, '--resolve', `quay.io:${port}:127.0.0.1`, `https://quay.io:${port}/`]);
+    expect(stderr).toMatch(/SSL connection using TLSv1\.3 \/ TLS_AES_128_GCM_SHA256/);
+  });
+
+  test('ChaCha20 for a client that puts it first (one without AES instructions)', async () => {
+    const { port } = await startServer();
+    expect(await negotiated(port, { ciphers: 'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256' })).toBe('TLS_CHACHA20_POLY1305_SHA256');
+  });
+
+  test('a client without AES-128-GCM gets what it offers; TLS 1.2 gets an AES-128-GCM suite too', async () => {
+    const { port } = await startServer();
+    expect(await negotiated(port, { ciphers: 'TLS_AES_256_GCM_SHA384' })).toBe('TLS_AES_256_GCM_SHA384');
+    expect(await negotiated(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256' })).toMatch(/^TLS_ECDHE_(ECDSA|RSA)_WITH_AES_128_GCM_SHA256$/);
+  });
+});
