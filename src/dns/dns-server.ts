@@ -11,6 +11,7 @@ import { errorResponse } from './error-response.js';
 import { Forwarder, type Transport } from './forwarder.js';
 import { LocalEndpoints, withoutSelf } from './loop-guard.js';
 import { fitReply } from './fit-reply.js';
+import { UdpReplyBatch } from './reply-batch.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
 import { TcpListener } from './tcp-listener.js';
 import { bindUdpSocket, UDP_RECV_BUFFER_BYTES } from './udp-socket.js';
@@ -84,6 +85,8 @@ export class DnsServer {
   readonly #interceptedRateLimiter: ResponseRateLimiter;
   /** Clients the rate limit spares (DNS_RATE_LIMIT_EXEMPT): null when there are none or no limit, so the hot path skips the check. */
   readonly #rateLimitExempt: ClientNetworks | null;
+  /** UDP replies go out together at the end of the event loop's turn. */
+  readonly #replies: UdpReplyBatch;
   #udp: dgram.Socket | undefined;
   readonly #udpWorkerCount: number;
   #udpWorkers: UdpAnswerWorkers | undefined;
@@ -106,6 +109,8 @@ export class DnsServer {
   constructor(options: DnsServerOptions) {
     this.#options = options;
     this.#logger = options.logger;
+    // The socket of a bind attempt that was given up on, or of a server closed meanwhile, throws.
+    this.#replies = new UdpReplyBatch((err, client) => this.#logger.debug({ err: err.message, client }, 'dns udp send failed'));
     this.#answers = new AnswerBuilder(options.advertise, options.answerTtl ?? 60);
     this.#intercepted = new InterceptedMatcher(options.intercepted);
     this.#cache = new AnswerCache(options.cacheEntries ?? 10_000);
@@ -294,14 +299,7 @@ export class DnsServer {
     // Dropped or cut to a truncated slip by the rate limit: that is the query's fate.
     this.#count(reply === answer ? result : 'limited');
     if (!reply) return;
-    try {
-      // No callback: it cost a closure and a tick per reply, and a datagram the kernel will not take
-      // (a full buffer, an unreachable client) is as lost as one dropped on the way.
-      udp.send(reply, port, address);
-    } catch (err) {
-      // The socket of a bind attempt that was given up on throws when closed.
-      this.#logger.debug({ err: (err as Error).message, client: address }, 'dns udp send failed');
-    }
+    this.#replies.send(udp, reply, port, address);
   }
 
   /**

@@ -19,6 +19,7 @@ import { ClientNetworks } from './client-networks.js';
 import { frameBytes, HandoverBatch } from './handover-batch.js';
 import { InterceptedMatcher } from './intercepted-matcher.js';
 import { readQuery, REJECT } from './query-reader.js';
+import { UdpReplyBatch } from './reply-batch.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
 import { bindUdpSocket, UDP_RECV_BUFFER_BYTES } from './udp-socket.js';
 import { ANSWERED_SLOT, COUNT_SLOTS, DROPPED_SLOT, LIMITED_SLOT, type UdpWorkerData, type UdpWorkerEvent } from './udp-workers.js';
@@ -36,6 +37,8 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
   const post = (event: UdpWorkerEvent, transfer: ArrayBuffer[] = []): void => parent.postMessage(event, transfer);
 
   const handovers = new HandoverBatch((frames) => post({ kind: 'queries', frames }, [frames.buffer as ArrayBuffer]));
+  // A send throws once the socket is closed while the worker is being ended: nothing to answer from.
+  const replies = new UdpReplyBatch(() => undefined);
 
   let socket: dgram.Socket;
   try {
@@ -68,11 +71,7 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
     const reply = exempt?.includes(rinfo.address) ? answer : limiter.admit(answer, rinfo.address);
     counts[reply === answer ? ANSWERED_SLOT : LIMITED_SLOT]! += 1;
     if (!reply) return;
-    try {
-      socket.send(reply, rinfo.port, rinfo.address);
-    } catch {
-      // Closed while the worker is being ended: nothing to answer from.
-    }
+    replies.send(socket, reply, rinfo.port, rinfo.address);
   });
   post({ kind: 'listening' });
 }
