@@ -169,8 +169,9 @@ describe('pull-throughput', () => {
   });
 });
 
+/** A share as a whole percentage; empty when it could not be measured (no `time` line from bash). */
 function percent(share: number): string {
-  return `${Math.round(100 * share)}%`;
+  return Number.isFinite(share) ? `${Math.round(100 * share)}%` : '';
 }
 
 function blobName(size: number): string {

@@ -11,11 +11,11 @@ import { IO_CHUNK } from './durable-files.js';
  * 256 KiB at a time: it is bound by how its chunks follow each other through our encryption, the
  * kernel and the client's decryption, not by CPU: 256 KiB took 0.80-1.04 s per warm GiB, median
  * 0.88, over five bench runs against 0.91-1.04, median 0.95, at 1 MiB over three (AMD EPYC), for
- * about a fifth more CPU. Two to 4 downloads send
- * 1 MiB: fewer system calls and TLS writes per byte once they share the cores. More downloads send
- * smaller chunks, within SEND_BUDGET_BYTES together (each buffer also costs its encrypted copy in the
- * TLS socket until the kernel takes it): 8 warm downloads at 1 MiB took the 8-client bench's peak RSS
- * to 148-151 MB, at 512 KiB to 139-141 MB. Past 384 downloads it grows by 128 KiB a download.
+ * about a fifth more CPU. Two to 4 downloads send 1 MiB: fewer system calls and TLS writes per byte
+ * once they share the cores. More downloads send smaller chunks, within SEND_BUDGET_BYTES together
+ * (each buffer also costs its encrypted copy in the TLS socket until the kernel takes it): 8 warm
+ * downloads at 1 MiB took the 8-client bench's peak RSS to 148-151 MB, at 512 KiB to 139-141 MB. Past
+ * 384 downloads it grows by 128 KiB a download.
  */
 const SEND_BUDGET_BYTES = 48 * IO_CHUNK;
 const TIERS: ReadonlyArray<{ readonly size: number; readonly upTo: number }> = [
