@@ -42,6 +42,10 @@ export interface FirstByteShares {
   upstreamMs: number;
   /** The client's wait minus the upstream's part. */
   proxyMs: number;
+  /** Of the proxy's share: from the client's request to the proxy's request upstream. */
+  beforeUpstreamMs: number;
+  /** Of the proxy's share: from the upstream's answer to the client's first byte. */
+  afterUpstreamMs: number;
 }
 
 const APPLICATION_DATA = 0x17;
@@ -106,7 +110,13 @@ export function firstByteShares(packets: readonly Packet[], proxy: string, upstr
   if (!request || !upstreamRequest || !upstreamAnswer || !clientFirstByte) return undefined;
   const clientWaitMs = (clientFirstByte.time - request.time) * 1000;
   const upstreamMs = (upstreamAnswer.time - upstreamRequest.time) * 1000;
-  return { clientWaitMs, upstreamMs, proxyMs: clientWaitMs - upstreamMs };
+  return {
+    clientWaitMs,
+    upstreamMs,
+    proxyMs: clientWaitMs - upstreamMs,
+    beforeUpstreamMs: (upstreamRequest.time - request.time) * 1000,
+    afterUpstreamMs: (clientFirstByte.time - upstreamAnswer.time) * 1000,
+  };
 }
 
 export interface WireCapture {

@@ -72,6 +72,8 @@ describe('the wire split of a first byte (bench/lib/wire-first-byte.ts)', () => 
     expect(split?.clientWaitMs).toBeCloseTo(4.2, 6);
     expect(split?.upstreamMs).toBeCloseTo(3, 6);
     expect(split?.proxyMs).toBeCloseTo(1.2, 6);
+    expect(split?.beforeUpstreamMs).toBeCloseTo(0.5, 6);
+    expect(split?.afterUpstreamMs).toBeCloseTo(0.7, 6);
   });
 
   test('a new upstream connection\'s handshake is the proxy\'s time; session tickets sent before the answer are not the first byte', () => {
@@ -96,6 +98,8 @@ describe('the wire split of a first byte (bench/lib/wire-first-byte.ts)', () => 
       expect(split?.upstreamMs).toBeCloseTo(3, 6);
       expect(split?.clientWaitMs).toBeCloseTo(5.5, 6);
       expect(split?.proxyMs).toBeCloseTo(2.5, 6);
+      expect(split?.beforeUpstreamMs).toBeCloseTo(2.1, 6);
+      expect(split?.afterUpstreamMs).toBeCloseTo(0.4, 6);
     }
   });
 
@@ -135,6 +139,7 @@ describe('the wire split of a real download through Layover', () => {
     expect(split!.upstreamMs).toBeGreaterThan(0);
     expect(split!.proxyMs).toBeGreaterThan(0);
     expect(split!.clientWaitMs).toBeCloseTo(split!.upstreamMs + split!.proxyMs, 6);
+    expect(split!.proxyMs).toBeCloseTo(split!.beforeUpstreamMs + split!.afterUpstreamMs, 6);
 
     await bench.layover!.waitForLog((line) => line.msg === 'cache fill committed' && line.digest === blob.digest, 60_000);
     const warm = await fetchCaptured();
