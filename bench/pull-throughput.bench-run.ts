@@ -8,8 +8,10 @@
  *       has committed),
  *   (e) nginx proxy_cache (configured like the nginx-based registry proxies, lib/nginx.ts), cold and
  *       then warm (after its cache file has committed).
- * Warm and direct cases run WARM_RUNS times on one blob, cold cases COLD_RUNS times, each on a blob of
- * its own (pushed for the purpose, so every proxy meets each one cold); each case reports the median.
+ * Warm and direct cases run WARM_RUNS times on one blob, taking turns (direct, Layover, registry proxy,
+ * nginx, the order rotating every round); cold cases COLD_RUNS times, each on a blob of its own (pushed
+ * for the purpose, so every proxy meets each one cold), one server after the other; each case reports
+ * the median.
  * Printed per case: seconds, MB/s
  * (decimal), the ratio of MB/s to (a), the ratio to the best of the two peers (d, e) at the same
  * temperature, a cold case's wall time over (a)'s, curl's time to the first byte, a cold case's
@@ -36,12 +38,29 @@ import { layoverOptions, type Server, serverCpuSeconds, type Servers, startServe
 import { atLeast, atMost, ms, type Target, targetLines, times } from './lib/targets.js';
 
 const SIZES = [64 * MiB, GiB];
-const WARM_RUNS = 3;
+const WARM_RUNS = 5;
 /** A single cold download's first byte moved by ±3 ms between runs: as much as the target allows. */
 const COLD_RUNS = 3;
 const REPOSITORY = 'bench/throughput';
 
 type Temperature = 'direct' | 'cold' | 'warm';
+
+/** A case's downloads as they are made. */
+interface Case {
+  label: string;
+  server: Server;
+  temperature: Temperature;
+  transfers: Transfer[];
+  shares: FirstByteShares[];
+  cpu: number;
+  busy: number;
+  wall: number;
+  upstreamGets: number;
+}
+
+function newCase(label: string, server: Server, temperature: Temperature): Case {
+  return { label, server, temperature, transfers: [], shares: [], cpu: 0, busy: 0, wall: 0, upstreamGets: 0 };
+}
 
 interface Measured {
   blob: string;
@@ -82,46 +101,69 @@ describe('pull-throughput', () => {
     for (const set of blobSets) {
       const blob = set[0]!;
       const name = blobName(blob.size);
-      /** Downloads each of `paths` in turn, each followed by `settle` (a cold one is measured until its copy has committed). */
-      const run = async (label: string, server: Server, temperature: Temperature, paths: PushedBlob[], settle?: (blob: PushedBlob) => Promise<void>): Promise<void> => {
+      /** One download of `path` for case `c`, then `settle`: its CPU counts until `settle` is done, its upstream GETs until then too. */
+      const downloadOnce = async (c: Case, path: PushedBlob, settle?: (blob: PushedBlob) => Promise<void>): Promise<void> => {
         bench.registry.clearRequests();
-        const cpuBefore = serverCpuSeconds(server);
-        const transfers: Transfer[] = [];
-        const shares: FirstByteShares[] = [];
-        let busy = 0;
-        let wall = 0;
-        for (const path of paths) {
-          const capture = temperature === 'cold' ? await startWireCapture(bench.sandbox) : undefined;
-          const busyBefore = machineBusySeconds();
-          const started = performance.now();
-          transfers.push(await download(bench.sandbox, server.endpoint, path.path, { bytes: path.size }));
-          wall += (performance.now() - started) / 1000;
-          busy += machineBusySeconds() - busyBefore;
-          if (capture) {
-            const split = firstByteShares(await capture.stop(), server.endpoint.address, REGISTRY_ADDRESS);
-            // A peer's first byte may lie beyond the packets captured (the registry proxy's HTTP/2 frames).
-            if (!split && server === servers.layover) throw new Error(`${label}: the capture of ${path.path} does not show the first byte's way`);
-            if (split) shares.push(split);
-          }
-          await settle?.(path);
+        const cpuBefore = serverCpuSeconds(c.server);
+        const capture = c.temperature === 'cold' ? await startWireCapture(bench.sandbox) : undefined;
+        const busyBefore = machineBusySeconds();
+        const started = performance.now();
+        c.transfers.push(await download(bench.sandbox, c.server.endpoint, path.path, { bytes: path.size }));
+        c.wall += (performance.now() - started) / 1000;
+        c.busy += machineBusySeconds() - busyBefore;
+        if (capture) {
+          const split = firstByteShares(await capture.stop(), c.server.endpoint.address, REGISTRY_ADDRESS);
+          // A peer's first byte may lie beyond the packets captured (the registry proxy's HTTP/2 frames).
+          if (!split && c.server === servers.layover) throw new Error(`${c.label}: the capture of ${path.path} does not show the first byte's way`);
+          if (split) c.shares.push(split);
         }
-        const cpu = serverCpuSeconds(server) - cpuBefore;
+        await settle?.(path);
+        c.cpu += serverCpuSeconds(c.server) - cpuBefore;
         await bench.registry.sync();
-        const wanted = new Set(paths.map((p) => p.path));
-        const upstreamGets = bench.registry.requests().filter((r) => r.method === 'GET' && wanted.has(r.path)).length / paths.length;
-        results.push({ blob: name, label, server, temperature, runs: transfers, shares, cpuPerGiB: cpu / ((paths.length * blob.size) / GiB), machineBusy: busy / (wall * cpus().length), upstreamGets });
+        c.upstreamGets += bench.registry.requests().filter((r) => r.method === 'GET' && r.path === path.path).length;
       };
-      const warm = Array.from({ length: WARM_RUNS }, () => blob);
+      const measured = (c: Case): Measured => {
+        const downloads = c.transfers.length;
+        return {
+          blob: name,
+          label: c.label,
+          server: c.server,
+          temperature: c.temperature,
+          runs: c.transfers,
+          shares: c.shares,
+          cpuPerGiB: c.cpu / ((downloads * blob.size) / GiB),
+          machineBusy: c.busy / (c.wall * cpus().length),
+          upstreamGets: c.upstreamGets / downloads,
+        };
+      };
       const committed = async (cold: PushedBlob): Promise<void> => {
         await bench.layover!.waitForLog((line) => line.msg === 'cache fill committed' && line.digest === cold.digest, 60_000);
       };
-      await run('(a) registry, direct', servers.direct, 'direct', warm);
-      await run('(b) Layover, cold (miss + fill)', servers.layover, 'cold', set, committed);
-      await run('(c) Layover, warm (hit)', servers.layover, 'warm', warm);
-      await run('(d) registry proxy, cold', servers.proxy, 'cold', set, (cold) => servers.proxy.waitForBlob(cold.digest, cold.size));
-      await run('(d) registry proxy, warm', servers.proxy, 'warm', warm);
-      await run('(e) nginx proxy_cache, cold', servers.nginx, 'cold', set, (cold) => servers.nginx.waitForCached(cold.path, cold.size));
-      await run('(e) nginx proxy_cache, warm', servers.nginx, 'warm', warm);
+      const cases: Case[] = [];
+      // Cold cases one server after the other, each blob measured until the server's copy has committed.
+      for (const [label, server, settle] of [
+        ['(b) Layover, cold (miss + fill)', servers.layover, committed],
+        ['(d) registry proxy, cold', servers.proxy, (cold: PushedBlob) => servers.proxy.waitForBlob(cold.digest, cold.size)],
+        ['(e) nginx proxy_cache, cold', servers.nginx, (cold: PushedBlob) => servers.nginx.waitForCached(cold.path, cold.size)],
+      ] as const) {
+        const c = newCase(label, server, 'cold');
+        for (const path of set) await downloadOnce(c, path, settle);
+        cases.push(c);
+      }
+      // The direct and warm cases take turns, the order rotating every round: the machine's drift
+      // over the minutes of a run falls on all of them alike.
+      const turns = [
+        newCase('(a) registry, direct', servers.direct, 'direct'),
+        newCase('(c) Layover, warm (hit)', servers.layover, 'warm'),
+        newCase('(d) registry proxy, warm', servers.proxy, 'warm'),
+        newCase('(e) nginx proxy_cache, warm', servers.nginx, 'warm'),
+      ];
+      for (let round = 0; round < WARM_RUNS; round++) {
+        const first = round % turns.length;
+        for (const c of [...turns.slice(first), ...turns.slice(0, first)]) await downloadOnce(c, blob);
+      }
+      cases.push(...turns);
+      results.push(...cases.map(measured).sort((a, b) => a.label.localeCompare(b.label)));
     }
 
     const floor = await coldFloor(bench.sandbox.dir, GiB);
@@ -176,7 +218,7 @@ describe('pull-throughput', () => {
         'Client busy: curl\'s user and system CPU (its start-up included) over its time_total (median run); near 100% the client sets the pace, whichever server it downloads from. CPUs busy: the busy time of all cores over the case\'s downloads, everything on the machine counted; near 100% the servers, the upstream and the client share out what the cores have.',
         'vs best peer: MB/s over the better of (d) and (e) at the same temperature (cold with cold, warm with warm). First byte: curl\'s time_starttransfer (TLS handshake included).',
         'First byte own / upstream (cold cases, the medians, on the wire): from the client\'s request to the first byte sent back, split into the upstream\'s part (the proxy\'s request to the upstream\'s first answer) and the proxy\'s own (the rest, a new upstream connection\'s handshake included). The registry proxy asks over HTTP/2 and first with a HEAD: its split is approximate.',
-        `Runs: direct and warm ${WARM_RUNS} downloads of one blob, cold ${COLD_RUNS} of a blob each; the median run. Upstream GETs: requests for the case's blobs in the upstream registry's access log, per download.`,
+        `Runs: direct and warm ${WARM_RUNS} downloads of one blob, taking turns in a rotating order, cold ${COLD_RUNS} of a blob each; the median run. Upstream GETs: requests for the case's blobs in the upstream registry's access log, per download.`,
         `This machine, after the cases: writing 1 GiB to a new file took ${fixed(floor.writeSeconds)} s (${ratio(floor.writeSeconds, wall(find(blobName(GiB), servers.direct, 'direct')))} the direct download), SHA-256 of 1 GiB on one thread ${fixed(floor.hashSeconds)} s: what a fill that stores and verifies its blob pays besides the transfer.`,
         ...targetLines(targets),
         `Other: cold 1 GiB, Layover's first byte minus the direct download's (curl's time_starttransfer, two connections and two upstream answers): ${ms((firstByte(layoverCold) - firstByte(direct)) * 1000)}.`,
