@@ -47,6 +47,15 @@ const FORWARDED_ADDRESS = '127.0.0.9';
 const UDP_WORKERS = process.env.LAYOVER_BENCH_DNS_UDP_WORKERS;
 const LAYOVER_LABEL = UDP_WORKERS === undefined ? 'Layover' : `Layover, DNS_UDP_WORKERS=${UDP_WORKERS}`;
 
+/** One server's rounds of dnsperf, and its CPU over them. */
+interface ServerRuns {
+  label: string;
+  address: string;
+  pid: number;
+  runs: DnsperfResult[];
+  cpu: number;
+}
+
 interface DnsperfResult {
   completed: number;
   lost: number;
@@ -97,10 +106,9 @@ describe('dns-rate', () => {
     const queryFile = join(sandbox.dir, `queries-${title}.txt`);
     writeFileSync(queryFile, `${queries.join('\n')}\n`);
     const other = new OtherCpu(sandbox);
-    const servers = [
-      { label: 'dnsmasq', address: RESOLVER_ADDRESS, pid: dnsmasqPid, runs: [] as DnsperfResult[], cpu: 0 },
-      { label: LAYOVER_LABEL, address: LAYOVER_ADDRESS, pid: layover.child.pid!, runs: [] as DnsperfResult[], cpu: 0 },
-    ];
+    const reference: ServerRuns = { label: 'dnsmasq', address: RESOLVER_ADDRESS, pid: dnsmasqPid, runs: [], cpu: 0 };
+    const subject: ServerRuns = { label: LAYOVER_LABEL, address: LAYOVER_ADDRESS, pid: layover.child.pid!, runs: [], cpu: 0 };
+    const servers = [reference, subject];
     for (const server of servers) await dnsperf(server.address, queryFile, WARM_UP_SECONDS);
     for (let round = 0; round < ROUNDS; round++) {
       for (const server of round % 2 === 0 ? servers : [...servers].reverse()) {
@@ -111,9 +119,8 @@ describe('dns-rate', () => {
         expect(result.responseCodes).not.toMatch(/SERVFAIL|REFUSED|FORMERR/);
       }
     }
-    const [reference, subject] = servers as [(typeof servers)[0], (typeof servers)[0]];
     /** Per round, the server's q/s over dnsmasq's in the same round. */
-    const roundRatios = (server: (typeof servers)[0]): number[] => server.runs.map((run, i) => run.perSecond / reference.runs[i]!.perSecond);
+    const roundRatios = (server: ServerRuns): number[] => server.runs.map((run, i) => run.perSecond / reference.runs[i]!.perSecond);
     const rows = servers.map((server) => {
       const rates = server.runs.map((run) => run.perSecond);
       const completed = server.runs.reduce((sum, run) => sum + run.completed, 0);
