@@ -35,4 +35,22 @@ describe('AccessRecords', () => {
     expect(records.isMember(evicted.digest, REPO)).toBe(false);
     expect(records.reach('anonymous', REPO)?.readable).toBe(true);
   });
+
+  it('forgets evicted digests after the turn it is asked in, in batches, all of them', async () => {
+    const { cache } = await openCache();
+    const records = new AccessRecords(cache);
+    const kept = blob(64);
+    await cache.put(kept.digest, kept.bytes, meta({ size: kept.bytes.length }));
+    await records.addMember(kept.digest, REPO);
+    // More than two batches' worth of member records whose blobs the cache does not hold.
+    const evicted = Array.from({ length: 4_500 }, () => blob(8).digest);
+    await Promise.all(evicted.map((digest) => records.addMember(digest, REPO)));
+
+    const forgetting = records.forgetEvicted();
+    // The start that asked goes on first: nothing is looked at in its turn.
+    expect(evicted.every((digest) => records.isMember(digest, REPO))).toBe(true);
+    expect(await forgetting).toBe(4_500);
+    expect(evicted.some((digest) => records.isMember(digest, REPO))).toBe(false);
+    expect(records.isMember(kept.digest, REPO)).toBe(true);
+  });
 });
