@@ -36,7 +36,7 @@ describe('AccessRecords', () => {
     expect(records.reach('anonymous', REPO)?.readable).toBe(true);
   });
 
-  it('forgets evicted digests after the turn it is asked in, in batches, all of them', async () => {
+  it('forgets evicted digests after the turn it is asked in, all of them across several batches', async () => {
     const { cache } = await openCache();
     const records = new AccessRecords(cache);
     const kept = blob(64);
