@@ -26,20 +26,30 @@ export type RowPage = ReadonlyArray<readonly [string, unknown]>;
  */
 export async function collectRows(pages: AsyncIterable<RowPage>): Promise<IndexContents> {
   const contents: IndexContents = { entries: [], records: new Map(), invalid: [] };
+  const pool = new StringPool();
   for await (const page of pages) {
     for (const [key, raw] of page) {
-      const value = decodeValue(raw);
+      const value = decodeValue(raw, pool);
       if (value === UNREADABLE) contents.invalid.push(key);
       else if (key.startsWith(RECORD_PREFIX)) {
-        contents.records.set(key.slice(RECORD_PREFIX.length), value);
+        contents.records.set(ownCopy(key, RECORD_PREFIX.length), value);
       } else {
-        const entry = key.startsWith(BLOB_PREFIX) ? toEntry(key.slice(BLOB_PREFIX.length), value) : null;
+        const entry = key.startsWith(BLOB_PREFIX) ? toEntry(ownCopy(key, BLOB_PREFIX.length), value) : null;
         if (entry) contents.entries.push(entry);
         else contents.invalid.push(key);
       }
     }
   }
   return contents;
+}
+
+/**
+ * `key` from `start` on, as a string of its own. A slice of 13 characters or more shares the characters
+ * of the row's whole key (V8's sliced strings), which then lives as long as the entry or record does:
+ * 9 MB at 100,000 blobs. Joining two parts is what makes V8 copy the characters.
+ */
+function ownCopy(key: string, start: number): string {
+  return [key.slice(start, start + 1), key.slice(start + 1)].join('');
 }
 
 /** A blob row (its key without `blob:`), checked; null when it is not one. */
@@ -76,7 +86,7 @@ export function toEntry(key: string, value: unknown): BlobEntry | null {
  * (`::x` is `:x`, `:base64:…` a Buffer) by one walk over the parsed value instead. An object is that
  * text already parsed (the SQLite index's pages carry a row's object, not its text).
  */
-export function decodeValue(raw: unknown): unknown {
+export function decodeValue(raw: unknown, pool?: StringPool): unknown {
   let data: unknown = raw;
   if (typeof raw === 'string') {
     try {
@@ -86,20 +96,43 @@ export function decodeValue(raw: unknown): unknown {
     }
   }
   if (typeof data !== 'object' || data === null || !('value' in data)) return UNREADABLE;
-  return unescapeStrings((data as { value: unknown }).value);
+  return unescapeStrings((data as { value: unknown }).value, pool);
 }
 
-function unescapeStrings(value: unknown): unknown {
+function unescapeStrings(value: unknown, pool: StringPool | undefined): unknown {
   if (typeof value === 'string') {
-    if (!value.startsWith(':')) return value;
+    if (!value.startsWith(':')) return pool ? pool.kept(value) : value;
     return value.startsWith(':base64:') ? Buffer.from(value.slice(8), 'base64') : value.slice(1);
   }
   if (typeof value !== 'object' || value === null) return value;
   const holder = value as Record<string, unknown>;
   for (const key of Object.keys(holder)) {
     const before = holder[key];
-    const after = unescapeStrings(before);
-    if (after !== before) holder[key] = after;
+    const after = unescapeStrings(before, pool);
+    // A string is always written back: the pool's copy is equal to it (!== cannot tell them apart).
+    if (after !== before || typeof after === 'string') holder[key] = after;
   }
   return value;
+}
+
+/** Longer strings are not pooled: hashing them costs more than a copy of them is likely to. */
+const POOLED_LENGTH = 256;
+
+/**
+ * One copy of each string value a load meets again: a blob's source repository is in the row of each
+ * of its layers and in their access records, its media type in thousands of rows, and each parsed
+ * row holds a copy of its own. At 100,000 blobs the copies were 14 MB of a 88 MB heap. Lives for one
+ * load only.
+ */
+export class StringPool {
+  readonly #strings = new Map<string, string>();
+
+  /** The pool's copy of `value`, which becomes it if there is none. */
+  kept(value: string): string {
+    if (value.length > POOLED_LENGTH) return value;
+    const known = this.#strings.get(value);
+    if (known !== undefined) return known;
+    this.#strings.set(value, value);
+    return value;
+  }
 }
