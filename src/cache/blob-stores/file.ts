@@ -64,7 +64,7 @@ export class FileBlobStore implements BlobStore {
   /** One readdir per fan-out directory (512 at most), not a stat per blob. */
   async *list(): AsyncIterable<Digest> {
     const { files } = await this.scan();
-    yield* files.keys();
+    yield* files;
   }
 
   async sweepStrays(): Promise<number> {
@@ -103,8 +103,12 @@ export class FileBlobStore implements BlobStore {
 
   async close(): Promise<void> {}
 
-  private async scan(): Promise<{ files: Map<Digest, string>; strays: string[] }> {
-    const files = new Map<Digest, string>();
+  /**
+   * The committed blobs' digests and the paths of files that are none. Only the digests are kept: a
+   * path per file was 13 MB at 100,000 blobs, held through the reconcile that runs after a start.
+   */
+  private async scan(): Promise<{ files: Digest[]; strays: string[] }> {
+    const files: Digest[] = [];
     const strays: string[] = [];
     for (const algorithm of ALGORITHMS) {
       const algorithmDir = this.layout.algorithmDir(algorithm);
@@ -114,7 +118,7 @@ export class FileBlobStore implements BlobStore {
           const fanDir = join(algorithmDir, fan);
           for (const name of await readdirIfPresent(fanDir)) {
             const digest = this.layout.digestOfFile(algorithm, fan, name);
-            if (digest) files.set(digest, join(fanDir, name));
+            if (digest) files.push(digest);
             else strays.push(join(fanDir, name));
           }
         }),
