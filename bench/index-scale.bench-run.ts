@@ -4,6 +4,7 @@
  * manifests with tags, one of them pinned). Measured on the real `layover serve` in the bench sandbox:
  * - the time from spawn to /readyz answering 200 and to the first cache hit answered (a blob GET over
  *   TLS), three runs after a warm-up start, median;
+ * - Layover's RSS once the reconcile that follows the last start has run;
  * - an eviction pass that removes 10% of the blobs (POST /admin/prune, which waits for the removals);
  * - index writes on a hit's path: a burst of hits right after an access-time flush, with a second
  *   SQLite connection watching `PRAGMA data_version` (it changes with any commit of another connection);
@@ -19,8 +20,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, INTERCEPTED_HOST, startBench } from '../test/bench/bench.js';
 import type { LayoverProcess } from '../test/bench/layover-process.js';
 import { type ManyBlobs, writeManyBlobs } from '../test/unit/cache/many-blobs-fixture.js';
-import { cpuSeconds, OtherCpu } from './lib/process-stats.js';
-import { fixed, interference, median, printTable, sampleMachineLoad } from './lib/report.js';
+import { cpuSeconds, OtherCpu, rssBytes } from './lib/process-stats.js';
+import { fixed, interference, median, megabytes, printTable, sampleMachineLoad } from './lib/report.js';
 import { layoverOptions } from './lib/servers.js';
 import { atMost, seconds, targetLines } from './lib/targets.js';
 
@@ -74,6 +75,8 @@ describe('index-scale', () => {
     layover = layover!;
     await layover.waitForLog((line) => line.msg === 'cache index reconciled', 60_000);
     const reconciled = layover.logs().find((line) => line.msg === 'cache index reconciled')!;
+    // What a large cache costs in memory once started: V8 keeps the pages of its highest heap, the reconcile's.
+    const rssReconciled = rssBytes(layover.child.pid!);
 
     // The hit burst: right after a flush, so that the next one comes after the burst.
     const index = new DatabaseSync(join(dataDir, 'cache', 'index.sqlite'), { readOnly: true });
@@ -139,7 +142,7 @@ describe('index-scale', () => {
       [
         ['spawn → /readyz 200', `${RUNS}`, fixed(readyMedian), range(runs.map((r) => r.readyMs)), fixed(median(runs.map((r) => r.cpu))), 'CPU-s: of the process once listening'],
         ['spawn → first cache hit', `${RUNS}`, fixed(hitMedian), range(runs.map((r) => r.hitMs)), '', ''],
-        ['reconcile after ready', '1', fixed(Number(reconciled.ms) / 1000), '', '', `${reconciled.entries} entries, in the background`],
+        ['reconcile after ready', '1', fixed(Number(reconciled.ms) / 1000), '', '', `${reconciled.entries} entries, in the background; Layover's RSS after it: ${megabytes(rssReconciled)} MB`],
         ['eviction pass (admin prune, 10%)', '1', fixed(Number(pruneSeconds)), '', fixed(pruneCpu), `${pruned.removed} blobs removed, ${listed.entries} left`],
         [`${HITS} hits (h2load, 4 conns, ${HIT_SET} blobs)`, '1', fixed(burstMs / 1000), '', fixed(burstCpu), `${fixed((burstCpu / HITS) * 1e6, 0)} µs CPU/hit; index writes during the burst: ${writesDuringBurst}; the next flush wrote ${flushedRows} of ${HIT_SET} rows`],
       ],
