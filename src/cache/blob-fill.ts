@@ -25,7 +25,7 @@ export const DEFAULT_STORE_TIMEOUT_MS = 120_000;
  * behind when the fill ended (the upstream's bytes took the main thread first) and read them back from
  * the file: more CPU than the rest of the miss, and its last byte seconds after the fill's.
  */
-const READER_LEAD_BYTES = 4 * IO_CHUNK;
+const READER_LEAD_BYTES = 2 * IO_CHUNK;
 /** A reader that keeps the fill waiting this long is left behind: it reads the file back from then on. */
 export const DEFAULT_READER_PATIENCE_MS = 200;
 

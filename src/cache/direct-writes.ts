@@ -19,8 +19,13 @@ export const DIRECT_BLOCK = 4096;
 /** The O_DIRECT flag; 0 where the platform has none (then no write is direct). */
 export const O_DIRECT: number = constants.O_DIRECT ?? 0;
 
-/** Aligned buffers in the pool: a fill holds one only while one write of its is on its way. */
-const SLOTS = 8;
+/**
+ * Aligned buffers in the pool: a fill holds one while one write of its is on its way, and keeps up to
+ * KEPT_PER_FILL written ones for its reader (src/cache/temp-file.ts) while more than SPARE_SLOTS are free.
+ */
+const SLOTS = 16;
+export const KEPT_PER_FILL = 3;
+const SPARE_SLOTS = 4;
 const WASM_PAGE = 64 * 1024;
 
 interface WasmMemory {
@@ -42,7 +47,8 @@ export function refuseDirectWrites(): void {
 
 /**
  * SLOTS buffers of IO_CHUNK bytes, each starting at a multiple of DIRECT_BLOCK, handed out one at a
- * time; a taker waits while all are out. Created at the first take and kept (8 MiB, resident once used).
+ * time; a taker waits while all are out. Created at the first take and kept (16 MiB, of which only the
+ * buffers ever used at once become resident: the last given back is the first taken again).
  */
 class AlignedBuffers {
   private free: Buffer[] | undefined;
@@ -64,6 +70,11 @@ class AlignedBuffers {
     const buffer = this.free?.pop();
     if (buffer) return buffer;
     return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Whether a written buffer may be kept for a reader: writes must never wait for kept ones. */
+  get spare(): boolean {
+    return (this.free?.length ?? 0) > SPARE_SLOTS;
   }
 
   give(buffer: Buffer): void {

@@ -2,14 +2,12 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { freeNow, ownsItsMemory } from '../memory/free-now.js';
 import { ByteWindow } from './byte-window.js';
-import { alignedBuffers, DIRECT_BLOCK, directWritesWanted, O_DIRECT, refuseDirectWrites } from './direct-writes.js';
+import { alignedBuffers, DIRECT_BLOCK, directWritesWanted, KEPT_PER_FILL, O_DIRECT, refuseDirectWrites } from './direct-writes.js';
 import { IO_CHUNK, isCode } from './durable-files.js';
 import { FillError } from './fill-error.js';
 
 /** A slow source still reaches its followers within this long, even before 1 MiB has piled up. */
 const IDLE_FLUSH_MS = 10;
-/** Written bytes kept in memory for a reader close behind (`keepFor`), at most. */
-const MAX_KEPT_WRITTEN = 8 * IO_CHUNK;
 
 /** How a temp file tells its fill what happened. */
 export interface TempFileHooks {
@@ -32,6 +30,14 @@ export interface TempFileOptions {
   readonly freesChunks?: boolean;
   /** Writes with O_DIRECT where the file system takes it (src/cache/direct-writes.ts); default true. */
   readonly direct?: boolean;
+}
+
+/** Bytes just written with O_DIRECT, still in the aligned buffer they were written from. */
+interface KeptBuffer {
+  readonly start: number;
+  readonly buffer: Buffer;
+  /** The blob's bytes in `buffer`, from `start` on (the end's padding not counted). */
+  readonly length: number;
 }
 
 /**
@@ -65,6 +71,8 @@ export class TempFile {
   private taken = 0;
   /** Where the reader that the fill keeps pace with reads (`keepFor`). */
   private keepFrom = Number.POSITIVE_INFINITY;
+  /** The aligned buffers of the last O_DIRECT writes, oldest first, kept for that reader. */
+  private kept: KeptBuffer[] = [];
   private handles: Handles | undefined;
   /** Whether writes go through `handles.writer` with O_DIRECT. */
   private direct = false;
@@ -206,18 +214,21 @@ export class TempFile {
   /** The fill is done with every chunk before `position` (hashed, taken by the store): those on disk can be freed. */
   takenUpTo(position: number): void {
     this.taken = Math.max(this.taken, position);
-    this.letGo();
+    this.freeWritten();
   }
 
   /**
-   * The reader the fill keeps pace with reads from `position` on (Infinity: there is none): bytes
-   * written from there on stay in memory, MAX_KEPT_WRITTEN at most, so that it never reads the file
-   * back. A reader sent a cold blob slower than the fill took it in read most of it back, which took
-   * more CPU than the rest of the miss (page cache copies, and with O_DIRECT a disk read).
+   * The reader the fill keeps pace with reads from `position` on (Infinity: there is none). Under
+   * O_DIRECT the buffers of the last writes are kept for it (KEPT_PER_FILL at most), so that it does not
+   * read the file back: a reader sent a cold blob slower than the fill took it in read most of it back,
+   * which took more CPU than the rest of the miss, and with O_DIRECT from the disk. The copies the
+   * writes made are what is kept, not the chunks: chunks held longer grew glibc's heap by 2 MB a fill.
    */
   keepFor(position: number): void {
     this.keepFrom = position;
-    this.letGo();
+    while (this.kept.length > 0 && (this.keepFrom === Number.POSITIVE_INFINITY || this.kept[0]!.start + this.kept[0]!.length <= this.keepFrom)) {
+      alignedBuffers.give(this.kept.shift()!.buffer);
+    }
   }
 
   /**
@@ -229,6 +240,9 @@ export class TempFile {
       const queued = this.queued.slice(position, length);
       return this.freesChunks ? Buffer.from(queued) : queued;
     }
+    const kept = this.keptAt(position);
+    // A copy: the buffer is written from again.
+    if (kept) return Buffer.from(kept.buffer.subarray(position - kept.start, Math.min(kept.length, position - kept.start + length)));
     if (!this.handles || position >= this.bytesWritten) throw new Error(`byte ${position} is not in the temp file`);
     const buffer = Buffer.allocUnsafe(Math.min(length, this.bytesWritten - position));
     const { bytesRead } = await this.handles.buffered.read(buffer, 0, buffer.length, position);
@@ -241,6 +255,8 @@ export class TempFile {
    */
   async readInto(position: number, target: Buffer): Promise<number> {
     if (position >= this.queued.start && position < this.queued.end) return this.queued.copyTo(position, target);
+    const kept = this.keptAt(position);
+    if (kept) return kept.buffer.copy(target, 0, position - kept.start, kept.length);
     if (!this.handles || position >= this.bytesWritten) throw new Error(`byte ${position} is not in the temp file`);
     const length = Math.min(target.length, this.bytesWritten - position);
     const { bytesRead } = await this.handles.buffered.read(target, 0, length, position);
@@ -270,7 +286,12 @@ export class TempFile {
     this.handles = undefined;
     this.queued.trimTo(this.queued.end);
     this.toFree = [];
+    this.keepFor(Number.POSITIVE_INFINITY);
     if (handles) await closeHandles(handles);
+  }
+
+  private keptAt(position: number): KeptBuffer | undefined {
+    return this.kept.find((kept) => position >= kept.start && position < kept.start + kept.length);
   }
 
   /**
@@ -314,11 +335,8 @@ export class TempFile {
     this.hooks.failed(error, unwritten);
   }
 
-  /** Lets go of the chunks no reader close behind needs any more, and frees those the fill is done with. */
-  private letGo(): void {
-    const kept = Math.min(this.bytesWritten, Math.max(this.keepFrom, this.bytesWritten - MAX_KEPT_WRITTEN));
-    this.queued.trimTo(kept);
-    const limit = Math.min(kept, this.taken);
+  private freeWritten(): void {
+    const limit = Math.min(this.bytesWritten, this.taken);
     let freed = 0;
     while (freed < this.toFree.length && this.toFree[freed]!.end <= limit) {
       // Now, while its memory is still the allocator's most recent block.
@@ -350,7 +368,8 @@ export class TempFile {
       return;
     }
     this.bytesWritten += length;
-    this.letGo();
+    this.queued.trimTo(this.bytesWritten);
+    this.freeWritten();
     this.hooks.written();
   }
 
@@ -364,17 +383,24 @@ export class TempFile {
     for (const chunk of chunks) bytes.append(chunk);
     let done = 0;
     while (done < length) {
-      const buffer = await alignedBuffers.take();
+      // The oldest buffer kept once there are enough: a fill never waits for the pool while it keeps some.
+      const buffer = this.kept.length >= KEPT_PER_FILL ? this.kept.shift()!.buffer : await alignedBuffers.take();
+      const start = this.bytesWritten + done;
+      let count = 0;
       try {
-        const count = bytes.copyTo(done, buffer.subarray(0, Math.min(buffer.length, length - done)));
+        count = bytes.copyTo(done, buffer.subarray(0, Math.min(buffer.length, length - done)));
         const padded = Math.ceil(count / DIRECT_BLOCK) * DIRECT_BLOCK;
         buffer.fill(0, count, padded);
-        await writeThrough(writer, [buffer.subarray(0, padded)], padded, this.bytesWritten + done);
-        if (padded > count) await writer.truncate(this.bytesWritten + done + count);
-        done += count;
-      } finally {
+        await writeThrough(writer, [buffer.subarray(0, padded)], padded, start);
+        if (padded > count) await writer.truncate(start + count);
+      } catch (error) {
         alignedBuffers.give(buffer);
+        throw error;
       }
+      done += count;
+      // Kept for the reader the fill keeps pace with, while the pool has buffers to spare.
+      if (this.keepFrom !== Number.POSITIVE_INFINITY && !this.closed && alignedBuffers.spare) this.kept.push({ start, buffer, length: count });
+      else alignedBuffers.give(buffer);
     }
   }
 }

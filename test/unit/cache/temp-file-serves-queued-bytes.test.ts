@@ -95,7 +95,7 @@ describe('a fill temp file', () => {
     await file.close();
   });
 
-  it('keeps written bytes in memory for the reader the fill keeps pace with, 8 MiB at most', async () => {
+  it('keeps the buffers of its last O_DIRECT writes for the reader the fill keeps pace with, 3 MiB at most', async () => {
     const { file, path } = await openTempFile();
     // A reader at the first byte, as the fill begins.
     file.keepFor(0);
@@ -105,9 +105,12 @@ describe('a fill temp file', () => {
     expect(file.written).toBe(12 * IO_CHUNK);
     // The file on disk is changed behind the temp file's back: what is read from memory is still the original.
     await writeFile(path, Buffer.alloc(12 * IO_CHUNK));
-    // 8 MiB before the newest byte: kept. Further back: read from the (changed) file.
-    expect((await file.read(4 * IO_CHUNK, 16)).equals(chunks[4]!.subarray(0, 16))).toBe(true);
-    expect((await file.read(4 * IO_CHUNK - 16, 16)).equals(Buffer.alloc(16))).toBe(true);
+    // The last three MiB written: kept. Further back: read from the (changed) file.
+    expect((await file.read(9 * IO_CHUNK, 16)).equals(chunks[9]!.subarray(0, 16))).toBe(true);
+    expect((await file.read(9 * IO_CHUNK - 16, 16)).equals(Buffer.alloc(16))).toBe(true);
+    const into = Buffer.alloc(16);
+    expect(await file.readInto(11 * IO_CHUNK + 5, into)).toBe(16);
+    expect(into.equals(chunks[11]!.subarray(5, 21))).toBe(true);
     // The reader moved on: what lies behind it is let go.
     file.keepFor(10 * IO_CHUNK);
     expect((await file.read(9 * IO_CHUNK, 16)).equals(Buffer.alloc(16))).toBe(true);
@@ -115,6 +118,17 @@ describe('a fill temp file', () => {
     // No reader kept pace with: nothing written stays.
     file.keepFor(Number.POSITIVE_INFINITY);
     expect((await file.read(11 * IO_CHUNK, 16)).equals(Buffer.alloc(16))).toBe(true);
+    await file.close();
+  });
+
+  it('keeps nothing written for a reader when it writes through the page cache (read back from there)', async () => {
+    const { file, path } = await openTempFile({ direct: false });
+    file.keepFor(0);
+    const chunk = randomBytes(2 * IO_CHUNK);
+    await file.append(chunk);
+    await file.flush();
+    await writeFile(path, Buffer.alloc(2 * IO_CHUNK));
+    expect((await file.read(IO_CHUNK, 16)).equals(Buffer.alloc(16))).toBe(true);
     await file.close();
   });
 
