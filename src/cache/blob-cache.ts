@@ -118,7 +118,6 @@ export class BlobCache {
       layout,
       stallTimeoutMs: options.stallTimeoutMs,
       relayWindowBytes: options.relayWindowBytes ?? DEFAULT_RELAY_WINDOW_BYTES,
-      ...(options.readerPatienceMs === undefined ? {} : { readerPatienceMs: options.readerPatienceMs }),
       beginUpload: (digest, tmpPath, meta) => store.beginUpload(digest, tmpPath, meta),
       install: (entry, upload, beforeVisible) => committed.install(entry, upload, beforeVisible),
       readCommitted: (digest, range) => this.read(digest, range)?.stream,

@@ -20,15 +20,6 @@ import { TempFile } from './temp-file.js';
  */
 export const DEFAULT_STORE_TIMEOUT_MS = 120_000;
 
-/**
- * How far the fill runs ahead of its fastest reader. Unpaced, a cold GiB's one client was 720 MiB
- * behind when the fill ended (the upstream's bytes took the main thread first) and read them back from
- * the file: more CPU than the rest of the miss, and its last byte seconds after the fill's.
- */
-const READER_LEAD_BYTES = 2 * IO_CHUNK;
-/** A reader that keeps the fill waiting this long is left behind: it reads the file back from then on. */
-export const DEFAULT_READER_PATIENCE_MS = 200;
-
 /** The cache's side of a fill. */
 export interface FillHost {
   readonly logger: FastifyBaseLogger;
@@ -36,8 +27,6 @@ export interface FillHost {
   readonly stallTimeoutMs: number;
   /** How long the fill waits for its store to take a chunk; default DEFAULT_STORE_TIMEOUT_MS. */
   readonly storeTimeoutMs?: number;
-  /** How long the fill waits for its fastest reader before it leaves it behind; default DEFAULT_READER_PATIENCE_MS. */
-  readonly readerPatienceMs?: number;
   /** Once the temp file fails, how far (in bytes) the slowest reader may trail the source: the memory a relay holds. */
   readonly relayWindowBytes: number;
   /** Where the fill's bytes go besides its temp file (the spool its readers follow). */
@@ -84,9 +73,6 @@ export class BlobFill implements Fill, FillSource {
   /** The writer holds one reference to the temp file, each reader one more. */
   private fileRefs = 1;
   private readonly readers = new Set<FillReader>();
-  /** Readers the fill no longer keeps pace with: they kept it waiting for the reader patience. */
-  private readonly leftBehind = new WeakSet<FillReader>();
-  private paceWaiters: Array<() => void> = [];
   private received = 0;
   /** Set when the temp file failed: every byte from the point of failure on, as received. */
   private relay: FillRelay | undefined;
@@ -186,7 +172,6 @@ export class BlobFill implements Fill, FillSource {
   }
 
   advanced(): void {
-    this.wakePace();
     // The space on disk comes back once no reader needs the part written before the failure.
     if (this.relay && this.relay.advanced() >= this.file.written) this.closeFile();
   }
@@ -273,7 +258,6 @@ export class BlobFill implements Fill, FillSource {
     }
     // The hash runs on its own thread: a source faster than it waits here, once the chunks are readable.
     await this.hash.room();
-    await this.keepPace();
     // The source was held back while the disk worked, a reader caught up or the hash did; that wait is not the source's silence.
     this.stallTimer?.refresh();
     // The store takes the same bytes, in order; it never fails the fill's readers (its commit does).
@@ -286,41 +270,6 @@ export class BlobFill implements Fill, FillSource {
     }
     // The hash and the store are done with these chunks: only the temp file may still need them.
     this.file.takenUpTo(this.received);
-  }
-
-  /**
-   * Waits while the fastest reader kept pace with is more than READER_LEAD_BYTES behind, and tells the
-   * temp file to keep what it reads in memory. A reader that does not move for the reader patience is left
-   * behind for good: a client that stops reading never holds a fill back (fills outlive their clients).
-   */
-  private async keepPace(): Promise<void> {
-    // A relay holds its readers' bytes itself (FillRelay's window).
-    while (!this.relay) {
-      let fastest: FillReader | undefined;
-      for (const reader of this.readers) {
-        if (reader.need !== Number.POSITIVE_INFINITY && !this.leftBehind.has(reader) && (!fastest || reader.need > fastest.need)) fastest = reader;
-      }
-      this.file.keepFor(fastest?.need ?? Number.POSITIVE_INFINITY);
-      if (!fastest || this.received - fastest.need <= READER_LEAD_BYTES) return;
-      if (!(await this.readerMoves())) this.leftBehind.add(fastest);
-    }
-  }
-
-  /** Resolves true when a reader takes bytes or leaves, false after the reader patience. */
-  private readerMoves(): Promise<boolean> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), this.host.readerPatienceMs ?? DEFAULT_READER_PATIENCE_MS);
-      this.paceWaiters.push(() => {
-        clearTimeout(timer);
-        resolve(true);
-      });
-    });
-  }
-
-  private wakePace(): void {
-    const waiters = this.paceWaiters;
-    this.paceWaiters = [];
-    for (const wake of waiters) wake();
   }
 
   /** The store took nothing within its bound: its upload is aborted, and the fill serves its readers without it. */

@@ -78,8 +78,6 @@ export interface BlobCacheOptions {
    * may trail the upstream (the source waits for it, and after `stallTimeoutMs` it is cut off); default 16 MiB.
    */
   relayWindowBytes?: number;
-  /** A fill waits for its fastest reader (blob-fill.ts); one that does not read for this long is left behind. Default 200 ms. */
-  readerPatienceMs?: number;
   /** Counts evictions. */
   metrics?: Metrics;
   /** Where committed blobs live; default: files under `dir` (see src/config/shared-stores.ts). */

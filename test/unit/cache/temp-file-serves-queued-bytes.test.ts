@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -11,11 +10,10 @@ import { tempDir } from './cache-fixture.js';
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-async function openTempFile(options: TempFileOptions = {}): Promise<{ file: TempFile; told: () => number; path: string }> {
+async function openTempFile(options: TempFileOptions = {}): Promise<{ file: TempFile; told: () => number }> {
   let told = 0;
-  const path = join(await tempDir(), 'spool');
   const file = new TempFile(
-    path,
+    join(await tempDir(), 'spool'),
     {
       written: () => (told += 1),
       failed: (error) => {
@@ -26,7 +24,7 @@ async function openTempFile(options: TempFileOptions = {}): Promise<{ file: Temp
     options,
   );
   await file.create();
-  return { file, told: () => told, path };
+  return { file, told: () => told };
 }
 
 describe('a fill temp file', () => {
@@ -59,8 +57,7 @@ describe('a fill temp file', () => {
   });
 
   it('holds a chunk in memory only until it is written: a chunk kept longer is promoted, and only full collections free those', async () => {
-    // Through the page cache: with O_DIRECT the part block at the end waits in memory for the end of the blob.
-    const { file } = await openTempFile({ direct: false });
+    const { file } = await openTempFile();
     let chunk: Buffer | undefined = Buffer.alloc(IO_CHUNK + 1, 7);
     const held = new WeakRef(chunk);
     const queued = file.append(chunk);
@@ -92,43 +89,6 @@ describe('a fill temp file', () => {
     const back = Buffer.alloc(16);
     expect(await file.readInto(0, back)).toBe(7);
     expect(back.subarray(0, 7).toString()).toBe('abcdefg');
-    await file.close();
-  });
-
-  it('keeps the buffers of its last O_DIRECT writes for the reader the fill keeps pace with, 3 MiB at most', async () => {
-    const { file, path } = await openTempFile();
-    // A reader at the first byte, as the fill begins.
-    file.keepFor(0);
-    const chunks = Array.from({ length: 12 }, () => randomBytes(IO_CHUNK));
-    await file.appendAll(chunks);
-    await file.flush();
-    expect(file.written).toBe(12 * IO_CHUNK);
-    // The file on disk is changed behind the temp file's back: what is read from memory is still the original.
-    await writeFile(path, Buffer.alloc(12 * IO_CHUNK));
-    // The last three MiB written: kept. Further back: read from the (changed) file.
-    expect((await file.read(9 * IO_CHUNK, 16)).equals(chunks[9]!.subarray(0, 16))).toBe(true);
-    expect((await file.read(9 * IO_CHUNK - 16, 16)).equals(Buffer.alloc(16))).toBe(true);
-    const into = Buffer.alloc(16);
-    expect(await file.readInto(11 * IO_CHUNK + 5, into)).toBe(16);
-    expect(into.equals(chunks[11]!.subarray(5, 21))).toBe(true);
-    // The reader moved on: what lies behind it is let go.
-    file.keepFor(10 * IO_CHUNK);
-    expect((await file.read(9 * IO_CHUNK, 16)).equals(Buffer.alloc(16))).toBe(true);
-    expect((await file.read(10 * IO_CHUNK, 16)).equals(chunks[10]!.subarray(0, 16))).toBe(true);
-    // No reader kept pace with: nothing written stays.
-    file.keepFor(Number.POSITIVE_INFINITY);
-    expect((await file.read(11 * IO_CHUNK, 16)).equals(Buffer.alloc(16))).toBe(true);
-    await file.close();
-  });
-
-  it('keeps nothing written for a reader when it writes through the page cache (read back from there)', async () => {
-    const { file, path } = await openTempFile({ direct: false });
-    file.keepFor(0);
-    const chunk = randomBytes(2 * IO_CHUNK);
-    await file.append(chunk);
-    await file.flush();
-    await writeFile(path, Buffer.alloc(2 * IO_CHUNK));
-    expect((await file.read(IO_CHUNK, 16)).equals(Buffer.alloc(16))).toBe(true);
     await file.close();
   });
 
