@@ -1,10 +1,11 @@
 /**
- * podman inside a sandbox, hermetic like ./skopeo.ts: its storage (`--root`, `--runroot`, the vfs
- * driver, which needs no kernel overlay support) and temp files under the sandbox's temp dir, an
+ * podman inside a sandbox, hermetic like ./skopeo.ts: its storage (`--root`, the vfs driver, which
+ * needs no kernel overlay support) and temp files under the sandbox's temp dir, its `--runroot` in a
+ * short directory removed with the sandbox (podmanRunroot), an
  * accept-anything signature policy and an empty auth file of its own, and only the registries.conf
  * the caller gives (CONTAINERS_REGISTRIES_CONF). Trust is the `certDir` passed (`--cert-dir`).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecResult, Sandbox } from './sandbox.js';
 
@@ -28,13 +29,22 @@ export interface Podman {
 
 let instances = 0;
 
+/**
+ * A runroot for podman, which refuses one longer than 50 characters: a directory of its own under /tmp
+ * (a sandbox's directory, under a test run's TMPDIR, is too deep), removed with the sandbox.
+ */
+export function podmanRunroot(sandbox: Sandbox): string {
+  const dir = mkdtempSync('/tmp/podman-');
+  sandbox.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 export function podmanIn(sandbox: Sandbox): Podman {
   const dir = join(sandbox.dir, `podman-${instances++}`);
   const root = join(dir, 'root');
-  const runroot = join(dir, 'run');
+  const runroot = podmanRunroot(sandbox);
   const tmp = join(dir, 'tmp');
   mkdirSync(tmp, { recursive: true });
-  mkdirSync(runroot, { recursive: true });
   const policy = join(dir, 'policy.json');
   writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
   const authFile = join(dir, 'auth.json');

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Bench, INTERCEPTED_HOST, startBench } from '../../bench/bench.js';
+import { podmanRunroot } from '../../bench/podman.js';
 import type { LayoverProcessOptions } from '../../bench/layover-process.js';
 import { GROUPS, PEOPLE, SERVICE_DN, type Slapd, startSlapd } from '../../helpers/slapd.js';
 import { expectNoSecretsInLog } from '../auth/auth-bench.js';
@@ -116,7 +117,7 @@ describe('the token service (CLIENT_AUTH_CHALLENGE=bearer) with LDAP', () => {
       'podman',
       [
         '--root', join(podmanDir, 'root'),
-        '--runroot', join(podmanDir, 'run'),
+        '--runroot', podmanRunroot(bench.sandbox),
         '--tmpdir', join(podmanDir, 'tmp'),
         '--storage-driver', 'vfs',
         '--cgroup-manager', 'cgroupfs',
