@@ -1,9 +1,9 @@
 /**
  * podman inside a sandbox, hermetic like ./skopeo.ts: its storage (`--root`, the vfs driver, which
  * needs no kernel overlay support) and temp files under the sandbox's temp dir, its `--runroot` in a
- * short directory removed with the sandbox (podmanRunroot), an
- * accept-anything signature policy and an empty auth file of its own, and only the registries.conf
- * the caller gives (CONTAINERS_REGISTRIES_CONF). Trust is the `certDir` passed (`--cert-dir`).
+ * short directory removed with the sandbox (podmanRunroot), an accept-anything signature policy and
+ * an empty auth file of its own, and only the registries.conf the caller gives
+ * (CONTAINERS_REGISTRIES_CONF). Trust is the `certDir` passed (`--cert-dir`).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
