@@ -8,18 +8,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { expect, it, onTestFinished } from 'vitest';
+import { holdRefusingPort } from '../../helpers/refusing-port.js';
 import { CLI } from '../../helpers/run-cli.js';
 import { startS3rver } from '../../unit/cache/s3rver-fixture.js';
-
-const closedPort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 
 function serve(env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
   const args = ['serve', '--upstream-dns', '127.0.0.1:9', '--advertise', '127.0.0.1', '--dns', 'off', '--http', 'off', '--proxy', 'off', '--https', '127.0.0.1:0'];
@@ -32,7 +24,9 @@ function serve(env: Record<string, string>): Promise<{ status: number | null; st
 
 it.each(['redis', 'postgres'])('a %s index nobody answers for: one line naming it, exit 2', async (kind) => {
   const s3 = await startS3rver();
-  const port = await closedPort();
+  const closed = await holdRefusingPort();
+  onTestFinished(closed.release);
+  const port = closed.port;
   const dataDir = mkdtempSync(join(tmpdir(), 'layover-cli-index-'));
   onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
   const { status, stderr } = await serve({

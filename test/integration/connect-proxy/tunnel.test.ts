@@ -24,6 +24,7 @@ import { UpstreamResolver } from '../../../src/upstream/upstream-resolver.js';
 import { createTestCa, type TestCa } from '../../bench/test-ca.js';
 import { captureLogger, type LogLine } from '../../helpers/capture-logger.js';
 import { startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
+import { holdRefusingPort } from '../../helpers/refusing-port.js';
 import { sendConnect, sendRaw } from './connect-client.js';
 
 const run = promisify(execFile);
@@ -167,11 +168,9 @@ describe('refused tunnels', () => {
     const missing = await sendConnect(port, `missing.test:${tlsPort()}`);
     expect(missing.status).toBe(502);
     expect((await connectLine(logs)).reason).toBe('dns');
-    // A port that was free a moment ago: connecting to it is refused.
-    const spare = createNetServer().listen(0, '127.0.0.1');
-    await once(spare, 'listening');
-    const closedPort = (spare.address() as AddressInfo).port;
-    await new Promise((resolve) => spare.close(resolve));
+    const closed = await holdRefusingPort();
+    onTestFinished(closed.release);
+    const closedPort = closed.port;
     const { port: port2 } = await startProxy({ rules: { intercepted: new HostnameSet([]), ports: new Set([closedPort]), policy: 'tunnel' } });
     const refused = await sendConnect(port2, `target.test:${closedPort}`);
     expect(refused.status).toBe(502);
