@@ -2,8 +2,8 @@
  * A TCP port on which connections are refused for as long as the test holds it. A port that was free a
  * moment ago is not enough: another listener of the run (the proxy the test starts next, a parallel
  * test file) may be given it and answer. Here the port is the local end of an established connection:
- * bound, so no listener can take it (neither socket sets SO_REUSEADDR), and not listening, so a SYN to
- * it is answered with a reset.
+ * bound without SO_REUSEADDR, so no listener can take it while it is held, and not listening, so a SYN
+ * to it is answered with a reset.
  */
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
