@@ -89,6 +89,13 @@ export interface AppDependencies {
   metrics?: Metrics;
   /** False: every request goes through fastify, hits too (tests compare the two paths); src/proxy/hit-path.ts. */
   hitPath?: boolean;
+  /**
+   * True (`layover serve`): DNS listens before the cache opens (about 2 s with 100,000 blobs), so
+   * that a restart takes a node's names away only for the process's own start; intercepted names get
+   * SERVFAIL until listenApp has the HTTPS listener up. A DNS on port 0 still listens with the rest.
+   * A buildApp that fails later leaves the socket, as it leaves the cache, to the process's exit.
+   */
+  listenDnsFirst?: boolean;
 }
 
 export interface ListeningAddresses {
@@ -174,6 +181,21 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   const certificates = loadCustomCertificates(config.customDomains);
   const { ca, created } = await loadOrCreateCa(config.caDir);
   logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
+  const dns = config.listen.dns
+    ? new DnsServer({
+        listen: config.listen.dns,
+        intercepted,
+        advertise: [...config.advertise],
+        upstreams: [...config.upstreamDns],
+        policy: config.dnsPolicy,
+        logger,
+        metrics,
+        udpWorkers: config.dnsUdpWorkers,
+        holdIntercepted: true,
+      })
+    : null;
+  // Not on port 0: listenApp binds the registry ports first, which that port could be handed.
+  if (dns && deps.listenDnsFirst && config.listen.dns?.port !== 0) await dns.listen();
 
   // The default certificate also covers the advertised addresses: mirror clients told https://<address> send no SNI.
   const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, addresses: config.advertise, certificates, logger, metrics });
@@ -278,18 +300,6 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     connectProxy.attach(proxy.server);
   }
 
-  const dns = config.listen.dns
-    ? new DnsServer({
-        listen: config.listen.dns,
-        intercepted,
-        advertise: [...config.advertise],
-        upstreams: [...config.upstreamDns],
-        policy: config.dnsPolicy,
-        logger,
-        metrics,
-        udpWorkers: config.dnsUdpWorkers,
-      })
-    : null;
   const registryPortServers = new RegistryPortServers(https, tlsOptions, config.registryPorts, {
     headersMs: config.timeouts.clientHeaderMs,
     keepAliveMs: config.timeouts.keepaliveMs,
@@ -310,7 +320,8 @@ export async function listenApp(app: LayoverApp): Promise<ListeningAddresses> {
     if (app.http && listen.http) await app.http.listen({ host: listen.http.host, port: listen.http.port });
     if (app.proxy && listen.proxy) await app.proxy.listen({ host: listen.proxy.host, port: listen.proxy.port });
     if (app.admin && app.config.admin.listen) await app.admin.listen({ host: app.config.admin.listen.host, port: app.config.admin.listen.port });
-    const dns = app.dns ? await app.dns.listen() : null;
+    const dns = app.dns ? (app.dns.address ?? (await app.dns.listen())) : null;
+    await app.dns?.answerIntercepted();
     app.state.listening();
     app.prefetchSchedule = startPrefetchSchedule(app.operations);
     return {
@@ -344,7 +355,7 @@ const FILL_POLL_MS = 50;
  * Stops in the order a load balancer needs: not ready at once; after `drainMs` no new connections
  * and idle keep-alive connections closed (every response since the stop began said `Connection:
  * close`); requests in flight finish; then fills, DNS (other nodes resolve through it until the
- * end), the upstream pool and the cache.
+ * end, intercepted names no longer), the upstream pool and the cache.
  */
 export async function closeApp(app: LayoverApp, { drainMs = 0, fillWaitMs = 0 }: CloseOptions = {}): Promise<void> {
   app.state.stop();
@@ -353,7 +364,8 @@ export async function closeApp(app: LayoverApp, { drainMs = 0, fillWaitMs = 0 }:
     app.logger.info({ drainMs }, 'drain over: accepting no new connections');
   }
   let closed = false;
-  const closing = Promise.allSettled([app.prefetchSchedule?.stop(), app.https.close(), app.http?.close(), app.admin?.close(), app.proxy?.close(), app.connectProxy?.close(), app.registryPortServers.close()]).finally(() => (closed = true));
+  // DNS goes on forwarding; intercepted names get SERVFAIL, on which a resolver asks its next server.
+  const closing = Promise.allSettled([app.prefetchSchedule?.stop(), app.dns?.holdIntercepted(), app.https.close(), app.http?.close(), app.admin?.close(), app.proxy?.close(), app.connectProxy?.close(), app.registryPortServers.close()]).finally(() => (closed = true));
   // Until the listeners have closed (they stop accepting once their close hooks ran), connections that
   // sent no request are ended: a browser's preconnected socket would hold the stop until the grace ran out.
   while (!closed) {

@@ -10,7 +10,8 @@ const CLOSE_RESERVE_MS = 2_000;
 
 /** `layover serve`: listen until SIGTERM or SIGINT, then close gracefully; a second signal exits at once. */
 export async function serve(config: LayoverConfig): Promise<void> {
-  const app = await buildApp(config);
+  // DNS first: a node that resolves every name through Layover keeps them through a restart's cache load.
+  const app = await buildApp(config, { listenDnsFirst: true });
   const addresses = await listenApp(app);
   app.logger.info(
     {

@@ -40,6 +40,12 @@ export interface DnsServerOptions {
   udpWorkers?: number | 'auto';
   /** The UDP answer workers' module; tests only (a fixture that misbehaves). */
   udpWorkerScript?: URL;
+  /**
+   * True: intercepted names get SERVFAIL until answerIntercepted(). Layover's DNS listens before its
+   * HTTPS listener is up (src/app.ts), and an address that refuses connections is worse than a
+   * failure, on which a client's resolver asks its next server (another replica). Default false.
+   */
+  holdIntercepted?: boolean;
 }
 
 /** The `result` label of layover_dns_queries_total: each query is counted once, with its final fate. */
@@ -90,6 +96,12 @@ export class DnsServer {
   #udp: dgram.Socket | undefined;
   readonly #udpWorkerCount: number;
   #udpWorkers: UdpAnswerWorkers | undefined;
+  /** answerIntercepted() starting the UDP answer workers: close() and holdIntercepted() wait for it. */
+  #udpWorkersStarting: Promise<void> | undefined;
+  /** Where listen() bound UDP and TCP, once it has. */
+  #bound: { host: string; port: number } | null = null;
+  /** Intercepted names get SERVFAIL (holdIntercepted()); the UDP answer workers are not running. */
+  #holding: boolean;
   #forwarder: Forwarder | undefined;
   /** listen() until it has settled: close() waits for it, so that what it bound is released. */
   #starting: Promise<unknown> | undefined;
@@ -119,6 +131,7 @@ export class DnsServer {
     const { policy } = options;
     this.#recursion = new ClientNetworks(policy.allowRecursion);
     this.#udpWorkerCount = udpWorkerCount(options.udpWorkers);
+    this.#holding = options.holdIntercepted === true;
     this.#rateLimiter = new ResponseRateLimiter({ perSecond: policy.rateLimit, slip: policy.rateLimitSlip });
     this.#interceptedRateLimiter =
       this.#udpWorkerCount > 0 ? new ResponseRateLimiter({ perSecond: this.#perSocketRateLimit(), slip: policy.rateLimitSlip }) : this.#rateLimiter;
@@ -179,7 +192,7 @@ export class DnsServer {
       this.#logger.debug({ err }, 'dns: could not enlarge the UDP receive buffer');
     }
     const bound = { host, port: this.#udp.address().port };
-    if (this.#udpWorkerCount > 0) await this.#startUdpWorkers(bound);
+    if (this.#udpWorkerCount > 0 && !this.#holding) await this.#startUdpWorkers(bound);
     this.#throwIfClosed();
     this.#forwarder = new Forwarder({
       upstreams: withoutSelf(this.#options.upstreams, bound, this.#logger),
@@ -187,8 +200,36 @@ export class DnsServer {
       logger: this.#logger,
       endpoints: this.#endpoints,
     });
-    this.#logger.info({ host, port: bound.port }, 'dns server listening');
+    this.#bound = bound;
+    this.#logger.info({ host, port: bound.port, interceptedHeld: this.#holding }, 'dns server listening');
     return bound;
+  }
+
+  /** Where UDP and TCP are bound; null until listen() has completed. */
+  get address(): { host: string; port: number } | null {
+    return this.#bound;
+  }
+
+  /**
+   * From now on intercepted names are answered (the HTTPS listener is up), by the UDP answer workers
+   * too: they start here if listen() came first. Rejects if a worker cannot bind.
+   */
+  async answerIntercepted(): Promise<void> {
+    this.#holding = false;
+    // A listen() under way either read the flag in time and starts the workers, or left them to us.
+    await this.#starting;
+    if (this.#udpWorkerCount === 0 || !this.#bound || this.#closed || this.#udpWorkers) return;
+    this.#udpWorkersStarting ??= this.#startUdpWorkers(this.#bound).finally(() => (this.#udpWorkersStarting = undefined));
+    await this.#udpWorkersStarting;
+  }
+
+  /** From now on intercepted names get SERVFAIL (the HTTPS listeners have closed); the UDP answer workers end. */
+  async holdIntercepted(): Promise<void> {
+    this.#holding = true;
+    await this.#udpWorkersStarting?.catch(() => undefined);
+    const workers = this.#udpWorkers;
+    this.#udpWorkers = undefined;
+    await workers?.close();
   }
 
   /** After each step of listen(): a close() that came meanwhile ends the start (close() releases what it bound). */
@@ -200,7 +241,9 @@ export class DnsServer {
     this.#closed = true;
     // A start under way stops at its next step; what it bound by then is released below.
     await this.#starting;
+    await this.#udpWorkersStarting?.catch(() => undefined);
     await this.#release();
+    this.#bound = null;
     this.#cache.clear();
   }
 
@@ -230,11 +273,14 @@ export class DnsServer {
     return Math.ceil(this.#options.policy.rateLimit / (this.#udpWorkerCount + 1));
   }
 
-  /** Starts the UDP answer workers on the main socket's address and port; on a failure close() ends the rest. */
+  /**
+   * Starts the UDP answer workers on the main socket's address and port; on a failure close() ends
+   * the rest. Workers that started after a close() or holdIntercepted() end again at once.
+   */
   async #startUdpWorkers(bound: { host: string; port: number }): Promise<void> {
     const { policy } = this.#options;
     const udp = this.#udp!;
-    this.#udpWorkers = await UdpAnswerWorkers.start(
+    const workers = await UdpAnswerWorkers.start(
       this.#udpWorkerCount,
       {
         ...bound,
@@ -258,6 +304,8 @@ export class DnsServer {
       },
       this.#options.udpWorkerScript,
     );
+    if (this.#holding || this.#closed) await workers.close();
+    else this.#udpWorkers = workers;
   }
 
   #onDatagram(udp: dgram.Socket, msg: Buffer, address: string, port: number): void {
@@ -312,6 +360,10 @@ export class DnsServer {
     if (typeof query === 'number') return this.#reject(msg, query);
     const { question, opt, maxSize } = query;
     if (question.hostname !== null && this.#intercepted.has(question.hostname)) {
+      if (this.#holding) {
+        this.#result = 'failed';
+        return this.#errorEchoing(msg, RCODE.SERVFAIL, RCODE.SERVFAIL);
+      }
       this.#result = 'answered';
       this.#interceptedAnswer = true;
       return this.#answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
@@ -345,7 +397,7 @@ export class DnsServer {
       case REJECT.NOTIMP:
         return errorResponse(msg, RCODE.NOTIMP);
       case REJECT.BADVERS:
-        return this.#badVersion(msg);
+        return this.#errorEchoing(msg, RCODE.BADVERS, RCODE.FORMERR);
       default:
         return errorResponse(msg, RCODE.FORMERR);
     }
@@ -393,14 +445,18 @@ export class DnsServer {
     );
   }
 
-  #badVersion(msg: Buffer): Buffer {
+  /**
+   * An error echoing the question and the client's EDNS (dns2 encodes it: these are rare), or a
+   * bare header with `undecodable` when dns2 cannot read the query after all.
+   */
+  #errorEchoing(msg: Buffer, rcode: number, undecodable: number): Buffer {
     try {
       const parsed = Packet.parse(msg);
-      if (parsed.errors.length === 0) return errorResponse(msg, RCODE.BADVERS, parsed);
+      if (parsed.errors.length === 0) return errorResponse(msg, rcode, parsed);
     } catch {
-      // Not decodable after all: FORMERR below.
+      // The bare header below.
     }
-    return errorResponse(msg, RCODE.FORMERR);
+    return errorResponse(msg, undecodable);
   }
 
   /**
