@@ -21,6 +21,8 @@ import { type HostileUpstream, PASSWORD, startHostileUpstream, UPSTREAM_HOST, US
 
 const CLI = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
 
+export const FORWARDED_HOST = 'other.test';
+
 export interface Setup {
   upstream: HostileUpstream;
   dns: Dnsmasq;
@@ -32,7 +34,8 @@ export interface Setup {
 export async function setUp(): Promise<Setup> {
   const upstream = await startHostileUpstream();
   onTestFinished(() => upstream.close());
-  const dns = await startDnsmasq({ hostRecords: { [UPSTREAM_HOST]: ['127.0.0.2'] } });
+  // other.test: a name Layover does not intercept, which it forwards to this resolver.
+  const dns = await startDnsmasq({ hostRecords: { [UPSTREAM_HOST]: ['127.0.0.2'], [FORWARDED_HOST]: ['192.0.2.7'] } });
   onTestFinished(() => dns.stop());
   const registries = `${UPSTREAM_HOST}:${upstream.port}`;
   const auth = { AUTH_REGISTRIES: `${registries}|${USER}|${PASSWORD}`, AUTH_REGISTRY_DELIMITER: '|' };
