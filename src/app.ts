@@ -90,7 +90,7 @@ export interface AppDependencies {
   /** False: every request goes through fastify, hits too (tests compare the two paths); src/proxy/hit-path.ts. */
   hitPath?: boolean;
   /**
-   * True (`layover serve`): DNS listens before the cache opens (about 2 s with 100,000 blobs), so
+   * True (`layover serve`): DNS listens before the cache opens (1.5 s with 100,000 blobs), so
    * that a restart takes a node's names away only for the process's own start; intercepted names get
    * SERVFAIL until listenApp has the HTTPS listener up. A DNS on port 0 still listens with the rest.
    * A buildApp that fails later leaves the socket, as it leaves the cache, to the process's exit.

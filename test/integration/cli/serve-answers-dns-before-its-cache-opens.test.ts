@@ -1,6 +1,6 @@
 /**
- * `layover serve` answers DNS before its cache has opened (a start loads the whole index first, about
- * 2 s with 100,000 blobs), so that a restart takes the names of a node that resolves through Layover
+ * `layover serve` answers DNS before its cache has opened (a start loads the whole index first, 1.5 s
+ * with 100,000 blobs), so that a restart takes the names of a node that resolves through Layover
  * away only for the process's own start. Until the HTTPS listener is up an intercepted name gets
  * SERVFAIL (a resolver then asks its next server), not an address where nothing accepts; then the
  * advertised address. The real CLI as a child process; its index a real redis-server frozen with
