@@ -113,21 +113,68 @@ export function downloadsSending(): number {
   return sending;
 }
 
-/** Resolves once `destination` closes or fails (then no write of it completes); `dispose` stops listening. */
-export function closedOrFailed(destination: Destination): { readonly promise: Promise<void>; dispose(): void } {
-  let done = (): void => undefined;
-  const promise = new Promise<void>((resolve) => (done = resolve));
-  const end = (): void => {
-    dispose();
-    done();
+/**
+ * A download's writes not yet confirmed by their callback (the socket still holds their chunk), and a
+ * wait for the next confirmation that also ends when `destination` closes or fails (then no write of it
+ * completes). One short-lived promise per wait: a Promise.race of each write against one promise that
+ * lasted the whole download left a reaction on that promise per chunk, 312 bytes kept until the
+ * download ended (5 MB for 8 downloads of 1 GiB, all of it promoted to V8's old generation).
+ */
+export class WriteWindow {
+  #unconfirmed = 0;
+  #gone = false;
+  #wake: (() => void) | undefined;
+  readonly #destination: Destination;
+
+  constructor(destination: Destination) {
+    this.#destination = destination;
+    destination.on('close', this.#end);
+    destination.on('error', this.#end);
+  }
+
+  /** Writes not yet confirmed. */
+  get unconfirmed(): number {
+    return this.#unconfirmed;
+  }
+
+  /** Whether the destination closed or failed. */
+  get gone(): boolean {
+    return this.#gone;
+  }
+
+  /** Writes `chunk`; `confirmed` runs at its callback, when the destination no longer holds it. */
+  write(chunk: Buffer, confirmed: () => void): void {
+    this.#unconfirmed += 1;
+    this.#destination.write(chunk, () => {
+      this.#unconfirmed -= 1;
+      confirmed();
+      this.#resume();
+    });
+  }
+
+  /** Resolves at the next confirmation, or once the destination has closed or failed. */
+  change(): Promise<void> {
+    if (this.#gone) return Promise.resolve();
+    return new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  /** Stops listening to the destination. */
+  dispose(): void {
+    this.#destination.off('close', this.#end);
+    this.#destination.off('error', this.#end);
+  }
+
+  readonly #end = (): void => {
+    this.dispose();
+    this.#gone = true;
+    this.#resume();
   };
-  const dispose = (): void => {
-    destination.off('close', end);
-    destination.off('error', end);
-  };
-  destination.on('close', end);
-  destination.on('error', end);
-  return { promise, dispose };
+
+  #resume(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
 }
 
 /** Resolves once `destination` takes writes again, or can take none any more. */

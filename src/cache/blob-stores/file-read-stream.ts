@@ -1,7 +1,7 @@
 import { close, open, read } from 'node:fs';
 import { Readable } from 'node:stream';
 import { IO_CHUNK } from '../durable-files.js';
-import { chunksInFlightFor, closedOrFailed, countedSend, type Destination, downloadsSending, giveBack, sendsPooled, takeSendBuffer } from '../send-buffers.js';
+import { chunksInFlightFor, countedSend, type Destination, downloadsSending, giveBack, sendsPooled, takeSendBuffer, WriteWindow } from '../send-buffers.js';
 
 /**
  * A piped send's first chunk: TLS encrypts a write whole before the first byte of it leaves, and a
@@ -77,9 +77,7 @@ export class FileReadStream extends Readable {
 
   private async send(destination: Destination, end: boolean): Promise<void> {
     if (this.pending && !(await this.opened())) return;
-    const gone = closedOrFailed(destination);
-    // Written chunks not yet taken by the socket, oldest first (their callbacks come in order).
-    const inFlight: Array<Promise<void>> = [];
+    const writes = new WriteWindow(destination);
     let next = this.readAhead(FIRST_CHUNK);
     try {
       while (next) {
@@ -90,12 +88,12 @@ export class FileReadStream extends Readable {
           void next?.then(({ buffer: unused }) => giveBack(unused));
           return;
         }
-        inFlight.push(new Promise<void>((resolve) => destination.write(chunk, () => (giveBack(buffer), resolve()))));
+        writes.write(chunk, () => giveBack(buffer));
         // A while: more downloads may have started since (their limit is lower).
-        while (next && inFlight.length >= chunksInFlightFor(downloadsSending())) await Promise.race([inFlight.shift()!, gone.promise]);
+        while (next && !writes.gone && writes.unconfirmed >= chunksInFlightFor(downloadsSending())) await writes.change();
       }
     } finally {
-      gone.dispose();
+      writes.dispose();
     }
     if (this.destroyed) return;
     if (end) destination.end();
