@@ -57,6 +57,7 @@ export class SqlitePages {
 
   /** Opens `file` for reading the rows of `options.table` whose key is after `firstKey` and before `pastLastKey`. */
   static async open(file: string, options: SqlitePagesOptions): Promise<SqlitePages> {
+    // Without OPEN_CREATE: the index's own connection made the file; this one never makes another.
     const database = await new Promise<sqlite3.Database>((resolve, reject) => {
       const opened: sqlite3.Database = new sqlite3.Database(file, sqlite3.OPEN_READWRITE, (error) => (error ? reject(error) : resolve(opened)));
     });
