@@ -18,11 +18,11 @@ const NAMESPACE = 'layover';
 /** @keyv/sqlite's table. */
 const TABLE = 'keyv';
 /**
- * Rows per query at load. A page's parsed rows are garbage once made into entries; at 1,000 rows (about 0.4 MB)
- * most die in V8's young generation; at 5,000 (about 2 MB, the young generation's size) a page was
- * promoted while still being parsed: 151 MB promoted for 100,000 rows instead of 104, and the load took
- * 0.61 and 0.72 s against 0.57 and 0.66 s (medians of eight, two runs taking turns). With the next page
- * read while this one is parsed (SqlitePages), more queries cost no waiting.
+ * Rows per query at load. A page's parsed rows are garbage once made into entries: at 1,000 rows
+ * (about 0.4 MB) most die in V8's young generation; at 5,000 (about 2 MB, the young generation's size)
+ * a page was promoted while still being parsed: 151 MB promoted for 100,000 rows instead of 104, and
+ * the load took 0.61 and 0.72 s against 0.57 and 0.66 s (medians of eight, two runs taking turns).
+ * With the next page read while this one is parsed (SqlitePages), more queries cost no waiting.
  */
 const LOAD_PAGE = 1_000;
 // Every key of the namespace starts with `layover:`, and `;` is the character after `:`.
