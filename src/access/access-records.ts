@@ -59,9 +59,9 @@ export class AccessRecords {
   /**
    * Forgets where digests the cache no longer holds were seen: their next fill records it again,
    * and the records would otherwise grow with every digest ever pulled. Returns how many went.
-   * Called at start: it begins after the caller's turn and looks at a few thousand records per turn
-   * of the event loop, so the start and the first requests go on between (100,000 blobs' records in
-   * one pass held the main thread for 60-90 ms before Layover listened).
+   * Called once Layover listens (src/app.ts): it begins after the caller's turn and looks at a few
+   * thousand records per turn of the event loop, so requests go on between (100,000 blobs' records in
+   * one pass held the main thread for 60-90 ms).
    */
   async forgetEvicted(): Promise<number> {
     await setImmediate();

@@ -358,7 +358,7 @@ export class BlobCache {
       index: this.index,
       store: this.store,
       lru: this.lru,
-      records: this.records.values,
+      records: this.records.synced,
       insert: (entry) => this.committed.adopt(entry),
       isFilling: (digest) => this.fills.has(digest),
       isUnwritten: (digest) => this.access.isMarked(digest),

@@ -4,6 +4,7 @@ import type { Digest } from '../registry/digest.js';
 import type { BlobStore } from './blob-store.js';
 import type { BlobEntry } from './blob-types.js';
 import type { CacheIndex, ChangeFeed, IndexChange } from './cache-index.js';
+import type { SyncedRecords } from './cache-records.js';
 import type { LruIndex } from './lru-index.js';
 
 /**
@@ -26,7 +27,7 @@ export interface SyncHost {
   readonly index: CacheIndex;
   readonly store: BlobStore;
   readonly lru: LruIndex;
-  readonly records: Map<string, unknown>;
+  readonly records: SyncedRecords;
   /** Makes another replica's committed blob a hit here. */
   insert(entry: BlobEntry): void;
   /** A fill of this digest runs here: it commits (or drops) its own entry, nothing else touches it. */
