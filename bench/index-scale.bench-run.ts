@@ -14,15 +14,18 @@
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Bench, DIRECT_HOST, INTERCEPTED_HOST, startBench } from '../test/bench/bench.js';
 import type { LayoverProcess } from '../test/bench/layover-process.js';
+import { runNodeScript } from '../test/bench/node-script.js';
 import { type ManyBlobs, writeManyBlobs } from '../test/unit/cache/many-blobs-fixture.js';
 import { cpuSeconds, OtherCpu, rssBytes } from './lib/process-stats.js';
 import { fixed, interference, median, megabytes, printTable, sampleMachineLoad } from './lib/report.js';
 import { layoverOptions } from './lib/servers.js';
+import type { StartPollJob, StartPollReport } from './lib/start-poller.js';
 import { atMost, seconds, targetLines } from './lib/targets.js';
 
 const BLOBS = 100_000;
@@ -30,6 +33,7 @@ const REPOSITORY = `${INTERCEPTED_HOST}/bench/many`;
 const RUNS = 3;
 const HITS = 2_000;
 const HIT_SET = 200;
+const POLLER_SCRIPT = fileURLToPath(new URL('./lib/start-poller.ts', import.meta.url));
 /** The access-time flush interval of the cache (DEFAULT_ACCESS_FLUSH_MS): a burst must fit between two flushes. */
 const FLUSH_MS = 5_000;
 
@@ -50,17 +54,20 @@ describe('index-scale', () => {
     const blobPath = (digest: string): string => `/v2/bench/many/blobs/${digest}`;
     const first = cache.blobs[BLOBS - 1]!;
     const start = async (): Promise<{ layover: LayoverProcess; dnsMs: number; readyMs: number; hitMs: number; cpu: number }> => {
-      // Polled from inside the sandbox: DNS until it answers a name it forwards (it listens before the
-      // cache opens), then /readyz until 200, then the first hit until 200; times in epoch ms.
-      const poll = bench.sandbox.exec('bash', ['-c', [
-        `until dig +short +tries=1 +time=1 @127.0.0.1 ${DIRECT_HOST} A | grep -q '^[0-9]'; do sleep 0.01; done; date +%s%3N`,
-        'until curl -sf -o /dev/null http://127.0.0.1:80/readyz; do sleep 0.01; done; date +%s%3N',
-        `until curl -sf -o /dev/null -k --resolve ${INTERCEPTED_HOST}:443:127.0.0.1 https://${INTERCEPTED_HOST}${blobPath(first.digest)}; do sleep 0.01; done; date +%s%3N`,
-      ].join('; ')], { timeoutMs: 60_000 });
+      // Polled from inside the sandbox, by one Node process (lib/start-poller.ts): DNS until it answers a
+      // name it forwards (it listens before the cache opens), then /readyz until 200, then the first hit.
+      const job: StartPollJob = {
+        dnsServer: '127.0.0.1',
+        forwardedName: DIRECT_HOST,
+        readyUrl: 'http://127.0.0.1:80/readyz',
+        hit: { address: '127.0.0.1', host: INTERCEPTED_HOST, path: blobPath(first.digest) },
+        timeoutMs: 60_000,
+      };
+      const poll = runNodeScript<StartPollReport>(bench.sandbox, POLLER_SCRIPT, job, { timeoutMs: 70_000 });
       const spawned = Date.now();
       const layover = await bench.startLayover({ ...layoverOptions(), dataDir, readyTimeoutMs: 60_000 });
-      const [dns, ready, hit] = (await poll).stdout.trim().split('\n').map(Number);
-      return { layover, dnsMs: dns! - spawned, readyMs: ready! - spawned, hitMs: hit! - spawned, cpu: cpuSeconds(layover.child.pid!) };
+      const { dnsAt, readyAt, hitAt } = (await poll).lines[0]!;
+      return { layover, dnsMs: dnsAt - spawned, readyMs: readyAt - spawned, hitMs: hitAt - spawned, cpu: cpuSeconds(layover.child.pid!) };
     };
 
     // A warm-up start: the CA is made, the page cache holds the files, as on any restart of a node.
