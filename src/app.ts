@@ -22,7 +22,8 @@ import type { ConnectProxy, InterceptServer } from './connect-proxy/connect-prox
 import { createConnectProxy } from './connect-proxy/create-connect-proxy.js';
 import type { LayoverConfig } from './config/layover-config.js';
 import { SETTINGS } from './config/settings.js';
-import { DnsServer } from './dns/dns-server.js';
+import type { DnsServer } from './dns/dns-server.js';
+import { createDnsServer } from './dns/layover-dns.js';
 import { createLogger } from './log/logger.js';
 import { RequestLogController } from './log/request-log.js';
 import { requestIdGenerator } from './log/request-ids.js';
@@ -90,12 +91,12 @@ export interface AppDependencies {
   /** False: every request goes through fastify, hits too (tests compare the two paths); src/proxy/hit-path.ts. */
   hitPath?: boolean;
   /**
-   * True (`layover serve`): DNS listens before the cache opens (1.5 s with 100,000 blobs), so
-   * that a restart takes a node's names away only for the process's own start; intercepted names get
-   * SERVFAIL until listenApp has the HTTPS listener up. A DNS on port 0 still listens with the rest.
-   * A buildApp that fails later leaves the socket, as it leaves the cache, to the process's exit.
+   * The DNS server, made (src/dns/layover-dns.ts) and maybe listening already: `layover serve` binds
+   * it before the rest of Layover is loaded and the cache opens (src/cli/serve.ts). listenApp starts
+   * it when it does not listen yet. A buildApp that fails later leaves the socket, as it leaves the
+   * cache, to the process's exit.
    */
-  listenDnsFirst?: boolean;
+  dns?: DnsServer | null;
 }
 
 export interface ListeningAddresses {
@@ -181,21 +182,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
   const certificates = loadCustomCertificates(config.customDomains);
   const { ca, created } = await loadOrCreateCa(config.caDir);
   logger.info({ caDir: config.caDir, fingerprint256: ca.fingerprint256, created }, created ? 'created a new CA' : 'loaded the CA');
-  const dns = config.listen.dns
-    ? new DnsServer({
-        listen: config.listen.dns,
-        intercepted,
-        advertise: [...config.advertise],
-        upstreams: [...config.upstreamDns],
-        policy: config.dnsPolicy,
-        logger,
-        metrics,
-        udpWorkers: config.dnsUdpWorkers,
-        holdIntercepted: true,
-      })
-    : null;
-  // Not on port 0: listenApp binds the registry ports first, which that port could be handed.
-  if (dns && deps.listenDnsFirst && config.listen.dns?.port !== 0) await dns.listen();
+  const dns = deps.dns !== undefined ? deps.dns : createDnsServer(config, logger, metrics, intercepted);
 
   // The default certificate also covers the advertised addresses: mirror clients told https://<address> send no SNI.
   const sni = new SniContexts({ ca, intercepted, defaultName: DOCKER_PROXY_HOST, addresses: config.advertise, certificates, logger, metrics });

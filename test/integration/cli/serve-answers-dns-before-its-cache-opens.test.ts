@@ -5,14 +5,16 @@
  * SERVFAIL (a resolver then asks its next server), not an address where nothing accepts; then the
  * advertised address. The real CLI as a child process; its index a real redis-server frozen with
  * SIGSTOP so that the start waits on it, its bucket s3rver in this process (a shared index needs
- * shared blobs), its upstream resolver a real dnsmasq.
+ * shared blobs), its upstream resolver a real dnsmasq. DNS binds before the rest of Layover is even
+ * loaded: what `serve` imports before it listens is checked by resolve hooks in a child process.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect, it, onTestFinished } from 'vitest';
 import { dig, type DigResult } from '../../helpers/dig.js';
 import { freePort, startDnsmasq } from '../../helpers/dnsmasq.js';
@@ -85,3 +87,21 @@ it('forwards names while the index is unreachable, holds intercepted ones until 
   const [status] = await exited;
   expect(status, output).toBe(0);
 }, 60_000);
+
+it('binds DNS having loaded only what DNS needs: neither the app, fastify, undici nor the cache', () => {
+  const serveModule = pathToFileURL(join(dirname(CLI), 'serve.js')).href;
+  const script = `
+    import { registerHooks } from 'node:module';
+    const loaded = [];
+    registerHooks({ resolve(specifier, context, next) { const found = next(specifier, context); loaded.push(found.url); return found; } });
+    await import(${JSON.stringify(serveModule)});
+    process.stdout.write(JSON.stringify(loaded));
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  expect(child.status, child.stderr).toBe(0);
+  const loaded = JSON.parse(child.stdout) as string[];
+  // The hooks saw serve's imports: the DNS server's modules among them.
+  expect(loaded.filter((url) => url.endsWith('/dist/dns/dns-server.js'))).toHaveLength(1);
+  const heavy = /\/dist\/(app|cache\/blob-cache)\.js$|\/node_modules\/(fastify|@fastify\/[^/]+|undici|sqlite3|node-forge)\//;
+  expect(loaded.filter((url) => heavy.test(url))).toEqual([]);
+});
