@@ -24,8 +24,13 @@ const MAX_SPARE_BATCHES = 16;
  * source), as it did when it hashed on the main thread; a fast upstream cannot pile up memory.
  */
 const MAX_BATCHES_IN_FLIGHT = 4;
-/** An idle worker goes after this long (an isolate costs RSS); the next fill starts one again. */
-const IDLE_MS = 30_000;
+/**
+ * An idle worker goes after this long; the next fill starts one again (under 2 ms of the main thread,
+ * ~30 ms before its first MiB is hashed). Its isolate costs RSS while it lives: after 30 s it was still
+ * there when the 8-client bench's warm burst began, 26 s after the last fill, and the burst's peak read
+ * 143-146 MB against 133-135 with 10 s (bench/README.md, eighteenth session).
+ */
+const IDLE_MS = 10_000;
 
 /** Runs as CommonJS in the worker (`eval`), so it needs no file of its own next to the build. */
 const WORKER_SOURCE = `
