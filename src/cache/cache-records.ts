@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { IndexWriteError, type CacheIndex } from './cache-index.js';
-import type { ReplicaSync } from './replica-sync.js';
+import type { ReplicaSync, SyncedRecords } from './replica-sync.js';
 
 /** What of a BlobCache the records use; the cache owns all of it. */
 export interface RecordsHost {
@@ -14,13 +14,6 @@ export interface RecordsHost {
 
 /** Told of every change to a record: its value before, and after (undefined once deleted). */
 export type RecordListener = (key: string, before: unknown, after: unknown) => void;
-
-/** The records as the replica sync changes them (other replicas' changes): each change is told to the listener. */
-export interface SyncedRecords {
-  set(key: string, value: unknown): void;
-  delete(key: string): void;
-  keys(): IterableIterator<string>;
-}
 
 /**
  * The records callers keep in the cache (tags, access, pins): answered from memory, written through to

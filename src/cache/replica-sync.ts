@@ -4,7 +4,6 @@ import type { Digest } from '../registry/digest.js';
 import type { BlobStore } from './blob-store.js';
 import type { BlobEntry } from './blob-types.js';
 import type { CacheIndex, ChangeFeed, IndexChange } from './cache-index.js';
-import type { SyncedRecords } from './cache-records.js';
 import type { LruIndex } from './lru-index.js';
 
 /**
@@ -20,6 +19,13 @@ const RETRY_MAX_MS = 30_000;
 const MAX_EARLY_CHANGES = 10_000;
 /** Store look-ups at once when a re-read finds blobs this replica does not know. */
 const STAT_CONCURRENCY = 8;
+
+/** The records as the sync changes them (other replicas' changes): each change is told to the records' listener. */
+export interface SyncedRecords {
+  set(key: string, value: unknown): void;
+  delete(key: string): void;
+  keys(): IterableIterator<string>;
+}
 
 /** What of a BlobCache the sync changes; the cache owns all of it. */
 export interface SyncHost {
