@@ -101,7 +101,7 @@ it('binds DNS having loaded only what DNS needs: neither the app, fastify, undic
   expect(child.status, child.stderr).toBe(0);
   const loaded = JSON.parse(child.stdout) as string[];
   // The hooks saw serve's imports: the DNS server's modules among them.
-  expect(loaded.filter((url) => url.endsWith('/dist/dns/dns-server.js'))).toHaveLength(1);
+  expect(loaded.some((url) => url.endsWith('/dist/dns/dns-server.js'))).toBe(true);
   const heavy = /\/dist\/(app|cache\/blob-cache)\.js$|\/node_modules\/(fastify|@fastify\/[^/]+|undici|sqlite3|node-forge)\//;
   expect(loaded.filter((url) => heavy.test(url))).toEqual([]);
 });
