@@ -61,6 +61,7 @@ export class HitAnswer implements HitParts {
   readonly shared: boolean;
   #line: RequestLineTemplate | undefined;
   #counted: CompletedRequest | undefined;
+  #head: Buffer | undefined;
 
   constructor(parts: HitParts, access: string, digest: Digest, shared: boolean) {
     ({ kind: this.kind, headers: this.headers, annotated: this.annotated } = parts);
@@ -72,6 +73,17 @@ export class HitAnswer implements HitParts {
   /** The request line of `req` but for its duration: the same for every request it answers (same method, Host and target). */
   line(req: HitRequest): RequestLineTemplate {
     return (this.#line ??= new RequestLineTemplate(requestLine(req.method!, req.headers.host, req.url!, 200, this.headers['content-length'], 0, this.annotated)));
+  }
+
+  /**
+   * The status line and the headers as Node's server writes them (latin1), the same for every request
+   * it answers: a head is then only what changes per request (request ID, Date, Connection) after it.
+   */
+  get head(): Buffer {
+    if (this.#head) return this.#head;
+    let head = 'HTTP/1.1 200 OK\r\n';
+    for (const name in this.headers) head += `${name}: ${this.headers[name]}\r\n`;
+    return (this.#head = Buffer.from(head, 'latin1'));
   }
 
   /** The outcome of a request it answered, as the request log counts it. */
