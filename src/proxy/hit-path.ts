@@ -83,7 +83,10 @@ export class HitAnswer implements HitParts {
     if (this.#head) return this.#head;
     let head = 'HTTP/1.1 200 OK\r\n';
     for (const name in this.headers) head += `${name}: ${this.headers[name]}\r\n`;
-    return (this.#head = Buffer.from(head, 'latin1'));
+    // Memory of its own: a slice of Node's shared 8 KiB pool would keep the whole slab for as long as the answer is kept.
+    const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(head, 'latin1'));
+    bytes.write(head, 0, 'latin1');
+    return (this.#head = bytes);
   }
 
   /** The outcome of a request it answered, as the request log counts it. */
