@@ -1,12 +1,11 @@
-import { X509Certificate, createPrivateKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey, generateKeyPair, randomBytes, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import forge from 'node-forge';
-import { buildCaCertificate } from './ca-certificate.js';
+import { children, contentOf } from './certificate-der.js';
 import { writeFileDurably } from './durable-file.js';
-import { LeafTemplate } from './leaf-template.js';
+import { LeafTemplate, subjectPublicKeyBits } from './leaf-template.js';
 
 const KEY_FILE = 'ca.key';
 const CERT_FILE = 'ca.crt';
@@ -37,10 +36,8 @@ export interface CertificateAuthority {
   readonly fingerprint256: string;
   // The fields below exist for leaf minting inside src/tls.
   readonly privateKey: KeyObject;
-  /** The CA certificate as forge sees it: the issuer name and validity for leaves. */
-  readonly certificate: forge.pki.Certificate;
-  /** Raw bytes (forge's binary-string convention) for the leaves' authorityKeyIdentifier. */
-  readonly subjectKeyIdentifier: string;
+  /** The CA's key identifier: the leaves' authorityKeyIdentifier. */
+  readonly subjectKeyIdentifier: Buffer;
   readonly leafKey: LeafKeyPair;
   /** What every leaf of this CA and leaf key has in common, encoded once. */
   readonly leafTemplate: LeafTemplate;
@@ -72,6 +69,8 @@ export async function loadOrCreateCa(dir: string): Promise<{ ca: CertificateAuth
 
 /** Returns false when another process published its key first. */
 async function createCa(dir: string): Promise<boolean> {
+  // node-forge builds the CA certificate: loaded only for this, once per CA, not at every start.
+  const { buildCaCertificate } = await import('./ca-certificate.js');
   const { privateKey, publicKey } = await generateKeyPairAsync('rsa', { modulusLength: CA_KEY_BITS });
   // A random suffix so that two installations' roots are told apart in trust stores.
   const commonName = `Layover CA ${randomBytes(4).toString('hex')}`;
@@ -121,7 +120,7 @@ function parseCa(dir: string, files: CaFiles, leafKey: LeafKeyPair): Certificate
   }
   const privateKey = parseOrExplain(keyPath, 'a PEM private key', () => createPrivateKey(files.key!));
   const x509 = parseOrExplain(certPath, 'a PEM certificate', () => new X509Certificate(files.cert!));
-  const certificate = parseOrExplain(certPath, 'an RSA certificate', () => forge.pki.certificateFromPem(files.cert!));
+  if (x509.publicKey.asymmetricKeyType !== 'rsa') throw new Error(`${certPath}: cannot parse the CA file as an RSA certificate (its key is ${x509.publicKey.asymmetricKeyType})`);
   if (privateKey.asymmetricKeyType !== 'rsa') {
     throw new Error(`${keyPath}: the CA key must be RSA (node-forge builds RSA certificates only), got ${privateKey.asymmetricKeyType}`);
   }
@@ -132,15 +131,14 @@ function parseCa(dir: string, files: CaFiles, leafKey: LeafKeyPair): Certificate
   if (new Date(x509.validTo).getTime() <= Date.now()) {
     throw new Error(`${certPath}: the CA expired on ${x509.validTo}; remove ${dir} to create a new one`);
   }
-  const subjectKeyIdentifier = subjectKeyIdentifierOf(certificate);
+  const subjectKeyIdentifier = parseOrExplain(certPath, 'an X.509 v3 certificate', () => subjectKeyIdentifierOf(x509));
   return {
     certPem: files.cert,
     fingerprint256: x509.fingerprint256,
     privateKey,
-    certificate,
     subjectKeyIdentifier,
     leafKey,
-    leafTemplate: new LeafTemplate(files.cert, Buffer.from(subjectKeyIdentifier, 'binary'), leafKey.publicKey),
+    leafTemplate: new LeafTemplate(files.cert, subjectKeyIdentifier, leafKey.publicKey),
   };
 }
 
@@ -152,12 +150,20 @@ function parseOrExplain<T>(path: string, expected: string, parse: () => T): T {
   }
 }
 
-/** The certificate's own SKI when present, else the RFC 5280 method 1 value forge computes. */
-function subjectKeyIdentifierOf(certificate: forge.pki.Certificate): string {
-  // forge types getExtension loosely; a parsed SKI extension carries its value as hex.
-  const ext = certificate.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined;
-  if (ext?.subjectKeyIdentifier) return forge.util.hexToBytes(ext.subjectKeyIdentifier);
-  return certificate.generateSubjectKeyIdentifier().getBytes();
+/** subjectKeyIdentifier's OID (2.5.29.14) as DER. */
+const SKI_OID = Buffer.from('0603551d0e', 'hex');
+
+/** The certificate's own SKI when present, else RFC 5280's method 1 (SHA-1 of the subjectPublicKey bits). */
+function subjectKeyIdentifierOf(x509: X509Certificate): Buffer {
+  // TBSCertificate: ... then [3] extensions, each a SEQUENCE { id, critical?, OCTET STRING { value } }.
+  const extensions = children(children(x509.raw)[0]!).find((field) => field[0] === 0xa3);
+  for (const extension of extensions ? children(children(extensions)[0]!) : []) {
+    const parts = children(extension);
+    if (!parts[0]!.equals(SKI_OID)) continue;
+    // The extension's value is an OCTET STRING holding the key identifier's OCTET STRING.
+    return Buffer.from(contentOf(contentOf(parts.at(-1)!)));
+  }
+  return createHash('sha1').update(subjectPublicKeyBits(x509.publicKey)).digest();
 }
 
 async function generateLeafKey(): Promise<LeafKeyPair> {

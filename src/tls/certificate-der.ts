@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /**
  * The little DER that Layover's leaf certificates need (X.690 definite lengths), on Buffers.
  * Minting builds a leaf from precomputed pieces with these instead of forge's ASN.1 objects,
@@ -92,4 +94,23 @@ export function children(der: Buffer, offset = 0): Buffer[] {
     at = inner.end;
   }
   return out;
+}
+
+/** The content of the element at `offset` of `der` (what its tag and length wrap). */
+export function contentOf(der: Buffer, offset = 0): Buffer {
+  const outer = element(der, offset, der.length);
+  return der.subarray(outer.contentStart, outer.end);
+}
+
+/**
+ * 16 random bytes, positive and minimally encoded as a DER INTEGER (forge and LeafTemplate write
+ * them verbatim): a high first bit would make the serial negative and a leading zero byte would
+ * be non-minimal DER, both of which strict parsers (Go) reject. Forcing the first byte into
+ * 0x40..0x7f keeps 126 random bits (RFC 5280 asks for >= 64 bits of entropy, CA/B Forum for
+ * unpredictability).
+ */
+export function randomSerial(): Buffer {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
+  return bytes;
 }

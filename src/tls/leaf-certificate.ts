@@ -1,5 +1,5 @@
 import type { CertificateAuthority } from './ca.js';
-import { randomSerial } from './new-certificate.js';
+import { randomSerial } from './certificate-der.js';
 
 /** RFC 5280 ub-common-name: longer DNS names go in the SAN only. */
 const MAX_COMMON_NAME = 64;

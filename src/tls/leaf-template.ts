@@ -1,6 +1,5 @@
 import { X509Certificate, createHash, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
 import { TAG, children, oid, sequence, time, tlv } from './certificate-der.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -16,18 +15,30 @@ const extension = (id: Buffer, critical: boolean, value: Buffer): Buffer =>
 const SUBJECT_ALT_NAME = oid('2.5.29.17');
 const COMMON_NAME = oid('2.5.4.3');
 
-/** forge's address parser (the one its certificates used), which its typings leave out. */
-const forgeUtil = forge.util as unknown as { bytesFromIP(ip: string): string | null };
-
-/** An address as the 4 or 16 bytes of an iPAddress name; forge alone would wrap `999` into a byte. */
-function ipBytes(ip: string): Buffer {
-  const bytes = isIP(ip) === 0 ? null : forgeUtil.bytesFromIP(ip);
-  if (bytes === null) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
-  return Buffer.from(bytes, 'binary');
+/**
+ * An address as the 4 or 16 bytes of an iPAddress name (an IPv6 address ending in dotted IPv4
+ * included); anything isIP refuses, or a zone index, which a certificate cannot name, throws.
+ */
+export function ipBytes(ip: string): Buffer {
+  const family = isIP(ip);
+  if (family === 4) return Buffer.from(ip.split('.').map(Number));
+  if (family !== 6 || ip.includes('%')) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
+  let text = ip;
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.', lastColon)) {
+    const [a, b, c, d] = text.slice(lastColon + 1).split('.').map(Number);
+    text = `${text.slice(0, lastColon + 1)}${((a! << 8) | b!).toString(16)}:${((c! << 8) | d!).toString(16)}`;
+  }
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':'));
+  const [head, tail] = text.split('::');
+  const all = tail === undefined ? groups(head!) : [...groups(head!), ...Array<string>(8 - groups(head!).length - groups(tail).length).fill('0'), ...groups(tail)];
+  const bytes = Buffer.alloc(16);
+  all.forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
+  return bytes;
 }
 
 /** The subjectPublicKey bits of an SPKI: the PKCS#1 key for RSA, the uncompressed point for ECDSA. */
-function subjectPublicKeyBits(key: KeyObject): Buffer {
+export function subjectPublicKeyBits(key: KeyObject): Buffer {
   if (key.asymmetricKeyType === 'rsa') return key.export({ type: 'pkcs1', format: 'der' });
   if (key.asymmetricKeyType === 'ec') {
     const { x, y } = key.export({ format: 'jwk' });

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { Hostname } from '../registry/hostname.js';
 import type { CertificateAuthority } from './ca.js';
-import { randomSerial } from './new-certificate.js';
+import { randomSerial } from './certificate-der.js';
 
 /** As leaf-certificate.ts: longer names go in the SAN only. */
 const MAX_COMMON_NAME = 64;

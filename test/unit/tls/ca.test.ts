@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import forge from 'node-forge';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { loadOrCreateCa } from '../../../src/tls/ca.js';
 
@@ -61,6 +62,32 @@ describe('loadOrCreateCa', () => {
     expect(second.ca.fingerprint256).toBe(first.ca.fingerprint256);
     expect(second.ca.certPem).toBe(first.ca.certPem);
     expect(second.ca.privateKey.equals(first.ca.privateKey)).toBe(true);
+  });
+
+  test("the CA's key identifier is its subjectKeyIdentifier, or RFC 5280's SHA-1 of its key without one, as forge reads them", async () => {
+    const { ca } = await loadOrCreateCa(root);
+    const forgeCert = forge.pki.certificateFromPem(ca.certPem);
+    const ext = forgeCert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined;
+    expect(ext?.subjectKeyIdentifier).toMatch(/^[0-9a-f]{40}$/);
+    expect(ca.subjectKeyIdentifier.toString('hex')).toBe(ext!.subjectKeyIdentifier);
+
+    // A CA brought by an operator, made without the extension (openssl, RSA, CA:TRUE).
+    const dir = join(root, 'no-ski');
+    await mkdir(dir, { mode: 0o700 });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.crt'), '-days', '30', '-subj', '/CN=No SKI CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'subjectKeyIdentifier=none', '-addext', 'authorityKeyIdentifier=none'], { stdio: 'ignore' });
+    const bare = forge.pki.certificateFromPem(await readFile(join(dir, 'ca.crt'), 'utf8'));
+    expect(bare.getExtension('subjectKeyIdentifier')).toBeFalsy();
+    const loaded = await loadOrCreateCa(dir);
+    expect(loaded.created).toBe(false);
+    expect(loaded.ca.subjectKeyIdentifier.toString('binary')).toBe(bare.generateSubjectKeyIdentifier().getBytes());
+
+    // One whose identifier is not the key's hash: its own value is the leaves' authorityKeyIdentifier.
+    const own = join(root, 'own-ski');
+    await mkdir(own, { mode: 0o700 });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(own, 'ca.key'), '-out', join(own, 'ca.crt'), '-days', '30', '-subj', '/CN=Own SKI CA',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'subjectKeyIdentifier=00:11:22:33:44', '-addext', 'authorityKeyIdentifier=none'], { stdio: 'ignore' });
+    expect((await loadOrCreateCa(own)).ca.subjectKeyIdentifier.toString('hex')).toBe('0011223344');
   });
 
   test('two installations get CAs with different names and keys', async () => {

@@ -4,11 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import forge from 'node-forge';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { children, oid, time, tlv } from '../../../src/tls/certificate-der.js';
+import { children, oid, randomSerial, time, tlv } from '../../../src/tls/certificate-der.js';
 import { loadOrCreateCa, type CertificateAuthority } from '../../../src/tls/ca.js';
-import { LeafTemplate, type LeafFields } from '../../../src/tls/leaf-template.js';
+import { ipBytes, LeafTemplate, type LeafFields } from '../../../src/tls/leaf-template.js';
 import { signCertificate } from '../../../src/tls/native-signer.js';
-import { randomSerial } from '../../../src/tls/new-certificate.js';
 
 let dir: string;
 let ca: CertificateAuthority;
@@ -19,7 +18,7 @@ let rsaTemplate: LeafTemplate;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'layover-leaf-template-'));
   ({ ca } = await loadOrCreateCa(dir));
-  rsaTemplate = new LeafTemplate(ca.certPem, Buffer.from(ca.subjectKeyIdentifier, 'binary'), rsaLeaf);
+  rsaTemplate = new LeafTemplate(ca.certPem, ca.subjectKeyIdentifier, rsaLeaf);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -32,7 +31,7 @@ function forgeLeaf(fields: LeafFields): Buffer {
   cert.validity.notBefore = fields.notBefore;
   cert.validity.notAfter = fields.notAfter;
   cert.setSubject(fields.commonName === null ? [] : [{ name: 'commonName', value: fields.commonName }]);
-  cert.setIssuer(ca.certificate.subject.attributes);
+  cert.setIssuer(forge.pki.certificateFromPem(ca.certPem).subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
@@ -43,7 +42,7 @@ function forgeLeaf(fields: LeafFields): Buffer {
       critical: fields.commonName === null,
     },
     { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: ca.subjectKeyIdentifier },
+    { name: 'authorityKeyIdentifier', keyIdentifier: ca.subjectKeyIdentifier.toString('binary') },
   ]);
   signCertificate(cert, ca.privateKey);
   return Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), 'binary');
@@ -57,7 +56,7 @@ describe('LeafTemplate', () => {
     ['a registry name', { commonName: 'quay.io', dnsName: 'quay.io' }],
     ['a wildcard', { commonName: '*.n7.tls.test', dnsName: '*.n7.tls.test' }],
     ['a name too long for the CN (empty subject, critical SAN)', { commonName: null, dnsName: `${'a'.repeat(60)}.${'b'.repeat(60)}.pkg.dev` }],
-    ['docker.proxy with IPv4 and IPv6 addresses', { commonName: 'docker.proxy', dnsName: 'docker.proxy', ips: ['127.0.0.1', '10.1.2.3', '::1', 'fd00::1:2'] }],
+    ['docker.proxy with IPv4 and IPv6 addresses', { commonName: 'docker.proxy', dnsName: 'docker.proxy', ips: ['127.0.0.1', '10.1.2.3', '::1', 'fd00::1:2', '::', '2001:db8::', '2001:db8:0:0:1:0:0:1', 'fe80::a:b:c:d'] }],
   ];
   test.each(cases)('issues, byte for byte, the certificate forge built from the same fields: %s', (_, names) => {
     const fields: LeafFields = { ...names, ...rsaTemplate.validity(now), serial: randomSerial() };
@@ -95,8 +94,15 @@ describe('LeafTemplate', () => {
     expect(leaf.raw.includes(Buffer.concat([oid('2.5.29.15'), Buffer.of(0x01, 0x01, 0xff, 0x04, 0x04, 0x03, 0x02, 0x07, 0x80)]))).toBe(true);
   });
 
+  test('an IPv6 address ending in dotted IPv4 is the same 16 bytes written in hex', () => {
+    expect(ipBytes('::ffff:192.0.2.1').toString('hex')).toBe(ipBytes('::ffff:c000:201').toString('hex'));
+    expect(ipBytes('::ffff:192.0.2.1').toString('hex')).toBe('00000000000000000000ffffc0000201');
+    expect(ipBytes('64:ff9b::10.1.2.3').toString('hex')).toBe('0064ff9b00000000000000000a010203');
+    expect(ipBytes('10.1.2.3').toString('hex')).toBe('0a010203');
+  });
+
   test('an address that does not parse is refused rather than encoded', () => {
-    for (const ip of ['999.1.1.1', '1.2.3', 'docker.proxy', '::g']) {
+    for (const ip of ['999.1.1.1', '1.2.3', 'docker.proxy', '::g', 'fe80::1%eth0', '1:2:3:4:5:6:7:8:9']) {
       expect(() => ca.leafTemplate.tbs({ commonName: 'docker.proxy', dnsName: 'docker.proxy', ips: [ip], serial: randomSerial(), ...ca.leafTemplate.validity(now) })).toThrow(/not an IP address/);
     }
   });
