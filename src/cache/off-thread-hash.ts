@@ -26,7 +26,8 @@ const MAX_SPARE_BATCHES = 16;
 const MAX_BATCHES_IN_FLIGHT = 4;
 /**
  * An idle worker goes after this long; the next fill starts one again (under 2 ms of the main thread,
- * ~30 ms before its first MiB is hashed). Its isolate costs RSS while it lives: after 30 s it was still
+ * 34-61 ms before its first MiB is hashed, bench/README.md, nineteenth session: a fill that outruns
+ * that waits once 4 MiB are queued). Its isolate costs RSS while it lives: after 30 s it was still
  * there when the 8-client bench's warm burst began, 26 s after the last fill, and the burst's peak read
  * 143-146 MB against 133-135 with 10 s (bench/README.md, eighteenth session).
  */
