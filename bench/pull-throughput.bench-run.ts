@@ -222,6 +222,7 @@ describe('pull-throughput', () => {
         `This machine, after the cases: writing 1 GiB to a new file took ${fixed(floor.writeSeconds)} s (${ratio(floor.writeSeconds, wall(find(blobName(GiB), servers.direct, 'direct')))} the direct download), SHA-256 of 1 GiB on one thread ${fixed(floor.hashSeconds)} s: what a fill that stores and verifies its blob pays besides the transfer.`,
         ...targetLines(targets),
         `Other: cold 1 GiB, Layover's first byte minus the direct download's (curl's time_starttransfer, two connections and two upstream answers): ${ms((firstByte(layoverCold) - firstByte(direct)) * 1000)}.`,
+        `Other: cold 1 GiB, Layover's own share split (medians, on the wire): ${fixed(median(layoverCold.shares.map((s) => s.beforeUpstreamMs)), 1)} ms from the client's request to the proxy's request upstream (a new upstream connection's handshake included), ${fixed(median(layoverCold.shares.map((s) => s.afterUpstreamMs)), 1)} ms from the upstream's answer to the client's first byte.`,
       ],
     );
     for (const m of results) expect(m.runs.every((t) => t.status === 200)).toBe(true);
