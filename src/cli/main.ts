@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { configFlagOptions, loadConfig } from '../config/load-config.js';
 import type { CacheSubcommand } from './cache-commands.js';
 import { saveCompileCache, useCompileCache } from './compile-cache.js';
+import { tierUpAfterFirstCall } from './early-tier-up.js';
 import { startupErrorLine } from './startup-error.js';
 import { CACHE_USAGE, USAGE } from './usage.js';
 
@@ -75,6 +76,7 @@ async function main(argv: string[]): Promise<void> {
       useCompileCache(config.dataDir);
       const { serve } = await import('./serve.js');
       await serve(config);
+      tierUpAfterFirstCall();
       // Written now that start-up has loaded what it needs: a process that is killed never writes it.
       return saveCompileCache();
     }
