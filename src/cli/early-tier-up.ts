@@ -1,16 +1,16 @@
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * From now on V8 compiles a function to Sparkplug's machine code (its baseline compiler, on a thread
- * of its own) after its first call: by default a function is interpreted for its first eight calls,
- * and then waits in a batch until 4 KB of others' code waits with it. Code that runs once per miss
- * (routing it, creating its fill, fastify's reply) otherwise stays interpreted through a process's
- * first several misses (bench/README.md, twentieth session). Set once listening: the start's code
- * runs once and stays interpreted. `--always-sparkplug` compiles at the first call instead of after
- * it; it cost a cached manifest 2-3 µs more CPU in two A/B runs, and 5-6 MB of RSS at rest when set
- * from the start.
+ * From now on V8 gives a function its feedback vector at its first call instead of its eighth, and
+ * queues it for Sparkplug (V8's baseline compiler, on a thread of its own) then: its next calls run
+ * machine code once the queue holds 4 KB of code. Code that runs once per miss (routing it, creating
+ * its fill, fastify's reply) otherwise stays interpreted through a process's first several misses:
+ * Layover's own share of a cold 1 GiB download's first byte was 3.3-6.7 ms in four runs, 1.8 and
+ * 2.3 ms with this (bench/README.md, twentieth session). Set once listening: the start's code runs
+ * once and stays interpreted. Compiling each function as it is queued (a batch threshold of 0), or
+ * at its first call (`--always-sparkplug`), helped the misses as much but cost a cached manifest
+ * 1-3 µs more CPU; `--always-sparkplug` from the start cost 5-6 MB of RSS at rest.
  */
 export function tierUpAfterFirstCall(): void {
   setFlagsFromString('--invocation-count-for-feedback-allocation=1');
-  setFlagsFromString('--baseline-batch-compilation-threshold=0');
 }
