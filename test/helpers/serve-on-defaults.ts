@@ -40,7 +40,10 @@ export async function serveOnDefaults(dir: string, options: ServeOptions = {}): 
     throw new Error(`layover serve exited: ${output.slice(0, 2000)}`);
   });
   const listening = new Promise<void>((resolve) => {
-    const look = (): void => (output.includes('layover is listening') ? resolve() : void setTimeout(look, 20));
+    const look = (): void => {
+      if (output.includes('layover is listening')) resolve();
+      else if (child.exitCode === null && child.signalCode === null) setTimeout(look, 20);
+    };
     look();
   });
   try {
