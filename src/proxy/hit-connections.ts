@@ -21,8 +21,8 @@ type ConnectionListener = (socket: TLSSocket) => void;
 export class HitConnections {
   readonly #hitPath: HitPath;
   readonly #silent: SilentConnections | undefined;
-  /** Connections still read here. */
-  readonly #open = new Set<TLSSocket>();
+  /** Connections still read here, each with what closes it once its answers are flushed. */
+  readonly #open = new Map<TLSSocket, () => void>();
 
   constructor(hitPath: HitPath, silent?: SilentConnections) {
     this.#hitPath = hitPath;
@@ -41,11 +41,11 @@ export class HitConnections {
     server.on('secureConnection', (socket: TLSSocket) => this.#accept(server, socket, () => httpListener.call(server, socket)));
     for (const listener of others) server.on('secureConnection', listener);
     // server.close() and a stop's closing of idle connections reach Node's connections only: those read here
-    // are idle between their data (every answer is written at once), so they end, their answers flushed first.
+    // are idle between their data (every answer is written at once), so they close, their answers flushed first.
     const closeIdleConnections = server.closeIdleConnections.bind(server);
     server.closeIdleConnections = () => {
       closeIdleConnections();
-      for (const socket of this.#open) socket.end();
+      for (const closeAfterFlush of [...this.#open.values()]) closeAfterFlush();
     };
   }
 
@@ -53,10 +53,12 @@ export class HitConnections {
     if (cameThroughConnect(socket) || socket.alpnProtocol === 'h2') return httpListener();
     let answered = 0;
     const onData = (data: Buffer): void => {
-      // A client that does not read its answers: Node's server pauses it until they drain.
-      if (socket.writableNeedDrain) return handOver(data, 0);
       let at = 0;
       while (at < data.length) {
+        // A client that does not read its answers: Node's server stops reading its requests until they
+        // drain. Asked before each request, not each chunk: a chunk of 16 KiB holds a hundred of them,
+        // and each answer is a copy of its body (up to 1 MiB), which all stayed in memory.
+        if (socket.writableNeedDrain) return handOver(data, at);
         const started = performance.now();
         const head = readHitRequestHead(data, at);
         const request = head && { ...head, socket };
@@ -68,17 +70,21 @@ export class HitConnections {
           socket.setTimeout(server.keepAliveTimeout);
         }
         this.#write(server, socket, request, hit, started);
-        if (request.close) {
-          stopReading();
-          socket.end();
-          return;
-        }
+        if (request.close) return closeAfterFlush();
         at = request.end;
       }
     };
     const onTimeout = (): void => void socket.destroy();
     // A reset or a failed write: the write's callback logs what it cut short.
     const onError = (): void => void socket.destroy();
+    // As Node's server ends a connection: destroyed once its answers are flushed, and meanwhile under the
+    // send timeout. end() alone waited for the client's end too, forever for a client that never sends it.
+    const closeAfterFlush = (): void => {
+      this.#open.delete(socket);
+      socket.removeListener('data', onData);
+      socket.setTimeout(server.timeout);
+      socket.destroySoon();
+    };
     const stopReading = (): void => {
       this.#open.delete(socket);
       socket.removeListener('data', onData);
@@ -94,7 +100,7 @@ export class HitConnections {
       httpListener();
       process.nextTick(() => socket.resume());
     };
-    this.#open.add(socket);
+    this.#open.set(socket, closeAfterFlush);
     socket.on('data', onData);
     socket.on('timeout', onTimeout);
     socket.on('error', onError);

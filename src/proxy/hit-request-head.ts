@@ -31,8 +31,8 @@ const NOT_HERE = new Set(['content-length', 'transfer-encoding', 'expect', 'upgr
 
 /**
  * The head of the request starting at `from` in `bytes`, when it is complete and as plain as a
- * registry client's GET or HEAD of `/v2/…` over HTTP/1.1: the request line, headers of visible ASCII,
- * no body, no upgrade, no range, at most 8 KiB. Anything else (a head cut in two, another method or
+ * registry client's GET or HEAD of `/v2/…` over HTTP/1.1: the request line, a Host, headers of visible
+ * ASCII, no body, no upgrade, no range, at most 8 KiB. Anything else (a head cut in two, another method or
  * version, an odd byte, a header sent twice that the hit path reads) is undefined: the connection
  * then goes to Node's HTTP parser with the bytes as they came, which answers or refuses as before.
  */
@@ -62,5 +62,7 @@ export function readHitRequestHead(bytes: Buffer, from: number): HitRequestHead 
     }
     headers[key] = value;
   }
+  // HTTP/1.1 requires it: Node's server refuses a request without one (400), and so it is Node's.
+  if (headers.host === undefined) return undefined;
   return { method: requestLine[1] as 'GET' | 'HEAD', url: requestLine[2]!, httpVersionMajor: 1, headers, rawHeaders, close, end: headEnd + 4 };
 }

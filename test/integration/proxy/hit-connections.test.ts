@@ -3,13 +3,18 @@
  * takes the connection (src/proxy/hit-connections.ts), which it takes for good at the first request
  * that is not a hit, with every byte not yet answered. What a client sees must not change: answers in
  * order, pipelined or not, whoever wrote them; `Connection: close` kept; a head in two pieces, garbage,
- * a client that does not read: Node's, as before; a stop closes idle connections at once.
+ * a client that does not read: Node's, as before; a stop closes idle connections at once. A client
+ * that never ends its side of a connection, or pipelines a hundred answers it does not read, holds
+ * nothing longer or larger than on Node's server.
  * Real TLS connections to an in-process Layover; the bytes are written by hand.
  */
 import { once } from 'node:events';
+import { Socket } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
+import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
 import { HitPath } from '../../../src/proxy/hit-path.js';
+import { digestOf } from '../../../src/registry/digest.js';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
 import { HOST, manifest, manifestDigest, REPO, seed, small } from './cached-hits-fixture.js';
 
@@ -42,8 +47,12 @@ function untilEnd(socket: TLSSocket): Promise<unknown> {
   return once(socket, 'end');
 }
 
-async function open(): Promise<TLSSocket> {
-  const socket = connect({ host: '127.0.0.1', port: layover.addresses.https.port, servername: HOST, ca: layover.app.ca.certPem });
+/** A TLS connection; `halfOpen`: a client that never ends its side, even once the server has ended its own. */
+async function open(options: { halfOpen?: boolean } = {}): Promise<TLSSocket> {
+  const tcp = options.halfOpen ? new Socket({ allowHalfOpen: true }) : undefined;
+  tcp?.connect(layover.addresses.https.port, '127.0.0.1');
+  const endpoint = tcp ? { socket: tcp } : { host: '127.0.0.1', port: layover.addresses.https.port };
+  const socket = connect({ ...endpoint, servername: HOST, ca: layover.app.ca.certPem });
   await once(socket, 'secureConnect');
   socket.on('error', () => undefined);
   return socket;
@@ -170,6 +179,62 @@ it('a client that sends without reading: answers stop being written here once th
   other.destroy();
 }, 60_000);
 
+it('a client that pipelines a hundred GETs of a 900 KB manifest and reads nothing: what its buffers do not take is Node\'s, not a hundred copies in memory', async () => {
+  const big = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', layers: [], annotations: { pad: 'x'.repeat(900_000) } }));
+  const bigPath = `/v2/${REPO}/manifests/${await seedManifest(big)}`;
+  const warm = await open();
+  warm.write(request('GET', bigPath, 'Connection: close')); // Held in memory from now on.
+  await untilEnd(warm);
+  const decided = vi.spyOn(HitPath.prototype, 'hitFor');
+  const answeredByNode = vi.spyOn(HitPath.prototype, 'answer');
+  const socket = await open();
+  socket.pause();
+  const count = 100;
+  const requests = request('GET', bigPath).repeat(count);
+  expect(requests.length).toBeLessThan(16 * 1024); // One TLS record: one chunk for the server to read.
+  socket.write(requests);
+  // Node's server takes the connection once answers wait in memory, and answers one before it waits too.
+  await vi.waitFor(() => expect(answeredByNode, 'the connection was never handed to Node').toHaveBeenCalled(), { timeout: 10_000 });
+  const answeredHere = decided.mock.calls.length - answeredByNode.mock.calls.length;
+  expect(answeredHere).toBeGreaterThan(0);
+  // Loopback's socket buffers take a few MB; the rest of the chunk's requests were all answered into memory.
+  expect(answeredHere).toBeLessThan(20);
+  socket.destroy();
+}, 30_000);
+
+it('Connection: close: the connection is gone once the answer is flushed, also for a client that never ends its side', async () => {
+  const socket = await open({ halfOpen: true });
+  await vi.waitFor(async () => expect(await connectionCount()).toBe(1), { timeout: 5_000 }); // This one only.
+  socket.write(request('GET', MANIFEST_PATH, 'Connection: close'));
+  const [answer] = await responses(socket, ['GET']);
+  expect(answer!.headers.connection).toBe('close');
+  await vi.waitFor(async () => expect(await connectionCount()).toBe(0), { timeout: 5_000 });
+  expect(socket.writable).toBe(true); // The client's side is still open: the server did not wait for it.
+  socket.destroy();
+});
+
+it('a stop closes connections answered off their bytes whose clients never end their side', async () => {
+  const socket = await open({ halfOpen: true });
+  socket.write(request('GET', MANIFEST_PATH));
+  await responses(socket, ['GET']);
+  socket.resume();
+  const started = Date.now();
+  // Before, the stop waited for the client's end: past the test's timeout (and a real stop's grace).
+  await layover.close();
+  expect(Date.now() - started).toBeLessThan(10_000);
+  socket.destroy();
+});
+
+it('a request without Host is Node\'s to refuse, as HTTP/1.1 requires one', async () => {
+  const decided = vi.spyOn(HitPath.prototype, 'hitFor');
+  const socket = await open();
+  socket.write(`GET /v2/${HOST}/${REPO}/manifests/${manifestDigest} HTTP/1.1\r\n\r\n`);
+  const [refused] = await responses(socket, ['GET']);
+  expect(refused!.status).toBe(400);
+  expect(decided).not.toHaveBeenCalled();
+  socket.destroy();
+});
+
 it('a stop ends idle connections whose hits were answered off their bytes at once, not after the keep-alive timeout', async () => {
   const socket = await open();
   socket.write(request('GET', MANIFEST_PATH));
@@ -198,3 +263,16 @@ it('an idle connection is closed after KEEPALIVE_TIMEOUT, as Node\'s server clos
   expect(Date.now() - started).toBeGreaterThan(500);
   expect(Date.now() - started).toBeLessThan(5_000);
 });
+
+/** Caches `bytes` as a manifest of REPO anyone may read, as seed() does; its digest. */
+async function seedManifest(bytes: Buffer): Promise<string> {
+  const digest = digestOf(bytes);
+  await layover.app.cache.put(digest, bytes, { size: bytes.length, mediaType: 'application/vnd.oci.image.manifest.v1+json', kind: 'manifest', source: `${HOST}/${REPO}` });
+  await new AccessRecords(layover.app.cache).addMember(digest, repositoryKey(`https://${HOST}`, REPO));
+  return digest;
+}
+
+/** Connections the HTTPS listener holds. */
+function connectionCount(): Promise<number> {
+  return new Promise((resolve, reject) => layover.app.https.server.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+}
