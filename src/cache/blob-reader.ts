@@ -4,7 +4,7 @@ import type { Digest } from '../registry/digest.js';
 import { readLimited } from '../upstream/read-limited.js';
 import type { AccessRecorder } from './access-recorder.js';
 import type { BlobRemovals } from './blob-removals.js';
-import { BlobStoreUnavailableError, type BlobStore } from './blob-store.js';
+import { BlobStoreUnavailableError, type BlobStore, SHORT_BLOB } from './blob-store.js';
 import type { BlobEntry, ByteRange } from './blob-types.js';
 import type { CacheIndex } from './cache-index.js';
 import type { CommittedBlobs } from './committed-blobs.js';
@@ -64,7 +64,13 @@ export class BlobReader {
     const stream = store.read(digest, { start, end });
     stream.once('close', () => this.unpin(digest));
     stream.once('error', (error) => {
-      if (!isCode(error, 'ENOENT') || lru.get(digest) !== entry) return;
+      if (lru.get(digest) !== entry) return;
+      if (isCode(error, SHORT_BLOB)) {
+        // Damaged (commits store whole blobs): served, every read of it would break off at the same byte.
+        this.host.logger.error({ digest, reason: 'file short', store: store.kind }, 'cache: a stored blob holds fewer bytes than its index says; dropping it');
+        return void this.host.committed.remove(entry);
+      }
+      if (!isCode(error, 'ENOENT')) return;
       // In a shared bucket this is most likely another replica's eviction whose announcement has not
       // arrived yet; the row may even be a new fill's, written just before its commit: forgotten here only.
       if (this.host.index.feed) return this.host.committed.forget(entry);

@@ -92,6 +92,9 @@ export interface BlobStore {
   close(): Promise<void>;
 }
 
+/** A read of a stored blob that holds fewer bytes than asked for fails with this code: damaged, as commits store whole blobs only. */
+export const SHORT_BLOB = 'ESHORTBLOB';
+
 /** The store cannot be reached or used (a missing bucket, refused credentials, no network). */
 export class BlobStoreUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

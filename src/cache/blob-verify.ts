@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { digestHex, type Digest } from '../registry/digest.js';
-import type { BlobStore } from './blob-store.js';
+import { type BlobStore, SHORT_BLOB } from './blob-store.js';
 import type { BlobEntry } from './blob-types.js';
-import { hashBytes } from './durable-files.js';
+import { hashBytes, isCode } from './durable-files.js';
 import type { LruIndex } from './lru-index.js';
 
 /** What of a BlobCache `verify` reads and changes; the cache owns all of it. */
@@ -52,5 +52,11 @@ export async function verifyBlobs(host: VerifyHost): Promise<{ checked: number; 
 async function hashStored(store: BlobStore, entry: BlobEntry): Promise<{ hex: string; size: number } | null> {
   // A store read needs at least one byte to ask for; an empty blob only has to exist.
   if (entry.size === 0) return (await store.stat(entry.digest)) ? hashBytes(Readable.from([]), entry.digest) : null;
-  return hashBytes(store.read(entry.digest, { start: 0, end: entry.size - 1 }), entry.digest);
+  try {
+    return await hashBytes(store.read(entry.digest, { start: 0, end: entry.size - 1 }), entry.digest);
+  } catch (error) {
+    // Fewer bytes than its row says: as damaged as bytes that do not match (no hash of them matches).
+    if (isCode(error, SHORT_BLOB)) return { hex: '', size: -1 };
+    throw error;
+  }
 }

@@ -1,5 +1,6 @@
 import { close, open, read } from 'node:fs';
 import { Readable } from 'node:stream';
+import { SHORT_BLOB } from '../blob-store.js';
 import { IO_CHUNK } from '../durable-files.js';
 import { chunksInFlightFor, countedSend, type Destination, downloadsSending, giveBack, sendsPooled, takeSendBuffer, WriteWindow } from '../send-buffers.js';
 
@@ -85,7 +86,8 @@ export class FileReadStream extends Readable {
         next = this.readAhead();
         if (this.destroyed || destination.destroyed) {
           giveBack(buffer);
-          void next?.then(({ buffer: unused }) => giveBack(unused));
+          // Its failure is nobody's to hear any more: unhandled, it would end the process.
+          next?.then(({ buffer: unused }) => giveBack(unused), () => undefined);
           return;
         }
         writes.write(chunk, () => giveBack(buffer));
@@ -136,7 +138,7 @@ export class FileReadStream extends Readable {
       const fd = this.fd;
       if (fd === null) throw new Error(`${this.path}: read after close`);
       const count = await new Promise<number>((resolve, reject) => read(fd, into, filled, into.length - filled, start + filled, (error, bytes) => (error ? reject(error) : resolve(bytes))));
-      if (count === 0) throw new Error(`${this.path} ends at byte ${start + filled}, before the ${this.last + 1} bytes it should hold`);
+      if (count === 0) throw Object.assign(new Error(`${this.path} ends at byte ${start + filled}, before the ${this.last + 1} bytes it should hold`), { code: SHORT_BLOB });
       filled += count;
     }
     return into;

@@ -106,6 +106,32 @@ describe('verify()', () => {
     await cache.prune();
     expect(await exists(blobFile(dir, bad.digest))).toBe(false);
   });
+
+  it('a file shorter than its row is removed, and the blobs after it are still checked', async () => {
+    const { cache, dir } = await openCache();
+    const [short, bad] = [blob(300), blob(300)];
+    for (const x of [short, bad]) await cache.put(x.digest, x.bytes, meta());
+    await writeFile(blobFile(dir, short.digest), short.bytes.subarray(0, 100));
+    await writeFile(blobFile(dir, bad.digest), Buffer.alloc(300));
+    const result = await cache.verify();
+    expect(result.checked).toBe(2);
+    expect(result.removed.sort()).toEqual([short.digest, bad.digest].sort());
+    expect(cache.stat(short.digest)).toBeUndefined();
+  });
+});
+
+describe('read()', () => {
+  it('a file shorter than its row: the read fails, and the blob is dropped instead of failing every read after it', async () => {
+    const { cache, dir, logs } = await openCache();
+    const short = blob(300);
+    await cache.put(short.digest, short.bytes, meta());
+    await writeFile(blobFile(dir, short.digest), short.bytes.subarray(0, 100));
+    await expect(collect(cache.read(short.digest)!.stream)).rejects.toThrow(/ends at byte 100/);
+    expect(cache.stat(short.digest)).toBeUndefined();
+    expect(logs.some((line) => line.digest === short.digest && line.reason === 'file short')).toBe(true);
+    await cache.prune();
+    expect(await exists(blobFile(dir, short.digest))).toBe(false);
+  });
 });
 
 describe('the directory lock', () => {
