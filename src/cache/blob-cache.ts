@@ -325,7 +325,14 @@ export class BlobCache {
   }
 
   private evictionHost(): EvictionHost {
-    return { logger: this.logger, lru: this.lru, store: this.store, remove: (victims) => this.committed.drop(victims), kept: () => this.pins.kept() };
+    return {
+      logger: this.logger,
+      lru: this.lru,
+      store: this.store,
+      remove: (victims) => this.committed.drop(victims),
+      isFilling: (digest) => this.fills.has(digest),
+      kept: () => this.pins.kept(),
+    };
   }
 
   private deferReconcile(run: () => Promise<void>): void {

@@ -37,6 +37,8 @@ export interface EvictionHost {
    * an object read here goes when its last reader closes. Never rejects.
    */
   remove(victims: BlobEntry[]): Promise<void>;
+  /** A fill of this digest runs here: it commits its own row and object. */
+  isFilling(digest: Digest): boolean;
   /** Pinned digests (src/cache/cache-pins.ts): never victims. A set at once when nothing is pinned; absent: none. */
   kept?(): ReadonlySet<Digest> | Promise<ReadonlySet<Digest>>;
 }
@@ -240,7 +242,10 @@ export class BlobEviction {
       // A store that cannot answer: evict anyway; a failed deletion leaves an object the next reconcile adopts.
       batch.map((entry) => this.host.store.stat(entry.digest).then((blob) => blob !== null).catch(() => true)),
     );
-    return batch.filter((_, i) => stored[i]);
+    // While the store answered, a client may have asked for one: adopted again from its row (a hit now),
+    // or fetched again by a fill that writes a row and object of its own. Neither is a victim any more.
+    const { lru, isFilling } = this.host;
+    return batch.filter((entry, i) => stored[i] && !lru.get(entry.digest) && !isFilling(entry.digest));
   }
 
   private async waitForLease(leases: LeaseStore): Promise<Lease> {

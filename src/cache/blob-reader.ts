@@ -191,6 +191,8 @@ export class BlobReader {
       const row = await index.readEntry(digest);
       // A row is written just before its upload completes: only an object makes it a blob.
       if (!row || !(await this.host.store.stat(digest))) return undefined;
+      // An eviction here may have begun removing it meanwhile: its row and object are going.
+      if (this.host.removals.removing(digest)) return undefined;
       if (!lru.get(digest) && !this.host.isFilling(digest)) this.host.committed.adopt(row);
       return { ...row };
     } catch (error) {

@@ -39,7 +39,7 @@ describe('fleet eviction and pins', () => {
     const pinned = new Set([digests[0]!, digests[2]!]);
     const removed: BlobEntry[] = [];
     const eviction = new BlobEviction(
-      { logger: captureLogger().logger, lru, store, remove: async (victims) => void removed.push(...victims), kept: async () => pinned },
+      { logger: captureLogger().logger, lru, store, remove: async (victims) => void removed.push(...victims), isFilling: () => false, kept: async () => pinned },
       { maxSize: 0, leases: new LocalLeaseStore(randomUUID()), fleetCheckMs: 60_000 },
     );
     const result = await eviction.prune(0);
@@ -55,7 +55,7 @@ describe('fleet eviction and pins', () => {
     const { store, lru } = await storedBlobs([100, 100]);
     const { logger, lines } = captureLogger();
     const eviction = new BlobEviction(
-      { logger, lru, store, remove: async () => undefined, kept: () => Promise.reject(new Error('manifest unreadable')) },
+      { logger, lru, store, remove: async () => undefined, isFilling: () => false, kept: () => Promise.reject(new Error('manifest unreadable')) },
       { maxSize: 0, leases: new LocalLeaseStore(randomUUID()), fleetCheckMs: 60_000 },
     );
     expect(await eviction.evict(0)).toEqual({ removed: 0, freedBytes: 0 });

@@ -2,7 +2,8 @@
  * The fleet's eviction (BlobEviction with leases) on its own, over real blob files and the in-process
  * lease store every index can fall back on: a run that loses its lease mid-way (it ran out while a batch
  * was slow, and someone else took it) stops before its next batch, and a victim whose object another
- * holder already removed is only forgotten here, never removed (nor announced) a second time.
+ * holder already removed is only forgotten here, never removed (nor announced) a second time; one
+ * asked for again while the store answered (adopted back from its row, or being fetched) is not removed.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -52,6 +53,7 @@ describe('fleet eviction under its lease', () => {
           removals.push(victims);
           await gate;
         },
+        isFilling: () => false,
       },
       { maxSize: 0, leases, leaseTtlMs: TTL_MS, fleetCheckMs: 60_000 },
     );
@@ -77,7 +79,7 @@ describe('fleet eviction under its lease', () => {
     const { store, lru, leases } = await fleetOf(3);
     const held = await leases.acquireLease(EVICTION_LEASE, 60_000);
     const removals: BlobEntry[][] = [];
-    const eviction = new BlobEviction({ logger: captureLogger().logger, lru, store, remove: async (victims) => void removals.push(victims) }, { maxSize: 0, leases, fleetCheckMs: 60_000 });
+    const eviction = new BlobEviction({ logger: captureLogger().logger, lru, store, remove: async (victims) => void removals.push(victims), isFilling: () => false }, { maxSize: 0, leases, fleetCheckMs: 60_000 });
     expect(await eviction.evict(0)).toEqual({ removed: 0, freedBytes: 0 });
     expect(removals).toEqual([]);
     expect(lru.count).toBe(3);
@@ -90,10 +92,44 @@ describe('fleet eviction under its lease', () => {
     const { store, lru, entries, leases } = await fleetOf(3);
     await store.remove(entries[0]!.digest);
     const removals: BlobEntry[][] = [];
-    const eviction = new BlobEviction({ logger: captureLogger().logger, lru, store, remove: async (victims) => void removals.push(victims) }, { maxSize: 10, leases, fleetCheckMs: 60_000 });
+    const eviction = new BlobEviction({ logger: captureLogger().logger, lru, store, remove: async (victims) => void removals.push(victims), isFilling: () => false }, { maxSize: 10, leases, fleetCheckMs: 60_000 });
     expect(await eviction.evict(10)).toEqual({ removed: 1, freedBytes: 10 });
     expect(removals.flat().map((entry) => entry.digest)).toEqual([entries[1]!.digest]);
     expect(lru.oldestFirst().map((entry) => entry.digest)).toEqual([entries[2]!.digest]);
+    await eviction.stop();
+  });
+
+  it('does not remove a victim asked for again while the store answered: adopted back from its row, or being fetched again', async () => {
+    const { store, lru, entries, leases } = await fleetOf(4);
+    const [adopted, fetched, victim, newest] = entries as [BlobEntry, BlobEntry, BlobEntry, BlobEntry];
+    let openGate: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const stat = store.stat.bind(store);
+    let asked = 0;
+    store.stat = async (digest) => {
+      asked += 1;
+      await gate;
+      return stat(digest);
+    };
+    const filling = new Set<string>();
+    const removals: BlobEntry[][] = [];
+    const eviction = new BlobEviction(
+      { logger: captureLogger().logger, lru, store, remove: async (victims) => void removals.push(victims), isFilling: (digest) => filling.has(digest) },
+      { maxSize: 10, leases, fleetCheckMs: 60_000 },
+    );
+    // Down to 10 bytes: a first batch of the three oldest.
+    const run = eviction.evict(10);
+    await until(() => asked === 3);
+    // A client's miss meanwhile: one is taken in again from its row (BlobReader.lookUp), one fetched anew.
+    lru.insert({ ...adopted, lastAccess: Date.now() });
+    filling.add(fetched.digest);
+    openGate();
+    await run;
+    // The adopted one is the newest now: the run's next batch took the one that then was the oldest.
+    expect(removals.map((batch) => batch.map((entry) => entry.digest))).toEqual([[victim.digest], [newest.digest]]);
+    expect(lru.get(adopted.digest)).toBeDefined();
+    expect(await stat(adopted.digest)).not.toBeNull();
+    expect(await stat(fetched.digest)).not.toBeNull();
     await eviction.stop();
   });
 });
