@@ -96,7 +96,7 @@ function serveReadable(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
   if (request.method === 'HEAD' || request.headers.range) return passThrough(ctx, request, reply, { target, name, digest }, log);
 
   const active = ctx.cache.activeFill(digest);
-  if (active) return sendFill(request, reply, active, log);
+  if (active) return sendFill(ctx, request, reply, { target, name, digest }, active, log);
   const pending = ctx.pendingFills.get(digest);
   if (pending) {
     // Decide again once it is known: follow the fill, or (no fill came of it) ask upstream ourselves.
@@ -184,8 +184,12 @@ function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       }
       annotateRequestLog(request, { bytes: fill.meta.size });
       clearUpstreamHeaders(reply);
-      // The client's headers leave now (the reader sends them before any byte has come): the bookkeeping waits.
-      setBlobHeaders(reply, digest, fill.meta.size).send(fill.reader());
+      if (endsOnlyByClosing(request, fill.meta.size)) {
+        serveAfterVerification(ctx, request, reply, { target, name, digest }, fill).catch((error: unknown) => failReply(request, reply, error));
+      } else {
+        // The client's headers leave now (the reader sends them before any byte has come): the bookkeeping waits.
+        setBlobHeaders(reply, digest, fill.meta.size).send(fill.reader());
+      }
       countBadBody(ctx.metrics, target.registry, fill);
       recordFetched(ctx, request, target, name, digest);
     },
@@ -199,10 +203,23 @@ function recordFetched(ctx: ProxyContext, request: FastifyRequest, target: Upstr
   });
 }
 
-function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill, log: RequestLogFields): FastifyReply {
+function sendFill(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, asked: BlobAsked, fill: Fill, log: RequestLogFields): FastifyReply {
   annotateRequestLog(request, { ...log, cache: 'miss', bytes: fill.meta.size, joined: true });
+  if (endsOnlyByClosing(request, fill.meta.size)) {
+    serveAfterVerification(ctx, request, reply, asked, fill).catch((error: unknown) => failReply(request, reply, error));
+    return reply;
+  }
   const stream: Readable = fill.reader();
   return setBlobHeaders(reply.code(200), fill.digest, fill.meta.size).send(stream);
+}
+
+/**
+ * A body of no known length to an HTTP/1.0 client, which has no chunked encoding: the connection's close
+ * ends it, and a fill that proved the bytes wrong ends it the same way, after all but the last byte.
+ * Such a client gets the blob once it is verified instead, from the cache.
+ */
+function endsOnlyByClosing(request: FastifyRequest, size: number | undefined): boolean {
+  return size === undefined && request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor === 0;
 }
 
 interface BlobAsked {

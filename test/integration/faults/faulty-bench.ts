@@ -20,7 +20,7 @@ import type { ExecResult } from '../../bench/sandbox.js';
 export const FAULTY_HOST = 'faulty.test';
 export const FAULTY_ADDRESS = '127.0.0.4';
 export const BLOB_SIZE = 8 * 1024 * 1024;
-const BLOB_COUNT = 10;
+const BLOB_COUNT = 11;
 const FIXTURE = fileURLToPath(new URL('../../fixtures/faulty-registry.mjs', import.meta.url));
 
 export type Mode = 'ok' | 'truncate' | 'wrong' | 'wrong-last-byte' | 'wrong-last-byte-chunked' | 'stall' | 'mismatch-length';
@@ -100,12 +100,12 @@ export interface CurlResult extends ExecResult {
 let downloads = 0;
 
 /** curl inside the sandbox, resolving faulty.test through Layover's DNS and trusting Layover's CA. */
-export async function curlBlob(bench: Bench, mode: Mode, digest: Digest, options: { head?: boolean; range?: string } = {}): Promise<CurlResult> {
+export async function curlBlob(bench: Bench, mode: Mode, digest: Digest, options: { head?: boolean; range?: string; http10?: boolean } = {}): Promise<CurlResult> {
   const layover = bench.layover;
   if (!layover) throw new Error('curlBlob: no Layover process');
   const out = join(bench.sandbox.dir, `download-${downloads++}`);
   const args = ['-sS', '--max-time', '60', '--cacert', layover.caFile, '-o', out, '-w', '%{http_code}'];
-  const result = await bench.sandbox.exec('curl', [...args, ...(options.head ? ['--head'] : []), ...(options.range ? ['-r', options.range] : []), `https://${FAULTY_HOST}/v2/${mode}/blobs/${digest}`]);
+  const result = await bench.sandbox.exec('curl', [...args, ...(options.head ? ['--head'] : []), ...(options.range ? ['-r', options.range] : []), ...(options.http10 ? ['--http1.0', '--no-alpn'] : []), `https://${FAULTY_HOST}/v2/${mode}/blobs/${digest}`]);
   const body = existsSync(out) ? readFileSync(out) : Buffer.alloc(0);
   rmSync(out, { force: true });
   return { ...result, status: Number(result.stdout.trim()) || 0, body };

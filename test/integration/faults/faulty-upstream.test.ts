@@ -115,6 +115,20 @@ describe('a faulty upstream through Layover', () => {
     expect(faulty.blobRequests(blob.digest, 'HEAD').map((r) => r.mode)).toEqual(['elsewhere']);
   }, 60_000);
 
+  it('an HTTP/1.0 client of a body of no known length gets it only once verified: a bad one is a 502, not a close that looks like its end', async () => {
+    const { bench } = fb;
+    const layover = bench.layover!;
+    const blob = fixtureBlob(10);
+    const dropped = layover.waitForLog((l) => l.msg === 'cache fill dropped' && l.digest === blob.digest, 20_000);
+    // HTTP/1.0 has no chunked encoding: streamed as it came, the answer would end by closing, as a good one
+    // does. (Without ALPN: Layover offers h2 and http/1.1, and refuses a client that offers http/1.0 only.)
+    const bad = await curlBlob(bench, 'wrong-last-byte-chunked', blob.digest, { http10: true });
+    expect(bad.status, bad.stderr).toBe(502);
+    expect(JSON.parse(bad.body.toString())).toMatchObject({ errors: [{ code: 'DIGEST_INVALID' }] });
+    await dropped;
+    expect(isCommitted(layover.dataDir, blob.digest)).toBe(false);
+  }, 60_000);
+
   it('layover cache ls lists exactly the blobs that filled correctly', async () => {
     const { bench } = fb;
     const layover = bench.layover!;
