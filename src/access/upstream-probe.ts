@@ -4,7 +4,6 @@ import { MANIFEST_MEDIA_TYPES } from '../registry/media-types.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { parseChallenges, preferredChallenge } from '../upstream/auth/challenge.js';
-import { fetchToken } from '../upstream/auth/token-client.js';
 import type { UpstreamAuth } from '../upstream/auth/upstream-auth.js';
 
 /** A cached object as upstream names it. */
@@ -66,9 +65,9 @@ export class UpstreamProbe {
     } catch {
       return first;
     }
-    const service = challenge.params.service;
-    const answer = await fetchToken(this.#dispatcher, { realm, ...(service ? { service } : {}), scope: `repository:${name}:pull` });
-    const second = await this.#head(origin, name, object, `Bearer ${answer.token}`);
+    // A realm Layover may not reach (refused: a 401 below) is never asked.
+    const token = await this.#auth.anonymousToken(origin, realm, challenge.params.service, `repository:${name}:pull`);
+    const second = await this.#head(origin, name, object, `Bearer ${token}`);
     // The challenge a client without credentials should see is the first one, not the token's refusal.
     return 'status' in second && second.status === 401 ? { status: 401, ...(first.challenge ? { challenge: first.challenge } : {}) } : second;
   }

@@ -58,12 +58,15 @@ export async function fetchToken(dispatcher: Dispatcher, req: TokenRequest): Pro
     throw new UpstreamAuthError('rejected', `token endpoint ${url.host} answered ${res.statusCode}`, res.statusCode);
   }
   if (res.statusCode !== 200 || !body) throw new UpstreamAuthError('invalid', `token endpoint ${url.host} answered ${res.statusCode}`, res.statusCode);
-  let json: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    json = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    parsed = JSON.parse(body.toString('utf8'));
   } catch {
     throw new UpstreamAuthError('invalid', `token endpoint ${url.host} answered no JSON`);
   }
+  // `null`, a number, a list: JSON, but no answer of a token endpoint.
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UpstreamAuthError('invalid', `token endpoint ${url.host} answered no JSON object`);
+  const json = parsed as Record<string, unknown>;
   const token = typeof json.token === 'string' && json.token ? json.token : json.access_token;
   if (typeof token !== 'string' || !token) throw new UpstreamAuthError('invalid', `token endpoint ${url.host} answered without a token`);
   return {

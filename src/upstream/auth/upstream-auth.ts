@@ -158,6 +158,16 @@ export class UpstreamAuth {
   }
 
   /**
+   * A token without credentials from the realm a challenge of `origin` named, as a client without any
+   * would get one: fetched under the same policy as Layover's own tokens (https only, any realm but
+   * the registry's own or a configured one through the RealmGuard), since the realm is the upstream's
+   * to name. A refused realm ends in an UpstreamAuthError `refused`.
+   */
+  anonymousToken(origin: string, realm: URL, service: string | undefined, scope: string, log: Log = this.#logger): Promise<string> {
+    return this.#viaRealm(origin, realm, log, async (dispatcher) => (await fetchToken(dispatcher, { realm, ...(service ? { service } : {}), scope })).token);
+  }
+
+  /**
    * The upstream answered 401 to a request sent with `grant`. Forgets what may be stale (the
    * token, a helper's answer, the registry's scheme if the challenge changed) and returns true
    * when one retry with fresh authorization may succeed.

@@ -232,6 +232,15 @@ describe('UpstreamAuth', () => {
     expect(JSON.stringify(log.lines)).not.toContain(basic('bob', 'bob-pw').slice(6));
   });
 
+  it('a realm that answers JSON that is no object (null, a list) is an invalid answer, not a crash', async () => {
+    for (const answer of ['null', '[]', '7']) {
+      const realmPort = await net.serve((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(answer));
+      const port = await registry(() => `Bearer realm="https://auth.example.test:${realmPort}/token",service="s"`);
+      const auth = make([cred(`registry.example.test:${port}`, 'alice')]);
+      await expect(auth.authorize(`https://registry.example.test:${port}`, auth.for(repo('a')), undefined), answer).rejects.toMatchObject({ kind: 'invalid' });
+    }
+  });
+
   it('refuses a realm that is not https, and fetches from the registry itself and from a configured realm', async () => {
     const plain = await registry(() => 'Bearer realm="http://auth.example.test:80/token",service="s"');
     const open = make([cred(`registry.example.test:${plain}`, 'alice')], { allowNetworks: ['127.0.0.0/8'] });
