@@ -13,6 +13,7 @@ import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/a
 import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
 import { clearReplyHeaders, failReply } from './error-handler.js';
+import { UPSTREAM_BODY_HEADERS } from './upstream-body-headers.js';
 import { unreachable } from './upstream-unreachable.js';
 import { clientLink, clientLocation } from '../registry/client-location.js';
 import type { UpstreamRewrite, UpstreamTarget } from './upstream-target.js';
@@ -222,13 +223,15 @@ const UPSTREAM_STATE = ['set-cookie', 'set-cookie2'];
  * The upstream's headers without its hop-by-hop ones and its cookies: an upstream's
  * `Connection: close` (nginx in front of a registry sends it) must not close the client's
  * connection, nor its keep-alive parameters override ours. A Retry-After that is neither
- * delta-seconds nor an HTTP date is dropped too, as on the answers Layover writes itself.
+ * delta-seconds nor an HTTP date is dropped too, as on the answers Layover writes itself. The body,
+ * the upstream's, gets UPSTREAM_BODY_HEADERS.
  */
 function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
   const out: Record<string, unknown> = { ...headers };
   const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((n) => n.trim().toLowerCase()) : [];
   for (const name of [...HOP_BY_HOP, ...UPSTREAM_STATE, ...named]) delete out[name];
   if (out['retry-after'] !== undefined && retryAfterSeconds(out['retry-after'] as string | string[], Date.now()) === null) delete out['retry-after'];
+  Object.assign(out, UPSTREAM_BODY_HEADERS);
   return out as T;
 }
 

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { annotateRequestLog } from '../../log/request-log.js';
+import { UPSTREAM_BODY_HEADERS } from '../../proxy/upstream-body-headers.js';
 import type { UpstreamTarget } from '../../proxy/upstream-target.js';
 import { OciError } from '../../registry/oci-errors.js';
 import { readLimited } from '../read-limited.js';
@@ -43,7 +44,7 @@ export async function answerTokenRequest(auth: UpstreamAuth, request: FastifyReq
   } catch (error) {
     throw error instanceof UpstreamAuthError ? authFailure(error, target.registry) : error;
   }
-  return reply.code(answer.status).header('content-type', answer.contentType).header('cache-control', 'no-store').send(answer.body);
+  return reply.code(answer.status).header('content-type', answer.contentType).headers(UPSTREAM_BODY_HEADERS).header('cache-control', 'no-store').send(answer.body);
 }
 
 /** The query relayed upstream: no `ns`, scopes in upstream names. */

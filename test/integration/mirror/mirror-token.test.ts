@@ -55,6 +55,8 @@ describe('mirror mode with upstream token authentication', () => {
     const tokenUrl = `https://127.0.0.1/_layover/token?ns=${INTERCEPTED_HOST}&service=${encodeURIComponent(service)}&scope=${encodeURIComponent(`repository:${nested.repository}:pull`)}`;
     const answer = await curl(bench, tokenUrl, ['-u', `${BOB[0]}:${BOB[1]}`]);
     expect(answer.status).toBe(200);
+    // The realm's answer, relayed from Layover's origin: never a page there.
+    expect(answer.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; sandbox" });
     const token = (JSON.parse(answer.body.toString()) as { token: string }).token;
     const relayed = t.tokenRequests().find((l) => l.token === token);
     expect(relayed).toMatchObject({ account: BOB[0], scopes: [`repository:${nested.repository}:pull`] });

@@ -42,12 +42,16 @@ it('a blob miss and a hit carry the same headers, and none of the upstream-only 
   expect(names(headMiss)).toEqual(names(headHit));
 });
 
-it('no upstream cookie on answers passed through either: the ping, a 404', async () => {
+it('no upstream cookie on answers passed through either (the ping, a 404), and their upstream body is never a page of Layover\'s origin', async () => {
   const { upstream } = bench;
   const ping = await bench.ask('/v2/');
   expect(ping.status).toBe(200);
   const unknown = await bench.ask(`/v2/ok/app/blobs/sha256:${'0'.repeat(64)}`);
   expect(unknown.status).toBe(404);
-  for (const answer of [ping, unknown]) expect(answer.headers['set-cookie']).toBeUndefined();
+  for (const answer of [ping, unknown]) {
+    expect(answer.headers['set-cookie']).toBeUndefined();
+    // Whatever Content-Type the upstream claimed: no sniffing, no script, a unique origin.
+    expect(answer.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; sandbox" });
+  }
   expect(upstream.seen.some((request) => request.url === `/v2/ok/app/blobs/sha256:${'0'.repeat(64)}`)).toBe(true);
 });
