@@ -116,8 +116,9 @@ export class ReadAccess {
     const granted = this.#granted.get(grantKey);
     if (member && granted !== undefined && this.#now() - granted < this.#options.ttlMs) return allowed('checked');
     const result = await this.#ask(credential, target, name, object);
-    const decision = await this.#conclude(result, target, name, object, 'checked', log);
-    if (decision.allowed && 'status' in result) this.#granted.set(grantKey, this.#now());
+    const decision = await this.#conclude(result, target, name, object, member, 'checked', log);
+    // Only upstream's yes is a grant: one given because upstream could not answer (fail-open) must not outlive the outage.
+    if (decision.allowed && answerOf(result)) this.#granted.set(grantKey, this.#now());
     return decision;
   }
 
@@ -155,27 +156,31 @@ export class ReadAccess {
     const record = this.#options.records.reach(reader, repository);
     if (this.#fresh(record)) {
       if (record!.readable && member) return allowed(reader);
-      if (!record!.readable) return this.#conclude({ status: 401 }, target, name, object, reader, log);
+      if (!record!.readable) return this.#conclude({ status: 401 }, target, name, object, member, reader, log);
     }
     const result = await this.#ask({ kind: reader }, target, name, object);
     const answer = answerOf(result);
     if (!answer) {
       if (record?.readable && member) return allowed(`${reader} (upstream unreachable)`);
-      return this.#conclude(result, target, name, object, reader, log);
+      return this.#conclude(result, target, name, object, member, reader, log);
     }
     if (answer.status < 400) await this.#options.records.setReach(reader, repository, true, this.#now());
     else if (answer.status === 401 || answer.status === 403) await this.#options.records.setReach(reader, repository, false, this.#now());
     if (reader === 'anonymous' && answer.status === 401 && answer.challenge) this.#challenges.set(target.origin, answer.challenge);
     log.debug({ registry: target.registry, repo: name, digest: object.digest, reader, status: answer.status }, 'asked upstream who may read a cached object');
-    return this.#conclude(answer, target, name, object, reader, log);
+    return this.#conclude(answer, target, name, object, member, reader, log);
   }
 
-  /** Turns a probe's answer into a decision; a yes also records the digest in the repository. */
-  async #conclude(result: ProbeResult, target: ReadTarget, name: RepositoryName, object: CachedObject, why: string, log: Log): Promise<ReadDecision> {
+  /**
+   * Turns a probe's answer into a decision; a yes also records the digest in the repository. `member`:
+   * the digest is known to be in the repository (fail-open serves only such cached content: a digest
+   * cached from another repository or registry is never served under this one on an outage's word).
+   */
+  async #conclude(result: ProbeResult, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, why: string, log: Log): Promise<ReadDecision> {
     const where = `${target.registry}/${name}`;
     const answer = answerOf(result);
     if (!answer) {
-      if (this.#failOpen.has(target.registry)) {
+      if (member && this.#failOpen.has(target.registry)) {
         log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream cannot be asked: serving cached content (ACCESS_CHECK_FAIL_OPEN)');
         return allowed('fail-open');
       }

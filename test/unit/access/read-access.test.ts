@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AccessRecords } from '../../../src/access/access-records.js';
+import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
 import { ReadAccess, type ReadAccessOptions } from '../../../src/access/read-access.js';
 import type { CachedObject, ProbeCredential, ProbeResult, UpstreamProbe } from '../../../src/access/upstream-probe.js';
 import type { RepositoryName } from '../../../src/registry/repository-name.js';
@@ -65,6 +65,24 @@ describe('ReadAccess', () => {
     const closed = await readAccess({ probe: scriptedProbe(unreachable).probe });
     expect(await closed.access.check(TARGET, NAME, object(), 'Bearer t', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
     const open = await readAccess({ probe: scriptedProbe(unreachable).probe, failOpen: ['*.test'] });
-    expect(await open.access.check(TARGET, NAME, object(), 'Bearer t', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
+    const member = object();
+    await open.records.addMember(member.digest, repositoryKey(TARGET.origin, NAME));
+    expect(await open.access.check(TARGET, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
+    // Cached under another repository or registry: never served under this one on an outage's word.
+    expect(await open.access.check(TARGET, NAME, object(), 'Bearer t', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
+  });
+
+  it('a read allowed by fail-open is no grant: once upstream answers again, the credential is asked again', async () => {
+    let down = true;
+    const { probe, asked } = scriptedProbe((c) => (down ? { status: 503 } : c.kind === 'client' ? { status: 401, challenge: CHALLENGE } : { status: 401 }));
+    const { access, records } = await readAccess({ probe, failOpen: ['registry.test'] });
+    const member = object();
+    await records.addMember(member.digest, repositoryKey(TARGET.origin, NAME));
+    // Known not to be public: the client's own credential is what is asked.
+    await records.setReach('anonymous', repositoryKey(TARGET.origin, NAME), false, Date.now());
+    expect(await access.check(TARGET, NAME, member, 'Basic anything', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
+    down = false;
+    expect(await access.check(TARGET, NAME, member, 'Basic anything', logger)).toMatchObject({ allowed: false, error: { code: 'UNAUTHORIZED' } });
+    expect(asked.filter((kind) => kind === 'client')).toHaveLength(2);
   });
 });
