@@ -24,6 +24,14 @@ export interface TcpListenerOptions {
   maxInFlight: number;
 }
 
+/**
+ * Answers written and not yet taken by a client: beyond this the client is not reading them, and the
+ * connection is closed. Pausing its reads stops new queries, but the answers of those already in flight
+ * (maxInFlight of up to 64 KiB each, on every connection) still came, and stayed in memory until the
+ * query deadline.
+ */
+const MAX_UNREAD_ANSWER_BYTES = 256 * 1024;
+
 interface Connection {
   socket: net.Socket;
   client: string;
@@ -140,6 +148,7 @@ export class TcpListener {
       frame.writeUInt16BE(reply.length, 0);
       reply.copy(frame, 2);
       socket.write(frame);
+      if (socket.writableLength > MAX_UNREAD_ANSWER_BYTES) socket.destroy();
     };
     const settle = (): void => {
       connection.inFlight--;

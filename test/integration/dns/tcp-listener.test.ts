@@ -131,4 +131,28 @@ describe('TcpListener', () => {
     expect(peak).toBe(4);
     expect(lines.filter((line) => line.msg === 'dns tcp handler failed')).toHaveLength(1);
   });
+
+  it('closes a connection whose client does not read its answers, before they pile up in memory', async () => {
+    // Each answer near the 64 KiB a TCP frame can hold, answered a little later, as a forward would be.
+    const big = Buffer.alloc(60_000, 1);
+    const { port } = await listener(
+      async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        return big;
+      },
+      { maxInFlight: 32, queryTimeoutMs: 60_000 },
+    );
+    const socket = await connect(port);
+    socket.pause(); // reads nothing, ever
+    // Not once(): its 'error' (the reset) rejects it.
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(Buffer.concat(Array.from({ length: 3000 }, (_, n) => frame(Buffer.alloc(12, n & 0xff)))));
+    const started = Date.now();
+    // A paused socket reads nothing, so it learns of the server's close at its next write (a reset).
+    const poke = setInterval(() => socket.write(frame(Buffer.alloc(12))), 200);
+    onTestFinished(() => clearInterval(poke));
+    // Without the bound, answers waited in memory until the query deadline (a minute here).
+    await closed;
+    expect(Date.now() - started).toBeLessThan(10_000);
+  }, 30_000);
 });
