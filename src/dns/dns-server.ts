@@ -14,6 +14,7 @@ import { fitReply } from './fit-reply.js';
 import { UdpReplyBatch } from './reply-batch.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
 import { TcpListener } from './tcp-listener.js';
+import { upstreamQuery } from './upstream-query.js';
 import { bindUdpSocket, UDP_RECV_BUFFER_BYTES } from './udp-socket.js';
 import { UdpAnswerWorkers, udpWorkerCount } from './udp-workers.js';
 import { InterceptedMatcher } from './intercepted-matcher.js';
@@ -404,8 +405,11 @@ export class DnsServer {
   }
 
   #forward(msg: Buffer, question: Question, opt: number, transport: Transport, maxSize: number): Buffer | Promise<Buffer | null> {
-    // Answers differ with EDNS, its DO bit and the CD bit, so those are part of the key.
-    const flavour = `${opt === NO_OPT ? '-' : optDnssecOk(msg, opt) ? 'D' : 'E'}${msg.readUInt16BE(2) & FLAG.CD ? 'C' : '-'}`;
+    // Answers differ with EDNS, its DO bit and the CD bit, so those are part of the key; and they are
+    // all that is relayed of the client's query (upstreamQuery).
+    const edns = opt !== NO_OPT;
+    const dnssecOk = edns && optDnssecOk(msg, opt);
+    const flavour = `${!edns ? '-' : dnssecOk ? 'D' : 'E'}${msg.readUInt16BE(2) & FLAG.CD ? 'C' : '-'}`;
     const key = flavour + questionKey(msg, question.end);
     // A cache hit relays nothing, and the wire reader has checked the header,
     // the question and the framing of any records, so dns2 is spared here.
@@ -432,7 +436,7 @@ export class DnsServer {
     if (!flight) {
       if (this.#flights.size >= MAX_FORWARDS_IN_FLIGHT) return errorResponse(msg, RCODE.SERVFAIL, parsed);
       this.#logger.debug({ transport, qtype: question.qtype }, 'dns forwarding');
-      flight = forwarder.forward(msg, question.end, transport).then((reply) => {
+      flight = forwarder.forward(upstreamQuery(msg, question.end, edns, dnssecOk), question.end, transport).then((reply) => {
         if (reply && !this.#closed) this.#cache.set(key, reply);
         return reply;
       });

@@ -16,7 +16,7 @@ export interface ForwarderOptions {
 }
 
 /**
- * Relays a query's raw bytes to the upstream resolvers in order, moving on to
+ * Relays a query (upstreamQuery's) to the upstream resolvers in order, moving on to
  * the next after a timeout, a socket error or a SERVFAIL/REFUSED. Each attempt
  * uses a fresh socket on a fresh port and a fresh random ID, and accepts only a
  * reply with that ID and the same question: together these make a forged reply
