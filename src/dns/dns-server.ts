@@ -17,7 +17,7 @@ import { TcpListener } from './tcp-listener.js';
 import { upstreamQuery } from './upstream-query.js';
 import { bindUdpSocket, UDP_RECV_BUFFER_BYTES } from './udp-socket.js';
 import { UdpAnswerWorkers, udpWorkerCount } from './udp-workers.js';
-import { InterceptedMatcher } from './intercepted-matcher.js';
+import { EXACT, InterceptedMatcher } from './intercepted-matcher.js';
 import { MAX_QUERY_BYTES, readQuery, REJECT, type Rejection } from './query-reader.js';
 import { FLAG, HEADER_SIZE, NO_OPT, optDnssecOk, QCLASS, QTYPE, type Question, questionKey, RCODE } from './wire.js';
 
@@ -118,6 +118,8 @@ export class DnsServer {
   #result: DnsResult | null = null;
   /** Set with #result: the reply is an intercepted name's answer, which every socket gives. */
   #interceptedAnswer = false;
+  /** Set with #interceptedAnswer: the wildcard (`*.suffix`) the name was intercepted under, if any. */
+  #interceptedWildcard: string | undefined = undefined;
 
   constructor(options: DnsServerOptions) {
     this.#options = options;
@@ -315,7 +317,7 @@ export class DnsServer {
       if (reply instanceof Promise) {
         reply.then((late) => this.#send(udp, late, address, port, forwardResult(late), false)).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
       } else {
-        this.#send(udp, reply, address, port, this.#result, this.#interceptedAnswer);
+        this.#send(udp, reply, address, port, this.#result, this.#interceptedAnswer, this.#interceptedWildcard);
       }
     } catch (err) {
       this.#logger.error({ err }, 'dns query failed');
@@ -340,11 +342,11 @@ export class DnsServer {
   }
 
   /** UDP only: over TCP a source cannot be forged, so nothing there is rate-limited. */
-  #send(udp: dgram.Socket, answer: Buffer | null, address: string, port: number, result: DnsResult | null, intercepted: boolean): void {
+  #send(udp: dgram.Socket, answer: Buffer | null, address: string, port: number, result: DnsResult | null, intercepted: boolean, wildcard?: string): void {
     // A reply that completes after close() has nowhere to go.
     if (!answer || this.#closed) return this.#count(result);
     const limiter = intercepted ? this.#interceptedRateLimiter : this.#rateLimiter;
-    const reply = this.#rateLimitExempt?.includes(address) ? answer : limiter.admit(answer, address);
+    const reply = this.#rateLimitExempt?.includes(address) ? answer : limiter.admit(answer, address, wildcard);
     // Dropped or cut to a truncated slip by the rate limit: that is the query's fate.
     this.#count(reply === answer ? result : 'limited');
     if (!reply) return;
@@ -357,16 +359,19 @@ export class DnsServer {
    */
   #handle(msg: Buffer, transport: Transport, address: string, port: number): Buffer | null | Promise<Buffer | null> {
     this.#interceptedAnswer = false;
+    this.#interceptedWildcard = undefined;
     const query = readQuery(msg, transport);
     if (typeof query === 'number') return this.#reject(msg, query);
     const { question, opt, maxSize } = query;
-    if (question.hostname !== null && this.#intercepted.has(question.hostname)) {
+    const match = question.hostname === null ? null : this.#intercepted.match(question.hostname);
+    if (match !== null) {
       if (this.#holding) {
         this.#result = 'failed';
         return this.#errorEchoing(msg, RCODE.SERVFAIL, RCODE.SERVFAIL);
       }
       this.#result = 'answered';
       this.#interceptedAnswer = true;
+      this.#interceptedWildcard = match === EXACT ? undefined : match;
       return this.#answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
     }
     // Whatever is answered below without a branch saying otherwise is a failure (SERVFAIL, silence).

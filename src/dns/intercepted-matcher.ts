@@ -8,6 +8,9 @@ import { type HostnameSet, parseHostname } from '../registry/hostname.js';
  * name under a wildcard pays that parse, which still turns away labels
  * HostnameSet refuses (a leading '-', an over-long name).
  */
+/** InterceptedMatcher.match for a name intercepted as itself. */
+export const EXACT = '';
+
 export class InterceptedMatcher {
   readonly #exact: Set<string>;
   /** '.suffix' for every `*.suffix`. */
@@ -20,10 +23,19 @@ export class InterceptedMatcher {
 
   /** True when `name`, as readQuestion returns it, is intercepted. */
   has(name: string): boolean {
-    if (this.#exact.has(name)) return true;
+    return this.match(name) !== null;
+  }
+
+  /**
+   * What intercepts `name`: EXACT for a name given as such, `*.suffix` for a name under a wildcard
+   * (its answers are counted under the wildcard by the rate limit: a name each, a flood of invented
+   * names would each get a full budget), null when it is not intercepted.
+   */
+  match(name: string): string | null {
+    if (this.#exact.has(name)) return EXACT;
     for (const suffix of this.#suffixes) {
-      if (name.endsWith(suffix)) return parseHostname(name) !== null;
+      if (name.endsWith(suffix)) return parseHostname(name) !== null ? `*${suffix}` : null;
     }
-    return false;
+    return null;
   }
 }

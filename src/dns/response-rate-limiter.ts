@@ -58,11 +58,15 @@ export class ResponseRateLimiter {
     return this.#accounts.size;
   }
 
-  /** What to send to `client` instead of `reply`: the reply itself, a truncated copy, or nothing. */
-  admit(reply: Buffer, client: string): Buffer | null {
+  /**
+   * What to send to `client` instead of `reply`: the reply itself, a truncated copy, or nothing.
+   * `wildcard` (`*.suffix`): the reply answers a name under that intercepted wildcard, and is counted
+   * under it rather than under its own name.
+   */
+  admit(reply: Buffer, client: string, wildcard?: string): Buffer | null {
     if (this.#perSecond === 0 || reply.length < HEADER_SIZE) return reply;
     const questionEnd = questionEndOf(reply);
-    const key = accountKey(this.#seed, client, reply, questionEnd);
+    const key = accountKey(this.#seed, client, reply, questionEnd, wildcard);
     const now = this.#now();
     let account = this.#accounts.get(key);
     if (!account) {
@@ -95,10 +99,11 @@ function questionEndOf(reply: Buffer): number {
  * ASCII letters folded (so case randomisation opens no fresh buckets),
  * NXDOMAIN likewise, and every error (REFUSED, FORMERR, SERVFAIL...) to one
  * prefix as one, as BIND's errors-per-second does: a flood of junk queries
- * with distinct names still shares one bucket. A collision merely makes two
- * identities share a budget.
+ * with distinct names still shares one bucket; answers of names under an
+ * intercepted wildcard by the wildcard, as BIND counts a wildcard's synthesized
+ * answers. A collision merely makes two identities share a budget.
  */
-function accountKey(seed: number, client: string, reply: Buffer, questionEnd: number): number {
+function accountKey(seed: number, client: string, reply: Buffer, questionEnd: number, wildcard: string | undefined): number {
   let a = seed ^ 0x811c9dc5;
   let b = seed ^ 0x9e3779b9;
   // IPv4 (also mapped into IPv6): the text up to the last dot, read in place.
@@ -119,7 +124,16 @@ function accountKey(seed: number, client: string, reply: Buffer, questionEnd: nu
   const error = rcode !== RCODE.NOERROR && rcode !== RCODE.NXDOMAIN;
   a = Math.imul(a ^ (error ? 0x100 : rcode), 0x01000193);
   b = Math.imul(b ^ (error ? 0x100 : rcode), 0x5bd1e995);
-  for (let i = error ? questionEnd : HEADER_SIZE; i < questionEnd; i++) {
+  if (wildcard !== undefined && !error) {
+    // The wildcard and the question's type and class, for the name.
+    for (let i = 0; i < wildcard.length; i++) {
+      const c = wildcard.charCodeAt(i);
+      a = Math.imul(a ^ c, 0x01000193);
+      b = Math.imul(b ^ c, 0x5bd1e995);
+      b ^= b >>> 15;
+    }
+  }
+  for (let i = error ? questionEnd : wildcard !== undefined ? questionEnd - 4 : HEADER_SIZE; i < questionEnd; i++) {
     let c = reply[i]!;
     if (c >= 0x41 && c <= 0x5a) c |= 0x20;
     a = Math.imul(a ^ c, 0x01000193);

@@ -17,7 +17,7 @@ import { HostnameSet } from '../registry/hostname.js';
 import { AnswerBuilder } from './answer-builder.js';
 import { ClientNetworks } from './client-networks.js';
 import { frameBytes, HandoverBatch } from './handover-batch.js';
-import { InterceptedMatcher } from './intercepted-matcher.js';
+import { EXACT, InterceptedMatcher } from './intercepted-matcher.js';
 import { readQuery, REJECT } from './query-reader.js';
 import { UdpReplyBatch } from './reply-batch.js';
 import { ResponseRateLimiter } from './response-rate-limiter.js';
@@ -56,7 +56,8 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
   socket.on('message', (msg, rinfo) => {
     const query = readQuery(msg, 'udp');
     if (query === REJECT.RESPONSE) return;
-    if (typeof query === 'number' || query.question.hostname === null || !intercepted.has(query.question.hostname)) {
+    const match = typeof query === 'number' || query.question.hostname === null ? null : intercepted.match(query.question.hostname);
+    if (typeof query === 'number' || match === null) {
       const size = frameBytes(msg, rinfo.address);
       if (Atomics.add(handedOver, index, size) + size > handoverLimit) {
         Atomics.sub(handedOver, index, size);
@@ -68,7 +69,7 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
     }
     const { question, opt, maxSize } = query;
     const answer = answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
-    const reply = exempt?.includes(rinfo.address) ? answer : limiter.admit(answer, rinfo.address);
+    const reply = exempt?.includes(rinfo.address) ? answer : limiter.admit(answer, rinfo.address, match === EXACT ? undefined : match);
     counts[reply === answer ? ANSWERED_SLOT : LIMITED_SLOT]! += 1;
     if (!reply) return;
     replies.send(socket, reply, rinfo.port, rinfo.address);

@@ -9,6 +9,7 @@
 import { Packet } from 'dns2';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { FLAG, QTYPE } from '../../../src/dns/wire.js';
+import { HostnameSet } from '../../../src/registry/hostname.js';
 import { dig } from '../../helpers/dig.js';
 import { startDnsmasq } from '../../helpers/dnsmasq.js';
 import { dnsPolicy } from '../../unit/dns/policies.js';
@@ -79,5 +80,18 @@ describe('response-rate limiting', () => {
     expect(stranger.replies.length).toBeGreaterThanOrEqual(RATE);
     expect(stranger.replies.length).toBeLessThan(FLOOD / 4);
     for (const reply of stranger.replies) expect(Packet.parse(reply).header).toMatchObject({ rcode: 5, tc: 0 });
+  });
+
+  it('counts the answers of names invented under an intercepted wildcard as one flood, and exact names apart', async () => {
+    const { port } = await startDnsServer({ intercepted: new HostnameSet(['*.pkg.test', 'docker.proxy']), policy: dnsPolicy({ rateLimit: RATE, rateLimitSlip: 0 }) });
+    const victim = await udpClient('127.0.0.1');
+    for (let i = 0; i < FLOOD; i++) victim.socket.send(query(`n${i}.pkg.test`, QTYPE.A), port, '127.0.0.1');
+    await settle();
+    // Each an answer with the proxy's address, and a name of its own: counted under *.pkg.test, not a budget each.
+    expect(victim.replies.length).toBeGreaterThanOrEqual(RATE);
+    expect(victim.replies.length).toBeLessThan(FLOOD / 4);
+    for (const reply of victim.replies) expect(Packet.parse(reply).header).toMatchObject({ rcode: 0, ancount: 1 });
+    // An exact name is its own account: answered meanwhile from the flooded prefix.
+    expect((await dig(port, 'docker.proxy', 'A')).answers).toHaveLength(1);
   });
 });

@@ -1,6 +1,6 @@
 /** The hot path's matcher must intercept exactly the names HostnameSet intercepts, wildcards included. */
 import { describe, expect, it } from 'vitest';
-import { InterceptedMatcher } from '../../../src/dns/intercepted-matcher.js';
+import { EXACT, InterceptedMatcher } from '../../../src/dns/intercepted-matcher.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 import { readQuestion } from '../../../src/dns/wire.js';
 import { query } from './packets.js';
@@ -28,5 +28,13 @@ describe('InterceptedMatcher', () => {
     expect(matcher.has('mirror.test')).toBe(false);
     expect(matcher.has('-a.mirror.test')).toBe(false);
     expect(matcher.has('amirror.test')).toBe(false);
+  });
+
+  it('says what intercepts a name: itself, or the wildcard the rate limit counts it under', () => {
+    expect(matcher.match('docker.proxy')).toBe(EXACT);
+    expect(matcher.match('a.b.mirror.test')).toBe('*.mirror.test');
+    expect(matcher.match('x.deep.example.org')).toBe('*.deep.example.org');
+    expect(matcher.match('mirror.test')).toBeNull();
+    expect(matcher.match('-a.mirror.test')).toBeNull();
   });
 });
