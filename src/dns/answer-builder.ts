@@ -17,7 +17,8 @@ const OUR_UDP_PAYLOAD_SIZE = 1232;
 export class AnswerBuilder {
   /** Answer-section bytes and their record count, by qtype. */
   readonly #templates = new Map<number, { bytes: Buffer; count: number }>();
-  readonly #opt: Buffer;
+  /** Layover's own OPT record (its payload size, no options), for any answer to a query that had one. */
+  readonly opt: Buffer;
 
   constructor(advertise: readonly string[], ttl: number) {
     const v4 = advertise.filter((address) => isIPv4(address));
@@ -32,7 +33,7 @@ export class AnswerBuilder {
       QTYPE.ANY,
       encodeAnswers([...v4.map((address) => ({ type: QTYPE.A, address })), ...v6.map((address) => ({ type: QTYPE.AAAA, address }))], ttl),
     );
-    this.#opt = encodeOpt();
+    this.opt = encodeOpt();
   }
 
   /**
@@ -71,7 +72,7 @@ export class AnswerBuilder {
     maxSize: number,
   ): Buffer {
     let answers = records;
-    const optLength = withOpt ? this.#opt.length : 0;
+    const optLength = withOpt ? this.opt.length : 0;
     let truncated = false;
     if (questionEnd + answers.bytes.length + optLength > maxSize) {
       answers = EMPTY;
@@ -87,7 +88,7 @@ export class AnswerBuilder {
     out.writeUInt16BE(withOpt ? 1 : 0, 10);
     query.copy(out, HEADER_SIZE, HEADER_SIZE, questionEnd);
     answers.bytes.copy(out, questionEnd);
-    if (withOpt) this.#opt.copy(out, questionEnd + answers.bytes.length);
+    if (withOpt) this.opt.copy(out, questionEnd + answers.bytes.length);
     return out;
   }
 }

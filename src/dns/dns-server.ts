@@ -421,7 +421,7 @@ export class DnsServer {
     const cached = this.#cache.get(key);
     if (cached) {
       this.#result = 'forwarded';
-      return fitReply(cached, msg, question.end, maxSize);
+      return fitReply(cached, msg, question.end, maxSize, edns ? this.#answers.opt : undefined);
     }
 
     // Before anything is relayed upstream, dns2 decodes the whole query once
@@ -450,7 +450,7 @@ export class DnsServer {
       this.#flights.set(flightKey, flight);
     }
     return flight.then((reply) =>
-      reply ? fitReply(Buffer.from(reply), msg, question.end, maxSize) : errorResponse(msg, RCODE.SERVFAIL, parsed),
+      reply ? fitReply(Buffer.from(reply), msg, question.end, maxSize, edns ? this.#answers.opt : undefined) : errorResponse(msg, RCODE.SERVFAIL, parsed),
     );
   }
 

@@ -1,5 +1,6 @@
 import { Packet } from 'dns2';
 import { describe, expect, it } from 'vitest';
+import { AnswerBuilder } from '../../../src/dns/answer-builder.js';
 import { fitReply } from '../../../src/dns/fit-reply.js';
 import { QTYPE } from '../../../src/dns/wire.js';
 import { query, reply } from './packets.js';
@@ -19,5 +20,13 @@ describe('fitReply', () => {
     const packet = Packet.parse(fitReply(Buffer.from(upstream), asked, asked.length, asked.length + 5));
     expect(packet.header).toMatchObject({ id: 9, tc: 1, qdcount: 1, ancount: 0, nscount: 0, arcount: 0 });
     expect(packet.errors).toEqual([]);
+  });
+  it('keeps an OPT record in the cut reply to a query that had one (RFC 6891 §7)', () => {
+    const asked = query('other.test', QTYPE.A, { id: 11 });
+    const opt = new AnswerBuilder(['127.0.0.10'], 60).opt;
+    const packet = Packet.parse(fitReply(Buffer.from(upstream), asked, asked.length, asked.length + 5, opt));
+    expect(packet.header).toMatchObject({ id: 11, tc: 1, qdcount: 1, ancount: 0, arcount: 1 });
+    expect(packet.errors).toEqual([]);
+    expect(packet.additionals[0]).toMatchObject({ type: 41 });
   });
 });
