@@ -54,7 +54,11 @@ export class ActiveFills {
   /** The fill of `digest` in progress, or a new one from `source`. */
   start(digest: Digest, source: Readable, meta: BlobMeta, options: FillOptions = {}): Fill {
     const active = this.fills.get(digest);
-    if (active) return this.waiters.counted(active);
+    if (active) {
+      // Nobody reads this second source: left alone, an upstream body would hold its connection until its timeout.
+      source.destroy();
+      return this.waiters.counted(active);
+    }
     const fill = new BlobFill(digest, source, meta, this.host.layout.tmpPath(digest), this.fillHost, options);
     this.fills.set(digest, fill);
     return this.waiters.counted(fill);

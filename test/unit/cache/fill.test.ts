@@ -111,6 +111,19 @@ describe('fills that must not be committed', () => {
 });
 
 describe('readers of an active fill', () => {
+  it('a second source for a digest already filling joins that fill, and is destroyed: nothing would ever read it', async () => {
+    const { cache } = await openCache();
+    const { bytes, digest } = blob(1000);
+    const first = handSource();
+    const fill = cache.fill(digest, first, meta({ size: bytes.length }));
+    const second = handSource();
+    expect(cache.fill(digest, second, meta({ size: bytes.length })).digest).toBe(digest);
+    expect(second.destroyed).toBe(true);
+    first.end(bytes);
+    await fill.done;
+    expect(cache.stat(digest)).toBeDefined();
+  });
+
   it('receive bytes before the fill ends', async () => {
     const { cache } = await openCache();
     const { bytes, digest } = blob(4 * MiB);
