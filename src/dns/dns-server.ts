@@ -120,6 +120,8 @@ export class DnsServer {
   #interceptedAnswer = false;
   /** Set with #interceptedAnswer: the wildcard (`*.suffix`) the name was intercepted under, if any. */
   #interceptedWildcard: string | undefined = undefined;
+  /** Set with #result: the query had an OPT record (a truncated slip of the rate limit then carries one). */
+  #queryEdns = false;
 
   constructor(options: DnsServerOptions) {
     this.#options = options;
@@ -314,10 +316,11 @@ export class DnsServer {
   #onDatagram(udp: dgram.Socket, msg: Buffer, address: string, port: number): void {
     try {
       const reply = this.#handle(msg, 'udp', address, port);
+      const opt = this.#queryEdns ? this.#answers.opt : undefined;
       if (reply instanceof Promise) {
-        reply.then((late) => this.#send(udp, late, address, port, forwardResult(late), false)).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
+        reply.then((late) => this.#send(udp, late, address, port, forwardResult(late), false, undefined, opt)).catch((err: unknown) => this.#logger.error({ err }, 'dns query failed'));
       } else {
-        this.#send(udp, reply, address, port, this.#result, this.#interceptedAnswer, this.#interceptedWildcard);
+        this.#send(udp, reply, address, port, this.#result, this.#interceptedAnswer, this.#interceptedWildcard, opt);
       }
     } catch (err) {
       this.#logger.error({ err }, 'dns query failed');
@@ -342,11 +345,11 @@ export class DnsServer {
   }
 
   /** UDP only: over TCP a source cannot be forged, so nothing there is rate-limited. */
-  #send(udp: dgram.Socket, answer: Buffer | null, address: string, port: number, result: DnsResult | null, intercepted: boolean, wildcard?: string): void {
+  #send(udp: dgram.Socket, answer: Buffer | null, address: string, port: number, result: DnsResult | null, intercepted: boolean, wildcard?: string, opt?: Buffer): void {
     // A reply that completes after close() has nowhere to go.
     if (!answer || this.#closed) return this.#count(result);
     const limiter = intercepted ? this.#interceptedRateLimiter : this.#rateLimiter;
-    const reply = this.#rateLimitExempt?.includes(address) ? answer : limiter.admit(answer, address, wildcard);
+    const reply = this.#rateLimitExempt?.includes(address) ? answer : limiter.admit(answer, address, wildcard, opt);
     // Dropped or cut to a truncated slip by the rate limit: that is the query's fate.
     this.#count(reply === answer ? result : 'limited');
     if (!reply) return;
@@ -360,9 +363,11 @@ export class DnsServer {
   #handle(msg: Buffer, transport: Transport, address: string, port: number): Buffer | null | Promise<Buffer | null> {
     this.#interceptedAnswer = false;
     this.#interceptedWildcard = undefined;
+    this.#queryEdns = false;
     const query = readQuery(msg, transport);
     if (typeof query === 'number') return this.#reject(msg, query);
     const { question, opt, maxSize } = query;
+    this.#queryEdns = opt !== NO_OPT;
     const match = question.hostname === null ? null : this.#intercepted.match(question.hostname);
     if (match !== null) {
       if (this.#holding) {

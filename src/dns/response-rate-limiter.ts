@@ -61,9 +61,10 @@ export class ResponseRateLimiter {
   /**
    * What to send to `client` instead of `reply`: the reply itself, a truncated copy, or nothing.
    * `wildcard` (`*.suffix`): the reply answers a name under that intercepted wildcard, and is counted
-   * under it rather than under its own name.
+   * under it rather than under its own name. `opt`: the query had an OPT record, and a truncated slip
+   * carries this one (RFC 6891).
    */
-  admit(reply: Buffer, client: string, wildcard?: string): Buffer | null {
+  admit(reply: Buffer, client: string, wildcard?: string, opt?: Buffer): Buffer | null {
     if (this.#perSecond === 0 || reply.length < HEADER_SIZE) return reply;
     const questionEnd = questionEndOf(reply);
     const key = accountKey(this.#seed, client, reply, questionEnd, wildcard);
@@ -82,7 +83,7 @@ export class ResponseRateLimiter {
       return reply;
     }
     account.limited++;
-    return this.#slip > 0 && account.limited % this.#slip === 0 ? truncatedReply(reply, questionEnd) : null;
+    return this.#slip > 0 && account.limited % this.#slip === 0 ? truncatedReply(reply, questionEnd, opt) : null;
   }
 }
 

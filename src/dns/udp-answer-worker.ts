@@ -69,7 +69,7 @@ async function serve(data: UdpWorkerData, parent: NonNullable<typeof parentPort>
     }
     const { question, opt, maxSize } = query;
     const answer = answers.build(msg, question.end, question.qtype, question.qclass, opt !== NO_OPT, maxSize);
-    const reply = exempt?.includes(rinfo.address) ? answer : limiter.admit(answer, rinfo.address, match === EXACT ? undefined : match);
+    const reply = exempt?.includes(rinfo.address) ? answer : limiter.admit(answer, rinfo.address, match === EXACT ? undefined : match, opt !== NO_OPT ? answers.opt : undefined);
     counts[reply === answer ? ANSWERED_SLOT : LIMITED_SLOT]! += 1;
     if (!reply) return;
     replies.send(socket, reply, rinfo.port, rinfo.address);

@@ -82,6 +82,21 @@ describe('response-rate limiting', () => {
     for (const reply of stranger.replies) expect(Packet.parse(reply).header).toMatchObject({ rcode: 5, tc: 0 });
   });
 
+  it('a truncated slip to a query with EDNS keeps an OPT record (RFC 6891)', async () => {
+    const { port } = await startDnsServer({ policy: dnsPolicy({ rateLimit: RATE, rateLimitSlip: 1 }) });
+    const victim = await udpClient('127.0.0.1');
+    const packet = query('docker.proxy', QTYPE.A, { edns: { udpPayloadSize: 1232 } });
+    for (let i = 0; i < FLOOD; i++) victim.socket.send(packet, port, '127.0.0.1');
+    await settle();
+    const slipped = truncated(victim.replies);
+    expect(slipped.length).toBeGreaterThan(0);
+    for (const reply of slipped) {
+      const parsed = Packet.parse(reply);
+      expect(parsed.header).toMatchObject({ tc: 1, ancount: 0, arcount: 1 });
+      expect(parsed.additionals[0]).toMatchObject({ type: 41 });
+    }
+  });
+
   it('counts the answers of names invented under an intercepted wildcard as one flood, and exact names apart', async () => {
     const { port } = await startDnsServer({ intercepted: new HostnameSet(['*.pkg.test', 'docker.proxy']), policy: dnsPolicy({ rateLimit: RATE, rateLimitSlip: 0 }) });
     const victim = await udpClient('127.0.0.1');
