@@ -246,7 +246,14 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
           secret: https.storageRedirects.derivedKey('upstream tokens'),
           onError: (error) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'upstream tokens: the shared index could not be written (this replica keeps its own)'),
         });
-  const upstreamAuth = new UpstreamAuth({ dispatcher: upstreamAgent, credentials: config.credentials, logger, metrics, ...(sharedTokens ? { sharedTokens } : {}) });
+  const upstreamAuth = new UpstreamAuth({
+    dispatcher: upstreamAgent,
+    credentials: config.credentials,
+    logger,
+    metrics,
+    isRegistry: (hostname) => intercepted.has(hostname),
+    ...(sharedTokens ? { sharedTokens } : {}),
+  });
   const dockerHubBudget = new DockerHubBudget({ low: config.dockerHubBudgetLow, logger: logger as FastifyBaseLogger, metrics });
   // One PendingFills for both: a registry's blob GET and a docker.proxy GET of the same digest share a download.
   const fleet = createFleet(config, cache, ca, logger as FastifyBaseLogger);

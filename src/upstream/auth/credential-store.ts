@@ -1,7 +1,7 @@
 import type { RegistryCredential } from '../../config/credentials.js';
 import type { RepositoryName } from '../../registry/repository-name.js';
 import { type HelperRunner, type ResolvedCredential, runCredentialHelper } from './credential-helper.js';
-import { sameSite } from './realm-policy.js';
+import { hostOnly, sameSite } from './realm-policy.js';
 
 /** Docker Hub's names for one registry: an entry under any of them applies to all. */
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
@@ -33,8 +33,12 @@ export class CredentialStore {
   readonly #now: () => number;
   readonly #answers = new Map<RegistryCredential, HelperAnswer>();
 
-  constructor(entries: readonly RegistryCredential[], options: { runHelper?: HelperRunner; now?: () => number } = {}) {
+  /** Hostnames Layover proxies as registries (REGISTRIES): an entry keyed by one is that registry's. */
+  readonly #isRegistry: (hostname: string) => boolean;
+
+  constructor(entries: readonly RegistryCredential[], options: { runHelper?: HelperRunner; now?: () => number; isRegistry?: (hostname: string) => boolean } = {}) {
     this.#entries = entries;
+    this.#isRegistry = options.isRegistry ?? (() => false);
     this.#runHelper = options.runHelper ?? runCredentialHelper;
     this.#now = options.now ?? Date.now;
   }
@@ -53,10 +57,15 @@ export class CredentialStore {
    * The credential for a repository of `registry`: among the entries keyed by the registry, the
    * one with the longest matching repository prefix (an entry without prefix matches every
    * repository; `repository` null, e.g. the ping, takes only those). Failing that, the entries
-   * keyed by the registry's token realm host, chosen the same way.
+   * keyed by the registry's token realm host (an auth host such as GitLab's), chosen the same way;
+   * never those of another registry Layover proxies: any registry may name any realm, and would get
+   * the token minted with that registry's credential.
    */
   select(registry: string, repository: RepositoryName | null, realmHost: string | null): RegistryCredential | null {
-    return this.#longestPrefix(canonical(registry), repository) ?? (realmHost ? this.#longestPrefix(canonical(realmHost), repository) : null);
+    const own = this.#longestPrefix(canonical(registry), repository);
+    if (own || !realmHost) return own;
+    if (this.#isRegistry(hostOnly(realmHost)) && canonical(realmHost) !== canonical(registry)) return null;
+    return this.#longestPrefix(canonical(realmHost), repository);
   }
 
   #longestPrefix(key: string, repository: RepositoryName | null): RegistryCredential | null {

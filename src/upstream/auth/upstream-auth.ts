@@ -103,13 +103,19 @@ export class UpstreamAuth {
     sharedTokens?: SharedTokenStore;
     /** Counts tokens fetched from token services. */
     metrics?: Metrics;
+    /** Hostnames Layover proxies as registries (REGISTRIES): their credentials never serve another registry through its realm. */
+    isRegistry?: (hostname: string) => boolean;
   }) {
     this.#dispatcher = options.dispatcher;
     const realms = options.realms ?? (options.dispatcher instanceof UpstreamDispatcher ? options.dispatcher.realms : null);
     if (!realms) throw new TypeError('UpstreamAuth needs a RealmGuard: pass `realms`, or the UpstreamDispatcher as `dispatcher`');
     this.#realms = realms;
     this.#now = options.now ?? Date.now;
-    this.#store = new CredentialStore(options.credentials, { ...(options.runHelper ? { runHelper: options.runHelper } : {}), now: this.#now });
+    this.#store = new CredentialStore(options.credentials, {
+      ...(options.runHelper ? { runHelper: options.runHelper } : {}),
+      ...(options.isRegistry ? { isRegistry: options.isRegistry } : {}),
+      now: this.#now,
+    });
     this.#tokens = new TokenCache({ now: this.#now, ...(options.sharedTokens ? { shared: options.sharedTokens } : {}) });
     this.#logger = options.logger;
     this.#metrics = options.metrics;

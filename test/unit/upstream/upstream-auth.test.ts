@@ -44,13 +44,14 @@ function registry(challenge: (() => string) | null): Promise<number> {
 
 // Realms on another host or port than their registry are reached through the guard; on loopback
 // only because these tests allow it, as REDIRECT_ALLOW_NETWORKS=127.0.0.1 would.
-const make = (credentials: RegistryCredential[], extra: { runHelper?: HelperRunner; log?: Log; allowNetworks?: string[] } = {}) =>
+const make = (credentials: RegistryCredential[], extra: { runHelper?: HelperRunner; log?: Log; allowNetworks?: string[]; isRegistry?: (hostname: string) => boolean } = {}) =>
   new UpstreamAuth({
     dispatcher: net.agent,
     realms: net.realms(extra.allowNetworks ?? ['127.0.0.1']),
     credentials,
     logger: (extra.log ?? recordingLog()).logger,
     ...(extra.runHelper ? { runHelper: extra.runHelper } : {}),
+    ...(extra.isRegistry ? { isRegistry: extra.isRegistry } : {}),
   });
 
 const tokenRequests = () => net.requests.filter((r) => r.url.startsWith('/token'));
@@ -230,6 +231,18 @@ describe('UpstreamAuth', () => {
     expect(warnings[0]).toMatchObject({ registry: `registry.example.test:${port}`, realm: `auth.example.test:${realmPort}` });
     expect(JSON.stringify(log.lines)).not.toContain('alice-pw');
     expect(JSON.stringify(log.lines)).not.toContain(basic('bob', 'bob-pw').slice(6));
+  });
+
+  it('never lends a proxied registry\'s credential to another registry that names its realm', async () => {
+    // The victim registry serves its own realm; its credential is keyed by it.
+    const victim = await realm();
+    // Another registry on the same registrable domain (under an intercepted wildcard, say) names that realm.
+    const other = await registry(() => `Bearer realm="https://registry.example.test:${victim}/token",service="registry.example.test"`);
+    const intercepted = new Set(['registry.example.test', 'auth.example.test']);
+    const auth = make([cred(`registry.example.test:${victim}`, 'alice')], { isRegistry: (hostname) => intercepted.has(hostname) });
+    const grant = await auth.authorize(`https://auth.example.test:${other}`, auth.for(repo('victim/app')), undefined);
+    expect(grant.credential).toBeUndefined();
+    expect(tokenRequests().map((r) => r.authorization)).toEqual([undefined]);
   });
 
   it('a realm that answers JSON that is no object (null, a list) is an invalid answer, not a crash', async () => {
