@@ -24,11 +24,21 @@ export type Reader = 'anonymous' | 'layover';
  * asked about again, which costs one HEAD.
  */
 const MAX_REPOSITORIES_PER_DIGEST = 64;
+/**
+ * `@host` entries of a digest's record name the upstreams that gave Layover its verified bytes (a
+ * fill from there committed) or showed them (a sample matched): only such an upstream is believed
+ * when it says another of its repositories holds the digest. Kept in the same record (a digest's
+ * look-up stays one), apart from the repositories, in their own bound.
+ */
+const HOLDER = '@';
+const MAX_HOLDERS_PER_DIGEST = 16;
 
 const MEMBER_PREFIX = 'access:member:';
 /** Member records forgetEvicted looks at in one turn of the event loop. */
 const FORGET_BATCH = 2_000;
 const memberKey = (digest: Digest): string => `${MEMBER_PREFIX}${digest}`;
+const isHolder = (entry: string): boolean => entry.startsWith(HOLDER);
+const hostnameOf = (registry: string): string => registry.split(':')[0]!.toLowerCase();
 const reachKey = (reader: Reader, repository: RepositoryKey): string => `access:${reader}:${repository}`;
 const reachedKey = (host: string): string => `access:reached:${host}`;
 
@@ -51,9 +61,38 @@ export class AccessRecords {
 
   async addMember(digest: Digest, repository: RepositoryKey): Promise<void> {
     const known = this.#cache.getRecord<string[]>(memberKey(digest)) ?? [];
-    if (known[0] === repository) return;
-    const next = [repository, ...known.filter((r) => r !== repository)].slice(0, MAX_REPOSITORIES_PER_DIGEST);
-    await this.#cache.setRecord(memberKey(digest), next);
+    const holders = known.filter(isHolder);
+    const repositories = known.filter((entry) => !isHolder(entry));
+    if (repositories[0] === repository) return;
+    const next = [repository, ...repositories.filter((r) => r !== repository)].slice(0, MAX_REPOSITORIES_PER_DIGEST);
+    await this.#cache.setRecord(memberKey(digest), [...holders, ...next]);
+  }
+
+  /**
+   * True when upstream `target.origin` has given Layover the digest's verified bytes or shown them
+   * (addHolder). Until some upstream has (the first fill is in progress, or the record is older than
+   * holders), the upstream a fill in progress comes from holds it, or with none, any upstream the
+   * digest was recorded in: a client of another registry never joins a fill on that registry's word.
+   */
+  heldBy(digest: Digest, target: { readonly registry: string; readonly origin: string }): boolean {
+    const known = this.#cache.getRecord<string[]>(memberKey(digest));
+    if (!known) return false;
+    const host = originHost(target.origin);
+    if (known.includes(`${HOLDER}${host}`)) return true;
+    if (known.some(isHolder)) return false;
+    const filling = this.#cache.activeFill(digest);
+    // A fill's source is `registry[:port]/repository`, as the client that started it named them.
+    if (filling) return hostnameOf(filling.meta.source.split('/')[0]!) === hostnameOf(target.registry);
+    return known.some((repository) => repository.startsWith(`${host}/`));
+  }
+
+  /** Upstream `origin` gave Layover the digest's verified bytes, or showed that it has them. */
+  async addHolder(digest: Digest, origin: string): Promise<void> {
+    const holder = `${HOLDER}${originHost(origin)}`;
+    const known = this.#cache.getRecord<string[]>(memberKey(digest)) ?? [];
+    if (known[0] === holder) return;
+    const holders = [holder, ...known.filter((entry) => isHolder(entry) && entry !== holder)].slice(0, MAX_HOLDERS_PER_DIGEST);
+    await this.#cache.setRecord(memberKey(digest), [...holders, ...known.filter((entry) => !isHolder(entry))]);
   }
 
   /**

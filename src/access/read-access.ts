@@ -77,7 +77,7 @@ export class ReadAccess {
   allowedNow(target: ReadTarget, name: RepositoryName, object: CachedObject, authorization: string | undefined): string | undefined {
     const repository = repositoryKey(target.origin, name);
     // Every yes below needs the digest known in the repository; otherwise check asks upstream.
-    if (!this.#options.records.isMember(object.digest, repository)) return undefined;
+    if (!this.#known(target, name, object)) return undefined;
     if (this.#options.clientAuthOn) return 'policy';
     const anonymous = this.#options.records.reach('anonymous', repository);
     if (!this.#fresh(anonymous)) return undefined;
@@ -95,7 +95,7 @@ export class ReadAccess {
   async check(target: ReadTarget, name: RepositoryName, object: CachedObject, authorization: string | undefined, log: Log): Promise<ReadDecision> {
     const known = this.allowedNow(target, name, object, authorization);
     if (known !== undefined) return allowed(known);
-    const member = this.#options.records.isMember(object.digest, repositoryKey(target.origin, name));
+    const member = this.#known(target, name, object);
     // The policy allowed this client; Layover's own credentials are what filled the cache.
     if (this.#options.clientAuthOn) {
       if (member) return allowed('policy');
@@ -115,7 +115,7 @@ export class ReadAccess {
     const grantKey = `${credentialKey(credential)}|${repositoryKey(target.origin, name)}`;
     const granted = this.#granted.get(grantKey);
     if (member && granted !== undefined && this.#now() - granted < this.#options.ttlMs) return allowed('checked');
-    const result = await this.#ask(credential, target, name, object);
+    const result = await this.#ask(credential, target, name, object, log);
     const decision = await this.#conclude(result, target, name, object, member, 'checked', log);
     // Only upstream's yes is a grant: one given because upstream could not answer (fail-open) must not outlive the outage.
     if (decision.allowed && answerOf(result)) this.#granted.set(grantKey, this.#now());
@@ -140,6 +140,20 @@ export class ReadAccess {
     await learning;
   }
 
+  /** Upstream `target.origin` gave Layover (or showed) the verified bytes of `object`: fill committed, manifest stored. */
+  async recordHeld(target: ReadTarget, object: CachedObject): Promise<void> {
+    await this.#options.records.addHolder(object.digest, target.origin);
+  }
+
+  /**
+   * The digest is known in the repository, and its upstream is one that gave Layover (or showed) the
+   * bytes: a registry's word that it holds a digest it never gave is not taken (see #ask).
+   */
+  #known(target: ReadTarget, name: RepositoryName, object: CachedObject): boolean {
+    const { records } = this.#options;
+    return records.isMember(object.digest, repositoryKey(target.origin, name)) && records.heldBy(object.digest, target);
+  }
+
   /** Whose credentials a request carries upstream: the client's own, else Layover's (if it holds some for `origin`), else none. */
   #readerOf(origin: string, authorization: string | undefined): Reader | 'client' {
     if (!this.#options.clientAuthOn && clientBringsCredentials(authorization)) return 'client';
@@ -158,7 +172,7 @@ export class ReadAccess {
       if (record!.readable && member) return allowed(reader);
       if (!record!.readable) return this.#conclude({ status: 401 }, target, name, object, member, reader, log);
     }
-    const result = await this.#ask({ kind: reader }, target, name, object);
+    const result = await this.#ask({ kind: reader }, target, name, object, log);
     const answer = answerOf(result);
     if (!answer) {
       if (record?.readable && member) return allowed(`${reader} (upstream unreachable)`);
@@ -203,14 +217,28 @@ export class ReadAccess {
     };
   }
 
-  #ask(credential: ProbeCredential, target: ReadTarget, name: RepositoryName, object: CachedObject): Promise<ProbeResult> {
-    const key = `${credentialKey(credential)}|${target.origin}|${name}|${object.kind}|${object.digest}`;
+  /**
+   * One probe for a burst of the same question. An upstream that never gave Layover the digest's bytes
+   * must show them (UpstreamProbe.proveHeld): a registry answering yes to any HEAD would otherwise
+   * get whatever another registry's credentials cached, by digest. Shown once, it is a holder.
+   */
+  #ask(credential: ProbeCredential, target: ReadTarget, name: RepositoryName, object: CachedObject, log: Log): Promise<ProbeResult> {
+    const prove = !this.#options.records.heldBy(object.digest, target);
+    const key = `${credentialKey(credential)}|${target.origin}|${name}|${object.kind}|${object.digest}|${prove ? 'prove' : 'head'}`;
     let pending = this.#asking.get(key);
     if (!pending) {
-      pending = this.#options.probe.head(target.origin, name, object, credential).finally(() => this.#asking.delete(key));
+      const { probe } = this.#options;
+      pending = prove ? probe.proveHeld(target.origin, name, object, credential).then((result) => this.#proven(result, target, name, object, log)) : probe.head(target.origin, name, object, credential);
+      pending = pending.finally(() => this.#asking.delete(key));
       this.#asking.set(key, pending);
     }
     return pending;
+  }
+
+  async #proven(result: ProbeResult, target: ReadTarget, name: RepositoryName, object: CachedObject, log: Log): Promise<ProbeResult> {
+    if ('shown' in result) await this.#options.records.addHolder(object.digest, target.origin);
+    if ('refuted' in result) log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream says it holds a cached digest but could not show its bytes: not served under it');
+    return result;
   }
 
   #fresh(record: ReachRecord | undefined): boolean {

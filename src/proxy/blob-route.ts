@@ -192,6 +192,8 @@ function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       }
       countBadBody(ctx.metrics, target.registry, fill);
       recordFetched(ctx, request, target, name, digest);
+      // Only verified bytes make this upstream a holder of the digest (ReadAccess: whose word is taken).
+      fill.done.then(() => ctx.readAccess.recordHeld(target, { kind: 'blob', digest })).catch(() => undefined);
     },
   });
 }

@@ -286,6 +286,7 @@ async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expec
     await ctx.cache.put(digest, body, { size: body.length, mediaType, kind: 'manifest', source: `${target.registry}/${name}` });
     request.log.debug({ digest, registry: target.registry }, MANIFEST_STORED);
     if (tagKey) await ctx.cache.setRecord<TagRecord>(tagKey, { digest, fetchedAt: Date.now() });
+    await ctx.readAccess.recordHeld(target, { kind: 'manifest', digest });
     await ctx.readAccess.recordFetched(target, name, { kind: 'manifest', digest }, request.headers.authorization, request.log);
   } catch (error) {
     if (!reply.sent) return void reply.send(error);

@@ -12,6 +12,8 @@ import { serveManifest, upstreamFailure } from './manifest-route.js';
 import { AccessRecords } from '../access/access-records.js';
 import { ReadAccess } from '../access/read-access.js';
 import { UpstreamProbe } from '../access/upstream-probe.js';
+import { heldSample } from '../access/held-sample.js';
+import { storageSample } from './redirects/storage-sample.js';
 import type { ProxyContext, RegistryProxyContext } from './proxy-context.js';
 import { isClientTokenRequest, isRefusal, type RequestTarget, requestTargetOf } from './request-routing.js';
 import { registerRequestTarget, type RoutingTables } from './request-target.js';
@@ -35,7 +37,7 @@ export async function registryProxy(app: FastifyInstance, proxyContext: ProxyCon
   const records = new AccessRecords(cache);
   const readAccess = new ReadAccess({
     records,
-    probe: new UpstreamProbe(app.upstream, upstreamAuth),
+    probe: new UpstreamProbe(app.upstream, upstreamAuth, { sample: (digest) => heldSample(cache, digest), fetchStorage: storageSample(app.storageRedirects) }),
     clientAuthOn: Boolean(clientAuth),
     layoverCredentials: (origin) => upstreamAuth.concerns(origin),
     ttlMs: config.accessChecks.ttlMs,

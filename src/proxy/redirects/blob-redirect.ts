@@ -5,6 +5,7 @@ import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
 import type { RepositoryName } from '../../registry/repository-name.js';
 import type { ProxyContext } from '../proxy-context.js';
+import { failReply } from '../error-handler.js';
 import { clearUpstreamHeaders, type UpstreamResponse } from '../upstream-request.js';
 import type { UpstreamTarget } from '../upstream-target.js';
 import { isRedirectStatus } from './storage-fetch.js';
@@ -63,5 +64,5 @@ export function answerBlobRedirect({ ctx, request, reply, res, target, name, dig
     return;
   }
   if (settle) void fillFromStorage(ctx, redirects, request, reply, job, settle);
-  else void serveFromStorage(ctx, redirects, request, reply, job);
+  else serveFromStorage(ctx, redirects, request, reply, job).catch((error: unknown) => failReply(request, reply, error));
 }

@@ -52,6 +52,8 @@ export interface StorageFetchOptions {
    * own scheme and port; another port on its address is another service.
    */
   upstream: { readonly origin: URL; readonly addresses: () => Promise<ReadonlySet<string>> } | null;
+  /** A `Range` sent to every hop; a 206 is then an answer too. */
+  range?: string;
 }
 
 export const isRedirectStatus = (status: number): boolean => REDIRECT_STATUSES.has(status);
@@ -88,7 +90,7 @@ export class StorageFetcher {
       const response = await this.#fetchOne(url, method, options);
       const location = response.headers.location;
       if (!isRedirectStatus(response.statusCode) || typeof location !== 'string') {
-        if (response.statusCode === 200) return { ...response, host: url.host, hops };
+        if (response.statusCode === 200 || (response.statusCode === 206 && options.range)) return { ...response, host: url.host, hops };
         response.body.resume();
         throw new StorageFetchError('status', `storage host ${url.host} answered ${response.statusCode}`, url.host, response.statusCode);
       }
@@ -119,7 +121,7 @@ export class StorageFetcher {
       const response = await request(url, {
         dispatcher: agent,
         method,
-        headers: { 'accept-encoding': 'identity', 'user-agent': 'layover' },
+        headers: { 'accept-encoding': 'identity', 'user-agent': 'layover', ...(options.range ? { range: options.range } : {}) },
       });
       const body = response.body as unknown as Readable;
       finished(body, () => void agent.close().catch(() => undefined));

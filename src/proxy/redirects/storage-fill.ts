@@ -1,4 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AccessRecords } from '../../access/access-records.js';
+import { heldSample, sampleRange, showsSample } from '../../access/held-sample.js';
 import type { Fill } from '../../cache/blob-cache.js';
 import { countBadBody } from '../bad-bodies.js';
 import { annotateRequestLog } from '../../log/request-log.js';
@@ -11,6 +13,7 @@ import { fleetTurn, followPeerFill } from '../peer-fill.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { StorageFetchError, type StorageResponse } from './storage-fetch.js';
 import type { StorageRedirects } from './storage-redirects.js';
+import { storageSample } from './storage-sample.js';
 
 /** One blob to fetch from a storage URL: which digest, where from, on behalf of which registry. */
 export interface StorageJob {
@@ -107,6 +110,9 @@ export async function fillFromStorage(
         { freesChunks: true },
       );
       countBadBody(ctx.metrics, job.registry, fill);
+      // Only verified bytes make the registry a holder of the digest (src/access/: whose word is taken).
+      const origin = job.origin ?? redirects.originOf(job.registry);
+      if (origin) fill.done.then(() => new AccessRecords(ctx.cache).addHolder(job.digest, origin)).catch(() => undefined);
     }
   } catch (error) {
     settle(undefined);
@@ -125,6 +131,10 @@ export async function fillFromStorage(
  * become HEADs at the storage host and are not cached.
  */
 export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {
+  if ((ctx.cache.stat(job.digest) || ctx.cache.activeFill(job.digest)) && !(await heldOrShown(ctx, redirects, job))) {
+    annotateRequestLog(request, { cache: 'denied' });
+    throw new OciError('DIGEST_INVALID', `the storage ${job.registry} redirected to does not hold the blob's bytes`, { digest: job.digest, storage: job.target.host }, { status: 502 });
+  }
   if (sendCached(ctx, request, reply, job.digest)) return;
   if (request.method === 'HEAD') return headFromStorage(redirects, request, reply, job);
   const active = ctx.cache.activeFill(job.digest);
@@ -148,6 +158,31 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   if ('fetch' in turn) return fillFromStorage(ctx, redirects, request, reply, job, turn.fetch);
   const again = (): void => void serveFromStorage(ctx, redirects, request, reply, job).catch((error: unknown) => failReply(request, reply, error));
   return followPeerFill(fleet, request, reply, job.digest, turn.follow, { registry: job.registry, repo: job.repo, digest: job.digest }, again);
+}
+
+/**
+ * The cached bytes of a signed URL's digest go to its holder only if its registry gave Layover those
+ * bytes, or the storage it redirected to shows them now (a sample, src/access/held-sample.ts): any
+ * intercepted registry can have Layover sign a URL for any digest, by redirecting a request for it.
+ */
+async function heldOrShown(ctx: ProxyContext, redirects: StorageRedirects, job: StorageJob): Promise<boolean> {
+  const origin = job.origin ?? redirects.originOf(job.registry);
+  if (!origin) return false;
+  const records = new AccessRecords(ctx.cache);
+  if (records.heldBy(job.digest, { registry: job.registry, origin })) return true;
+  const sample = await heldSample(ctx.cache, job.digest);
+  // Not cached after all: fetched and verified like any miss.
+  if (!sample) return true;
+  if (sample.size > 0) {
+    try {
+      const answer = await storageSample(redirects)(job.target, origin, sampleRange(sample));
+      if (!answer || !(await showsSample(answer, sample))) return false;
+    } catch (error) {
+      throw storageError(error);
+    }
+  }
+  await records.addHolder(job.digest, origin);
+  return true;
 }
 
 async function headFromStorage(redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {

@@ -80,11 +80,17 @@ export class StorageRedirects {
   /**
    * Fetches `target` for a blob of `registry` (an intercepted name, or the registry's origin
    * `https://…`), following redirects; the registry's own addresses are allowed at its own port.
+   * With `range`, a 206 is an answer too.
    */
-  fetch(target: URL, registry: string, method: 'GET' | 'HEAD'): Promise<StorageResponse> {
-    const origin = registry.startsWith('https://') ? registry : upstreamTarget(registry, this.#intercepted, this.#ports)?.origin;
+  fetch(target: URL, registry: string, method: 'GET' | 'HEAD', range?: string): Promise<StorageResponse> {
+    const origin = this.originOf(registry);
     const upstream = origin ? { origin: new URL(origin), addresses: () => this.#addressesOf(new URL(origin).hostname) } : null;
-    return this.#fetcher.fetch(target, { method, upstream });
+    return this.#fetcher.fetch(target, { method, upstream, ...(range ? { range } : {}) });
+  }
+
+  /** The upstream origin of `registry` (an intercepted name, or already an origin `https://…`); undefined when it is not proxied. */
+  originOf(registry: string): string | undefined {
+    return registry.startsWith('https://') ? registry : upstreamTarget(registry, this.#intercepted, this.#ports)?.origin;
   }
 
   async #addressesOf(hostname: string): Promise<ReadonlySet<string>> {

@@ -14,11 +14,12 @@ export const HOSTILE_HOST = 'hostile-manifests.test';
 const HOSTILE_ADDRESS = '127.0.0.5';
 const FIXTURE = fileURLToPath(new URL('../../fixtures/hostile-manifest-registry.mjs', import.meta.url));
 
-export async function startHostileManifestBench(): Promise<{ bench: Bench; hostile: FixtureProcess }> {
+/** `registries`: more names Layover intercepts (e.g. DIRECT_HOST, the same registry under another name). */
+export async function startHostileManifestBench(options: { registries?: string[] } = {}): Promise<{ bench: Bench; hostile: FixtureProcess }> {
   const bench = await startBench({
     images: ['oci'],
     extraRecords: { [HOSTILE_HOST]: [HOSTILE_ADDRESS] },
-    layover: { flags: { registries: `${INTERCEPTED_HOST} ${HOSTILE_HOST}` } },
+    layover: { flags: { registries: [INTERCEPTED_HOST, HOSTILE_HOST, ...(options.registries ?? [])].join(' ') } },
   });
   try {
     const manifestFile = join(bench.sandbox.dir, 'oci-manifest.json');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
-import { blob, meta, openCache } from '../cache/cache-fixture.js';
+import { blob, handSource, meta, openCache } from '../cache/cache-fixture.js';
 
 const REPO = repositoryKey('https://registry.test', 'team/app');
 const OTHER = repositoryKey('https://registry.test', 'team/other');
@@ -52,5 +52,33 @@ describe('AccessRecords', () => {
     expect(await forgetting).toBe(4_500);
     expect(evicted.some((digest) => records.isMember(digest, REPO))).toBe(false);
     expect(records.isMember(kept.digest, REPO)).toBe(true);
+  });
+
+  it('knows which upstreams hold a digest: those that gave or showed its bytes, else the one filling it, else (older records) its repositories\' hosts', async () => {
+    const { cache } = await openCache();
+    const records = new AccessRecords(cache);
+    const { digest, bytes } = blob(64);
+    const registry = { registry: 'registry.test', origin: 'https://registry.test' };
+    const liar = { registry: 'liar.test', origin: 'https://liar.test' };
+    expect(records.heldBy(digest, registry)).toBe(false);
+    await records.addMember(digest, repositoryKey(liar.origin, 'team/app'));
+    // A record from before holders: the repositories' hosts count.
+    expect(records.heldBy(digest, liar)).toBe(true);
+    // registry.test fills it: only the registry the fill comes from holds it meanwhile.
+    const source = handSource();
+    const fill = cache.fill(digest, source, meta({ size: bytes.length, source: 'registry.test/team/app' }));
+    await records.addMember(digest, REPO);
+    expect(records.heldBy(digest, registry)).toBe(true);
+    expect(records.heldBy(digest, liar)).toBe(false);
+    source.end(bytes);
+    await fill.done;
+    await records.addHolder(digest, registry.origin);
+    expect(records.heldBy(digest, registry)).toBe(true);
+    expect(records.heldBy(digest, liar)).toBe(false);
+    // Holders and repositories live in one record; adding either keeps the other.
+    await records.addMember(digest, OTHER);
+    await records.addHolder(digest, 'https://mirror.test');
+    expect(records.isMember(digest, REPO) && records.isMember(digest, OTHER) && records.heldBy(digest, registry)).toBe(true);
+    expect(records.heldBy(digest, { registry: 'mirror.test', origin: 'https://mirror.test' })).toBe(true);
   });
 });

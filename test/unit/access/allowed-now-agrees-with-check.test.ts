@@ -18,6 +18,8 @@ type Reach = 'none' | 'readable' | 'refused' | 'stale';
 
 interface Case {
   member: boolean;
+  /** Which upstream gave Layover the bytes: none recorded (an older record), this one, another one only. */
+  holder: 'none' | 'this' | 'other';
   anonymous: Reach;
   layover: Reach;
   clientAuthOn: boolean;
@@ -28,11 +30,12 @@ interface Case {
 function* cases(): Generator<Case> {
   const reaches: Reach[] = ['none', 'readable', 'refused', 'stale'];
   for (const member of [true, false])
+    for (const holder of ['none', 'this', 'other'] as const)
     for (const anonymous of reaches)
       for (const layover of reaches)
         for (const clientAuthOn of [false, true])
           for (const layoverCredentials of [false, true])
-            for (const authorization of [undefined, 'Bearer client-token']) yield { member, anonymous, layover, clientAuthOn, layoverCredentials, authorization };
+            for (const authorization of [undefined, 'Bearer client-token']) yield { member, holder, anonymous, layover, clientAuthOn, layoverCredentials, authorization };
 }
 
 async function setUp(c: Case) {
@@ -40,12 +43,14 @@ async function setUp(c: Case) {
   const records = new AccessRecords(cache);
   const asked: string[] = [];
   // Upstream says yes to everyone: a check that asks is told yes, so only its asking tells it apart.
-  const probe = { head: async (_o: string, _n: RepositoryName, _x: CachedObject, credential: { kind: string }): Promise<ProbeResult> => (asked.push(credential.kind), { status: 200 }) };
+  const yes = async (_o: string, _n: RepositoryName, _x: CachedObject, credential: { kind: string }): Promise<ProbeResult> => (asked.push(credential.kind), { status: 200 });
+  const probe = { head: yes, proveHeld: yes };
   const now = Date.now();
   const options: ReadAccessOptions = { records, probe: probe as unknown as UpstreamProbe, clientAuthOn: c.clientAuthOn, layoverCredentials: () => c.layoverCredentials, ttlMs: 60_000, anonymousTtlMs: 60_000, failOpen: [], now: () => now };
   const access = new ReadAccess(options);
   const object: CachedObject = { kind: 'blob', digest: blob(8).digest };
   if (c.member) await records.addMember(object.digest, REPOSITORY);
+  if (c.holder !== 'none') await records.addHolder(object.digest, c.holder === 'this' ? TARGET.origin : 'https://other.test');
   for (const [reader, reach] of [['anonymous', c.anonymous], ['layover', c.layover]] as const) {
     if (reach !== 'none') await records.setReach(reader, REPOSITORY, reach !== 'refused', reach === 'stale' ? now - 120_000 : now);
   }

@@ -15,12 +15,11 @@ const CHALLENGE = 'Bearer realm="https://auth.registry.test/token",service="regi
 /** Answers every HEAD with `answer(credential)` and remembers who asked. */
 function scriptedProbe(answer: (credential: ProbeCredential) => ProbeResult): { probe: UpstreamProbe; asked: string[] } {
   const asked: string[] = [];
-  const probe = {
-    head: async (_origin: string, _name: RepositoryName, _object: CachedObject, credential: ProbeCredential) => {
-      asked.push(credential.kind);
-      return answer(credential);
-    },
+  const ask = async (_origin: string, _name: RepositoryName, _object: CachedObject, credential: ProbeCredential) => {
+    asked.push(credential.kind);
+    return answer(credential);
   };
+  const probe = { head: ask, proveHeld: ask };
   return { probe: probe as unknown as UpstreamProbe, asked };
 }
 
@@ -84,5 +83,47 @@ describe('ReadAccess', () => {
     down = false;
     expect(await access.check(TARGET, NAME, member, 'Basic anything', logger)).toMatchObject({ allowed: false, error: { code: 'UNAUTHORIZED' } });
     expect(asked.filter((kind) => kind === 'client')).toHaveLength(2);
+  });
+
+  it('takes a registry\'s HEAD only about digests it gave Layover; any other registry must show the bytes', async () => {
+    const asked: string[] = [];
+    const { access, records } = await readAccess({
+      probe: {
+        head: async (origin: string) => (asked.push(`head ${origin}`), { status: 200 }),
+        proveHeld: async (origin: string) => (asked.push(`prove ${origin}`), origin === 'https://liar.test' ? { status: 404, refuted: true } : { status: 200, shown: true }),
+      } as unknown as UpstreamProbe,
+    });
+    const cached = object();
+    await records.addMember(cached.digest, repositoryKey(TARGET.origin, NAME));
+    await records.addHolder(cached.digest, TARGET.origin);
+    const { logger: log, lines } = captureLogger('debug');
+    // Another repository of the registry that gave it: its word is taken.
+    expect(await access.check(TARGET, 'team/other' as RepositoryName, cached, undefined, log)).toMatchObject({ allowed: true });
+    // A registry that says yes to anything: not served, and the operator is told.
+    const liar = { registry: 'liar.test', origin: 'https://liar.test' };
+    expect(await access.check(liar, NAME, cached, undefined, log)).toMatchObject({ allowed: false, error: { code: 'BLOB_UNKNOWN' } });
+    expect(records.isMember(cached.digest, repositoryKey(liar.origin, NAME))).toBe(false);
+    expect(lines.filter((line) => /could not show its bytes/.test(String(line.msg)))).toHaveLength(1);
+    // A registry that shows the bytes is served, and its word counts from then on.
+    const mirror = { registry: 'mirror.test', origin: 'https://mirror.test' };
+    expect(await access.check(mirror, NAME, cached, undefined, log)).toMatchObject({ allowed: true });
+    expect(records.heldBy(cached.digest, mirror)).toBe(true);
+    expect(await access.check(mirror, 'team/other' as RepositoryName, cached, undefined, log)).toMatchObject({ allowed: true });
+    expect(asked).toEqual(['head https://registry.test', 'prove https://liar.test', 'prove https://mirror.test', 'head https://mirror.test']);
+  });
+
+  it('counts a registry\'s membership only once it holds the bytes: a member record alone no longer serves', async () => {
+    const { probe, asked } = scriptedProbe(() => ({ status: 404, refuted: true }));
+    const { access, records } = await readAccess({ probe });
+    const cached = object();
+    // Recorded in liar.test's repository (its fill failed), while registry.test gave the verified bytes.
+    const liar = { registry: 'liar.test', origin: 'https://liar.test' };
+    await records.addMember(cached.digest, repositoryKey(liar.origin, NAME));
+    await records.setReach('anonymous', repositoryKey(liar.origin, NAME), true, Date.now());
+    expect(access.allowedNow(liar, NAME, cached, undefined)).toBe('anonymous');
+    await records.addHolder(cached.digest, TARGET.origin);
+    expect(access.allowedNow(liar, NAME, cached, undefined)).toBeUndefined();
+    expect(await access.check(liar, NAME, cached, undefined, logger)).toMatchObject({ allowed: false, error: { code: 'BLOB_UNKNOWN' } });
+    expect(asked).toEqual(['anonymous']);
   });
 });

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { UpstreamProbe } from '../../../src/access/upstream-probe.js';
+import { type HeldBytes, UpstreamProbe } from '../../../src/access/upstream-probe.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import type { RepositoryName } from '../../../src/registry/repository-name.js';
 import { UpstreamAuth } from '../../../src/upstream/auth/upstream-auth.js';
@@ -16,6 +16,12 @@ import { type LocalHttps, localHttps } from '../upstream/local-https.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}` as Digest;
 const NAME = 'team/app' as RepositoryName;
+
+/** HEADs only here: no sample is ever asked for. */
+const NO_HELD_BYTES: HeldBytes = {
+  sample: () => Promise.reject(new Error('no sample in this test')),
+  fetchStorage: () => Promise.reject(new Error('no storage in this test')),
+};
 
 let net: LocalHttps;
 beforeEach(async () => {
@@ -37,7 +43,7 @@ const registry = (realmUrl: () => string): Promise<number> =>
 function probe(allowNetworks: string[]): { probe: UpstreamProbe; warnings: () => unknown[] } {
   const { logger, lines } = captureLogger('debug');
   const auth = new UpstreamAuth({ dispatcher: net.agent, realms: net.realms(allowNetworks), credentials: [], logger });
-  return { probe: new UpstreamProbe(net.agent, auth), warnings: () => lines.filter((line) => /token realm/.test(String(line.msg))) };
+  return { probe: new UpstreamProbe(net.agent, auth, NO_HELD_BYTES), warnings: () => lines.filter((line) => /token realm/.test(String(line.msg))) };
 }
 
 const realmRequests = (): number => net.requests.filter((r) => r.url.startsWith('/token')).length;

@@ -1,0 +1,76 @@
+import { randomInt } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { BlobCache } from '../cache/blob-cache.js';
+import type { Digest } from '../registry/digest.js';
+import { readLimited } from '../upstream/read-limited.js';
+
+/**
+ * A window of a cached blob's verified bytes at a random offset. An upstream that says it holds a
+ * blob it never gave Layover must send these bytes back: knowing a digest is not knowing its bytes.
+ */
+export interface HeldSample {
+  readonly start: number;
+  readonly bytes: Buffer;
+  /** The whole blob's size. */
+  readonly size: number;
+}
+
+/** Bytes a sample holds at most: a small request upstream, far too many to guess. */
+export const SAMPLE_BYTES = 4096;
+
+/**
+ * A random window of `digest`'s cached bytes (all of a small blob), once they are verified: a fill in
+ * progress is waited for. Undefined when the cache does not hold the blob (or lost it meanwhile).
+ */
+export async function heldSample(cache: BlobCache, digest: Digest): Promise<HeldSample | undefined> {
+  let entry = cache.stat(digest);
+  if (!entry) entry = await cache.activeFill(digest)?.done.catch(() => undefined);
+  if (!entry) return undefined;
+  const length = Math.min(entry.size, SAMPLE_BYTES);
+  if (length === 0) return { start: 0, bytes: Buffer.alloc(0), size: 0 };
+  const start = randomInt(0, entry.size - length + 1);
+  const read = cache.read(digest, { start, end: start + length - 1 });
+  if (!read) return undefined;
+  const bytes = await readLimited(read.stream, length).catch(() => null);
+  return bytes?.length === length ? { start, bytes, size: entry.size } : undefined;
+}
+
+/** `Range` asking for exactly the sample. */
+export const sampleRange = (sample: HeldSample): string => `bytes=${sample.start}-${sample.start + sample.bytes.length - 1}`;
+
+export interface SampledAnswer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Readable;
+}
+
+/**
+ * Whether the answer to a GET with sampleRange carries the sample's bytes: a 206 of exactly that
+ * range of a blob of the sample's size, or a 200 (Range ignored) whose body has them at that offset.
+ * Reads no further than the window's end, and destroys the body after.
+ */
+export async function showsSample(answer: SampledAnswer, sample: HeldSample): Promise<boolean> {
+  const end = sample.start + sample.bytes.length;
+  try {
+    if (answer.statusCode === 206) {
+      if (String(answer.headers['content-range']) !== `bytes ${sample.start}-${end - 1}/${sample.size}`) return false;
+      const bytes = await readLimited(answer.body, sample.bytes.length);
+      return bytes !== null && bytes.equals(sample.bytes);
+    }
+    if (answer.statusCode !== 200) return false;
+    const length = answer.headers['content-length'];
+    if (length !== undefined && Number(length) !== sample.size) return false;
+    let position = 0;
+    for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+      const from = Math.max(sample.start, position);
+      const to = Math.min(end, position + chunk.length);
+      if (from < to && !chunk.subarray(from - position, to - position).equals(sample.bytes.subarray(from - sample.start, to - sample.start))) return false;
+      position += chunk.length;
+      if (position >= end) return true;
+    }
+    return false;
+  } finally {
+    // Whatever is left is not read: an undici body reports being cut off as an error, expected here.
+    answer.body.on('error', () => undefined).destroy();
+  }
+}
