@@ -252,6 +252,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     logger,
     metrics,
     isRegistry: (hostname) => intercepted.has(hostname),
+    wildcardOnly: (hostname) => intercepted.has(hostname) && !intercepted.named(hostname),
     ...(sharedTokens ? { sharedTokens } : {}),
   });
   const dockerHubBudget = new DockerHubBudget({ low: config.dockerHubBudgetLow, logger: logger as FastifyBaseLogger, metrics });

@@ -43,6 +43,12 @@ export class HostnameSet {
     return this.#suffixes.some((suffix) => normal.endsWith(`.${suffix}`));
   }
 
+  /** True when `name` is one of the exact names (not only under a wildcard). */
+  named(name: string): boolean {
+    const normal = parseHostname(name);
+    return normal !== null && this.#exact.has(normal);
+  }
+
   /** The exact names, in the order given. */
   names(): string[] {
     return [...this.#exact];

@@ -36,9 +36,16 @@ export class CredentialStore {
   /** Hostnames Layover proxies as registries (REGISTRIES): an entry keyed by one is that registry's. */
   readonly #isRegistry: (hostname: string) => boolean;
 
-  constructor(entries: readonly RegistryCredential[], options: { runHelper?: HelperRunner; now?: () => number; isRegistry?: (hostname: string) => boolean } = {}) {
+  /** Hostnames Layover proxies only through a wildcard of REGISTRIES: the operator named none of them. */
+  readonly #wildcardOnly: (hostname: string) => boolean;
+
+  constructor(
+    entries: readonly RegistryCredential[],
+    options: { runHelper?: HelperRunner; now?: () => number; isRegistry?: (hostname: string) => boolean; wildcardOnly?: (hostname: string) => boolean } = {},
+  ) {
     this.#entries = entries;
     this.#isRegistry = options.isRegistry ?? (() => false);
+    this.#wildcardOnly = options.wildcardOnly ?? (() => false);
     this.#runHelper = options.runHelper ?? runCredentialHelper;
     this.#now = options.now ?? Date.now;
   }
@@ -58,13 +65,16 @@ export class CredentialStore {
    * one with the longest matching repository prefix (an entry without prefix matches every
    * repository; `repository` null, e.g. the ping, takes only those). Failing that, the entries
    * keyed by the registry's token realm host (an auth host such as GitLab's), chosen the same way;
-   * never those of another registry Layover proxies: any registry may name any realm, and would get
-   * the token minted with that registry's credential.
+   * never those of another registry Layover proxies (any registry may name any realm, and would get
+   * the token minted with that registry's credential), and only for a registry the operator named.
    */
   select(registry: string, repository: RepositoryName | null, realmHost: string | null): RegistryCredential | null {
     const own = this.#longestPrefix(canonical(registry), repository);
     if (own || !realmHost) return own;
     if (this.#isRegistry(hostOnly(realmHost)) && canonical(realmHost) !== canonical(registry)) return null;
+    // A registry under a wildcard may be anyone's (an attacker's host under *.corp.example): it names
+    // whatever realm it likes. Only registries the operator named borrow the realm host's entry.
+    if (this.#wildcardOnly(hostOnly(registry)) && canonical(registry) !== 'docker.io') return null;
     return this.#longestPrefix(canonical(realmHost), repository);
   }
 

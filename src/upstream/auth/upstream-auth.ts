@@ -105,6 +105,8 @@ export class UpstreamAuth {
     metrics?: Metrics;
     /** Hostnames Layover proxies as registries (REGISTRIES): their credentials never serve another registry through its realm. */
     isRegistry?: (hostname: string) => boolean;
+    /** Hostnames proxied only through a wildcard of REGISTRIES: they never borrow an entry keyed by their realm's host. */
+    wildcardOnly?: (hostname: string) => boolean;
   }) {
     this.#dispatcher = options.dispatcher;
     const realms = options.realms ?? (options.dispatcher instanceof UpstreamDispatcher ? options.dispatcher.realms : null);
@@ -114,6 +116,7 @@ export class UpstreamAuth {
     this.#store = new CredentialStore(options.credentials, {
       ...(options.runHelper ? { runHelper: options.runHelper } : {}),
       ...(options.isRegistry ? { isRegistry: options.isRegistry } : {}),
+      ...(options.wildcardOnly ? { wildcardOnly: options.wildcardOnly } : {}),
       now: this.#now,
     });
     this.#tokens = new TokenCache({ now: this.#now, ...(options.sharedTokens ? { shared: options.sharedTokens } : {}) });

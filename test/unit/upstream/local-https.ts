@@ -11,7 +11,7 @@ import { AddressPolicy } from '../../../src/upstream/address-policy.js';
 import { RealmGuard } from '../../../src/upstream/auth/realm-guard.js';
 
 /** Names every local server answers to (all resolve to 127.0.0.1 through the agent's lookup). */
-export const NAMES = ['registry.example.test', 'auth.example.test', 'realm.elsewhere.test', 'storage.example.org'];
+export const NAMES = ['registry.example.test', 'auth.example.test', 'realm.elsewhere.test', 'storage.example.org', 'other.registry.example.test'];
 
 export interface Recorded {
   host: string;

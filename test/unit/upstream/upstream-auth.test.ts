@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RegistryCredential } from '../../../src/config/credentials.js';
 import { Secret } from '../../../src/config/secret.js';
 import type { RepositoryName } from '../../../src/registry/repository-name.js';
+import { HostnameSet } from '../../../src/registry/hostname.js';
 import { UpstreamAuthError } from '../../../src/upstream/auth/auth-error.js';
 import { CredentialHelperError, type HelperRunner } from '../../../src/upstream/auth/credential-helper.js';
 import { PLACEHOLDER_TOKEN, UpstreamAuth } from '../../../src/upstream/auth/upstream-auth.js';
@@ -44,7 +45,10 @@ function registry(challenge: (() => string) | null): Promise<number> {
 
 // Realms on another host or port than their registry are reached through the guard; on loopback
 // only because these tests allow it, as REDIRECT_ALLOW_NETWORKS=127.0.0.1 would.
-const make = (credentials: RegistryCredential[], extra: { runHelper?: HelperRunner; log?: Log; allowNetworks?: string[]; isRegistry?: (hostname: string) => boolean } = {}) =>
+const make = (
+  credentials: RegistryCredential[],
+  extra: { runHelper?: HelperRunner; log?: Log; allowNetworks?: string[]; isRegistry?: (hostname: string) => boolean; wildcardOnly?: (hostname: string) => boolean } = {},
+) =>
   new UpstreamAuth({
     dispatcher: net.agent,
     realms: net.realms(extra.allowNetworks ?? ['127.0.0.1']),
@@ -52,6 +56,7 @@ const make = (credentials: RegistryCredential[], extra: { runHelper?: HelperRunn
     logger: (extra.log ?? recordingLog()).logger,
     ...(extra.runHelper ? { runHelper: extra.runHelper } : {}),
     ...(extra.isRegistry ? { isRegistry: extra.isRegistry } : {}),
+    ...(extra.wildcardOnly ? { wildcardOnly: extra.wildcardOnly } : {}),
   });
 
 const tokenRequests = () => net.requests.filter((r) => r.url.startsWith('/token'));
@@ -243,6 +248,21 @@ describe('UpstreamAuth', () => {
     const grant = await auth.authorize(`https://auth.example.test:${other}`, auth.for(repo('victim/app')), undefined);
     expect(grant.credential).toBeUndefined();
     expect(tokenRequests().map((r) => r.authorization)).toEqual([undefined]);
+  });
+
+  it('lends an auth host\'s entry only to registries named in REGISTRIES, not to any name under a wildcard', async () => {
+    // GitLab's way: the entry is keyed by the auth host, which is no registry Layover proxies.
+    const authHost = await realm();
+    const challenge = () => `Bearer realm="https://auth.example.test:${authHost}/token",service="registry"`;
+    const named = await registry(challenge);
+    const underWildcard = await registry(challenge);
+    const intercepted = new HostnameSet(['registry.example.test', '*.registry.example.test']);
+    const auth = make([cred(`auth.example.test:${authHost}`, 'alice')], { isRegistry: (h) => intercepted.has(h), wildcardOnly: (h) => intercepted.has(h) && !intercepted.named(h) });
+    expect((await auth.authorize(`https://registry.example.test:${named}`, auth.for(repo('team/app')), undefined)).credential).toBe(`alice@auth.example.test:${authHost}`);
+    // An attacker's host under the wildcard names the same realm: it gets an anonymous token, not alice's.
+    const grant = await auth.authorize(`https://other.registry.example.test:${underWildcard}`, auth.for(repo('team/app')), undefined);
+    expect(grant.credential).toBeUndefined();
+    expect(tokenRequests().map((r) => r.authorization === undefined)).toEqual([false, true]);
   });
 
   it('a realm that answers JSON that is no object (null, a list) is an invalid answer, not a crash', async () => {
