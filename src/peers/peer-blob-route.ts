@@ -8,7 +8,7 @@ import { OciError } from '../registry/oci-errors.js';
 import { setBlobHeaders } from '../proxy/blob-headers.js';
 import { DOCKER_PROXY_HOSTS } from '../proxy/docker-proxy-route.js';
 import type { PendingFills } from '../proxy/pending-fills.js';
-import { PEER_BLOB_PREFIX } from './peer-client.js';
+import { PEER_BLOB_PREFIX, PEER_LENGTH_HEADER } from './peer-client.js';
 import { PEER_SIGNATURE_HEADER, type PeerKey } from './peer-key.js';
 
 /** The debug line of a replica joining this one's fill (tests wait for it). */
@@ -57,6 +57,17 @@ async function serveToPeer({ cache, pendingFills }: PeerBlobRouteOptions, reques
     return setBlobHeaders(reply, digest, read.entry.size).send(read.stream);
   }
   const fill = cache.activeFill(digest);
+  if (fill && fill.meta.size === undefined && request.headers[PEER_LENGTH_HEADER] === 'required') {
+    // The asker's client cannot take a body of unknown length: the blob once verified, or nothing.
+    request.log.debug({ digest }, PEER_JOINED);
+    await fill.done.catch(() => undefined);
+    const committed = cache.read(digest);
+    if (committed && (await opens(committed.stream))) {
+      annotateRequestLog(request, { cache: 'hit', bytes: committed.entry.size });
+      return setBlobHeaders(reply, digest, committed.entry.size).send(committed.stream);
+    }
+    throw new OciError('BLOB_UNKNOWN', 'this replica\'s fill of this blob did not commit', { digest });
+  }
   if (fill) {
     annotateRequestLog(request, { cache: 'miss', joined: true, bytes: fill.meta.size });
     request.log.debug({ digest }, PEER_JOINED);

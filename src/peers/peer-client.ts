@@ -10,6 +10,9 @@ export const PEER_BLOB_PREFIX = '/layover/peer/blobs/';
 /** A live replica accepts within this; longer means it is gone or cut off, and the fill is taken over. */
 const CONNECT_TIMEOUT_MS = 3_000;
 
+/** Sent by a replica whose client cannot take a body of unknown length (HTTP/1.0). */
+export const PEER_LENGTH_HEADER = 'layover-peer-length';
+
 export interface PeerAnswer {
   statusCode: number;
   /** Content-Length when the peer gave a valid one. */
@@ -36,12 +39,18 @@ export class PeerClient {
     });
   }
 
-  async fetchBlob(peer: HostPort, digest: Digest, signal?: AbortSignal): Promise<PeerAnswer> {
+  /** `lengthRequired`: a fill of unknown length is answered once verified, with its length (PEER_LENGTH_HEADER). */
+  async fetchBlob(peer: HostPort, digest: Digest, signal?: AbortSignal, options: { lengthRequired?: boolean } = {}): Promise<PeerAnswer> {
     const path = `${PEER_BLOB_PREFIX}${digest}`;
     const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
     const response = await request(`https://${host}:${peer.port}${path}`, {
       dispatcher: this.#agent,
-      headers: { host: DOCKER_PROXY_HOST, [PEER_SIGNATURE_HEADER]: this.#key.sign('GET', path), 'accept-encoding': 'identity' },
+      headers: {
+        host: DOCKER_PROXY_HOST,
+        [PEER_SIGNATURE_HEADER]: this.#key.sign('GET', path),
+        'accept-encoding': 'identity',
+        ...(options.lengthRequired ? { [PEER_LENGTH_HEADER]: 'required' } : {}),
+      },
       signal,
     });
     const length = Number(response.headers['content-length']);

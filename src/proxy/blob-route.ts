@@ -16,6 +16,7 @@ import { failReply } from './error-handler.js';
 import { fleetTurn, followPeerFill } from './peer-fill.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import { BAD_BODY, countBadBody } from './bad-bodies.js';
+import { endsOnlyByClosing } from './body-framing.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /**
@@ -213,15 +214,6 @@ function sendFill(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRepl
   }
   const stream: Readable = fill.reader();
   return setBlobHeaders(reply.code(200), fill.digest, fill.meta.size).send(stream);
-}
-
-/**
- * A body of no known length to an HTTP/1.0 client, which has no chunked encoding: the connection's close
- * ends it, and a fill that proved the bytes wrong ends it the same way, after all but the last byte.
- * Such a client gets the blob once it is verified instead, from the cache.
- */
-function endsOnlyByClosing(request: FastifyRequest, size: number | undefined): boolean {
-  return size === undefined && request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor === 0;
 }
 
 interface BlobAsked {

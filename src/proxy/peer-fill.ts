@@ -9,6 +9,7 @@ import type { PeerAnswer } from '../peers/peer-client.js';
 import { verifiedRelay } from '../peers/verified-relay.js';
 import type { Digest } from '../registry/digest.js';
 import { setBlobHeaders } from './blob-headers.js';
+import { endsOnlyByClosing, takesNoChunkedBody } from './body-framing.js';
 
 /** What the blob route does when following a peer did not work out: decide again who fetches. */
 export type DecideAgain = () => void;
@@ -86,7 +87,8 @@ export async function followPeerFill(fleet: Fleet, request: FastifyRequest, repl
   reply.raw.once('close', onClose);
   let answer: PeerAnswer;
   try {
-    answer = await fleet.client.fetchBlob(peer, digest, gone.signal);
+    // An HTTP/1.0 client cannot take a body of unknown length: the owner then answers once its fill is verified, with the length.
+    answer = await fleet.client.fetchBlob(peer, digest, gone.signal, { lengthRequired: takesNoChunkedBody(request) });
   } catch (error) {
     if (gone.signal.aborted) return;
     request.log.warn({ err: error, digest, peer: `${peer.host}:${peer.port}` }, 'fleet fills: the replica fetching this blob cannot be reached; waiting for its lease to end');
@@ -107,6 +109,11 @@ export async function followPeerFill(fleet: Fleet, request: FastifyRequest, repl
     return decideAgain();
   }
   annotateRequestLog(request, { ...log, cache: 'miss', peer: `${peer.host}:${peer.port}`, bytes: answer.size });
+  if (endsOnlyByClosing(request, answer.size)) {
+    // The owner was asked for a length and gave none (a replica of an older Layover): not relayed.
+    answer.body.on('error', () => undefined).destroy();
+    return decideAgain();
+  }
   const relay = verifiedRelay(digest, answer.size);
   pipeline(answer.body, relay, (error) => {
     if (error && !reply.raw.destroyed) request.log.warn({ err: error, digest, peer: `${peer.host}:${peer.port}` }, 'fleet fills: the blob a replica relayed broke off or did not match; the answer is cut short');

@@ -1,13 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AccessRecords } from '../../access/access-records.js';
 import { heldSample, sampleRange, showsSample } from '../../access/held-sample.js';
-import type { Fill } from '../../cache/blob-cache.js';
-import { countBadBody } from '../bad-bodies.js';
+import { type Fill, FillError } from '../../cache/blob-cache.js';
+import { BAD_BODY, countBadBody } from '../bad-bodies.js';
 import { annotateRequestLog } from '../../log/request-log.js';
 import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
 import { rangeNotSatisfiable, setBlobHeaders } from '../blob-headers.js';
 import { parseByteRange } from '../byte-range.js';
+import { endsOnlyByClosing } from '../body-framing.js';
 import { failReply } from '../error-handler.js';
 import { fleetTurn, followPeerFill } from '../peer-fill.js';
 import type { ProxyContext } from '../proxy-context.js';
@@ -65,10 +66,26 @@ export function sendCached(ctx: ProxyContext, request: FastifyRequest, reply: Fa
   return true;
 }
 
-/** Streams a fill in progress (a Range is answered with the whole blob: a 200 is allowed). */
-export function sendFill(request: FastifyRequest, reply: FastifyReply, fill: Fill): void {
+/**
+ * Streams a fill in progress (a Range is answered with the whole blob: a 200 is allowed). An HTTP/1.0
+ * client of a fill of no known length gets the blob once verified, from the cache, with its length.
+ */
+export function sendFill(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, fill: Fill): void {
   annotateRequestLog(request, { cache: 'miss', bytes: fill.meta.size });
-  void setBlobHeaders(reply, fill.digest, fill.meta.size).code(200).send(fill.reader());
+  if (!endsOnlyByClosing(request, fill.meta.size)) return void setBlobHeaders(reply, fill.digest, fill.meta.size).code(200).send(fill.reader());
+  sendOnceVerified(ctx, request, reply, fill).catch((error: unknown) => failReply(request, reply, error));
+}
+
+async function sendOnceVerified(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, fill: Fill): Promise<void> {
+  try {
+    await fill.done;
+  } catch (error) {
+    if (error instanceof FillError && BAD_BODY.has(error.reason)) {
+      throw new OciError('DIGEST_INVALID', 'the blob from storage does not match its digest', { digest: fill.digest, reason: error.reason }, { status: 502, cause: error });
+    }
+  }
+  if (reply.raw.destroyed) return;
+  if (!sendCached(ctx, request, reply, fill.digest)) throw new OciError('UNAVAILABLE', 'the download of this blob was dropped: pull again', { digest: fill.digest });
 }
 
 /**
@@ -122,7 +139,7 @@ export async function fillFromStorage(
     return;
   }
   settle(fill);
-  sendFill(request, reply, fill);
+  sendFill(ctx, request, reply, fill);
 }
 
 /**
@@ -141,7 +158,7 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   if (active) {
     // Bytes the upstream sends once, whoever else reads them: counted as served from the cache.
     annotateRequestLog(request, { joined: true });
-    return sendFill(request, reply, active);
+    return sendFill(ctx, request, reply, active);
   }
   const pending = ctx.pendingFills.get(job.digest);
   if (pending) {

@@ -8,6 +8,8 @@
  *   ok/...       the right bytes
  *   wrong/...    bytes of other content, right length (the first and last bytes differ from the right ones)
  *   redirect/... a 307 to `/storage/<digest>?X-Amz-Signature=…` on its own origin, which serves the right bytes
+ *   chunked/...  the right bytes without Content-Length (chunked); chunked-redirect/... a redirect to
+ *                storage that answers so
  * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
  * `holdHeads()` is on, a HEAD waits for `release()` before it is answered, and while `holdGets()` is
  * on, so does a GET (headers and all); while `holdFirstBytes()` is on, a GET sends its headers and
@@ -97,19 +99,21 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
       return res.end('{}');
     }
     // Like a registry whose blobs live on a storage host (here its own origin, which Layover may reach): a signed redirect.
-    const redirect = /^\/v2\/redirect\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
-    if (redirect && redirect[1] === digest) {
-      res.writeHead(307, { location: `/storage/${digest}?X-Amz-Signature=held-${seen.length}`, 'content-length': '0' });
+    const redirect = /^\/v2\/(redirect|chunked-redirect)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
+    if (redirect && redirect[2] === digest) {
+      const chunked = redirect[1] === 'chunked-redirect' ? '&chunked=1' : '';
+      res.writeHead(307, { location: `/storage/${digest}?X-Amz-Signature=held-${seen.length}${chunked}`, 'content-length': '0' });
       return res.end();
     }
     const storage = /^\/storage\/([^/?]+)\?/.exec(url);
-    const mode = storage ? [url, 'ok', storage[1]] : /^\/v2\/(ok|wrong)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
+    const mode = storage ? [url, url.endsWith('&chunked=1') ? 'chunked' : 'ok', storage[1]] : /^\/v2\/(ok|wrong|chunked)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
     if (!mode || mode[2] !== digest) {
       res.writeHead(404, { 'content-type': 'application/json' });
       return res.end('{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}');
     }
-    const body = mode[1] === 'ok' ? bytes : wrongBytes;
-    const headers = { 'content-type': 'application/octet-stream', 'content-length': String(body.length), 'docker-content-digest': digest };
+    const body = mode[1] === 'wrong' ? wrongBytes : bytes;
+    const length = mode[1] === 'chunked' ? {} : { 'content-length': String(body.length) };
+    const headers = { 'content-type': 'application/octet-stream', ...length, 'docker-content-digest': digest };
     const cutOff = (): void => void res.destroy();
     if (req.method === 'HEAD') {
       const answer = (): void => void res.writeHead(200, headers).end();

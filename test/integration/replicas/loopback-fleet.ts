@@ -10,8 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Answer, askHeld, type AskOptions, HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
-import { freePort, type Dnsmasq } from '../../helpers/dnsmasq.js';
+import { type Answer, askHeld, type AskOptions, HELD_ADDRESS, HELD_HOST, type HeldUpstream, startHeldUpstream } from '../faults/held-upstream.js';
+import { freePort, type Dnsmasq, startDnsmasq } from '../../helpers/dnsmasq.js';
+import { type RedisServer, startRedis } from '../../helpers/redis-server.js';
 import type { S3Fixture } from '../../unit/cache/s3rver-fixture.js';
 
 export const REPLICA_ADDRESSES = ['127.0.0.21', '127.0.0.22', '127.0.0.23'];
@@ -29,6 +30,19 @@ export interface FleetShared {
   s3: S3Fixture;
   cacheIndex: string;
   prefix: string;
+}
+
+/** The held upstream, dnsmasq naming it, and a real Redis for the index: what a test file's fleets stand on. */
+export interface FleetGround {
+  upstream: HeldUpstream;
+  dns: Dnsmasq;
+  redis: RedisServer;
+  close(): Promise<void>;
+}
+
+export async function startFleetGround(): Promise<FleetGround> {
+  const [upstream, dns, redis] = await Promise.all([startHeldUpstream(), startDnsmasq({ hostRecords: { [HELD_HOST]: [HELD_ADDRESS] } }), startRedis()]);
+  return { upstream, dns, redis, close: async () => void (await Promise.allSettled([upstream.close(), dns.stop(), redis.close()])) };
 }
 
 /** What every replica of one fleet shares: the CA directory (the first replica creates it) and the redirect key. */

@@ -15,24 +15,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { PEER_JOINED } from '../../../src/peers/peer-blob-route.js';
-import { startHeldUpstream, HELD_ADDRESS, HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
+import { HELD_HOST, type HeldUpstream } from '../faults/held-upstream.js';
 import { LAYOVER_CLI } from '../../bench/layover-process.js';
-import { startDnsmasq, type Dnsmasq } from '../../helpers/dnsmasq.js';
-import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
+import type { Dnsmasq } from '../../helpers/dnsmasq.js';
+import type { RedisServer } from '../../helpers/redis-server.js';
 import { stopChild } from '../../helpers/server-process.js';
 import { startLayover, type RunningLayover } from '../../helpers/start-layover.js';
 import { startS3rver, useS3rverCredentials } from '../../unit/cache/s3rver-fixture.js';
-import { type Answer, askReplica, blobGets, fleetSecrets, REPLICA_ADDRESSES, replicaFlags, until } from './loopback-fleet.js';
+import { type Answer, askReplica, blobGets, fleetSecrets, type FleetGround, REPLICA_ADDRESSES, replicaFlags, startFleetGround, until } from './loopback-fleet.js';
 
+let ground: FleetGround;
 let upstream: HeldUpstream;
 let dns: Dnsmasq;
 let redis: RedisServer;
 beforeAll(async () => {
-  [upstream, dns, redis] = await Promise.all([startHeldUpstream(), startDnsmasq({ hostRecords: { [HELD_HOST]: [HELD_ADDRESS] } }), startRedis()]);
+  ground = await startFleetGround();
+  ({ upstream, dns, redis } = ground);
 }, 60_000);
-afterAll(async () => {
-  await Promise.allSettled([upstream?.close(), dns?.stop(), redis?.close()]);
-});
+afterAll(() => ground?.close());
 
 interface ChildReplica {
   child: ChildProcess;

@@ -1,0 +1,15 @@
+import type { FastifyRequest } from 'fastify';
+
+/** An HTTP/1.0 client: it has no chunked encoding, so a body of no known length ends only by the connection's close. */
+export function takesNoChunkedBody(request: FastifyRequest): boolean {
+  return request.raw.httpVersionMajor === 1 && request.raw.httpVersionMinor === 0;
+}
+
+/**
+ * A body of `size` to this client would end only by the connection's close, and a download that proved
+ * the bytes wrong ends it the same way, after all but the last byte. Such a client gets a blob only
+ * once it is verified, with its length.
+ */
+export function endsOnlyByClosing(request: FastifyRequest, size: number | undefined): boolean {
+  return size === undefined && takesNoChunkedBody(request);
+}
