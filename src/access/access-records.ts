@@ -8,6 +8,12 @@ export type RepositoryKey = string & { readonly __brand: 'RepositoryKey' };
 
 export const repositoryKey = (origin: string, repository: string): RepositoryKey => `${originHost(origin)}/${repository}` as RepositoryKey;
 
+/** The registry a client named and its upstream origin (src/access/read-access.ts ReadTarget). */
+export interface HolderTarget {
+  readonly registry: string;
+  readonly origin: string;
+}
+
 /** Whether upstream served a repository to a reader, and when that was seen. */
 export interface ReachRecord {
   readonly readable: boolean;
@@ -74,9 +80,18 @@ export class AccessRecords {
    * holders), the upstream a fill in progress comes from holds it, or with none, any upstream the
    * digest was recorded in: a client of another registry never joins a fill on that registry's word.
    */
-  heldBy(digest: Digest, target: { readonly registry: string; readonly origin: string }): boolean {
+  heldBy(digest: Digest, target: HolderTarget): boolean {
     const known = this.#cache.getRecord<string[]>(memberKey(digest));
-    if (!known) return false;
+    return known !== undefined && this.#held(known, digest, target);
+  }
+
+  /** isMember and heldBy in one look-up: a hit's question. */
+  isHeldMember(digest: Digest, repository: RepositoryKey, target: HolderTarget): boolean {
+    const known = this.#cache.getRecord<string[]>(memberKey(digest));
+    return known !== undefined && known.includes(repository) && this.#held(known, digest, target);
+  }
+
+  #held(known: readonly string[], digest: Digest, target: HolderTarget): boolean {
     const host = originHost(target.origin);
     if (known.includes(`${HOLDER}${host}`)) return true;
     if (known.some(isHolder)) return false;

@@ -150,8 +150,7 @@ export class ReadAccess {
    * bytes: a registry's word that it holds a digest it never gave is not taken (see #ask).
    */
   #known(target: ReadTarget, name: RepositoryName, object: CachedObject): boolean {
-    const { records } = this.#options;
-    return records.isMember(object.digest, repositoryKey(target.origin, name)) && records.heldBy(object.digest, target);
+    return this.#options.records.isHeldMember(object.digest, repositoryKey(target.origin, name), target);
   }
 
   /** Whose credentials a request carries upstream: the client's own, else Layover's (if it holds some for `origin`), else none. */
