@@ -1,7 +1,7 @@
 import { FLAG, HEADER_SIZE } from './wire.js';
 
 /** The UDP payload Layover advertises upstream: DNS Flag Day 2020's, which avoids fragmented replies. */
-export const UPSTREAM_UDP_PAYLOAD = 1232;
+const UPSTREAM_UDP_PAYLOAD = 1232;
 const OPT_RECORD_BYTES = 11;
 const TYPE_OPT = 41;
 const DO_BIT = 0x8000;
