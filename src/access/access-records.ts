@@ -1,6 +1,7 @@
 import { setImmediate } from 'node:timers/promises';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
+import { DOCKER_HUB_HOSTS } from '../registry/well-known-hosts.js';
 import { originHost } from '../upstream/origin-host.js';
 
 /** `registry-1.docker.io/library/alpine`: upstream host (aliases resolved) and repository. */
@@ -44,7 +45,15 @@ const MEMBER_PREFIX = 'access:member:';
 const FORGET_BATCH = 2_000;
 const memberKey = (digest: Digest): string => `${MEMBER_PREFIX}${digest}`;
 const isHolder = (entry: string): boolean => entry.startsWith(HOLDER);
-const hostnameOf = (registry: string): string => registry.split(':')[0]!.toLowerCase();
+/** `registry[:port]` as a fill's source names it, and the name a client used: Docker Hub's names are one. */
+function sameRegistry(source: string, registry: string): boolean {
+  const name = (text: string): string => {
+    const host = text.split(':')[0]!.toLowerCase();
+    return DOCKER_HUB.has(host) ? 'docker.io' : host;
+  };
+  return name(source) === name(registry);
+}
+const DOCKER_HUB: ReadonlySet<string> = new Set(DOCKER_HUB_HOSTS);
 const reachKey = (reader: Reader, repository: RepositoryKey): string => `access:${reader}:${repository}`;
 const reachedKey = (host: string): string => `access:reached:${host}`;
 
@@ -76,13 +85,14 @@ export class AccessRecords {
 
   /**
    * True when upstream `target.origin` has given Layover the digest's verified bytes or shown them
-   * (addHolder). Until some upstream has (the first fill is in progress, or the record is older than
-   * holders), the upstream a fill in progress comes from holds it, or with none, any upstream the
-   * digest was recorded in: a client of another registry never joins a fill on that registry's word.
+   * (addHolder), or is the registry the cached copy came from (the entry's source: a commit verified
+   * it; caches from before holders count so), or the one this replica's fill of it comes from (its
+   * clients join it at once). Nothing else: a membership is recorded when a download starts, before
+   * anything is verified. Another replica's fill is followed only by clients of its own registry
+   * (src/proxy/peer-fill.ts fleetTurn).
    */
   heldBy(digest: Digest, target: HolderTarget): boolean {
-    const known = this.#cache.getRecord<string[]>(memberKey(digest));
-    return known !== undefined && this.#held(known, digest, target);
+    return this.#held(this.#cache.getRecord<string[]>(memberKey(digest)), digest, target);
   }
 
   /** isMember and heldBy in one look-up: a hit's question. */
@@ -91,14 +101,15 @@ export class AccessRecords {
     return known !== undefined && known.includes(repository) && this.#held(known, digest, target);
   }
 
-  #held(known: readonly string[], digest: Digest, target: HolderTarget): boolean {
-    const host = originHost(target.origin);
-    if (known.includes(`${HOLDER}${host}`)) return true;
-    if (known.some(isHolder)) return false;
-    const filling = this.#cache.activeFill(digest);
-    // A fill's source is `registry[:port]/repository`, as the client that started it named them.
-    if (filling) return hostnameOf(filling.meta.source.split('/')[0]!) === hostnameOf(target.registry);
-    return known.some((repository) => repository.startsWith(`${host}/`));
+  #held(known: readonly string[] | undefined, digest: Digest, target: HolderTarget): boolean {
+    if (known?.includes(`${HOLDER}${originHost(target.origin)}`)) return true;
+    const source = this.#cache.stat(digest)?.source ?? this.#cache.activeFill(digest)?.meta.source;
+    return source !== undefined && sameRegistry(source.split('/')[0]!, target.registry);
+  }
+
+  /** True while this replica holds the digest's bytes or a fill of it. */
+  present(digest: Digest): boolean {
+    return this.#cache.stat(digest) !== undefined || this.#cache.activeFill(digest) !== undefined;
   }
 
   /** Upstream `origin` gave Layover the digest's verified bytes, or showed that it has them. */

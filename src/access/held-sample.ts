@@ -17,23 +17,40 @@ export interface HeldSample {
 
 /** Bytes a sample holds at most: a small request upstream, far too many to guess. */
 export const SAMPLE_BYTES = 4096;
+/** Windows looked at for one whose bytes are not all alike (a run of zeros in an uncompressed layer is easy to guess). */
+const SAMPLE_TRIES = 8;
+
+/** A sample of the cached bytes; or the cache holds no such blob (nor a fill of it); or it could not be read. */
+export type HeldBytesSample = { readonly sample: HeldSample } | { readonly absent: true } | { readonly unreadable: Error };
 
 /**
  * A random window of `digest`'s cached bytes (all of a small blob), once they are verified: a fill in
- * progress is waited for. Undefined when the cache does not hold the blob (or lost it meanwhile).
+ * progress is waited for. A window whose bytes are all alike is drawn again, a few times.
  */
-export async function heldSample(cache: BlobCache, digest: Digest): Promise<HeldSample | undefined> {
+export async function heldSample(cache: BlobCache, digest: Digest): Promise<HeldBytesSample> {
   let entry = cache.stat(digest);
   if (!entry) entry = await cache.activeFill(digest)?.done.catch(() => undefined);
-  if (!entry) return undefined;
+  if (!entry) return { absent: true };
   const length = Math.min(entry.size, SAMPLE_BYTES);
-  if (length === 0) return { start: 0, bytes: Buffer.alloc(0), size: 0 };
-  const start = randomInt(0, entry.size - length + 1);
-  const read = cache.read(digest, { start, end: start + length - 1 });
-  if (!read) return undefined;
-  const bytes = await readLimited(read.stream, length).catch(() => null);
-  return bytes?.length === length ? { start, bytes, size: entry.size } : undefined;
+  if (length === 0) return { sample: { start: 0, bytes: Buffer.alloc(0), size: 0 } };
+  let sample: HeldSample | undefined;
+  for (let attempt = 0; attempt < SAMPLE_TRIES && (!sample || allAlike(sample.bytes)); attempt++) {
+    const start = randomInt(0, entry.size - length + 1);
+    const read = cache.read(digest, { start, end: start + length - 1 });
+    if (!read) return cache.stat(digest) ? { unreadable: new Error(`the cached ${digest} could not be opened`) } : { absent: true };
+    let bytes: Buffer | null;
+    try {
+      bytes = await readLimited(read.stream, length);
+    } catch (error) {
+      return { unreadable: error as Error };
+    }
+    if (bytes?.length !== length) return { unreadable: new Error(`the cached ${digest} is shorter than its record`) };
+    sample = { start, bytes, size: entry.size };
+  }
+  return { sample: sample! };
 }
+
+const allAlike = (bytes: Buffer): boolean => bytes.every((byte) => byte === bytes[0]);
 
 /** `Range` asking for exactly the sample. */
 export const sampleRange = (sample: HeldSample): string => `bytes=${sample.start}-${sample.start + sample.bytes.length - 1}`;
@@ -46,7 +63,8 @@ export interface SampledAnswer {
 
 /**
  * Whether the answer to a GET with sampleRange carries the sample's bytes: a 206 of exactly that
- * range of a blob of the sample's size, or a 200 (Range ignored) whose body has them at that offset.
+ * range of a blob of the sample's size, or a 200 (Range ignored) of the blob's length whose body has
+ * them at that offset.
  * Reads no further than the window's end, and destroys the body after.
  */
 export async function showsSample(answer: SampledAnswer, sample: HeldSample): Promise<boolean> {
@@ -57,9 +75,8 @@ export async function showsSample(answer: SampledAnswer, sample: HeldSample): Pr
       const bytes = await readLimited(answer.body, sample.bytes.length);
       return bytes !== null && bytes.equals(sample.bytes);
     }
-    if (answer.statusCode !== 200) return false;
-    const length = answer.headers['content-length'];
-    if (length !== undefined && Number(length) !== sample.size) return false;
+    // A whole body only with the blob's length: filler of any length followed by guessed bytes is no proof.
+    if (answer.statusCode !== 200 || Number(answer.headers['content-length']) !== sample.size) return false;
     let position = 0;
     for await (const chunk of answer.body as AsyncIterable<Buffer>) {
       const from = Math.max(sample.start, position);

@@ -60,6 +60,8 @@ export class ReadAccess {
   readonly #asking = new Map<string, Promise<ProbeResult>>();
   /** Repositories whose anonymous access is being learnt after a fill. */
   readonly #learning = new Map<RepositoryKey, Promise<unknown>>();
+  /** `host|digest` -> when that upstream could not show the digest's bytes: not asked again meanwhile (each try is a guess). */
+  readonly #refuted = new LruMap<string, number>(10_000);
   /** The last challenge each origin sent without credentials, for refusals decided from a record. */
   readonly #challenges = new LruMap<string, string | string[]>(1000);
 
@@ -135,7 +137,8 @@ export class ReadAccess {
     await Promise.all(writes);
     // Learn now, while upstream is there, whether the repository is public: an outage later must not lock it.
     if (this.#options.clientAuthOn || reader === 'anonymous' || this.#fresh(this.#options.records.reach('anonymous', repository)) || this.#learning.has(repository)) return;
-    const learning = this.#asReader('anonymous', target, name, object, true, log).finally(() => this.#learning.delete(repository));
+    // Upstream just gave this object (or is giving it): its HEAD answers, no bytes need showing.
+    const learning = this.#asReader('anonymous', target, name, object, true, log, true).finally(() => this.#learning.delete(repository));
     this.#learning.set(repository, learning);
     await learning;
   }
@@ -164,14 +167,14 @@ export class ReadAccess {
    * HEAD with its credentials, whose answer is recorded; when upstream cannot be asked, the last
    * record that says yes still does (an outage does not make public content private).
    */
-  async #asReader(reader: Reader, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, log: Log): Promise<ReadDecision> {
+  async #asReader(reader: Reader, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, log: Log, fromSource = false): Promise<ReadDecision> {
     const repository = repositoryKey(target.origin, name);
     const record = this.#options.records.reach(reader, repository);
     if (this.#fresh(record)) {
       if (record!.readable && member) return allowed(reader);
       if (!record!.readable) return this.#conclude({ status: 401 }, target, name, object, member, reader, log);
     }
-    const result = await this.#ask({ kind: reader }, target, name, object, log);
+    const result = await this.#ask({ kind: reader }, target, name, object, log, fromSource);
     const answer = answerOf(result);
     if (!answer) {
       if (record?.readable && member) return allowed(`${reader} (upstream unreachable)`);
@@ -220,23 +223,45 @@ export class ReadAccess {
    * One probe for a burst of the same question. An upstream that never gave Layover the digest's bytes
    * must show them (UpstreamProbe.proveHeld): a registry answering yes to any HEAD would otherwise
    * get whatever another registry's credentials cached, by digest. Shown once, it is a holder.
+   * `fromSource`: the object is being fetched from this very upstream: its HEAD answers.
    */
-  #ask(credential: ProbeCredential, target: ReadTarget, name: RepositoryName, object: CachedObject, log: Log): Promise<ProbeResult> {
-    const prove = !this.#options.records.heldBy(object.digest, target);
+  #ask(credential: ProbeCredential, target: ReadTarget, name: RepositoryName, object: CachedObject, log: Log, fromSource = false): Promise<ProbeResult> {
+    const prove = !fromSource && !this.#options.records.heldBy(object.digest, target);
+    const refutedAt = prove ? this.#refuted.get(`${target.origin}|${object.digest}`) : undefined;
+    if (refutedAt !== undefined && this.#now() - refutedAt < REFUTED_TTL_MS) return Promise.resolve(REFUTED);
     const key = `${credentialKey(credential)}|${target.origin}|${name}|${object.kind}|${object.digest}|${prove ? 'prove' : 'head'}`;
     let pending = this.#asking.get(key);
     if (!pending) {
       const { probe } = this.#options;
-      pending = prove ? probe.proveHeld(target.origin, name, object, credential).then((result) => this.#proven(result, target, name, object, log)) : probe.head(target.origin, name, object, credential);
+      pending = prove ? this.#prove(credential, target, name, object, log) : probe.head(target.origin, name, object, credential);
       pending = pending.finally(() => this.#asking.delete(key));
       this.#asking.set(key, pending);
     }
     return pending;
   }
 
+  /**
+   * proveHeld, whose answer is recorded. With no bytes here to compare (the digest left the cache, or
+   * another replica fetches it from this upstream), the HEAD answered: asked again once if bytes of
+   * another upstream arrived meanwhile.
+   */
+  async #prove(credential: ProbeCredential, target: ReadTarget, name: RepositoryName, object: CachedObject, log: Log, again = true): Promise<ProbeResult> {
+    const { probe, records } = this.#options;
+    const result = await probe.proveHeld(target.origin, name, object, credential);
+    const unshownYes = 'status' in result && result.status < 400 && !('shown' in result);
+    if (again && unshownYes && records.present(object.digest) && !records.heldBy(object.digest, target)) return this.#prove(credential, target, name, object, log, false);
+    return this.#proven(result, target, name, object, log);
+  }
+
   async #proven(result: ProbeResult, target: ReadTarget, name: RepositoryName, object: CachedObject, log: Log): Promise<ProbeResult> {
-    if ('shown' in result) await this.#options.records.addHolder(object.digest, target.origin);
-    if ('refuted' in result) log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream says it holds a cached digest but could not show its bytes: not served under it');
+    if ('shown' in result) {
+      // Not recorded (the index is closing, say): asked again next time, the answer stands.
+      await this.#options.records.addHolder(object.digest, target.origin).catch((error: unknown) => log.debug({ err: error, digest: object.digest }, 'recording a holder failed'));
+    }
+    if ('refuted' in result) {
+      this.#refuted.set(`${target.origin}|${object.digest}`, this.#now());
+      log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream says it holds a cached digest but could not show its bytes: not served under it');
+    }
     return result;
   }
 
@@ -246,6 +271,10 @@ export class ReadAccess {
 }
 
 type Answer = Extract<ProbeResult, { status: number }>;
+
+/** How long an upstream that could not show a digest's bytes is answered from memory: each try is one guess at a window. */
+const REFUTED_TTL_MS = 10 * 60_000;
+const REFUTED: ProbeResult = { status: 404, refuted: true };
 
 function withoutChallenge(decision: ReadDecision): ReadDecision {
   return decision.allowed ? decision : { allowed: false, error: decision.error };

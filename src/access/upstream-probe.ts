@@ -6,7 +6,7 @@ import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { parseChallenges, preferredChallenge } from '../upstream/auth/challenge.js';
 import type { UpstreamAuth } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
-import { type HeldSample, type SampledAnswer, sampleRange, showsSample } from './held-sample.js';
+import { type HeldBytesSample, type SampledAnswer, sampleRange, showsSample } from './held-sample.js';
 
 /** A cached object as upstream names it. */
 export interface CachedObject {
@@ -25,7 +25,7 @@ export type ProbeResult = { readonly status: number; readonly challenge?: string
 
 /** How an upstream shows a cached blob's bytes: a sample of the cache's, and its storage redirects followed. */
 export interface HeldBytes {
-  sample(digest: Digest): Promise<HeldSample | undefined>;
+  sample(digest: Digest): Promise<HeldBytesSample>;
   /**
    * A storage URL the upstream at `origin` redirected to, fetched with `range` (src/proxy/redirects/);
    * null when it shows nothing (refused by the address policy, another status, too many hops).
@@ -127,10 +127,13 @@ export class UpstreamProbe {
   }
 
   async #showBlob(origin: string, name: RepositoryName, object: CachedObject, authorization: string | undefined): Promise<ProbeResult> {
-    const sample = await this.#held.sample(object.digest);
-    // No bytes here to compare with (another replica of a fleet is fetching the digest, or it left the
-    // cache): the HEAD answers, as for any digest not cached. The empty blob's bytes are no secret.
-    if (!sample || sample.size === 0) return this.#head(origin, name, object, authorization);
+    const held = await this.#held.sample(object.digest);
+    if ('unreadable' in held) return { unreachable: held.unreadable };
+    // No bytes here (it left the cache, or another replica of a fleet fetches it from this very
+    // registry: src/proxy/peer-fill.ts): the HEAD answers, as for any digest not cached. The empty
+    // blob's bytes are no secret.
+    if ('absent' in held || held.sample.size === 0) return this.#head(origin, name, object, authorization);
+    const sample = held.sample;
     const url = `${origin}/v2/${name}/blobs/${object.digest}`;
     const range = sampleRange(sample);
     const headers: Record<string, string> = { 'user-agent': 'layover', 'accept-encoding': 'identity', range };

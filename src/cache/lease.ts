@@ -38,7 +38,7 @@ export interface LeaseStore {
 }
 
 const LEASE_NAME = /^[a-z0-9][a-z0-9._-]{0,159}$/;
-const MAX_NOTE = 200;
+export const MAX_NOTE = 200;
 
 export function checkLeaseName(name: string): void {
   if (!LEASE_NAME.test(name)) throw new RangeError(`lease name: expected up to 160 of a-z 0-9 . _ -, got ${JSON.stringify(name)}`);

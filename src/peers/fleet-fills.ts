@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { isIP } from 'node:net';
 import type { HostPort } from '../config/parsers.js';
-import { fillLeaseName, type Lease, type LeaseStore } from '../cache/lease.js';
+import { fillLeaseName, type Lease, type LeaseStore, MAX_NOTE } from '../cache/lease.js';
 import type { Digest } from '../registry/digest.js';
 
 /**
@@ -18,8 +18,8 @@ const SUSPECT_MS = FILL_LEASE_MS;
 export type FillDecision =
   /** This replica fetches the blob: hold `claim` until the fill ends (`claim.keepFor(fill.done)`), or release it. */
   | { readonly kind: 'mine'; readonly claim: FillClaim }
-  /** Another replica is fetching it: follow that fill. */
-  | { readonly kind: 'peer'; readonly peer: HostPort }
+  /** Another replica is fetching it from upstream `origin` (`host[:port]`; null from a replica that did not say): follow that fill. */
+  | { readonly kind: 'peer'; readonly peer: HostPort; readonly origin: string | null }
   /** Nobody can be asked (the index is down) or the owner did not come back in time: fetch it without a claim. */
   | { readonly kind: 'alone'; readonly why: string };
 
@@ -44,16 +44,22 @@ export class FleetFills {
   }
 
   /**
-   * Who fetches `digest`. A holder this replica cannot reach (marked with `unreachable`) is waited out
-   * until its lease expires, at most `waitMs`; then this replica takes over.
+   * Who fetches `digest`, which this replica would fetch from upstream `origin` (`host[:port]`): the
+   * lease's note names it after the holder's address, so that a replica whose client asked another
+   * registry does not join a fill of this one (src/access/: whose word is taken). A holder this replica
+   * cannot reach (marked with `unreachable`) is waited out until its lease expires, at most `waitMs`;
+   * then this replica takes over.
    */
-  async decide(digest: Digest, waitMs = FILL_LEASE_MS + RETRY_MS * 4): Promise<FillDecision> {
+  async decide(digest: Digest, origin: string, waitMs = FILL_LEASE_MS + RETRY_MS * 4): Promise<FillDecision> {
     const name = fillLeaseName(digest);
     const deadline = Date.now() + waitMs;
+    // An origin too long for a note goes unsaid: the others then fetch alone rather than follow.
+    const noted = `${this.#self} ${origin}`;
+    const ownNote = noted.length <= MAX_NOTE ? noted : this.#self;
     for (;;) {
       let note: string | null;
       try {
-        const lease = await this.#leases.acquireLease(name, FILL_LEASE_MS, { unfenced: true, note: this.#self });
+        const lease = await this.#leases.acquireLease(name, FILL_LEASE_MS, { unfenced: true, note: ownNote });
         if (lease) return { kind: 'mine', claim: new FillClaim(lease, digest, this.#logger) };
         note = await this.#leases.leaseNote(name);
       } catch (error) {
@@ -64,13 +70,14 @@ export class FleetFills {
       // Released between the two questions: ask again at once (while there is time).
       if (note === null && Date.now() < deadline) continue;
       if (note === null) return { kind: 'alone', why: 'the lease kept changing hands' };
-      const peer = peerOf(note);
+      const [address = '', fillOrigin] = note.split(' ');
+      const peer = peerOf(address);
       if (!peer) {
         this.#logger.warn({ digest, note: note.slice(0, 80) }, 'fleet fills: a fill lease names no address; waiting for it to expire');
-      } else if (note === this.#self) {
+      } else if (address === this.#self) {
         // This address's holder is not this process (it has no such fill): a previous life of this replica.
-      } else if (!this.#isSuspect(note)) {
-        return { kind: 'peer', peer };
+      } else if (!this.#isSuspect(address)) {
+        return { kind: 'peer', peer, origin: fillOrigin ?? null };
       }
       if (Date.now() >= deadline) return { kind: 'alone', why: 'the fetching replica cannot be reached' };
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS));

@@ -126,7 +126,7 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
   const settle = ctx.pendingFills.begin(digest);
   const fleet = ctx.fleet;
   if (!fleet) return fetchUpstream(ctx, request, reply, { target, name, digest }, log, settle);
-  fleetTurn(fleet, ctx.cache, request, digest, settle)
+  fleetTurn(fleet, ctx.cache, request, digest, target.origin, settle)
     .then((turn) => {
       if ('again' in turn) return void serveBlob(ctx, request, reply, target, name, digest);
       if ('fetch' in turn) {

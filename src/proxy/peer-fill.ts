@@ -8,6 +8,7 @@ import type { FillClaim } from '../peers/fleet-fills.js';
 import type { PeerAnswer } from '../peers/peer-client.js';
 import { verifiedRelay } from '../peers/verified-relay.js';
 import type { Digest } from '../registry/digest.js';
+import { originHost } from '../upstream/origin-host.js';
 import { setBlobHeaders } from './blob-headers.js';
 import { endsOnlyByClosing, takesNoChunkedBody } from './body-framing.js';
 
@@ -25,21 +26,25 @@ const fleetDecisions = new WeakMap<FastifyRequest, number>();
 export type FleetTurn = { readonly fetch: (fill: Fill | undefined) => void } | { readonly follow: HostPort } | { readonly again: true };
 
 /**
- * Settles which replica fetches `digest` (src/peers/fleet-fills.ts). `settle` is the caller's pending
+ * Settles which replica fetches `digest`, which this request would fetch from upstream `origin`
+ * (`https://host[:port]`; src/peers/fleet-fills.ts). `settle` is the caller's pending
  * slot for the digest, held meanwhile so that this replica's other clients wait for the decision:
  * when this replica fetches it comes back wrapped, so that it also holds the fleet's claim for as
  * long as the fill runs (or gives it back if no fill starts); when another replica fetches, it is
  * settled here, and this replica's waiting clients decide for themselves (they follow the same one).
- * A request sent back to the decision too often fetches alone.
+ * Another replica's fill from another upstream is not followed: the bytes of one registry go to a
+ * client of another only once it has shown them (src/access/), so this request fetches alone and its
+ * own registry's bytes are verified. A request sent back to the decision too often fetches alone.
  */
-export async function fleetTurn(fleet: Fleet, cache: BlobCache, request: FastifyRequest, digest: Digest, settle: (fill: Fill | undefined) => void): Promise<FleetTurn> {
+export async function fleetTurn(fleet: Fleet, cache: BlobCache, request: FastifyRequest, digest: Digest, origin: string, settle: (fill: Fill | undefined) => void): Promise<FleetTurn> {
   const decisions = (fleetDecisions.get(request) ?? 0) + 1;
   fleetDecisions.set(request, decisions);
   if (decisions > MAX_FLEET_DECISIONS) {
     annotateRequestLog(request, { fleet: 'alone' });
     return { fetch: settle };
   }
-  const decision = await fleet.fills.decide(digest).catch((error: unknown) => {
+  const host = originHost(origin);
+  const decision = await fleet.fills.decide(digest, host).catch((error: unknown) => {
     settle(undefined);
     throw error;
   });
@@ -56,6 +61,10 @@ export async function fleetTurn(fleet: Fleet, cache: BlobCache, request: Fastify
       annotateRequestLog(request, { fleet: 'alone' });
       return { fetch: settle };
     case 'peer':
+      if (decision.origin !== host) {
+        annotateRequestLog(request, { fleet: 'alone' });
+        return { fetch: settle };
+      }
       settle(undefined);
       return { follow: decision.peer };
   }

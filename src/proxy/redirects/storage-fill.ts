@@ -128,8 +128,8 @@ export async function fillFromStorage(
       );
       countBadBody(ctx.metrics, job.registry, fill);
       // Only verified bytes make the registry a holder of the digest (src/access/: whose word is taken).
-      const origin = job.origin ?? redirects.originOf(job.registry);
-      if (origin) fill.done.then(() => new AccessRecords(ctx.cache).addHolder(job.digest, origin)).catch(() => undefined);
+      const origin = originOf(redirects, job);
+      fill.done.then(() => new AccessRecords(ctx.cache).addHolder(job.digest, origin)).catch(() => undefined);
     }
   } catch (error) {
     settle(undefined);
@@ -148,9 +148,14 @@ export async function fillFromStorage(
  * become HEADs at the storage host and are not cached.
  */
 export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {
-  if ((ctx.cache.stat(job.digest) || ctx.cache.activeFill(job.digest)) && !(await heldOrShown(ctx, redirects, job))) {
-    annotateRequestLog(request, { cache: 'denied' });
-    throw new OciError('DIGEST_INVALID', `the storage ${job.registry} redirected to does not hold the blob's bytes`, { digest: job.digest, storage: job.target.host }, { status: 502 });
+  if (ctx.cache.stat(job.digest) || ctx.cache.activeFill(job.digest)) {
+    const access = await heldOrShown(ctx, redirects, job);
+    // Gone from the cache while asked (evicted, its fill failed): decide again.
+    if (access === 'gone') return serveFromStorage(ctx, redirects, request, reply, job);
+    if (access === 'refused') {
+      annotateRequestLog(request, { cache: 'denied' });
+      throw new OciError('DIGEST_INVALID', `the storage ${job.registry} redirected to does not hold the blob's bytes`, { digest: job.digest, storage: job.target.host }, { status: 502 });
+    }
   }
   if (sendCached(ctx, request, reply, job.digest)) return;
   if (request.method === 'HEAD') return headFromStorage(redirects, request, reply, job);
@@ -169,8 +174,8 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   const settle = ctx.pendingFills.begin(job.digest);
   const fleet = ctx.fleet;
   if (!fleet) return fillFromStorage(ctx, redirects, request, reply, job, settle);
-  // One storage download per digest for the fleet, as for registry downloads. The signed URL is the access check.
-  const turn = await fleetTurn(fleet, ctx.cache, request, job.digest, settle);
+  // One storage download per digest for the fleet, as for registry downloads: a fill of this URL's registry is followed.
+  const turn = await fleetTurn(fleet, ctx.cache, request, job.digest, originOf(redirects, job), settle);
   if ('again' in turn) return serveFromStorage(ctx, redirects, request, reply, job);
   if ('fetch' in turn) return fillFromStorage(ctx, redirects, request, reply, job, turn.fetch);
   const again = (): void => void serveFromStorage(ctx, redirects, request, reply, job).catch((error: unknown) => failReply(request, reply, error));
@@ -182,24 +187,28 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
  * bytes, or the storage it redirected to shows them now (a sample, src/access/held-sample.ts): any
  * intercepted registry can have Layover sign a URL for any digest, by redirecting a request for it.
  */
-async function heldOrShown(ctx: ProxyContext, redirects: StorageRedirects, job: StorageJob): Promise<boolean> {
-  const origin = job.origin ?? redirects.originOf(job.registry);
-  if (!origin) return false;
+async function heldOrShown(ctx: ProxyContext, redirects: StorageRedirects, job: StorageJob): Promise<'held' | 'refused' | 'gone'> {
+  const origin = originOf(redirects, job);
   const records = new AccessRecords(ctx.cache);
-  if (records.heldBy(job.digest, { registry: job.registry, origin })) return true;
-  const sample = await heldSample(ctx.cache, job.digest);
-  // Not cached after all: fetched and verified like any miss.
-  if (!sample) return true;
-  if (sample.size > 0) {
+  if (records.heldBy(job.digest, { registry: job.registry, origin })) return 'held';
+  const held = await heldSample(ctx.cache, job.digest);
+  if ('absent' in held) return 'gone';
+  if ('unreadable' in held) throw new OciError('UNAVAILABLE', 'the cached blob cannot be read to compare with the storage', { digest: job.digest }, { cause: held.unreadable });
+  if (held.sample.size > 0) {
     try {
-      const answer = await storageSample(redirects)(job.target, origin, sampleRange(sample));
-      if (!answer || !(await showsSample(answer, sample))) return false;
+      const answer = await storageSample(redirects)(job.target, origin, sampleRange(held.sample));
+      if (!answer || !(await showsSample(answer, held.sample))) return 'refused';
     } catch (error) {
       throw storageError(error);
     }
   }
   await records.addHolder(job.digest, origin);
-  return true;
+  return 'held';
+}
+
+/** The origin of the registry a job's URL was signed for. */
+function originOf(redirects: StorageRedirects, job: StorageJob): string {
+  return job.origin ?? redirects.originOf(job.registry) ?? `https://${job.registry}`;
 }
 
 async function headFromStorage(redirects: StorageRedirects, request: FastifyRequest, reply: FastifyReply, job: StorageJob): Promise<void> {

@@ -54,17 +54,17 @@ describe('AccessRecords', () => {
     expect(records.isMember(kept.digest, REPO)).toBe(true);
   });
 
-  it('knows which upstreams hold a digest: those that gave or showed its bytes, else the one filling it, else (older records) its repositories\' hosts', async () => {
+  it('knows which upstreams hold a digest: those that gave or showed its bytes, the one its cached copy or fill comes from, and no other', async () => {
     const { cache } = await openCache();
     const records = new AccessRecords(cache);
     const { digest, bytes } = blob(64);
     const registry = { registry: 'registry.test', origin: 'https://registry.test' };
     const liar = { registry: 'liar.test', origin: 'https://liar.test' };
     expect(records.heldBy(digest, registry)).toBe(false);
+    // A membership is recorded when a download begins, before anything is verified: no proof of holding.
     await records.addMember(digest, repositoryKey(liar.origin, 'team/app'));
-    // A record from before holders: the repositories' hosts count.
-    expect(records.heldBy(digest, liar)).toBe(true);
-    // registry.test fills it: only the registry the fill comes from holds it meanwhile.
+    expect(records.heldBy(digest, liar)).toBe(false);
+    // registry.test fills it: its clients join the fill at once; the liar's do not.
     const source = handSource();
     const fill = cache.fill(digest, source, meta({ size: bytes.length, source: 'registry.test/team/app' }));
     await records.addMember(digest, REPO);
@@ -72,13 +72,17 @@ describe('AccessRecords', () => {
     expect(records.heldBy(digest, liar)).toBe(false);
     source.end(bytes);
     await fill.done;
-    await records.addHolder(digest, registry.origin);
+    // The committed copy's source holds it (a cache from before holders too).
     expect(records.heldBy(digest, registry)).toBe(true);
     expect(records.heldBy(digest, liar)).toBe(false);
     // Holders and repositories live in one record; adding either keeps the other.
-    await records.addMember(digest, OTHER);
     await records.addHolder(digest, 'https://mirror.test');
-    expect(records.isMember(digest, REPO) && records.isMember(digest, OTHER) && records.heldBy(digest, registry)).toBe(true);
+    await records.addMember(digest, OTHER);
+    expect(records.isMember(digest, REPO) && records.isMember(digest, OTHER)).toBe(true);
     expect(records.heldBy(digest, { registry: 'mirror.test', origin: 'https://mirror.test' })).toBe(true);
+    // Docker Hub's names are one registry.
+    const hub = blob(32);
+    await cache.put(hub.digest, hub.bytes, meta({ size: hub.bytes.length, source: 'registry-1.docker.io/library/alpine' }));
+    expect(records.heldBy(hub.digest, { registry: 'docker.io', origin: 'https://registry-1.docker.io' })).toBe(true);
   });
 });

@@ -82,6 +82,7 @@ describe('ReadAccess.allowedNow', () => {
     const records = new AccessRecords(cache);
     const object: CachedObject = { kind: 'blob', digest: blob(8).digest };
     await records.addMember(object.digest, REPOSITORY);
+    await records.addHolder(object.digest, TARGET.origin);
     await records.setReach('anonymous', REPOSITORY, false, Date.now());
     const probe = { head: async (): Promise<ProbeResult> => ({ status: 200 }) };
     const access = new ReadAccess({ records, probe: probe as unknown as UpstreamProbe, clientAuthOn: false, layoverCredentials: () => false, ttlMs: 60_000, anonymousTtlMs: 60_000, failOpen: [] });

@@ -4,7 +4,7 @@ import { ReadAccess, type ReadAccessOptions } from '../../../src/access/read-acc
 import type { CachedObject, ProbeCredential, ProbeResult, UpstreamProbe } from '../../../src/access/upstream-probe.js';
 import type { RepositoryName } from '../../../src/registry/repository-name.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
-import { blob, openCache } from '../cache/cache-fixture.js';
+import { blob, meta, openCache } from '../cache/cache-fixture.js';
 
 // The decisions of ReadAccess against scripted upstream answers; the integration tests in
 // test/integration/access ask the real registry the same questions.
@@ -12,14 +12,18 @@ const TARGET = { registry: 'registry.test', origin: 'https://registry.test' };
 const NAME = 'team/app' as RepositoryName;
 const CHALLENGE = 'Bearer realm="https://auth.registry.test/token",service="registry.test"';
 
-/** Answers every HEAD with `answer(credential)` and remembers who asked. */
+/** Answers every HEAD with `answer(credential)` (a request to show the bytes too: a yes then shows them) and remembers who asked. */
 function scriptedProbe(answer: (credential: ProbeCredential) => ProbeResult): { probe: UpstreamProbe; asked: string[] } {
   const asked: string[] = [];
-  const ask = async (_origin: string, _name: RepositoryName, _object: CachedObject, credential: ProbeCredential) => {
+  const head = async (_origin: string, _name: RepositoryName, _object: CachedObject, credential: ProbeCredential) => {
     asked.push(credential.kind);
     return answer(credential);
   };
-  const probe = { head: ask, proveHeld: ask };
+  const proveHeld = async (origin: string, name: RepositoryName, object: CachedObject, credential: ProbeCredential): Promise<ProbeResult> => {
+    const result = await head(origin, name, object, credential);
+    return 'status' in result && result.status < 400 ? { ...result, shown: true } : result;
+  };
+  const probe = { head, proveHeld };
   return { probe: probe as unknown as UpstreamProbe, asked };
 }
 
@@ -66,6 +70,7 @@ describe('ReadAccess', () => {
     const open = await readAccess({ probe: scriptedProbe(unreachable).probe, failOpen: ['*.test'] });
     const member = object();
     await open.records.addMember(member.digest, repositoryKey(TARGET.origin, NAME));
+    await open.records.addHolder(member.digest, TARGET.origin);
     expect(await open.access.check(TARGET, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
     // Cached under another repository or registry: never served under this one on an outage's word.
     expect(await open.access.check(TARGET, NAME, object(), 'Bearer t', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
@@ -77,6 +82,7 @@ describe('ReadAccess', () => {
     const { access, records } = await readAccess({ probe, failOpen: ['registry.test'] });
     const member = object();
     await records.addMember(member.digest, repositoryKey(TARGET.origin, NAME));
+    await records.addHolder(member.digest, TARGET.origin);
     // Known not to be public: the client's own credential is what is asked.
     await records.setReach('anonymous', repositoryKey(TARGET.origin, NAME), false, Date.now());
     expect(await access.check(TARGET, NAME, member, 'Basic anything', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
@@ -104,6 +110,8 @@ describe('ReadAccess', () => {
     expect(await access.check(liar, NAME, cached, undefined, log)).toMatchObject({ allowed: false, error: { code: 'BLOB_UNKNOWN' } });
     expect(records.isMember(cached.digest, repositoryKey(liar.origin, NAME))).toBe(false);
     expect(lines.filter((line) => /could not show its bytes/.test(String(line.msg)))).toHaveLength(1);
+    // Each try is a guess at a window: the answer stands for a while, without asking again.
+    expect(await access.check(liar, 'team/again' as RepositoryName, cached, undefined, log)).toMatchObject({ allowed: false, error: { code: 'BLOB_UNKNOWN' } });
     // A registry that shows the bytes is served, and its word counts from then on.
     const mirror = { registry: 'mirror.test', origin: 'https://mirror.test' };
     expect(await access.check(mirror, NAME, cached, undefined, log)).toMatchObject({ allowed: true });
@@ -112,18 +120,37 @@ describe('ReadAccess', () => {
     expect(asked).toEqual(['head https://registry.test', 'prove https://liar.test', 'prove https://mirror.test', 'head https://mirror.test']);
   });
 
-  it('counts a registry\'s membership only once it holds the bytes: a member record alone no longer serves', async () => {
+  it('counts a registry\'s membership only once it holds the bytes: a member record alone does not serve', async () => {
     const { probe, asked } = scriptedProbe(() => ({ status: 404, refuted: true }));
     const { access, records } = await readAccess({ probe });
     const cached = object();
-    // Recorded in liar.test's repository (its fill failed), while registry.test gave the verified bytes.
+    // Recorded in liar.test's repository when a download from it began (it failed), while registry.test gave the verified bytes.
     const liar = { registry: 'liar.test', origin: 'https://liar.test' };
     await records.addMember(cached.digest, repositoryKey(liar.origin, NAME));
     await records.setReach('anonymous', repositoryKey(liar.origin, NAME), true, Date.now());
-    expect(access.allowedNow(liar, NAME, cached, undefined)).toBe('anonymous');
     await records.addHolder(cached.digest, TARGET.origin);
     expect(access.allowedNow(liar, NAME, cached, undefined)).toBeUndefined();
     expect(await access.check(liar, NAME, cached, undefined, logger)).toMatchObject({ allowed: false, error: { code: 'BLOB_UNKNOWN' } });
     expect(asked).toEqual(['anonymous']);
+  });
+
+  it('with no bytes here the HEAD answers, but bytes of another registry that arrive meanwhile must be shown', async () => {
+    const { cache } = await openCache();
+    const records = new AccessRecords(cache);
+    const cached = blob(64);
+    const answers: ProbeResult[] = [];
+    const probe = {
+      proveHeld: async (): Promise<ProbeResult> => {
+        if (answers.length === 0) {
+          // No bytes here when asked; while the HEAD was on its way, another registry's copy was cached.
+          await cache.put(cached.digest, cached.bytes, meta({ size: cached.bytes.length, source: 'other.test/team/app' }));
+          answers.push({ status: 200 });
+        } else answers.push({ status: 404, refuted: true });
+        return answers.at(-1)!;
+      },
+    } as unknown as UpstreamProbe;
+    const access = new ReadAccess({ records, probe, clientAuthOn: false, layoverCredentials: () => false, ttlMs: 60_000, anonymousTtlMs: 60_000, failOpen: [] });
+    expect(await access.check(TARGET, NAME, { kind: 'blob', digest: cached.digest }, undefined, logger)).toMatchObject({ allowed: false, error: { code: 'BLOB_UNKNOWN' } });
+    expect(answers).toHaveLength(2);
   });
 });

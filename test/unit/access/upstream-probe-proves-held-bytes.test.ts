@@ -56,9 +56,9 @@ async function probe(): Promise<{ probe: UpstreamProbe; samples: HeldSample[]; s
   const storageRanges: string[] = [];
   const held: HeldBytes = {
     sample: async (digest) => {
-      const sample = await heldSample(cache, digest);
-      if (sample) samples.push(sample);
-      return sample;
+      const held = await heldSample(cache, digest);
+      if ('sample' in held) samples.push(held.sample);
+      return held;
     },
     fetchStorage: async (target, _origin, range) => {
       storageRanges.push(range);
@@ -135,5 +135,34 @@ describe('UpstreamProbe.proveHeld', () => {
     const elsewhere = { kind: 'blob', digest: `sha256:${'b'.repeat(64)}` as Digest } as const;
     expect(await p.proveHeld(`https://registry.example.test:${port}`, NAME, elsewhere, anonymous)).toEqual({ status: 200 });
     expect(net.requests.map((r) => r.method)).toEqual(['HEAD']);
+  });
+
+  it('refutes a whole body without the blob\'s length: filler of any length then the guessed window is no proof', async () => {
+    // The right bytes even, but chunked: the body's length is not the blob's to check.
+    const port = await net.serve((_req, res) => {
+      res.writeHead(200);
+      res.write(BLOB.subarray(0, 1000));
+      res.end(BLOB.subarray(1000));
+    });
+    const { probe: p } = await probe();
+    expect(await p.proveHeld(`https://registry.example.test:${port}`, NAME, blob, anonymous)).toEqual({ status: 404, refuted: true });
+  });
+});
+
+describe('heldSample', () => {
+  it('draws again a window whose bytes are all alike (runs of zeros are easy to guess)', async () => {
+    const { cache } = await openCache();
+    // A quarter of zeros, then random bytes.
+    const bytes = Buffer.concat([Buffer.alloc(64 * 1024), randomBytes(192 * 1024)]);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+    await cache.fill(digest, Readable.from([bytes]), { size: bytes.length, mediaType: null, kind: 'blob', source: 'a.test/team/app' }).done;
+    for (let i = 0; i < 40; i++) {
+      const held = await heldSample(cache, digest);
+      if (!('sample' in held)) throw new Error('no sample');
+      const { start, bytes: window } = held.sample;
+      expect(window.equals(bytes.subarray(start, start + SAMPLE_BYTES))).toBe(true);
+      expect(window.every((byte) => byte === 0), `window at ${start}`).toBe(false);
+    }
+    expect(await heldSample(cache, `sha256:${'c'.repeat(64)}` as Digest)).toEqual({ absent: true });
   });
 });
