@@ -6,6 +6,7 @@ import { annotateRequestLog } from '../log/request-log.js';
 import { parseDigest, type Digest } from '../registry/digest.js';
 import { OciError } from '../registry/oci-errors.js';
 import { setBlobHeaders } from '../proxy/blob-headers.js';
+import { whileWaiting } from '../proxy/body-framing.js';
 import { DOCKER_PROXY_HOSTS } from '../proxy/docker-proxy-route.js';
 import type { PendingFills } from '../proxy/pending-fills.js';
 import { PEER_BLOB_PREFIX, PEER_LENGTH_HEADER } from './peer-client.js';
@@ -60,7 +61,8 @@ async function serveToPeer({ cache, pendingFills }: PeerBlobRouteOptions, reques
   if (fill && fill.meta.size === undefined && request.headers[PEER_LENGTH_HEADER] === 'required') {
     // The asker's client cannot take a body of unknown length: the blob once verified, or nothing.
     request.log.debug({ digest }, PEER_JOINED);
-    await fill.done.catch(() => undefined);
+    await whileWaiting(request, fill.done).catch(() => undefined);
+    if (request.raw.destroyed) return reply;
     const committed = cache.read(digest);
     if (committed && (await opens(committed.stream))) {
       annotateRequestLog(request, { cache: 'hit', bytes: committed.entry.size });

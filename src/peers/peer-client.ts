@@ -12,6 +12,8 @@ const CONNECT_TIMEOUT_MS = 3_000;
 
 /** Sent by a replica whose client cannot take a body of unknown length (HTTP/1.0). */
 export const PEER_LENGTH_HEADER = 'layover-peer-length';
+/** How long such an answer may take: a whole download of a large blob; a dead owner is reset sooner. */
+const LENGTH_WAIT_MS = 60 * 60_000;
 
 export interface PeerAnswer {
   statusCode: number;
@@ -52,6 +54,8 @@ export class PeerClient {
         ...(options.lengthRequired ? { [PEER_LENGTH_HEADER]: 'required' } : {}),
       },
       signal,
+      // An answer that waits for the owner's fill to be verified comes when the fill ends (its stall timeout bounds it).
+      ...(options.lengthRequired ? { headersTimeout: LENGTH_WAIT_MS } : {}),
     });
     const length = Number(response.headers['content-length']);
     return { statusCode: response.statusCode, size: Number.isSafeInteger(length) && length >= 0 ? length : undefined, body: response.body };

@@ -16,7 +16,7 @@ import { failReply } from './error-handler.js';
 import { fleetTurn, followPeerFill } from './peer-fill.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
 import { BAD_BODY, countBadBody } from './bad-bodies.js';
-import { endsOnlyByClosing } from './body-framing.js';
+import { endsOnlyByClosing, whileWaiting } from './body-framing.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /**
@@ -247,7 +247,7 @@ function sendFillPart(ctx: ProxyContext, request: FastifyRequest, reply: Fastify
 /** Once the fill is verified the cache answers (a hit); a fill that proved the upstream's bytes wrong is the client's error too. */
 async function serveAfterVerification(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, { target, name, digest }: BlobAsked, fill: Fill): Promise<void> {
   try {
-    await fill.done;
+    await whileWaiting(request, fill.done);
   } catch (error) {
     if (error instanceof FillError && BAD_BODY.has(error.reason)) {
       throw new OciError('DIGEST_INVALID', `the blob from ${target.registry} does not match its digest`, { digest, reason: error.reason }, { status: 502, cause: error });
@@ -258,13 +258,22 @@ async function serveAfterVerification(ctx: ProxyContext, request: FastifyRequest
   serveBlob(ctx, request, reply, target, name, digest);
 }
 
-/** An upstream answer to a HEAD or Range passed through uncached: a success in the blob headers, anything else as it came. */
+/**
+ * An upstream answer to a HEAD or Range passed through uncached: a success in the blob headers, anything
+ * else as it came. A whole body of no known length is not passed to an HTTP/1.0 client: unverified, it
+ * would end by the close whether or not it was whole.
+ */
 function passBlob(reply: FastifyReply, res: UpstreamResponse, digest: Digest): void {
   if (res.statusCode !== 200 && res.statusCode !== 206) return void reply.send(res.stream);
-  const length = Number(res.headers['content-length']);
+  const contentLength = Number(res.headers['content-length']);
+  const length = Number.isSafeInteger(contentLength) && contentLength >= 0 ? contentLength : undefined;
+  if (res.statusCode === 200 && reply.request.method === 'GET' && endsOnlyByClosing(reply.request, length)) {
+    res.stream.on('error', () => undefined).destroy();
+    return void reply.send(new OciError('UNAVAILABLE', 'the upstream sent this blob without a length, which an HTTP/1.0 client cannot tell whole from cut short: ask over HTTP/1.1', { digest }, { status: 502 }));
+  }
   const contentRange = res.headers['content-range'];
   clearUpstreamHeaders(reply);
-  setBlobHeaders(reply, digest, Number.isSafeInteger(length) && length >= 0 ? length : undefined);
+  setBlobHeaders(reply, digest, length);
   if (res.statusCode === 206 && typeof contentRange === 'string') reply.header('content-range', contentRange);
   void reply.send(res.stream);
 }

@@ -13,3 +13,18 @@ export function takesNoChunkedBody(request: FastifyRequest): boolean {
 export function endsOnlyByClosing(request: FastifyRequest, size: number | undefined): boolean {
   return size === undefined && takesNoChunkedBody(request);
 }
+
+/**
+ * `waiting` while the client's connection sends nothing (a blob served once verified): the connection's
+ * idle timeout is off meanwhile, as the download has a stall timeout of its own, and back after.
+ */
+export async function whileWaiting<T>(request: FastifyRequest, waiting: Promise<T>): Promise<T> {
+  const socket = request.raw.socket;
+  const idle = socket.timeout ?? 0;
+  socket.setTimeout(0);
+  try {
+    return await waiting;
+  } finally {
+    if (!socket.destroyed) socket.setTimeout(idle);
+  }
+}

@@ -10,7 +10,7 @@ import { verifiedRelay } from '../peers/verified-relay.js';
 import type { Digest } from '../registry/digest.js';
 import { originHost } from '../upstream/origin-host.js';
 import { setBlobHeaders } from './blob-headers.js';
-import { endsOnlyByClosing, takesNoChunkedBody } from './body-framing.js';
+import { endsOnlyByClosing, takesNoChunkedBody, whileWaiting } from './body-framing.js';
 
 /** What the blob route does when following a peer did not work out: decide again who fetches. */
 export type DecideAgain = () => void;
@@ -97,7 +97,9 @@ export async function followPeerFill(fleet: Fleet, request: FastifyRequest, repl
   let answer: PeerAnswer;
   try {
     // An HTTP/1.0 client cannot take a body of unknown length: the owner then answers once its fill is verified, with the length.
-    answer = await fleet.client.fetchBlob(peer, digest, gone.signal, { lengthRequired: takesNoChunkedBody(request) });
+    const lengthRequired = takesNoChunkedBody(request);
+    const asked = fleet.client.fetchBlob(peer, digest, gone.signal, { lengthRequired });
+    answer = await (lengthRequired ? whileWaiting(request, asked) : asked);
   } catch (error) {
     if (gone.signal.aborted) return;
     request.log.warn({ err: error, digest, peer: `${peer.host}:${peer.port}` }, 'fleet fills: the replica fetching this blob cannot be reached; waiting for its lease to end');

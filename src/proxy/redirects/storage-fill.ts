@@ -8,7 +8,7 @@ import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
 import { rangeNotSatisfiable, setBlobHeaders } from '../blob-headers.js';
 import { parseByteRange } from '../byte-range.js';
-import { endsOnlyByClosing } from '../body-framing.js';
+import { endsOnlyByClosing, whileWaiting } from '../body-framing.js';
 import { failReply } from '../error-handler.js';
 import { fleetTurn, followPeerFill } from '../peer-fill.js';
 import type { ProxyContext } from '../proxy-context.js';
@@ -68,24 +68,26 @@ export function sendCached(ctx: ProxyContext, request: FastifyRequest, reply: Fa
 
 /**
  * Streams a fill in progress (a Range is answered with the whole blob: a 200 is allowed). An HTTP/1.0
- * client of a fill of no known length gets the blob once verified, from the cache, with its length.
+ * client of a fill of no known length gets the blob once verified, from the cache, with its length;
+ * `again` decides anew for it when the fill was dropped for another reason than its bytes.
  */
-export function sendFill(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, fill: Fill): void {
+export function sendFill(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, fill: Fill, again: () => Promise<void>): void {
   annotateRequestLog(request, { cache: 'miss', bytes: fill.meta.size });
   if (!endsOnlyByClosing(request, fill.meta.size)) return void setBlobHeaders(reply, fill.digest, fill.meta.size).code(200).send(fill.reader());
-  sendOnceVerified(ctx, request, reply, fill).catch((error: unknown) => failReply(request, reply, error));
+  sendOnceVerified(ctx, request, reply, fill, again).catch((error: unknown) => failReply(request, reply, error));
 }
 
-async function sendOnceVerified(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, fill: Fill): Promise<void> {
+async function sendOnceVerified(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, fill: Fill, again: () => Promise<void>): Promise<void> {
   try {
-    await fill.done;
+    await whileWaiting(request, fill.done);
   } catch (error) {
+    if (reply.raw.destroyed) return;
     if (error instanceof FillError && BAD_BODY.has(error.reason)) {
       throw new OciError('DIGEST_INVALID', 'the blob from storage does not match its digest', { digest: fill.digest, reason: error.reason }, { status: 502, cause: error });
     }
   }
   if (reply.raw.destroyed) return;
-  if (!sendCached(ctx, request, reply, fill.digest)) throw new OciError('UNAVAILABLE', 'the download of this blob was dropped: pull again', { digest: fill.digest });
+  if (!sendCached(ctx, request, reply, fill.digest)) await again();
 }
 
 /**
@@ -139,7 +141,7 @@ export async function fillFromStorage(
     return;
   }
   settle(fill);
-  sendFill(ctx, request, reply, fill);
+  sendFill(ctx, request, reply, fill, () => serveFromStorage(ctx, redirects, request, reply, job));
 }
 
 /**
@@ -163,7 +165,7 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   if (active) {
     // Bytes the upstream sends once, whoever else reads them: counted as served from the cache.
     annotateRequestLog(request, { joined: true });
-    return sendFill(ctx, request, reply, active);
+    return sendFill(ctx, request, reply, active, () => serveFromStorage(ctx, redirects, request, reply, job));
   }
   const pending = ctx.pendingFills.get(job.digest);
   if (pending) {
