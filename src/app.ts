@@ -51,6 +51,7 @@ import { loadCustomCertificates } from './tls/custom-certificates.js';
 import { SniContexts } from './tls/sni-contexts.js';
 import { UpstreamDispatcher } from './upstream/upstream-agent.js';
 import { UpstreamResolver } from './upstream/upstream-resolver.js';
+import { registryHosts } from './upstream/auth/registry-hosts.js';
 import { UpstreamAuth } from './upstream/auth/upstream-auth.js';
 
 export interface LayoverApp {
@@ -251,8 +252,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     credentials: config.credentials,
     logger,
     metrics,
-    isRegistry: (hostname) => intercepted.has(hostname),
-    wildcardOnly: (hostname) => intercepted.has(hostname) && !intercepted.named(hostname),
+    ...registryHosts(config),
     ...(sharedTokens ? { sharedTokens } : {}),
   });
   const dockerHubBudget = new DockerHubBudget({ low: config.dockerHubBudgetLow, logger: logger as FastifyBaseLogger, metrics });

@@ -3,8 +3,11 @@ import type { RepositoryName } from '../../registry/repository-name.js';
 import { type HelperRunner, type ResolvedCredential, runCredentialHelper } from './credential-helper.js';
 import { hostOnly, sameSite } from './realm-policy.js';
 
-/** Docker Hub's names for one registry: an entry under any of them applies to all. */
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+/**
+ * Docker Hub's names for one registry: an entry under any of them applies to all. Its token service
+ * auth.docker.io is one of them: the nginx proxies' users key Docker Hub's entry by it.
+ */
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'auth.docker.io']);
 const canonical = (host: string): string => {
   const lower = host.toLowerCase();
   return DOCKER_HUB.has(lower) ? 'docker.io' : lower;
@@ -74,7 +77,7 @@ export class CredentialStore {
     if (this.#isRegistry(hostOnly(realmHost)) && canonical(realmHost) !== canonical(registry)) return null;
     // A registry under a wildcard may be anyone's (an attacker's host under *.corp.example): it names
     // whatever realm it likes. Only registries the operator named borrow the realm host's entry.
-    if (this.#wildcardOnly(hostOnly(registry)) && canonical(registry) !== 'docker.io') return null;
+    if (this.#wildcardOnly(hostOnly(registry))) return null;
     return this.#longestPrefix(canonical(realmHost), repository);
   }
 

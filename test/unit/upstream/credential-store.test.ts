@@ -4,6 +4,8 @@ import { Secret } from '../../../src/config/secret.js';
 import type { RepositoryName } from '../../../src/registry/repository-name.js';
 import { CredentialHelperError, type HelperRunner } from '../../../src/upstream/auth/credential-helper.js';
 import { credentialName, CredentialStore } from '../../../src/upstream/auth/credential-store.js';
+import { loadConfig } from '../../../src/config/load-config.js';
+import { registryHosts } from '../../../src/upstream/auth/registry-hosts.js';
 
 const cred = (registry: string, username: string, extra: Partial<RegistryCredential> = {}): RegistryCredential => ({ registry, username, password: new Secret(`${username}-pw`), ...extra });
 const repo = (name: string) => name as RepositoryName;
@@ -14,6 +16,7 @@ describe('CredentialStore.select', () => {
     cred('registry.example', 'team', { prefix: 'team' }),
     cred('registry.example', 'team-app', { prefix: 'team/app' }),
     cred('auth.docker.io', 'hub'),
+    cred('gitlab.com', 'lab'),
     cred('other.example:5000', 'ported'),
   ]);
 
@@ -26,12 +29,31 @@ describe('CredentialStore.select', () => {
     expect(store.select('REGISTRY.example', repo('x'), null)?.username).toBe('default');
   });
 
-  it('falls back to an entry keyed by the token realm host (auth.docker.io, as the nginx proxies write it)', () => {
+  it('falls back to an entry keyed by the token realm host (GitLab\'s gitlab.com); auth.docker.io is one of Docker Hub\'s names', () => {
     expect(store.select('registry-1.docker.io', repo('library/alpine'), 'auth.docker.io')?.username).toBe('hub');
-    expect(store.select('registry-1.docker.io', repo('library/alpine'), null)).toBeNull();
+    expect(store.select('registry-1.docker.io', repo('library/alpine'), null)?.username).toBe('hub');
+    expect(store.select('registry.gitlab.com', repo('group/app'), 'gitlab.com')?.username).toBe('lab');
+    expect(store.select('registry.gitlab.com', repo('group/app'), null)).toBeNull();
     expect(store.select('unknown.example', repo('a'), null)).toBeNull();
     expect(store.select('other.example:5000', repo('a'), null)?.username).toBe('ported');
     expect(store.select('other.example', repo('a'), null)).toBeNull();
+  });
+
+  it('as the app wires it: Docker Hub from an entry keyed auth.docker.io, GitLab from gitlab.com, nothing for a name under a wildcard', () => {
+    const machine = { advertise: () => ['127.0.0.1'], upstreamDns: () => [{ host: '127.0.0.1', port: 9 }], ownNetworks: () => ['127.0.0.0/8'] };
+    // Docker Hub's names (auth.docker.io among them) are intercepted whatever REGISTRIES says.
+    const config = loadConfig({ env: { REGISTRIES: 'registry.gitlab.com *.corp.example' }, machine });
+    const app = new CredentialStore([cred('auth.docker.io', 'hub'), cred('gitlab.com', 'lab'), cred('auth.example', 'corp')], registryHosts(config));
+    expect(app.select('registry-1.docker.io', repo('library/alpine'), 'auth.docker.io')?.username).toBe('hub');
+    expect(app.select('registry.gitlab.com', repo('group/app'), 'gitlab.com')?.username).toBe('lab');
+    expect(app.select('evil.corp.example', repo('a'), 'gitlab.com')).toBeNull();
+  });
+
+  it('counts a custom domain\'s upstream as named, though REGISTRIES reaches it only through a wildcard', () => {
+    const hosts = registryHosts({ registries: ['*.corp.example'], customDomains: [{ domain: 'docker.example.com', pathPrefix: '', registry: 'mirror.corp.example:5000', upstreamPrefix: '' }] as never });
+    expect(hosts.wildcardOnly('mirror.corp.example')).toBe(false);
+    expect(hosts.wildcardOnly('evil.corp.example')).toBe(true);
+    expect(hosts.isRegistry('mirror.corp.example') && hosts.isRegistry('evil.corp.example')).toBe(true);
   });
 
   it('treats Docker Hub names as one registry', () => {
