@@ -17,8 +17,6 @@ const FORBIDDEN: ReadonlyArray<readonly [cidr: string, kind: string]> = [
   ['::1/128', 'loopback'],
   ['fe80::/10', 'link-local'],
   ['fc00::/7', 'unique local (private)'],
-  // RFC 8215: a NAT64 prefix of the site's own, translating to whatever IPv4 space it chose (its private networks).
-  ['64:ff9b:1::/48', 'reserved (local-use NAT64)'],
   ['ff00::/8', 'multicast'],
 ];
 
@@ -67,17 +65,20 @@ function ipv6Bytes(address: string): Buffer {
 
 /**
  * The IPv4 address an IPv6 address stands for, when it embeds one in a way that may reach that IPv4
- * host: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d, deprecated but parsed by some
- * stacks), the NAT64 well-known prefix (64:ff9b::/96) and 6to4 (2002:AABB:CCDD::/48). Checking only
- * the IPv6 form would let `::ffff:127.0.0.1` through.
+ * host: IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d, SIIT), IPv4-compatible
+ * (::a.b.c.d, deprecated but parsed by some stacks), NAT64 at the well-known prefix (64:ff9b::/96)
+ * or a site's local-use one (64:ff9b:1::/96, RFC 8215: a DNS64 of the site's own may hand it out for
+ * the internet and its private networks alike) and 6to4 (2002:AABB:CCDD::/48). Checking only the IPv6
+ * form would let `::ffff:127.0.0.1` through.
  */
 function embeddedIpv4(address: string): string | undefined {
   const b = ipv6Bytes(address);
   const quad = (offset: number): string => [...b.subarray(offset, offset + 4)].join('.');
   const zeros = (from: number, to: number): boolean => b.subarray(from, to).every((x) => x === 0);
   if (zeros(0, 10) && b[10] === 0xff && b[11] === 0xff) return quad(12);
+  if (zeros(0, 8) && b.readUInt16BE(8) === 0xffff && zeros(10, 12)) return quad(12);
   if (zeros(0, 12)) return quad(12);
-  if (b.readUInt32BE(0) === 0x0064ff9b && zeros(4, 12)) return quad(12);
+  if (b.readUInt32BE(0) === 0x0064ff9b && (zeros(4, 12) || (b.readUInt16BE(4) === 1 && zeros(6, 12)))) return quad(12);
   if (b.readUInt16BE(0) === 0x2002) return quad(2);
   return undefined;
 }

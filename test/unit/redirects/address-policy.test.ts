@@ -30,12 +30,13 @@ describe('the storage address policy (SSRF guard)', () => {
     ['::127.0.0.1', 'loopback'],
     ['::a9fe:a9fe', 'link-local'],
     ['::10.0.0.1', 'private'],
-    ['64:ff9b:1::a00:1', 'reserved (local-use NAT64)'],
+    ['64:ff9b:1::a00:1', 'private'],
+    ['::ffff:0:7f00:1', 'loopback'],
   ])('refuses %s (%s)', (address, kind) => {
     expect(policy.check(address)).toEqual({ allowed: false, kind });
   });
 
-  it.each(['1.1.1.1', '52.216.1.1', '172.32.0.1', '192.169.0.1', '2606:4700::1111', '2001:db9::1', '::8.8.8.8', '64:ff9b::808:808'])('allows the public address %s', (address) => {
+  it.each(['1.1.1.1', '52.216.1.1', '172.32.0.1', '192.169.0.1', '2606:4700::1111', '2001:db9::1', '::8.8.8.8', '64:ff9b::808:808', '64:ff9b:1::808:808'])('allows the public address %s', (address) => {
     expect(policy.check(address)).toEqual({ allowed: true });
   });
 
