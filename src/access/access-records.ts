@@ -1,7 +1,7 @@
 import { setImmediate } from 'node:timers/promises';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
-import { DOCKER_HUB_HOSTS } from '../registry/well-known-hosts.js';
+import { sourceIsRegistry } from '../registry/same-registry.js';
 import { originHost } from '../upstream/origin-host.js';
 
 /** `registry-1.docker.io/library/alpine`: upstream host (aliases resolved) and repository. */
@@ -45,15 +45,6 @@ const MEMBER_PREFIX = 'access:member:';
 const FORGET_BATCH = 2_000;
 const memberKey = (digest: Digest): string => `${MEMBER_PREFIX}${digest}`;
 const isHolder = (entry: string): boolean => entry.startsWith(HOLDER);
-/** `registry[:port]` as a fill's source names it, and the name a client used: Docker Hub's names are one. */
-function sameRegistry(source: string, registry: string): boolean {
-  const name = (text: string): string => {
-    const host = text.split(':')[0]!.toLowerCase();
-    return DOCKER_HUB.has(host) ? 'docker.io' : host;
-  };
-  return name(source) === name(registry);
-}
-const DOCKER_HUB: ReadonlySet<string> = new Set(DOCKER_HUB_HOSTS);
 const reachKey = (reader: Reader, repository: RepositoryKey): string => `access:${reader}:${repository}`;
 const reachedKey = (host: string): string => `access:reached:${host}`;
 
@@ -104,12 +95,19 @@ export class AccessRecords {
   #held(known: readonly string[] | undefined, digest: Digest, target: HolderTarget): boolean {
     if (known?.includes(`${HOLDER}${originHost(target.origin)}`)) return true;
     const source = this.#cache.stat(digest)?.source ?? this.#cache.activeFill(digest)?.meta.source;
-    return source !== undefined && sameRegistry(source.split('/')[0]!, target.registry);
+    return source !== undefined && sourceIsRegistry(source, target.registry);
   }
 
   /** True while this replica holds the digest's bytes or a fill of it. */
   present(digest: Digest): boolean {
     return this.#cache.stat(digest) !== undefined || this.#cache.activeFill(digest) !== undefined;
+  }
+
+  /** True when this replica's bytes of the digest (a copy or a fill) are not `target`'s to have: not held by its registry, and not the empty blob. */
+  othersBytes(digest: Digest, target: HolderTarget): boolean {
+    const entry = this.#cache.stat(digest);
+    if (entry ? entry.size === 0 : !this.#cache.activeFill(digest)) return false;
+    return !this.heldBy(digest, target);
   }
 
   /** Upstream `origin` gave Layover the digest's verified bytes, or showed that it has them. */

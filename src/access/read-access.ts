@@ -143,6 +143,14 @@ export class ReadAccess {
     await learning;
   }
 
+  /**
+   * False when the bytes a yes would serve now are another registry's (a copy or fill that arrived
+   * while upstream was asked): the caller checks again before it serves.
+   */
+  servesOwnBytes(target: ReadTarget, object: CachedObject): boolean {
+    return !this.#options.records.othersBytes(object.digest, target);
+  }
+
   /** Upstream `target.origin` gave Layover (or showed) the verified bytes of `object`: fill committed, manifest stored. */
   async recordHeld(target: ReadTarget, object: CachedObject): Promise<void> {
     await this.#options.records.addHolder(object.digest, target.origin);

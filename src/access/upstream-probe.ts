@@ -38,6 +38,8 @@ const ACCEPT_MANIFESTS = MANIFEST_MEDIA_TYPES.join(', ');
 /** As large as a manifest Layover caches. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const REFUTED: ProbeResult = { status: 404, refuted: true };
+/** Upstream showed nothing to compare (a redirect without a target, a storage host refusing): no bytes, no guess either. */
+const NOT_SHOWN: ProbeResult = { status: 404 };
 const SHOWN: ProbeResult = { status: 200, shown: true };
 
 /**
@@ -64,7 +66,8 @@ export class UpstreamProbe {
   /**
    * Like head, but the upstream must show the bytes: a GET of a random window of the cached blob
    * (its storage redirect followed), or of the whole manifest, compared with what the cache holds:
-   * `shown`. Anything else (other bytes, another size, a redirected manifest) is a 404, `refuted`.
+   * `shown`; other bytes or another size are a 404, `refuted`; nothing to compare (a redirected
+   * manifest, a storage host refusing) a plain 404.
    */
   proveHeld(origin: string, name: RepositoryName, object: CachedObject, credential: ProbeCredential): Promise<ProbeResult> {
     return this.#send(origin, name, credential, (authorization) =>
@@ -145,12 +148,12 @@ export class UpstreamProbe {
       if (REDIRECTS.has(res.statusCode) && typeof location === 'string') {
         await res.body.dump().catch(() => undefined);
         const target = URL.parse(location, url);
-        if (!target) return REFUTED;
+        if (!target) return NOT_SHOWN;
         answer = await this.#held.fetchStorage(target, origin, range);
-        if (!answer) return REFUTED;
+        if (!answer) return NOT_SHOWN;
       } else if (res.statusCode !== 200 && res.statusCode !== 206) {
         await res.body.dump().catch(() => undefined);
-        return res.statusCode < 400 ? REFUTED : statusOf(res);
+        return res.statusCode < 400 ? NOT_SHOWN : statusOf(res);
       }
       return (await showsSample(answer, sample)) ? SHOWN : REFUTED;
     } catch (error) {
@@ -165,7 +168,7 @@ export class UpstreamProbe {
       const res = await request(`${origin}/v2/${name}/manifests/${digest}`, { dispatcher: this.#dispatcher, method: 'GET', headers });
       if (res.statusCode !== 200) {
         await res.body.dump().catch(() => undefined);
-        return res.statusCode < 400 ? REFUTED : statusOf(res);
+        return res.statusCode < 400 ? NOT_SHOWN : statusOf(res);
       }
       const bytes = await readLimited(res.body as unknown as SampledAnswer['body'], MAX_MANIFEST_BYTES);
       return bytes !== null && digestOf(bytes, digestAlgorithm(digest)) === digest ? SHOWN : REFUTED;

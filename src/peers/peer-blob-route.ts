@@ -4,12 +4,13 @@ import type { BlobCache } from '../cache/blob-cache.js';
 import type { PendingRead } from '../cache/blob-store.js';
 import { annotateRequestLog } from '../log/request-log.js';
 import { parseDigest, type Digest } from '../registry/digest.js';
+import { sourceIsRegistry } from '../registry/same-registry.js';
 import { OciError } from '../registry/oci-errors.js';
 import { setBlobHeaders } from '../proxy/blob-headers.js';
 import { whileWaiting } from '../proxy/body-framing.js';
 import { DOCKER_PROXY_HOSTS } from '../proxy/docker-proxy-route.js';
 import type { PendingFills } from '../proxy/pending-fills.js';
-import { PEER_BLOB_PREFIX, PEER_LENGTH_HEADER } from './peer-client.js';
+import { PEER_BLOB_PREFIX, PEER_LENGTH_HEADER, PEER_REGISTRY_HEADER } from './peer-client.js';
 import { PEER_SIGNATURE_HEADER, type PeerKey } from './peer-key.js';
 
 /** The debug line of a replica joining this one's fill (tests wait for it). */
@@ -49,25 +50,35 @@ export async function peerBlobRoute(app: FastifyInstance, options: PeerBlobRoute
 }
 
 async function serveToPeer({ cache, pendingFills }: PeerBlobRouteOptions, request: FastifyRequest, reply: FastifyReply, digest: Digest): Promise<FastifyReply> {
+  // The asker follows this replica's fill of the registry its client named: bytes of another registry
+  // go to that client only once its registry showed them (src/access/), which the asker checks itself.
+  const registry = request.headers[PEER_REGISTRY_HEADER];
+  const fromRegistry = (source: string): boolean => typeof registry === 'string' && sourceIsRegistry(source, registry);
   // One wait for a fill about to start is enough: a second pending one is another fetch, decided anew.
   const pending = pendingFills.get(digest);
   if (pending && !cache.activeFill(digest) && !cache.stat(digest)) await pending;
   const read = cache.read(digest);
-  if (read && (await opens(read.stream))) {
+  if (read && !fromRegistry(read.entry.source)) read.stream.destroy();
+  else if (read && (await opens(read.stream))) {
     annotateRequestLog(request, { cache: 'hit', bytes: read.entry.size });
     return setBlobHeaders(reply, digest, read.entry.size).send(read.stream);
   }
   const fill = cache.activeFill(digest);
+  if (fill && !fromRegistry(fill.meta.source)) {
+    annotateRequestLog(request, { cache: 'miss' });
+    throw new OciError('BLOB_UNKNOWN', 'this replica\'s fill of this blob comes from another registry', { digest });
+  }
   if (fill && fill.meta.size === undefined && request.headers[PEER_LENGTH_HEADER] === 'required') {
     // The asker's client cannot take a body of unknown length: the blob once verified, or nothing.
     request.log.debug({ digest }, PEER_JOINED);
     await whileWaiting(request, fill.done).catch(() => undefined);
     if (request.raw.destroyed) return reply;
     const committed = cache.read(digest);
-    if (committed && (await opens(committed.stream))) {
+    if (committed && fromRegistry(committed.entry.source) && (await opens(committed.stream))) {
       annotateRequestLog(request, { cache: 'hit', bytes: committed.entry.size });
       return setBlobHeaders(reply, digest, committed.entry.size).send(committed.stream);
     }
+    committed?.stream.destroy();
     throw new OciError('BLOB_UNKNOWN', 'this replica\'s fill of this blob did not commit', { digest });
   }
   if (fill) {

@@ -12,6 +12,8 @@ const CONNECT_TIMEOUT_MS = 3_000;
 
 /** Sent by a replica whose client cannot take a body of unknown length (HTTP/1.0). */
 export const PEER_LENGTH_HEADER = 'layover-peer-length';
+/** The registry the asking replica's client named: only a fill or copy from it is sent (src/access/: whose bytes go to whom). */
+export const PEER_REGISTRY_HEADER = 'layover-peer-registry';
 /** How long such an answer may take: a whole download of a large blob; a dead owner is reset sooner. */
 const LENGTH_WAIT_MS = 60 * 60_000;
 
@@ -41,8 +43,11 @@ export class PeerClient {
     });
   }
 
-  /** `lengthRequired`: a fill of unknown length is answered once verified, with its length (PEER_LENGTH_HEADER). */
-  async fetchBlob(peer: HostPort, digest: Digest, signal?: AbortSignal, options: { lengthRequired?: boolean } = {}): Promise<PeerAnswer> {
+  /**
+   * The blob as `peer` holds or fetches it from `registry` (a 404 when its copy or fill came from another).
+   * `lengthRequired`: a fill of unknown length is answered once verified, with its length (PEER_LENGTH_HEADER).
+   */
+  async fetchBlob(peer: HostPort, digest: Digest, registry: string, signal?: AbortSignal, options: { lengthRequired?: boolean } = {}): Promise<PeerAnswer> {
     const path = `${PEER_BLOB_PREFIX}${digest}`;
     const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host;
     const response = await request(`https://${host}:${peer.port}${path}`, {
@@ -51,6 +56,7 @@ export class PeerClient {
         host: DOCKER_PROXY_HOST,
         [PEER_SIGNATURE_HEADER]: this.#key.sign('GET', path),
         'accept-encoding': 'identity',
+        [PEER_REGISTRY_HEADER]: registry,
         ...(options.lengthRequired ? { [PEER_LENGTH_HEADER]: 'required' } : {}),
       },
       signal,

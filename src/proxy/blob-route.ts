@@ -141,7 +141,7 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
         }
       }
       const again = (): void => void serveBlob(ctx, request, reply, target, name, digest);
-      whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => followPeerFill(fleet, request, reply, digest, turn.follow, log, again));
+      whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => followPeerFill(fleet, request, reply, { digest, registry: target.registry }, turn.follow, log, again));
     })
     .catch((error: unknown) => failReply(request, reply, error));
   return reply;

@@ -87,9 +87,18 @@ function holdingClaim(settle: (fill: Fill | undefined) => void, claim: FillClaim
  * back until they matched: an owner that dies mid-way cuts this answer short, never completes it
  * wrongly. An owner that cannot be reached is waited out (its lease expires, then another replica
  * takes the fetch over); one that has nothing (its fetch failed or ended in a redirect) sends the
- * client back to the decision. Access to the digest has been checked by the caller.
+ * client back to the decision. Access to the digest has been checked by the caller, and the owner
+ * sends only a fill or copy of `registry`, the one this client named (else a 404: decide again).
  */
-export async function followPeerFill(fleet: Fleet, request: FastifyRequest, reply: FastifyReply, digest: Digest, peer: HostPort, log: RequestLogFields, decideAgain: DecideAgain): Promise<void> {
+export async function followPeerFill(
+  fleet: Fleet,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  { digest, registry }: { digest: Digest; registry: string },
+  peer: HostPort,
+  log: RequestLogFields,
+  decideAgain: DecideAgain,
+): Promise<void> {
   if (reply.raw.destroyed) return;
   const gone = new AbortController();
   const onClose = (): void => gone.abort();
@@ -98,7 +107,7 @@ export async function followPeerFill(fleet: Fleet, request: FastifyRequest, repl
   try {
     // An HTTP/1.0 client cannot take a body of unknown length: the owner then answers once its fill is verified, with the length.
     const lengthRequired = takesNoChunkedBody(request);
-    const asked = fleet.client.fetchBlob(peer, digest, gone.signal, { lengthRequired });
+    const asked = fleet.client.fetchBlob(peer, digest, registry, gone.signal, { lengthRequired });
     answer = await (lengthRequired ? whileWaiting(request, asked) : asked);
   } catch (error) {
     if (gone.signal.aborted) return;

@@ -31,8 +31,19 @@ function serveAllowed(request: FastifyRequest, why: string, serve: () => unknown
   }
 }
 
+/** Checks after which the bytes here may still be another registry's (they arrived while upstream was asked): then a retry. */
+const MAX_CHECKS = 3;
+
 async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown): Promise<void> {
-  const decision = await ctx.readAccess.check(target, name, object, request.headers.authorization, request.log);
+  let decision = await ctx.readAccess.check(target, name, object, request.headers.authorization, request.log);
+  // A yes is for the bytes here when it was given: served in the same turn, or asked again if another registry's came meanwhile.
+  for (let checks = 1; decision.allowed && !ctx.readAccess.servesOwnBytes(target, object); checks++) {
+    if (checks === MAX_CHECKS) {
+      decision = { allowed: false, error: new OciError('UNAVAILABLE', `the cached copy of ${object.digest} changed while access was checked: retry`) };
+      break;
+    }
+    decision = await ctx.readAccess.check(target, name, object, request.headers.authorization, request.log);
+  }
   if (!decision.allowed) {
     annotateRequestLog(request, { registry: target.registry, repo: name, digest: object.digest, cache: 'denied' });
     throw refusal(decision);

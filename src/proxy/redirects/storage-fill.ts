@@ -181,7 +181,7 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   if ('again' in turn) return serveFromStorage(ctx, redirects, request, reply, job);
   if ('fetch' in turn) return fillFromStorage(ctx, redirects, request, reply, job, turn.fetch);
   const again = (): void => void serveFromStorage(ctx, redirects, request, reply, job).catch((error: unknown) => failReply(request, reply, error));
-  return followPeerFill(fleet, request, reply, job.digest, turn.follow, { registry: job.registry, repo: job.repo, digest: job.digest }, again);
+  return followPeerFill(fleet, request, reply, { digest: job.digest, registry: job.registry }, turn.follow, { registry: job.registry, repo: job.repo, digest: job.digest }, again);
 }
 
 /**

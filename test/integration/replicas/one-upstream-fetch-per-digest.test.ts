@@ -17,6 +17,7 @@ import { startPostgres, type PostgresServer } from '../../helpers/postgres-serve
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
 import { startLayover, type RunningLayover } from '../../helpers/start-layover.js';
 import { PEER_JOINED } from '../../../src/peers/peer-blob-route.js';
+import { PEER_REGISTRY_HEADER } from '../../../src/peers/peer-client.js';
 import { type Answer, askReplica, blobGets as countBlobGets, fleetSecrets, REPLICA_ADDRESSES, replicaFlags, until } from './loopback-fleet.js';
 import { startS3rver, useS3rverCredentials, type S3Fixture } from '../../unit/cache/s3rver-fixture.js';
 
@@ -135,29 +136,32 @@ describe('a download through a storage redirect', () => {
   }, 120_000);
 });
 
+/** A GET of `path` on `replica`'s peer route (its HTTPS listener as docker.proxy), with `headers`. */
+const peerGet = (replica: RunningLayover, path: string, headers: Record<string, string>): Promise<Answer> =>
+  new Promise((resolve, reject) => {
+    const { peerAddress } = replica.app.config;
+    const req = httpsRequest(
+      { host: peerAddress!.host, port: peerAddress!.port, servername: 'docker.proxy', ca: replica.app.ca.certPem, path, headers: { host: 'docker.proxy', ...headers }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: true }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+const codeOf = (answer: Answer): string => (JSON.parse(answer.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code;
+
 describe('the peer route', () => {
   it('serves only the fleet: unsigned, foreign-signed or replayed-elsewhere requests are refused before anything is looked up', async () => {
     useS3rverCredentials();
     const s3 = await startS3rver();
     const [replica] = await startFleet(redis.url, s3, 'peer-route');
-    const flags = replica!.app.config;
     const digest = upstream.blob.digest;
     const before = blobGets();
     const peerPath = `/layover/peer/blobs/${digest}`;
-    const get = (path: string, headers: Record<string, string>): Promise<Answer> =>
-      new Promise((resolve, reject) => {
-        const req = httpsRequest(
-          { host: flags.peerAddress!.host, port: flags.peerAddress!.port, servername: 'docker.proxy', ca: replica!.app.ca.certPem, path, headers: { host: 'docker.proxy', ...headers }, agent: false },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: true }));
-          },
-        );
-        req.on('error', reject);
-        req.end();
-      });
-    const codeOf = (answer: Answer): string => (JSON.parse(answer.body.toString()) as { errors: Array<{ code: string }> }).errors[0]!.code;
+    const get = (path: string, headers: Record<string, string>): Promise<Answer> => peerGet(replica!, path, headers);
 
     const unsigned = await get(peerPath, {});
     expect([unsigned.status, codeOf(unsigned)]).toEqual([403, 'DENIED']);
@@ -173,5 +177,25 @@ describe('the peer route', () => {
     const nothing = await get(peerPath, { [PEER_SIGNATURE_HEADER]: fleetKey.sign('GET', peerPath) });
     expect([nothing.status, codeOf(nothing)]).toEqual([404, 'BLOB_UNKNOWN']);
     expect(blobGets()).toBe(before);
+  }, 60_000);
+
+  it('sends a replica only a copy of the registry its client named (another registry must show the bytes first)', async () => {
+    useS3rverCredentials();
+    const s3 = await startS3rver();
+    const [replica] = await startFleet(redis.url, s3, 'peer-registry');
+    const { digest, bytes } = upstream.blob;
+    expect((await ask(replica!, REPLICA_ADDRESSES[0]!, `/v2/ok/app/blobs/${digest}`)).body.equals(bytes)).toBe(true);
+    await until(() => replica!.app.cache.stat(digest) !== undefined);
+    const peerPath = `/layover/peer/blobs/${digest}`;
+    const signed = { [PEER_SIGNATURE_HEADER]: replica!.app.fleet!.key.sign('GET', peerPath) };
+    const same = await peerGet(replica!, peerPath, { ...signed, [PEER_REGISTRY_HEADER]: HELD_HOST });
+    expect(same.status).toBe(200);
+    expect(same.body.equals(bytes)).toBe(true);
+    // Before the change, both got the blob.
+    const others: Array<Record<string, string>> = [{ [PEER_REGISTRY_HEADER]: 'other.test' }, {}];
+    for (const other of others) {
+      const refused = await peerGet(replica!, peerPath, { ...signed, ...other });
+      expect([refused.status, codeOf(refused)]).toEqual([404, 'BLOB_UNKNOWN']);
+    }
   }, 60_000);
 });
