@@ -78,6 +78,7 @@ export function sendFill(ctx: ProxyContext, request: FastifyRequest, reply: Fast
 }
 
 async function sendOnceVerified(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, fill: Fill, again: () => Promise<void>): Promise<void> {
+  let committed = true;
   try {
     await whileWaiting(request, fill.done);
   } catch (error) {
@@ -85,9 +86,11 @@ async function sendOnceVerified(ctx: ProxyContext, request: FastifyRequest, repl
     if (error instanceof FillError && BAD_BODY.has(error.reason)) {
       throw new OciError('DIGEST_INVALID', 'the blob from storage does not match its digest', { digest: fill.digest, reason: error.reason }, { status: 502, cause: error });
     }
+    committed = false;
   }
   if (reply.raw.destroyed) return;
-  if (!sendCached(ctx, request, reply, fill.digest)) await again();
+  // Only this fill's own copy is served as is: any other (another registry's, cached meanwhile) is decided anew, access checked.
+  if (!committed || !sendCached(ctx, request, reply, fill.digest)) await again();
 }
 
 /**
