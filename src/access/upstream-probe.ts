@@ -1,6 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import { type Digest, digestAlgorithm, digestOf } from '../registry/digest.js';
-import { MANIFEST_MEDIA_TYPES } from '../registry/media-types.js';
+import { MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { parseChallenges, preferredChallenge } from '../upstream/auth/challenge.js';
@@ -35,8 +35,6 @@ export interface HeldBytes {
 }
 
 const ACCEPT_MANIFESTS = MANIFEST_MEDIA_TYPES.join(', ');
-/** As large as a manifest Layover caches. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const REFUTED: ProbeResult = { status: 404, refuted: true };
 /** Upstream showed nothing to compare (a redirect without a target, a storage host refusing): no bytes, no guess either. */
 const NOT_SHOWN: ProbeResult = { status: 404 };

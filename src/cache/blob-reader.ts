@@ -1,3 +1,4 @@
+import { MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Digest } from '../registry/digest.js';
@@ -12,8 +13,6 @@ import { isCode } from './durable-files.js';
 import type { LruIndex } from './lru-index.js';
 import { SmallBlobMemory } from './small-blob-memory.js';
 
-/** No manifest comes near this (the manifest route refuses bigger ones); a bigger "manifest" is not read for the catalog. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Thousands of typical manifests and configs (a few KiB each); an image index of a few hundred platforms still fits. */
 const MEMORY_BYTES = 32 * 1024 * 1024;
 const MEMORY_ENTRY_BYTES = 1024 * 1024;

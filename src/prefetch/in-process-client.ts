@@ -2,14 +2,12 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { Digest } from '../registry/digest.js';
 import { DOCKER_PROXY_HOSTS } from '../proxy/docker-proxy-route.js';
-import { MANIFEST_MEDIA_TYPES } from '../registry/media-types.js';
+import { MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { readLimited } from '../upstream/read-limited.js';
 import type { ImageReference } from './image-reference.js';
 import { OWN_PULL_AUTHORIZATION, OWN_PULL_USER_AGENT } from './own-pull-credential.js';
 
-/** As the manifest route's own bound: no real manifest comes near it. */
-const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** An error answer is a few hundred bytes of JSON; more is read no further. */
 const MAX_ERROR_BYTES = 64 * 1024;
 /** What Docker asks for (schema 1 is long gone from registries and is not walked). */

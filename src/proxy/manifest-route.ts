@@ -4,7 +4,7 @@ import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js
 import { digestAlgorithm, digestOf, parseDigest, type Digest } from '../registry/digest.js';
 import { manifestMediaType } from '../registry/manifest-media-type.js';
 import { tagTtlMs } from '../registry/manifest-tiers.js';
-import { acceptKey } from '../registry/media-types.js';
+import { acceptKey, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { readLimited } from '../upstream/read-limited.js';
@@ -16,8 +16,7 @@ import type { UpstreamTarget } from './upstream-target.js';
 import { countsPulls, headTag, observeBudgetLater, tooManyRequests, upstreamIdentity, type TagHeadRequest } from './manifest-budget.js';
 import { adoptCachedDigest, revalidateInBackground, type TagRecord } from './manifest-revalidation.js';
 
-/** No real manifest comes near this; a bigger body is hostile or broken (distribution uses 4 MiB too). */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+export { MAX_MANIFEST_BYTES };
 
 type Reference = { tag: string } | { digest: Digest };
 

@@ -1,3 +1,6 @@
+/** The largest manifest Layover reads, caches or serves (the distribution registry's own limit is 4 MiB). */
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
 /** Manifest media types a registry may answer with. */
 export const MANIFEST_MEDIA_TYPES = [
   'application/vnd.oci.image.manifest.v1+json',
