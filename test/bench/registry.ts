@@ -77,10 +77,12 @@ export async function startRegistry(sandbox: Sandbox, ca: TestCa, options: Regis
   const address = options.address ?? '127.0.0.2';
   const hostPort = `${address}:${options.port ?? 443}`;
   const names = options.names ?? ['registry.test', 'registry-direct.test'];
-  const base = join(sandbox.dir, `registry-${address}`);
+  // Two registries may share an address on different ports (one host name, two registries).
+  const id = options.port === undefined ? `registry-${address}` : `registry-${address}-${options.port}`;
+  const base = join(sandbox.dir, id);
   const storageDir = join(base, 'storage');
   mkdirSync(storageDir, { recursive: true });
-  const tls = await ca.issue(`registry-${address}`, [...names, address]);
+  const tls = await ca.issue(id, [...names, address]);
 
   const users = Object.entries(options.auth?.htpasswd ?? {});
   let auth: object | undefined;

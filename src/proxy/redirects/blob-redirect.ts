@@ -4,6 +4,7 @@ import { annotateRequestLog } from '../../log/request-log.js';
 import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
 import type { RepositoryName } from '../../registry/repository-name.js';
+import { registryAddress } from '../../upstream/origin-host.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { failReply } from '../error-handler.js';
 import { clearUpstreamHeaders, type UpstreamResponse } from '../upstream-request.js';
@@ -53,13 +54,12 @@ export function answerBlobRedirect({ ctx, request, reply, res, target, name, dig
   // A client that reached the registry through a mirror or a custom domain may not resolve docker.proxy.
   const mode = target.rewrite?.followRedirects ? 'follow' : redirects.mode;
   annotateRequestLog(request, { redirect: mode, storage: location.host });
-  const job: StorageJob = { digest, registry: target.registry, repo: name, target: location, origin: target.origin };
+  // A registry at a port of its own is named with it (registryAddress): only at that port is it a registry Layover proxies.
+  const job: StorageJob = { digest, registry: registryAddress(target), repo: name, target: location, origin: target.origin };
 
   if (mode === 'rewrite') {
     settle?.(undefined);
-    // A registry at a port of its own is signed with it: only at that port is it a registry Layover proxies.
-    const port = new URL(target.origin).port;
-    const url = redirects.signedUrl(request.host, { digest, registry: port ? `${target.registry}:${port}` : target.registry, repo: name, target: location.href });
+    const url = redirects.signedUrl(request.host, { digest, registry: job.registry, repo: name, target: location.href });
     void reply.code(307).header('location', url).header('cache-control', 'no-store').header('content-length', 0).send();
     return;
   }

@@ -188,11 +188,12 @@ describe('the peer route', () => {
     await until(() => replica!.app.cache.stat(digest) !== undefined);
     const peerPath = `/layover/peer/blobs/${digest}`;
     const signed = { [PEER_SIGNATURE_HEADER]: replica!.app.fleet!.key.sign('GET', peerPath) };
-    const same = await peerGet(replica!, peerPath, { ...signed, [PEER_REGISTRY_HEADER]: HELD_HOST });
+    // The registry as a client names it: its host and port (the upstream is not on 443).
+    const same = await peerGet(replica!, peerPath, { ...signed, [PEER_REGISTRY_HEADER]: `${HELD_HOST}:${upstream.port}` });
     expect(same.status).toBe(200);
     expect(same.body.equals(bytes)).toBe(true);
-    // Before the change, both got the blob.
-    const others: Array<Record<string, string>> = [{ [PEER_REGISTRY_HEADER]: 'other.test' }, {}];
+    // Refused: another registry, the same host at another port (a registry of its own), none named.
+    const others: Array<Record<string, string>> = [{ [PEER_REGISTRY_HEADER]: 'other.test' }, { [PEER_REGISTRY_HEADER]: `${HELD_HOST}:${upstream.port + 1}` }, {}];
     for (const other of others) {
       const refused = await peerGet(replica!, peerPath, { ...signed, ...other });
       expect([refused.status, codeOf(refused)]).toEqual([404, 'BLOB_UNKNOWN']);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { registryUpstream, splitHostPort, upstreamTarget } from '../../../src/proxy/upstream-target.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
-import { originHost } from '../../../src/upstream/origin-host.js';
+import { sourceIsRegistry } from '../../../src/registry/same-registry.js';
+import { originHost, registryAddress } from '../../../src/upstream/origin-host.js';
 
 const intercepted = new HostnameSet(['quay.io', '*.pkg.dev', 'docker.io', 'index.docker.io', 'registry-1.docker.io', 'docker.proxy', 'r.example']);
 
@@ -86,5 +87,28 @@ describe('originHost', () => {
   ])('%s -> %s, from the memo as from the URL', (origin, host) => {
     expect(originHost(origin)).toBe(host);
     expect(originHost(origin)).toBe(new URL(origin).host);
+  });
+});
+
+describe('registryAddress and sourceIsRegistry', () => {
+  it('names a registry with its port when it is not 443, however the client named it', () => {
+    expect(registryAddress(upstreamTarget('r.example:5000', intercepted)!)).toBe('r.example:5000');
+    expect(registryAddress(registryUpstream('r.example:5000')!)).toBe('r.example:5000');
+    expect(registryAddress(upstreamTarget('r.example:443', intercepted)!)).toBe('r.example');
+    expect(registryAddress(upstreamTarget('index.docker.io', intercepted)!)).toBe('index.docker.io');
+    // A docker.proxy URL's registry carries its port already.
+    expect(registryAddress({ registry: 'r.example:5000', origin: 'https://r.example:5000' })).toBe('r.example:5000');
+  });
+  it('tells ports of one host apart, and Docker Hub by any of its names', () => {
+    expect(sourceIsRegistry('r.example:5000/app', 'r.example:5000')).toBe(true);
+    expect(sourceIsRegistry('R.Example:5000/app', 'r.example:5000')).toBe(true);
+    expect(sourceIsRegistry('r.example:5000/app', 'r.example:5001')).toBe(false);
+    expect(sourceIsRegistry('r.example:5000/app', 'r.example')).toBe(false);
+    // A source recorded before ports were kept names only the host: only the registry on 443 is it.
+    expect(sourceIsRegistry('r.example/app', 'r.example:5000')).toBe(false);
+    expect(sourceIsRegistry('r.example/app', 'r.example')).toBe(true);
+    expect(sourceIsRegistry('docker.io/library/alpine', 'registry-1.docker.io')).toBe(true);
+    expect(sourceIsRegistry('index.docker.io/library/alpine', 'docker.io')).toBe(true);
+    expect(sourceIsRegistry('quay.io/app', 'docker.io')).toBe(false);
   });
 });
