@@ -52,8 +52,13 @@ export async function heldSample(cache: BlobCache, digest: Digest): Promise<Held
 
 const allAlike = (bytes: Buffer): boolean => bytes.every((byte) => byte === bytes[0]);
 
-/** `Range` asking for exactly the sample. */
-export const sampleRange = (sample: HeldSample): string => `bytes=${sample.start}-${sample.start + sample.bytes.length - 1}`;
+/**
+ * `Range` asking for the sample: exactly its window, or for all of a blob smaller than a window the
+ * window's first SAMPLE_BYTES, so that the request does not tell a registry that only claims the digest
+ * how long it is (the answer is the blob, `bytes 0-<size - 1>/<size>`).
+ */
+export const sampleRange = (sample: HeldSample): string =>
+  sample.bytes.length < SAMPLE_BYTES ? `bytes=0-${SAMPLE_BYTES - 1}` : `bytes=${sample.start}-${sample.start + sample.bytes.length - 1}`;
 
 export interface SampledAnswer {
   readonly statusCode: number;

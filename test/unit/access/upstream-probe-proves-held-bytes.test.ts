@@ -20,7 +20,8 @@ import { type LocalHttps, localHttps } from '../upstream/local-https.js';
 
 const NAME = 'team/app' as RepositoryName;
 const BLOB = randomBytes(64 * 1024 + 17);
-const BLOB_DIGEST = `sha256:${createHash('sha256').update(BLOB).digest('hex')}` as Digest;
+const digestOf = (bytes: Buffer): Digest => `sha256:${createHash('sha256').update(bytes).digest('hex')}` as Digest;
+const BLOB_DIGEST = digestOf(BLOB);
 const MANIFEST = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', layers: [] }));
 const MANIFEST_DIGEST = `sha256:${createHash('sha256').update(MANIFEST).digest('hex')}` as Digest;
 
@@ -30,12 +31,12 @@ beforeEach(async () => {
 });
 afterEach(() => net.close());
 
-/** The blob's bytes as a registry (or its storage) with them answers: by Range unless told to ignore it. */
-function sendBlob(req: IncomingMessage, res: ServerResponse, ignoreRange = false): void {
+/** The blob's bytes as a registry (or its storage) with them answers: by Range unless told to ignore it (a range's end past the blob cut, as RFC 9110 says). */
+function sendBlob(req: IncomingMessage, res: ServerResponse, ignoreRange = false, blob = BLOB): void {
   const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-  if (!range || ignoreRange) return void res.writeHead(200, { 'content-length': BLOB.length }).end(BLOB);
-  const [start, end] = [Number(range[1]), Number(range[2])];
-  res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${BLOB.length}`, 'content-length': end - start + 1 }).end(BLOB.subarray(start, end + 1));
+  if (!range || ignoreRange) return void res.writeHead(200, { 'content-length': blob.length }).end(blob);
+  const [start, end] = [Number(range[1]), Math.min(Number(range[2]), blob.length - 1)];
+  res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${blob.length}`, 'content-length': end - start + 1 }).end(blob.subarray(start, end + 1));
 }
 
 /** Yes to every HEAD; to a GET, bytes of its own of the length asked, claiming the right size. */
@@ -48,9 +49,9 @@ function lie(req: IncomingMessage, res: ServerResponse): void {
 }
 
 /** A probe whose samples come from a real cache holding the blob, and whose storage fetches are plain GETs. */
-async function probe(): Promise<{ probe: UpstreamProbe; samples: HeldSample[]; storageRanges: string[] }> {
+async function probe(blob = BLOB): Promise<{ probe: UpstreamProbe; samples: HeldSample[]; storageRanges: string[] }> {
   const { cache } = await openCache();
-  const fill = cache.fill(BLOB_DIGEST, Readable.from([BLOB]), { size: BLOB.length, mediaType: null, kind: 'blob', source: 'a.test/team/app' });
+  const fill = cache.fill(digestOf(blob), Readable.from([blob]), { size: blob.length, mediaType: null, kind: 'blob', source: 'a.test/team/app' });
   await fill.done;
   const samples: HeldSample[] = [];
   const storageRanges: string[] = [];
@@ -83,6 +84,19 @@ describe('UpstreamProbe.proveHeld', () => {
     expect(sample!.bytes).toHaveLength(SAMPLE_BYTES);
     const gets = net.requests.filter((r) => r.method === 'GET');
     expect(gets).toHaveLength(1);
+  });
+
+  it('asks for a whole window of a blob smaller than one, so that the request does not tell its size', async () => {
+    const small = randomBytes(1000);
+    const ranges: Array<string | undefined> = [];
+    const port = await net.serve((req, res) => {
+      ranges.push(req.headers.range);
+      sendBlob(req, res, false, small);
+    });
+    const { probe: p, samples } = await probe(small);
+    expect(await p.proveHeld(`https://registry.example.test:${port}`, NAME, { kind: 'blob', digest: digestOf(small) }, anonymous)).toEqual({ status: 200, shown: true });
+    expect(samples[0]!.bytes.equals(small)).toBe(true);
+    expect(ranges).toEqual([`bytes=0-${SAMPLE_BYTES - 1}`]);
   });
 
   it('takes a registry that ignores Range and sends the whole blob', async () => {
