@@ -2,7 +2,7 @@ import { setImmediate } from 'node:timers/promises';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
 import { sourceIsRegistry } from '../registry/same-registry.js';
-import { originHost, registryAddress } from '../upstream/origin-host.js';
+import { originHost } from '../upstream/origin-host.js';
 
 /** `registry-1.docker.io/library/alpine`: upstream host (aliases resolved) and repository. */
 export type RepositoryKey = string & { readonly __brand: 'RepositoryKey' };
@@ -95,7 +95,7 @@ export class AccessRecords {
   #held(known: readonly string[] | undefined, digest: Digest, target: HolderTarget): boolean {
     if (known?.includes(`${HOLDER}${originHost(target.origin)}`)) return true;
     const source = this.#cache.stat(digest)?.source ?? this.#cache.activeFill(digest)?.meta.source;
-    return source !== undefined && sourceIsRegistry(source, registryAddress(target));
+    return source !== undefined && sourceIsRegistry(source, target.registry);
   }
 
   /** True while this replica holds the digest's bytes or a fill of it. */

@@ -204,7 +204,8 @@ export class ReadAccess {
     const where = `${target.registry}/${name}`;
     const answer = answerOf(result);
     if (!answer) {
-      if (member && this.#failOpen.has(target.registry)) {
+      // Patterns name hosts (or `*.domain`): every port of one.
+      if (member && this.#failOpen.has(target.registry.split(':')[0]!)) {
         log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream cannot be asked: serving cached content (ACCESS_CHECK_FAIL_OPEN)');
         return allowed('fail-open');
       }

@@ -1,5 +1,6 @@
 import type { BlobCache, BlobEntry } from '../cache/blob-cache.js';
 import { repositoryRef, type RepositoryRef } from '../cache/image-catalog.js';
+import { registryWithin } from '../cache/cache-scope.js';
 import type { Digest } from '../registry/digest.js';
 
 /** One cached image: a tag's manifest, or a manifest cached without a tag (pulled by digest). */
@@ -22,7 +23,7 @@ export interface ImageRow {
 }
 
 export interface ImageFilter {
-  /** As the cache keys it (normaliseRegistry). */
+  /** As the cache keys it (normaliseRegistry); a host without a port lists every port of it. */
   readonly registry?: string;
   readonly repository?: string;
 }
@@ -55,7 +56,7 @@ export async function listImages(cache: BlobCache, filter: ImageFilter): Promise
 
   const rows: ImageRow[] = [];
   for (const { ref, tag, entry } of heads.values()) {
-    if (filter.registry !== undefined && ref.registry !== filter.registry) continue;
+    if (filter.registry !== undefined && !registryWithin(filter.registry, ref.registry)) continue;
     if (filter.repository !== undefined && ref.repository !== filter.repository) continue;
     const cached = [...(await catalog.closure([entry.digest]))].map((digest) => ({ digest, entry: cache.stat(digest) }));
     const present = cached.flatMap((item) => (item.entry ? [item.entry] : []));

@@ -5,7 +5,8 @@ import { isTag, parseRepositoryName } from '../registry/repository-name.js';
 /**
  * What a purge or a pin acts on: one digest (a manifest with what it references), one tag of a
  * repository, a repository, or every repository of a registry. Registry names are those the cache
- * keys use: the host alone (tag records carry no port), Docker Hub under its registry API's name.
+ * keys use: `host[:port]` (a port other than 443 names a registry of its own), Docker Hub under its
+ * registry API's name. A scope naming a host without a port covers every port of it.
  */
 export type CacheScope =
   | { readonly kind: 'digest'; readonly digest: Digest }
@@ -29,12 +30,21 @@ export const DOCKER_HUB_REGISTRY = 'registry-1.docker.io';
 /** The names clients use for Docker Hub; the cache knows it as registry-1.docker.io (src/proxy/upstream-target.ts). */
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', DOCKER_HUB_REGISTRY]);
 
-/** `Host[:port]` as the cache keys it (lower case, no port, Docker Hub's aliases as one); null when it is no host name. */
+/** `Host[:port]` as the cache keys it (lower case, port 443 left out, Docker Hub's aliases as one); null when it is no host name. */
 export function normaliseRegistry(text: string): string | null {
   const match = /^([^:/[\]]+)(?::(\d{1,5}))?$/.exec(text);
   const host = match ? parseHostname(match[1]!) : null;
   if (!host) return null;
-  return DOCKER_HUB_ALIASES.has(host) ? DOCKER_HUB_REGISTRY : host;
+  const port = match![2] === undefined ? 443 : Number(match![2]);
+  if (port < 1 || port > 65535) return null;
+  const name = DOCKER_HUB_ALIASES.has(host) ? DOCKER_HUB_REGISTRY : host;
+  return port === 443 ? name : `${name}:${port}`;
+}
+
+/** True when a scope's registry covers `registry` (both normalised): the same, or its host at any port when the scope names none. */
+export function registryWithin(scopeRegistry: string, registry: string): boolean {
+  if (scopeRegistry === registry) return true;
+  return !scopeRegistry.includes(':') && registry.startsWith(scopeRegistry) && registry[scopeRegistry.length] === ':';
 }
 
 /** Docker Hub's official images live under `library/`, which clients add themselves; so does the scope. */
@@ -118,6 +128,6 @@ export function scopeName(scope: CacheScope): string {
 
 /** True when `registry`/`repository` (as the cache keys them) lie inside a registry, repository or tag scope. */
 export function repositoryWithin(scope: CacheScope, registry: string, repository: string): boolean {
-  if (scope.kind === 'digest' || scope.registry !== registry) return false;
+  if (scope.kind === 'digest' || !registryWithin(scope.registry, registry)) return false;
   return scope.kind === 'registry' || scope.repository === repository;
 }

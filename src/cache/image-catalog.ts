@@ -33,7 +33,7 @@ const MEMBER_PREFIX = 'access:member:';
 /** Digests named by the parsed manifests kept (they never change under their digest): thousands of images' worth, a few tens of MB at most. */
 const MEMO_DIGESTS = 200_000;
 
-/** `registry/repository` of a record (a port, an alias of Docker Hub normalised away); null for anything else. */
+/** `registry/repository` of a record (port 443 and the aliases of Docker Hub normalised away, other ports kept); null for anything else. */
 export function repositoryRef(text: string): RepositoryRef | null {
   const slash = text.indexOf('/');
   const registry = slash > 0 ? normaliseRegistry(text.slice(0, slash)) : null;

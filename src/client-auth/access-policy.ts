@@ -1,4 +1,5 @@
 import type { ClientIdentity } from './authenticator.js';
+import { DOCKER_HUB_HOSTS } from '../registry/well-known-hosts.js';
 import type { AccessAction, AccessRule } from './client-auth-config.js';
 
 /** When authentication is on and no rules are configured: every authenticated user may pull, nobody may push. */
@@ -20,10 +21,28 @@ function globPattern(glob: string): RegExp {
   return new RegExp(`^${source}$`);
 }
 
+const DOCKER_HUB: ReadonlySet<string> = new Set(DOCKER_HUB_HOSTS);
+
+/** `host[:port]` split, 443 as no port, Docker Hub's names as docker.io. */
+function hostAndPort(name: string): { host: string; port: string } {
+  const colon = name.lastIndexOf(':');
+  const host = colon < 0 ? name : name.slice(0, colon);
+  const port = colon < 0 || name.slice(colon + 1) === '443' ? '' : name.slice(colon + 1);
+  return { host: DOCKER_HUB.has(host) ? 'docker.io' : host, port };
+}
+
+/**
+ * A rule's registry pattern against a request's registry (`host[:port]`, as Docker names it):
+ * `host:port` is that port only (ports of one host are registries of their own), a name without a
+ * port is every port of it, `*.domain` hosts under it, `*` any; Docker Hub by any of its names.
+ */
 function registryMatches(pattern: string, registry: string): boolean {
   if (pattern === '*') return true;
-  if (pattern.startsWith('*.')) return registry.endsWith(pattern.slice(1)) && registry.length > pattern.length - 1;
-  return pattern === registry;
+  const wanted = hostAndPort(pattern);
+  const asked = hostAndPort(registry);
+  if (wanted.port !== '' && wanted.port !== asked.port) return false;
+  if (wanted.host.startsWith('*.')) return asked.host.endsWith(wanted.host.slice(1)) && asked.host.length > wanted.host.length - 1;
+  return wanted.host === asked.host;
 }
 
 interface CompiledRule {

@@ -6,7 +6,6 @@ import type { Digest } from '../registry/digest.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { annotateRequestLog, type RequestLogFields } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
-import { registryAddress } from '../upstream/origin-host.js';
 import { rangeNotSatisfiable, setBlobHeaders } from './blob-headers.js';
 import { parseByteRange } from './byte-range.js';
 import { whenReadable } from './read-guard.js';
@@ -142,7 +141,7 @@ function fetchMiss(ctx: ProxyContext, request: FastifyRequest, reply: FastifyRep
         }
       }
       const again = (): void => void serveBlob(ctx, request, reply, target, name, digest);
-      whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => followPeerFill(fleet, request, reply, { digest, registry: registryAddress(target) }, turn.follow, log, again));
+      whenReadable(ctx, request, reply, target, name, { kind: 'blob', digest }, () => followPeerFill(fleet, request, reply, { digest, registry: target.registry }, turn.follow, log, again));
     })
     .catch((error: unknown) => failReply(request, reply, error));
   return reply;
@@ -176,7 +175,7 @@ function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
       try {
         // The upstream's Content-Type describes its answer, not the bytes: blob answers are always octet-stream.
         // The fill is the body's only reader, and undici's chunks are each a buffer of its own: freed once on disk.
-        const meta = { ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}), mediaType: null, kind: 'blob' as const, source: `${registryAddress(target)}/${name}` };
+        const meta = { ...(Number.isSafeInteger(length) && length >= 0 ? { size: length } : {}), mediaType: null, kind: 'blob' as const, source: `${target.registry}/${name}` };
         fill = ctx.cache.fill(digest, res.stream, meta, { freesChunks: true });
       } catch (error) {
         // Shutting down: the answer came after the cache closed.

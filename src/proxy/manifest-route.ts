@@ -7,7 +7,6 @@ import { tagTtlMs } from '../registry/manifest-tiers.js';
 import { acceptKey, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
-import { registryAddress } from '../upstream/origin-host.js';
 import { readLimited } from '../upstream/read-limited.js';
 import { failReply } from './error-handler.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
@@ -88,7 +87,7 @@ interface TagLookup {
 export const tagRecordKey = (registry: string, name: RepositoryName, tag: string, accept: string | undefined): string => `tag:${registry}/${name}:${tag}|${acceptKey(accept)}`;
 
 export function lookUpTag(ctx: Pick<ProxyContext, 'cache' | 'config'>, target: UpstreamTarget, name: RepositoryName, tag: string, accept: string | undefined): TagLookup {
-  const key = tagRecordKey(registryAddress(target), name, tag, accept);
+  const key = tagRecordKey(target.registry, name, tag, accept);
   const record = ctx.cache.getRecord<TagRecord>(key);
   const cached = record ? manifestEntry(ctx, record.digest) : undefined;
   const { manifestCache } = ctx.config;
@@ -283,7 +282,7 @@ async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expec
     const mediaType = manifestMediaType(body);
     annotateRequestLog(request, { bytes: body.length });
     void reply.header('content-type', mediaType).header('content-length', body.length).header('docker-content-digest', digest).send(body);
-    await ctx.cache.put(digest, body, { size: body.length, mediaType, kind: 'manifest', source: `${registryAddress(target)}/${name}` });
+    await ctx.cache.put(digest, body, { size: body.length, mediaType, kind: 'manifest', source: `${target.registry}/${name}` });
     request.log.debug({ digest, registry: target.registry }, MANIFEST_STORED);
     if (tagKey) await ctx.cache.setRecord<TagRecord>(tagKey, { digest, fetchedAt: Date.now() });
     await ctx.readAccess.recordHeld(target, { kind: 'manifest', digest });

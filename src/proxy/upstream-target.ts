@@ -11,7 +11,11 @@ const ALIASES: Record<string, string> = {
 };
 
 export interface UpstreamTarget {
-  /** The upstream registry's name (log field `registry`, cache keys, src/access). */
+  /**
+   * The upstream registry's name as Docker names it: `host`, or `host:port` for a port other than
+   * 443, since ports of one host are registries of their own (log field `registry`, cache keys, the
+   * access policy, client tokens' audience, src/access).
+   */
   readonly registry: string;
   /** `https://host[:port]` to proxy to. */
   readonly origin: string;
@@ -77,14 +81,18 @@ function parseHostPort(value: string): HostPort | null {
 
 /**
  * The upstream of a registry the configuration names (`host[:port]`, a custom domain's `to`): no
- * interception check. Its `registry` is the host alone, as for a Host header, so cache keys and
- * ACCESS_CHECK_FAIL_OPEN patterns see the same name whichever way a client came.
+ * interception check. Named as for a Host header, so that cache keys and the access policy see the
+ * same name whichever way a client came.
  */
 export function registryUpstream(registry: string): UpstreamTarget | null {
   const parts = splitHostPort(registry);
-  if (!parts) return null;
+  return parts ? targetOf(parts) : null;
+}
+
+/** `registry` and `origin` of a host and port (443 given as null). */
+function targetOf(parts: HostPort): UpstreamTarget {
   const port = parts.port === null ? '' : `:${parts.port}`;
-  return { registry: parts.host, origin: `https://${ALIASES[parts.host] ?? parts.host}${port}` };
+  return { registry: `${parts.host}${port}`, origin: `https://${ALIASES[parts.host] ?? parts.host}${port}` };
 }
 
 /**
@@ -139,6 +147,5 @@ export function upstreamTarget(hostHeader: string | undefined, intercepted: Host
   const parts = splitHostPort(hostHeader);
   if (!parts || parts.host === DOCKER_PROXY_HOST || !intercepted.has(parts.host)) return null;
   if (ports && !ports.allows(parts.host, parts.port)) return null;
-  const port = parts.port === null ? '' : `:${parts.port}`;
-  return { registry: parts.host, origin: `https://${ALIASES[parts.host] ?? parts.host}${port}` };
+  return targetOf(parts);
 }

@@ -4,7 +4,6 @@ import { annotateRequestLog } from '../../log/request-log.js';
 import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
 import type { RepositoryName } from '../../registry/repository-name.js';
-import { registryAddress } from '../../upstream/origin-host.js';
 import type { ProxyContext } from '../proxy-context.js';
 import { failReply } from '../error-handler.js';
 import { clearUpstreamHeaders, type UpstreamResponse } from '../upstream-request.js';
@@ -54,8 +53,8 @@ export function answerBlobRedirect({ ctx, request, reply, res, target, name, dig
   // A client that reached the registry through a mirror or a custom domain may not resolve docker.proxy.
   const mode = target.rewrite?.followRedirects ? 'follow' : redirects.mode;
   annotateRequestLog(request, { redirect: mode, storage: location.host });
-  // A registry at a port of its own is named with it (registryAddress): only at that port is it a registry Layover proxies.
-  const job: StorageJob = { digest, registry: registryAddress(target), repo: name, target: location, origin: target.origin };
+  // A registry at a port of its own is named with it: only at that port is it a registry Layover proxies.
+  const job: StorageJob = { digest, registry: target.registry, repo: name, target: location, origin: target.origin };
 
   if (mode === 'rewrite') {
     settle?.(undefined);

@@ -18,14 +18,14 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-async function start(challenge: 'bearer' | 'basic' = 'bearer'): Promise<RunningLayover> {
+async function start(challenge: 'bearer' | 'basic' = 'bearer', more: { registries?: string; rules?: string[] } = {}): Promise<RunningLayover> {
   const dir = mkdtempSync(join(tmpdir(), 'layover-token-service-'));
   dirs.push(dir);
   const file = join(dir, 'layover.yaml');
   writeFileSync(
     file,
     [
-      'registries: [ghcr.io, quay.io]',
+      `registries: [${more.registries ?? 'ghcr.io, quay.io'}]`,
       'clientAuth: tokens',
       `clientAuthChallenge: ${challenge}`,
       'clientTokens:',
@@ -33,6 +33,7 @@ async function start(challenge: 'bearer' | 'basic' = 'bearer'): Promise<RunningL
       `  - {user: bob, token: ${BOB_TOKEN}}`,
       'accessRules:',
       '  - {groups: [robots], repositories: ["team/**"], actions: [pull]}',
+      ...(more.rules ?? []),
     ].join('\n'),
   );
   const layover = await startLayover({ config: file, 'data-dir': join(dir, 'data') });
@@ -165,5 +166,32 @@ describe('registry requests with a token of Layover', () => {
     expect(log).toContain('"tokenRequest":"issued"');
     expect(log).toContain('"granted":"repository:team/app:pull"');
     for (const secret of [CI_TOKEN, BOB_TOKEN, token, token.split('.')[2]!, Buffer.from(`ci:${CI_TOKEN}`).toString('base64')]) expect(log).not.toContain(secret);
+  });
+});
+
+describe('a registry at a port of its own (REGISTRIES host:port)', () => {
+  // Two registries on one host: tokens and rules name the port, as Docker names the registry.
+  const ported = () => start('bearer', { registries: 'r.example:5000, r.example:5001', rules: ['  - {users: [bob], registries: ["r.example:5001"], actions: [pull]}'] });
+
+  it('is the service of its challenge, and gets tokens for itself only', async () => {
+    const layover = await ported();
+    const challenge = await registry(layover, '/v2/team/app/manifests/v1', undefined, 'r.example:5000');
+    expect(challenge.headers['www-authenticate']).toBe('Bearer realm="https://docker.proxy/token",service="r.example:5000",scope="repository:team/app:pull"');
+    // Refused with 400 (service "r.example" at no configured port) before.
+    const token = await tokenFor(layover, ['repository:team/app:pull'], 'r.example:5000');
+    expect(decodeJwt(token)).toMatchObject({ aud: 'r.example:5000', access: [{ type: 'repository', name: 'team/app', actions: ['pull'] }] });
+    expect((await registry(layover, '/v2/team/app/manifests/v1', `Bearer ${token}`, 'r.example:5000')).statusCode).toBe(503); // past the hook
+    expect((await registry(layover, '/v2/team/app/manifests/v1', `Bearer ${token}`, 'r.example:5001')).statusCode).toBe(401);
+  });
+
+  it('is what a rule naming the port allows; the other port of the host is another registry', async () => {
+    const layover = await ported();
+    const scope = 'scope=repository%3Aany%2Fthing%3Apull';
+    const at5001 = await tokenGet(layover, `service=r.example:5001&${scope}`, basic('bob', BOB_TOKEN));
+    expect(at5001.json().scope).toBe('repository:any/thing:pull');
+    const at5000 = await tokenGet(layover, `service=r.example:5000&${scope}`, basic('bob', BOB_TOKEN));
+    expect(at5000.json().scope ?? '').toBe('');
+    expect((await registry(layover, '/v2/any/thing/manifests/v1', basic('bob', BOB_TOKEN), 'r.example:5001')).statusCode).toBe(503);
+    expect((await registry(layover, '/v2/any/thing/manifests/v1', basic('bob', BOB_TOKEN), 'r.example:5000')).statusCode).toBe(403);
   });
 });

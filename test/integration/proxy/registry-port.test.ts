@@ -39,7 +39,7 @@ it('pulls from a registry on port 5000 through Layover listening on 5000, then f
   expect(ported.requests().some((r) => r.path.includes('/blobs/'))).toBe(true);
   const lines = bench.layover!.logs().filter((l) => l.msg === 'request' && l.host === `${PORTED}:5000`);
   expect(lines.length).toBeGreaterThan(0);
-  expect(lines.every((l) => l.registry === PORTED)).toBe(true);
+  expect(lines.every((l) => l.registry === `${PORTED}:5000`)).toBe(true);
 
   ported.clearRequests();
   await bench.pullViaLayover(ref, join(bench.sandbox.dir, 'ported-again'));

@@ -16,19 +16,19 @@ export interface Image {
 }
 
 /** Stores an image of `repository` (registry.test) as a pull through Layover would: blobs, manifest, tag and access records. */
-export async function pullImage(cache: BlobCache, repository: string, tag: string | null, layers: Array<{ bytes: Buffer; digest: Digest }>): Promise<Image> {
+export async function pullImage(cache: BlobCache, repository: string, tag: string | null, layers: Array<{ bytes: Buffer; digest: Digest }>, registry = 'registry.test'): Promise<Image> {
   const config = blob(50);
   const records = new AccessRecords(cache);
-  const seen = repositoryKey('https://registry.test', repository);
+  const seen = repositoryKey(`https://${registry}`, repository);
   for (const part of [config, ...layers]) {
-    await cache.put(part.digest, part.bytes, meta({ source: `registry.test/${repository}` }));
+    await cache.put(part.digest, part.bytes, meta({ source: `${registry}/${repository}` }));
     await records.addMember(part.digest, seen);
   }
   const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { digest: config.digest, size: 50 }, layers: layers.map((l) => ({ digest: l.digest, size: l.bytes.length })) }));
   const manifest = digestOf(body);
-  await cache.put(manifest, body, { size: body.length, mediaType: OCI_MANIFEST, kind: 'manifest', source: `registry.test/${repository}` });
+  await cache.put(manifest, body, { size: body.length, mediaType: OCI_MANIFEST, kind: 'manifest', source: `${registry}/${repository}` });
   await records.addMember(manifest, seen);
-  if (tag) await cache.setRecord(`tag:registry.test/${repository}:${tag}|application/vnd.oci.image.manifest.v1+json`, { digest: manifest, fetchedAt: Date.now() });
+  if (tag) await cache.setRecord(`tag:${registry}/${repository}:${tag}|application/vnd.oci.image.manifest.v1+json`, { digest: manifest, fetchedAt: Date.now() });
   return { manifest, config: config.digest, layers: layers.map((l) => l.digest) };
 }
 

@@ -54,6 +54,19 @@ describe('purge', () => {
     expect(cache.stats().entries).toBe(0);
   });
 
+  it('a port of a host is a registry of its own; a scope naming the host alone covers every port', async () => {
+    const { cache } = await openCache();
+    const at5000 = await pullImage(cache, 'app', 'v1', [blob(100)], 'registry.test:5000');
+    const at5001 = await pullImage(cache, 'app', 'v1', [blob(100)], 'registry.test:5001');
+    const result = await cache.purge(scopeFromText('registry.test:5001/app:v1'), { force: false });
+    expect(new Set(result.removedDigests)).toEqual(new Set(digestsOf(at5001)));
+    for (const digest of digestsOf(at5000)) expect(cache.stat(digest)).toBeDefined();
+    expect(cache.recordKeys('tag:registry.test:5000/app:')).toHaveLength(1);
+    const all = await cache.purge(scopeFromText('registry.test'), { force: false });
+    expect(new Set(all.removedDigests)).toEqual(new Set(digestsOf(at5000)));
+    expect(cache.stats().entries).toBe(0);
+  });
+
   it('a digest\'s purge takes an index with its platforms\' manifests and layers', async () => {
     const { cache } = await openCache();
     const amd64 = await pullImage(cache, 'multi', null, [blob(100)]);

@@ -33,6 +33,26 @@ describe('AccessPolicy', () => {
     expect(policy.allows({ user: 'mallory', groups: [] }, pull('ghcr.io', 'team/app'))).toBe(false);
   });
 
+  it('names a port of a host as a registry of its own; a name without a port covers every port', () => {
+    const policy = new AccessPolicy([
+      { users: ['alice'], registries: ['r.example:5000', '*.corp.example'], actions: ['pull'] },
+      { users: ['bob'], registries: ['r.example'], actions: ['pull'] },
+    ]);
+    expect(policy.allows(alice, pull('r.example:5000', 'a/b'))).toBe(true);
+    expect(policy.allows(alice, pull('r.example:5001', 'a/b'))).toBe(false);
+    expect(policy.allows(alice, pull('r.example', 'a/b'))).toBe(false);
+    expect(policy.allows(alice, pull('eu.corp.example:8443', 'a/b'))).toBe(true);
+    expect(policy.allows(bob, pull('r.example:5001', 'a/b'))).toBe(true);
+    expect(policy.allows(bob, pull('r.example', 'a/b'))).toBe(true);
+    expect(policy.allows(bob, pull('r.example.evil', 'a/b'))).toBe(false);
+  });
+
+  it("matches Docker Hub by any of the names clients use for it", () => {
+    const policy = new AccessPolicy([{ registries: ['docker.io'], actions: ['pull'] }]);
+    for (const name of ['docker.io', 'registry-1.docker.io', 'index.docker.io']) expect(policy.allows(alice, pull(name, 'library/alpine')), name).toBe(true);
+    expect(policy.allows(alice, pull('ghcr.io', 'library/alpine'))).toBe(false);
+  });
+
   it('a rule with repositories never matches a request about no repository (the catalog)', () => {
     const policy = new AccessPolicy([{ repositories: ['**'], actions: ['pull'] }]);
     expect(policy.allows(alice, pull('ghcr.io', 'any/thing'))).toBe(true);

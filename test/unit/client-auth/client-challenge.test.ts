@@ -35,7 +35,8 @@ describe('the Bearer challenge per way of naming the registry', () => {
   it("a registry's own name (DNS hijack, HTTPS_PROXY): docker.proxy's token service, the registry as service", () => {
     expect(target('quay.io', '/v2/a/b/manifests/v1').clientToken).toEqual({ realm: TOKEN_REALM, service: 'quay.io' });
     expect(challenge('quay.io', '/v2/a/b/manifests/v1')).toBe('Bearer realm="https://docker.proxy/token",service="quay.io",scope="repository:a/b:pull"');
-    expect(challenge('registry.test:5000', '/v2/')).toBe('Bearer realm="https://docker.proxy/token",service="registry.test"');
+    // A registry at another port is a registry of its own: its tokens are for it alone.
+    expect(challenge('registry.test:5000', '/v2/')).toBe('Bearer realm="https://docker.proxy/token",service="registry.test:5000"');
   });
 
   it('a custom domain: the token service on the domain itself, the domain as service, the client names in the scope', () => {

@@ -139,7 +139,7 @@ describe('routeRequest: custom domains', () => {
     expect(t.upstream).toMatchObject({ registry: 'gcr.io', origin: 'https://gcr.io' });
     expect(t.upstream?.rewrite).toMatchObject({ path: '/v2/my-project/team/app/x/manifests/1', query: 'n=1', alwaysManaged: true, followRedirects: true, tokenRealm: 'https://docker.example.test/_layover/token/team/app' });
     expect(target('DOCKER.EXAMPLE.TEST', '/v2/hub/alpine/blobs/' + DIGEST).upstream).toMatchObject({ registry: 'docker.io', origin: 'https://registry-1.docker.io', rewrite: { path: `/v2/library/alpine/blobs/${DIGEST}` } });
-    expect(target('plain.example.test', '/v2/a/b/manifests/v1').upstream).toMatchObject({ registry: 'registry.test', origin: 'https://registry.test:5000', rewrite: { path: '/v2/a/b/manifests/v1' } });
+    expect(target('plain.example.test', '/v2/a/b/manifests/v1').upstream).toMatchObject({ registry: 'registry.test:5000', origin: 'https://registry.test:5000', rewrite: { path: '/v2/a/b/manifests/v1' } });
   });
 
   it('renames the source of a cross-repository mount, or drops a mount from outside', () => {

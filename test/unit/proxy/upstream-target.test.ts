@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { registryUpstream, splitHostPort, upstreamTarget } from '../../../src/proxy/upstream-target.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 import { sourceIsRegistry } from '../../../src/registry/same-registry.js';
-import { originHost, registryAddress } from '../../../src/upstream/origin-host.js';
+import { originHost } from '../../../src/upstream/origin-host.js';
 
 const intercepted = new HostnameSet(['quay.io', '*.pkg.dev', 'docker.io', 'index.docker.io', 'registry-1.docker.io', 'docker.proxy', 'r.example']);
 
@@ -26,7 +26,7 @@ describe('upstreamTarget', () => {
 describe('registryUpstream (a custom domain target: no interception check)', () => {
   it('keeps the port in the name and maps Docker Hub', () => {
     expect(registryUpstream('gcr.io')).toEqual({ registry: 'gcr.io', origin: 'https://gcr.io' });
-    expect(registryUpstream('registry.test:5000')).toEqual({ registry: 'registry.test', origin: 'https://registry.test:5000' });
+    expect(registryUpstream('registry.test:5000')).toEqual({ registry: 'registry.test:5000', origin: 'https://registry.test:5000' });
     expect(registryUpstream('docker.io')).toEqual({ registry: 'docker.io', origin: 'https://registry-1.docker.io' });
     expect(registryUpstream('r.example:443')).toEqual({ registry: 'r.example', origin: 'https://r.example' });
   });
@@ -90,14 +90,12 @@ describe('originHost', () => {
   });
 });
 
-describe('registryAddress and sourceIsRegistry', () => {
+describe('a registry name, and sourceIsRegistry', () => {
   it('names a registry with its port when it is not 443, however the client named it', () => {
-    expect(registryAddress(upstreamTarget('r.example:5000', intercepted)!)).toBe('r.example:5000');
-    expect(registryAddress(registryUpstream('r.example:5000')!)).toBe('r.example:5000');
-    expect(registryAddress(upstreamTarget('r.example:443', intercepted)!)).toBe('r.example');
-    expect(registryAddress(upstreamTarget('index.docker.io', intercepted)!)).toBe('index.docker.io');
-    // A docker.proxy URL's registry carries its port already.
-    expect(registryAddress({ registry: 'r.example:5000', origin: 'https://r.example:5000' })).toBe('r.example:5000');
+    expect(upstreamTarget('R.Example:5000', intercepted)).toEqual({ registry: 'r.example:5000', origin: 'https://r.example:5000' });
+    expect(registryUpstream('r.example:5000')).toEqual({ registry: 'r.example:5000', origin: 'https://r.example:5000' });
+    expect(upstreamTarget('r.example:443', intercepted)?.registry).toBe('r.example');
+    expect(registryUpstream('r.example')?.registry).toBe('r.example');
   });
   it('tells ports of one host apart, and Docker Hub by any of its names', () => {
     expect(sourceIsRegistry('r.example:5000/app', 'r.example:5000')).toBe(true);
