@@ -99,9 +99,20 @@ function serveByTag(asked: ManifestRequest, tag: string): FastifyReply {
   const { ctx, request, reply, target, name } = asked;
   const { key, record, cached, fresh } = lookUpTag(ctx, target, name, tag, request.headers.accept);
   if (cached && fresh) {
-    return whenReadable(ctx, request, reply, target, name, { kind: 'manifest', digest: cached.digest }, async () => {
-      if (!(await sendCached(asked, cached, 'hit'))) fetchByTag(asked, key, undefined);
-    });
+    // A record that names a digest the repository does not hold (a tag record of another registry's,
+    // written before ports named registries) is no answer: the tag is asked for.
+    return whenReadable(
+      ctx,
+      request,
+      reply,
+      target,
+      name,
+      { kind: 'manifest', digest: cached.digest },
+      async () => {
+        if (!(await sendCached(asked, cached, 'hit'))) fetchByTag(asked, key, undefined);
+      },
+      () => fetchByTag(asked, key, undefined),
+    );
   }
   // A HEAD is free on Docker Hub and the client's own HEAD goes as it came; a GET is a pull.
   if (countsPulls(target) && request.method === 'GET') {

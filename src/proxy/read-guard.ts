@@ -13,10 +13,21 @@ import type { UpstreamTarget } from './upstream-target.js';
  * (src/access/); otherwise answers the refusal, with the upstream's challenge on a 401 so the client
  * can authenticate and ask again. A refusal, a failed check and anything `serve` throws or rejects
  * with all end in the error answer: nothing is left to become an unhandled rejection.
+ * `unknown`, when given, runs instead of the 404 when upstream does not have the object in `name`
+ * (a tag's record that names a digest the repository does not hold: the tag is asked for again).
  */
-export function whenReadable(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown): FastifyReply {
+export function whenReadable(
+  ctx: ProxyContext,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  target: UpstreamTarget,
+  name: RepositoryName,
+  object: CachedObject,
+  serve: () => unknown,
+  unknown?: () => unknown,
+): FastifyReply {
   const known = ctx.readAccess.allowedNow(target, name, object, request.headers.authorization);
-  const served = known === undefined ? checkThenServe(ctx, request, target, name, object, serve) : serveAllowed(request, known, serve);
+  const served = known === undefined ? checkThenServe(ctx, request, target, name, object, serve, unknown) : serveAllowed(request, known, serve);
   served.catch((error: unknown) => failReply(request, reply, error));
   return reply;
 }
@@ -34,7 +45,7 @@ function serveAllowed(request: FastifyRequest, why: string, serve: () => unknown
 /** Checks after which the bytes here may still be another registry's (they arrived while upstream was asked): then a retry. */
 const MAX_CHECKS = 3;
 
-async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown): Promise<void> {
+async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown, unknown?: () => unknown): Promise<void> {
   let decision = await ctx.readAccess.check(target, name, object, request.headers.authorization, request.log);
   // A yes is for the bytes here when it was given: served in the same turn, or asked again if another registry's came meanwhile.
   for (let checks = 1; decision.allowed && !ctx.readAccess.servesOwnBytes(target, object); checks++) {
@@ -43,6 +54,11 @@ async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target
       break;
     }
     decision = await ctx.readAccess.check(target, name, object, request.headers.authorization, request.log);
+  }
+  if (!decision.allowed && unknown && decision.error.status === 404) {
+    request.log.debug({ registry: target.registry, repo: name, digest: object.digest }, 'upstream does not hold the digest a cached record named: asking again');
+    await unknown();
+    return;
   }
   if (!decision.allowed) {
     annotateRequestLog(request, { registry: target.registry, repo: name, digest: object.digest, cache: 'denied' });
