@@ -4,6 +4,7 @@ import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { LayoverConfig } from '../config/layover-config.js';
 import { AddressPolicy } from '../upstream/address-policy.js';
 import type { HostnameSet } from '../registry/hostname.js';
+import { RegistryPorts } from '../proxy/upstream-target.js';
 import type { UpstreamResolver } from '../upstream/upstream-resolver.js';
 import { ConnectProxy, type ConnectProxyOptions, type InterceptServer } from './connect-proxy.js';
 
@@ -25,7 +26,7 @@ export function createConnectProxy(config: LayoverConfig, deps: ConnectProxyDepe
   const { timeouts } = config;
   return new ConnectProxy({
     logger: deps.logger,
-    rules: { intercepted: deps.intercepted, ports: new Set([443, ...config.registryPorts]), policy: config.connectPolicy },
+    rules: { intercepted: deps.intercepted, servedPorts: new RegistryPorts(config.registryPatterns), ports: new Set([443, ...config.registryPorts]), policy: config.connectPolicy },
     tlsServer: deps.tlsServer,
     tls: deps.tls,
     // Tunnels reach what storage fetches may reach: public addresses, plus REDIRECT_ALLOW_NETWORKS.

@@ -20,6 +20,7 @@ import { Secret } from '../../../src/config/secret.js';
 import { ConnectProxy, type ConnectProxyOptions } from '../../../src/connect-proxy/connect-proxy.js';
 import { AddressPolicy } from '../../../src/upstream/address-policy.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
+import { RegistryPorts } from '../../../src/proxy/upstream-target.js';
 import { UpstreamResolver } from '../../../src/upstream/upstream-resolver.js';
 import { createTestCa, type TestCa } from '../../bench/test-ca.js';
 import { captureLogger, type LogLine } from '../../helpers/capture-logger.js';
@@ -67,7 +68,7 @@ async function startProxy(overrides: Partial<ConnectProxyOptions> = {}, allowNet
   const { logger, lines } = captureLogger();
   const proxy = new ConnectProxy({
     logger,
-    rules: { intercepted: new HostnameSet([]), ports: new Set([tlsPort(), echoPort()]), policy: 'tunnel' },
+    rules: { intercepted: new HostnameSet([]), servedPorts: new RegistryPorts([]), ports: new Set([tlsPort(), echoPort()]), policy: 'tunnel' },
     // Never used: nothing is intercepted here.
     tlsServer: createHttpsServer(),
     tls: { key: '', cert: '', SNICallback: (_name, cb) => cb(new Error('not intercepting')) },
@@ -171,7 +172,7 @@ describe('refused tunnels', () => {
     const closed = await holdRefusingPort();
     onTestFinished(closed.release);
     const closedPort = closed.port;
-    const { port: port2 } = await startProxy({ rules: { intercepted: new HostnameSet([]), ports: new Set([closedPort]), policy: 'tunnel' } });
+    const { port: port2 } = await startProxy({ rules: { intercepted: new HostnameSet([]), servedPorts: new RegistryPorts([]), ports: new Set([closedPort]), policy: 'tunnel' } });
     const refused = await sendConnect(port2, `target.test:${closedPort}`);
     expect(refused.status).toBe(502);
   });

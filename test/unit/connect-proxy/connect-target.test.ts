@@ -3,6 +3,7 @@ import { hostMatches, sniMatches } from '../../../src/connect-proxy/connect-auth
 import { decideConnect, type ConnectRules } from '../../../src/connect-proxy/connect-decision.js';
 import { formatTarget, parseConnectTarget, type ConnectTarget } from '../../../src/connect-proxy/connect-target.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
+import { RegistryPorts } from '../../../src/proxy/upstream-target.js';
 
 describe('parseConnectTarget', () => {
   it.each([
@@ -47,7 +48,13 @@ describe('parseConnectTarget', () => {
 });
 
 describe('decideConnect', () => {
-  const rules = (policy: 'tunnel' | 'deny'): ConnectRules => ({ intercepted: new HostnameSet(['quay.io', '*.example.org']), ports: new Set([443, 5000]), policy });
+  const registries = ['quay.io', '*.example.org', '*.example.org:5000', 'gitlab.example:5050'];
+  const rules = (policy: 'tunnel' | 'deny'): ConnectRules => ({
+    intercepted: new HostnameSet(registries.map((r) => r.split(':')[0]!)),
+    servedPorts: new RegistryPorts(registries),
+    ports: new Set([443, 5000, 5050]),
+    policy,
+  });
   const target = (authority: string): ConnectTarget => parseConnectTarget(authority)!;
 
   it('intercepts intercepted names on 443 and on registry ports', () => {
@@ -65,6 +72,14 @@ describe('decideConnect', () => {
     expect(decideConnect(target('github.com:443'), rules('deny'))).toEqual({ decision: 'deny', reason: 'policy' });
     // The suffix itself is not below the wildcard.
     expect(decideConnect(target('example.org:443'), rules('deny'))).toEqual({ decision: 'deny', reason: 'policy' });
+  });
+
+  it('intercepts a name only at the ports it is served at: elsewhere it is another server of that host', () => {
+    expect(decideConnect(target('gitlab.example:5050'), rules('tunnel'))).toEqual({ decision: 'intercept' });
+    // GitLab's token realm on 443 beside its registry on 5050: intercepted and refused before.
+    expect(decideConnect(target('gitlab.example:443'), rules('tunnel'))).toEqual({ decision: 'tunnel' });
+    expect(decideConnect(target('quay.io:5000'), rules('tunnel'))).toEqual({ decision: 'tunnel' });
+    expect(decideConnect(target('gitlab.example:443'), rules('deny'))).toEqual({ decision: 'deny', reason: 'policy' });
   });
 });
 
