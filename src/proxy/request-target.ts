@@ -153,8 +153,9 @@ function withName(route: RegistryRoute, name: RepositoryName): RegistryRoute {
 }
 
 function mirrorTarget(hostHeader: string | undefined, path: string, query: string, tables: RoutingTables): Routing {
-  const base = `https://${hostHeader ?? DOCKER_PROXY_HOST}`;
   const own = ownName(hostHeader);
+  // The name as parsed: a request without a Host (HTTP/1.0 sends an empty one) is docker.proxy's.
+  const base = `https://${own}`;
   const ns = new URLSearchParams(query).getAll('ns');
   if (ns.length > 1) return nameUnknown('more than one ns parameter');
   const dockerProxy = splitHostPort(own)?.host === DOCKER_PROXY_HOST;
@@ -193,7 +194,7 @@ function mirrorTarget(hostHeader: string | undefined, path: string, query: strin
   const parsed = parseRoute(path);
   if ('error' in parsed) return { refusal: parsed.error };
   const name = nameOf(parsed.route);
-  if (!parsed.route || !name) return nameUnknown(`${hostHeader ?? 'this host'} is Layover itself: ${MIRROR_HINT}`);
+  if (!parsed.route || !name) return nameUnknown(`${own} is Layover itself: ${MIRROR_HINT}`);
   const registry = name.split('/', 1)[0]!;
   // Registry names have a dot (or a port, which no repository name can carry); `library/alpine` names none.
   const upstream = registry.includes('.') ? mirrorUpstream(registry, tables) : null;

@@ -63,6 +63,12 @@ describe("routeRequest: containerd's ?ns= on Layover's own name", () => {
     expect(t.upstream?.rewrite?.tokenRealm).toBe(`https://${host}/_layover/token?ns=registry.test`);
   });
 
+  it('names docker.proxy in the realm of a request without a Host (HTTP/1.0 sends an empty one), never the empty name', () => {
+    for (const host of ['', undefined]) {
+      expect(target(host, '/v2/bench/oci/manifests/v1?ns=registry.test').upstream?.rewrite?.tokenRealm).toBe('https://docker.proxy/_layover/token?ns=registry.test');
+    }
+  });
+
   it("maps Docker Hub and ported names, and keeps the rest of the query byte for byte", () => {
     const hub = target('10.0.0.1', '/v2/library/alpine/tags/list?n=10&ns=docker.io&last=a%2Bb');
     expect(hub.upstream).toMatchObject({ registry: 'docker.io', origin: 'https://registry-1.docker.io', rewrite: { query: 'n=10&last=a%2Bb' } });
