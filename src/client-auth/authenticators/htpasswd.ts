@@ -1,14 +1,14 @@
 import { readFile, stat } from 'node:fs/promises';
-import bcrypt from 'bcryptjs';
 import type { Logger } from 'pino';
 import { ConfigError } from '../../config/config-error.js';
 import type { Authenticator, ClientIdentity } from '../authenticator.js';
 import { parseBasic } from '../authenticator.js';
+import { BcryptChecks } from './bcrypt-checks.js';
 import { RememberedCredentials } from './remembered.js';
 
 const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
-/** Compared against when the user is unknown, so an unknown user costs as long as a wrong password. */
-const DUMMY_HASH = '$2b$10$IZhM08O5Zlha6VIIKGc5CeTcQ7zhoLfaruSgs0bolyAKRLRvNBUQq';
+/** A bcrypt hash of nothing anyone knows, at `cost` (two digits). */
+const dummyHash = (cost: string): string => `$2b$${cost}$IZhM08O5Zlha6VIIKGc5CeTcQ7zhoLfaruSgs0bolyAKRLRvNBUQq`;
 /** When no CLIENT_AUTH_CACHE_TTL is given (tests). */
 const DEFAULT_REMEMBER_MS = 60_000;
 
@@ -33,7 +33,9 @@ export class HtpasswdAuthenticator implements Authenticator {
   readonly #logger: Logger;
   readonly #checkIntervalMs: number;
   readonly #remembered: RememberedCredentials;
+  readonly #bcrypt = new BcryptChecks();
   #users = new Map<string, string>();
+  #dummy = dummyHash('10');
   #version = '';
   #lastCheck = 0;
   #checking: Promise<void> | null = null;
@@ -62,7 +64,7 @@ export class HtpasswdAuthenticator implements Authenticator {
     await this.#refresh();
     return this.#remembered.check(basic.user, basic.password, async () => {
       const hash = this.#users.get(basic.user);
-      const ok = await bcrypt.compare(basic.password, hash ?? DUMMY_HASH);
+      const ok = await this.#bcrypt.compare(basic.password, hash ?? this.#dummy);
       if (!ok || !hash) return null;
       return Object.freeze({ user: basic.user, groups: Object.freeze([]) });
     });
@@ -110,8 +112,28 @@ export class HtpasswdAuthenticator implements Authenticator {
     // Line numbers only: a line that is not a bcrypt hash may be a plain-text password.
     if (skipped.length > 0) this.#logger.warn({ file: this.#file, lines: skipped }, 'htpasswd lines that are not bcrypt (htpasswd -B) are ignored');
     this.#users = users;
+    this.#dummy = unknownUserHash(users.values());
     this.#version = `${before.mtimeMs}:${before.size}:${before.ino}`;
     this.#remembered.clear();
     this.#logger.info({ file: this.#file, users: users.size }, 'read the htpasswd file');
   }
+}
+
+/**
+ * What a password for an unknown user is compared against, so that it costs as long as a wrong
+ * password: at the cost most of the file's `hashes` have (`htpasswd -B` writes 5, `-C` another),
+ * or the time a check takes would tell which users exist; 10 for an empty file.
+ */
+export function unknownUserHash(hashes: Iterable<string>): string {
+  const counts = new Map<string, number>();
+  for (const hash of hashes) {
+    const cost = hash.slice(4, 6);
+    counts.set(cost, (counts.get(cost) ?? 0) + 1);
+  }
+  let best = '10';
+  let most = 0;
+  for (const [cost, count] of counts) {
+    if (count > most) [best, most] = [cost, count];
+  }
+  return dummyHash(best);
 }

@@ -3,9 +3,10 @@ import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import bcrypt from 'bcryptjs';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Authenticator } from '../../../src/client-auth/authenticator.js';
-import { HtpasswdAuthenticator } from '../../../src/client-auth/authenticators/htpasswd.js';
+import { HtpasswdAuthenticator, unknownUserHash } from '../../../src/client-auth/authenticators/htpasswd.js';
 import { NoAuthenticator } from '../../../src/client-auth/authenticators/none.js';
 import { StaticTokenAuthenticator } from '../../../src/client-auth/authenticators/static-tokens.js';
 import { ConfigError } from '../../../src/config/config-error.js';
@@ -101,6 +102,44 @@ describe('HtpasswdAuthenticator', () => {
     expect(await auth.authenticate(basic('alice', 'one'))).toMatchObject({ user: 'alice' });
     expect(lines.find((l) => l.msg.startsWith('htpasswd lines that are not bcrypt'))).toMatchObject({ lines: [2, 4] });
     expect(JSON.stringify(lines)).not.toContain('clear-text-password');
+  });
+
+  it('compares passwords on a worker thread: the main thread (every pull, every hit) never runs bcrypt', async () => {
+    const file = join(tempDir(), 'htpasswd');
+    writeFileSync(file, `${htpasswdLine('alice', 'one')}\n`);
+    const { logger } = captureLogger();
+    const auth = await HtpasswdAuthenticator.open({ file, logger: logger as Logger });
+    const here = [vi.spyOn(bcrypt, 'compare'), vi.spyOn(bcrypt, 'compareSync')];
+    try {
+      expect(await auth.authenticate(basic('alice', 'one'))).toMatchObject({ user: 'alice' });
+      expect(await auth.authenticate(basic('alice', 'two'))).toBeNull();
+      expect(await auth.authenticate(basic('nobody', 'one'))).toBeNull();
+      for (const spy of here) expect(spy).not.toHaveBeenCalled();
+    } finally {
+      for (const spy of here) spy.mockRestore();
+    }
+  });
+
+  it('refuses at once (503) the checks beyond those the worker has waiting: a loop of new passwords queues nothing', async () => {
+    const file = join(tempDir(), 'htpasswd');
+    writeFileSync(file, `${htpasswdLine('alice', 'one')}\n`);
+    const { logger } = captureLogger();
+    const auth = await HtpasswdAuthenticator.open({ file, logger: logger as Logger });
+    const results = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => auth.authenticate(basic('alice', `guess-${i}`))));
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+    expect(results.filter((r) => r.status === 'fulfilled').every((r) => (r as PromiseFulfilledResult<unknown>).value === null)).toBe(true);
+    // The right password still gets in once the storm has passed.
+    expect(await auth.authenticate(basic('alice', 'one'))).toMatchObject({ user: 'alice' });
+  });
+
+  it('checks an unknown user at the cost most users have, so that the time taken tells no names', () => {
+    const at = (cost: string): string => `$2y$${cost}$${'a'.repeat(53)}`;
+    expect(unknownUserHash([at('05'), at('05'), at('12')]).slice(0, 7)).toBe('$2b$05$');
+    expect(unknownUserHash([at('12')]).slice(0, 7)).toBe('$2b$12$');
+    expect(unknownUserHash([]).slice(0, 7)).toBe('$2b$10$');
+    expect(bcrypt.compareSync('anything', unknownUserHash([at('04')]))).toBe(false);
   });
 
   it('fails the start with a ConfigError when the file cannot be read', async () => {

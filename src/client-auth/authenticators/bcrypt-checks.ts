@@ -1,0 +1,114 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import { OciError } from '../../registry/oci-errors.js';
+
+/**
+ * Checks waiting for the worker beyond the one it runs: a sign-in storm of a whole build farm fits
+ * (each credential is checked once and then remembered, ./remembered.ts); beyond it a check is
+ * refused at once with 503, so a stranger sending new passwords in a loop queues nothing.
+ */
+const MAX_WAITING = 32;
+/** An idle worker goes after this long (its isolate costs RSS); the next sign-in starts one again. */
+const IDLE_MS = 10_000;
+
+/** Runs as CommonJS in the worker (`eval`): bcryptjs is required from the path resolved here. */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const bcrypt = require(workerData.bcrypt);
+parentPort.on('message', ({ id, password, hash }) => {
+  let ok = false;
+  try {
+    ok = bcrypt.compareSync(password, hash);
+  } catch {
+    // A malformed hash matches nothing.
+  }
+  parentPort.postMessage({ id, ok });
+});
+`;
+
+interface Waiting {
+  readonly id: number;
+  readonly password: string;
+  readonly hash: string;
+  resolve(ok: boolean): void;
+  reject(error: Error): void;
+}
+
+/**
+ * bcrypt compares on one worker thread, one at a time. bcryptjs is JavaScript: a cost-10 hash takes
+ * tens of milliseconds of CPU, and on the main thread a loop of wrong passwords (each one new, so
+ * never remembered) stalled every pull and every cache hit behind it. Here it takes one thread at
+ * most, and waiting checks are bounded.
+ */
+export class BcryptChecks {
+  readonly #bcryptPath = createRequire(import.meta.url).resolve('bcryptjs');
+  #worker: Worker | undefined;
+  #running: Waiting | undefined;
+  readonly #waiting: Waiting[] = [];
+  #nextId = 1;
+  #idleTimer: NodeJS.Timeout | undefined;
+
+  /** True when `password` matches the bcrypt `hash`; rejects with 503 UNAVAILABLE when too many checks wait. */
+  compare(password: string, hash: string): Promise<boolean> {
+    if (this.#waiting.length >= MAX_WAITING) {
+      return Promise.reject(new OciError('UNAVAILABLE', 'too many sign-ins are being checked: retry', undefined, { headers: { 'retry-after': '1' } }));
+    }
+    return new Promise<boolean>((resolve, reject) => {
+      this.#waiting.push({ id: this.#nextId++, password, hash, resolve, reject });
+      this.#next();
+    });
+  }
+
+  /** Ends the worker; waiting checks are refused. */
+  async close(): Promise<void> {
+    clearTimeout(this.#idleTimer);
+    const worker = this.#worker;
+    this.#worker = undefined;
+    this.#fail(new OciError('UNAVAILABLE', 'Layover is shutting down'));
+    await worker?.terminate();
+  }
+
+  #next(): void {
+    if (this.#running) return;
+    const check = this.#waiting.shift();
+    if (!check) {
+      this.#idleTimer = setTimeout(() => void this.close(), IDLE_MS);
+      this.#idleTimer.unref();
+      return;
+    }
+    clearTimeout(this.#idleTimer);
+    this.#running = check;
+    this.#started().postMessage({ id: check.id, password: check.password, hash: check.hash });
+  }
+
+  #started(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bcrypt: this.#bcryptPath } });
+    // Sign-ins keep nothing alive: an idle process may exit.
+    worker.unref();
+    worker.on('message', ({ id, ok }: { id: number; ok: boolean }) => {
+      const check = this.#running;
+      if (check?.id !== id) return;
+      this.#running = undefined;
+      check.resolve(ok);
+      this.#next();
+    });
+    worker.on('error', (error) => this.#lost(worker, error));
+    worker.on('exit', (code) => this.#lost(worker, new Error(`the bcrypt worker exited with ${code}`)));
+    this.#worker = worker;
+    return worker;
+  }
+
+  /** The worker died: its check and the waiting ones fail (503); the next sign-in starts another. */
+  #lost(worker: Worker, error: Error): void {
+    if (this.#worker !== worker) return;
+    this.#worker = undefined;
+    this.#fail(new OciError('UNAVAILABLE', 'credentials cannot be checked now', undefined, { cause: error }));
+  }
+
+  #fail(error: Error): void {
+    const failed = [...(this.#running ? [this.#running] : []), ...this.#waiting.splice(0)];
+    this.#running = undefined;
+    for (const check of failed) check.reject(error);
+  }
+}
