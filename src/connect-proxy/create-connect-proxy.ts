@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { LayoverConfig } from '../config/layover-config.js';
 import { AddressPolicy } from '../upstream/address-policy.js';
-import type { HostnameSet } from '../registry/hostname.js';
+import { HostnameSet } from '../registry/hostname.js';
+import { DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
 import { RegistryPorts } from '../proxy/upstream-target.js';
 import type { UpstreamResolver } from '../upstream/upstream-resolver.js';
 import { ConnectProxy, type ConnectProxyOptions, type InterceptServer } from './connect-proxy.js';
@@ -26,7 +27,7 @@ export function createConnectProxy(config: LayoverConfig, deps: ConnectProxyDepe
   const { timeouts } = config;
   return new ConnectProxy({
     logger: deps.logger,
-    rules: { intercepted: deps.intercepted, servedPorts: new RegistryPorts(config.registryPatterns), ports: new Set([443, ...config.registryPorts]), policy: config.connectPolicy },
+    rules: { intercepted: deps.intercepted, servedPorts: servedPorts(config), ports: new Set([443, ...config.registryPorts]), policy: config.connectPolicy },
     tlsServer: deps.tlsServer,
     tls: deps.tls,
     // Tunnels reach what storage fetches may reach: public addresses, plus REDIRECT_ALLOW_NETWORKS.
@@ -35,4 +36,15 @@ export function createConnectProxy(config: LayoverConfig, deps: ConnectProxyDepe
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     timeouts: { handshakeMs: config.connections.tlsHandshakeMs, idleMs: Math.max(timeouts.proxyReadMs, timeouts.sendMs) },
   });
+}
+
+/**
+ * Where each intercepted name is served: a registry at the ports REGISTRIES gives it (443 for a name
+ * it gives none), docker.proxy and custom domains at every listener (a storage redirect of a
+ * registry at 5050 sends its client to docker.proxy:5050).
+ */
+function servedPorts(config: LayoverConfig): ConnectProxyOptions['rules']['servedPorts'] {
+  const registries = new RegistryPorts(config.registryPatterns);
+  const everywhere = new HostnameSet([DOCKER_PROXY_HOST, ...config.customDomains.map((domain) => domain.domain)]);
+  return { allows: (host, port) => everywhere.has(host) || registries.allows(host, port) };
 }

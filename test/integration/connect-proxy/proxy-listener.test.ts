@@ -52,6 +52,20 @@ describe('CONNECT to an intercepted name', () => {
     expect(layover.logs.find((l) => l.msg === 'request' && l.url === '/ca.crt')).toMatchObject({ host: 'docker.proxy', status: 200 });
   });
 
+  it('serves docker.proxy at a registry port (its storage redirects lead there), and tunnels that registry at other ports', async () => {
+    const layover = await start({ registries: 'registry.test:5057' });
+    const answer = await curlVia(layover, 'https://docker.proxy:5057/ca.crt');
+    expect(answer.stderr).toBe('');
+    expect(answer.status).toBe(200);
+    // The registry's name at 443 is another server of that host (a token realm): tunnelled, not answered by Layover.
+    await curlVia(layover, 'https://registry.test/v2/');
+    await waitForConnectLine(layover, 2);
+    expect(connectLines(layover).map((l) => [l.target, l.decision])).toEqual([
+      ['docker.proxy:5057', 'intercept'],
+      ['registry.test:443', 'tunnel'],
+    ]);
+  });
+
   it('works when the TLS listener is the HTTP/2 one (LAYOVER_HTTP2=true): HTTP/1.1 inside the tunnel', async () => {
     const layover = await start({ http2: true });
     const answer = await curlVia(layover, 'https://docker.proxy/healthz', ['--http2']);
