@@ -23,12 +23,12 @@ function globPattern(glob: string): RegExp {
 
 const DOCKER_HUB: ReadonlySet<string> = new Set(DOCKER_HUB_HOSTS);
 
-/** `host[:port]` split, 443 as no port, Docker Hub's names as docker.io. */
-function hostAndPort(name: string): { host: string; port: string } {
-  const colon = name.lastIndexOf(':');
-  const host = colon < 0 ? name : name.slice(0, colon);
-  const port = colon < 0 || name.slice(colon + 1) === '443' ? '' : name.slice(colon + 1);
-  return { host: DOCKER_HUB.has(host) ? 'docker.io' : host, port };
+/** `host[:port]` split, 443 as no port; `name`: Docker Hub's names as docker.io. */
+function hostAndPort(text: string): { host: string; name: string; port: string } {
+  const colon = text.lastIndexOf(':');
+  const host = colon < 0 ? text : text.slice(0, colon);
+  const port = colon < 0 || text.slice(colon + 1) === '443' ? '' : text.slice(colon + 1);
+  return { host, name: DOCKER_HUB.has(host) ? 'docker.io' : host, port };
 }
 
 /**
@@ -41,8 +41,9 @@ function registryMatches(pattern: string, registry: string): boolean {
   const wanted = hostAndPort(pattern);
   const asked = hostAndPort(registry);
   if (wanted.port !== '' && wanted.port !== asked.port) return false;
+  // A wildcard sees the name the client used (`*.docker.io` covers registry-1.docker.io).
   if (wanted.host.startsWith('*.')) return asked.host.endsWith(wanted.host.slice(1)) && asked.host.length > wanted.host.length - 1;
-  return wanted.host === asked.host;
+  return wanted.name === asked.name;
 }
 
 interface CompiledRule {

@@ -51,6 +51,10 @@ describe('AccessPolicy', () => {
     const policy = new AccessPolicy([{ registries: ['docker.io'], actions: ['pull'] }]);
     for (const name of ['docker.io', 'registry-1.docker.io', 'index.docker.io']) expect(policy.allows(alice, pull(name, 'library/alpine')), name).toBe(true);
     expect(policy.allows(alice, pull('ghcr.io', 'library/alpine'))).toBe(false);
+    // A wildcard sees the name the client used, as before.
+    const wildcard = new AccessPolicy([{ registries: ['*.docker.io'], actions: ['pull'] }]);
+    expect(wildcard.allows(alice, pull('registry-1.docker.io', 'library/alpine'))).toBe(true);
+    expect(wildcard.allows(alice, pull('docker.io', 'library/alpine'))).toBe(false);
   });
 
   it('a rule with repositories never matches a request about no repository (the catalog)', () => {
