@@ -78,7 +78,12 @@ export class BcryptChecks {
     }
     clearTimeout(this.#idleTimer);
     this.#running = check;
-    this.#started().postMessage({ id: check.id, password: check.password, hash: check.hash });
+    try {
+      this.#started().postMessage({ id: check.id, password: check.password, hash: check.hash });
+    } catch (error) {
+      // No worker (threads or memory exhausted): this check and those waiting fail; the next tries again.
+      this.#fail(new OciError('UNAVAILABLE', 'credentials cannot be checked now', undefined, { cause: error }));
+    }
   }
 
   #started(): Worker {
