@@ -57,7 +57,8 @@ async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target
   }
   if (!decision.allowed && unknown && decision.error.status === 404) {
     request.log.debug({ registry: target.registry, repo: name, digest: object.digest }, 'upstream does not hold the digest a cached record named: asking again');
-    await unknown();
+    // Not awaited: it answers on its own (a reply), and its end is not this check's.
+    unknown();
     return;
   }
   if (!decision.allowed) {

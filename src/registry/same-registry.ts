@@ -11,8 +11,8 @@ const registryName = (registry: string): string => {
 };
 
 /**
- * Whether a fill's or a cached copy's source (`registry[:port]/repository`, as src/upstream/origin-host.ts
- * registryAddress names the registry) came from `registry` (named the same way).
+ * Whether a fill's or a cached copy's source (`registry[:port]/repository`, as UpstreamTarget.registry
+ * names the registry) came from `registry` (named the same way).
  */
 export function sourceIsRegistry(source: string, registry: string): boolean {
   return registryName(source.split('/')[0]!) === registryName(registry);
