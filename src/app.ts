@@ -226,6 +226,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     cacheIndex: config.cacheIndex,
     metrics,
   });
+  AccessRecords.mergeAcrossReplicas(cache);
   // Also without /metrics (METRICS=false): the status page reads the same series.
   // A wildcard of REGISTRIES lets clients name registries freely: they are counted under the wildcard.
   metrics.useRegistries(intercepted);

@@ -56,6 +56,15 @@ const reachedKey = (host: string): string => `access:reached:${host}`;
 export class AccessRecords {
   readonly #cache: BlobCache;
 
+  /**
+   * Replicas write a digest's record whole: a member added on one and a holder on another at the
+   * same moment kept only the last written (a lost holder costs one more proof, a lost member one
+   * more HEAD). Another replica's record is merged with this one's when it arrives.
+   */
+  static mergeAcrossReplicas(cache: BlobCache): void {
+    cache.mergeRecords(MEMBER_PREFIX, mergeMemberRecords);
+  }
+
   constructor(cache: BlobCache) {
     this.#cache = cache;
   }
@@ -166,4 +175,20 @@ export class AccessRecords {
     if (known?.readable === readable && at - known.at < 60_000) return; // spare the index a write per request
     await this.#cache.setRecord<ReachRecord>(reachKey(reader, repository), { readable, at });
   }
+}
+
+/**
+ * Two replicas' values of a digest's record as one: the arrived one as it is, then what only this
+ * replica had, each kind within its bound. The arrived value comes back unchanged (deep-equal) once it
+ * holds all of this replica's entries, or when the bounds leave no room for them: no write back and
+ * forth between replicas.
+ */
+export function mergeMemberRecords(local: unknown, remote: unknown): unknown {
+  if (!Array.isArray(local) || !Array.isArray(remote)) return remote;
+  const theirs = remote.filter((entry): entry is string => typeof entry === 'string');
+  const missing = local.filter((entry): entry is string => typeof entry === 'string' && !theirs.includes(entry));
+  if (missing.length === 0) return remote;
+  const holders = [...theirs.filter(isHolder), ...missing.filter(isHolder)].slice(0, MAX_HOLDERS_PER_DIGEST);
+  const repositories = [...theirs.filter((entry) => !isHolder(entry)), ...missing.filter((entry) => !isHolder(entry))].slice(0, MAX_REPOSITORIES_PER_DIGEST);
+  return [...holders, ...repositories];
 }

@@ -13,7 +13,7 @@ import { createBlobStore } from './blob-stores/create-blob-store.js';
 import type { BlobCacheOptions, BlobEntry, BlobMeta, ByteRange, Fill, FillOptions } from './blob-types.js';
 import { CacheAdmin } from './cache-admin.js';
 import { CacheLayout } from './cache-layout.js';
-import { CacheRecords } from './cache-records.js';
+import { CacheRecords, type RecordMerge } from './cache-records.js';
 import { CommittedBlobs } from './committed-blobs.js';
 import { DirectoryLock } from './directory-lock.js';
 import { FillError } from './fill-error.js';
@@ -235,6 +235,11 @@ export class BlobCache {
   /** Keeps a JSON copy, so what is served before a restart is exactly what is served after it. */
   setRecord<T>(key: string, value: T): Promise<void> {
     return this.records.set(key, value);
+  }
+
+  /** Records under `prefix` are merged with another replica's value when it arrives (CacheRecords.mergeUnder). */
+  mergeRecords(prefix: string, merge: RecordMerge): void {
+    this.records.mergeUnder(prefix, merge);
   }
 
   /** The keys of the records that start with `prefix`. */

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyBaseLogger } from 'fastify';
 import { IndexWriteError, type CacheIndex } from './cache-index.js';
 import type { ReplicaSync, SyncedRecords } from './replica-sync.js';
@@ -16,6 +17,13 @@ export interface RecordsHost {
 export type RecordListener = (key: string, before: unknown, after: unknown) => void;
 
 /**
+ * Another replica's value of a record and this replica's, as one: what both replicas added. It must
+ * give back `remote` itself (deep-equal) once `remote` holds all of `local`, or replicas would write
+ * it back and forth.
+ */
+export type RecordMerge = (local: unknown, remote: unknown) => unknown;
+
+/**
  * The records callers keep in the cache (tags, access, pins): answered from memory, written through to
  * the index and announced to the other replicas. The loaded map is kept as it is: a copy into a map
  * that tells of its changes cost 40-50 ms of a start at 100,000 blobs (a Map insert per record).
@@ -23,6 +31,7 @@ export type RecordListener = (key: string, before: unknown, after: unknown) => v
 export class CacheRecords {
   readonly #values: Map<string, unknown>;
   #listener: RecordListener | undefined;
+  readonly #merges: Array<{ prefix: string; merge: RecordMerge }> = [];
   private readonly host: RecordsHost;
   /** What the replica sync changes, told to the listener like this replica's own changes. */
   readonly synced: SyncedRecords;
@@ -32,9 +41,19 @@ export class CacheRecords {
     this.host = host;
     this.synced = {
       set: (key, value) => this.#put(key, value),
+      arrived: (key, value) => this.#arrived(key, value),
       delete: (key) => this.#remove(key),
       keys: () => this.#values.keys(),
     };
+  }
+
+  /**
+   * Records under `prefix` are merged when another replica's value arrives: replicas write a record
+   * whole, so two changes at once (a member added here, a holder there) would otherwise keep only the
+   * last one written. What this replica had and the arrival lacks is written back.
+   */
+  mergeUnder(prefix: string, merge: RecordMerge): void {
+    this.#merges.push({ prefix, merge });
   }
 
   /** One listener (the pins' cache of pinned digests), told of every change from now on. */
@@ -67,6 +86,25 @@ export class CacheRecords {
     this.#remove(key);
     if (!(await this.keptIfUnwritten(this.host.index.deleteRecord(key), key))) return;
     this.host.sync?.announce({ type: 'record-deleted', key });
+  }
+
+  #arrived(key: string, remote: unknown): void {
+    const local = this.#values.get(key);
+    const merge = local === undefined ? undefined : this.#merges.find((m) => key.startsWith(m.prefix))?.merge;
+    const merged = merge ? merge(local, remote) : remote;
+    this.#put(key, merged);
+    if (merged === remote || isDeepStrictEqual(merged, remote)) return;
+    void this.#writeBack(key, merged);
+  }
+
+  /** A merged record to the index and the other replicas; a failure leaves it to the next change (it costs a re-check, never a wrong answer). */
+  async #writeBack(key: string, value: unknown): Promise<void> {
+    this.host.sync?.changing('record', key);
+    try {
+      if (await this.keptIfUnwritten(this.host.index.putRecord(key, value), key)) this.host.sync?.announce({ type: 'record-set', key });
+    } catch (error) {
+      this.host.logger.warn({ err: error, key }, 'cache: a merged record could not be written back');
+    }
   }
 
   #put(key: string, value: unknown): void {

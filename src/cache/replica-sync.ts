@@ -23,6 +23,8 @@ const STAT_CONCURRENCY = 8;
 /** The records as the sync changes them (other replicas' changes): each change is told to the records' listener. */
 export interface SyncedRecords {
   set(key: string, value: unknown): void;
+  /** Another replica set `key` to `value` (read back from the index): kept, or merged with this replica's (CacheRecords.mergeUnder). */
+  arrived(key: string, value: unknown): void;
   delete(key: string): void;
   keys(): IterableIterator<string>;
 }
@@ -188,7 +190,7 @@ export class ReplicaSync {
             if (this.recordReads.get(change.key) !== read) return;
             this.recordReads.delete(change.key);
             if (value === undefined) records.delete(change.key);
-            else records.set(change.key, value);
+            else records.arrived(change.key, value);
           })
           .catch((error: unknown) => {
             if (this.recordReads.get(change.key) === read) this.recordReads.delete(change.key);

@@ -8,7 +8,9 @@
  * the rows of blobs only another replica holds).
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
 import { openCacheIndex } from '../../../src/cache/indexes/open-cache-index.js';
+import type { RepositoryName } from '../../../src/registry/repository-name.js';
 import { ConfigError } from '../../../src/config/config-error.js';
 import { loadConfig } from '../../../src/config/load-config.js';
 import { parseCacheIndex, type CacheIndexConfig } from '../../../src/config/shared-stores.js';
@@ -88,6 +90,25 @@ describe.each(servers)('replicas running side by side over a shared %s index and
     await until(() => b.getRecord(key) === undefined, ARRIVES_WITHIN_MS);
     // Its own messages come back to a replica too; they change nothing there.
     expect(a.getRecord(key)).toBeUndefined();
+  }, 60_000);
+
+  it('a member one replica adds and a holder the other adds at the same moment are both kept', async () => {
+    const { a, b, shared } = await twoReplicas('merge');
+    for (const cache of [a, b]) AccessRecords.mergeAcrossReplicas(cache);
+    const { digest } = blob(10);
+    const key = `access:member:${digest}`;
+    const seed = repositoryKey('https://quay.io', 'org/seed' as RepositoryName);
+    const app = repositoryKey('https://quay.io', 'org/app' as RepositoryName);
+    await new AccessRecords(a).addMember(digest, seed);
+    await until(() => b.getRecord(key) !== undefined, ARRIVES_WITHIN_MS);
+    // Each from what it has now, before it hears of the other: each writes the record whole.
+    await Promise.all([new AccessRecords(a).addMember(digest, app), new AccessRecords(b).addHolder(digest, 'https://quay.io')]);
+    const keepsBoth = (records: string[] | undefined): boolean => records?.includes(app) === true && records.includes('@quay.io') && records.includes(seed);
+    // Before the merge one of the two was lost on both replicas and in the index.
+    await until(() => keepsBoth(a.getRecord<string[]>(key)) && keepsBoth(b.getRecord<string[]>(key)), ARRIVES_WITHIN_MS);
+    expect(a.getRecord(key)).toEqual(b.getRecord(key));
+    const third = await openCache(shared);
+    expect(keepsBoth(third.cache.getRecord<string[]>(key))).toBe(true);
   }, 60_000);
 
   it('a replica whose change feed was cut catches up by re-reading the index', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AccessRecords, repositoryKey } from '../../../src/access/access-records.js';
+import { AccessRecords, mergeMemberRecords, repositoryKey } from '../../../src/access/access-records.js';
 import { blob, handSource, meta, openCache } from '../cache/cache-fixture.js';
 
 const REPO = repositoryKey('https://registry.test', 'team/app');
@@ -84,5 +84,25 @@ describe('AccessRecords', () => {
     const hub = blob(32);
     await cache.put(hub.digest, hub.bytes, meta({ size: hub.bytes.length, source: 'registry-1.docker.io/library/alpine' }));
     expect(records.heldBy(hub.digest, { registry: 'docker.io', origin: 'https://registry-1.docker.io' })).toBe(true);
+  });
+});
+
+describe('mergeMemberRecords (another replica\'s record of a digest arrives)', () => {
+  it('keeps what both replicas added, holders first, and gives back the arrival once it holds everything', () => {
+    const local = ['@a.test', 'a.test/one', 'a.test/seed'];
+    const remote = ['@b.test', 'b.test/two', 'a.test/seed'];
+    const merged = mergeMemberRecords(local, remote);
+    expect(merged).toEqual(['@b.test', '@a.test', 'b.test/two', 'a.test/seed', 'a.test/one']);
+    // The other replica, holding `remote`, gets `merged` back: nothing for it to add, so no write back.
+    expect(mergeMemberRecords(remote, merged)).toBe(merged);
+    expect(mergeMemberRecords(local, merged)).toBe(merged);
+  });
+
+  it('gives back the arrival when its bounds leave no room for this replica\'s entries (no write back and forth)', () => {
+    const full = Array.from({ length: 64 }, (_, i) => `r.test/repo${i}`);
+    const arrived = ['@r.test', ...full];
+    expect(mergeMemberRecords(['r.test/other'], arrived)).toEqual(arrived);
+    const holders = Array.from({ length: 16 }, (_, i) => `@h${i}.test`);
+    expect(mergeMemberRecords(['@other.test'], holders)).toEqual(holders);
   });
 });
