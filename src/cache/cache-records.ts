@@ -94,14 +94,21 @@ export class CacheRecords {
     const merged = merge ? merge(local, remote) : remote;
     this.#put(key, merged);
     if (merged === remote || isDeepStrictEqual(merged, remote)) return;
-    void this.#writeBack(key, merged);
+    void this.#writeBack(key, remote, merged);
   }
 
-  /** A merged record to the index and the other replicas; a failure leaves it to the next change (it costs a re-check, never a wrong answer). */
-  async #writeBack(key: string, value: unknown): Promise<void> {
-    this.host.sync?.changing('record', key);
+  /**
+   * A merged record to the index and the other replicas, only while the index still holds the value
+   * it was merged with and nothing changed it here: a record deleted meanwhile (a purge, an eviction's
+   * forgetting) is not brought back, and a newer value arrives and is merged on its own. A failure
+   * leaves it to the next change (it costs a re-check, never a wrong answer).
+   */
+  async #writeBack(key: string, remote: unknown, merged: unknown): Promise<void> {
     try {
-      if (await this.keptIfUnwritten(this.host.index.putRecord(key, value), key)) this.host.sync?.announce({ type: 'record-set', key });
+      const current = await this.host.index.readRecord(key);
+      if (current === undefined || !isDeepStrictEqual(current, remote) || this.#values.get(key) !== merged) return;
+      this.host.sync?.changing('record', key);
+      if (await this.keptIfUnwritten(this.host.index.putRecord(key, merged), key)) this.host.sync?.announce({ type: 'record-set', key });
     } catch (error) {
       this.host.logger.warn({ err: error, key }, 'cache: a merged record could not be written back');
     }
