@@ -24,7 +24,7 @@ export function whenReadable(
   name: RepositoryName,
   object: CachedObject,
   serve: () => unknown,
-  unknown?: () => unknown,
+  unknown?: () => FastifyReply,
 ): FastifyReply {
   const known = ctx.readAccess.allowedNow(target, name, object, request.headers.authorization);
   const served = known === undefined ? checkThenServe(ctx, request, target, name, object, serve, unknown) : serveAllowed(request, known, serve);
@@ -45,7 +45,7 @@ function serveAllowed(request: FastifyRequest, why: string, serve: () => unknown
 /** Checks after which the bytes here may still be another registry's (they arrived while upstream was asked): then a retry. */
 const MAX_CHECKS = 3;
 
-async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown, unknown?: () => unknown): Promise<void> {
+async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target: UpstreamTarget, name: RepositoryName, object: CachedObject, serve: () => unknown, unknown?: () => FastifyReply): Promise<void> {
   let decision = await ctx.readAccess.check(target, name, object, request.headers.authorization, request.log);
   // A yes is for the bytes here when it was given: served in the same turn, or asked again if another registry's came meanwhile.
   for (let checks = 1; decision.allowed && !ctx.readAccess.servesOwnBytes(target, object); checks++) {
