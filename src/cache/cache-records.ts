@@ -40,7 +40,6 @@ export class CacheRecords {
     this.#values = values;
     this.host = host;
     this.synced = {
-      set: (key, value) => this.#put(key, value),
       arrived: (key, value) => this.#arrived(key, value),
       delete: (key) => this.#remove(key),
       keys: () => this.#values.keys(),

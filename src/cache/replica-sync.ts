@@ -22,7 +22,6 @@ const STAT_CONCURRENCY = 8;
 
 /** The records as the sync changes them (other replicas' changes): each change is told to the records' listener. */
 export interface SyncedRecords {
-  set(key: string, value: unknown): void;
   /** Another replica set `key` to `value` (read back from the index): kept, or merged with this replica's (CacheRecords.mergeUnder). */
   arrived(key: string, value: unknown): void;
   delete(key: string): void;
@@ -210,7 +209,8 @@ export class ReplicaSync {
     const loaded = await index.load();
     if (this.stopped) return;
 
-    for (const [key, value] of loaded.records) if (!changed.has(recordKey(key))) records.set(key, value);
+    // Merged as a message's value is: what this replica changed while its feed was down is kept too.
+    for (const [key, value] of loaded.records) if (!changed.has(recordKey(key))) records.arrived(key, value);
     for (const key of [...records.keys()]) if (!loaded.records.has(key) && !changed.has(recordKey(key))) records.delete(key);
 
     const untouched = (digest: Digest): boolean => !changed.has(blobKey(digest)) && !host.isFilling(digest);

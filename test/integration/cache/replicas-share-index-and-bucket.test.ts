@@ -113,6 +113,36 @@ describe.each(servers)('replicas running side by side over a shared %s index and
     expect(keepsBoth(third.cache.getRecord<string[]>(key))).toBe(true);
   }, 60_000);
 
+  it('a re-read after a cut feed merges an access record too: what this replica added meanwhile is kept', async () => {
+    const { a, b, shared } = await twoReplicas('cut-merge');
+    for (const cache of [a, b]) AccessRecords.mergeAcrossReplicas(cache);
+    const { digest } = blob(10);
+    const key = `access:member:${digest}`;
+    const seed = repositoryKey('https://quay.io', 'org/seed' as RepositoryName);
+    await new AccessRecords(a).addMember(digest, seed);
+    await until(() => b.getRecord(key) !== undefined, ARRIVES_WITHIN_MS);
+    // B adds a holder (written, announced); then a change nobody announces lands in the index without it, as if
+    // another replica's write and its message were lost while the feeds were down.
+    await new AccessRecords(b).addHolder(digest, 'https://quay.io');
+    await until(() => a.getRecord<string[]>(key)?.includes('@quay.io') === true, ARRIVES_WITHIN_MS);
+    const index = await openCacheIndex(shared.cacheIndex, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    onTestFinished(() => index.close());
+    const other = repositoryKey('https://quay.io', 'org/other' as RepositoryName);
+    await index.putRecord(key, [other, seed]);
+    await index.settled();
+
+    await server().stop();
+    await server().start();
+    // Both re-read: B (and A) keep the holder and take the silent member; the index gets both back.
+    const keepsAll = (records: string[] | undefined): boolean => records?.includes('@quay.io') === true && records.includes(other) && records.includes(seed);
+    await until(() => keepsAll(b.getRecord<string[]>(key)) && keepsAll(a.getRecord<string[]>(key)), ARRIVES_WITHIN_MS * 2);
+    const deadline = Date.now() + ARRIVES_WITHIN_MS;
+    while (!keepsAll((await index.readRecord(key)) as string[] | undefined)) {
+      if (Date.now() > deadline) throw new Error('the index never got the merged record back');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }, 120_000);
+
   it('a replica whose change feed was cut catches up by re-reading the index', async () => {
     const { a, b, shared } = await twoReplicas('cut');
     const { bytes, digest } = blob(150_000);
