@@ -92,15 +92,22 @@ describe.each(servers)('replicas running side by side over a shared %s index and
     expect(a.getRecord(key)).toBeUndefined();
   }, 60_000);
 
-  it('a member one replica adds and a holder the other adds at the same moment are both kept', async () => {
-    const { a, b, shared } = await twoReplicas('merge');
+  /** Two replicas merging access records (as the app sets them up), both holding a digest's record with one member, `seed`. */
+  const mergingReplicas = async (test: string) => {
+    const replicas = await twoReplicas(test);
+    const { a, b } = replicas;
     for (const cache of [a, b]) AccessRecords.mergeAcrossReplicas(cache);
     const { digest } = blob(10);
     const key = `access:member:${digest}`;
     const seed = repositoryKey('https://quay.io', 'org/seed' as RepositoryName);
-    const app = repositoryKey('https://quay.io', 'org/app' as RepositoryName);
     await new AccessRecords(a).addMember(digest, seed);
     await until(() => b.getRecord(key) !== undefined, ARRIVES_WITHIN_MS);
+    return { ...replicas, digest, key, seed };
+  };
+
+  it('a member one replica adds and a holder the other adds at the same moment are both kept', async () => {
+    const { a, b, shared, digest, key, seed } = await mergingReplicas('merge');
+    const app = repositoryKey('https://quay.io', 'org/app' as RepositoryName);
     // Each from what it has now, before it hears of the other: each writes the record whole.
     await Promise.all([new AccessRecords(a).addMember(digest, app), new AccessRecords(b).addHolder(digest, 'https://quay.io')]);
     const keepsBoth = (records: string[] | undefined): boolean => records?.includes(app) === true && records.includes('@quay.io') && records.includes(seed);
@@ -114,13 +121,7 @@ describe.each(servers)('replicas running side by side over a shared %s index and
   }, 60_000);
 
   it('a re-read after a cut feed merges an access record too: what this replica added meanwhile is kept', async () => {
-    const { a, b, shared } = await twoReplicas('cut-merge');
-    for (const cache of [a, b]) AccessRecords.mergeAcrossReplicas(cache);
-    const { digest } = blob(10);
-    const key = `access:member:${digest}`;
-    const seed = repositoryKey('https://quay.io', 'org/seed' as RepositoryName);
-    await new AccessRecords(a).addMember(digest, seed);
-    await until(() => b.getRecord(key) !== undefined, ARRIVES_WITHIN_MS);
+    const { a, b, shared, digest, key, seed } = await mergingReplicas('cut-merge');
     // B adds a holder (written, announced); then a change nobody announces lands in the index without it, as if
     // another replica's write and its message were lost while the feeds were down.
     await new AccessRecords(b).addHolder(digest, 'https://quay.io');
