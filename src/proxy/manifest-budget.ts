@@ -7,6 +7,7 @@ import type { RepositoryName } from '../registry/repository-name.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
 import { ANONYMOUS_ACCOUNT, CLIENT_ACCOUNT, retryAfterSeconds } from '../upstream/docker-hub-budget.js';
+import { layoverAuthorizes, type UpstreamCaller } from './layover-authorizes.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -36,10 +37,10 @@ export interface UpstreamIdentity {
  * client's own credentials (account `client`: Layover cannot tell whose they are), else Layover's
  * configured credential or anonymous token where Layover manages authorization, else none.
  */
-export async function upstreamIdentity(ctx: ProxyContext, target: UpstreamTarget, name: RepositoryName, clientAuthorization: string | undefined): Promise<UpstreamIdentity> {
-  if (clientBringsCredentials(clientAuthorization)) return { account: CLIENT_ACCOUNT, authorization: clientAuthorization };
-  if (!ctx.upstreamAuth.concerns(target.origin) && !target.rewrite?.alwaysManaged) return { account: ANONYMOUS_ACCOUNT, authorization: undefined };
-  const grant = await ctx.upstreamAuth.authorize(target.origin, ctx.upstreamAuth.for(name), clientAuthorization);
+export async function upstreamIdentity(ctx: ProxyContext, target: UpstreamTarget, name: RepositoryName, caller: UpstreamCaller): Promise<UpstreamIdentity> {
+  if (clientBringsCredentials(caller.authorization)) return { account: CLIENT_ACCOUNT, authorization: caller.authorization };
+  if (!layoverAuthorizes(ctx.upstreamAuth, target, caller)) return { account: ANONYMOUS_ACCOUNT, authorization: undefined };
+  const grant = await ctx.upstreamAuth.authorize(target.origin, ctx.upstreamAuth.for(name), caller.authorization);
   return { account: grant.credential ?? ANONYMOUS_ACCOUNT, authorization: grant.header };
 }
 
@@ -51,9 +52,9 @@ export function observeBudget(ctx: ProxyContext, target: UpstreamTarget, account
 }
 
 /** The account a finished request spent, found after the fact; a failure only costs the reading. */
-export function observeBudgetLater(ctx: ProxyContext, target: UpstreamTarget, name: RepositoryName, clientAuthorization: string | undefined, status: number, headers: Headers, log: FastifyBaseLogger): void {
+export function observeBudgetLater(ctx: ProxyContext, target: UpstreamTarget, name: RepositoryName, caller: UpstreamCaller, status: number, headers: Headers, log: FastifyBaseLogger): void {
   if (!ctx.dockerHubBudget || !countsPulls(target)) return;
-  upstreamIdentity(ctx, target, name, clientAuthorization)
+  upstreamIdentity(ctx, target, name, caller)
     .then(({ account }) => observeBudget(ctx, target, account, status, headers))
     .catch((error: unknown) => log.debug({ err: error, registry: target.registry }, 'Docker Hub budget: no account for an answer'));
 }
@@ -80,7 +81,7 @@ export interface TagHeadRequest {
   readonly tag: string;
   /** The client's Accept: the digest a tag resolves to depends on it (an index, or one manifest). */
   readonly accept: string | undefined;
-  readonly clientAuthorization: string | undefined;
+  readonly caller: UpstreamCaller;
 }
 
 /**
@@ -91,7 +92,7 @@ export async function headTag(asked: TagHeadRequest): Promise<TagHead> {
   const { ctx, dispatcher, target, name, tag, accept } = asked;
   let identity: UpstreamIdentity;
   try {
-    identity = await upstreamIdentity(ctx, target, name, asked.clientAuthorization);
+    identity = await upstreamIdentity(ctx, target, name, asked.caller);
   } catch (error) {
     if (error instanceof UpstreamAuthError && error.kind === 'unreachable') return { kind: 'unreachable', error: error.cause instanceof Error ? error.cause : error };
     // A refusal or a broken realm: the GET path reports it as it always has.

@@ -28,7 +28,7 @@ const revalidating = new WeakMap<object, Set<string>>();
  */
 export async function adoptCachedDigest(asked: TagHeadRequest, key: string, digest: Digest, log: FastifyBaseLogger): Promise<void> {
   const { ctx, target, name } = asked;
-  await ctx.readAccess.recordFetched(target, name, { kind: 'manifest', digest }, asked.clientAuthorization, log);
+  await ctx.readAccess.recordFetched(target, name, { kind: 'manifest', digest }, asked.caller.authorization, log);
   await ctx.cache.setRecord<TagRecord>(key, { digest, fetchedAt: Date.now() });
 }
 

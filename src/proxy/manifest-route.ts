@@ -9,6 +9,7 @@ import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { readLimited } from '../upstream/read-limited.js';
 import { failReply } from './error-handler.js';
+import { upstreamCallerOf } from './layover-authorizes.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { whenReadable } from './read-guard.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
@@ -66,7 +67,7 @@ function fetchByDigest(asked: ManifestRequest, digest: Digest): FastifyReply {
     identity: true,
     auth: ctx.upstreamAuth.for(name),
     onResponse: (res) => {
-      observeBudgetLater(ctx, target, name, request.headers.authorization, res.statusCode, res.headers, request.log);
+      observeBudgetLater(ctx, target, name, upstreamCallerOf(request), res.statusCode, res.headers, request.log);
       if (res.statusCode >= 500) return upstreamFailed(reply, target, res);
       if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);
       storeAndSend(asked, res, digest, null).catch((error: unknown) => failReply(request, reply, error));
@@ -131,12 +132,12 @@ function serveByTag(asked: ManifestRequest, tag: string): FastifyReply {
  */
 async function spendNoPull(asked: ManifestRequest, key: string, tag: string, record: TagRecord | undefined, cached: BlobEntry | undefined): Promise<void> {
   const { ctx, request, reply, target, name } = asked;
-  const head: TagHeadRequest = { ctx, dispatcher: request.server.upstream, target, name, tag, accept: request.headers.accept, clientAuthorization: request.headers.authorization };
+  const head: TagHeadRequest = { ctx, dispatcher: request.server.upstream, target, name, tag, accept: request.headers.accept, caller: upstreamCallerOf(request) };
   const budget = ctx.dockerHubBudget;
   if (cached && record && !record.moved && budget) {
     let account: string | null = null;
     try {
-      account = (await upstreamIdentity(ctx, target, name, head.clientAuthorization)).account;
+      account = (await upstreamIdentity(ctx, target, name, head.caller)).account;
     } catch {
       // No identity, no budget to look at: the HEAD below meets the same failure and reports it.
     }
@@ -195,7 +196,7 @@ function fetchByTag(asked: ManifestRequest, key: string, cached: BlobEntry | und
       void reply.send(unreachable(target, error));
     },
     onResponse: (res) => {
-      observeBudgetLater(ctx, target, name, request.headers.authorization, res.statusCode, res.headers, request.log);
+      observeBudgetLater(ctx, target, name, upstreamCallerOf(request), res.statusCode, res.headers, request.log);
       if ((res.statusCode >= 500 || res.statusCode === 429) && cached) {
         res.stream.resume();
         return serveStale(asked, cached, `upstream answered ${res.statusCode}`, res.statusCode === 429 ? tooManyRequests(target, res.headers) : upstreamFailure(target, res.statusCode));

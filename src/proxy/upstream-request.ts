@@ -15,6 +15,7 @@ import { readLimited } from '../upstream/read-limited.js';
 import { clearReplyHeaders, failReply } from './error-handler.js';
 import { UPSTREAM_BODY_HEADERS } from './upstream-body-headers.js';
 import { unreachable } from './upstream-unreachable.js';
+import { layoverAuthorizes, upstreamCallerOf } from './layover-authorizes.js';
 import { clientLink, clientLocation } from '../registry/client-location.js';
 import type { UpstreamRewrite, UpstreamTarget } from './upstream-target.js';
 
@@ -66,9 +67,7 @@ interface Authorization {
 export function forwardUpstream(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, options: UpstreamRequestOptions = {}): FastifyReply {
   const scope = options.auth;
   if (!scope) return send(request, reply, target, options, null);
-  // Where names differ upstream, a client cannot use the upstream's challenge as it is: Layover
-  // manages authorization (its credentials, or anonymous tokens) even without a credential.
-  if (!scope.auth.concerns(target.origin) && !target.rewrite?.alwaysManaged) {
+  if (!layoverAuthorizes(scope.auth, target, upstreamCallerOf(request))) {
     // No credential can apply: the request goes as it came, only a refusal is made clear.
     const grant: AuthGrant = { dropClientHeader: false, clientOwn: clientBringsCredentials(request.headers.authorization), challenge: null, passChallenge: scope.ping === true };
     return send(request, reply, target, options, { grant, managed: false, retried: false });
