@@ -51,7 +51,7 @@ import { loadCustomCertificates } from './tls/custom-certificates.js';
 import { SniContexts } from './tls/sni-contexts.js';
 import { UpstreamDispatcher } from './upstream/upstream-agent.js';
 import { UpstreamResolver } from './upstream/upstream-resolver.js';
-import { registryHosts } from './upstream/auth/registry-hosts.js';
+import { realmHiddenByDns, registryHosts } from './upstream/auth/registry-hosts.js';
 import { UpstreamAuth } from './upstream/auth/upstream-auth.js';
 
 export interface LayoverApp {
@@ -254,6 +254,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     logger,
     metrics,
     ...registryHosts(config),
+    realmHidden: realmHiddenByDns(config),
     ...(sharedTokens ? { sharedTokens } : {}),
   });
   const dockerHubBudget = new DockerHubBudget({ low: config.dockerHubBudgetLow, logger: logger as FastifyBaseLogger, metrics });

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { identityOf } from '../client-auth/authenticated-requests.js';
-import type { UpstreamAuth } from '../upstream/auth/upstream-auth.js';
+import { handsBackPlaceholder, type UpstreamAuth } from '../upstream/auth/upstream-auth.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
 /** Who a request goes upstream for: the client's Authorization, and whether Layover let it in (CLIENT_AUTH). */
@@ -18,9 +18,10 @@ export function upstreamCallerOf(request: FastifyRequest): UpstreamCaller {
  * Whether Layover authorizes a request to `target` itself (its credential for the repository, else
  * an anonymous token from the registry's realm) rather than passing it on as it came: when it holds
  * a credential that may concern the registry; where names differ upstream (the client cannot use
- * the upstream's challenge); and for a client Layover authenticated (no upstream challenge may
- * reach it, so it could never fetch even an anonymous token).
+ * the upstream's challenge); for a client Layover authenticated (no upstream challenge may reach
+ * it, so it could never fetch even an anonymous token); and for a client handing back the
+ * placeholder Layover's token endpoint gave it.
  */
 export function layoverAuthorizes(auth: UpstreamAuth, target: UpstreamTarget, caller: UpstreamCaller): boolean {
-  return caller.layoverClient || target.rewrite?.alwaysManaged === true || auth.concerns(target.origin);
+  return caller.layoverClient || target.rewrite?.alwaysManaged === true || handsBackPlaceholder(caller.authorization) || auth.concerns(target.origin);
 }

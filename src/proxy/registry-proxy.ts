@@ -120,8 +120,9 @@ function route(ctx: RegistryProxyContext, tables: RoutingTables, records: Access
   const upstream = target.upstream;
   if (!upstream) return localPing(request, reply);
   // Where Layover points Bearer challenges (src/upstream/auth/): for a registry it holds credentials
-  // for, and wherever names differ upstream (a mirror path prefix, a custom domain), always.
-  if (target.token && (upstream.rewrite?.alwaysManaged || ctx.upstreamAuth.concerns(upstream.origin))) return answerTokenRequest(ctx.upstreamAuth, request, reply, upstream);
+  // for, wherever names differ upstream (a mirror path prefix, a custom domain), and where the realm
+  // is out of the client's reach. The path is Layover's on every registry name: no registry has it.
+  if (target.token) return answerTokenRequest(ctx.upstreamAuth, request, reply, upstream);
   if (target.routeError) throw target.routeError;
   const registryRoute = target.route;
   const repo = registryRoute && 'name' in registryRoute ? registryRoute.name : undefined;

@@ -137,14 +137,16 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     // reply-from would otherwise append the client's query (containerd's `ns`) to the path.
     hooks.queryString = () => rewrite.query;
   }
-  const auth = authorization?.managed ? options.auth?.auth : undefined;
+  const managed = authorization?.managed ? options.auth?.auth : undefined;
   // A client Layover authenticated holds Layover's credentials: no upstream challenge may reach it.
   const layoverClient = identityOf(request) !== undefined;
   hooks.rewriteHeaders = (headers) => {
     const out = withoutHopByHop(headers);
     if (layoverClient) delete out['www-authenticate'];
+    const challenge = headers['www-authenticate'];
+    // A realm the client cannot reach (its name is Layover's in DNS) is relayed by Layover even where it holds no credential.
+    const auth = managed ?? (challenge && options.auth?.auth.namesHiddenRealm(challenge) ? options.auth.auth : undefined);
     if (auth || rewrite) {
-      const challenge = headers['www-authenticate'];
       if (auth && challenge && !layoverClient) {
         out['www-authenticate'] = rewrite
           ? auth.rewriteChallenges(challenge, { realm: rewrite.tokenRealm, scope: (s) => rewrite.names.scopesToClient(s) })

@@ -1,5 +1,7 @@
 import type { LayoverConfig } from '../../config/layover-config.js';
+import { RegistryPorts } from '../../proxy/upstream-target.js';
 import { HostnameSet } from '../../registry/hostname.js';
+import { DOCKER_PROXY_HOST } from '../../registry/well-known-hosts.js';
 
 /** Which hostnames are registries Layover proxies, for CredentialStore (UpstreamAuth's isRegistry and wildcardOnly). */
 export interface RegistryHosts {
@@ -17,4 +19,18 @@ export function registryHosts(config: Pick<LayoverConfig, 'registries' | 'custom
     isRegistry: (hostname) => intercepted.has(hostname) || named.has(hostname),
     wildcardOnly: (hostname) => intercepted.has(hostname) && !intercepted.named(hostname) && !named.has(hostname),
   };
+}
+
+/**
+ * Whether a token realm at `hostname` and `port` (null: 443) is out of reach for clients that
+ * resolve through Layover: its DNS answers the name with Layover's address, and Layover serves the
+ * name only at the ports REGISTRIES gives it (a self-hosted GitLab's registry at 5050, its realm on
+ * 443). UpstreamAuth points such challenges at Layover's token endpoint, which relays them.
+ */
+export function realmHiddenByDns(config: Pick<LayoverConfig, 'registries' | 'registryPatterns' | 'customDomains'>): (hostname: string, port: number | null) => boolean {
+  const intercepted = new HostnameSet(config.registries);
+  const ports = new RegistryPorts(config.registryPatterns);
+  // docker.proxy and custom domains are Layover's own names, answered at every port it listens on.
+  const own = new HostnameSet([DOCKER_PROXY_HOST, ...config.customDomains.map((domain) => domain.domain)]);
+  return (hostname, port) => intercepted.has(hostname) && !own.has(hostname) && !ports.allows(hostname, port);
 }

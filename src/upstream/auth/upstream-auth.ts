@@ -58,6 +58,12 @@ export interface AuthGrant {
 
 const CLIENT_OWN: AuthGrant = { dropClientHeader: false, clientOwn: true, challenge: null };
 
+/** The client sends the placeholder Layover's token endpoint gave it: "authorize me with yours". */
+export function handsBackPlaceholder(authorization: string | undefined): boolean {
+  const [scheme = '', value = ''] = (authorization ?? '').trim().split(/\s+/, 2);
+  return scheme.toLowerCase() === 'bearer' && value === PLACEHOLDER_TOKEN;
+}
+
 /** `Basic Og==` (empty user and password) and Layover's placeholder mean "no credentials of my own". */
 export function clientBringsCredentials(authorization: string | undefined): boolean {
   if (!authorization?.trim()) return false;
@@ -90,6 +96,7 @@ export class UpstreamAuth {
   readonly #warned = new LruMap<string, true>(1000);
   readonly #realms: RealmGuard;
   readonly #metrics: Metrics | undefined;
+  readonly #realmHidden: (hostname: string, port: number | null) => boolean;
 
   /** `realms`: where realms on other hosts are reached through; by default the UpstreamDispatcher's guard. */
   constructor(options: {
@@ -107,6 +114,8 @@ export class UpstreamAuth {
     isRegistry?: (hostname: string) => boolean;
     /** Hostnames proxied only through a wildcard of REGISTRIES: they never borrow an entry keyed by their realm's host. */
     wildcardOnly?: (hostname: string) => boolean;
+    /** Realms clients resolving through Layover cannot reach (registry-hosts.ts realmHiddenByDns): challenges naming one point at Layover. */
+    realmHidden?: (hostname: string, port: number | null) => boolean;
   }) {
     this.#dispatcher = options.dispatcher;
     const realms = options.realms ?? (options.dispatcher instanceof UpstreamDispatcher ? options.dispatcher.realms : null);
@@ -122,6 +131,7 @@ export class UpstreamAuth {
     this.#tokens = new TokenCache({ now: this.#now, ...(options.sharedTokens ? { shared: options.sharedTokens } : {}) });
     this.#logger = options.logger;
     this.#metrics = options.metrics;
+    this.#realmHidden = options.realmHidden ?? (() => false);
   }
 
   /** The scope of a request, for forwardUpstream's `auth` option. */
@@ -219,6 +229,18 @@ export class UpstreamAuth {
         return formatChallenge({ ...c, params });
       })
       .join(', ');
+  }
+
+  /**
+   * True when a Bearer challenge in `header` names a realm clients that resolve through Layover
+   * cannot reach: the request's challenges must then point at Layover's token endpoint
+   * (rewriteChallenges), even for a registry Layover holds no credential for.
+   */
+  namesHiddenRealm(header: string | string[]): boolean {
+    return parseChallenges(header).some((c) => {
+      const realm = c.scheme === 'bearer' ? realmOf(c) : null;
+      return realm !== null && realm.protocol === 'https:' && this.#realmHidden(realm.hostname, realm.port === '' ? null : Number(realm.port));
+    });
   }
 
   /**

@@ -44,22 +44,35 @@ export interface TokenBench {
 }
 
 /** An RSA key and a certificate for it from the test CA: RS256 needs RSA, the bench's certificates are EC. */
-async function signingCertificate(ca: TestCa, dir: string): Promise<{ certFile: string; keyFile: string }> {
-  const keyFile = join(dir, 'token-signing.key');
-  const csr = join(dir, 'token-signing.csr');
-  const certFile = join(dir, 'token-signing.crt');
-  const ext = join(dir, 'token-signing.ext');
+async function signingCertificate(ca: TestCa, dir: string, name: string): Promise<{ certFile: string; keyFile: string }> {
+  const keyFile = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const certFile = join(dir, `${name}.crt`);
+  const ext = join(dir, `${name}.ext`);
   writeFileSync(ext, 'basicConstraints = critical,CA:FALSE\nkeyUsage = critical,digitalSignature\n');
   await run('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-subj', '/CN=layover test token signer', '-out', csr]);
   await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca.certFile, '-CAkey', ca.keyFile, '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', certFile]);
   return { certFile, keyFile };
 }
 
-async function startTokenServer(sandbox: Sandbox, ca: TestCa, users: Record<string, TokenUser>, lines: TokenLine[]): Promise<void> {
-  const tls = await ca.issue('token-server', [REALM_HOST, REALM_ADDRESS]);
-  const signing = await signingCertificate(ca, sandbox.dir);
-  const args = [join(FIXTURES, 'token-server.mjs'), '--listen', `${REALM_ADDRESS}:443`, '--cert', tls.certFile, '--key', tls.keyFile];
-  args.push('--sign-cert', signing.certFile, '--sign-key', signing.keyFile, '--issuer', ISSUER, '--service', INTERCEPTED_HOST, '--users', JSON.stringify(users));
+/** Where a token server listens, under which name, and the service its tokens are for. */
+export interface TokenServerPlace {
+  host: string;
+  address: string;
+  service: string;
+}
+const BENCH_REALM: TokenServerPlace = { host: REALM_HOST, address: REALM_ADDRESS, service: INTERCEPTED_HOST };
+
+/**
+ * Starts test/fixtures/token-server.mjs at `place` (port 443), its TLS and signing certificates from
+ * the test CA; every request it answers is pushed to `lines`. Returns the registry's `auth.token`
+ * section for a realm at `realmPath`.
+ */
+export async function startTokenServer(sandbox: Sandbox, ca: TestCa, users: Record<string, TokenUser>, lines: TokenLine[], place: TokenServerPlace = BENCH_REALM, realmPath = '/token'): Promise<Record<string, unknown>> {
+  const tls = await ca.issue(`token-server-${place.address}`, [place.host, place.address]);
+  const signing = await signingCertificate(ca, sandbox.dir, `token-signing-${place.address}`);
+  const args = [join(FIXTURES, 'token-server.mjs'), '--listen', `${place.address}:443`, '--cert', tls.certFile, '--key', tls.keyFile];
+  args.push('--sign-cert', signing.certFile, '--sign-key', signing.keyFile, '--issuer', ISSUER, '--service', place.service, '--users', JSON.stringify(users));
   const child = sandbox.spawn(process.execPath, args);
   let partial = '';
   let stderr = '';
@@ -76,6 +89,7 @@ async function startTokenServer(sandbox: Sandbox, ca: TestCa, users: Record<stri
     });
     child.once('exit', (code) => reject(new Error(`token server exited (${code}): ${stderr}`)));
   });
+  return { token: { realm: `https://${place.host}${realmPath}`, service: place.service, issuer: ISSUER, rootcertbundle: ca.certFile } };
 }
 
 /**
@@ -97,10 +111,7 @@ export async function startTokenBench(users: Record<string, TokenUser>, options:
     ...(options.layover === false ? {} : { layover: allowingRealm(options.layover) }),
     auth: { htpasswd: { [pusher]: pusherUser.password } },
     extraRecords: { [REALM_HOST]: [REALM_ADDRESS] },
-    beforeRegistry: async (sandbox, ca) => {
-      await startTokenServer(sandbox, ca, users, lines);
-      return { auth: { token: { realm: `https://${REALM_HOST}/token`, service: INTERCEPTED_HOST, issuer: ISSUER, rootcertbundle: ca.certFile } } };
-    },
+    beforeRegistry: async (sandbox, ca) => ({ auth: await startTokenServer(sandbox, ca, users, lines) }),
   });
   // Every Layover the test starts later allows the realm too (the bench's getters stay live).
   const withRealm: Bench = Object.create(bench, { startLayover: { value: (layoverOptions?: LayoverProcessOptions) => bench.startLayover(allowingRealm(layoverOptions)) } });
