@@ -3,6 +3,7 @@ import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import { parseBearer } from '../client-auth/authenticator.js';
 import { BASIC_CHALLENGE } from '../client-auth/client-challenge.js';
+import { signInSource } from '../client-auth/sign-in-source.js';
 import { ClientNetworks } from '../dns/client-networks.js';
 import { OciError } from '../registry/oci-errors.js';
 
@@ -52,7 +53,7 @@ export class AdminAccess {
     if (authorization === undefined) throw new OciError('UNAUTHORIZED', 'an admin token or an admin\'s credentials are needed', undefined, { headers: { 'www-authenticate': challenge } });
     const bearer = parseBearer(authorization);
     if (bearer !== null && this.#isAdminToken(bearer)) return;
-    const identity = this.options.clientAuth ? await this.options.clientAuth.authenticator.authenticate(authorization) : null;
+    const identity = this.options.clientAuth ? await this.options.clientAuth.authenticator.authenticate(authorization, signInSource(request.ip)) : null;
     if (identity === null) throw new OciError('UNAUTHORIZED', 'the admin token or the credentials are wrong', undefined, { headers: { 'www-authenticate': challenge } });
     if (!identity.groups.includes(this.options.group)) throw new OciError('DENIED', `${identity.user} is not in the admin group (ADMIN_GROUP)`);
   }

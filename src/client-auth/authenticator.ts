@@ -21,7 +21,12 @@ export interface TokenLifetime {
  * error ever carries the secret.
  */
 export interface Authenticator {
-  authenticate(authorization: string | undefined): Promise<ClientIdentity | null>;
+  /**
+   * `source`: who is signing in (signInSource: the client's address, an IPv6 client's /64), so
+   * that where checks are costly and queued (bcrypt) each client takes its turn, and one sending
+   * wrong passwords without pause delays only itself.
+   */
+  authenticate(authorization: string | undefined, source?: string): Promise<ClientIdentity | null>;
   /**
    * Whether `user` may still sign in, asked for a request that carries a token of Layover's
    * instead of credentials: a user removed from the htpasswd file, disabled in the directory or

@@ -6,6 +6,7 @@ import { isClientTokenRequest, isRefusal, requestTargetOf } from '../proxy/reque
 import { rememberIdentity } from './authenticated-requests.js';
 import type { ClientIdentity } from './authenticator.js';
 import { parseBearer } from './authenticator.js';
+import { signInSource } from './sign-in-source.js';
 import { BASIC_CHALLENGE, bearerChallenge } from './client-challenge.js';
 import { accessCovers, type TokenAccess } from './token-service/token-scopes.js';
 import type { ClientAuth } from './create-client-auth.js';
@@ -29,13 +30,13 @@ interface Identified {
  * authenticator (removed from the htpasswd file: refused at the next reload, not at expiry);
  * anything else goes to the authenticator.
  */
-async function identify(clientAuth: ClientAuth, authorization: string | undefined, audience: string): Promise<Identified | null> {
+async function identify(clientAuth: ClientAuth, authorization: string | undefined, audience: string, source: string): Promise<Identified | null> {
   const bearer = parseBearer(authorization);
   if (bearer !== null && clientAuth.tokens?.isOurs(bearer)) {
     const verified = await clientAuth.tokens.verify(bearer, audience);
     return verified && (await clientAuth.authenticator.stillValid(verified.identity.user, verified.lifetime)) ? verified : null;
   }
-  const identity = await clientAuth.authenticator.authenticate(authorization);
+  const identity = await clientAuth.authenticator.authenticate(authorization, source);
   return identity && { identity };
 }
 
@@ -78,7 +79,7 @@ export function clientAuthHook({ clientAuth }: ClientAuthHookOptions): onRequest
     const action = pull || target.token ? 'pull' : 'push';
     let identified: Identified | null;
     try {
-      identified = await identify(clientAuth, authorization, target.clientToken.service);
+      identified = await identify(clientAuth, authorization, target.clientToken.service, signInSource(request.ip));
     } catch (error) {
       annotateRequestLog(request, { registry: target.registry, clientAuth: 'unavailable' });
       throw error;

@@ -23,8 +23,8 @@ class WithGroups implements Authenticator {
     readonly groups: Readonly<Record<string, readonly string[]>>,
   ) {}
 
-  async authenticate(authorization: string | undefined): Promise<ClientIdentity | null> {
-    const identity = await this.inner.authenticate(authorization);
+  async authenticate(authorization: string | undefined, source?: string): Promise<ClientIdentity | null> {
+    const identity = await this.inner.authenticate(authorization, source);
     if (!identity) return null;
     const extra = Object.entries(this.groups)
       .filter(([, users]) => users.includes(identity.user))

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import { createSecureContext, TLSSocket, type SecureContext, type Server as TlsServer } from 'node:tls';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Authenticator } from '../client-auth/authenticator.js';
+import { signInSource } from '../client-auth/sign-in-source.js';
 import { trackedConnection } from '../net/tracked-connection.js';
 import { SERVER_CIPHERS } from '../tls/server-ciphers.js';
 import { rememberConnectAuthority, sniMatches } from './connect-authority.js';
@@ -146,7 +147,7 @@ export class ConnectProxy {
     if (authenticator) {
       let user: string | undefined;
       try {
-        user = (await authenticator.authenticate(req.headers['proxy-authorization']))?.user;
+        user = (await authenticator.authenticate(req.headers['proxy-authorization'], signInSource(socket.remoteAddress)))?.user;
       } catch (error) {
         this.#options.logger.warn({ err: error, target: log.target }, 'checking Proxy-Authorization failed');
         return refuse(503, 'auth-unavailable', 'Layover cannot check credentials right now');

@@ -8,6 +8,8 @@ import { OciError } from '../../registry/oci-errors.js';
  * refused at once with 503, so a stranger sending new passwords in a loop queues nothing.
  */
 const MAX_WAITING = 32;
+/** Checks one source may have waiting: a node signs in with a credential or two, then they are remembered. */
+const MAX_WAITING_PER_SOURCE = 8;
 /** An idle worker goes after this long (its isolate costs RSS); the next sign-in starts one again. */
 const IDLE_MS = 10_000;
 
@@ -34,27 +36,37 @@ interface Waiting {
   reject(error: Error): void;
 }
 
+const busy = (): OciError => new OciError('UNAVAILABLE', 'too many sign-ins are being checked: retry', undefined, { headers: { 'retry-after': '1' } });
+
 /**
  * bcrypt compares on one worker thread, one at a time. bcryptjs is JavaScript: a cost-10 hash takes
  * tens of milliseconds of CPU, and on the main thread a loop of wrong passwords (each one new, so
  * never remembered) stalled every pull and every cache hit behind it. Here it takes one thread at
- * most, and waiting checks are bounded.
+ * most, and waiting checks are bounded. Sources (signInSource) take turns, and a full queue makes
+ * room for a source with fewer checks waiting: a client sending new passwords without pause delays
+ * others' first sign-ins by one check each, not by the whole queue.
  */
 export class BcryptChecks {
   readonly #bcryptPath = createRequire(import.meta.url).resolve('bcryptjs');
   #worker: Worker | undefined;
   #running: Waiting | undefined;
-  readonly #waiting: Waiting[] = [];
+  /** Waiting checks by source, in turn order: the source served last goes to the back. */
+  readonly #waiting = new Map<string, Waiting[]>();
+  #waitingCount = 0;
   #nextId = 1;
   #idleTimer: NodeJS.Timeout | undefined;
 
   /** True when `password` matches the bcrypt `hash`; rejects with 503 UNAVAILABLE when too many checks wait. */
-  compare(password: string, hash: string): Promise<boolean> {
-    if (this.#waiting.length >= MAX_WAITING) {
-      return Promise.reject(new OciError('UNAVAILABLE', 'too many sign-ins are being checked: retry', undefined, { headers: { 'retry-after': '1' } }));
-    }
+  compare(password: string, hash: string, source = ''): Promise<boolean> {
+    const queue = this.#waiting.get(source);
+    const mine = queue?.length ?? 0;
+    if (mine >= MAX_WAITING_PER_SOURCE) return Promise.reject(busy());
+    if (this.#waitingCount >= MAX_WAITING && !this.#makeRoomFor(mine)) return Promise.reject(busy());
     return new Promise<boolean>((resolve, reject) => {
-      this.#waiting.push({ id: this.#nextId++, password, hash, resolve, reject });
+      const check = { id: this.#nextId++, password, hash, resolve, reject };
+      if (queue) queue.push(check);
+      else this.#waiting.set(source, [check]);
+      this.#waitingCount++;
       this.#next();
     });
   }
@@ -68,14 +80,33 @@ export class BcryptChecks {
     await worker?.terminate();
   }
 
+  /**
+   * The queue is full: the source with the most checks waiting gives up its newest (503) when it has
+   * more than one beyond `mine`, so that no source keeps another out. False when none has.
+   */
+  #makeRoomFor(mine: number): boolean {
+    let largest: Waiting[] | undefined;
+    for (const queue of this.#waiting.values()) if (!largest || queue.length > largest.length) largest = queue;
+    if (!largest || largest.length <= mine + 1) return false;
+    this.#waitingCount--;
+    largest.pop()!.reject(busy());
+    return true;
+  }
+
   #next(): void {
     if (this.#running) return;
-    const check = this.#waiting.shift();
-    if (!check) {
+    const turn = this.#waiting.entries().next();
+    if (turn.done) {
       this.#idleTimer = setTimeout(() => void this.close(), IDLE_MS);
       this.#idleTimer.unref();
       return;
     }
+    const [source, queue] = turn.value;
+    const check = queue.shift()!;
+    this.#waitingCount--;
+    // Round robin: this source's next check waits behind every other source's first.
+    this.#waiting.delete(source);
+    if (queue.length > 0) this.#waiting.set(source, queue);
     clearTimeout(this.#idleTimer);
     this.#running = check;
     try {
@@ -112,7 +143,9 @@ export class BcryptChecks {
   }
 
   #fail(error: Error): void {
-    const failed = [...(this.#running ? [this.#running] : []), ...this.#waiting.splice(0)];
+    const failed = [...(this.#running ? [this.#running] : []), ...[...this.#waiting.values()].flat()];
+    this.#waiting.clear();
+    this.#waitingCount = 0;
     this.#running = undefined;
     for (const check of failed) check.reject(error);
   }

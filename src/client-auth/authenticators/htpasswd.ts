@@ -58,13 +58,13 @@ export class HtpasswdAuthenticator implements Authenticator {
     return authenticator;
   }
 
-  async authenticate(authorization: string | undefined): Promise<ClientIdentity | null> {
+  async authenticate(authorization: string | undefined, source = ''): Promise<ClientIdentity | null> {
     const basic = parseBasic(authorization);
     if (!basic) return null;
     await this.#refresh();
     return this.#remembered.check(basic.user, basic.password, async () => {
       const hash = this.#users.get(basic.user);
-      const ok = await this.#bcrypt.compare(basic.password, hash ?? this.#dummy);
+      const ok = await this.#bcrypt.compare(basic.password, hash ?? this.#dummy, source);
       if (!ok || !hash) return null;
       return Object.freeze({ user: basic.user, groups: Object.freeze([]) });
     });

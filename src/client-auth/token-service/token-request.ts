@@ -8,6 +8,7 @@ import { readLimited } from '../../upstream/read-limited.js';
 import type { ClientIdentity } from '../authenticator.js';
 import { BASIC_CHALLENGE } from '../client-challenge.js';
 import type { ClientAuth } from '../create-client-auth.js';
+import { signInSource } from '../sign-in-source.js';
 import type { LayoverTokens } from './layover-tokens.js';
 import { tokenAudience } from './token-audience.js';
 import { formatScopes, grantAccess, parseScopes } from './token-scopes.js';
@@ -90,7 +91,7 @@ export async function answerClientTokenRequest(options: ClientTokenOptions, requ
 
   let identity: ClientIdentity | null;
   try {
-    identity = await clientAuth.authenticator.authenticate(authorization);
+    identity = await clientAuth.authenticator.authenticate(authorization, signInSource(request.ip));
   } catch (error) {
     annotateRequestLog(request, { tokenRequest: 'unavailable' });
     throw error;

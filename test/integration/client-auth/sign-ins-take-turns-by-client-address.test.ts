@@ -1,0 +1,59 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
+
+// In-process Layover with CLIENT_AUTH=htpasswd (cost 10, as `htpasswd -B` writes by default: tens of
+// milliseconds a check) and its token service. One address sends new wrong passwords as fast as it
+// can; a node at another address signing in must not wait behind all of them, nor be refused.
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+let dir: string;
+let layover: RunningLayover;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'layover-sign-in-turns-'));
+  const line = (user: string, password: string): string => execFileSync('htpasswd', ['-Bbn', '-C', '10', user, password], { encoding: 'utf8' }).trim();
+  writeFileSync(join(dir, 'htpasswd'), `${line('carol', 'carol-pw')}\n${line('dave', 'dave-pw')}\n`);
+  const file = join(dir, 'layover.yaml');
+  writeFileSync(file, ['registries: [ghcr.io]', 'clientAuth: htpasswd', `htpasswdFile: ${join(dir, 'htpasswd')}`, 'clientAuthChallenge: bearer'].join('\n'));
+  layover = await startLayover({ config: file, 'data-dir': join(dir, 'data') });
+});
+afterAll(async () => {
+  await layover?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const tokenRequest = (authorization: string, remoteAddress: string) =>
+  layover.app.https.inject({ method: 'GET', url: '/token?service=ghcr.io', remoteAddress, headers: { host: 'docker.proxy', authorization } });
+
+it('checks a node’s first sign-in between the checks of an address sending wrong passwords, by client address', async () => {
+  const checked: string[] = [];
+  const flood = Array.from({ length: 40 }, (_, i) =>
+    tokenRequest(basic('carol', `guess-${i}`), '192.0.2.66').then((res) => {
+      if (res.statusCode !== 503) checked.push(`flood ${res.statusCode}`);
+      return res;
+    }),
+  );
+  const node = tokenRequest(basic('carol', 'carol-pw'), '192.0.2.10').then((res) => {
+    checked.push(`node ${res.statusCode}`);
+    return res;
+  });
+  // Through the registry hook too, from a third address (dave: not remembered from the token request).
+  const hook = layover.app.https.inject({ method: 'GET', url: '/v2/', remoteAddress: '192.0.2.11', headers: { host: 'ghcr.io', authorization: basic('dave', 'dave-pw') } });
+
+  expect((await node).statusCode).toBe(200);
+  const hooked = await hook;
+  expect(hooked.statusCode).not.toBe(401);
+  expect(hooked.body).not.toMatch(/too many sign-ins/);
+  const answers = await Promise.all(flood);
+  // The flooding address had a few checks taken, the rest refused at once with 503 and Retry-After.
+  const refused = answers.filter((res) => res.statusCode === 503);
+  expect(refused.length).toBeGreaterThanOrEqual(30);
+  expect(refused[0]!.headers['retry-after']).toBe('1');
+  expect(refused[0]!.json().errors[0]).toMatchObject({ code: 'UNAVAILABLE' });
+  expect(answers.filter((res) => res.statusCode === 401).length).toBe(40 - refused.length);
+  // The node's check ran after at most two of the flood's: one running, one whose turn came first.
+  expect(checked.indexOf('node 200')).toBeLessThanOrEqual(2);
+}, 60_000);
