@@ -83,7 +83,8 @@ export function clientBringsCredentials(authorization: string | undefined): bool
  *
  * A realm is the upstream's to choose, like a redirect's Location: Layover (for its own tokens and
  * for the relay) fetches only https realms, and reaches one through the RealmGuard (addresses the
- * AddressPolicy allows) unless it is the registry's own origin or a credential's configured `realm`.
+ * AddressPolicy allows) unless it is the registry's own origin or host at 443, or a credential's
+ * configured `realm`.
  */
 export class UpstreamAuth {
   readonly #dispatcher: Dispatcher;
@@ -283,8 +284,10 @@ export class UpstreamAuth {
 
   /**
    * Runs `use` with the dispatcher a request to `realm` (of the registry at `origin`) may take: the
-   * upstream dispatcher for the registry's own origin and for a credential's configured `realm`,
-   * the RealmGuard's for any other https realm. A realm refused is logged (the registry and the
+   * upstream dispatcher for the registry's own origin, its own host at 443 (a self-hosted GitLab's
+   * realm beside its registry on 5050, both on a private address; other ports of the host stay
+   * guarded, or a registry could have Layover read any service beside it) and for a credential's
+   * configured `realm`, the RealmGuard's for any other https realm. A realm refused is logged (the registry and the
    * realm's host, nothing else) and ends in an UpstreamAuthError `refused`.
    */
   async #viaRealm<T>(origin: string, realm: URL, log: Log, use: (dispatcher: Dispatcher) => Promise<T>): Promise<T> {
@@ -292,7 +295,7 @@ export class UpstreamAuth {
     try {
       if (realm.protocol !== 'https:') throw new UpstreamAuthError('refused', `token realm ${realm.host} is not https`);
       if (realm.username || realm.password) throw new UpstreamAuthError('refused', `token realm ${realm.host} has credentials in its URL`);
-      if (realm.origin === new URL(origin).origin || this.#store.configuresRealm(registry, realm.hostname)) return await use(this.#dispatcher);
+      if (ownRealm(realm, origin) || this.#store.configuresRealm(registry, realm.hostname)) return await use(this.#dispatcher);
       return await this.#realms.use(realm, use);
     } catch (error) {
       if (error instanceof UpstreamAuthError && error.kind === 'refused') {
@@ -367,6 +370,12 @@ export class UpstreamAuth {
     }
     return ok;
   }
+}
+
+/** A realm at the registry's own origin, or on its host at 443 (`realm` is https). */
+function ownRealm(realm: URL, origin: string): boolean {
+  const registry = new URL(origin);
+  return realm.hostname === registry.hostname && (realm.port === registry.port || realm.port === '');
 }
 
 function realmOf(challenge: Challenge): URL | null {

@@ -289,6 +289,14 @@ describe('UpstreamAuth', () => {
     const self = make([cred(`registry.example.test:${port}`, 'alice')], { allowNetworks: [] });
     expect((await self.authorize(`https://registry.example.test:${port}`, self.for(repo('a')), undefined)).header).toBe('Bearer own-origin');
 
+    // Not its host at another port but 443 (a realm on 443 beside a registry on 5050 is reached as the
+    // registry is: test/integration/auth/realm-on-another-port-of-the-registry-host.test.ts), or a
+    // registry could have Layover read any service beside it.
+    const sameHostRealm = await realm();
+    const ported = await registry(() => `Bearer realm="https://registry.example.test:${sameHostRealm}/jwt/auth",service="s"`);
+    const sameHost = make([cred(`registry.example.test:${ported}`, 'alice')], { allowNetworks: [] });
+    await expect(sameHost.authorize(`https://registry.example.test:${ported}`, sameHost.for(repo('a')), undefined)).rejects.toMatchObject({ kind: 'refused' });
+
     // A realm the operator configured for the credential (`realm`) is vouched for.
     const realmPort = await realm();
     const other = await registry(() => `Bearer realm="https://realm.elsewhere.test:${realmPort}/token",service="s"`);
