@@ -5,6 +5,8 @@ import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
 import { failReply } from './error-handler.js';
+import { layoverAuthorizes, upstreamCallerOf } from './layover-authorizes.js';
+import { challengeForClient } from './upstream-request.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -63,15 +65,16 @@ async function checkThenServe(ctx: ProxyContext, request: FastifyRequest, target
   }
   if (!decision.allowed) {
     annotateRequestLog(request, { registry: target.registry, repo: name, digest: object.digest, cache: 'denied' });
-    throw refusal(decision);
+    throw refusal(decision, (challenge) => challengeForClient(request, target, ctx.upstreamAuth, challenge, layoverAuthorizes(ctx.upstreamAuth, target, upstreamCallerOf(request))));
   }
   annotateRequestLog(request, { access: decision.why });
   await serve();
 }
 
-/** The decision's error, carrying the upstream's challenge as its own header. */
-function refusal(decision: Extract<ReadDecision, { allowed: false }>): OciError {
-  const { error, challenge } = decision;
+/** The decision's error, carrying the upstream's challenge as the client may see it (`shown`) as its own header. */
+function refusal(decision: Extract<ReadDecision, { allowed: false }>, shown: (challenge: string | string[]) => string | string[] | undefined): OciError {
+  const { error } = decision;
+  const challenge = decision.challenge === undefined ? undefined : shown(decision.challenge);
   if (!challenge) return error;
   return new OciError(error.code, error.message, error.detail, { status: error.status, headers: { ...error.headers, 'www-authenticate': challenge }, cause: error });
 }

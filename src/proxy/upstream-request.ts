@@ -10,7 +10,7 @@ import { OciError } from '../registry/oci-errors.js';
 import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
-import { type AuthGrant, type AuthScope, clientBringsCredentials } from '../upstream/auth/upstream-auth.js';
+import { type AuthGrant, type AuthScope, clientBringsCredentials, type UpstreamAuth } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
 import { clearReplyHeaders, failReply } from './error-handler.js';
 import { UPSTREAM_BODY_HEADERS } from './upstream-body-headers.js';
@@ -137,23 +137,15 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     // reply-from would otherwise append the client's query (containerd's `ns`) to the path.
     hooks.queryString = () => rewrite.query;
   }
-  const managed = authorization?.managed ? options.auth?.auth : undefined;
-  // A client Layover authenticated holds Layover's credentials: no upstream challenge may reach it.
-  const layoverClient = identityOf(request) !== undefined;
   hooks.rewriteHeaders = (headers) => {
     const out = withoutHopByHop(headers);
-    if (layoverClient) delete out['www-authenticate'];
     const challenge = headers['www-authenticate'];
-    // A realm the client cannot reach (its name is Layover's in DNS) is relayed by Layover even where it holds no credential.
-    const auth = managed ?? (challenge && options.auth?.auth.namesHiddenRealm(challenge) ? options.auth.auth : undefined);
-    if (auth || rewrite) {
-      if (auth && challenge && !layoverClient) {
-        out['www-authenticate'] = rewrite
-          ? auth.rewriteChallenges(challenge, { realm: rewrite.tokenRealm, scope: (s) => rewrite.names.scopesToClient(s) })
-          : auth.rewriteChallenges(challenge, `https://${request.host}`);
-      }
-      if (rewrite) renameLocations(out, target.origin, rewrite);
+    if (challenge !== undefined) {
+      const shown = challengeForClient(request, target, options.auth?.auth, challenge, authorization?.managed === true);
+      if (shown === undefined) delete out['www-authenticate'];
+      else out['www-authenticate'] = shown;
     }
+    if (rewrite) renameLocations(out, target.origin, rewrite);
     return out;
   };
   hooks.onResponse = (_request, replyFrom, raw) => {
@@ -186,6 +178,21 @@ function renameLocations(headers: Record<string, string | string[] | number | un
   const link = headers.link;
   if (typeof link === 'string') headers.link = clientLink(link, from, rewrite.names, rewrite.clientQuery);
   else if (Array.isArray(link)) headers.link = link.map((value) => clientLink(value, from, rewrite.names, rewrite.clientQuery));
+}
+
+/**
+ * An upstream's challenge as the client may see it: none for a client Layover authenticated (it
+ * holds Layover's credentials, which must never reach the upstream's realm); pointing at Layover's
+ * token endpoint on the name the client used where Layover authorizes the registry (`managed`) or
+ * the realm is out of the client's reach (its name is Layover's in DNS); otherwise as it came.
+ */
+export function challengeForClient<C extends string | string[]>(request: FastifyRequest, target: UpstreamTarget, auth: UpstreamAuth | undefined, challenge: C, managed: boolean): C | string | undefined {
+  if (identityOf(request) !== undefined) return undefined;
+  if (!auth || !(managed || auth.namesHiddenRealm(challenge))) return challenge;
+  const rewrite = target.rewrite;
+  return rewrite
+    ? auth.rewriteChallenges(challenge, { realm: rewrite.tokenRealm, scope: (scope) => rewrite.names.scopesToClient(scope) })
+    : auth.rewriteChallenges(challenge, `https://${request.host}`);
 }
 
 /**

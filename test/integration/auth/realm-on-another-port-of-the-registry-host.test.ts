@@ -65,8 +65,22 @@ it('relays a client with credentials of its own to the realm, and pulls a privat
   expect(granted.every((line) => line.agent === 'layover')).toBe(true);
 }, 120_000);
 
-it('refuses the private image to a client without credentials', async () => {
+it('refuses the private image, cached now, to a client without credentials: the upstream says no to its anonymous token', async () => {
+  tokenLines.length = 0;
   const result = await bench.pullViaLayover(ref('private/app'), join(bench.sandbox.dir, 'anonymous'), { allowFailure: true });
   expect(result.code).not.toBe(0);
   expect(result.stderr).toMatch(/unauthorized|denied/i);
+  // Not a realm the client could not reach (Layover's 404 at gitlab.test:443).
+  expect(result.stderr).not.toMatch(/not found|name unknown|404/i);
+  expect(tokenLines.some((line) => line.account === '' && line.scopes?.includes('repository:private/app:pull') && line.access?.length === 0)).toBe(true);
 }, 120_000);
+
+it('points the challenge of a refused cached blob at Layover too, not at the realm the client cannot reach', async () => {
+  const layer = bench.images.oci!.manifests[0]!.layers[0]!.digest;
+  const url = `https://${REGISTRY}/v2/private/app/blobs/${layer}`;
+  const headers = (await bench.sandbox.exec('curl', ['-sS', '-o', '/dev/null', '-D', '-', '--cacert', bench.layover!.caFile, url])).stdout;
+  expect(headers).toMatch(/^HTTP\/\S+ 401/);
+  const challenge = /^www-authenticate: (.*)$/im.exec(headers)?.[1] ?? '';
+  expect(challenge).toContain(`realm="https://${REGISTRY}/_layover/token"`);
+  expect(challenge).not.toContain('/jwt/auth');
+}, 60_000);
