@@ -4,6 +4,7 @@ import type { Digest } from '../registry/digest.js';
 import { DOCKER_PROXY_HOSTS } from '../proxy/docker-proxy-route.js';
 import { MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import type { RepositoryName } from '../registry/repository-name.js';
+import { PLACEHOLDER_TOKEN } from '../upstream/auth/upstream-auth.js';
 import { readLimited } from '../upstream/read-limited.js';
 import type { ImageReference } from './image-reference.js';
 import { OWN_PULL_AUTHORIZATION, OWN_PULL_USER_AGENT } from './own-pull-credential.js';
@@ -109,7 +110,9 @@ export class InProcessClient {
     signal.throwIfAborted();
     const headers: Record<string, string> = { host, 'user-agent': OWN_PULL_USER_AGENT };
     if (accept) headers.accept = accept;
-    if (this.clientAuthOn) headers.authorization = OWN_PULL_AUTHORIZATION;
+    // Without client authentication, Layover's placeholder token: "authorize with yours" (its
+    // credential, else an anonymous token), as for a client that went through its token endpoint.
+    headers.authorization = this.clientAuthOn ? OWN_PULL_AUTHORIZATION : `Bearer ${PLACEHOLDER_TOKEN}`;
     const injected = this.https.inject({ method, url, headers, payloadAsStream: true });
     const response = await answerOrAbort(injected, signal);
     const stream = response.stream();
