@@ -22,7 +22,7 @@ export interface TokenLifetime {
  */
 export interface Authenticator {
   /**
-   * `source`: who is signing in (signInSource: the client's address, an IPv6 client's /64), so
+   * `source`: who is signing in (signInSource: the client's address, an IPv6 client's /56), so
    * that where checks are costly and queued (bcrypt) each client takes its turn, and one sending
    * wrong passwords without pause delays only itself.
    */

@@ -4,12 +4,11 @@ import { OciError } from '../../registry/oci-errors.js';
 
 /**
  * Checks waiting for the worker beyond the one it runs: a sign-in storm of a whole build farm fits
- * (each credential is checked once and then remembered, ./remembered.ts); beyond it a check is
- * refused at once with 503, so a stranger sending new passwords in a loop queues nothing.
+ * (each credential is checked once and then remembered, ./remembered.ts), even from one address (a
+ * NAT, a load balancer); beyond it a check is refused at once with 503 unless a source with more
+ * checks waiting gives up its place, so a stranger sending new passwords in a loop queues nothing.
  */
 const MAX_WAITING = 32;
-/** Checks one source may have waiting: a node signs in with a credential or two, then they are remembered. */
-const MAX_WAITING_PER_SOURCE = 8;
 /** An idle worker goes after this long (its isolate costs RSS); the next sign-in starts one again. */
 const IDLE_MS = 10_000;
 
@@ -59,9 +58,7 @@ export class BcryptChecks {
   /** True when `password` matches the bcrypt `hash`; rejects with 503 UNAVAILABLE when too many checks wait. */
   compare(password: string, hash: string, source = ''): Promise<boolean> {
     const queue = this.#waiting.get(source);
-    const mine = queue?.length ?? 0;
-    if (mine >= MAX_WAITING_PER_SOURCE) return Promise.reject(busy());
-    if (this.#waitingCount >= MAX_WAITING && !this.#makeRoomFor(mine)) return Promise.reject(busy());
+    if (this.#waitingCount >= MAX_WAITING && !this.#makeRoomFor(queue?.length ?? 0)) return Promise.reject(busy());
     return new Promise<boolean>((resolve, reject) => {
       const check = { id: this.#nextId++, password, hash, resolve, reject };
       if (queue) queue.push(check);

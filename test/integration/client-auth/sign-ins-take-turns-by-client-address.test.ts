@@ -44,16 +44,19 @@ it('checks a node’s first sign-in between the checks of an address sending wro
   const hook = layover.app.https.inject({ method: 'GET', url: '/v2/', remoteAddress: '192.0.2.11', headers: { host: 'ghcr.io', authorization: basic('dave', 'dave-pw') } });
 
   expect((await node).statusCode).toBe(200);
+  // Past the hook: its upstream (a closed resolver port) answers 503, never the sign-in queue's.
   const hooked = await hook;
   expect(hooked.statusCode).not.toBe(401);
   expect(hooked.body).not.toMatch(/too many sign-ins/);
   const answers = await Promise.all(flood);
-  // The flooding address had a few checks taken, the rest refused at once with 503 and Retry-After.
+  // Those the full queue could not take were refused at once, with Retry-After; the others checked and refused.
   const refused = answers.filter((res) => res.statusCode === 503);
-  expect(refused.length).toBeGreaterThanOrEqual(30);
-  expect(refused[0]!.headers['retry-after']).toBe('1');
-  expect(refused[0]!.json().errors[0]).toMatchObject({ code: 'UNAVAILABLE' });
+  for (const res of refused) {
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.json().errors[0]).toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/too many sign-ins/) });
+  }
   expect(answers.filter((res) => res.statusCode === 401).length).toBe(40 - refused.length);
-  // The node's check ran after at most two of the flood's: one running, one whose turn came first.
-  expect(checked.indexOf('node 200')).toBeLessThanOrEqual(2);
+  // The node took its turn among the flood's checks (the second turn when they all came at once), not after them.
+  const floodAfterNode = checked.slice(checked.indexOf('node 200') + 1).filter((line) => line.startsWith('flood')).length;
+  expect(floodAfterNode).toBeGreaterThanOrEqual(20);
 }, 60_000);

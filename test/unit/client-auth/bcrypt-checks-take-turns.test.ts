@@ -35,15 +35,16 @@ it('lets each source take its turn: a new source waits behind one check of a bus
   expect(done).toHaveLength(9);
 });
 
-it('refuses a source at once beyond its own few waiting checks, while others still get in', async () => {
+it('lets one source fill the queue (a farm behind one NAT), refuses it beyond, and still lets another in', async () => {
   checks = new BcryptChecks();
   const done: string[] = [];
-  const storm = Array.from({ length: 20 }, (_, i) => track(done, `storm-${i}`, '192.0.2.66'));
+  const storm = Array.from({ length: 40 }, (_, i) => track(done, `storm-${i}`, '192.0.2.66'));
   const node = track(done, 'node', '192.0.2.10', 'right');
-  const results = await Promise.all(storm);
-  // One running and eight waiting were taken; the rest refused without queueing.
-  expect(results.filter((r) => r === 'busy')).toHaveLength(11);
   expect(await node).toBe(true);
+  const results = await Promise.all(storm);
+  // One running and 32 waiting were taken, the rest refused without queueing; the node took the place of one.
+  expect(results.filter((r) => r === 'busy')).toHaveLength(8);
+  expect(done.indexOf('node')).toBe(2);
 });
 
 it('makes room in a full queue for a source with fewer checks waiting, taken from the one with the most', async () => {
