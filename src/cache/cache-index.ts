@@ -53,6 +53,13 @@ export interface CacheIndex extends LeaseStore {
   /** Deletes rows by their full key (as `load()` reported them in `invalid`). */
   deleteKeys(keys: readonly string[]): Promise<void>;
   putRecord(key: string, value: unknown): Promise<void>;
+  /**
+   * Writes `value` only where the backend holds `expected` (deep-equal) when the write's turn comes, a
+   * replay after an outage included: resolves false, writing nothing, when it holds anything else.
+   * Rejects with `IndexWriteError` when the backend did not take it (kept, and checked again when
+   * replayed). Between its read and its write another process may still write (one round trip).
+   */
+  putRecordOver(key: string, expected: unknown, value: unknown): Promise<boolean>;
   /** Writes many records in batches (a copy of an index, a bench's cache); rejects with `IndexWriteError` naming how many were not written. */
   putRecords(records: ReadonlyArray<readonly [string, unknown]>): Promise<void>;
   deleteRecord(key: string): Promise<void>;

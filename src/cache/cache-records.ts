@@ -97,19 +97,19 @@ export class CacheRecords {
   }
 
   /**
-   * A merged record to the index and the other replicas, only while the index still holds the value
-   * it was merged with and nothing changed it here: a record deleted meanwhile (a purge, an eviction's
-   * forgetting) is not brought back, and a newer value arrives and is merged on its own. A failure
-   * leaves it to the next change (it costs a re-check, never a wrong answer).
+   * A merged record to the index and the other replicas, only where the index still holds the value
+   * it was merged with when the write lands, a replay after an outage included: a record deleted
+   * meanwhile (a purge, an eviction's forgetting) is not brought back, and a newer value is merged on
+   * its own when it arrives. A change made here meanwhile is written after it, so it wins.
    */
   async #writeBack(key: string, remote: unknown, merged: unknown): Promise<void> {
     try {
-      const current = await this.host.index.readRecord(key);
-      if (current === undefined || !isDeepStrictEqual(current, remote) || this.#values.get(key) !== merged) return;
       this.host.sync?.changing('record', key);
-      if (await this.keptIfUnwritten(this.host.index.putRecord(key, merged), key)) this.host.sync?.announce({ type: 'record-set', key });
+      if (await this.host.index.putRecordOver(key, remote, merged)) this.host.sync?.announce({ type: 'record-set', key });
     } catch (error) {
-      this.host.logger.warn({ err: error, key }, 'cache: a merged record could not be written back');
+      // Kept by the index and checked again when replayed (then announced as a whole).
+      if (error instanceof IndexWriteError) this.host.logger.debug({ err: error, key }, 'cache: a merged record waits for the index');
+      else this.host.logger.warn({ err: error, key }, 'cache: a merged record could not be written back');
     }
   }
 

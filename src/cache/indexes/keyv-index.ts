@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { FastifyBaseLogger } from 'fastify';
 import type Keyv from 'keyv';
 import type { Digest } from '../../registry/digest.js';
@@ -34,7 +35,10 @@ export interface KeyvIndexOptions {
   retryMs?: number;
 }
 
-/** `merge` combines the row the backend holds (undefined when absent) with the one being written. */
+/** What a `merge` answers to leave the row the backend holds as it is (the write is then done, not failed). */
+const KEEP_STORED = Symbol('keep the stored row');
+
+/** `merge` combines the row the backend holds (undefined when absent) with the one being written, or answers KEEP_STORED. */
 type Write =
   | { readonly key: string; readonly deleted: false; readonly value: unknown; readonly merge?: (current: unknown, next: unknown) => unknown }
   | { readonly key: string; readonly deleted: true };
@@ -129,6 +133,15 @@ export class KeyvCacheIndex implements CacheIndex {
   async putRecord(key: string, value: unknown): Promise<void> {
     const failed = await this.write([{ key: RECORD_PREFIX + key, deleted: false, value }]);
     if (failed.length > 0) throw new IndexWriteError(`cache index: record ${key} was not written`, { cause: failed[0]!.error });
+  }
+
+  async putRecordOver(key: string, expected: unknown, value: unknown): Promise<boolean> {
+    let written = false;
+    // Decided when the write is applied, so a replay after an outage looks at the row as it is then.
+    const merge = (current: unknown): unknown => ((written = isDeepStrictEqual(current, expected)) ? value : KEEP_STORED);
+    const failed = await this.write([{ key: RECORD_PREFIX + key, deleted: false, value, merge }]);
+    if (failed.length > 0) throw new IndexWriteError(`cache index: record ${key} was not written`, { cause: failed[0]!.error });
+    return written;
   }
 
   async putRecords(records: ReadonlyArray<readonly [string, unknown]>): Promise<void> {
@@ -252,10 +265,11 @@ export class KeyvCacheIndex implements CacheIndex {
           const current = await this.call(() => this.backend.keyv.getMany(merging.map(({ key }) => key)));
           merging.forEach((set, j) => (set.value = set.merge!(current[j], set.value)));
         }
-        const results: unknown = await this.call(() => this.backend.keyv.setMany(sets.map(({ key, value }) => ({ key, value }))));
+        const writing = sets.filter((set) => set.value !== KEEP_STORED);
+        const results: unknown = writing.length === 0 ? [] : await this.call(() => this.backend.keyv.setMany(writing.map(({ key, value }) => ({ key, value }))));
         // Stores with a batch call answer nothing and throw on failure; the others answer a boolean per row.
         if (Array.isArray(results)) {
-          sets.forEach(({ i }, j) => {
+          writing.forEach(({ i }, j) => {
             if (results[j] !== true) errors[i] = new Error('the backend did not take the row');
           });
         }

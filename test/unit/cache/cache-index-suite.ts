@@ -109,6 +109,16 @@ export function cacheIndexSuite(name: string, harness: IndexHarness): void {
       expect(loaded.entries).toEqual([entry(2, 7)]);
     });
 
+    it('writes a record over the value it expects only, and says whether it did (a merged record written back)', async () => {
+      const index = await open();
+      await index.putRecord('merged', { members: ['a.test/one'], holders: ['@a.test'] });
+      expect(await index.putRecordOver('merged', { members: ['b.test/two'] }, { members: ['x'] })).toBe(false);
+      expect(await index.putRecordOver('merged', { members: ['a.test/one'], holders: ['@a.test'] }, { members: ['a.test/one', 'b.test/two'] })).toBe(true);
+      expect(await index.putRecordOver('never-written', { members: [] }, { members: ['x'] })).toBe(false);
+      const loaded = await (await open()).load();
+      expect(loaded.records).toEqual(new Map([['merged', { members: ['a.test/one', 'b.test/two'] }]]));
+    });
+
     it('loads 5,000 entries (several pages) whole', { timeout: 60_000 }, async () => {
       const index = await open();
       const entries = Array.from({ length: 5_000 }, (_, i) => entry(i));
