@@ -104,7 +104,7 @@ export class CacheRecords {
    */
   async #writeBack(key: string, remote: unknown, merged: unknown): Promise<void> {
     try {
-      this.host.sync?.changing('record', key);
+      // No sync.changing: values read meanwhile are merged when they arrive, never lost to this one.
       if (await this.host.index.putRecordOver(key, remote, merged)) this.host.sync?.announce({ type: 'record-set', key });
     } catch (error) {
       // Kept by the index and checked again when replayed (then announced as a whole).

@@ -39,9 +39,8 @@ export interface KeyvIndexOptions {
 const KEEP_STORED = Symbol('keep the stored row');
 
 /** `merge` combines the row the backend holds (undefined when absent) with the one being written, or answers KEEP_STORED. */
-type Write =
-  | { readonly key: string; readonly deleted: false; readonly value: unknown; readonly merge?: (current: unknown, next: unknown) => unknown }
-  | { readonly key: string; readonly deleted: true };
+type SetWrite = { readonly key: string; readonly deleted: false; readonly value: unknown; readonly merge?: (current: unknown, next: unknown) => unknown };
+type Write = SetWrite | { readonly key: string; readonly deleted: true };
 
 interface FailedWrite {
   key: string;
@@ -367,10 +366,9 @@ function laterAccess(this: void, current: unknown, next: unknown): unknown {
 }
 
 /**
- * The writes of a group in call order, each key once: its last write, which is where the key ends up
- * (a batch applies its sets before its deletes, and a backend may refuse a key twice in one statement).
- * A merging set that follows a set of the same key merges with that set's value, and with the stored
- * row only if that set did too (`merge` keeps the later access time, which does not depend on order).
+ * The writes of a group in call order, each key once: where the key ends up (a batch applies its sets
+ * before its deletes, and a backend may refuse a key twice in one statement). A plain set or a delete
+ * replaces what came before it; a merging set is applied after it (afterEarlier).
  */
 function lastOfEachKey(group: readonly WriteCall[]): Array<{ write: Write; sequence: number }> {
   const last = new Map<string, { write: Write; sequence: number }>();
@@ -379,15 +377,27 @@ function lastOfEachKey(group: readonly WriteCall[]): Array<{ write: Write; seque
       const earlier = last.get(write.key)?.write;
       // Re-inserted so that Map order is the order of the last writes.
       last.delete(write.key);
-      if (!write.deleted && write.merge && earlier && !earlier.deleted) {
-        const merged: Write = earlier.merge
-          ? { key: write.key, deleted: false, value: write.merge(earlier.value, write.value), merge: write.merge }
-          : { key: write.key, deleted: false, value: write.merge(earlier.value, write.value) };
-        last.set(write.key, { write: merged, sequence });
-      } else {
-        last.set(write.key, { write, sequence });
-      }
+      last.set(write.key, { write: earlier && !write.deleted && write.merge ? afterEarlier(earlier, write, write.merge) : write, sequence });
     }
   }
   return [...last.values()];
+}
+
+/**
+ * A merging set (`later`, with its `merge`) applied after `earlier` of the same key, as one
+ * write: merged with what `earlier` leaves (its value, no row after a delete, or what its own merge
+ * makes of the stored row). Where `later` keeps the row it finds (KEEP_STORED), `earlier` stands.
+ */
+function afterEarlier(earlier: Write, later: SetWrite, merge: NonNullable<SetWrite['merge']>): Write {
+  if (earlier.deleted || !earlier.merge) {
+    const value = merge(earlier.deleted ? undefined : earlier.value, later.value);
+    return value === KEEP_STORED ? earlier : { key: later.key, deleted: false, value };
+  }
+  const first = earlier.merge;
+  const combined = (current: unknown): unknown => {
+    const before = first(current, earlier.value);
+    const after = merge(before === KEEP_STORED ? current : before, later.value);
+    return after === KEEP_STORED ? before : after;
+  };
+  return { key: later.key, deleted: false, value: later.value, merge: combined };
 }

@@ -105,6 +105,28 @@ describe('KeyvCacheIndex.putRecordOver', () => {
     await index.close();
   });
 
+  it('applied in one batch after a write of the same key here, is judged against what that write leaves', async () => {
+    const { index, keyv } = openIndex();
+    const LATER = ['@c.test', 'c.test/three'];
+    const row = async (): Promise<unknown> => keyv.get(`record:${KEY}`);
+    await index.putRecord(KEY, REMOTE);
+    // Issued together, these go to the backend as one batch.
+    expect((await Promise.all([index.putRecord(KEY, LATER), index.putRecordOver(KEY, REMOTE, MERGED)]))[1]).toBe(false);
+    expect(await row()).toEqual(LATER);
+    expect((await Promise.all([index.putRecord(KEY, REMOTE), index.putRecordOver(KEY, REMOTE, MERGED)]))[1]).toBe(true);
+    expect(await row()).toEqual(MERGED);
+    // A purge's delete stays a delete.
+    expect((await Promise.all([index.deleteRecord(KEY), index.putRecordOver(KEY, MERGED, LATER)]))[1]).toBe(false);
+    expect(await keyv.has(`record:${KEY}`)).toBe(false);
+    // Two write-backs in one batch: the second is judged against what the first leaves.
+    await index.putRecord(KEY, REMOTE);
+    expect(await Promise.all([index.putRecordOver(KEY, REMOTE, MERGED), index.putRecordOver(KEY, MERGED, LATER)])).toEqual([true, true]);
+    expect(await row()).toEqual(LATER);
+    expect(await Promise.all([index.putRecordOver(KEY, REMOTE, MERGED), index.putRecordOver(KEY, LATER, REMOTE)])).toEqual([false, true]);
+    expect(await row()).toEqual(REMOTE);
+    await index.close();
+  });
+
   // Another replica's newer value lands during the outage, or nothing does; then the backend answers this replica again.
   it.each([
     { meanwhile: ['@c.test'], lands: ['@c.test'], what: 'leaves alone a value another replica wrote meanwhile' },
