@@ -184,11 +184,11 @@ function renameLocations(headers: Record<string, string | string[] | number | un
  * An upstream's challenge as the client may see it: none for a client Layover authenticated (it
  * holds Layover's credentials, which must never reach the upstream's realm); pointing at Layover's
  * token endpoint on the name the client used where Layover authorizes the registry (`managed`) or
- * the realm is out of the client's reach (its name is Layover's in DNS); otherwise as it came.
+ * the realm is out of the client's reach (UpstreamAuth.namesHiddenRealm); otherwise as it came.
  */
 export function challengeForClient<C extends string | string[]>(request: FastifyRequest, target: UpstreamTarget, auth: UpstreamAuth | undefined, challenge: C, managed: boolean): C | string | undefined {
   if (identityOf(request) !== undefined) return undefined;
-  if (!auth || !(managed || auth.namesHiddenRealm(challenge))) return challenge;
+  if (!auth || !(managed || auth.namesHiddenRealm(target.origin, challenge))) return challenge;
   const rewrite = target.rewrite;
   return rewrite
     ? auth.rewriteChallenges(challenge, { realm: rewrite.tokenRealm, scope: (scope) => rewrite.names.scopesToClient(scope) })
@@ -210,12 +210,12 @@ async function refuse(request: FastifyRequest, reply: FastifyReply, target: Upst
     return authorizeAndSend(request, reply, target, options, scope, true);
   }
   const body = await readLimited(res.stream, 64 * 1024).catch(() => null);
-  // The challenge as rewriteHeaders left it (pointing at Layover's token endpoint when Layover manages authorization).
+  // The challenge as rewriteHeaders left it (challengeForClient: none for Layover's own clients).
   const challenge = reply.getHeader('www-authenticate');
   const refusal = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);
   const headers: Record<string, string | string[]> = {};
   // Several challenges stay several headers: Docker's parser reads one challenge per header.
-  if (challenge !== undefined && identityOf(request) === undefined) headers['www-authenticate'] = Array.isArray(challenge) ? challenge : String(challenge);
+  if (challenge !== undefined) headers['www-authenticate'] = Array.isArray(challenge) ? challenge : String(challenge);
   void reply.send(new OciError(refusal.code, refusal.message, refusal.detail, { status: refusal.status, headers }));
 }
 

@@ -145,12 +145,12 @@ export class UpstreamAuth {
     return { auth: this, repository: null, action: 'pull', ping: true };
   }
 
-  /** False when no configured credential can concern `origin`: its requests go exactly as without credentials. */
+  /** False when no configured credential can concern `origin` (whether Layover authorizes a request: src/proxy/layover-authorizes.ts). */
   concerns(origin: string): boolean {
     return this.#store.covers(originHost(origin));
   }
 
-  /** The grant for one request to `origin` (call only when concerns(origin)). */
+  /** The grant for one request to `origin`: for requests Layover authorizes (src/proxy/layover-authorizes.ts). */
   async authorize(origin: string, scope: AuthScope, clientAuthorization: string | undefined, log: Log = this.#logger): Promise<AuthGrant> {
     if (clientBringsCredentials(clientAuthorization)) return scope.ping ? { ...CLIENT_OWN, passChallenge: true } : CLIENT_OWN;
     const dropClientHeader = clientAuthorization !== undefined;
@@ -233,14 +233,16 @@ export class UpstreamAuth {
   }
 
   /**
-   * True when a Bearer challenge in `header` names a realm clients that resolve through Layover
-   * cannot reach: the request's challenges must then point at Layover's token endpoint
-   * (rewriteChallenges), even for a registry Layover holds no credential for.
+   * True when a Bearer challenge of the registry at `origin` names a realm on the registry's own host
+   * at 443 that clients resolving through Layover cannot reach (a self-hosted GitLab's beside its
+   * registry on 5050): the challenges must then point at Layover's token endpoint (rewriteChallenges),
+   * even for a registry Layover holds no credential for, and Layover reaches that realm as it reaches
+   * the registry. Realms on other hosts are left to the client: Layover might not be let reach them.
    */
-  namesHiddenRealm(header: string | string[]): boolean {
+  namesHiddenRealm(origin: string, header: string | string[]): boolean {
     return parseChallenges(header).some((c) => {
       const realm = c.scheme === 'bearer' ? realmOf(c) : null;
-      return realm !== null && realm.protocol === 'https:' && this.#realmHidden(realm.hostname, realm.port === '' ? null : Number(realm.port));
+      return realm !== null && realm.protocol === 'https:' && ownRealm(realm, origin) && this.#realmHidden(realm.hostname, realm.port === '' ? null : Number(realm.port));
     });
   }
 

@@ -31,18 +31,23 @@ describe('realmHiddenByDns', () => {
 });
 
 describe('UpstreamAuth.namesHiddenRealm', () => {
-  it('finds an https Bearer realm at a hidden place among the challenges, and nothing else', async () => {
+  it('finds an https Bearer realm on the registry\'s own host at 443, hidden by DNS, among the challenges, and nothing else', async () => {
     const net = await localHttps();
     try {
       const auth = new UpstreamAuth({ dispatcher: net.agent, realms: net.realms([]), credentials: [], logger: captureLogger('debug').logger, realmHidden: hidden });
-      expect(auth.namesHiddenRealm('Bearer realm="https://gitlab.example/jwt/auth",service="container_registry"')).toBe(true);
-      expect(auth.namesHiddenRealm(['Basic realm="x"', 'Bearer realm="https://GITLAB.example:443/jwt/auth"'])).toBe(true);
-      expect(auth.namesHiddenRealm('Bearer realm="https://gitlab.example:5050/jwt/auth"')).toBe(false);
-      expect(auth.namesHiddenRealm('Bearer realm="https://auth.gitlab-other.example/jwt/auth"')).toBe(false);
+      const gitlab = 'https://gitlab.example:5050';
+      expect(auth.namesHiddenRealm(gitlab, 'Bearer realm="https://gitlab.example/jwt/auth",service="container_registry"')).toBe(true);
+      expect(auth.namesHiddenRealm(gitlab, ['Basic realm="x"', 'Bearer realm="https://GITLAB.example:443/jwt/auth"'])).toBe(true);
+      // Served there, or another port of the host (a realm Layover would not reach without the guard).
+      expect(auth.namesHiddenRealm(gitlab, 'Bearer realm="https://gitlab.example:5050/jwt/auth"')).toBe(false);
+      expect(auth.namesHiddenRealm(gitlab, 'Bearer realm="https://gitlab.example:8443/jwt/auth"')).toBe(false);
+      // Another host, hidden or not, is left to the client: Layover might not be let reach it.
+      expect(auth.namesHiddenRealm('https://team.corp.example:5000', 'Bearer realm="https://sso.corp.example/token"')).toBe(false);
+      expect(auth.namesHiddenRealm(gitlab, 'Bearer realm="https://auth.gitlab-other.example/jwt/auth"')).toBe(false);
       // Layover fetches no plain-http realm, so it has none to relay.
-      expect(auth.namesHiddenRealm('Bearer realm="http://gitlab.example/jwt/auth"')).toBe(false);
-      expect(auth.namesHiddenRealm('Basic realm="https://gitlab.example/"')).toBe(false);
-      expect(auth.namesHiddenRealm('Bearer realm="not a url"')).toBe(false);
+      expect(auth.namesHiddenRealm(gitlab, 'Bearer realm="http://gitlab.example/jwt/auth"')).toBe(false);
+      expect(auth.namesHiddenRealm(gitlab, 'Basic realm="https://gitlab.example/"')).toBe(false);
+      expect(auth.namesHiddenRealm(gitlab, 'Bearer realm="not a url"')).toBe(false);
     } finally {
       await net.close();
     }
