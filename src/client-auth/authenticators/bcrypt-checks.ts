@@ -5,8 +5,9 @@ import { OciError } from '../../registry/oci-errors.js';
 /**
  * Checks waiting for the worker beyond the one it runs: a sign-in storm of a whole build farm fits
  * (each credential is checked once and then remembered, ./remembered.ts), even from one address (a
- * NAT, a load balancer); beyond it a check is refused at once with 503 unless a source with more
- * checks waiting gives up its place, so a stranger sending new passwords in a loop queues nothing.
+ * NAT, a load balancer); beyond it a check is refused at once with 503 unless a source with at least
+ * two more checks waiting gives up its newest, so a stranger sending new passwords in a loop holds
+ * at most the queue, and every other source still gets a place and the next turns.
  */
 const MAX_WAITING = 32;
 /** An idle worker goes after this long (its isolate costs RSS); the next sign-in starts one again. */

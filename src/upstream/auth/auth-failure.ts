@@ -42,7 +42,7 @@ export function upstreamRefusal(
   } else {
     message =
       status === 401
-        ? `${registry} requires authentication for ${what}: the client sent no credentials and Layover holds none for it (AUTH_REGISTRIES)`
+        ? `${registry} requires authentication for ${what}: the client sent it no credentials and Layover holds none for it (AUTH_REGISTRIES)`
         : `${registry} denied anonymous access to ${what}, and Layover holds no credentials for it (AUTH_REGISTRIES)`;
   }
   return new OciError(code, message, { registry, ...(repository ? { repository } : {}), ...detail });
