@@ -54,6 +54,7 @@ it('pulls a public image for a client without credentials: Layover fetches the a
   expect(tokenLines.some((line) => line.account === '' && line.agent === 'layover' && line.scopes?.includes('repository:public/app:pull'))).toBe(true);
 }, 120_000);
 
+// The tests below go on from what the ones before them pulled and cached.
 it('relays a client with credentials of its own to the realm, and pulls a private image with its token', async () => {
   tokenLines.length = 0;
   const via = join(bench.sandbox.dir, 'private');
@@ -83,4 +84,6 @@ it('points the challenge of a refused cached blob (cached by the tests above) at
   const challenge = /^www-authenticate: (.*)$/im.exec(headers)?.[1] ?? '';
   expect(challenge).toContain(`realm="https://${REGISTRY}/_layover/token"`);
   expect(challenge).not.toContain('/jwt/auth');
+  // The access check's refusal of the cached blob, not a 401 passed on from upstream.
+  expect(bench.layover!.logs().some((line) => line.msg === 'request' && line.cache === 'denied' && line.digest === layer)).toBe(true);
 }, 60_000);
