@@ -25,7 +25,8 @@ export function registryHosts(config: Pick<LayoverConfig, 'registries' | 'custom
  * Whether a token realm at `hostname` and `port` (null: 443) is out of reach for clients that
  * resolve through Layover: its DNS answers the name with Layover's address, and Layover serves the
  * name only at the ports REGISTRIES gives it (a self-hosted GitLab's registry at 5050, its realm on
- * 443). UpstreamAuth points such challenges at Layover's token endpoint, which relays them.
+ * 443). UpstreamAuth points challenges naming such a realm on the registry's own host at Layover's
+ * token endpoint, which relays them (UpstreamAuth.namesHiddenRealm).
  */
 export function realmHiddenByDns(config: Pick<LayoverConfig, 'registries' | 'registryPatterns' | 'customDomains'>): (hostname: string, port: number | null) => boolean {
   const intercepted = new HostnameSet(config.registries);

@@ -115,7 +115,7 @@ export class UpstreamAuth {
     isRegistry?: (hostname: string) => boolean;
     /** Hostnames proxied only through a wildcard of REGISTRIES: they never borrow an entry keyed by their realm's host. */
     wildcardOnly?: (hostname: string) => boolean;
-    /** Realms clients resolving through Layover cannot reach (registry-hosts.ts realmHiddenByDns): challenges naming one point at Layover. */
+    /** Realms clients resolving through Layover cannot reach (registry-hosts.ts realmHiddenByDns): see namesHiddenRealm. */
     realmHidden?: (hostname: string, port: number | null) => boolean;
   }) {
     this.#dispatcher = options.dispatcher;
@@ -289,8 +289,8 @@ export class UpstreamAuth {
    * upstream dispatcher for the registry's own origin, its own host at 443 (a self-hosted GitLab's
    * realm beside its registry on 5050, both on a private address; other ports of the host stay
    * guarded, or a registry could have Layover read any service beside it) and for a credential's
-   * configured `realm`, the RealmGuard's for any other https realm. A realm refused is logged (the registry and the
-   * realm's host, nothing else) and ends in an UpstreamAuthError `refused`.
+   * configured `realm`, the RealmGuard's for any other https realm. A realm refused is logged (the
+   * registry and the realm's host, nothing else) and ends in an UpstreamAuthError `refused`.
    */
   async #viaRealm<T>(origin: string, realm: URL, log: Log, use: (dispatcher: Dispatcher) => Promise<T>): Promise<T> {
     const registry = originHost(origin);
