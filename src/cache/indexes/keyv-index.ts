@@ -228,7 +228,7 @@ export class KeyvCacheIndex implements CacheIndex {
     const failures = new Map<string, unknown>();
     for (let i = 0; i < writes.length; i += this.writeBatch) {
       const batch = writes.slice(i, i + this.writeBatch);
-      const errors = await this.apply(batch.map(({ write }) => write));
+      const { errors } = await this.apply(batch.map(({ write }) => write));
       batch.forEach(({ write, sequence }, j) => {
         const error = errors[j];
         if (error === undefined) {
@@ -251,9 +251,13 @@ export class KeyvCacheIndex implements CacheIndex {
     }
   }
 
-  /** One batch: an error (or undefined for success) per write. Sets and deletes run as one call each. */
-  private async apply(batch: readonly Write[]): Promise<unknown[]> {
-    if (this.backend.connected?.() === false) return batch.map(() => new Error(`${this.backend.name} is not connected`));
+  /**
+   * One batch: an error (or undefined for success) per write, and which writes left the stored row as
+   * it was (KEEP_STORED: done, nothing written). Sets and deletes run as one call each.
+   */
+  private async apply(batch: readonly Write[]): Promise<{ errors: unknown[]; unchanged: Set<number> }> {
+    const unchanged = new Set<number>();
+    if (this.backend.connected?.() === false) return { errors: batch.map(() => new Error(`${this.backend.name} is not connected`)), unchanged };
     const errors: unknown[] = new Array<unknown>(batch.length).fill(undefined);
     const sets = batch.flatMap((write, i) => (write.deleted ? [] : [{ i, key: write.key, value: write.value, merge: write.merge }]));
     const deletes = batch.flatMap((write, i) => (write.deleted ? [{ i, key: write.key }] : []));
@@ -264,6 +268,7 @@ export class KeyvCacheIndex implements CacheIndex {
           const current = await this.call(() => this.backend.keyv.getMany(merging.map(({ key }) => key)));
           merging.forEach((set, j) => (set.value = set.merge!(current[j], set.value)));
         }
+        for (const set of sets) if (set.value === KEEP_STORED) unchanged.add(set.i);
         const writing = sets.filter((set) => set.value !== KEEP_STORED);
         const results: unknown = writing.length === 0 ? [] : await this.call(() => this.backend.keyv.setMany(writing.map(({ key, value }) => ({ key, value }))));
         // Stores with a batch call answer nothing and throw on failure; the others answer a boolean per row.
@@ -284,7 +289,7 @@ export class KeyvCacheIndex implements CacheIndex {
         for (const { i } of deletes) errors[i] = error;
       }
     }
-    return errors;
+    return { errors, unchanged };
   }
 
   private keep(write: Write, sequence: number): void {
@@ -316,11 +321,12 @@ export class KeyvCacheIndex implements CacheIndex {
       let replayed = 0;
       for (let i = 0; i < kept.length; i += this.writeBatch) {
         const batch = kept.slice(i, i + this.writeBatch);
-        const errors = await this.apply(batch.map((k) => k.write));
+        const { errors, unchanged } = await this.apply(batch.map((k) => k.write));
         batch.forEach((k, j) => {
           if (errors[j] !== undefined || this.failed.get(k.write.key) !== k) return;
           this.failed.delete(k.write.key);
-          replayed += 1;
+          // One that wrote nothing (a write-back the row had moved past) tells the replicas nothing new.
+          if (!unchanged.has(j)) replayed += 1;
         });
       }
       if (replayed > 0) this.replayedListener?.();
