@@ -143,7 +143,8 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     if (challenge !== undefined) {
       const shown = challengeForClient(request, target, options.auth?.auth, challenge, authorization?.managed === true);
       if (shown === undefined) delete out['www-authenticate'];
-      else out['www-authenticate'] = shown;
+      // Several challenges are several header values (Node writes an array as repeated headers).
+      else (out as Record<string, string | string[] | undefined>)['www-authenticate'] = shown;
     }
     if (rewrite) renameLocations(out, target.origin, rewrite);
     return out;
@@ -186,7 +187,7 @@ function renameLocations(headers: Record<string, string | string[] | number | un
  * token endpoint on the name the client used where Layover authorizes the registry (`managed`) or
  * the realm is out of the client's reach (UpstreamAuth.namesHiddenRealm); otherwise as it came.
  */
-export function challengeForClient<C extends string | string[]>(request: FastifyRequest, target: UpstreamTarget, auth: UpstreamAuth | undefined, challenge: C, managed: boolean): C | string | undefined {
+export function challengeForClient(request: FastifyRequest, target: UpstreamTarget, auth: UpstreamAuth | undefined, challenge: string | string[], managed: boolean): string | string[] | undefined {
   if (identityOf(request) !== undefined) return undefined;
   if (!auth || !(managed || auth.namesHiddenRealm(target.origin, challenge))) return challenge;
   const rewrite = target.rewrite;

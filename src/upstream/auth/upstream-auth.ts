@@ -214,22 +214,22 @@ export class UpstreamAuth {
    * reached the registry through a mirror or a custom domain): clients with credentials get a real
    * token through it, clients without get the placeholder and Layover's own authorization.
    * `scope` renames the challenge's scope for clients that know the repository by another name.
+   * Several challenges stay several header values: Docker's parser reads one challenge per value.
    */
-  rewriteChallenges(header: string | string[], publicOrigin: string | { realm: string; scope?: (scope: string) => string }): string {
+  rewriteChallenges(header: string | string[], publicOrigin: string | { realm: string; scope?: (scope: string) => string }): string | string[] {
     const realm = typeof publicOrigin === 'string' ? `${publicOrigin}${TOKEN_ENDPOINT_PATH}` : publicOrigin.realm;
     const renameScope = typeof publicOrigin === 'string' ? undefined : publicOrigin.scope;
-    return parseChallenges(header)
-      .map((c) => {
-        if (c.scheme !== 'bearer' || !c.params.realm) return formatChallenge(c);
-        const params: Record<string, string> = { ...c.params, realm };
-        if (renameScope && params.scope !== undefined) {
-          const scope = renameScope(params.scope);
-          if (scope) params.scope = scope;
-          else delete params.scope;
-        }
-        return formatChallenge({ ...c, params });
-      })
-      .join(', ');
+    const challenges = parseChallenges(header).map((c) => {
+      if (c.scheme !== 'bearer' || !c.params.realm) return formatChallenge(c);
+      const params: Record<string, string> = { ...c.params, realm };
+      if (renameScope && params.scope !== undefined) {
+        const scope = renameScope(params.scope);
+        if (scope) params.scope = scope;
+        else delete params.scope;
+      }
+      return formatChallenge({ ...c, params });
+    });
+    return challenges.length > 1 ? challenges : (challenges[0] ?? '');
   }
 
   /**

@@ -217,6 +217,10 @@ describe('UpstreamAuth', () => {
       'Bearer realm="https://docker.io/_layover/token",service="registry.docker.io",scope="repository:a:pull",error="insufficient_scope"',
     );
     expect(auth.rewriteChallenges(['Basic realm="Registry Realm"'], 'https://r')).toBe('Basic realm="Registry Realm"');
+    // Several challenges stay several header values, one and two headers alike (Docker reads one per value).
+    for (const sent of [['Basic realm="Registry Realm"', 'Bearer realm="https://auth.example/token",service="s"'], 'Basic realm="Registry Realm", Bearer realm="https://auth.example/token",service="s"']) {
+      expect(auth.rewriteChallenges(sent, 'https://r')).toEqual(['Basic realm="Registry Realm"', 'Bearer realm="https://r/_layover/token",service="s"']);
+    }
   });
 
   it('refuses a realm on a forbidden address, for its own tokens and for the relay, with a warning and nothing sent', async () => {
