@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { ipv6Groups } from '../net/ipv6-groups.js';
+import { clientPrefix } from '../net/client-prefix.js';
 import { truncatedReply } from './fit-reply.js';
 import { HEADER_SIZE, RCODE, skipName } from './wire.js';
 
@@ -143,12 +143,4 @@ function accountKey(seed: number, client: string, reply: Buffer, questionEnd: nu
     b ^= b >>> 15;
   }
   return (a >>> 0) * 0x200000 + (b >>> 11);
-}
-
-/** The client's /24 (IPv4) or /56 (IPv6): what one site, or one spoofer's choice of victim, looks like. */
-export function clientPrefix(address: string): string {
-  const v4 = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  if (!v4.includes(':')) return v4.slice(0, v4.lastIndexOf('.'));
-  const groups = ipv6Groups(address.split('%')[0]!.toLowerCase());
-  return `${groups[0]!.toString(16)}:${groups[1]!.toString(16)}:${groups[2]!.toString(16)}:${(groups[3]! >> 8).toString(16)}/56`;
 }

@@ -1,6 +1,7 @@
 import { Packet } from 'dns2';
 import { describe, expect, it } from 'vitest';
-import { clientPrefix, ResponseRateLimiter } from '../../../src/dns/response-rate-limiter.js';
+import { clientPrefix } from '../../../src/net/client-prefix.js';
+import { ResponseRateLimiter } from '../../../src/dns/response-rate-limiter.js';
 import { QTYPE, RCODE } from '../../../src/dns/wire.js';
 import { reply } from './packets.js';
 
