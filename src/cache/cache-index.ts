@@ -57,7 +57,8 @@ export interface CacheIndex extends LeaseStore {
    * Writes `value` only where the backend holds `expected` (deep-equal) when the write's turn comes, a
    * replay after an outage included: resolves false, writing nothing, when it holds anything else.
    * Rejects with `IndexWriteError` when the backend did not take it (kept, and checked again when
-   * replayed). Between its read and its write another process may still write (one round trip).
+   * replayed). On a shared backend the check and the write are one step (a compare-and-set): another
+   * replica's write between them is seen, not overwritten.
    */
   putRecordOver(key: string, expected: unknown, value: unknown): Promise<boolean>;
   /** Writes many records in batches (a copy of an index, a bench's cache); rejects with `IndexWriteError` naming how many were not written. */

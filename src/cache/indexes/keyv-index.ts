@@ -5,7 +5,8 @@ import type { Digest } from '../../registry/digest.js';
 import type { BlobEntry } from '../blob-types.js';
 import { CacheIndexUnavailableError, IndexWriteError, type CacheIndex, type ChangeFeed, type IndexContents } from '../cache-index.js';
 import type { Lease, LeaseOptions, LeaseStore } from '../lease.js';
-import { BLOB_PREFIX, collectRows, RECORD_PREFIX, toEntry, toRow, type RowPage } from './index-rows.js';
+import { BLOB_PREFIX, collectRows, decodeValue, RECORD_PREFIX, toEntry, toRow, UNREADABLE, type RowPage } from './index-rows.js';
+import type { RowSwap, SwapRow } from './row-swap.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** What differs between SQLite, Redis and Postgres; the rest of an index is the same keyv code. */
@@ -27,6 +28,12 @@ export interface IndexBackend extends LeaseStore {
   bound?<T>(call: () => Promise<T>): Promise<T>;
   /** Shared backends only: how replicas hear of each other's changes. */
   feed?: ChangeFeed;
+  /**
+   * Shared backends only: merging writes are compare-and-set, so another replica's write between a
+   * merge's read and its write is merged again, never overwritten. SQLite needs none: one process owns
+   * the file, and this index's queue orders every write to it.
+   */
+  swap?: RowSwap;
   close(): Promise<void>;
 }
 
@@ -60,6 +67,8 @@ const MAX_RETRY_MS = 30_000;
 const WRITE_BATCH = 1_000;
 /** Failed writes kept for replay; beyond this the oldest are dropped (reconciliation at the next start repairs them). */
 const MAX_FAILED = 100_000;
+/** Reads and merges of a row that other replicas keep changing before it is written; then the write fails (and is replayed). */
+const SWAP_ROUNDS = 5;
 const WRITE_FAILED = 'cache index: write failed; kept to replay when the backend answers again';
 
 /**
@@ -111,8 +120,8 @@ export class KeyvCacheIndex implements CacheIndex {
 
   /**
    * Batched access times: the row keeps the later of its stored `lastAccess` and this one, so a replica
-   * never moves back another replica's newer access (read and write are two calls: a write landing in
-   * between loses at most that one access time, never a row).
+   * never moves back another replica's newer access (on a shared backend a compare-and-set: a write
+   * landing between the read and the write is merged again).
    */
   async putEntries(entries: readonly BlobEntry[]): Promise<Digest[]> {
     const failed = await this.write(entries.map((e) => ({ key: BLOB_PREFIX + e.digest, deleted: false, value: toRow(e), merge: laterAccess })));
@@ -261,15 +270,19 @@ export class KeyvCacheIndex implements CacheIndex {
     const errors: unknown[] = new Array<unknown>(batch.length).fill(undefined);
     const sets = batch.flatMap((write, i) => (write.deleted ? [] : [{ i, key: write.key, value: write.value, merge: write.merge }]));
     const deletes = batch.flatMap((write, i) => (write.deleted ? [{ i, key: write.key }] : []));
-    if (sets.length > 0) {
+    const swap = this.backend.swap;
+    const swapping = swap ? sets.filter((set) => set.merge) : [];
+    if (swap && swapping.length > 0) await this.swapMerged(swap, swapping, errors, unchanged);
+    const setting = swap ? sets.filter((set) => !set.merge) : sets;
+    if (setting.length > 0) {
       try {
-        const merging = sets.filter((set) => set.merge);
+        const merging = setting.filter((set) => set.merge);
         if (merging.length > 0) {
           const current = await this.call(() => this.backend.keyv.getMany(merging.map(({ key }) => key)));
           merging.forEach((set, j) => (set.value = set.merge!(current[j], set.value)));
         }
-        for (const set of sets) if (set.value === KEEP_STORED) unchanged.add(set.i);
-        const writing = sets.filter((set) => set.value !== KEEP_STORED);
+        for (const set of setting) if (set.value === KEEP_STORED) unchanged.add(set.i);
+        const writing = setting.filter((set) => set.value !== KEEP_STORED);
         const results: unknown = writing.length === 0 ? [] : await this.call(() => this.backend.keyv.setMany(writing.map(({ key, value }) => ({ key, value }))));
         // Stores with a batch call answer nothing and throw on failure; the others answer a boolean per row.
         if (Array.isArray(results)) {
@@ -278,7 +291,7 @@ export class KeyvCacheIndex implements CacheIndex {
           });
         }
       } catch (error) {
-        for (const { i } of sets) errors[i] = error;
+        for (const { i } of setting) errors[i] = error;
       }
     }
     if (deletes.length > 0) {
@@ -290,6 +303,49 @@ export class KeyvCacheIndex implements CacheIndex {
       }
     }
     return { errors, unchanged };
+  }
+
+  /**
+   * Merging sets on a shared backend: each merged with the row as read and written only where the row
+   * is still that one; a row another replica wrote in between is read and merged again. Only the rows
+   * not settled (written, or left as they were) when a call fails are failed.
+   */
+  private async swapMerged(swap: RowSwap, merging: ReadonlyArray<{ i: number; key: string; value: unknown; merge?: SetWrite['merge'] }>, errors: unknown[], unchanged: Set<number>): Promise<void> {
+    let pending = merging;
+    try {
+      for (let round = 0; round < SWAP_ROUNDS && pending.length > 0; round += 1) {
+        const stored = await this.call(() => swap.read(pending.map(({ key }) => key)));
+        const rows: SwapRow[] = [];
+        const writing: Array<(typeof pending)[number]> = [];
+        for (const [j, set] of pending.entries()) {
+          const row = stored[j] ?? null;
+          const current = row === null ? undefined : decodeValue(row.text);
+          // A row nobody can read is replaced, as a plain write would.
+          const value = set.merge!(current === UNREADABLE ? undefined : current, set.value);
+          if (value === KEEP_STORED) {
+            unchanged.add(set.i);
+            continue;
+          }
+          rows.push({ key: set.key, version: row?.version ?? null, text: await this.serialize(value) });
+          writing.push(set);
+        }
+        pending = writing;
+        if (rows.length === 0) return;
+        const written = await this.call(() => swap.write(rows));
+        pending = writing.filter((_, j) => written[j] !== true);
+      }
+    } catch (error) {
+      for (const { i } of pending) if (!unchanged.has(i)) errors[i] = error;
+      return;
+    }
+    for (const { i } of pending) errors[i] = new Error(`the row changed under each of ${SWAP_ROUNDS} merges`);
+  }
+
+  /** A value as keyv stores it (its serializer's text), for a compare-and-set. */
+  private async serialize(value: unknown): Promise<string> {
+    const text = await this.backend.keyv.serializeData({ value, expires: undefined });
+    if (typeof text !== 'string') throw new Error(`${this.backend.name}: keyv has no serializer to write a row's text with`);
+    return text;
   }
 
   private keep(write: Write, sequence: number): void {

@@ -6,9 +6,10 @@ import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
 import { BACKEND_CALL_TIMEOUT_MS, BoundedCalls, withinDeadline } from './bounded-calls.js';
 import { PAGE_SIZE } from './index-rows.js';
-import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
+import { KeyvCacheIndex, type IndexBackend, type KeyvIndexOptions } from './keyv-index.js';
 import { PostgresChangeFeed } from './postgres-feed.js';
 import { CREATE_LEASE_TABLE, PostgresLeaseStore } from './postgres-lease.js';
+import { postgresRowSwap } from './postgres-swap.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** A table of its own, so the index can share a database with anything else; keys `layover:blob:<digest>`, `layover:record:<key>`. */
@@ -54,6 +55,11 @@ const poolOf = (opts: KeyvPostgresOptions): Pool => (opts as KeyvPostgresOptions
  * bounded (BoundedCalls): a Postgres that accepts and never answers fails like one that is down.
  */
 export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, options: KeyvIndexOptions = {}): Promise<KeyvCacheIndex> {
+  return new KeyvCacheIndex(await openPostgresBackend(url, logger), logger, options);
+}
+
+/** The Postgres under an index (openPostgresIndex): its tables made, or CacheIndexUnavailableError. */
+export async function openPostgresBackend(url: Secret, logger: FastifyBaseLogger): Promise<IndexBackend> {
   let parsed: URL;
   try {
     parsed = new URL(url.reveal());
@@ -93,33 +99,31 @@ export async function openPostgresIndex(url: Secret, logger: FastifyBaseLogger, 
   const leases = new PostgresLeaseStore(pool);
   const prefix = `${NAMESPACE}:`;
   const feed = new PostgresChangeFeed(pool, url, CHANGE_CHANNEL, name, logger);
-  return new KeyvCacheIndex(
-    {
-      name,
-      keyv,
-      // keyv's iterator for Postgres stops silently at a failed page; this one throws, so a load is whole or fails.
-      async *rows() {
-        let after = '';
-        for (;;) {
-          const { rows } = await pool.query(PAGE, [after]);
-          yield rows.map((row) => [String(row.key).slice(prefix.length), row.value] as const);
-          if (rows.length < PAGE_SIZE) return;
-          after = String(rows[rows.length - 1]!.key);
-        }
-      },
-      acquireLease: (leaseName, ttlMs, leaseOptions) => leases.acquireLease(leaseName, ttlMs, leaseOptions),
-      leaseNote: (leaseName) => leases.leaseNote(leaseName),
-      feed,
-      close: async () => {
-        calls.close();
-        await feed.close();
-        // Ending waits for every connection to say goodbye: not forever.
-        await withinDeadline(pool.end(), BACKEND_CALL_TIMEOUT_MS, name);
-      },
+  return {
+    name,
+    keyv,
+    // keyv's iterator for Postgres stops silently at a failed page; this one throws, so a load is whole or fails.
+    async *rows() {
+      let after = '';
+      for (;;) {
+        const { rows } = await pool.query(PAGE, [after]);
+        yield rows.map((row) => [String(row.key).slice(prefix.length), row.value] as const);
+        if (rows.length < PAGE_SIZE) return;
+        after = String(rows[rows.length - 1]!.key);
+      }
     },
-    logger,
-    options,
-  );
+    acquireLease: (leaseName, ttlMs, leaseOptions) => leases.acquireLease(leaseName, ttlMs, leaseOptions),
+    leaseNote: (leaseName) => leases.leaseNote(leaseName),
+    feed,
+    // The pool's queries are bounded (boundQueries).
+    swap: postgresRowSwap(pool, TABLE, prefix),
+    close: async () => {
+      calls.close();
+      await feed.close();
+      // Ending waits for every connection to say goodbye: not forever.
+      await withinDeadline(pool.end(), BACKEND_CALL_TIMEOUT_MS, name);
+    },
+  };
 }
 
 /**

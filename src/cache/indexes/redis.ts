@@ -5,9 +5,10 @@ import type { Secret } from '../../config/secret.js';
 import { CacheIndexUnavailableError } from '../cache-index.js';
 import { BACKEND_CALL_TIMEOUT_MS, BoundedCalls, withinDeadline } from './bounded-calls.js';
 import { PAGE_SIZE } from './index-rows.js';
-import { KeyvCacheIndex, type KeyvIndexOptions } from './keyv-index.js';
+import { KeyvCacheIndex, type IndexBackend, type KeyvIndexOptions } from './keyv-index.js';
 import { RedisChangeFeed } from './redis-feed.js';
 import { RedisLeaseStore } from './redis-lease.js';
+import { redisRowSwap } from './redis-swap.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** Keys `layover-index::blob:<digest>` and `layover-index::record:<key>`; leases under `layover-lease::`. */
@@ -36,6 +37,11 @@ export function redisName(url: URL): string {
  * Every call is bounded (BoundedCalls): a Redis that accepts and never answers fails like one that is down.
  */
 export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, options: KeyvIndexOptions = {}): Promise<KeyvCacheIndex> {
+  return new KeyvCacheIndex(await openRedisBackend(url, logger), logger, options);
+}
+
+/** The Redis under an index (openRedisIndex): connected, or CacheIndexUnavailableError. */
+export async function openRedisBackend(url: Secret, logger: FastifyBaseLogger): Promise<IndexBackend> {
   let parsed: URL;
   try {
     parsed = new URL(url.reveal());
@@ -81,39 +87,37 @@ export async function openRedisIndex(url: Secret, logger: FastifyBaseLogger, opt
   const leases = new RedisLeaseStore((script, args) => calls.run(() => client.eval(script, args)), LEASE_PREFIX);
   const prefix = `${NAMESPACE}::`;
   const feed = new RedisChangeFeed(client, CHANGE_CHANNEL, name, logger, (call) => calls.run(call));
-  return new KeyvCacheIndex(
-    {
-      name,
-      keyv,
-      async *rows() {
-        // keyv's own iterator scans 10 keys per call; a page of 1000 is one SCAN and one MGET.
-        let cursor = '0';
-        do {
-          const page = await client.scan(cursor, { MATCH: `${prefix}*`, COUNT: PAGE_SIZE, TYPE: 'string' });
-          cursor = String(page.cursor);
-          if (page.keys.length === 0) continue;
-          const values = await client.mGet(page.keys);
-          // A key deleted between SCAN and MGET has no value.
-          yield page.keys.flatMap((key, i) => (values[i] === null || values[i] === undefined ? [] : [[key.slice(prefix.length), values[i]] as const]));
-        } while (cursor !== '0');
-      },
-      // A MULTI (keyv's setMany) sent while reconnecting waits out the reconnect attempts instead of failing.
-      connected: () => client.isReady,
-      bound: (call) => calls.run(call),
-      acquireLease: (leaseName, ttlMs, leaseOptions) => leases.acquireLease(leaseName, ttlMs, leaseOptions),
-      leaseNote: (leaseName) => leases.leaseNote(leaseName),
-      feed,
-      close: async () => {
-        calls.close();
-        await feed.close();
-        // A graceful close waits for the replies of calls already sent: not forever.
-        if (client.isReady) await withinDeadline(client.close(), BACKEND_CALL_TIMEOUT_MS, name).catch(() => {
-          if (client.isOpen) client.destroy();
-        });
-        else client.destroy();
-      },
+  return {
+    name,
+    keyv,
+    async *rows() {
+      // keyv's own iterator scans 10 keys per call; a page of 1000 is one SCAN and one MGET.
+      let cursor = '0';
+      do {
+        const page = await client.scan(cursor, { MATCH: `${prefix}*`, COUNT: PAGE_SIZE, TYPE: 'string' });
+        cursor = String(page.cursor);
+        if (page.keys.length === 0) continue;
+        const values = await client.mGet(page.keys);
+        // A key deleted between SCAN and MGET has no value.
+        yield page.keys.flatMap((key, i) => (values[i] === null || values[i] === undefined ? [] : [[key.slice(prefix.length), values[i]] as const]));
+      } while (cursor !== '0');
     },
-    logger,
-    options,
-  );
+    // A MULTI (keyv's setMany) sent while reconnecting waits out the reconnect attempts instead of failing.
+    connected: () => client.isReady,
+    bound: (call) => calls.run(call),
+    acquireLease: (leaseName, ttlMs, leaseOptions) => leases.acquireLease(leaseName, ttlMs, leaseOptions),
+    leaseNote: (leaseName) => leases.leaseNote(leaseName),
+    feed,
+    // Runs within the index's bound (KeyvCacheIndex's call), like keyv's calls.
+    swap: redisRowSwap((script, args) => client.eval(script, args), prefix),
+    close: async () => {
+      calls.close();
+      await feed.close();
+      // A graceful close waits for the replies of calls already sent: not forever.
+      if (client.isReady) await withinDeadline(client.close(), BACKEND_CALL_TIMEOUT_MS, name).catch(() => {
+        if (client.isOpen) client.destroy();
+      });
+      else client.destroy();
+    },
+  };
 }

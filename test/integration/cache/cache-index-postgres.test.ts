@@ -6,7 +6,7 @@ import { Secret } from '../../../src/config/secret.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { startPostgres, type PostgresServer } from '../../helpers/postgres-server.js';
 import { freeLoopbackPort } from '../../helpers/server-process.js';
-import { cacheIndexSuite } from '../../unit/cache/cache-index-suite.js';
+import { cacheIndexSuite, entry } from '../../unit/cache/cache-index-suite.js';
 
 let postgres: PostgresServer;
 beforeAll(async () => {
@@ -55,5 +55,18 @@ describe('Postgres index rows written by someone else', () => {
     await index.deleteKeys(loaded.invalid);
     expect((await index.load()).invalid).toEqual([]);
     expect((await pool.query(`SELECT value FROM layover_cache_index WHERE key = 'other:key'`)).rows).toEqual([{ value: 'x' }]);
+  });
+
+  it('writes an access time over a row without a value instead of failing it forever', async () => {
+    const pool = new pg.Pool({ connectionString: postgres.url, max: 1 });
+    pool.on('error', () => undefined);
+    pool.on('connect', (client) => client.on('error', () => undefined));
+    onTestFinished(() => pool.end());
+    const written = entry(7, 70);
+    const index = await openCacheIndex({ kind: 'postgres', url: new Secret(postgres.url) }, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    onTestFinished(() => index.close());
+    await pool.query(`INSERT INTO layover_cache_index (key, value) VALUES ($1, NULL)`, [`layover:blob:${written.digest}`]);
+    expect(await index.putEntries([written])).toEqual([]);
+    expect(await index.readEntry(written.digest)).toEqual(written);
   });
 });

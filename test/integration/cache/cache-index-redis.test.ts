@@ -6,7 +6,7 @@ import { Secret } from '../../../src/config/secret.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 import { freeLoopbackPort } from '../../helpers/server-process.js';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.js';
-import { cacheIndexSuite } from '../../unit/cache/cache-index-suite.js';
+import { cacheIndexSuite, entry } from '../../unit/cache/cache-index-suite.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -56,5 +56,18 @@ describe('Redis index rows written by someone else', () => {
     await index.deleteKeys(loaded.invalid);
     expect((await index.load()).invalid).toEqual([]);
     expect(await client.get('unrelated-key')).toBe('left alone');
+  });
+
+  it('writes an access time over a key of another type under its namespace instead of failing it forever', async () => {
+    const client = createClient({ url: redis.url });
+    client.on('error', () => undefined);
+    await client.connect();
+    onTestFinished(() => client.close());
+    const written = entry(7, 70);
+    await client.hSet(`layover-index::blob:${written.digest}`, 'not', 'a string');
+    const index = await openCacheIndex({ kind: 'redis', url: new Secret(redis.url) }, { sqliteFile: '/nonexistent/unused', logger: captureLogger().logger });
+    onTestFinished(() => index.close());
+    expect(await index.putEntries([written])).toEqual([]);
+    expect(await index.readEntry(written.digest)).toEqual(written);
   });
 });
