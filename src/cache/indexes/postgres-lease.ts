@@ -1,7 +1,8 @@
 import type { Pool } from 'pg';
 import { checkLeaseName, checkLeaseRequest, grantedLease, holderValue, noteOfHolder, type Lease, type LeaseOptions, type LeaseStore } from '../lease.js';
+import { SCHEMA } from './postgres-schema.js';
 
-export const LEASE_TABLE = 'layover_leases';
+export const LEASE_TABLE = `${SCHEMA}.layover_leases`;
 
 export const CREATE_LEASE_TABLE = `CREATE TABLE IF NOT EXISTS ${LEASE_TABLE} (name TEXT PRIMARY KEY, holder TEXT NOT NULL, token BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)`;
 

@@ -9,11 +9,13 @@ import { PAGE_SIZE } from './index-rows.js';
 import { KeyvCacheIndex, type IndexBackend, type KeyvIndexOptions } from './keyv-index.js';
 import { PostgresChangeFeed } from './postgres-feed.js';
 import { CREATE_LEASE_TABLE, PostgresLeaseStore } from './postgres-lease.js';
+import { SCHEMA } from './postgres-schema.js';
 import { postgresRowSwap } from './postgres-swap.js';
 import { plainError, ThrottledLog } from './throttled-log.js';
 
 /** A table of its own, so the index can share a database with anything else; keys `layover:blob:<digest>`, `layover:record:<key>`. */
-const TABLE = 'layover_cache_index';
+const TABLE_NAME = 'layover_cache_index';
+const TABLE = `${SCHEMA}.${TABLE_NAME}`;
 const NAMESPACE = 'layover';
 /** A plain identifier: LISTEN takes no parameter. */
 const CHANGE_CHANNEL = 'layover_cache_index_changes';
@@ -94,7 +96,7 @@ export async function openPostgresBackend(url: Secret, logger: FastifyBaseLogger
     await pool.end().catch(() => undefined);
     throw new CacheIndexUnavailableError(`cannot reach the cache index at ${name}: ${(error as Error).message}`, { cause: plainError(error) });
   }
-  const storeOptions: KeyvPostgresOptions & { pool: Pool } = { table: TABLE, keySize: KEY_SIZE, pool };
+  const storeOptions: KeyvPostgresOptions & { pool: Pool } = { schema: SCHEMA, table: TABLE_NAME, keySize: KEY_SIZE, pool };
   const keyv = new Keyv<unknown>({ store: new PooledKeyvPostgres(storeOptions), namespace: NAMESPACE, throwOnErrors: true, emitErrors: false });
   const leases = new PostgresLeaseStore(pool);
   const prefix = `${NAMESPACE}:`;
