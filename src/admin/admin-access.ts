@@ -42,6 +42,9 @@ export class AdminAccess {
       if (scope === 'api' && !this.#allow.includes(request.socket.remoteAddress ?? '')) {
         throw new OciError('DENIED', 'the admin API does not answer this address (ADMIN_ALLOW_NETWORKS)');
       }
+      if (scope === 'api' && sentByAnotherSite(request)) {
+        throw new OciError('DENIED', 'the admin API does not act on requests a browser sends from another site');
+      }
       if (scope === 'view' && this.options.clientAuth === null) return;
       await this.#checkAdmin(request);
     };
@@ -61,5 +64,28 @@ export class AdminAccess {
   #isAdminToken(candidate: string): boolean {
     const given = Buffer.from(candidate);
     return given.length === this.#token.length && timingSafeEqual(given, this.#token);
+  }
+}
+
+/** Methods that change nothing: a browser may follow a link to them. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * A request that changes something, sent by a browser on a page of another site (cross-site request
+ * forgery): a form posted there carries the admin's saved Basic credentials, and `/admin/verify` or
+ * `/admin/prune` need no JSON body. Browsers say where a request comes from (`Sec-Fetch-Site`, and
+ * `Origin` on every cross-origin POST); the CLI, curl and scripts send neither.
+ */
+function sentByAnotherSite(request: FastifyRequest): boolean {
+  if (SAFE_METHODS.has(request.method)) return false;
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  const origin = request.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host.toLowerCase() !== (request.headers.host ?? '').toLowerCase();
+  } catch {
+    // `Origin: null` (a sandboxed frame, a redirect across sites) or garbage: no site vouches for it.
+    return true;
   }
 }

@@ -35,7 +35,7 @@ interface Answer {
   body: { errors?: Array<{ code: string; message: string }> } & Record<string, unknown>;
 }
 
-function call(port: number, method: string, path: string, options: { authorization?: string; from?: string; body?: unknown } = {}): Promise<Answer> {
+function call(port: number, method: string, path: string, options: { authorization?: string; from?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Answer> {
   const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -45,7 +45,7 @@ function call(port: number, method: string, path: string, options: { authorizati
         method,
         path,
         ...(options.from ? { localAddress: options.from } : {}),
-        headers: { ...(options.authorization ? { authorization: options.authorization } : {}), ...(payload ? { 'content-type': 'application/json' } : {}) },
+        headers: { ...(options.authorization ? { authorization: options.authorization } : {}), ...(payload ? { 'content-type': 'application/json' } : {}), ...options.headers },
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -116,6 +116,36 @@ describe('the admin API refuses', () => {
     expect(purge.status).toBe(403);
     const allowed = await call(port, 'GET', '/admin/stats', { authorization: `Bearer ${token}`, from: '127.0.0.3' });
     expect(allowed.status).toBe(200);
+  });
+
+  it('a change a browser sends from another site (403), even with the right credentials; the same site and the CLI get in', async () => {
+    const { port, token } = await layoverWith([]);
+    const authorization = `Bearer ${token}`;
+    const crossSite: Array<Record<string, string>> = [
+      { origin: 'https://attacker.example' },
+      { origin: `http://127.0.0.1:${port + 1}` },
+      { origin: 'null' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site', origin: `http://127.0.0.1:${port}` },
+    ];
+    for (const [method, path, body] of ROUTES.filter(([method]) => method === 'POST')) {
+      for (const headers of crossSite) {
+        const refused = await call(port, method, path, { authorization, body, headers });
+        expect(refused.status, `${path} ${JSON.stringify(headers)}`).toBe(403);
+        expect(refused.body.errors?.[0]).toMatchObject({ code: 'DENIED', message: expect.stringContaining('another site') });
+      }
+    }
+    // Nothing was pinned by the refused requests.
+    expect((await call(port, 'GET', '/admin/pins', { authorization })).body).toEqual({ pins: [] });
+    const sameSite = await call(port, 'POST', '/admin/pin', { authorization, body: { registry: 'registry.test' }, headers: { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' } });
+    expect(sameSite.status).toBe(200);
+    const typed = await call(port, 'POST', '/admin/verify', { authorization, body: {}, headers: { 'sec-fetch-site': 'none' } });
+    expect(typed.status).toBe(200);
+    const cli = await call(port, 'POST', '/admin/prune', { authorization, body: {} });
+    expect(cli.status).toBe(200);
+    // Reading is not changing: a link from elsewhere still shows the stats.
+    const linked = await call(port, 'GET', '/admin/stats', { authorization, headers: { 'sec-fetch-site': 'cross-site' } });
+    expect(linked.status).toBe(200);
   });
 
   it('malformed digests and references with a clear 400, and purges nothing', async () => {
