@@ -1,9 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { Packet } from 'dns2';
-import { FLAG, HEADER_SIZE, QCLASS, QTYPE, RCODE } from './wire.js';
-
-/** RFC 8020-era guidance (DNS flag day 2020): a buffer size that avoids IP fragmentation. */
-const OUR_UDP_PAYLOAD_SIZE = 1232;
+import { FLAG, HEADER_SIZE, OUR_UDP_PAYLOAD_SIZE, QCLASS, QTYPE, RCODE } from './wire.js';
 
 /**
  * Builds the responses for intercepted names. Nodes send all their DNS here,

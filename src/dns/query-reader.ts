@@ -1,6 +1,6 @@
 import type { Transport } from './forwarder.js';
 import {
-  BAD_RECORDS, FLAG, findOpt, HEADER_SIZE, NO_OPT, opcodeOf, optUdpSize, optVersion, type Question, readQuestion,
+  BAD_RECORDS, FLAG, findOpt, HEADER_SIZE, NO_OPT, opcodeOf, optUdpSize, optVersion, OUR_UDP_PAYLOAD_SIZE, type Question, readQuestion,
 } from './wire.js';
 
 /** Queries are small; anything bigger is hostile or broken (FORMERR over UDP, disconnect over TCP). */
@@ -25,7 +25,7 @@ export interface Query {
   question: Question;
   /** Offset of the OPT record, or NO_OPT. */
   opt: number;
-  /** The largest response the client takes over this transport. */
+  /** The largest response sent over this transport: what the client takes, over UDP at most OUR_UDP_PAYLOAD_SIZE. */
   maxSize: number;
 }
 
@@ -48,6 +48,6 @@ export function readQuery(msg: Buffer, transport: Transport): Query | Rejection 
   const opt = records === 0 ? NO_OPT : findOpt(msg, question.end, records);
   if (opt === BAD_RECORDS) return REJECT.FORMERR;
   if (opt !== NO_OPT && optVersion(msg, opt) !== 0) return REJECT.BADVERS;
-  const maxSize = transport === 'tcp' ? TCP_MAX_SIZE : opt === NO_OPT ? CLASSIC_UDP_SIZE : Math.max(CLASSIC_UDP_SIZE, optUdpSize(msg, opt));
+  const maxSize = transport === 'tcp' ? TCP_MAX_SIZE : opt === NO_OPT ? CLASSIC_UDP_SIZE : Math.min(OUR_UDP_PAYLOAD_SIZE, Math.max(CLASSIC_UDP_SIZE, optUdpSize(msg, opt)));
   return { question, opt, maxSize };
 }

@@ -7,6 +7,12 @@
  */
 
 export const HEADER_SIZE = 12;
+/**
+ * The UDP payload Layover advertises and sends at most (DNS flag day 2020): a reply that fits is not
+ * fragmented, and a larger one (cached from TCP) goes with TC=1 whatever a client's EDNS buffer
+ * claims, so that a spoofed query with a 64 KiB buffer gets no amplified reply (RFC 6891 §6.2.5).
+ */
+export const OUR_UDP_PAYLOAD_SIZE = 1232;
 /** RFC 1035 §2.3.4: a name is at most 255 octets on the wire. */
 const MAX_NAME_OCTETS = 255;
 

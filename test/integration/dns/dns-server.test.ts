@@ -184,6 +184,21 @@ describe('forwarding', () => {
     const again = await dig(port, 'big.test', 'TXT', { extra: ['+noedns', '+ignore'] });
     expect(again.flags).toContain('tc');
   });
+
+  it('sends no UDP reply larger than its own 1232 bytes, whatever buffer a query claims (no amplification)', async () => {
+    const long = 'x'.repeat(250);
+    const strings = Array.from({ length: 8 }, () => long).join(',');
+    const { port } = await server({ upstreams: [endpoint(await upstream([`--txt-record=huge.test,${strings}`, `--txt-record=mid.test,${long},${long},${long}`]))] });
+    // About 2 KB, cached from TCP; then asked over UDP with a 4 KiB buffer (dig's largest that it sends as given).
+    expect((await dig(port, 'huge.test', 'TXT', { tcp: true })).answers).toHaveLength(1);
+    const udp = await dig(port, 'huge.test', 'TXT', { extra: ['+bufsize=4096', '+ignore'] });
+    expect(udp.flags).toContain('tc');
+    expect(udp.answers).toEqual([]);
+    // An answer within 1232 bytes still goes over UDP whole.
+    const mid = await dig(port, 'mid.test', 'TXT', { extra: ['+bufsize=4096', '+ignore'] });
+    expect(mid.flags).not.toContain('tc');
+    expect(mid.answers).toHaveLength(1);
+  });
 });
 
 describe('loops and binding', () => {
