@@ -38,6 +38,8 @@ export function cacheLifetime(reply: Buffer): CacheLifetime | null {
     if (!soa) return null;
     const minimum = reply.readUInt32BE(soa.rdataOffset + soa.rdlength - 4);
     ttl = Math.min(MAX_NEGATIVE_TTL, ttlSeconds(soa.ttl), ttlSeconds(minimum));
+    // An NXDOMAIN at the end of a CNAME chain carries the chain: none of it may outlive its own TTL.
+    for (const record of records) if (record.section === SECTION.ANSWER) ttl = Math.min(ttl, ttlSeconds(record.ttl));
   } else {
     return null;
   }

@@ -28,6 +28,10 @@ describe('cacheLifetime', () => {
     expect(cacheLifetime(nx(3600, 3600))?.ttl).toBe(MAX_NEGATIVE_TTL);
     expect(cacheLifetime(reply('x.test', QTYPE.AAAA, { authorities: [soa(900, 120)] }))?.ttl).toBe(120);
   });
+  it('keeps an NXDOMAIN that ends a CNAME chain no longer than the chain\'s own TTL', () => {
+    const chain = reply('alias.test', QTYPE.A, { rcode: RCODE.NXDOMAIN, answers: [{ type: Packet.TYPE.CNAME, domain: 'gone.test', ttl: 5 }], authorities: [soa(900, 300)] });
+    expect(cacheLifetime(chain)?.ttl).toBe(5);
+  });
   it.each([
     ['NXDOMAIN without an SOA', reply('x.test', QTYPE.A, { rcode: RCODE.NXDOMAIN })],
     ['SERVFAIL', reply('x.test', QTYPE.A, { rcode: RCODE.SERVFAIL, authorities: [soa(900, 60)] })],
