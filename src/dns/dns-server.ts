@@ -4,6 +4,7 @@ import { Packet } from 'dns2';
 import type { LayoverConfig } from '../config/layover-config.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { HostnameSet } from '../registry/hostname.js';
+import { clientPrefix } from '../net/client-prefix.js';
 import { AnswerBuilder } from './answer-builder.js';
 import { AnswerCache } from './answer-cache.js';
 import { ClientNetworks } from './client-networks.js';
@@ -61,6 +62,12 @@ const BIND_ATTEMPTS = 10;
 const NOTICE_INTERVAL_MS = 60_000;
 /** Each forward holds a socket; a flood of unique names must not exhaust file descriptors. */
 const MAX_FORWARDS_IN_FLIGHT = 1024;
+/**
+ * Forwards one client prefix (/24, /56) may have started and still wait for: a flood of unique names
+ * that the upstream is slow to fail (a silent authoritative server) takes a quarter of the slots, not
+ * every one, and the other clients' names still resolve.
+ */
+const MAX_FORWARDS_PER_PREFIX = MAX_FORWARDS_IN_FLIGHT / 4;
 
 /**
  * Layover's DNS server: A/AAAA for intercepted names from pre-built bytes
@@ -81,6 +88,8 @@ export class DnsServer {
   readonly #endpoints = new LocalEndpoints();
   /** Forwards in flight by transport and question: concurrent askers (or a resolver that loops back to us) share one. */
   readonly #flights = new Map<string, Promise<Buffer | null>>();
+  /** Forwards in flight by the client prefix that started them (joining one starts none). */
+  readonly #flightsByPrefix = new Map<string, number>();
   readonly #tcp: TcpListener;
   readonly #recursion: ClientNetworks;
   /** For what only the main thread sends (forwarded answers, refusals, errors): the full configured rate. */
@@ -394,7 +403,7 @@ export class DnsServer {
       this.#result = 'answered';
       return this.#answers.minimalAny(msg, question.end, opt !== NO_OPT, maxSize);
     }
-    return this.#forward(msg, question, opt, transport, maxSize);
+    return this.#forward(msg, question, opt, transport, maxSize, address);
   }
 
   /** The answer to a packet readQuery turned away: an error, or silence. */
@@ -414,7 +423,7 @@ export class DnsServer {
     }
   }
 
-  #forward(msg: Buffer, question: Question, opt: number, transport: Transport, maxSize: number): Buffer | Promise<Buffer | null> {
+  #forward(msg: Buffer, question: Question, opt: number, transport: Transport, maxSize: number, address: string): Buffer | Promise<Buffer | null> {
     // Answers differ with EDNS, its DO bit and the CD bit, so those are part of the key; and they are
     // all that is relayed of the client's query (upstreamQuery).
     const edns = opt !== NO_OPT;
@@ -444,13 +453,21 @@ export class DnsServer {
     const flightKey = transport + key;
     let flight = this.#flights.get(flightKey);
     if (!flight) {
-      if (this.#flights.size >= MAX_FORWARDS_IN_FLIGHT) return errorResponse(msg, RCODE.SERVFAIL, parsed);
+      const prefix = clientPrefix(address);
+      const started = this.#flightsByPrefix.get(prefix) ?? 0;
+      if (this.#flights.size >= MAX_FORWARDS_IN_FLIGHT || started >= MAX_FORWARDS_PER_PREFIX) return errorResponse(msg, RCODE.SERVFAIL, parsed);
       this.#logger.debug({ transport, qtype: question.qtype }, 'dns forwarding');
       flight = forwarder.forward(upstreamQuery(msg, question.end, edns, dnssecOk), question.end, transport).then((reply) => {
         if (reply && !this.#closed) this.#cache.set(key, reply);
         return reply;
       });
-      const settled = flight.finally(() => this.#flights.delete(flightKey));
+      this.#flightsByPrefix.set(prefix, started + 1);
+      const settled = flight.finally(() => {
+        this.#flights.delete(flightKey);
+        const left = (this.#flightsByPrefix.get(prefix) ?? 1) - 1;
+        if (left > 0) this.#flightsByPrefix.set(prefix, left);
+        else this.#flightsByPrefix.delete(prefix);
+      });
       settled.catch(() => undefined);
       this.#flights.set(flightKey, flight);
     }

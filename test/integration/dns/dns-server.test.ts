@@ -8,6 +8,8 @@ import { type Dnsmasq, freePort, startDnsmasq } from '../../helpers/dnsmasq.js';
 import { captureLogger, LEVEL } from '../../helpers/capture-logger.js';
 import { dig } from '../../helpers/dig.js';
 import { LOOPBACK_POLICY } from '../../unit/dns/policies.js';
+import { query } from '../../unit/dns/packets.js';
+import { QTYPE } from '../../../src/dns/wire.js';
 
 const INTERCEPTED = ['docker.proxy', 'registry-1.docker.io', '*.pkg.dev'];
 const V4 = '127.0.0.10';
@@ -141,6 +143,35 @@ describe('forwarding', () => {
     // The second failure of an upstream already known to be down is not warned about again.
     await dig(port, 'other.test', 'AAAA', { time: 5 });
     expect(lines.filter((line) => line.level === LEVEL.warn)).toHaveLength(2);
+  });
+
+  it('lets one client prefix start a quarter of the forwards at most: a flood the upstream never answers leaves room for the others', async () => {
+    const hole = await blackHole();
+    const { port } = await server({ upstreams: [hole], upstreamTimeoutMs: 4_000 });
+    /** A socket on its own loopback address (another /24 each), sending queries and reading nothing. */
+    const client = async (address: string): Promise<(name: string) => void> => {
+      const socket = dgram.createSocket('udp4');
+      socket.on('message', () => undefined);
+      socket.bind(0, address);
+      await once(socket, 'listening');
+      onTestFinished(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+      return (name) => socket.send(query(name, QTYPE.A), port, '127.0.0.1');
+    };
+    const settledCount = async (): Promise<number> => {
+      for (let last = -1; ; ) {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        if (hole.received() === last) return last;
+        last = hole.received();
+      }
+    };
+    const flood = await client('127.0.1.2');
+    for (let i = 0; i < 1_100; i += 1) flood(`name-${i}.flood.test`);
+    // 1024 forwards fit at once; one prefix may start 256 of them.
+    expect(await settledCount()).toBe(256);
+    const other = await client('127.0.2.2');
+    other('other.test');
+    other('another.test');
+    expect(await settledCount()).toBe(258);
   });
 
   it('fails over to the next upstream', async () => {
