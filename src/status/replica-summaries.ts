@@ -41,9 +41,10 @@ export class ReplicaSummaries {
     await this.cache.setRecord(`${PREFIX}${summary.name}`, summary);
     // Only what is known to be old: a record of another shape may be a newer version's, and one
     // announced by another replica may not have reached this one's memory yet.
+    // One dated a week ahead is no replica's clock either: someone wrote it to stay listed for ever.
     const forgotten = this.cache.recordKeys(PREFIX).filter((key) => {
       const at = (this.cache.getRecord<{ at?: unknown }>(key) ?? {}).at;
-      return typeof at === 'number' && at < this.now() - FORGOTTEN_MS;
+      return typeof at === 'number' && (at < this.now() - FORGOTTEN_MS || at > this.now() + FORGOTTEN_MS);
     });
     for (const key of forgotten) {
       await this.cache.deleteRecord(key);
@@ -51,13 +52,14 @@ export class ReplicaSummaries {
     }
   }
 
-  /** The replicas that published within `withinMs`, by name. */
+  /** The replicas that published within `withinMs`, by name (a clock ahead of this one by as much still counts). */
   seen(withinMs = REPLICA_SEEN_MS): ReplicaSummary[] {
     const from = this.now() - withinMs;
+    const until = this.now() + withinMs;
     return this.cache
       .recordKeys(PREFIX)
       .flatMap((key) => replicaSummaryOf(this.cache.getRecord<unknown>(key)))
-      .filter((summary) => summary.at >= from)
+      .filter((summary) => summary.at >= from && summary.at <= until)
       .sort((a, b) => a.name.localeCompare(b.name))
       .slice(0, MAX_SHOWN);
   }
