@@ -65,7 +65,7 @@ const MAX_FORWARDS_IN_FLIGHT = 1024;
 /**
  * Forwards one client prefix (/24, /56) may have started and still wait for: a flood of unique names
  * that the upstream is slow to fail (a silent authoritative server) takes a quarter of the slots, not
- * every one, and the other clients' names still resolve.
+ * every one, and the other clients' names still resolve. Clients in DNS_RATE_LIMIT_EXEMPT are not held to it.
  */
 const MAX_FORWARDS_PER_PREFIX = MAX_FORWARDS_IN_FLIGHT / 4;
 
@@ -101,6 +101,8 @@ export class DnsServer {
   readonly #interceptedRateLimiter: ResponseRateLimiter;
   /** Clients the rate limit spares (DNS_RATE_LIMIT_EXEMPT): null when there are none or no limit, so the hot path skips the check. */
   readonly #rateLimitExempt: ClientNetworks | null;
+  /** DNS_RATE_LIMIT_EXEMPT again: a cluster DNS or node-local cache forwards for many clients from one address. */
+  readonly #forwardShareExempt: ClientNetworks | null;
   /** UDP replies go out together at the end of the event loop's turn. */
   readonly #replies: UdpReplyBatch;
   #udp: dgram.Socket | undefined;
@@ -150,6 +152,7 @@ export class DnsServer {
     this.#interceptedRateLimiter =
       this.#udpWorkerCount > 0 ? new ResponseRateLimiter({ perSecond: this.#perSocketRateLimit(), slip: policy.rateLimitSlip }) : this.#rateLimiter;
     this.#rateLimitExempt = policy.rateLimit > 0 && policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
+    this.#forwardShareExempt = policy.rateLimitExempt.length > 0 ? new ClientNetworks(policy.rateLimitExempt) : null;
     const queries = options.metrics?.dnsQueries;
     this.#counters = queries
       ? { answered: queries.labels('answered'), forwarded: queries.labels('forwarded'), refused: queries.labels('refused'), failed: queries.labels('failed'), limited: queries.labels('limited') }
@@ -455,7 +458,8 @@ export class DnsServer {
     if (!flight) {
       const prefix = clientPrefix(address);
       const started = this.#flightsByPrefix.get(prefix) ?? 0;
-      if (this.#flights.size >= MAX_FORWARDS_IN_FLIGHT || started >= MAX_FORWARDS_PER_PREFIX) return errorResponse(msg, RCODE.SERVFAIL, parsed);
+      if (this.#flights.size >= MAX_FORWARDS_IN_FLIGHT) return errorResponse(msg, RCODE.SERVFAIL, parsed);
+      if (started >= MAX_FORWARDS_PER_PREFIX && !this.#forwardShareExempt?.includes(address)) return errorResponse(msg, RCODE.SERVFAIL, parsed);
       this.#logger.debug({ transport, qtype: question.qtype }, 'dns forwarding');
       flight = forwarder.forward(upstreamQuery(msg, question.end, edns, dnssecOk), question.end, transport).then((reply) => {
         if (reply && !this.#closed) this.#cache.set(key, reply);

@@ -7,7 +7,7 @@ import { HostnameSet } from '../../../src/registry/hostname.js';
 import { type Dnsmasq, freePort, startDnsmasq } from '../../helpers/dnsmasq.js';
 import { captureLogger, LEVEL } from '../../helpers/capture-logger.js';
 import { dig } from '../../helpers/dig.js';
-import { LOOPBACK_POLICY } from '../../unit/dns/policies.js';
+import { dnsPolicy, LOOPBACK_POLICY } from '../../unit/dns/policies.js';
 import { query } from '../../unit/dns/packets.js';
 import { QTYPE } from '../../../src/dns/wire.js';
 
@@ -172,6 +172,22 @@ describe('forwarding', () => {
     other('other.test');
     other('another.test');
     expect(await settledCount()).toBe(258);
+  });
+
+  it('holds no client of DNS_RATE_LIMIT_EXEMPT (a cluster DNS asking for many) to a share of the forwards', async () => {
+    const hole = await blackHole();
+    const { port } = await server({ upstreams: [hole], upstreamTimeoutMs: 4_000, policy: dnsPolicy({ rateLimitExempt: ['127.0.3.0/24'] }) });
+    const socket = dgram.createSocket('udp4');
+    socket.on('message', () => undefined);
+    socket.bind(0, '127.0.3.2');
+    await once(socket, 'listening');
+    onTestFinished(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+    for (let i = 0; i < 400; i += 1) socket.send(query(`name-${i}.cluster.test`, QTYPE.A), port, '127.0.0.1');
+    for (let last = -1; hole.received() !== last; ) {
+      last = hole.received();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    expect(hole.received()).toBe(400);
   });
 
   it('fails over to the next upstream', async () => {
