@@ -28,20 +28,19 @@ export function cacheLifetime(reply: Buffer): CacheLifetime | null {
   const records = readRecords(reply, header, question.end);
   if (!records) return null;
   const rcode = header.flags & 0xf;
-  let ttl: number;
-  if (rcode === RCODE.NOERROR && header.ancount > 0) {
-    ttl = MAX_POSITIVE_TTL;
-    for (const record of records) if (record.section === SECTION.ANSWER) ttl = Math.min(ttl, ttlSeconds(record.ttl));
-  } else if (rcode === RCODE.NOERROR || rcode === RCODE.NXDOMAIN) {
+  if (rcode !== RCODE.NOERROR && rcode !== RCODE.NXDOMAIN) return null;
+  // Every record of the answer section, a CNAME chain's included, lives no longer than its own TTL.
+  let ttl = MAX_POSITIVE_TTL;
+  for (const record of records) if (record.section === SECTION.ANSWER) ttl = Math.min(ttl, ttlSeconds(record.ttl));
+  // NXDOMAIN, or no record of the type asked (NODATA, at the end of a CNAME chain or without one), is a
+  // negative answer: its lifetime comes from the SOA, capped (RFC 2308 §5), and without one it is not kept.
+  const answered = rcode === RCODE.NOERROR && records.some((r) => r.section === SECTION.ANSWER && r.type === question.qtype);
+  if (!answered) {
     // SOA RDATA ends with MINIMUM, the last of its five 32-bit fields.
     const soa = records.find((r) => r.section === SECTION.AUTHORITY && r.type === QTYPE.SOA && r.rdlength >= 22);
     if (!soa) return null;
     const minimum = reply.readUInt32BE(soa.rdataOffset + soa.rdlength - 4);
-    ttl = Math.min(MAX_NEGATIVE_TTL, ttlSeconds(soa.ttl), ttlSeconds(minimum));
-    // An NXDOMAIN at the end of a CNAME chain carries the chain: none of it may outlive its own TTL.
-    for (const record of records) if (record.section === SECTION.ANSWER) ttl = Math.min(ttl, ttlSeconds(record.ttl));
-  } else {
-    return null;
+    ttl = Math.min(ttl, MAX_NEGATIVE_TTL, ttlSeconds(soa.ttl), ttlSeconds(minimum));
   }
   if (ttl <= 0) return null;
   return { ttl, ttlOffsets: records.filter((r) => r.type !== QTYPE.OPT).map((r) => r.ttlOffset) };

@@ -32,6 +32,14 @@ describe('cacheLifetime', () => {
     const chain = reply('alias.test', QTYPE.A, { rcode: RCODE.NXDOMAIN, answers: [{ type: Packet.TYPE.CNAME, domain: 'gone.test', ttl: 5 }], authorities: [soa(900, 300)] });
     expect(cacheLifetime(chain)?.ttl).toBe(5);
   });
+  it('keeps a CNAME chain that ends without the type asked (NODATA) as a negative answer, from its SOA', () => {
+    const cname = { type: Packet.TYPE.CNAME, domain: 'target.test', ttl: 3600 };
+    expect(cacheLifetime(reply('alias.test', QTYPE.A, { answers: [cname], authorities: [soa(900, 60)] }))?.ttl).toBe(60);
+    expect(cacheLifetime(reply('alias.test', QTYPE.A, { answers: [cname] }))).toBeNull();
+    // The chain with its answer, and the CNAME asked for itself, are positive answers.
+    expect(cacheLifetime(reply('alias.test', QTYPE.A, { answers: [cname, { name: 'target.test', type: QTYPE.A, address: '192.0.2.9', ttl: 600 }] }))?.ttl).toBe(600);
+    expect(cacheLifetime(reply('alias.test', Packet.TYPE.CNAME, { answers: [cname] }))?.ttl).toBe(3600);
+  });
   it.each([
     ['NXDOMAIN without an SOA', reply('x.test', QTYPE.A, { rcode: RCODE.NXDOMAIN })],
     ['SERVFAIL', reply('x.test', QTYPE.A, { rcode: RCODE.SERVFAIL, authorities: [soa(900, 60)] })],
