@@ -78,8 +78,10 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 function sentByAnotherSite(request: FastifyRequest): boolean {
   if (SAFE_METHODS.has(request.method)) return false;
+  // A browser that says where the request comes from is believed: a reverse proxy may rewrite Host,
+  // which would make the page's own origin look foreign. Origin is for browsers that do not say.
   const site = request.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  if (site !== undefined) return site !== 'same-origin' && site !== 'none';
   const origin = request.headers.origin;
   if (origin === undefined) return false;
   try {

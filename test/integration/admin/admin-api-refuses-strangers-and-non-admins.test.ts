@@ -139,6 +139,9 @@ describe('the admin API refuses', () => {
     expect((await call(port, 'GET', '/admin/pins', { authorization })).body).toEqual({ pins: [] });
     const sameSite = await call(port, 'POST', '/admin/pin', { authorization, body: { registry: 'registry.test' }, headers: { origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' } });
     expect(sameSite.status).toBe(200);
+    // Behind a reverse proxy that rewrites Host, the browser's own word for it counts.
+    const proxied = await call(port, 'POST', '/admin/unpin', { authorization, body: { registry: 'registry.test' }, headers: { origin: 'https://layover.example', 'sec-fetch-site': 'same-origin' } });
+    expect(proxied.status).toBe(200);
     const typed = await call(port, 'POST', '/admin/verify', { authorization, body: {}, headers: { 'sec-fetch-site': 'none' } });
     expect(typed.status).toBe(200);
     const cli = await call(port, 'POST', '/admin/prune', { authorization, body: {} });
