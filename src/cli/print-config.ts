@@ -21,6 +21,7 @@ const MACHINE_DEFAULTS: Partial<Record<SettingKey, (config: LayoverConfig) => un
   advertise: (c) => c.advertise,
   upstreamDns: (c) => c.upstreamDns,
   dnsAllowRecursion: (c) => c.dnsPolicy.allowRecursion,
+  connectAllowNetworks: (c) => c.connectAllowNetworks,
   dnsRateLimitExempt: (c) => c.dnsPolicy.rateLimitExempt,
   peerAddress: (c) => (c.peerAddress ? (c.peerAddress.host.includes(':') ? `[${c.peerAddress.host}]:${c.peerAddress.port}` : `${c.peerAddress.host}:${c.peerAddress.port}`) : 'off'),
 };

@@ -28,6 +28,8 @@ export interface LayoverConfig {
   };
   /** CONNECT to a host Layover does not intercept: tunnelled byte for byte, or refused. */
   readonly connectPolicy: 'tunnel' | 'deny';
+  /** Without client authentication, the clients tunnels are for (with it, their credentials decide). */
+  readonly connectAllowNetworks: readonly string[];
   /** Names of the operator's own mapped to an upstream registry and prefix. */
   readonly customDomains: readonly CustomDomain[];
   /** Offer h2 by ALPN on the TLS listener (off by default: blobs are faster over HTTP/1.1). */

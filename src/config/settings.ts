@@ -187,6 +187,9 @@ export const SETTINGS = {
   // HTTPS_PROXY mode (src/connect-proxy/): CONNECT for intercepted names is served like port 443.
   proxy: setting({ env: 'LAYOVER_PROXY', expected: `${LISTEN}, or off`, parse: parse.optionalListen, default: { host: '0.0.0.0', port: 3128 } }),
   connectPolicy: setting<'tunnel' | 'deny'>({ env: 'CONNECT_POLICY', expected: 'tunnel or deny', parse: oneOf('tunnel', 'deny'), default: 'tunnel' }),
+  // Without client authentication, the clients a tunnel is for (an open CONNECT proxy relays anyone's
+  // traffic from Layover's address); the default is DNS_ALLOW_RECURSION's: local networks.
+  connectAllowNetworks: setting({ env: 'CONNECT_ALLOW_NETWORKS', expected: NETWORKS, parse: networks, default: undefined }),
 
   // Client authentication and access policy (src/client-auth/): off by default, as with the nginx-based proxies.
   clientAuth: setting<ClientAuthMode>({ env: 'CLIENT_AUTH', expected: 'none, htpasswd, tokens, jwt or ldap', parse: oneOf('none', 'htpasswd', 'tokens', 'jwt', 'ldap'), default: 'none' }),

@@ -29,6 +29,8 @@ export interface ConnectProxyOptions {
   dial: DialOptions;
   /** CLIENT_AUTH: a tunnel needs a Proxy-Authorization this accepts; null when clients are not authenticated. */
   authenticator: Authenticator | null;
+  /** Without an authenticator: the client addresses a tunnel is for (CONNECT_ALLOW_NETWORKS); null: anyone. */
+  tunnelClients: { includes(address: string): boolean } | null;
   /** Counts handshakes inside intercepted tunnels that fail; the TLS listener counts the ones that complete. */
   metrics?: Metrics;
   timeouts: {
@@ -143,7 +145,10 @@ export class ConnectProxy {
     }
     if (verdict.decision === 'intercept') return this.#intercept(socket, head, target, log, finish);
 
-    const { authenticator } = this.#options;
+    const { authenticator, tunnelClients } = this.#options;
+    if (!authenticator && tunnelClients && !tunnelClients.includes(socket.remoteAddress ?? '')) {
+      return refuse(403, 'stranger', 'Layover tunnels only for clients in CONNECT_ALLOW_NETWORKS');
+    }
     if (authenticator) {
       let user: string | undefined;
       try {

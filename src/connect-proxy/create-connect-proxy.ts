@@ -2,6 +2,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ClientAuth } from '../client-auth/create-client-auth.js';
 import type { LayoverConfig } from '../config/layover-config.js';
+import { ClientNetworks } from '../dns/client-networks.js';
 import { AddressPolicy } from '../upstream/address-policy.js';
 import { HostnameSet } from '../registry/hostname.js';
 import { DOCKER_PROXY_HOST } from '../registry/well-known-hosts.js';
@@ -33,6 +34,8 @@ export function createConnectProxy(config: LayoverConfig, deps: ConnectProxyDepe
     // Tunnels reach what storage fetches may reach: public addresses, plus REDIRECT_ALLOW_NETWORKS.
     dial: { resolver: deps.resolver, addressPolicy: new AddressPolicy(config.redirects.allowNetworks), connectTimeoutMs: timeouts.proxyConnectMs },
     authenticator: deps.clientAuth?.authenticator ?? null,
+    // A CONNECT proxy open to anyone relays anyone's traffic from Layover's address; credentials, when asked, decide instead.
+    tunnelClients: deps.clientAuth ? null : new ClientNetworks(config.connectAllowNetworks),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     timeouts: { handshakeMs: config.connections.tlsHandshakeMs, idleMs: Math.max(timeouts.proxyReadMs, timeouts.sendMs) },
   });

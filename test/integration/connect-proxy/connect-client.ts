@@ -18,8 +18,8 @@ export interface ConnectAnswer {
 }
 
 /** Sends `request` (a whole CONNECT head, or any bytes) to the proxy and reads its answer. */
-export async function sendRaw(port: number, request: string | Buffer, host = '127.0.0.1'): Promise<ConnectAnswer> {
-  const socket = netConnect({ port, host });
+export async function sendRaw(port: number, request: string | Buffer, host = '127.0.0.1', localAddress?: string): Promise<ConnectAnswer> {
+  const socket = netConnect({ port, host, ...(localAddress ? { localAddress } : {}) });
   await once(socket, 'connect');
   socket.write(request);
   let buffered: Buffer = Buffer.alloc(0);
@@ -55,10 +55,10 @@ export async function sendRaw(port: number, request: string | Buffer, host = '12
   }
 }
 
-/** `CONNECT authority HTTP/1.1` with a matching Host and the extra headers. */
-export function sendConnect(port: number, authority: string, headers: Record<string, string> = {}): Promise<ConnectAnswer> {
+/** `CONNECT authority HTTP/1.1` with a matching Host and the extra headers, from `localAddress` if given. */
+export function sendConnect(port: number, authority: string, headers: Record<string, string> = {}, localAddress?: string): Promise<ConnectAnswer> {
   const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
-  return sendRaw(port, `${lines.join('\r\n')}\r\n\r\n`);
+  return sendRaw(port, `${lines.join('\r\n')}\r\n\r\n`, '127.0.0.1', localAddress);
 }
 
 /** TLS over an established tunnel. */

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { StaticTokenAuthenticator } from '../../../src/client-auth/authenticators/static-tokens.js';
 import { Secret } from '../../../src/config/secret.js';
 import { ConnectProxy, type ConnectProxyOptions } from '../../../src/connect-proxy/connect-proxy.js';
+import { ClientNetworks } from '../../../src/dns/client-networks.js';
 import { AddressPolicy } from '../../../src/upstream/address-policy.js';
 import { HostnameSet } from '../../../src/registry/hostname.js';
 import { RegistryPorts } from '../../../src/proxy/upstream-target.js';
@@ -74,6 +75,7 @@ async function startProxy(overrides: Partial<ConnectProxyOptions> = {}, allowNet
     tls: { key: '', cert: '', SNICallback: (_name, cb) => cb(new Error('not intercepting')) },
     dial: { resolver: new UpstreamResolver({ servers: [{ host: dns.host, port: dns.port }] }), addressPolicy: new AddressPolicy(allowNetworks), connectTimeoutMs: 2000 },
     authenticator: null,
+    tunnelClients: null,
     timeouts: { handshakeMs: 2000, idleMs: 10_000 },
     ...overrides,
   } as ConnectProxyOptions);
@@ -175,6 +177,17 @@ describe('refused tunnels', () => {
     const { port: port2 } = await startProxy({ rules: { intercepted: new HostnameSet([]), servedPorts: new RegistryPorts([]), ports: new Set([closedPort]), policy: 'tunnel' } });
     const refused = await sendConnect(port2, `target.test:${closedPort}`);
     expect(refused.status).toBe(502);
+  });
+
+  it('from a client outside CONNECT_ALLOW_NETWORKS: 403; from one inside: tunnelled', async () => {
+    const { port, logs } = await startProxy({ tunnelClients: new ClientNetworks(['127.0.0.3/32']) });
+    const stranger = await sendConnect(port, `target.test:${echoPort()}`, {}, '127.0.0.2');
+    expect(stranger.status).toBe(403);
+    expect(stranger.body).toMatch(/CONNECT_ALLOW_NETWORKS/);
+    expect(await connectLine(logs)).toMatchObject({ client: '127.0.0.2', decision: 'tunnel', status: 403, reason: 'stranger' });
+    const local = await sendConnect(port, `target.test:${echoPort()}`, {}, '127.0.0.3');
+    expect(local.status).toBe(200);
+    local.socket.destroy();
   });
 
   it('without Proxy-Authorization when an authenticator is set: 407 with a Basic challenge; with it: tunnelled', async () => {
