@@ -194,12 +194,14 @@ export class BlobEviction {
     let freedBytes = 0;
     try {
       const kept = await this.keptOrAll();
+      // Found once a pass: each batch walking every entry made a large pass quadratic.
+      const oversized = lru.oversized(limit, kept);
       while (lru.totalBytes > limit && !this.stopped) {
         if (!(await leaseStillHeld(lease, this.leaseTtlMs * BATCH_NEEDS_SHARE))) {
           logger.warn({ lease: lease.token, totalBytes: lru.totalBytes, maxSize: limit }, 'cache eviction stopped: the eviction lease was lost');
           break;
         }
-        const batch = this.nextBatch(limit, kept);
+        const batch = this.nextBatch(limit, kept, oversized);
         // Everything left is pinned: the cache stays over its cap rather than lose a pin.
         if (batch.length === 0) break;
         const victims = await this.confirmedVictims(batch);
@@ -216,10 +218,20 @@ export class BlobEviction {
     return { removed, freedBytes };
   }
 
-  /** Up to BATCH least recently used entries, taken out of the LRU, as many as bring it down to `limit`. */
-  private nextBatch(limit: number, kept: ReadonlySet<Digest> = NONE_KEPT): BlobEntry[] {
+  /**
+   * Up to BATCH entries taken out of the LRU, as many as bring it down to `limit`: those of `oversized`
+   * still in it first (larger than the limit alone), then the least recently used.
+   */
+  private nextBatch(limit: number, kept: ReadonlySet<Digest>, oversized: readonly BlobEntry[]): BlobEntry[] {
     const { lru } = this.host;
     const batch: BlobEntry[] = [];
+    for (const entry of oversized) {
+      if (lru.totalBytes <= limit || batch.length === BATCH) break;
+      if (lru.get(entry.digest) !== entry) continue;
+      lru.delete(entry.digest);
+      batch.push(entry);
+    }
+    const taken = batch.length;
     let total = lru.totalBytes;
     // Not oldestFirst(): a copy of 100,000 entries for each batch of 32 made a pass quadratic.
     for (const entry of lru.oldest()) {
@@ -228,7 +240,7 @@ export class BlobEviction {
       total -= entry.size;
       batch.push(entry);
     }
-    for (const entry of batch) lru.delete(entry.digest);
+    for (const entry of batch.slice(taken)) lru.delete(entry.digest);
     return batch;
   }
 

@@ -93,6 +93,11 @@ export class LruIndex {
   takeVictims(limit: number, kept?: ReadonlySet<Digest>): BlobEntry[] {
     const victims: BlobEntry[] = [];
     if (this.bytes <= limit) return victims;
+    for (const entry of this.oversized(limit, kept)) {
+      this.entries.delete(entry.digest);
+      this.bytes -= entry.size;
+      victims.push(entry);
+    }
     for (const entry of this.entries.values()) {
       if (this.bytes <= limit) break;
       if (kept?.has(entry.digest)) continue;
@@ -102,6 +107,16 @@ export class LruIndex {
       victims.push(entry);
     }
     return victims;
+  }
+
+  /**
+   * Entries larger than `limit` on their own, not in `kept`: they can never fit, so they go first. Taken
+   * in LRU order instead, a blob bigger than the cap evicted every other entry before itself.
+   */
+  oversized(limit: number, kept?: ReadonlySet<Digest>): BlobEntry[] {
+    const found: BlobEntry[] = [];
+    for (const entry of this.entries.values()) if (entry.size > limit && !kept?.has(entry.digest)) found.push(entry);
+    return found;
   }
 
   oldestFirst(): BlobEntry[] {

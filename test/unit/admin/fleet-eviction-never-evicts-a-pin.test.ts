@@ -4,34 +4,13 @@
  * run with only pinned blobs left over the cap ends (it would otherwise take empty batches forever).
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { BlobEviction } from '../../../src/cache/blob-eviction.js';
 import type { BlobEntry } from '../../../src/cache/blob-types.js';
-import { FileBlobStore } from '../../../src/cache/blob-stores/file.js';
-import { CacheLayout } from '../../../src/cache/cache-layout.js';
 import { LocalLeaseStore } from '../../../src/cache/indexes/local-lease.js';
-import { LruIndex } from '../../../src/cache/lru-index.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
-import { blob, tempDir } from '../cache/cache-fixture.js';
-
-async function storedBlobs(sizes: number[]): Promise<{ store: FileBlobStore; lru: LruIndex; digests: Digest[] }> {
-  const layout = new CacheLayout(await tempDir());
-  await mkdir(layout.tmpDir, { recursive: true });
-  const store = new FileBlobStore(layout);
-  const lru = new LruIndex();
-  const digests: Digest[] = [];
-  for (const [i, size] of sizes.entries()) {
-    const { bytes, digest } = blob(size);
-    const spool = layout.tmpPath(digest);
-    await writeFile(spool, bytes);
-    await store.beginUpload(digest, spool).commit(size);
-    lru.insert({ digest, size, mediaType: null, kind: 'blob', created: i, lastAccess: i, source: 'registry.test/app' });
-    digests.push(digest);
-  }
-  return { store, lru, digests };
-}
+import { storedBlobs } from '../cache/cache-fixture.js';
 
 describe('fleet eviction and pins', () => {
   it('steps over pinned digests, oldest first among the rest, and ends with only pins over the cap', async () => {

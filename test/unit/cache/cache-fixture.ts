@@ -1,10 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { onTestFinished } from 'vitest';
 import { BlobCache, type BlobCacheOptions, type BlobMeta } from '../../../src/cache/blob-cache.js';
+import { FileBlobStore } from '../../../src/cache/blob-stores/file.js';
+import { CacheLayout } from '../../../src/cache/cache-layout.js';
+import { LruIndex } from '../../../src/cache/lru-index.js';
 import { digestOf, type Digest } from '../../../src/registry/digest.js';
 import { captureLogger, type LogLine } from '../../helpers/capture-logger.js';
 
@@ -72,4 +75,22 @@ export async function until(condition: () => boolean, ms = 5_000): Promise<void>
     if (Date.now() > deadline) throw new Error('condition not reached in time');
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Blobs of these sizes stored as files and indexed (no BlobCache around them), the first the least recently used. */
+export async function storedBlobs(sizes: number[]): Promise<{ store: FileBlobStore; lru: LruIndex; digests: Digest[] }> {
+  const layout = new CacheLayout(await tempDir());
+  await mkdir(layout.tmpDir, { recursive: true });
+  const store = new FileBlobStore(layout);
+  const lru = new LruIndex();
+  const digests: Digest[] = [];
+  for (const [i, size] of sizes.entries()) {
+    const { bytes, digest } = blob(size);
+    const spool = layout.tmpPath(digest);
+    await writeFile(spool, bytes);
+    await store.beginUpload(digest, spool).commit(size);
+    lru.insert({ digest, size, mediaType: null, kind: 'blob', created: i, lastAccess: i, source: 'registry.test/app' });
+    digests.push(digest);
+  }
+  return { store, lru, digests };
 }
