@@ -7,7 +7,7 @@ import { tagTtlMs } from '../registry/manifest-tiers.js';
 import { acceptKey, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
-import { readLimited } from '../upstream/read-limited.js';
+import { readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
 import { failReply } from './error-handler.js';
 import { upstreamCallerOf } from './layover-authorizes.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
@@ -280,7 +280,7 @@ export const MANIFEST_STORED = 'manifest stored';
 async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expected: Digest | null, tagKey: string | null): Promise<void> {
   const { ctx, request, reply, target, name } = asked;
   try {
-    const body = await readLimited(res.stream, MAX_MANIFEST_BYTES);
+    const body = await readLimited(res.stream, MAX_MANIFEST_BYTES, WHOLE_BODY_DEADLINE_MS);
     if (!body) {
       throw new OciError('MANIFEST_INVALID', `manifest from ${target.registry} exceeds ${MAX_MANIFEST_BYTES} bytes`, undefined, { status: 502 });
     }

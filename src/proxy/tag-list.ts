@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
-import { readLimited } from '../upstream/read-limited.js';
+import { readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
 import { failReply } from './error-handler.js';
 import type { RegistryProxyContext } from './proxy-context.js';
 import { forwardUpstream } from './upstream-request.js';
@@ -34,7 +34,7 @@ export function sendTagList(ctx: RegistryProxyContext, request: FastifyRequest, 
 /** The upstream's tag list under the client's name (its own `name` renamed, or the requested one). */
 async function renameTagList(stream: Readable, target: UpstreamTarget, name: RepositoryName): Promise<Buffer> {
   const names = target.rewrite!.names;
-  const body = await readLimited(stream, MAX_TAG_LIST_BYTES);
+  const body = await readLimited(stream, MAX_TAG_LIST_BYTES, WHOLE_BODY_DEADLINE_MS);
   if (!body) throw new OciError('UNKNOWN', `the tag list from ${target.registry} is too large`, undefined, { status: 502 });
   let list: { name?: unknown } & Record<string, unknown>;
   try {

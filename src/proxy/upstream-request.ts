@@ -11,7 +11,7 @@ import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
 import { type AuthGrant, type AuthScope, clientBringsCredentials, type UpstreamAuth } from '../upstream/auth/upstream-auth.js';
-import { readLimited } from '../upstream/read-limited.js';
+import { readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
 import { clearReplyHeaders, failReply } from './error-handler.js';
 import { UPSTREAM_BODY_HEADERS } from './upstream-body-headers.js';
 import { unreachable } from './upstream-unreachable.js';
@@ -210,7 +210,7 @@ async function refuse(request: FastifyRequest, reply: FastifyReply, target: Upst
     clearUpstreamHeaders(reply);
     return authorizeAndSend(request, reply, target, options, scope, true);
   }
-  const body = await readLimited(res.stream, 64 * 1024).catch(() => null);
+  const body = await readLimited(res.stream, 64 * 1024, WHOLE_BODY_DEADLINE_MS).catch(() => null);
   // The challenge as rewriteHeaders left it (challengeForClient: none for Layover's own clients).
   const challenge = reply.getHeader('www-authenticate');
   const refusal = upstreamRefusal(res.statusCode as 401 | 403, target.registry, scope.repository, authorization.grant, { upstream: upstreamErrors(body) }, request.log);

@@ -1,0 +1,33 @@
+/**
+ * Bodies read whole (manifests, tag lists, upstream errors) have a deadline from the first byte to the
+ * last, besides their size limit: an upstream that drips its body a byte at a time kept the buffer,
+ * and the upstream's read timeout (silence between chunks) never fired.
+ */
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { BodyDeadlineError, readLimited } from '../../../src/upstream/read-limited.js';
+
+describe('readLimited', () => {
+  it('rejects a body that is still arriving at its deadline with a 504, and destroys the stream', async () => {
+    const body = new PassThrough();
+    const drip = setInterval(() => body.write('x'), 10);
+    try {
+      const read = readLimited(body, 1024, 150);
+      const error = await read.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BodyDeadlineError);
+      expect((error as BodyDeadlineError).status).toBe(504);
+      expect(body.destroyed).toBe(true);
+    } finally {
+      clearInterval(drip);
+    }
+  });
+
+  it('reads a body that ends in time whole, and one past the limit as null', async () => {
+    const whole = new PassThrough();
+    setTimeout(() => whole.end('manifest'), 20);
+    expect((await readLimited(whole, 1024, 1_000))?.toString()).toBe('manifest');
+    const large = new PassThrough();
+    large.end(Buffer.alloc(2048));
+    expect(await readLimited(large, 1024, 1_000)).toBeNull();
+  });
+});
