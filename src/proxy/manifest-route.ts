@@ -291,9 +291,11 @@ async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expec
     if (actual !== digest || (claimed && claimed !== digest && digestAlgorithm(claimed) === digestAlgorithm(digest))) {
       throw new OciError('DIGEST_INVALID', `manifest from ${target.registry} does not match its digest`, { expected: digest, actual }, { status: 502 });
     }
-    const mediaType = manifestMediaType(body);
     annotateRequestLog(request, { bytes: body.length });
-    void reply.header('content-type', mediaType).header('content-length', body.length).header('docker-content-digest', digest).send(body);
+    // The headers of a hit, not the upstream's that reply-from copied (its Content-Encoding, ETag, the rest).
+    clearUpstreamHeaders(reply);
+    void reply.headers(cachedManifestHeaders(digest, body)).send(body);
+    const mediaType = cachedMediaType(body);
     await ctx.cache.put(digest, body, { size: body.length, mediaType, kind: 'manifest', source: `${target.registry}/${name}` });
     request.log.debug({ digest, registry: target.registry }, MANIFEST_STORED);
     if (tagKey) await ctx.cache.setRecord<TagRecord>(tagKey, { digest, fetchedAt: Date.now() });

@@ -237,7 +237,9 @@ const UPSTREAM_STATE = ['set-cookie', 'set-cookie2'];
  */
 function withoutHopByHop<T extends Record<string, unknown>>(headers: T): T {
   const out: Record<string, unknown> = { ...headers };
-  const named = typeof headers.connection === 'string' ? headers.connection.split(',').map((n) => n.trim().toLowerCase()) : [];
+  // Two Connection headers arrive as an array: each names headers to drop.
+  const connection = headers.connection;
+  const named = (Array.isArray(connection) ? connection : [connection]).flatMap((value: unknown) => (typeof value === 'string' ? value.split(',').map((n) => n.trim().toLowerCase()) : []));
   for (const name of [...HOP_BY_HOP, ...UPSTREAM_STATE, ...named]) delete out[name];
   if (out['retry-after'] !== undefined && retryAfterSeconds(out['retry-after'] as string | string[], Date.now()) === null) delete out['retry-after'];
   Object.assign(out, UPSTREAM_BODY_HEADERS);

@@ -40,6 +40,13 @@ export const UPSTREAM_ONLY_HEADERS = {
   'x-upstream-only': 'yes',
 };
 
+/** Headers every answer names as hop-by-hop, in two Connection headers (which arrive as an array). */
+export const HOP_HEADERS = { 'x-hop-a': 'for the next hop only', 'x-hop-b': 'for the next hop only' };
+
+/** What `ok/app/manifests/v1` and `ok/app/manifests/<its digest>` answer. */
+const MANIFEST = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'c'.repeat(64)}`, size: 2 }, layers: [] }));
+export const MANIFEST_DIGEST = `sha256:${createHash('sha256').update(MANIFEST).digest('hex')}` as Digest;
+
 export interface SeenRequest {
   method: string;
   url: string;
@@ -94,6 +101,8 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     seen.push({ method: req.method ?? '', url });
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     for (const [name, value] of Object.entries(UPSTREAM_ONLY_HEADERS)) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(HOP_HEADERS)) res.setHeader(name, value);
+    res.setHeader('connection', Object.keys(HOP_HEADERS));
     if (url === '/v2/') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return res.end('{}');
@@ -104,6 +113,10 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
       const chunked = redirect[1] === 'chunked-redirect' ? '&chunked=1' : '';
       res.writeHead(307, { location: `/storage/${digest}?X-Amz-Signature=held-${seen.length}${chunked}`, 'content-length': '0' });
       return res.end();
+    }
+    if (url === '/v2/ok/app/manifests/v1' || url === `/v2/ok/app/manifests/${MANIFEST_DIGEST}`) {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(MANIFEST.length), 'docker-content-digest': MANIFEST_DIGEST });
+      return res.end(req.method === 'HEAD' ? undefined : MANIFEST);
     }
     const storage = /^\/storage\/([^/?]+)\?/.exec(url);
     const mode = storage ? [url, url.endsWith('&chunked=1') ? 'chunked' : 'ok', storage[1]] : /^\/v2\/(ok|wrong|chunked)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);

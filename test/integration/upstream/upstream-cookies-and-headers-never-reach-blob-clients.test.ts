@@ -5,7 +5,7 @@
  * fixture upstream (faults/held-upstream.ts) sends all of those on every answer.
  */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { type Answer, type HeldBench, startHeldBench, UPSTREAM_ONLY_HEADERS } from '../faults/held-upstream.js';
+import { type Answer, type HeldBench, HOP_HEADERS, MANIFEST_DIGEST, startHeldBench, UPSTREAM_ONLY_HEADERS } from '../faults/held-upstream.js';
 
 let bench: HeldBench;
 beforeAll(async () => {
@@ -19,6 +19,21 @@ function expectNoUpstreamOnlyHeaders(answer: Answer): void {
   for (const name of Object.keys(UPSTREAM_ONLY_HEADERS)) if (name !== 'etag') expect(answer.headers[name], name).toBeUndefined();
   expect(answer.headers.etag).not.toBe(UPSTREAM_ONLY_HEADERS.etag);
 }
+
+it('a manifest miss and a hit carry the same headers, and none of the upstream-only ones', async () => {
+  const { layover } = bench;
+  const path = `/v2/ok/app/manifests/${MANIFEST_DIGEST}`;
+  const miss = await bench.ask(path);
+  await vi.waitFor(() => expect(layover.app.cache.stat(MANIFEST_DIGEST)).toBeDefined());
+  const hit = await bench.ask(path);
+  expect(layover.logs.filter((line) => line.msg === 'request' && line.url === path).map((line) => line.cache)).toEqual(['miss', 'hit']);
+  for (const answer of [miss, hit]) {
+    expect(answer.status).toBe(200);
+    expectNoUpstreamOnlyHeaders(answer);
+    expect(answer.headers).toMatchObject({ 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': MANIFEST_DIGEST });
+  }
+  expect(names(miss)).toEqual(names(hit));
+});
 
 it('a blob miss and a hit carry the same headers, and none of the upstream-only ones', async () => {
   const { upstream, layover } = bench;
@@ -50,6 +65,8 @@ it('no upstream cookie on answers passed through either (the ping, a 404), and t
   expect(unknown.status).toBe(404);
   for (const answer of [ping, unknown]) {
     expect(answer.headers['set-cookie']).toBeUndefined();
+    // Named hop-by-hop in two Connection headers: neither passes.
+    for (const name of Object.keys(HOP_HEADERS)) expect(answer.headers[name], name).toBeUndefined();
     // Whatever Content-Type the upstream claimed: no sniffing, no script, a unique origin.
     expect(answer.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; sandbox" });
   }
