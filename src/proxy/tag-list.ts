@@ -21,6 +21,8 @@ const MAX_TAG_LIST_BYTES = 8 * 1024 * 1024;
 export function sendTagList(ctx: RegistryProxyContext, request: FastifyRequest, reply: FastifyReply, target: UpstreamTarget, name: RepositoryName): FastifyReply {
   annotateRequestLog(request, { registry: target.registry, repo: name, cache: 'pass' });
   return forwardUpstream(request, reply, target, {
+    // Layover reads the list: a client's gzip (Go clients take it) would come back as bytes JSON.parse cannot read.
+    identity: true,
     auth: ctx.upstreamAuth.for(name),
     onResponse: (res) => {
       if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);

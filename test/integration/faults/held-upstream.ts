@@ -22,6 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import type { Digest } from '../../../src/registry/digest.js';
 import { createTestCa } from '../../bench/test-ca.js';
 import { type Dnsmasq, startDnsmasq } from '../../helpers/dnsmasq.js';
@@ -114,6 +115,14 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
       res.writeHead(307, { location: `/storage/${digest}?X-Amz-Signature=held-${seen.length}${chunked}`, 'content-length': '0' });
       return res.end();
     }
+    // A tag list compressed when the client takes gzip, as a registry behind a compressing front may send it.
+    if (url === '/v2/ok/app/tags/list') {
+      const list = Buffer.from(JSON.stringify({ name: 'ok/app', tags: ['v1'] }));
+      const gzip = /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+      const body = gzip ? gzipSync(list) : list;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length), 'content-encoding': gzip ? 'gzip' : 'identity' });
+      return res.end(body);
+    }
     if (url === '/v2/ok/app/manifests/v1' || url === `/v2/ok/app/manifests/${MANIFEST_DIGEST}`) {
       res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(MANIFEST.length), 'docker-content-digest': MANIFEST_DIGEST });
       return res.end(req.method === 'HEAD' ? undefined : MANIFEST);
@@ -192,6 +201,8 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
 
 export interface AskOptions {
   method?: string;
+  /** The TLS name and Host asked for (another name Layover serves, such as a custom domain); held.test by default. */
+  servername?: string;
   headers?: Record<string, string>;
   /** Called when the answer's status and headers have arrived, before its body. */
   onResponse?: () => void;
@@ -213,8 +224,8 @@ export interface HeldBench {
   close(): Promise<void>;
 }
 
-/** The fixture, dnsmasq naming it, and Layover (in this process) intercepting it. */
-export async function startHeldBench(flags: Record<string, string> = {}): Promise<HeldBench> {
+/** The fixture, dnsmasq naming it, and Layover (in this process) intercepting it; flags may depend on the fixture's port. */
+export async function startHeldBench(flags: Record<string, string> | ((upstreamPort: number) => Record<string, string>) = {}): Promise<HeldBench> {
   const upstream = await startHeldUpstream();
   let dns: Dnsmasq | undefined;
   let layover: RunningLayover | undefined;
@@ -225,7 +236,8 @@ export async function startHeldBench(flags: Record<string, string> = {}): Promis
   };
   try {
     dns = await startDnsmasq({ hostRecords: { [HELD_HOST]: [HELD_ADDRESS] } });
-    layover = await startLayover({ registries: `${HELD_HOST}:${upstream.port}`, 'upstream-dns': `${dns.host}:${dns.port}`, 'upstream-ca': upstream.caFile, ...flags });
+    const extra = typeof flags === 'function' ? flags(upstream.port) : flags;
+    layover = await startLayover({ registries: `${HELD_HOST}:${upstream.port}`, 'upstream-dns': `${dns.host}:${dns.port}`, 'upstream-ca': upstream.caFile, ...extra });
   } catch (error) {
     await close();
     throw error;
@@ -238,8 +250,9 @@ export async function startHeldBench(flags: Record<string, string> = {}): Promis
 /** One request as `held.test` to a Layover listening at `address`:`port` (the fixture's port), trusting `caPem`, on a connection of its own. */
 export function askHeld(port: number, address: string, caPem: string, path: string, options: AskOptions = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const headers = { host: `${HELD_HOST}:${port}`, ...options.headers };
-    const req = httpsRequest({ host: address, port, servername: HELD_HOST, ca: caPem, method: options.method ?? 'GET', path, headers, agent: false }, (res) => {
+    const servername = options.servername ?? HELD_HOST;
+    const headers = { host: `${servername}:${port}`, ...options.headers };
+    const req = httpsRequest({ host: address, port, servername, ca: caPem, method: options.method ?? 'GET', path, headers, agent: false }, (res) => {
       options.onResponse?.();
       const chunks: Buffer[] = [];
       const done = (complete: boolean): void => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete });
