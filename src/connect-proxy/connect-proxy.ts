@@ -110,7 +110,7 @@ export class ConnectProxy {
   async #handle(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     const started = performance.now();
     // What the client asked for, until it is known to be a plain host:port: cut short, without user info.
-    const asked = String(req.url ?? '').replace(/^[^/@]*@/, '[redacted]@').slice(0, 300);
+    const asked = String(req.url ?? '').replace(/^.*@/s, '[redacted]@').slice(0, 300);
     const log: ConnectLog = { client: socket.remoteAddress, target: asked };
     const finish = (fields: Partial<ConnectLog>): void => {
       Object.assign(log, fields, { ms: Math.round((performance.now() - started) * 10) / 10 });

@@ -196,10 +196,13 @@ describe('CONNECT to any other host', () => {
   it('answers malformed CONNECTs with 400 and oversize heads with 431, and closes', async () => {
     const layover = await start();
     const port = layover.addresses.proxy!.port;
-    for (const authority of ['example.test', 'http://example.test/', 'a..b:443', 'example.test:0', 'example.test:70000', `${'a'.repeat(300)}:443`, 'user@host:443', '1.2.3:443', '[fe80::1%25eth0]:443']) {
+    for (const authority of ['example.test', 'http://example.test/', 'a..b:443', 'example.test:0', 'example.test:70000', `${'a'.repeat(300)}:443`, 'user@host:443', '1.2.3:443', '[fe80::1%25eth0]:443', 'http://user:url-secret-pw@example.test:443', 'a/b:c@d:pw-after-slash@example.test:443']) {
       const answer = await sendConnect(port, authority);
       expect(answer.status, authority).toBe(400);
     }
+    // The log line names what was asked, never a password in it, wherever the user info sits.
+    await waitForConnectLine(layover);
+    expect(JSON.stringify(layover.logs)).not.toMatch(/url-secret-pw|pw-after-slash/);
     expect((await sendRaw(port, 'CONNECT\r\n\r\n')).status).toBe(400);
     expect((await sendRaw(port, `CONNECT example.test:443 HTTP/1.1\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`)).status).toBe(431);
   });
