@@ -194,9 +194,10 @@ export class BlobEviction {
     let freedBytes = 0;
     try {
       const kept = await this.keptOrAll();
-      // Found once a pass: each batch walking every entry made a large pass quadratic.
-      const oversized = lru.oversized(limit, kept);
+      // Found again only when an entry came in meanwhile: each batch walking every entry made a large pass quadratic.
+      const oversized = { entries: lru.oversized(limit, kept), next: 0, insertions: lru.insertions };
       while (lru.totalBytes > limit && !this.stopped) {
+        if (lru.insertions !== oversized.insertions) Object.assign(oversized, { entries: lru.oversized(limit, kept), next: 0, insertions: lru.insertions });
         if (!(await leaseStillHeld(lease, this.leaseTtlMs * BATCH_NEEDS_SHARE))) {
           logger.warn({ lease: lease.token, totalBytes: lru.totalBytes, maxSize: limit }, 'cache eviction stopped: the eviction lease was lost');
           break;
@@ -220,13 +221,13 @@ export class BlobEviction {
 
   /**
    * Up to BATCH entries taken out of the LRU, as many as bring it down to `limit`: those of `oversized`
-   * still in it first (larger than the limit alone), then the least recently used.
+   * still in it first (larger than the limit alone; `next` moves past those taken), then the least recently used.
    */
-  private nextBatch(limit: number, kept: ReadonlySet<Digest>, oversized: readonly BlobEntry[]): BlobEntry[] {
+  private nextBatch(limit: number, kept: ReadonlySet<Digest>, oversized: { readonly entries: readonly BlobEntry[]; next: number }): BlobEntry[] {
     const { lru } = this.host;
     const batch: BlobEntry[] = [];
-    for (const entry of oversized) {
-      if (lru.totalBytes <= limit || batch.length === BATCH) break;
+    while (oversized.next < oversized.entries.length && lru.totalBytes > limit && batch.length < BATCH) {
+      const entry = oversized.entries[oversized.next++]!;
       if (lru.get(entry.digest) !== entry) continue;
       lru.delete(entry.digest);
       batch.push(entry);

@@ -12,6 +12,10 @@ export class LruIndex {
   private readonly entries = new Map<Digest, BlobEntry>();
   private readonly pins = new Map<Digest, number>();
   private bytes = 0;
+  /** At least the size of the largest entry (exact after a scan): `oversized` walks the entries only when one may exceed its limit. */
+  private largest = 0;
+  /** Inserts so far: an eviction pass sees when an entry came in while it ran. */
+  private inserted = 0;
   private insertListener: ((entry: BlobEntry) => void) | undefined;
 
   get count(): number {
@@ -20,6 +24,10 @@ export class LruIndex {
 
   get totalBytes(): number {
     return this.bytes;
+  }
+
+  get insertions(): number {
+    return this.inserted;
   }
 
   get(digest: Digest): BlobEntry | undefined {
@@ -34,6 +42,7 @@ export class LruIndex {
       if (this.entries.has(entry.digest)) this.delete(entry.digest);
       this.entries.set(entry.digest, entry);
       this.bytes += entry.size;
+      this.largest = Math.max(this.largest, entry.size);
     }
   }
 
@@ -42,6 +51,8 @@ export class LruIndex {
     this.delete(entry.digest);
     this.entries.set(entry.digest, entry);
     this.bytes += entry.size;
+    this.largest = Math.max(this.largest, entry.size);
+    this.inserted += 1;
     this.insertListener?.(entry);
   }
 
@@ -85,8 +96,8 @@ export class LruIndex {
   }
 
   /**
-   * Removes least recently used entries until the total is at most `limit`, and returns them, strictly
-   * in LRU order: a pinned (being read) entry is taken too, its file is deleted when its reader closes
+   * Removes entries until the total is at most `limit`, and returns them: first any larger than `limit`
+   * alone (see oversized), then strictly in LRU order: a pinned (being read) entry is taken too, its file is deleted when its reader closes
    * (BlobCache.evict). Stepping over it instead evicted the newest blobs while an old one was read.
    * Entries in `kept` (pinned by an operator, src/cache/cache-pins.ts) are stepped over: never victims.
    */
@@ -115,7 +126,14 @@ export class LruIndex {
    */
   oversized(limit: number, kept?: ReadonlySet<Digest>): BlobEntry[] {
     const found: BlobEntry[] = [];
-    for (const entry of this.entries.values()) if (entry.size > limit && !kept?.has(entry.digest)) found.push(entry);
+    // Every commit of a full cache asks: at 100,000 entries a walk each time is not free.
+    if (this.largest <= limit) return found;
+    let largest = 0;
+    for (const entry of this.entries.values()) {
+      largest = Math.max(largest, entry.size);
+      if (entry.size > limit && !kept?.has(entry.digest)) found.push(entry);
+    }
+    this.largest = largest;
     return found;
   }
 

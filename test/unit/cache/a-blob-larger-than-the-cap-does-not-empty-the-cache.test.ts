@@ -36,4 +36,29 @@ describe('a blob larger than the cap', () => {
     expect(lru.oldestFirst().map((entry) => entry.digest)).toEqual(digests.slice(0, 3));
     await eviction.stop();
   });
+
+  it('committed while a replica\'s pass runs, is its next victim; the others stay', async () => {
+    const { store, lru, digests } = await storedBlobs([100, 100, 100, 100, 100, 100, 500]);
+    const big = lru.delete(digests[6]!)!;
+    const removed: BlobEntry[] = [];
+    const eviction = new BlobEviction(
+      {
+        logger: captureLogger().logger,
+        lru,
+        store,
+        remove: async (victims) => {
+          // The large layer of the image commits while the first batch is being removed.
+          if (removed.length === 0) lru.insert(big);
+          removed.push(...victims);
+        },
+        isFilling: () => false,
+        kept: async () => new Set<Digest>(),
+      },
+      { maxSize: 400, leases: new LocalLeaseStore(randomUUID()), fleetCheckMs: 60_000 },
+    );
+    await eviction.prune(400);
+    expect(removed.map((entry) => entry.digest)).toEqual([digests[0], digests[1], digests[6]]);
+    expect(lru.oldestFirst().map((entry) => entry.digest)).toEqual(digests.slice(2, 6));
+    await eviction.stop();
+  });
 });
