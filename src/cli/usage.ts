@@ -54,6 +54,7 @@ const MACHINE_DEFAULTS: Partial<Record<SettingKey, string>> = {
   upstreamDns: 'the resolvers in /etc/resolv.conf',
   dnsAllowRecursion: "loopback, private (RFC 1918, RFC 6598), link-local, ULA and this host's networks",
   dnsRateLimitExempt: "loopback and this host's networks",
+  connectAllowNetworks: 'those of DNS_ALLOW_RECURSION',
   redirectKeyFile: 'DATA_DIR/redirect.key',
   clientTokenKeyFile: 'DATA_DIR/client-token-key.pem',
   peerAddress: "this host's address at the HTTPS port (shared index only)",

@@ -248,7 +248,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
     caDir: r.caDir !== undefined ? resolve(r.caDir) : join(dataDir, 'ca'),
     listen: { https: r.https, http: r.http, dns: r.dns, proxy: r.proxy },
     connectPolicy: r.connectPolicy,
-    connectAllowNetworks: r.connectAllowNetworks ?? machine.recursionNetworks(),
+    connectAllowNetworks: r.connectAllowNetworks ?? r.dnsAllowRecursion ?? machine.recursionNetworks(),
     customDomains,
     http2: r.http2,
     advertise: r.advertise ?? machine.advertise(),

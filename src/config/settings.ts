@@ -188,7 +188,7 @@ export const SETTINGS = {
   proxy: setting({ env: 'LAYOVER_PROXY', expected: `${LISTEN}, or off`, parse: parse.optionalListen, default: { host: '0.0.0.0', port: 3128 } }),
   connectPolicy: setting<'tunnel' | 'deny'>({ env: 'CONNECT_POLICY', expected: 'tunnel or deny', parse: oneOf('tunnel', 'deny'), default: 'tunnel' }),
   // Without client authentication, the clients a tunnel is for (an open CONNECT proxy relays anyone's
-  // traffic from Layover's address); the default is DNS_ALLOW_RECURSION's: local networks.
+  // traffic from Layover's address); by default those of DNS_ALLOW_RECURSION (local networks unless set).
   connectAllowNetworks: setting({ env: 'CONNECT_ALLOW_NETWORKS', expected: NETWORKS, parse: networks, default: undefined }),
 
   // Client authentication and access policy (src/client-auth/): off by default, as with the nginx-based proxies.

@@ -175,10 +175,11 @@ describe('loadConfig defences against strangers', () => {
     });
   });
 
-  it('tunnels CONNECTs for the local networks of DNS_ALLOW_RECURSION by default, and for what CONNECT_ALLOW_NETWORKS names instead', () => {
+  it('tunnels CONNECTs for the networks of DNS_ALLOW_RECURSION by default, and for what CONNECT_ALLOW_NETWORKS names instead', () => {
     expect(load().connectAllowNetworks).toEqual(load().dnsPolicy.allowRecursion);
     expect(load({ machine: { ...machine, recursionNetworks: () => ['203.0.113.0/24'] } }).connectAllowNetworks).toEqual(['203.0.113.0/24']);
-    expect(load({ env: { CONNECT_ALLOW_NETWORKS: '192.0.2.0/24, 2001:db8::/32' } }).connectAllowNetworks).toEqual(['192.0.2.0/24', '2001:db8::/32']);
+    expect(load({ env: { DNS_ALLOW_RECURSION: '198.51.100.0/24' } }).connectAllowNetworks).toEqual(['198.51.100.0/24']);
+    expect(load({ env: { CONNECT_ALLOW_NETWORKS: '192.0.2.0/24, 2001:db8::/32', DNS_ALLOW_RECURSION: '198.51.100.0/24' } }).connectAllowNetworks).toEqual(['192.0.2.0/24', '2001:db8::/32']);
     expect(() => load({ env: { CONNECT_ALLOW_NETWORKS: 'the internet' } })).toThrow(/CONNECT_ALLOW_NETWORKS/);
   });
 
