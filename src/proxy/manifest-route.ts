@@ -270,6 +270,9 @@ function cachedMediaType(body: Buffer): string {
   return type;
 }
 
+/** Docker Hub's pull quota on a manifest GET's answer, passed to the client that caused the pull. */
+const PULL_QUOTA_HEADERS = ['ratelimit-limit', 'ratelimit-remaining', 'docker-ratelimit-source'] as const;
+
 /** The debug line of a manifest stored after it was sent (tests wait for it: the answer goes first). */
 export const MANIFEST_STORED = 'manifest stored';
 
@@ -292,8 +295,10 @@ async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expec
       throw new OciError('DIGEST_INVALID', `manifest from ${target.registry} does not match its digest`, { expected: digest, actual }, { status: 502 });
     }
     annotateRequestLog(request, { bytes: body.length });
-    // The headers of a hit, not the upstream's that reply-from copied (its Content-Encoding, ETag, the rest).
+    // The headers of a hit, not the upstream's that reply-from copied (its Content-Encoding, ETag, the
+    // rest), but for Docker Hub's pull quota: a GET of a manifest is what it counts.
     clearUpstreamHeaders(reply);
+    for (const name of PULL_QUOTA_HEADERS) if (typeof res.headers[name] === 'string') void reply.header(name, res.headers[name]);
     void reply.headers(cachedManifestHeaders(digest, body)).send(body);
     const mediaType = cachedMediaType(body);
     await ctx.cache.put(digest, body, { size: body.length, mediaType, kind: 'manifest', source: `${target.registry}/${name}` });

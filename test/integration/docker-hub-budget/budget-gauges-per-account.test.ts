@@ -18,7 +18,10 @@ const budgetSeries = (text: string): string[] => text.split('\n').filter((line) 
 it('anonymous pulls (and clients\' anonymous tokens): the gauges show what the fixture sent, for the source it named', async () => {
   const bench = await benches.start();
   bench.upstream.setRemaining('anonymous', 61);
-  await bench.pull('v1');
+  const first = await bench.pull('v1');
+  // The client whose pull Docker Hub counted sees the quota on the manifest's answer, as from Docker Hub itself.
+  expect(first.headers['ratelimit-remaining']).toMatch(/^\d+;w=21600$/);
+  expect(first.headers['docker-ratelimit-source']).toBe('127.0.0.1');
   // A client that fetched its own anonymous token: Docker Hub counts it by address too.
   await bench.pull('single', { authorization: 'Bearer an-anonymous-token-from-auth.docker.io' });
   const remaining = bench.upstream.remaining('anonymous');
