@@ -2,6 +2,7 @@ import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { annotateRequestLog } from '../log/request-log.js';
 import { OciError, type OciErrorCode } from '../registry/oci-errors.js';
+import { BodyDeadlineError } from '../upstream/read-limited.js';
 
 // Statuses fastify itself raises (bad body, too large, bad header) and their nearest OCI code.
 const CODE_BY_STATUS: Record<number, OciErrorCode> = { 401: 'UNAUTHORIZED', 403: 'DENIED', 404: 'NOT_FOUND', 413: 'SIZE_INVALID', 416: 'RANGE_INVALID', 429: 'TOOMANYREQUESTS' };
@@ -55,6 +56,7 @@ export function rawOciError(error: OciError): string {
 /** Any thrown value as the OciError it is answered with: fastify's own 4xx keep their status; the rest is 500 UNKNOWN. */
 export function asOciError(error: unknown): { oci: OciError; unexpected: boolean } {
   if (error instanceof OciError) return { oci: error, unexpected: false };
+  if (error instanceof BodyDeadlineError) return { oci: new OciError('UNKNOWN', error.message, undefined, { status: error.status, cause: error }), unexpected: false };
   const status = (error as { statusCode?: number } | null)?.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     return { oci: new OciError(CODE_BY_STATUS[status] ?? 'UNSUPPORTED', (error as Error).message, undefined, { status, cause: error }), unexpected: false };

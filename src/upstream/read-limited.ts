@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { OciError } from '../registry/oci-errors.js';
 
 /**
  * How long a body read whole (a manifest, a tag list, an error) may take from its first byte to its
@@ -8,10 +7,17 @@ import { OciError } from '../registry/oci-errors.js';
  */
 export const WHOLE_BODY_DEADLINE_MS = 120_000;
 
-/** A body read whole that did not end by its deadline: 504 to the client. */
-export class BodyDeadlineError extends OciError {
+/**
+ * A body read whole that did not end by its deadline: 504 to a client (src/proxy/error-handler.ts).
+ * A plain Error: the cache's modules import this one, and they run in child processes that strip
+ * TypeScript only (OciError's parameter properties are not strippable).
+ */
+export class BodyDeadlineError extends Error {
+  override readonly name = 'BodyDeadlineError';
+  readonly status = 504;
+
   constructor(deadlineMs: number) {
-    super('UNKNOWN', `the upstream's answer did not arrive within ${deadlineMs / 1000} s`, undefined, { status: 504 });
+    super(`the upstream's answer did not arrive within ${deadlineMs / 1000} s`);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { asOciError } from '../../../src/proxy/error-handler.js';
 import { BodyDeadlineError, readLimited } from '../../../src/upstream/read-limited.js';
 
 describe('readLimited', () => {
@@ -15,7 +16,8 @@ describe('readLimited', () => {
       const read = readLimited(body, 1024, 150);
       const error = await read.catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BodyDeadlineError);
-      expect((error as BodyDeadlineError).status).toBe(504);
+      // A client gets it as a 504 in the OCI error format, not as an unexpected 500.
+      expect(asOciError(error)).toMatchObject({ oci: { status: 504, code: 'UNKNOWN' }, unexpected: false });
       expect(body.destroyed).toBe(true);
     } finally {
       clearInterval(drip);
