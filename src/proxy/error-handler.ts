@@ -53,7 +53,7 @@ export function rawOciError(error: OciError): string {
   return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }
 
-/** Any thrown value as the OciError it is answered with: fastify's own 4xx keep their status; the rest is 500 UNKNOWN. */
+/** Any thrown value as the OciError it is answered with: fastify's own 4xx keep their status, an upstream body past its deadline is 504; the rest is 500 UNKNOWN. */
 export function asOciError(error: unknown): { oci: OciError; unexpected: boolean } {
   if (error instanceof OciError) return { oci: error, unexpected: false };
   if (error instanceof BodyDeadlineError) return { oci: new OciError('UNKNOWN', error.message, undefined, { status: error.status, cause: error }), unexpected: false };
