@@ -3,13 +3,16 @@ import type { Secret } from '../../config/secret.js';
 import { UpstreamAuthError } from './auth-error.js';
 import { type Challenge, parseChallenges, preferredChallenge } from './challenge.js';
 import type { TokenAnswer } from './token-cache.js';
-import { readLimited } from '../read-limited.js';
+import { readLimited, WHOLE_BODY_DEADLINE_MS } from '../read-limited.js';
 
 /** Token answers and pings are small; anything bigger is not what we asked for. */
 const MAX_BODY = 1024 * 1024;
 
-/** A token answer or ping body, at most `limit` bytes (null when larger). */
-export const readBounded = (body: Dispatcher.ResponseData['body'], limit = MAX_BODY): Promise<Buffer | null> => readLimited(body, limit);
+/**
+ * A token answer or ping body, at most `limit` bytes (null when larger), whole within the deadline of
+ * bodies read whole (a realm dripping its answer would hold the pull waiting for the token).
+ */
+export const readBounded = (body: Dispatcher.ResponseData['body'], limit = MAX_BODY): Promise<Buffer | null> => readLimited(body, limit, WHOLE_BODY_DEADLINE_MS);
 
 export const basicAuthorization = (username: string, password: Secret): string =>
   `Basic ${Buffer.from(`${username}:${password.reveal()}`).toString('base64')}`;

@@ -4,9 +4,10 @@
  * and the upstream's read timeout (silence between chunks) never fired.
  */
 import { PassThrough } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { asOciError } from '../../../src/proxy/error-handler.js';
-import { BodyDeadlineError, readLimited } from '../../../src/upstream/read-limited.js';
+import { readBounded } from '../../../src/upstream/auth/token-client.js';
+import { BodyDeadlineError, readLimited, WHOLE_BODY_DEADLINE_MS } from '../../../src/upstream/read-limited.js';
 
 describe('readLimited', () => {
   it('rejects a body that is still arriving at its deadline with a 504, and destroys the stream', async () => {
@@ -31,5 +32,23 @@ describe('readLimited', () => {
     const large = new PassThrough();
     large.end(Buffer.alloc(2048));
     expect(await readLimited(large, 1024, 1_000)).toBeNull();
+  });
+});
+
+describe('token answers (readBounded)', () => {
+  it('give up at the deadline of bodies read whole', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const body = new PassThrough();
+      body.write('{"token":"');
+      const read = readBounded(body as unknown as Parameters<typeof readBounded>[0]).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(WHOLE_BODY_DEADLINE_MS - 1);
+      expect(body.destroyed).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(body.destroyed).toBe(true);
+      expect(await read).toBeInstanceOf(BodyDeadlineError);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
