@@ -1,8 +1,9 @@
 /**
  * Issue 10, item 10: an upstream's `Set-Cookie` never reaches a client, and the client that caused a
  * blob miss gets the same headers as every later client served from the cache (before, the first
- * one got the upstream's `Content-Encoding`, `Set-Cookie`, ETag and anything else it sent). The
- * fixture upstream (faults/held-upstream.ts) sends all of those on every answer.
+ * one got the upstream's `Content-Encoding`, `Set-Cookie`, ETag and anything else it sent); so does a
+ * verified manifest's. Headers an upstream names hop-by-hop, in one Connection header or several,
+ * pass nowhere. The fixture upstream (faults/held-upstream.ts) sends all of those on every answer.
  */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { type Answer, type HeldBench, HOP_HEADERS, MANIFEST_DIGEST, startHeldBench, UPSTREAM_ONLY_HEADERS } from '../faults/held-upstream.js';
