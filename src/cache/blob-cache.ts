@@ -117,6 +117,7 @@ export class BlobCache {
       logger,
       layout,
       stallTimeoutMs: options.stallTimeoutMs,
+      maxBytes: this.maxSize,
       relayWindowBytes: options.relayWindowBytes ?? DEFAULT_RELAY_WINDOW_BYTES,
       beginUpload: (digest, tmpPath, meta) => store.beginUpload(digest, tmpPath, meta),
       install: (entry, upload, beforeVisible) => committed.install(entry, upload, beforeVisible),

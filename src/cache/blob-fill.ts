@@ -27,6 +27,8 @@ export interface FillHost {
   readonly stallTimeoutMs: number;
   /** How long the fill waits for its store to take a chunk; default DEFAULT_STORE_TIMEOUT_MS. */
   readonly storeTimeoutMs?: number;
+  /** The most a fill may write (CACHE_MAX_SIZE): a longer body cannot be kept, and is relayed to its readers instead. */
+  readonly maxBytes: number;
   /** Once the temp file fails, how far (in bytes) the slowest reader may trail the source: the memory a relay holds. */
   readonly relayWindowBytes: number;
   /** Where the fill's bytes go besides its temp file (the spool its readers follow). */
@@ -46,7 +48,8 @@ export interface FillHost {
  *
  * When the temp file fails (a full disk), the fill is dropped from the cache but not from its readers:
  * it becomes a relay that goes on hashing the source and hands the readers it already had the bytes
- * from memory, the final byte still only after the digest matched. New readers are refused.
+ * from memory, the final byte still only after the digest matched. New readers are refused. A body
+ * longer than the cache may hold takes the same way: the disk is not filled for a blob that cannot stay.
  */
 export class BlobFill implements Fill, FillSource {
   readonly digest: Digest;
@@ -248,6 +251,8 @@ export class BlobFill implements Fill, FillSource {
       }
       this.hash.update(chunk);
     }
+    // An upstream may send without end (no length announced, or a length it never reaches).
+    if (!this.relay && this.received > this.host.maxBytes) await this.file.stop(tooLarge(this.host.maxBytes));
     if (this.relay) {
       if (this.readers.size === 0) throw lastReaderLeft();
       for (const chunk of chunks) this.relay.append(chunk);
@@ -376,6 +381,10 @@ export class BlobFill implements Fill, FillSource {
 
 /** A fill's source's 'error' listener until the pipeline listens (see the constructor). */
 function ignoreUntilPiped(): void {}
+
+function tooLarge(maxBytes: number): FillError {
+  return new FillError('too-large', `the body is longer than the cache may hold (${maxBytes} bytes)`);
+}
 
 function lastReaderLeft(): FillError {
   return new FillError('io-error', 'the last reader of a dropped cache fill left');

@@ -5,6 +5,7 @@ export type FillFailure =
   | 'truncated' // the body ended before the announced size
   | 'source-error' // the upstream body failed (socket reset, premature close)
   | 'stall' // nothing arrived (or nothing could be written) for stallTimeoutMs
+  | 'too-large' // the body is longer than the cache may hold (CACHE_MAX_SIZE)
   | 'io-error' // the cache's own disk or index failed
   | 'closed'; // the cache was closed while the fill ran
 

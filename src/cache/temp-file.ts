@@ -197,6 +197,17 @@ export class TempFile {
     this.idleFlush = undefined;
   }
 
+  /**
+   * The file takes no more, by the fill's choice (its blob cannot be kept): once the write under way
+   * has ended, `failed` gets `error` and every chunk still queued, as after a failed write.
+   */
+  async stop(error: FillError): Promise<void> {
+    this.stopTimer();
+    // A write under way ends first: its bytes are on disk or handed over, never lost between the two.
+    while (this.writing) await this.writing;
+    this.breakWith(error, []);
+  }
+
   /** Closes the handle (once; later calls do nothing). */
   async close(): Promise<void> {
     this.closed = true;
@@ -209,6 +220,8 @@ export class TempFile {
 
   /** The file takes no more: `failed` gets the chunks of the write that failed and every one queued after them. */
   private breakWith(error: FillError, chunks: Buffer[]): void {
+    // Stopped already (stop, then the file's creation failing): the fill was told once.
+    if (this.broken) return;
     this.broken = true;
     this.stopTimer();
     // The relay keeps the chunks not on disk: none of them may be freed any more.

@@ -68,6 +68,7 @@ describe('a fill over a slow bucket', () => {
       // Far above the bound for the store: if the store's wait counted as silence, this would not end it.
       stallTimeoutMs: 60_000,
       storeTimeoutMs,
+      maxBytes: 1024 * MiB,
       relayWindowBytes: 16 * MiB,
       beginUpload: (d, spool, m) => store.beginUpload(d, spool, m),
       commit: async (_fill, upload, size) => {
