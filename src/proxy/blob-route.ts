@@ -252,7 +252,13 @@ async function serveAfterVerification(ctx: ProxyContext, request: FastifyRequest
     if (error instanceof FillError && BAD_BODY.has(error.reason)) {
       throw new OciError('DIGEST_INVALID', `the blob from ${target.registry} does not match its digest`, { digest, reason: error.reason }, { status: 502, cause: error });
     }
-    // Dropped for another reason (a stall, a full disk, shutdown): decide again, as if it had never been.
+    // The cache cannot hold the blob (longer than its cap, or the disk is full): a new fill would end
+    // the same way, so this client is answered as an uncached request is.
+    if (error instanceof FillError && (error.reason === 'too-large' || error.reason === 'io-error')) {
+      if (!reply.raw.destroyed) passThrough(ctx, request, reply, { target, name, digest }, { registry: target.registry, repo: name, digest });
+      return;
+    }
+    // Dropped for another reason (a stall, shutdown): decide again, as if it had never been.
   }
   if (reply.raw.destroyed) return;
   serveBlob(ctx, request, reply, target, name, digest);

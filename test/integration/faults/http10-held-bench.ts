@@ -26,8 +26,8 @@ export interface Http10Bench {
   close(): Promise<void>;
 }
 
-export async function startHttp10Bench(): Promise<Http10Bench> {
-  const bench = await startHeldBench();
+export async function startHttp10Bench(flags: Record<string, string> = {}): Promise<Http10Bench> {
+  const bench = await startHeldBench(flags);
   const dir = mkdtempSync(join(tmpdir(), 'layover-http10-'));
   writeFileSync(join(dir, 'ca.crt'), bench.layover.app.ca.certPem);
   const http10 = async (url: string, args: string[] = []): Promise<Http10Answer> => {
@@ -48,11 +48,11 @@ export async function startHttp10Bench(): Promise<Http10Bench> {
   };
 }
 
-/** The bench of a test file: started before its tests, closed after them. */
-export function http10BenchForFile(): Pick<Http10Bench, 'bench' | 'http10'> {
+/** The bench of a test file (Layover started with `flags`): started before its tests, closed after them. */
+export function http10BenchForFile(flags: Record<string, string> = {}): Pick<Http10Bench, 'bench' | 'http10'> {
   let current: Http10Bench | undefined;
   beforeAll(async () => {
-    current = await startHttp10Bench();
+    current = await startHttp10Bench(flags);
   }, 60_000);
   afterAll(() => current?.close());
   return {
