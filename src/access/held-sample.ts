@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BlobCache } from '../cache/blob-cache.js';
 import type { Digest } from '../registry/digest.js';
-import { readLimited } from '../upstream/read-limited.js';
+import { BodyDeadlineError, readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
 
 /**
  * A window of a cached blob's verified bytes at a random offset. An upstream that says it holds a
@@ -72,8 +72,10 @@ export interface SampledAnswer {
  * them at that offset.
  * Reads no further than the window's end, and destroys the body after.
  */
-export async function showsSample(answer: SampledAnswer, sample: HeldSample): Promise<boolean> {
+export async function showsSample(answer: SampledAnswer, sample: HeldSample, deadlineMs = WHOLE_BODY_DEADLINE_MS): Promise<boolean> {
   const end = sample.start + sample.bytes.length;
+  // A body dripped slower than the read timeout's silence would hold the client waiting for this answer.
+  const timer = setTimeout(() => answer.body.destroy(new BodyDeadlineError(deadlineMs)), deadlineMs);
   try {
     if (answer.statusCode === 206) {
       if (String(answer.headers['content-range']) !== `bytes ${sample.start}-${end - 1}/${sample.size}`) return false;
@@ -92,6 +94,7 @@ export async function showsSample(answer: SampledAnswer, sample: HeldSample): Pr
     }
     return false;
   } finally {
+    clearTimeout(timer);
     // Whatever is left is not read: an undici body reports being cut off as an error, expected here.
     answer.body.on('error', () => undefined).destroy();
   }

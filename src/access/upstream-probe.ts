@@ -5,7 +5,7 @@ import type { RepositoryName } from '../registry/repository-name.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { parseChallenges, preferredChallenge } from '../upstream/auth/challenge.js';
 import type { UpstreamAuth } from '../upstream/auth/upstream-auth.js';
-import { readLimited } from '../upstream/read-limited.js';
+import { readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
 import { type HeldBytesSample, type SampledAnswer, sampleRange, showsSample } from './held-sample.js';
 
 /** A cached object as upstream names it. */
@@ -50,11 +50,14 @@ export class UpstreamProbe {
   readonly #dispatcher: Dispatcher;
   readonly #auth: UpstreamAuth;
   readonly #held: HeldBytes;
+  readonly #bodyDeadlineMs: number;
 
-  constructor(dispatcher: Dispatcher, auth: UpstreamAuth, held: HeldBytes) {
+  /** `bodyDeadlineMs`: how long a body read to prove a digest may take, first byte to last (tests shorten it). */
+  constructor(dispatcher: Dispatcher, auth: UpstreamAuth, held: HeldBytes, bodyDeadlineMs = WHOLE_BODY_DEADLINE_MS) {
     this.#dispatcher = dispatcher;
     this.#auth = auth;
     this.#held = held;
+    this.#bodyDeadlineMs = bodyDeadlineMs;
   }
 
   head(origin: string, name: RepositoryName, object: CachedObject, credential: ProbeCredential): Promise<ProbeResult> {
@@ -153,7 +156,7 @@ export class UpstreamProbe {
         await res.body.dump().catch(() => undefined);
         return res.statusCode < 400 ? NOT_SHOWN : statusOf(res);
       }
-      return (await showsSample(answer, sample)) ? SHOWN : REFUTED;
+      return (await showsSample(answer, sample, this.#bodyDeadlineMs)) ? SHOWN : REFUTED;
     } catch (error) {
       return { unreachable: error as Error };
     }
@@ -168,7 +171,7 @@ export class UpstreamProbe {
         await res.body.dump().catch(() => undefined);
         return res.statusCode < 400 ? NOT_SHOWN : statusOf(res);
       }
-      const bytes = await readLimited(res.body as unknown as SampledAnswer['body'], MAX_MANIFEST_BYTES);
+      const bytes = await readLimited(res.body as unknown as SampledAnswer['body'], MAX_MANIFEST_BYTES, this.#bodyDeadlineMs);
       return bytes !== null && digestOf(bytes, digestAlgorithm(digest)) === digest ? SHOWN : REFUTED;
     } catch (error) {
       return { unreachable: error as Error };

@@ -6,10 +6,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { request } from 'undici';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { heldSample, SAMPLE_BYTES, type HeldSample } from '../../../src/access/held-sample.js';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { heldSample, SAMPLE_BYTES, showsSample, type HeldSample } from '../../../src/access/held-sample.js';
+import { BodyDeadlineError } from '../../../src/upstream/read-limited.js';
 import { type HeldBytes, UpstreamProbe } from '../../../src/access/upstream-probe.js';
 import type { Digest } from '../../../src/registry/digest.js';
 import type { RepositoryName } from '../../../src/registry/repository-name.js';
@@ -49,7 +50,7 @@ function lie(req: IncomingMessage, res: ServerResponse): void {
 }
 
 /** A probe whose samples come from a real cache holding the blob, and whose storage fetches are plain GETs. */
-async function probe(blob = BLOB): Promise<{ probe: UpstreamProbe; samples: HeldSample[]; storageRanges: string[] }> {
+async function probe(blob = BLOB, bodyDeadlineMs?: number): Promise<{ probe: UpstreamProbe; samples: HeldSample[]; storageRanges: string[] }> {
   const { cache } = await openCache();
   const fill = cache.fill(digestOf(blob), Readable.from([blob]), { size: blob.length, mediaType: null, kind: 'blob', source: 'a.test/team/app' });
   await fill.done;
@@ -69,7 +70,7 @@ async function probe(blob = BLOB): Promise<{ probe: UpstreamProbe; samples: Held
   };
   const { logger } = captureLogger('debug');
   const auth = new UpstreamAuth({ dispatcher: net.agent, realms: net.realms([]), credentials: [], logger });
-  return { probe: new UpstreamProbe(net.agent, auth, held), samples, storageRanges };
+  return { probe: new UpstreamProbe(net.agent, auth, held, bodyDeadlineMs), samples, storageRanges };
 }
 
 const blob = { kind: 'blob', digest: BLOB_DIGEST } as const;
@@ -160,6 +161,36 @@ describe('UpstreamProbe.proveHeld', () => {
     });
     const { probe: p } = await probe();
     expect(await p.proveHeld(`https://registry.example.test:${port}`, NAME, blob, anonymous)).toEqual({ status: 404, refuted: true });
+  });
+
+  it('gives up on a body dripped a byte at a time once its deadline has passed: the upstream cannot be asked', async () => {
+    const drips: NodeJS.Timeout[] = [];
+    const port = await net.serve((req, res) => {
+      const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (!range) res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+      else res.writeHead(206, { 'content-range': `bytes ${range[1]}-${range[2]}/${BLOB.length}` });
+      // Never silent long enough for a read timeout, never done.
+      drips.push(setInterval(() => res.write(' '), 20));
+    });
+    onTestFinished(() => drips.forEach(clearInterval));
+    const { probe: p } = await probe(BLOB, 300);
+    const origin = `https://registry.example.test:${port}`;
+    for (const object of [blob, { kind: 'manifest', digest: MANIFEST_DIGEST } as const]) {
+      const result = await p.proveHeld(origin, NAME, object, anonymous);
+      expect(result, object.kind).toMatchObject({ unreachable: expect.any(BodyDeadlineError) });
+    }
+  });
+});
+
+describe('showsSample', () => {
+  it('gives up on a whole body (Range ignored) still arriving at its deadline, and destroys it', async () => {
+    const body = new PassThrough();
+    const drip = setInterval(() => body.write(Buffer.alloc(1)), 10);
+    onTestFinished(() => clearInterval(drip));
+    const sample: HeldSample = { start: 1 << 20, bytes: randomBytes(SAMPLE_BYTES), size: 2 << 20 };
+    const shown = showsSample({ statusCode: 200, headers: { 'content-length': String(sample.size) }, body }, sample, 200);
+    await expect(shown).rejects.toBeInstanceOf(BodyDeadlineError);
+    expect(body.destroyed).toBe(true);
   });
 });
 
