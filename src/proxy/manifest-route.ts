@@ -7,8 +7,8 @@ import { tagTtlMs } from '../registry/manifest-tiers.js';
 import { acceptKey, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
-import { readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
-import { failReply } from './error-handler.js';
+import { BodyDeadlineError, readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
+import { asOciError, failReply } from './error-handler.js';
 import { upstreamCallerOf } from './layover-authorizes.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { whenReadable } from './read-guard.js';
@@ -207,7 +207,7 @@ function fetchByTag(asked: ManifestRequest, key: string, cached: BlobEntry | und
         return void reply.send(tooManyRequests(target, res.headers));
       }
       if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);
-      storeAndSend(asked, res, null, key).catch((error: unknown) => failReply(request, reply, error));
+      storeAndSend(asked, res, null, key, cached).catch((error: unknown) => failReply(request, reply, error));
     },
   });
 }
@@ -279,11 +279,16 @@ export const MANIFEST_STORED = 'manifest stored';
 /**
  * Buffers an upstream manifest (bounded), checks it against the digest it was
  * asked by or the one upstream claims, sends it byte-identical and stores it.
+ * When that body fails before anything was sent (cut off, past its deadline, too large, not the
+ * digest claimed), `stale` (the tag's last answer) is served instead, as after a 5xx.
  */
-async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expected: Digest | null, tagKey: string | null): Promise<void> {
+async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expected: Digest | null, tagKey: string | null, stale?: BlobEntry): Promise<void> {
   const { ctx, request, reply, target, name } = asked;
   try {
-    const body = await readLimited(res.stream, MAX_MANIFEST_BYTES, WHOLE_BODY_DEADLINE_MS);
+    const body = await readLimited(res.stream, MAX_MANIFEST_BYTES, WHOLE_BODY_DEADLINE_MS).catch((error: unknown) => {
+      if (error instanceof BodyDeadlineError) throw error;
+      throw new OciError('UNAVAILABLE', `the answer of upstream registry ${target.registry} broke off`, undefined, { status: 502, cause: error });
+    });
     if (!body) {
       throw new OciError('MANIFEST_INVALID', `manifest from ${target.registry} exceeds ${MAX_MANIFEST_BYTES} bytes`, undefined, { status: 502 });
     }
@@ -307,6 +312,7 @@ async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expec
     await ctx.readAccess.recordHeld(target, { kind: 'manifest', digest });
     await ctx.readAccess.recordFetched(target, name, { kind: 'manifest', digest }, request.headers.authorization, request.log);
   } catch (error) {
+    if (!reply.sent && stale) return serveStale(asked, stale, error instanceof Error ? error.message : String(error), asOciError(error).oci);
     if (!reply.sent) return void reply.send(error);
     request.log.error({ err: error, registry: target.registry, repo: name }, 'storing a manifest failed');
   }

@@ -10,10 +10,11 @@
  *   redirect/... a 307 to `/storage/<digest>?X-Amz-Signature=…` on its own origin, which serves the right bytes
  *   chunked/...  the right bytes without Content-Length (chunked); chunked-redirect/... a redirect to
  *                storage that answers so
+ * and one manifest, as ok/<name>/manifests/v1 or by its digest (MANIFEST_DIGEST).
  * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
  * `holdHeads()` is on, a HEAD waits for `release()` before it is answered, and while `holdGets()` is
  * on, so does a GET (headers and all); while `holdFirstBytes()` is on, a GET sends its headers and
- * waits before its first byte. `cut()` ends every held answer by closing its connection. Every answer
+ * waits before its first byte; while `holdManifestBodies()` is on, a manifest GET stops one byte short. `cut()` ends every held answer by closing its connection. Every answer
  * carries headers a registry may send but a client of Layover must not see from one upstream only:
  * `Set-Cookie`, `Content-Encoding: identity`, an upstream `ETag`, and one of its own.
  */
@@ -68,6 +69,8 @@ export interface HeldUpstream {
   holdGets(): void;
   /** From now on, blob GETs send their headers at once and wait for release() before the first byte of the body. */
   holdFirstBytes(): void;
+  /** From now on, manifest GETs send all but the manifest's last byte and wait for release(). */
+  holdManifestBodies(): void;
   /** Closes the connection of every held answer (nothing more of them is sent) and stops holding new ones. */
   cut(): void;
   /** Ends every held answer and stops holding new ones. */
@@ -89,6 +92,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
   let holdingHeads = false;
   let holdingGets = false;
   let holdingFirstBytes = false;
+  let holdingManifestBodies = false;
   /** Each held answer: how to finish it, and how to cut it off instead. */
   let waiting: Array<{ finish: () => void; cut: () => void }> = [];
   let heldWatchers: Array<() => void> = [];
@@ -123,9 +127,12 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length), 'content-encoding': gzip ? 'gzip' : 'identity' });
       return res.end(body);
     }
-    if (url === '/v2/ok/app/manifests/v1' || url === `/v2/ok/app/manifests/${MANIFEST_DIGEST}`) {
+    const manifest = /^\/v2\/ok\/[a-z]+\/manifests\/([^/?]+)$/.exec(url);
+    if (manifest && (manifest[1] === 'v1' || manifest[1] === MANIFEST_DIGEST)) {
       res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(MANIFEST.length), 'docker-content-digest': MANIFEST_DIGEST });
-      return res.end(req.method === 'HEAD' ? undefined : MANIFEST);
+      if (req.method === 'HEAD' || !holdingManifestBodies) return res.end(req.method === 'HEAD' ? undefined : MANIFEST);
+      res.write(MANIFEST.subarray(0, -1));
+      return hold(() => res.end(MANIFEST.subarray(-1)), () => void res.destroy());
     }
     const storage = /^\/storage\/([^/?]+)\?/.exec(url);
     const mode = storage ? [url, url.endsWith('&chunked=1') ? 'chunked' : 'ok', storage[1]] : /^\/v2\/(ok|wrong|chunked)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
@@ -161,6 +168,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     holdingHeads = false;
     holdingGets = false;
     holdingFirstBytes = false;
+    holdingManifestBodies = false;
     const held = waiting;
     waiting = [];
     for (const answer of held) answer[how]();
@@ -176,6 +184,7 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
     holdHeads: () => void (holdingHeads = true),
     holdGets: () => void (holdingGets = true),
     holdFirstBytes: () => void (holdingFirstBytes = true),
+    holdManifestBodies: () => void (holdingManifestBodies = true),
     cut: () => endHeld('cut'),
     release,
     held: (count) =>

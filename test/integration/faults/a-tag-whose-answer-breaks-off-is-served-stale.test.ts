@@ -1,0 +1,47 @@
+/**
+ * A tag's manifest is served from its last answer when the upstream fails (unreachable, 5xx, 429), and
+ * also when the upstream's 200 breaks off before the body has ended (cut, or past the deadline of a body
+ * read whole): a pull goes on as through an outage, instead of a 500.
+ *
+ * The held-upstream fixture (./held-upstream.ts: a manifest body held one byte short, then cut), dnsmasq,
+ * Layover in this process.
+ */
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { tagRecordKey } from '../../../src/proxy/manifest-route.js';
+import type { RepositoryName } from '../../../src/registry/repository-name.js';
+import { HELD_HOST, type HeldBench, MANIFEST_DIGEST, startHeldBench } from './held-upstream.js';
+
+let bench: HeldBench;
+beforeAll(async () => {
+  bench = await startHeldBench();
+}, 60_000);
+afterAll(() => bench?.close());
+
+it('a tag whose upstream answer is cut off mid-body gets the cached manifest, logged stale', async () => {
+  const first = await bench.ask('/v2/ok/app/manifests/v1');
+  expect(first.status).toBe(200);
+  const manifest = first.body;
+  // The answer goes first; the tag's record is written after it.
+  const record = tagRecordKey(`${HELD_HOST}:${bench.upstream.port}`, 'ok/app' as RepositoryName, 'v1', undefined);
+  await vi.waitFor(() => expect(bench.layover.app.cache.getRecord(record)).toMatchObject({ digest: MANIFEST_DIGEST }));
+  bench.upstream.holdManifestBodies();
+  const second = bench.ask('/v2/ok/app/manifests/v1');
+  await bench.upstream.held(1);
+  bench.upstream.cut();
+  const answer = await second;
+  expect(answer.status).toBe(200);
+  expect(answer.body.equals(manifest)).toBe(true);
+  expect(answer.headers['docker-content-digest']).toBe(MANIFEST_DIGEST);
+  expect(bench.layover.logs.some((line) => line.msg === 'upstream failed: serving the cached manifest')).toBe(true);
+});
+
+it('without a cached copy, the cut-off answer is a 502 in the OCI format, not an internal error', async () => {
+  bench.upstream.holdManifestBodies();
+  const asked = bench.ask('/v2/ok/other/manifests/v1');
+  await bench.upstream.held(1);
+  bench.upstream.cut();
+  const answer = await asked;
+  expect(answer.status).toBe(502);
+  expect(JSON.parse(answer.body.toString())).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
+  expect(bench.layover.logs.some((line) => line.msg === 'unhandled error')).toBe(false);
+});
