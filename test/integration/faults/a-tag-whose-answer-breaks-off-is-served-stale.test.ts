@@ -9,13 +9,22 @@
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { tagRecordKey } from '../../../src/proxy/manifest-route.js';
 import type { RepositoryName } from '../../../src/registry/repository-name.js';
-import { HELD_HOST, type HeldBench, MANIFEST_DIGEST, startHeldBench } from './held-upstream.js';
+import { type Answer, HELD_HOST, type HeldBench, MANIFEST_DIGEST, startHeldBench } from './held-upstream.js';
 
 let bench: HeldBench;
 beforeAll(async () => {
   bench = await startHeldBench();
 }, 60_000);
 afterAll(() => bench?.close());
+
+/** Asks for `path` while the upstream's manifest answers stop one byte short, and cuts the answer there. */
+async function askCutOff(path: string): Promise<Answer> {
+  bench.upstream.holdManifestBodies();
+  const asked = bench.ask(path);
+  await bench.upstream.held(1);
+  bench.upstream.cut();
+  return asked;
+}
 
 it('a tag whose upstream answer is cut off mid-body gets the cached manifest, logged stale', async () => {
   const first = await bench.ask('/v2/ok/app/manifests/v1');
@@ -24,11 +33,7 @@ it('a tag whose upstream answer is cut off mid-body gets the cached manifest, lo
   // The answer goes first; the tag's record is written after it.
   const record = tagRecordKey(`${HELD_HOST}:${bench.upstream.port}`, 'ok/app' as RepositoryName, 'v1', undefined);
   await vi.waitFor(() => expect(bench.layover.app.cache.getRecord(record)).toMatchObject({ digest: MANIFEST_DIGEST }));
-  bench.upstream.holdManifestBodies();
-  const second = bench.ask('/v2/ok/app/manifests/v1');
-  await bench.upstream.held(1);
-  bench.upstream.cut();
-  const answer = await second;
+  const answer = await askCutOff('/v2/ok/app/manifests/v1');
   expect(answer.status).toBe(200);
   expect(answer.body.equals(manifest)).toBe(true);
   expect(answer.headers['docker-content-digest']).toBe(MANIFEST_DIGEST);
@@ -36,11 +41,7 @@ it('a tag whose upstream answer is cut off mid-body gets the cached manifest, lo
 });
 
 it('without a cached copy, the cut-off answer is a 502 in the OCI format, not an internal error', async () => {
-  bench.upstream.holdManifestBodies();
-  const asked = bench.ask('/v2/ok/other/manifests/v1');
-  await bench.upstream.held(1);
-  bench.upstream.cut();
-  const answer = await asked;
+  const answer = await askCutOff('/v2/ok/other/manifests/v1');
   expect(answer.status).toBe(502);
   expect(JSON.parse(answer.body.toString())).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
   expect(bench.layover.logs.some((line) => line.msg === 'unhandled error')).toBe(false);
