@@ -270,7 +270,7 @@ export async function buildApp(config: LayoverConfig, deps: AppDependencies = {}
     prepare(http, config, state);
     await http.register(serviceRoutes, { caCertPem: ca.certPem, state, setup: setupOptionsFor(config, 'other', proxy?.server) });
   }
-  const access = new AdminAccess({ token: await loadOrCreateAdminToken(config.admin.tokenFile), allowNetworks: config.admin.allowNetworks, clientAuth, group: config.admin.group });
+  const access = new AdminAccess({ token: await loadOrCreateAdminToken(config.admin.tokenFile), allowNetworks: config.admin.allowNetworks, clientAuth, group: config.admin.group, hostnames: config.admin.hostnames });
   const operations: OperationsContext = { config, cache, metrics, access, dockerHubBudget, fleet, https, logger: logger as FastifyBaseLogger };
   // The status page is also at https://docker.proxy/, for nodes that reach Layover only by its
   // intercepted names; not with ADMIN_LISTEN, which keeps operations off the listeners clients use.

@@ -6,6 +6,7 @@ import { BASIC_CHALLENGE } from '../client-auth/client-challenge.js';
 import { signInSource } from '../client-auth/sign-in-source.js';
 import { ClientNetworks } from '../dns/client-networks.js';
 import { OciError } from '../registry/oci-errors.js';
+import { OwnHostnames } from './own-hostnames.js';
 
 export interface AdminAccessOptions {
   /** The admin token (ADMIN_TOKEN_FILE). */
@@ -15,6 +16,8 @@ export interface AdminAccessOptions {
   /** Client authentication, when on: members of `group` are admins too. */
   clientAuth: ClientAuth | null;
   group: string;
+  /** ADMIN_HOSTNAMES: names besides Layover's own that a browser may use (`*`: any). */
+  hostnames: readonly string[];
 }
 
 /**
@@ -30,15 +33,20 @@ const ADMIN_CHALLENGE = 'Bearer realm="layover-admin"';
 export class AdminAccess {
   readonly #token: Buffer;
   readonly #allow: ClientNetworks;
+  readonly #hostnames: OwnHostnames;
 
   constructor(private readonly options: AdminAccessOptions) {
     this.#token = Buffer.from(options.token);
     this.#allow = new ClientNetworks(options.allowNetworks);
+    this.#hostnames = new OwnHostnames(options.hostnames);
   }
 
   /** A preHandler that lets only admins through (for `scope`); refusals are OCI errors. */
   guard(scope: AdminScope): preHandlerAsyncHookHandler {
     return async (request) => {
+      if (!this.#hostnames.allows(request)) {
+        throw new OciError('DENIED', 'Layover answers a browser only under its own names: an address, localhost, docker.proxy, its hostname or ADMIN_HOSTNAMES');
+      }
       if (scope === 'api' && !this.#allow.includes(request.socket.remoteAddress ?? '')) {
         throw new OciError('DENIED', 'the admin API does not answer this address (ADMIN_ALLOW_NETWORKS)');
       }

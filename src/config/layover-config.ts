@@ -54,6 +54,8 @@ export interface LayoverConfig {
     readonly tokenFile: string;
     /** With client authentication on, members of this group are admins. */
     readonly group: string;
+    /** ADMIN_HOSTNAMES: names besides Layover's own a browser may reach them under; `*`: any. */
+    readonly hostnames: readonly string[];
     /** Serve /metrics. */
     readonly metrics: boolean;
   };

@@ -262,6 +262,7 @@ export function loadConfig(sources: ConfigSources = {}): LayoverConfig {
       allowNetworks: r.adminAllowNetworks,
       tokenFile: resolve(r.adminTokenFile ?? join(dataDir, ADMIN_TOKEN_FILE)),
       group: r.adminGroup,
+      hostnames: r.adminHostnames,
       metrics: r.metrics,
     },
     dockerHubBudgetLow: r.dockerHubBudgetLow,

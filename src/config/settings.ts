@@ -85,6 +85,13 @@ const positiveDuration: Parser<number> = (value) => {
 };
 
 /** Non-empty strings: a list (config file) or separated by commas or spaces. */
+/** Names to match a Host against (no ports), or `*` alone. */
+const hostnamesOrAny: Parser<string[]> = (value) => {
+  if (typeof value === 'string' && value.trim() === '*') return ['*'];
+  const patterns = parse.hostnamePatterns(value);
+  return patterns?.every((pattern) => !pattern.includes(':')) ? patterns : undefined;
+};
+
 const stringList: Parser<string[]> = (value) => {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : undefined;
   return items && items.every((item) => typeof item === 'string' && item.trim() !== '') ? items.map((item: string) => item.trim()) : undefined;
@@ -235,6 +242,10 @@ export const SETTINGS = {
   adminAllowNetworks: setting({ env: 'ADMIN_ALLOW_NETWORKS', expected: NETWORKS, parse: networks, default: ['127.0.0.0/8', '::1'] }),
   // The admin token (a bearer token); created with a random value when missing (default <data-dir>/admin.token).
   adminTokenFile: setting({ env: 'ADMIN_TOKEN_FILE', expected: 'a file path', parse: parse.string, default: undefined }),
+  // Names besides Layover's own (addresses, localhost, docker.proxy, the hostname) that a browser may
+  // reach the status page, /metrics and the admin API under: a name of another site pointed at
+  // Layover (DNS rebinding) must not read them. `*`: any name.
+  adminHostnames: setting({ env: 'ADMIN_HOSTNAMES', expected: 'hostnames or *.domain wildcards separated by spaces, or *', parse: hostnamesOrAny, default: [] }),
   // With client authentication on: members of this group are admins too (and may see the status page and /metrics).
   adminGroup: setting({ env: 'ADMIN_GROUP', expected: 'a group name', parse: parse.string, default: 'layover-admins' }),
   metrics: setting({ env: 'METRICS', expected: BOOLEAN, parse: parse.boolean, default: true }),

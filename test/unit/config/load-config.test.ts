@@ -433,6 +433,14 @@ describe('loadConfig HTTPS_PROXY mode, access checks and custom domains', () => 
     expect(load({ env: { LAYOVER_PROXY: 'off' } }).listen.proxy).toBeNull();
     expect(errorOf(() => load({ env: { CONNECT_POLICY: 'maybe' } }))).toBe('CONNECT_POLICY: expected tunnel or deny, got "maybe"');
   });
+  it('reads the names a browser may reach the operations routes under (ADMIN_HOSTNAMES)', () => {
+    expect(load().admin.hostnames).toEqual([]);
+    expect(load({ env: { ADMIN_HOSTNAMES: 'layover.corp.example *.ops.example' } }).admin.hostnames).toEqual(['layover.corp.example', '*.ops.example']);
+    expect(load({ env: { ADMIN_HOSTNAMES: '*' } }).admin.hostnames).toEqual(['*']);
+    // A Host is matched by its name: a port would never match.
+    expect(() => load({ env: { ADMIN_HOSTNAMES: 'layover.corp.example:8080' } })).toThrow(/ADMIN_HOSTNAMES/);
+    expect(() => load({ env: { ADMIN_HOSTNAMES: 'https://layover.corp.example/' } })).toThrow(/ADMIN_HOSTNAMES/);
+  });
   it('reads the access-check durations and the fail-open registries', () => {
     const config = load({ env: { ACCESS_CHECK_TTL: '30s', ANONYMOUS_ACCESS_TTL: '2h', ACCESS_CHECK_FAIL_OPEN: 'ghcr.io *.example.test' } });
     expect(config.accessChecks).toEqual({ ttlMs: 30_000, anonymousTtlMs: 7_200_000, failOpen: ['ghcr.io', '*.example.test'] });
