@@ -16,7 +16,7 @@ export interface AdminAccessOptions {
   /** Client authentication, when on: members of `group` are admins too. */
   clientAuth: ClientAuth | null;
   group: string;
-  /** ADMIN_HOSTNAMES: names besides Layover's own that a browser may use (`*`: any). */
+  /** ADMIN_HOSTNAMES: names besides Layover's own that requests may use (`*`: any). */
   hostnames: readonly string[];
 }
 
@@ -44,8 +44,8 @@ export class AdminAccess {
   /** A preHandler that lets only admins through (for `scope`); refusals are OCI errors. */
   guard(scope: AdminScope): preHandlerAsyncHookHandler {
     return async (request) => {
-      if (!this.#hostnames.allows(request)) {
-        throw new OciError('DENIED', 'Layover answers a browser only under its own names: an address, localhost, docker.proxy, its hostname or ADMIN_HOSTNAMES');
+      if (!this.#hostnames.allows(request.host)) {
+        throw new OciError('DENIED', 'Layover answers this only under its own names: an address, a private name, docker.proxy, its hostname or ADMIN_HOSTNAMES');
       }
       if (scope === 'api' && !this.#allow.includes(request.socket.remoteAddress ?? '')) {
         throw new OciError('DENIED', 'the admin API does not answer this address (ADMIN_ALLOW_NETWORKS)');

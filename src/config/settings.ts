@@ -84,14 +84,14 @@ const positiveDuration: Parser<number> = (value) => {
   return ms !== undefined && ms > 0 ? ms : undefined;
 };
 
-/** Non-empty strings: a list (config file) or separated by commas or spaces. */
-/** Names to match a Host against (no ports), or `*` alone. */
+/** Names to match a Host against (no ports), or `*` alone (a string, or a list of it in the config file). */
 const hostnamesOrAny: Parser<string[]> = (value) => {
-  if (typeof value === 'string' && value.trim() === '*') return ['*'];
+  if ((typeof value === 'string' && value.trim() === '*') || (Array.isArray(value) && value.length === 1 && value[0] === '*')) return ['*'];
   const patterns = parse.hostnamePatterns(value);
   return patterns?.every((pattern) => !pattern.includes(':')) ? patterns : undefined;
 };
 
+/** Non-empty strings: a list (config file) or separated by commas or spaces. */
 const stringList: Parser<string[]> = (value) => {
   const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(/[\s,]+/).filter(Boolean) : undefined;
   return items && items.every((item) => typeof item === 'string' && item.trim() !== '') ? items.map((item: string) => item.trim()) : undefined;

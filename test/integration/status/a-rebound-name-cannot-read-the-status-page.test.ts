@@ -1,19 +1,19 @@
 /**
  * DNS rebinding: a page of another site points its own name at Layover's address and reads, as its own
  * origin, what a browser inside the network reaches. While CLIENT_AUTH=none the status page and /metrics
- * are open to anyone who may pull, so the name in Host decides: a browser is answered only under
- * Layover's own names (addresses, localhost, docker.proxy, its hostname, ADMIN_HOSTNAMES). Scrapers and
- * the CLI send no browser headers and are answered under any name.
+ * are open to anyone who may pull, so the name in Host decides: they are answered only under Layover's
+ * own names (addresses, single-label and private names such as *.svc, docker.proxy, its hostname,
+ * ADMIN_HOSTNAMES), never under another name of a public domain.
  *
- * Debian's headless Chromium, its resolver told that rebound.test is 127.0.0.1 (what the attacker's DNS
- * answers after the page has loaded); Layover in this process.
+ * Debian's headless Chromium, its resolver told that the attacker's name is 127.0.0.1 (what the
+ * attacker's DNS answers after the page has loaded); Layover in this process.
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type Chromium } from '../../helpers/chromium.js';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
 
-const REBOUND = 'rebound.test';
+const REBOUND = 'attacker.example.com';
 let browser: Chromium;
 let strict: RunningLayover;
 let named: RunningLayover;
@@ -58,13 +58,15 @@ describe('a browser', () => {
   });
 });
 
-it('a scraper (no browser headers) is answered under any name', async () => {
-  const status = await new Promise<number>((resolve, reject) => {
-    const asked = request({ host: '127.0.0.1', port: port(strict), path: '/metrics', headers: { host: `${REBOUND}:${port(strict)}`, 'user-agent': 'Prometheus/3.0.0' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
+it('a scraper is refused under that name too (a script may send what a scraper sends), answered under a private one', async () => {
+  const scrape = (host: string): Promise<number> =>
+    new Promise<number>((resolve, reject) => {
+      const asked = request({ host: '127.0.0.1', port: port(strict), path: '/metrics', headers: { host, 'user-agent': 'Prometheus/3.0.0' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      asked.on('error', reject).end();
     });
-    asked.on('error', reject).end();
-  });
-  expect(status).toBe(200);
+  expect(await scrape(`${REBOUND}:${port(strict)}`)).toBe(403);
+  expect(await scrape(`layover.monitoring.svc:${port(strict)}`)).toBe(200);
 });
