@@ -143,7 +143,8 @@ export class BlobFill implements Fill, FillSource {
   }
 
   get readableBytes(): number {
-    const available = this.relay ? this.received : this.file.available;
+    // The relay's end, not `received`: the chunks being taken when the file stopped reach it a moment later.
+    const available = this.relay ? this.relay.end : this.file.available;
     if (this.isVerified) return available;
     // The newest byte waits for the next one or for the digest, whatever length was announced: a body
     // that stops short of it may still be the whole blob, and no client gets that before it is verified.
@@ -251,8 +252,9 @@ export class BlobFill implements Fill, FillSource {
       }
       this.hash.update(chunk);
     }
-    // An upstream may send without end (no length announced, or a length it never reaches).
-    if (!this.relay && this.received > this.host.maxBytes) await this.file.stop(tooLarge(this.host.maxBytes));
+    // An upstream may send without end (no length announced, or a length it never reaches); a length
+    // announced above the cap is believed at once: nothing of it is written.
+    if (!this.relay && Math.max(this.received, this.meta.size ?? 0) > this.host.maxBytes) await this.file.stop(tooLarge(this.host.maxBytes));
     if (this.relay) {
       if (this.readers.size === 0) throw lastReaderLeft();
       for (const chunk of chunks) this.relay.append(chunk);
