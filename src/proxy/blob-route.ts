@@ -15,7 +15,7 @@ import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
 import { failReply } from './error-handler.js';
 import { fleetTurn, followPeerFill } from './peer-fill.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable, type UpstreamResponse } from './upstream-request.js';
-import { BAD_BODY, countBadBody } from './bad-bodies.js';
+import { BAD_BODY, countBadBody, NOT_KEPT } from './bad-bodies.js';
 import { endsOnlyByClosing, whileWaiting } from './body-framing.js';
 import type { UpstreamTarget } from './upstream-target.js';
 
@@ -254,7 +254,7 @@ async function serveAfterVerification(ctx: ProxyContext, request: FastifyRequest
     }
     // The cache cannot hold the blob (longer than its cap, or the disk is full): a new fill would end
     // the same way, so this client is answered as an uncached request is.
-    if (error instanceof FillError && (error.reason === 'too-large' || error.reason === 'io-error')) {
+    if (error instanceof FillError && NOT_KEPT.has(error.reason)) {
       if (!reply.raw.destroyed) passThrough(ctx, request, reply, { target, name, digest }, { registry: target.registry, repo: name, digest });
       return;
     }

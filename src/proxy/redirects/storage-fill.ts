@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AccessRecords } from '../../access/access-records.js';
 import { heldSample, sampleRange, showsSample } from '../../access/held-sample.js';
 import { type Fill, FillError } from '../../cache/blob-cache.js';
-import { BAD_BODY, countBadBody } from '../bad-bodies.js';
+import { BAD_BODY, countBadBody, NOT_KEPT } from '../bad-bodies.js';
 import { annotateRequestLog } from '../../log/request-log.js';
 import type { Digest } from '../../registry/digest.js';
 import { OciError } from '../../registry/oci-errors.js';
@@ -85,6 +85,10 @@ async function sendOnceVerified(ctx: ProxyContext, request: FastifyRequest, repl
     if (reply.raw.destroyed) return;
     if (error instanceof FillError && BAD_BODY.has(error.reason)) {
       throw new OciError('DIGEST_INVALID', 'the blob from storage does not match its digest', { digest: fill.digest, reason: error.reason }, { status: 502, cause: error });
+    }
+    // Without a length the blob can reach an HTTP/1.0 client only from the cache, which cannot hold it.
+    if (error instanceof FillError && NOT_KEPT.has(error.reason)) {
+      throw new OciError('UNAVAILABLE', 'the storage sent this blob without a length, and the cache cannot hold it to give it one: ask over HTTP/1.1', { digest: fill.digest, reason: error.reason }, { status: 502, cause: error });
     }
     committed = false;
   }

@@ -1,8 +1,8 @@
 /**
  * CACHE_MAX_SIZE bounds what a download may write: a blob longer than the cache (here 2 MiB under a
  * 1 MiB cap) reaches its client whole and verified, and the cache keeps nothing of it. A client that
- * waits for verification (HTTP/1.0 without a length) is answered as an uncached request is, once:
- * a new download would only end the same way.
+ * waits for verification (HTTP/1.0 without a length) is answered as an uncached request is, once,
+ * through a registry or docker.proxy: a new download would only end the same way.
  *
  * The held-upstream fixture (./held-upstream.ts), dnsmasq, Layover in this process; real curl over
  * HTTP/1.0 (./http10-held-bench.ts).
@@ -39,3 +39,16 @@ it('an HTTP/1.0 client waiting for verification is answered once, not sent round
   // The download that found the blob too long, then the request passed on.
   expect(blobGets('chunked')).toBe(2);
 });
+
+it('an HTTP/1.0 client of a docker.proxy download without a length is answered once too', async () => {
+  const { digest } = held.bench.upstream.blob;
+  const storageGets = (): number => held.bench.upstream.seen.filter((seen) => seen.method === 'GET' && seen.url.startsWith('/storage/')).length;
+  const redirect = await held.http10(`https://${HELD_HOST}:${held.bench.upstream.port}/v2/chunked-redirect/app/blobs/${digest}`);
+  expect(redirect.status).toBe(307);
+  const before = storageGets();
+  const answer = await held.http10(redirect.headers.location!);
+  expect(answer.status).toBe(502);
+  expect(JSON.parse(answer.body.toString())).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
+  expect(storageGets() - before).toBe(1);
+});
+
