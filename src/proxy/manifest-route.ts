@@ -287,7 +287,9 @@ async function storeAndSend(asked: ManifestRequest, res: UpstreamResponse, expec
   try {
     const body = await readLimited(res.stream, MAX_MANIFEST_BYTES, WHOLE_BODY_DEADLINE_MS).catch((error: unknown) => {
       if (error instanceof BodyDeadlineError) throw error;
-      throw new OciError('UNAVAILABLE', `the answer of upstream registry ${target.registry} broke off`, undefined, { status: 502, cause: error });
+      // Silent past PROXY_READ_TIMEOUT: a gateway's timeout, as for an answer that never began.
+      const silent = (error as { code?: unknown } | null)?.code === 'UND_ERR_BODY_TIMEOUT';
+      throw new OciError('UNAVAILABLE', `the answer of upstream registry ${target.registry} ${silent ? 'went silent' : 'broke off'}`, undefined, { status: silent ? 504 : 502, cause: error });
     });
     if (!body) {
       throw new OciError('MANIFEST_INVALID', `manifest from ${target.registry} exceeds ${MAX_MANIFEST_BYTES} bytes`, undefined, { status: 502 });
