@@ -1,7 +1,7 @@
 /**
  * A tag's manifest is served from its last answer when the upstream fails (unreachable, 5xx, 429), and
- * also when the upstream's 200 breaks off before the body has ended (cut, or past the deadline of a body
- * read whole): a pull goes on as through an outage, instead of a 500.
+ * also when the upstream's 200 breaks off before the body has ended (cut, silent, or past the deadline of
+ * a body read whole): a pull goes on as through an outage, instead of a 500.
  *
  * The held-upstream fixture (./held-upstream.ts: a manifest body held one byte short, then cut), dnsmasq,
  * Layover in this process.
@@ -13,7 +13,8 @@ import { type Answer, HELD_HOST, type HeldBench, MANIFEST_DIGEST, startHeldBench
 
 let bench: HeldBench;
 beforeAll(async () => {
-  bench = await startHeldBench();
+  // A short read timeout: an answer gone silent ends within the test.
+  bench = await startHeldBench({ 'proxy-read-timeout': '1s' });
 }, 60_000);
 afterAll(() => bench?.close());
 
@@ -45,4 +46,12 @@ it('without a cached copy, the cut-off answer is a 502 in the OCI format, not an
   expect(answer.status).toBe(502);
   expect(JSON.parse(answer.body.toString())).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
   expect(bench.layover.logs.some((line) => line.msg === 'unhandled error')).toBe(false);
+});
+
+it('without a cached copy, an answer gone silent mid-body is a 504, as for one that never began', async () => {
+  bench.upstream.holdManifestBodies();
+  const answer = await bench.ask('/v2/ok/silent/manifests/v1');
+  bench.upstream.release();
+  expect(answer.status).toBe(504);
+  expect(JSON.parse(answer.body.toString())).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
 });
