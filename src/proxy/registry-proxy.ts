@@ -5,6 +5,7 @@ import { answerClientTokenRequest } from '../client-auth/token-service/token-req
 import { annotateRequestLog } from '../log/request-log.js';
 import { CustomDomainRoutes } from '../registry/custom-domain-routes.js';
 import { OciError } from '../registry/oci-errors.js';
+import type { RepositoryName } from '../registry/repository-name.js';
 import { serveBlob } from './blob-route.js';
 import { HitConnections } from './hit-connections.js';
 import { HitPath, type HitPathHost } from './hit-path.js';
@@ -20,6 +21,7 @@ import { registerRequestTarget, type RoutingTables } from './request-target.js';
 import { sendTagList } from './tag-list.js';
 import { clearUpstreamHeaders, forwardUpstream, unreachable } from './upstream-request.js';
 import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
+import type { AuthScope } from '../upstream/auth/upstream-auth.js';
 import { RegistryPorts, type UpstreamTarget } from './upstream-target.js';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
@@ -129,7 +131,7 @@ function route(ctx: RegistryProxyContext, tables: RoutingTables, records: Access
   if (!READ_METHODS.has(request.method)) {
     if (!ctx.config.allowPush) throw new OciError('UNSUPPORTED', 'Layover is a pull-through cache: pushing is off (ALLOW_PUSH)');
     annotateRequestLog(request, { registry: upstream.registry, cache: 'pass' });
-    return forwardUpstream(request, reply, upstream, { auth: ctx.upstreamAuth.for(repo, 'push') });
+    return forwardUpstream(request, reply, upstream, withLayoverCredentials(ctx, repo, 'push'));
   }
   switch (registryRoute?.kind) {
     case 'blob':
@@ -142,7 +144,16 @@ function route(ctx: RegistryProxyContext, tables: RoutingTables, records: Access
       // A tag list names its repository: under the client's name where that differs upstream.
       if (registryRoute?.kind === 'tags' && upstream.rewrite && !upstream.rewrite.names.identity) return sendTagList(ctx, request, reply, upstream, registryRoute.name);
       annotateRequestLog(request, { registry: upstream.registry, repo, cache: 'pass' });
-      return forwardUpstream(request, reply, upstream, { auth: ctx.upstreamAuth.for(repo) });
+      return forwardUpstream(request, reply, upstream, withLayoverCredentials(ctx, repo, 'pull'));
     }
   }
+}
+
+/**
+ * Layover's credentials go only with requests for a repository: a path outside the registry API (a
+ * Nexus or GitLab REST API on the registry's host) or the catalog would otherwise act, or list, with
+ * the account configured for pulls. Those go as the client sent them.
+ */
+function withLayoverCredentials(ctx: RegistryProxyContext, repo: RepositoryName | undefined, action: 'pull' | 'push'): { auth?: AuthScope } {
+  return repo === undefined ? {} : { auth: ctx.upstreamAuth.for(repo, action) };
 }

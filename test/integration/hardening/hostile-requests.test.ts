@@ -241,6 +241,23 @@ describe('hostile requests against the whole app', () => {
   });
 });
 
+describe('Layover\'s upstream credentials', () => {
+  it('go only with requests for a repository: not to another API on the registry\'s host, nor to the catalog', async () => {
+    const basic = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}`;
+    for (const path of ['/api/v4/projects', '/service/rest/v1/repositories', '/v2/_catalog']) {
+      const reply = await get(path);
+      const seen = upstream.seen.filter((r) => r.url === path);
+      expect(seen, path).toHaveLength(1);
+      expect(seen[0]!.headers.authorization, path).toBeUndefined();
+      // The private registry's refusal, as it came.
+      expect(reply.status, path).toBe(401);
+    }
+    // A repository's requests still carry them.
+    await get('/v2/library/app/tags/list');
+    expect(upstream.seen.find((r) => r.url === '/v2/library/app/tags/list')?.headers.authorization).toBe(basic);
+  });
+});
+
 describe('a lying upstream', () => {
   it('a manifest whose Docker-Content-Digest does not match its bytes is refused and not cached', async () => {
     const byTag = await get('/v2/library/app/manifests/lying-header', { accept: MANIFEST_TYPE });
