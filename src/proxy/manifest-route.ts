@@ -7,7 +7,7 @@ import { tagTtlMs } from '../registry/manifest-tiers.js';
 import { acceptKey, MAX_MANIFEST_BYTES } from '../registry/media-types.js';
 import { OciError } from '../registry/oci-errors.js';
 import type { RepositoryName } from '../registry/repository-name.js';
-import { BodyDeadlineError, readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
+import { BodyDeadlineError, discardBody, readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
 import { asOciError, failReply } from './error-handler.js';
 import { upstreamCallerOf } from './layover-authorizes.js';
 import type { RegistryProxyContext as ProxyContext } from './proxy-context.js';
@@ -198,12 +198,12 @@ function fetchByTag(asked: ManifestRequest, key: string, cached: BlobEntry | und
     onResponse: (res) => {
       observeBudgetLater(ctx, target, name, upstreamCallerOf(request), res.statusCode, res.headers, request.log);
       if ((res.statusCode >= 500 || res.statusCode === 429) && cached) {
-        res.stream.resume();
+        discardBody(res.stream);
         return serveStale(asked, cached, `upstream answered ${res.statusCode}`, res.statusCode === 429 ? tooManyRequests(target, res.headers) : upstreamFailure(target, res.statusCode));
       }
       if (res.statusCode >= 500) return upstreamFailed(reply, target, res);
       if (res.statusCode === 429) {
-        res.stream.resume();
+        discardBody(res.stream);
         return void reply.send(tooManyRequests(target, res.headers));
       }
       if (res.statusCode !== 200 || request.method === 'HEAD') return void reply.send(res.stream);
@@ -218,7 +218,7 @@ export function upstreamFailure(target: UpstreamTarget, status: number): OciErro
 }
 
 function upstreamFailed(reply: FastifyReply, target: UpstreamTarget, res: UpstreamResponse): void {
-  res.stream.resume();
+  discardBody(res.stream);
   void reply.send(upstreamFailure(target, res.statusCode));
 }
 

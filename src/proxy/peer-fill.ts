@@ -11,6 +11,7 @@ import type { Digest } from '../registry/digest.js';
 import { originHost } from '../upstream/origin-host.js';
 import { setBlobHeaders } from './blob-headers.js';
 import { endsOnlyByClosing, takesNoChunkedBody, whileWaiting } from './body-framing.js';
+import { discardBody } from '../upstream/read-limited.js';
 
 /** What the blob route does when following a peer did not work out: decide again who fetches. */
 export type DecideAgain = () => void;
@@ -118,7 +119,7 @@ export async function followPeerFill(
     reply.raw.off('close', onClose);
   }
   if (answer.statusCode !== 200) {
-    answer.body.resume();
+    discardBody(answer.body);
     if (answer.statusCode === 403) {
       // The replicas do not share one CA, so not one key: not asked again soon.
       request.log.error({ digest, peer: `${peer.host}:${peer.port}`, status: answer.statusCode }, 'fleet fills: a replica refused to share its fill (do all replicas use the same CA?)');

@@ -23,6 +23,7 @@ import { clearUpstreamHeaders, forwardUpstream, unreachable } from './upstream-r
 import { answerTokenRequest } from '../upstream/auth/token-endpoint.js';
 import type { AuthScope } from '../upstream/auth/upstream-auth.js';
 import { RegistryPorts, type UpstreamTarget } from './upstream-target.js';
+import { discardBody } from '../upstream/read-limited.js';
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
 
@@ -94,7 +95,7 @@ function ping(ctx: RegistryProxyContext, records: AccessRecords, request: Fastif
       }
       // Where Layover cannot stand in, a rate limit is an answer in itself (its Retry-After included).
       if (res.statusCode === 429 && !records.wasReached(target.origin)) return void reply.send(res.stream);
-      res.stream.resume();
+      discardBody(res.stream);
       answerLocally(upstreamFailure(target, res.statusCode));
     },
   });

@@ -11,7 +11,7 @@ import type { UpstreamDispatcher } from '../upstream/upstream-agent.js';
 import { UpstreamAuthError } from '../upstream/auth/auth-error.js';
 import { authFailure, upstreamErrors, upstreamRefusal } from '../upstream/auth/auth-failure.js';
 import { type AuthGrant, type AuthScope, clientBringsCredentials, type UpstreamAuth } from '../upstream/auth/upstream-auth.js';
-import { readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
+import { discardBody, readLimited, WHOLE_BODY_DEADLINE_MS } from '../upstream/read-limited.js';
 import { clearReplyHeaders, failReply } from './error-handler.js';
 import { UPSTREAM_BODY_HEADERS } from './upstream-body-headers.js';
 import { unreachable } from './upstream-unreachable.js';
@@ -108,7 +108,7 @@ function send(request: FastifyRequest, reply: FastifyReply, target: UpstreamTarg
     // served), except once over h2 for an origin that answered 426.
     retryDelay: ({ res, attempt }) => {
       if (res?.statusCode !== 426 || attempt > 0 || !request.server.upstream.upgradeOn426(target.origin)) return null;
-      (res as unknown as UpstreamResponse).stream.resume();
+      discardBody((res as unknown as UpstreamResponse).stream);
       request.log.info({ registry: target.registry }, 'upstream requires HTTP/2: switching to h2');
       return 1;
     },
@@ -206,7 +206,7 @@ async function refuse(request: FastifyRequest, reply: FastifyReply, target: Upst
   const method = options.method ?? request.method;
   const idempotent = method === 'GET' || method === 'HEAD';
   if (res.statusCode === 401 && authorization.managed && !authorization.retried && idempotent && scope.auth.rejected(target.origin, authorization.grant, res.headers['www-authenticate'])) {
-    res.stream.resume();
+    discardBody(res.stream);
     clearUpstreamHeaders(reply);
     return authorizeAndSend(request, reply, target, options, scope, true);
   }

@@ -43,3 +43,25 @@ export async function readLimited(stream: Readable, limit: number, deadlineMs?: 
     clearTimeout(timer);
   }
 }
+
+/** How much of a body Layover drops is still read, so that its connection can carry the next request. */
+export const DISCARD_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Drops an upstream body nobody reads (a refusal, a redirect, an error answered otherwise). A short
+ * one is read to its end and its connection kept; one longer than `limit`, or not ended by the deadline
+ * of bodies read whole, is destroyed: drained, an endless body went on downloading in the background.
+ */
+export function discardBody(stream: Readable, limit = DISCARD_LIMIT_BYTES): void {
+  let read = 0;
+  const timer = setTimeout(() => stream.destroy(), WHOLE_BODY_DEADLINE_MS);
+  timer.unref();
+  const stop = (): void => clearTimeout(timer);
+  stream.on('data', (chunk: Buffer) => {
+    read += chunk.length;
+    if (read > limit) stream.destroy();
+  });
+  // Cut off on purpose: the error that reports it is expected.
+  stream.on('error', stop).once('close', stop);
+  stream.resume();
+}

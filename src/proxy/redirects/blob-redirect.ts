@@ -10,6 +10,7 @@ import { clearUpstreamHeaders, type UpstreamResponse } from '../upstream-request
 import type { UpstreamTarget } from '../upstream-target.js';
 import { isRedirectStatus } from './storage-fetch.js';
 import { fillFromStorage, serveFromStorage, type StorageJob } from './storage-fill.js';
+import { discardBody } from '../../upstream/read-limited.js';
 
 /** A registry's answer to a blob request that sends the client elsewhere (a storage host). */
 export function isBlobRedirect(res: UpstreamResponse): boolean {
@@ -37,7 +38,7 @@ export interface BlobRedirect {
  * registry's Authorization: its URL is fetched afresh, without the client's headers.
  */
 export function answerBlobRedirect({ ctx, request, reply, res, target, name, digest, settle }: BlobRedirect): void {
-  res.stream.resume();
+  discardBody(res.stream);
   clearUpstreamHeaders(reply);
   const redirects = request.server.storageRedirects;
   let location: URL;

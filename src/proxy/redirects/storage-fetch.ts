@@ -8,6 +8,7 @@ import type { UpstreamResolver } from '../../upstream/upstream-resolver.js';
 import type { AddressPolicy } from '../../upstream/address-policy.js';
 import { addressesOf, guardedAgent } from '../../upstream/guarded-agent.js';
 import { upstreamTls, type UpstreamTls } from '../../upstream/upstream-tls.js';
+import { discardBody } from '../../upstream/read-limited.js';
 
 /** Redirects followed per fetch, after the first URL: enough for registry -> CDN -> relative path. */
 export const MAX_STORAGE_HOPS = 5;
@@ -91,10 +92,10 @@ export class StorageFetcher {
       const location = response.headers.location;
       if (!isRedirectStatus(response.statusCode) || typeof location !== 'string') {
         if (response.statusCode === 200 || (response.statusCode === 206 && options.range)) return { ...response, host: url.host, hops };
-        response.body.resume();
+        discardBody(response.body);
         throw new StorageFetchError('status', `storage host ${url.host} answered ${response.statusCode}`, url.host, response.statusCode);
       }
-      response.body.resume();
+      discardBody(response.body);
       if (hops >= MAX_STORAGE_HOPS) throw new StorageFetchError('hops', `more than ${MAX_STORAGE_HOPS} redirects (the last from ${url.host})`, url.host);
       try {
         url = new URL(location, url);

@@ -15,6 +15,7 @@ import type { ProxyContext } from '../proxy-context.js';
 import { StorageFetchError, type StorageResponse } from './storage-fetch.js';
 import type { StorageRedirects } from './storage-redirects.js';
 import { storageSample } from './storage-sample.js';
+import { discardBody } from '../../upstream/read-limited.js';
 
 /** One blob to fetch from a storage URL: which digest, where from, on behalf of which registry. */
 export interface StorageJob {
@@ -224,7 +225,7 @@ async function headFromStorage(redirects: StorageRedirects, request: FastifyRequ
   annotateRequestLog(request, { cache: 'pass' });
   try {
     const response = await redirects.fetch(job.target, job.origin ?? job.registry, 'HEAD');
-    response.body.resume();
+    discardBody(response.body);
     annotateRequestLog(request, { storage: response.host, hops: response.hops });
     const length = Number(response.headers['content-length']);
     void setBlobHeaders(reply, job.digest, Number.isSafeInteger(length) && length >= 0 ? length : undefined).code(200).send();

@@ -9,7 +9,7 @@
  *   wrong/...    bytes of other content, right length (the first and last bytes differ from the right ones)
  *   redirect/... a 307 to `/storage/<digest>?X-Amz-Signature=…` on its own origin, which serves the right bytes
  *   chunked/...  the right bytes without Content-Length (chunked); chunked-redirect/... a redirect to
- *                storage that answers so
+ *                storage that answers so; endless-redirect/... a redirect whose own body never ends
  * and one manifest, as ok/<name>/manifests/v1 or by its digest (MANIFEST_DIGEST).
  * While `holdBodies()` is on, a GET sends all but the last 64 KiB and waits for `release()`; while
  * `holdHeads()` is on, a HEAD waits for `release()` before it is answered, and while `holdGets()` is
@@ -52,6 +52,8 @@ export const MANIFEST_DIGEST = `sha256:${createHash('sha256').update(MANIFEST).d
 export interface SeenRequest {
   method: string;
   url: string;
+  /** Set when the answer's connection closed (or the answer ended). */
+  closed?: true;
 }
 
 export interface HeldUpstream {
@@ -103,7 +105,9 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
 
   const server = createServer({ cert: readFileSync(leaf.certFile), key: readFileSync(leaf.keyFile) }, (req, res) => {
     const url = req.url ?? '';
-    seen.push({ method: req.method ?? '', url });
+    const asked: SeenRequest = { method: req.method ?? '', url };
+    seen.push(asked);
+    res.once('close', () => (asked.closed = true));
     res.setHeader('docker-distribution-api-version', 'registry/2.0');
     for (const [name, value] of Object.entries(UPSTREAM_ONLY_HEADERS)) res.setHeader(name, value);
     for (const [name, value] of Object.entries(HOP_HEADERS)) res.setHeader(name, value);
@@ -113,11 +117,18 @@ export async function startHeldUpstream(): Promise<HeldUpstream> {
       return res.end('{}');
     }
     // Like a registry whose blobs live on a storage host (here its own origin, which Layover may reach): a signed redirect.
-    const redirect = /^\/v2\/(redirect|chunked-redirect)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
+    const redirect = /^\/v2\/(redirect|chunked-redirect|endless-redirect)\/[^?]*\/blobs\/([^/?]+)$/.exec(url);
     if (redirect && redirect[2] === digest) {
       const chunked = redirect[1] === 'chunked-redirect' ? '&chunked=1' : '';
-      res.writeHead(307, { location: `/storage/${digest}?X-Amz-Signature=held-${seen.length}${chunked}`, 'content-length': '0' });
-      return res.end();
+      const location = `/storage/${digest}?X-Amz-Signature=held-${seen.length}${chunked}`;
+      if (redirect[1] !== 'endless-redirect') {
+        res.writeHead(307, { location, 'content-length': '0' });
+        return res.end();
+      }
+      // A body that never ends: nothing but the reader stops it.
+      res.writeHead(307, { location, 'content-type': 'text/html' });
+      const drip = setInterval(() => res.write(Buffer.alloc(16 * 1024, 0x20)), 2);
+      return void res.once('close', () => clearInterval(drip));
     }
     // A tag list compressed when the client takes gzip, as a registry behind a compressing front may send it.
     if (url === '/v2/ok/app/tags/list') {
