@@ -52,7 +52,8 @@ const allowed = (why: string): ReadDecision => ({ allowed: true, why });
  */
 export class ReadAccess {
   readonly #options: ReadAccessOptions;
-  readonly #failOpen: HostnameSet;
+  /** ACCESS_CHECK_FAIL_OPEN: host patterns, each for one port or (`port` null) for every port. */
+  readonly #failOpen: ReadonlyArray<{ names: HostnameSet; port: string | null }>;
   readonly #now: () => number;
   /** `credential|repository` -> when a HEAD with a client's own credentials succeeded. */
   readonly #granted = new LruMap<string, number>(10_000);
@@ -67,7 +68,10 @@ export class ReadAccess {
 
   constructor(options: ReadAccessOptions) {
     this.#options = options;
-    this.#failOpen = new HostnameSet(options.failOpen.map((pattern) => pattern.split(':')[0]!));
+    this.#failOpen = options.failOpen.map((pattern) => {
+      const [host, port] = pattern.split(':');
+      return { names: new HostnameSet([host!]), port: port ?? null };
+    });
     this.#now = options.now ?? Date.now;
   }
 
@@ -118,7 +122,10 @@ export class ReadAccess {
     const granted = this.#granted.get(grantKey);
     if (member && granted !== undefined && this.#now() - granted < this.#options.ttlMs) return allowed('checked');
     const result = await this.#ask(credential, target, name, object, log);
-    const decision = await this.#conclude(result, target, name, object, member, 'checked', log);
+    // The client's own credential may be what the upstream cannot answer (a token it rate-limits, a
+    // header it chokes on): only Layover's own question finds the upstream down for fail-open.
+    const mayFailOpen = answerOf(result) === null && member && this.#failsOpen(target) && answerOf(await this.#ask({ kind: 'anonymous' }, target, name, object, log)) === null;
+    const decision = await this.#conclude(result, target, name, object, member, 'checked', log, mayFailOpen);
     // Only upstream's yes is a grant: one given because upstream could not answer (fail-open) must not outlive the outage.
     if (decision.allowed && answerOf(result)) this.#granted.set(grantKey, this.#now());
     return decision;
@@ -200,12 +207,11 @@ export class ReadAccess {
    * the digest is known to be in the repository (fail-open serves only such cached content: a digest
    * cached from another repository or registry is never served under this one on an outage's word).
    */
-  async #conclude(result: ProbeResult, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, why: string, log: Log): Promise<ReadDecision> {
+  async #conclude(result: ProbeResult, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, why: string, log: Log, mayFailOpen = true): Promise<ReadDecision> {
     const where = `${target.registry}/${name}`;
     const answer = answerOf(result);
     if (!answer) {
-      // Patterns name hosts (or `*.domain`): every port of one.
-      if (member && this.#failOpen.has(target.registry.split(':')[0]!)) {
+      if (member && mayFailOpen && this.#failsOpen(target)) {
         log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream cannot be asked: serving cached content (ACCESS_CHECK_FAIL_OPEN)');
         return allowed('fail-open');
       }
@@ -272,6 +278,12 @@ export class ReadAccess {
       log.warn({ registry: target.registry, repo: name, digest: object.digest }, 'upstream says it holds a cached digest but could not show its bytes: not served under it');
     }
     return result;
+  }
+
+  /** ACCESS_CHECK_FAIL_OPEN names the registry: a pattern without a port names every port of a host, one with a port that port only. */
+  #failsOpen(target: ReadTarget): boolean {
+    const [host, port = null] = target.registry.split(':');
+    return this.#failOpen.some((entry) => (entry.port === null || entry.port === port) && entry.names.has(host!));
   }
 
   #fresh(record: ReachRecord | undefined): boolean {

@@ -91,6 +91,31 @@ describe('ReadAccess', () => {
     expect(asked.filter((kind) => kind === 'client')).toHaveLength(2);
   });
 
+  it('fails open only when Layover\'s own question finds the upstream down, not when the client\'s credential gets no answer', async () => {
+    // The client's own token is rate-limited (or its header makes the upstream fail); the upstream answers Layover.
+    const { probe, asked } = scriptedProbe((c) => (c.kind === 'client' ? { status: 429 } : { status: 401, challenge: CHALLENGE }));
+    const { access, records } = await readAccess({ probe, failOpen: ['registry.test'] });
+    const member = object();
+    await records.addMember(member.digest, repositoryKey(TARGET.origin, NAME));
+    await records.addHolder(member.digest, TARGET.origin);
+    await records.setReach('anonymous', repositoryKey(TARGET.origin, NAME), false, Date.now());
+    expect(await access.check(TARGET, NAME, member, 'Bearer exhausted', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
+    expect(asked).toEqual(['client', 'anonymous']);
+  });
+
+  it('fails open for the port ACCESS_CHECK_FAIL_OPEN names, not for the host\'s other ports', async () => {
+    const down = (): ProbeResult => ({ status: 503 });
+    const withPort = await readAccess({ probe: scriptedProbe(down).probe, failOpen: ['registry.test:5000'] });
+    const member = object();
+    for (const origin of ['https://registry.test', 'https://registry.test:5000']) {
+      await withPort.records.addMember(member.digest, repositoryKey(origin, NAME));
+      await withPort.records.addHolder(member.digest, origin);
+    }
+    const at5000 = { registry: 'registry.test:5000', origin: 'https://registry.test:5000' };
+    expect(await withPort.access.check(at5000, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
+    expect(await withPort.access.check(TARGET, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
+  });
+
   it('takes a registry\'s HEAD only about digests it gave Layover; any other registry must show the bytes', async () => {
     const asked: string[] = [];
     const { access, records } = await readAccess({
