@@ -23,11 +23,11 @@ function globPattern(glob: string): RegExp {
 
 const DOCKER_HUB: ReadonlySet<string> = new Set(DOCKER_HUB_HOSTS);
 
-/** `host[:port]` split, 443 as no port; `name`: Docker Hub's names as docker.io. */
-function hostAndPort(text: string): { host: string; name: string; port: string } {
+/** `host[:port]` split; `port` null when none is written; `name`: Docker Hub's names as docker.io. */
+function hostAndPort(text: string): { host: string; name: string; port: string | null } {
   const colon = text.lastIndexOf(':');
   const host = colon < 0 ? text : text.slice(0, colon);
-  const port = colon < 0 || text.slice(colon + 1) === '443' ? '' : text.slice(colon + 1);
+  const port = colon < 0 ? null : text.slice(colon + 1);
   return { host, name: DOCKER_HUB.has(host) ? 'docker.io' : host, port };
 }
 
@@ -40,7 +40,8 @@ function registryMatches(pattern: string, registry: string): boolean {
   if (pattern === '*') return true;
   const wanted = hostAndPort(pattern);
   const asked = hostAndPort(registry);
-  if (wanted.port !== '' && wanted.port !== asked.port) return false;
+  // A request names 443 by leaving it out; a pattern may write it (`host:443`: that port only).
+  if (wanted.port !== null && wanted.port !== (asked.port ?? '443')) return false;
   // A wildcard sees the name the client used (`*.docker.io` covers registry-1.docker.io).
   if (wanted.host.startsWith('*.')) return asked.host.endsWith(wanted.host.slice(1)) && asked.host.length > wanted.host.length - 1;
   return wanted.name === asked.name;

@@ -45,6 +45,11 @@ describe('AccessPolicy', () => {
     expect(policy.allows(bob, pull('r.example:5001', 'a/b'))).toBe(true);
     expect(policy.allows(bob, pull('r.example', 'a/b'))).toBe(true);
     expect(policy.allows(bob, pull('r.example.evil', 'a/b'))).toBe(false);
+    // 443 written out is that port only, as any other: not the host's registry at 5050.
+    const only443 = new AccessPolicy([{ users: ['alice'], registries: ['git.corp:443'], actions: ['pull'] }]);
+    expect(only443.allows(alice, pull('git.corp', 'a/b'))).toBe(true);
+    expect(only443.allows(alice, pull('git.corp:443', 'a/b'))).toBe(true);
+    expect(only443.allows(alice, pull('git.corp:5050', 'a/b'))).toBe(false);
   });
 
   it("matches Docker Hub by any of the names clients use for it", () => {
