@@ -48,13 +48,14 @@ const oneOf =
 /** `auto`, or a whole number (a count). */
 const countOrAuto: Parser<number | 'auto'> = (value) => oneOf('auto')(value) ?? parse.count(value);
 
-/** An http(s) URL, kept as given. */
+/** An https URL, kept as given. */
 const url: Parser<string> = (value) => {
   const s = typeof value === 'string' ? value.trim() : undefined;
   if (!s) return undefined;
   try {
     const u = new URL(s);
-    return u.protocol === 'https:' || u.protocol === 'http:' ? s : undefined;
+    // Keys fetched over plain HTTP (the issuer's discovery, its JWKS) are anyone's on the path: forged tokens would pass.
+    return u.protocol === 'https:' ? s : undefined;
   } catch {
     return undefined;
   }
@@ -210,7 +211,7 @@ export const SETTINGS = {
   clientGroups: setting({ env: null, expected: 'a mapping of group name to a list of users', parse: parse.raw, default: {}, noFlag: true }),
   accessRules: setting({ env: null, expected: 'a list of {users?, groups?, registries?, repositories?, actions}', parse: parse.raw, default: undefined, noFlag: true }),
   jwtIssuer: setting({ env: 'JWT_ISSUER', expected: 'the issuer URL (https://...)', parse: url, default: undefined }),
-  jwtJwksUrl: setting({ env: 'JWT_JWKS_URL', expected: 'a JWKS URL (default: from the issuer\'s /.well-known/openid-configuration)', parse: url, default: undefined }),
+  jwtJwksUrl: setting({ env: 'JWT_JWKS_URL', expected: 'an https JWKS URL (default: from the issuer\'s /.well-known/openid-configuration)', parse: url, default: undefined }),
   jwtAudience: setting({ env: 'JWT_AUDIENCE', expected: 'the audience tokens must name', parse: parse.string, default: undefined }),
   jwtUserClaim: setting({ env: 'JWT_USER_CLAIM', expected: 'a claim name', parse: parse.string, default: 'sub' }),
   jwtGroupsClaim: setting({ env: 'JWT_GROUPS_CLAIM', expected: 'a claim name', parse: parse.string, default: 'groups' }),

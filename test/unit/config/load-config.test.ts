@@ -407,6 +407,9 @@ describe('loadConfig JWT and LDAP authentication', () => {
     expect(errorOf(() => load({ env: { CLIENT_AUTH: 'jwt', JWT_AUDIENCE: 'layover' } }))).toBe('JWT_ISSUER: CLIENT_AUTH=jwt needs the issuer URL');
     expect(errorOf(() => load({ env: { ...env, JWT_AUDIENCE: undefined } }))).toBe('JWT_AUDIENCE: CLIENT_AUTH=jwt needs the audience tokens must name');
     expect(errorOf(() => load({ env: { ...env, JWT_ISSUER: 'idp.example.test' } }))).toBe('JWT_ISSUER: expected the issuer URL (https://...), got "idp.example.test"');
+    // Keys discovered over plain HTTP are anyone's on the path.
+    expect(errorOf(() => load({ env: { ...env, JWT_ISSUER: 'http://idp.example.test' } }))).toMatch(/^JWT_ISSUER: expected/);
+    expect(errorOf(() => load({ env: { ...env, JWT_JWKS_URL: 'http://idp.example.test/keys' } }))).toMatch(/^JWT_JWKS_URL: expected an https JWKS URL/);
     expect(load().clientAuth.jwt).toBeNull();
   });
   it('reads the LDAP settings: a DN template or a search, never both; the bind password is a secret', () => {
