@@ -16,7 +16,11 @@ const FORBIDDEN: ReadonlyArray<readonly [cidr: string, kind: string]> = [
   ['::/128', 'unspecified'],
   ['::1/128', 'loopback'],
   ['fe80::/10', 'link-local'],
+  ['fec0::/10', 'site-local'],
   ['fc00::/7', 'unique local (private)'],
+  // A site's NAT64 prefix may be any /96 of the local-use /48 (RFC 8215), to private IPv4 networks too;
+  // only the /96 at its start is decoded (embeddedIpv4), and judged by the IPv4 address it carries.
+  ['64:ff9b:1::/48', 'NAT64 (local use)'],
   ['ff00::/8', 'multicast'],
 ];
 
@@ -44,6 +48,7 @@ function blockListOf(cidrs: readonly string[]): BlockList {
 }
 
 const FORBIDDEN_LISTS = FORBIDDEN.map(([cidr, kind]) => ({ kind, list: blockListOf([cidr]) }));
+const LOCAL_NAT64 = blockListOf(['64:ff9b:1::/48']);
 
 /** The 16 bytes of an IPv6 address (with or without an embedded dotted quad). */
 function ipv6Bytes(address: string): Buffer {
@@ -123,7 +128,9 @@ export class AddressPolicy {
     const forms = embedded ? [normalized, embedded] : [normalized];
     const typeOf = (form: string): 'ipv4' | 'ipv6' => (isIP(form) === 4 ? 'ipv4' : 'ipv6');
     if (forms.some((form) => upstreamAddresses.has(form) || this.#allowed.check(form, typeOf(form)))) return { allowed: true };
-    for (const form of forms) {
+    // A decoded local-use NAT64 address is the IPv4 address it carries, nothing else.
+    const judged = embedded !== undefined && LOCAL_NAT64.check(normalized, 'ipv6') ? [embedded] : forms;
+    for (const form of judged) {
       const hit = FORBIDDEN_LISTS.find(({ list }) => list.check(form, typeOf(form)));
       if (hit) return { allowed: false, kind: hit.kind };
     }

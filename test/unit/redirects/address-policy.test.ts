@@ -31,6 +31,10 @@ describe('the storage address policy (SSRF guard)', () => {
     ['::a9fe:a9fe', 'link-local'],
     ['::10.0.0.1', 'private'],
     ['64:ff9b:1::a00:1', 'private'],
+    // Another /96 of the local-use NAT64 /48: which IPv4 host it reaches is the site's to say.
+    ['64:ff9b:1:abcd::a00:1', 'NAT64 (local use)'],
+    ['64:ff9b:1:ffff:ffff:ffff:808:808', 'NAT64 (local use)'],
+    ['fec0::1', 'site-local'],
     ['::ffff:0:7f00:1', 'loopback'],
   ])('refuses %s (%s)', (address, kind) => {
     expect(policy.check(address)).toEqual({ allowed: false, kind });
