@@ -170,6 +170,14 @@ function fetchUpstream(ctx: ProxyContext, request: FastifyRequest, reply: Fastif
         settle(undefined);
         return void reply.send(res.stream);
       }
+      if (ctx.cache.activeFill(digest)) {
+        // Another download of the digest began meanwhile (a storage download went on without its client,
+        // whose slot was let go): its bytes go to this client only as a cached copy's would, access checked.
+        settle(undefined);
+        res.stream.destroy();
+        clearUpstreamHeaders(reply);
+        return void serveBlob(ctx, request, reply, target, name, digest);
+      }
       const length = Number(res.headers['content-length']);
       let fill: Fill;
       try {

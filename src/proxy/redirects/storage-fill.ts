@@ -111,17 +111,14 @@ export async function fillFromStorage(
   job: StorageJob,
   settle: (fill: Fill | undefined) => void,
 ): Promise<void> {
-  let fill: Fill;
+  let fill: Fill | undefined;
   let response: StorageResponse | undefined;
   try {
     response = await redirects.fetch(job.target, job.origin ?? job.registry, 'GET');
     annotateRequestLog(request, { storage: response.host, hops: response.hops });
-    const active = ctx.cache.activeFill(job.digest);
-    if (active) {
-      response.body.destroy();
-      annotateRequestLog(request, { joined: true });
-      fill = active;
-    } else {
+    // Another download of the digest may have begun meanwhile (this one's slot was let go): its bytes
+    // go to this client only as any cached copy's would, below, the registry's hold on them checked.
+    if (!ctx.cache.activeFill(job.digest)) {
       const length = Number(response.headers['content-length']);
       fill = ctx.cache.fill(
         job.digest,
@@ -149,6 +146,11 @@ export async function fillFromStorage(
     return;
   }
   settle(fill);
+  if (!fill) {
+    response.body.destroy();
+    // Its callers do not wait for it (blob-redirect.ts): a refusal is answered here.
+    return serveFromStorage(ctx, redirects, request, reply, job).catch((error: unknown) => failReply(request, reply, error));
+  }
   sendFill(ctx, request, reply, fill, () => serveFromStorage(ctx, redirects, request, reply, job));
 }
 
