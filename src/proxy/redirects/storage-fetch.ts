@@ -145,7 +145,8 @@ export class StorageFetcher {
       throw new StorageFetchError('unreachable', `cannot resolve storage host ${url.host} (${cause.code ?? cause.message})`, url.host, undefined, { cause });
     }
     const registry = options.upstream;
-    const registryItself = registry !== null && url.protocol === registry.origin.protocol && url.port === registry.origin.port;
+    // Only the registry's own name: another at its address (a vhost of a shared ingress) is another service.
+    const registryItself = registry !== null && url.protocol === registry.origin.protocol && url.port === registry.origin.port && url.hostname.toLowerCase() === registry.origin.hostname.toLowerCase();
     let upstream: ReadonlySet<string> | undefined;
     const allowed: LookupAddress[] = [];
     let refusal = '';

@@ -188,6 +188,15 @@ describe('REDIRECTS=follow', () => {
     expect(rb.requestsFor(blob.digest).filter((r) => String(r.path).startsWith('/loop/'))).toHaveLength(MAX_STORAGE_HOPS + 1);
   });
 
+  it('refuses a redirect to another name at the registry’s own address: the exception is for the registry itself', async () => {
+    const blob = fixtureBlob(10);
+    const result = await rb.get(rb.blobUrl('alias', blob.digest));
+    expect(result.status).toBe(403);
+    expect(ociError(result)).toMatchObject({ code: 'DENIED', detail: { reason: 'refused' } });
+    await rb.syncFixture();
+    expect(rb.requestsFor(blob.digest).map((r) => r.host)).toEqual([REDIRECTING_HOST]);
+  });
+
   it('refuses a redirect to Layover’s own loopback address, and sends nothing there', async () => {
     const blob = fixtureBlob(8);
     const result = await rb.get(rb.blobUrl('private', blob.digest));

@@ -1,7 +1,7 @@
 /**
  * The bench plus test/fixtures/redirecting-registry.mjs: `redirecting.test` (127.0.0.6) is an
  * intercepted registry whose blob GETs redirect, `storage.test` (127.0.0.7, allowed through
- * REDIRECT_ALLOW_NETWORKS) its storage host, and the same fixture also listens on 127.0.0.1:8443,
+ * REDIRECT_ALLOW_NETWORKS) its storage host, `alias.test` another name at the registry's address, and the same fixture also listens on 127.0.0.1:8443,
  * Layover's own loopback address, where no storage fetch may ever arrive, and on 127.0.0.6:8443,
  * the registry's own address at another port (another service). `rebind.test` resolves
  * to 127.0.0.1 for the DNS-based variant of that. Blobs are computed here on our own and checked
@@ -21,6 +21,8 @@ import { type FixtureProcess, startFixture } from '../../bench/fixture-process.j
 export const REDIRECTING_HOST = 'redirecting.test';
 export const STORAGE_HOST = 'storage.test';
 export const REBIND_HOST = 'rebind.test';
+/** Another name at the redirecting registry's own address (a vhost of one ingress). */
+export const ALIAS_HOST = 'alias.test';
 export const LOOPBACK_LISTEN = '127.0.0.1:8443';
 /** The redirecting registry's address at a port that is not the registry's. */
 export const REGISTRY_OTHER_PORT_LISTEN = '127.0.0.6:8443';
@@ -71,11 +73,11 @@ const baseFlags = (flags: Record<string, FlagValue>): Record<string, FlagValue> 
 export async function startRedirectingBench(flags: Record<string, FlagValue> = {}): Promise<RedirectingBench> {
   const bench = await startBench({
     images: [],
-    extraRecords: { [REDIRECTING_HOST]: [REDIRECTING_ADDRESS], [STORAGE_HOST]: [STORAGE_ADDRESS], [REBIND_HOST]: ['127.0.0.1'] },
+    extraRecords: { [REDIRECTING_HOST]: [REDIRECTING_ADDRESS], [ALIAS_HOST]: [REDIRECTING_ADDRESS], [STORAGE_HOST]: [STORAGE_ADDRESS], [REBIND_HOST]: ['127.0.0.1'] },
     layover: { flags: baseFlags(flags) },
   });
   try {
-    const tls = await bench.ca.issue('redirecting', [REDIRECTING_HOST, STORAGE_HOST, REBIND_HOST, REDIRECTING_ADDRESS, STORAGE_ADDRESS, '127.0.0.1']);
+    const tls = await bench.ca.issue('redirecting', [REDIRECTING_HOST, ALIAS_HOST, STORAGE_HOST, REBIND_HOST, REDIRECTING_ADDRESS, STORAGE_ADDRESS, '127.0.0.1']);
     const listen = [`${REDIRECTING_ADDRESS}:443`, `${STORAGE_ADDRESS}:443`, LOOPBACK_LISTEN, REGISTRY_OTHER_PORT_LISTEN].flatMap((l) => ['--listen', l]);
     const fixture = await startFixture(bench.sandbox, FIXTURE, [...listen, '--cert', tls.certFile, '--key', tls.keyFile, '--blobs', String(BLOB_COUNT), '--size', String(BLOB_SIZE)]);
     const announced = (fixture.ready.blobs as Array<{ digest: string }>).map((b) => b.digest);
