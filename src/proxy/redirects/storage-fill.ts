@@ -194,6 +194,9 @@ export async function serveFromStorage(ctx: ProxyContext, redirects: StorageRedi
   return followPeerFill(fleet, request, reply, { digest: job.digest, registry: job.registry }, turn.follow, { registry: job.registry, repo: job.repo, digest: job.digest }, again);
 }
 
+/** How long a registry whose storage could not show a digest's bytes is refused it without asking again. */
+const REFUTED_SAMPLE_MS = 10 * 60_000;
+
 /**
  * The cached bytes of a signed URL's digest go to its holder only if its registry gave Layover those
  * bytes, or the storage it redirected to shows them now (a sample, src/access/held-sample.ts): any
@@ -207,9 +210,15 @@ async function heldOrShown(ctx: ProxyContext, redirects: StorageRedirects, job: 
   if ('absent' in held) return 'gone';
   if ('unreadable' in held) throw new OciError('UNAVAILABLE', 'the cached blob cannot be read to compare with the storage', { digest: job.digest }, { cause: held.unreadable });
   if (held.sample.size > 0) {
+    const key = `${origin}|${job.digest}`;
+    const refutedAt = redirects.refutedSamples.get(key);
+    if (refutedAt !== undefined && Date.now() - refutedAt < REFUTED_SAMPLE_MS) return 'refused';
     try {
       const answer = await storageSample(redirects)(job.target, origin, sampleRange(held.sample));
-      if (!answer || !(await showsSample(answer, held.sample))) return 'refused';
+      if (!answer || !(await showsSample(answer, held.sample))) {
+        redirects.refutedSamples.set(key, Date.now());
+        return 'refused';
+      }
     } catch (error) {
       throw storageError(error);
     }

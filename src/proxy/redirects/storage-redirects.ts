@@ -7,6 +7,7 @@ import { RegistryPorts, upstreamTarget } from '../upstream-target.js';
 import { AddressPolicy, normalizeAddress } from '../../upstream/address-policy.js';
 import { loadOrCreateRedirectKey, signedPath, verifySignedRequest, type StorageRedirect, type VerifyFailure } from './signed-url.js';
 import { StorageFetcher, type StorageResponse } from './storage-fetch.js';
+import { LruMap } from '../../tls/lru-map.js';
 
 export type RedirectMode = 'rewrite' | 'follow';
 
@@ -33,6 +34,12 @@ export class StorageRedirects {
   readonly #intercepted: HostnameSet;
   /** A signed URL outlives configuration changes: a port since taken out of REGISTRIES is refused too. */
   readonly #ports: RegistryPorts;
+  /**
+   * `origin|digest` -> when that registry's storage could not show the digest's bytes: answered from
+   * memory for a while, as ReadAccess does for registries (each try is one guess at a random window,
+   * and a storage fetch besides).
+   */
+  readonly refutedSamples = new LruMap<string, number>(10_000);
 
   private constructor(config: LayoverConfig, key: Buffer, intercepted: HostnameSet) {
     this.mode = config.redirects.mode;

@@ -31,6 +31,13 @@ it('a late storage answer for another registry does not join the fill of the fir
   await rb.syncFixture();
   // The first download did become the fill (else nothing here was tested).
   expect(rb.requestsFor(blob.digest).some((r) => r.path === `/slow/${blob.digest}`)).toBe(true);
+  // Asked again, the storage that showed other bytes is refused from memory: each try would be one more guess at a window.
+  const samples = (): number => rb.requestsFor(blob.digest).filter((r) => r.path === `/garbage/${blob.digest}`).length;
+  const before = samples();
+  const again = await rb.get(other, ['--max-time', '30']);
+  expect(again.status).toBe(502);
+  await rb.syncFixture();
+  expect(samples()).toBe(before);
 });
 
 it('nor does a late answer of another registry itself', async () => {
