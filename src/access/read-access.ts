@@ -63,6 +63,12 @@ export class ReadAccess {
   readonly #learning = new Map<RepositoryKey, Promise<unknown>>();
   /** `host|digest` -> when that upstream could not show the digest's bytes: not asked again meanwhile (each try is a guess). */
   readonly #refuted = new LruMap<string, number>(10_000);
+  /**
+   * `reader|repository` -> a refusal for a repository the digest is not known in: kept in memory
+   * only, and bounded. A client may name any number of repositories, each one a record kept for good
+   * (and loaded at every start) had it been written with the others.
+   */
+  readonly #refusedElsewhere = new LruMap<string, ReachRecord>(10_000);
   /** The last challenge each origin sent without credentials, for refusals decided from a record. */
   readonly #challenges = new LruMap<string, string | string[]>(1000);
 
@@ -184,7 +190,7 @@ export class ReadAccess {
    */
   async #asReader(reader: Reader, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, log: Log, fromSource = false): Promise<ReadDecision> {
     const repository = repositoryKey(target.origin, name);
-    const record = this.#options.records.reach(reader, repository);
+    const record = this.#options.records.reach(reader, repository) ?? this.#refusedElsewhere.get(`${reader}|${repository}`);
     if (this.#fresh(record)) {
       if (record!.readable && member) return allowed(reader);
       if (!record!.readable) return this.#conclude({ status: 401 }, target, name, object, member, reader, log);
@@ -196,6 +202,7 @@ export class ReadAccess {
       return this.#conclude(result, target, name, object, member, reader, log);
     }
     if (answer.status < 400) await this.#options.records.setReach(reader, repository, true, this.#now());
+    else if ((answer.status === 401 || answer.status === 403) && !member) this.#refusedElsewhere.set(`${reader}|${repository}`, { readable: false, at: this.#now() });
     else if (answer.status === 401 || answer.status === 403) await this.#options.records.setReach(reader, repository, false, this.#now());
     if (reader === 'anonymous' && answer.status === 401 && answer.challenge) this.#challenges.set(target.origin, answer.challenge);
     log.debug({ registry: target.registry, repo: name, digest: object.digest, reader, status: answer.status }, 'asked upstream who may read a cached object');

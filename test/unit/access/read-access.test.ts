@@ -31,7 +31,7 @@ async function readAccess(options: Partial<ReadAccessOptions> & Pick<ReadAccessO
   const { cache } = await openCache();
   const records = new AccessRecords(cache);
   const access = new ReadAccess({ records, clientAuthOn: false, layoverCredentials: () => false, ttlMs: 60_000, anonymousTtlMs: 60_000, failOpen: [], ...options });
-  return { access, records };
+  return { access, records, cache };
 }
 
 const { logger } = captureLogger('debug');
@@ -60,7 +60,26 @@ describe('ReadAccess', () => {
     expect(await access.check(TARGET, NAME, first, 'Bearer client-token', logger)).toMatchObject({ allowed: true, why: 'checked' });
     expect(await access.check(TARGET, NAME, first, 'Bearer client-token', logger)).toMatchObject({ allowed: true });
     expect(asked).toEqual(['anonymous', 'client']);
-    expect(records.reach('anonymous', `registry.test/${NAME}` as never)?.readable).toBe(false);
+    // The anonymous refusal came while the digest was not known in the repository: remembered, not written.
+    expect(records.reach('anonymous', `registry.test/${NAME}` as never)).toBeUndefined();
+  });
+
+  it('keeps refusals for repositories a cached digest is not known in out of the index, and asks each only once', async () => {
+    const { probe, asked } = scriptedProbe(() => ({ status: 401, challenge: CHALLENGE }));
+    const { access, records, cache } = await readAccess({ probe });
+    const cached = object();
+    await records.addMember(cached.digest, repositoryKey(TARGET.origin, NAME));
+    await records.addHolder(cached.digest, TARGET.origin);
+    for (let i = 0; i < 50; i++) {
+      const made = `made-up/name-${i}` as RepositoryName;
+      expect(await access.check(TARGET, made, cached, undefined, logger)).toMatchObject({ allowed: false, error: { code: 'UNAUTHORIZED' } });
+      await access.check(TARGET, made, cached, undefined, logger);
+    }
+    expect(asked).toHaveLength(50);
+    expect(cache.recordKeys('access:anonymous:')).toEqual([]);
+    // A refusal for the repository the digest is known in is written, as before.
+    await access.check(TARGET, NAME, cached, undefined, logger);
+    expect(records.reach('anonymous', repositoryKey(TARGET.origin, NAME))?.readable).toBe(false);
   });
 
   it('fails closed when upstream cannot be asked, open where configured', async () => {
