@@ -5,6 +5,7 @@ import { AccessPolicy } from './access-policy.js';
 import type { Authenticator, ClientIdentity, TokenLifetime } from './authenticator.js';
 import { NoAuthenticator } from './authenticators/none.js';
 import { StaticTokenAuthenticator } from './authenticators/static-tokens.js';
+import { SignInThrottle } from './sign-in-throttle.js';
 import type { LayoverTokens } from './token-service/layover-tokens.js';
 
 /** What the proxy needs to check clients: null when authentication is off. */
@@ -44,8 +45,16 @@ export interface AuthenticatorOptions {
   dispatcher?: Dispatcher;
 }
 
-/** The authenticator for `clientAuth`, chosen by name; its library (bcrypt, JOSE, LDAP) is loaded only then. */
+/**
+ * The authenticator for `clientAuth`, chosen by name; its library (bcrypt, JOSE, LDAP) is loaded only
+ * then. Wrong credentials are throttled per client and user (SignInThrottle).
+ */
 export async function createAuthenticator(config: LayoverConfig, logger: Logger, options: AuthenticatorOptions = {}): Promise<Authenticator> {
+  const chosen = await chooseAuthenticator(config, logger, options);
+  return chosen instanceof NoAuthenticator ? chosen : new SignInThrottle(chosen);
+}
+
+async function chooseAuthenticator(config: LayoverConfig, logger: Logger, options: AuthenticatorOptions): Promise<Authenticator> {
   const { clientAuth } = config;
   const rememberMs = clientAuth.cacheTtlMs;
   switch (clientAuth.mode) {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
+import { BLOCK_MS, MAX_FAILURES } from '../../../src/client-auth/sign-in-throttle.js';
 
 // In-process Layover with CLIENT_AUTH=tokens; its upstream resolver is a closed port, so a request
 // that passes the hook ends in 503 UNAVAILABLE, and one refused by it never gets that far.
@@ -57,6 +58,16 @@ describe('client authentication in the proxy', () => {
     const wrong = await get(layover, '/v2/team/app/manifests/v1', 'Bearer not-a-token-at-all');
     expect(wrong.statusCode).toBe(401);
     expect((await get(layover, '/v2/x/blobs/uploads/', undefined, 'PUT')).statusCode).toBe(401);
+  });
+
+  it('answers a client that keeps sending wrong credentials 429 with Retry-After, in the OCI format', async () => {
+    const layover = await withTokens();
+    for (let i = 0; i < MAX_FAILURES; i++) expect((await get(layover, '/v2/team/app/manifests/v1', `Bearer wrong-${i}`)).statusCode).toBe(401);
+    // Its right token too, for a while: a guesser cannot tell a right guess meanwhile.
+    const held = await get(layover, '/v2/team/app/manifests/v1', `Bearer ${CI_TOKEN}`);
+    expect(held.statusCode).toBe(429);
+    expect(held.headers['retry-after']).toBe(String(BLOCK_MS / 1000));
+    expect(held.json().errors[0]).toMatchObject({ code: 'TOOMANYREQUESTS' });
   });
 
   it('answers the ping of an authenticated client itself, so it keeps using Basic with Layover', async () => {

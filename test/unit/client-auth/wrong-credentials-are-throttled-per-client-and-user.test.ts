@@ -1,0 +1,57 @@
+/**
+ * Wrong credentials cost their sender time: past MAX_FAILURES within a minute, a client's sign-ins as
+ * that user are refused unchecked (429 with Retry-After) for BLOCK_MS. Other clients, other users of the
+ * same address and requests without credentials go on as before. The checks counted are a real
+ * htpasswd file's (bcrypt).
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import bcrypt from 'bcryptjs';
+import type { Logger } from 'pino';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { HtpasswdAuthenticator } from '../../../src/client-auth/authenticators/htpasswd.js';
+import { BLOCK_MS, MAX_FAILURES, SignInThrottle } from '../../../src/client-auth/sign-in-throttle.js';
+import { captureLogger } from '../../helpers/capture-logger.js';
+
+const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+async function throttled(): Promise<{ auth: SignInThrottle; checks: () => number; advance: (ms: number) => void }> {
+  const dir = await mkdtemp(join(tmpdir(), 'layover-throttle-'));
+  onTestFinished(() => rm(dir, { recursive: true, force: true }));
+  const file = join(dir, 'htpasswd');
+  await writeFile(file, `alice:${bcrypt.hashSync('right', 4)}\nbob:${bcrypt.hashSync('right', 4)}\n`);
+  const inner = await HtpasswdAuthenticator.open({ file, logger: captureLogger().logger as Logger, rememberMs: 0, checkIntervalMs: 0 });
+  let checks = 0;
+  const counting = { authenticate: (a: string | undefined, s?: string) => (checks++, inner.authenticate(a, s)), stillValid: (u: string) => inner.stillValid(u) };
+  let now = 1_000_000;
+  return { auth: new SignInThrottle(counting, () => now), checks: () => checks, advance: (ms) => void (now += ms) };
+}
+
+describe('SignInThrottle', () => {
+  it(`refuses a client's sign-ins as one user, unchecked, after ${MAX_FAILURES} wrong ones in a minute; only for a while`, async () => {
+    const { auth, checks, advance } = await throttled();
+    for (let i = 0; i < MAX_FAILURES; i++) expect(await auth.authenticate(basic('alice', `guess-${i}`), '203.0.113.9')).toBeNull();
+    const checked = checks();
+    // Even the right password: the guesser cannot tell a right guess while it waits.
+    await expect(auth.authenticate(basic('alice', 'right'), '203.0.113.9')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS', status: 429, headers: { 'retry-after': String(BLOCK_MS / 1000) } });
+    expect(checks()).toBe(checked);
+    // Another client, and another user of the same client, sign in as usual.
+    expect(await auth.authenticate(basic('alice', 'right'), '198.51.100.7')).toMatchObject({ user: 'alice' });
+    expect(await auth.authenticate(basic('bob', 'right'), '203.0.113.9')).toMatchObject({ user: 'bob' });
+    // A request without credentials is no failure, nor refused.
+    expect(await auth.authenticate(undefined, '203.0.113.9')).toBeNull();
+    advance(BLOCK_MS);
+    expect(await auth.authenticate(basic('alice', 'right'), '203.0.113.9')).toMatchObject({ user: 'alice' });
+  });
+
+  it('counts failures within a minute only, and forgets them after a success', async () => {
+    const { auth, advance } = await throttled();
+    for (let i = 0; i < MAX_FAILURES - 1; i++) await auth.authenticate(basic('alice', 'nope'), '203.0.113.9');
+    advance(61_000);
+    for (let i = 0; i < MAX_FAILURES - 1; i++) await auth.authenticate(basic('alice', 'nope'), '203.0.113.9');
+    expect(await auth.authenticate(basic('alice', 'right'), '203.0.113.9')).toMatchObject({ user: 'alice' });
+    for (let i = 0; i < MAX_FAILURES - 1; i++) await auth.authenticate(basic('alice', 'nope'), '203.0.113.9');
+    expect(await auth.authenticate(basic('alice', 'right'), '203.0.113.9')).toMatchObject({ user: 'alice' });
+  });
+});
