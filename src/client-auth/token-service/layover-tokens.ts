@@ -4,6 +4,9 @@ import type { ClientIdentity, TokenLifetime } from '../authenticator.js';
 import { loadOrCreateTokenKey, type TokenKey, type TokenKeyFileOptions } from './token-key.js';
 import { parseAccessClaim, type TokenAccess } from './token-scopes.js';
 
+/** How far apart the clocks of the replicas that issue and check one token may be. */
+const CLOCK_TOLERANCE_S = 30;
+
 /** `iss` of every token Layover issues. */
 export const LAYOVER_TOKEN_ISSUER = 'layover';
 /** The token spec: "a token should never be returned with less than 60 seconds to live". */
@@ -82,6 +85,9 @@ export class LayoverTokens {
         audience,
         algorithms: ['ES256'],
         requiredClaims: ['exp', 'iat', 'sub'],
+        // Issued by another replica whose clock is ahead, a token is not yet valid here: its client
+        // would go round on 401s. The clocks of a fleet differ by seconds.
+        clockTolerance: CLOCK_TOLERANCE_S,
       });
       if (typeof payload.sub !== 'string' || payload.sub === '' || payload.exp === undefined || payload.iat === undefined) return null;
       const groups = Object.freeze(Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === 'string') : []);

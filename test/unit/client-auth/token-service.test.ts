@@ -96,6 +96,23 @@ describe('LayoverTokens', () => {
     expect(await tokens.verify(expired, 'ghcr.io')).toBeNull();
   });
 
+  it('takes a token another replica issued with its clock a little ahead (not yet valid by this one\'s)', async () => {
+    const dir = tempDir();
+    const tokens = await LayoverTokens.open(keyFile(dir), 60_000);
+    const key = await loadOrCreateTokenKey(keyFile(dir));
+    const ahead = Math.floor(Date.now() / 1000) + 10;
+    const token = await new SignJWT({ groups: [] })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid })
+      .setIssuer(LAYOVER_TOKEN_ISSUER)
+      .setSubject('alice')
+      .setAudience('ghcr.io')
+      .setIssuedAt(ahead)
+      .setNotBefore(ahead)
+      .setExpirationTime(ahead + 600)
+      .sign(key.privateKey);
+    expect(await tokens.verify(token, 'ghcr.io')).toMatchObject({ identity: { user: 'alice' } });
+  });
+
   it('never issues a token with less than 60 seconds to live', async () => {
     const tokens = await LayoverTokens.open(keyFile(), 5_000);
     expect((await tokens.issue(alice, 'ghcr.io', [])).expiresIn).toBe(60);
