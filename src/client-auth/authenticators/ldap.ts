@@ -18,6 +18,10 @@ export type LdapSettings = NonNullable<LayoverConfig['clientAuth']['ldap']>;
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** More groups than anyone is in: the rest are not read. */
 const MAX_GROUPS = 1_000;
+/** Directory connections at once: a burst of sign-ins (many new users, guesses from many addresses) takes turns. */
+export const MAX_LDAP_CONNECTIONS = 16;
+/** Checks waiting for a connection, each for the timeout at most; past it a check is answered 503 at once. */
+export const MAX_LDAP_WAITING = 64;
 
 export interface LdapOptions {
   settings: LdapSettings;
@@ -54,6 +58,9 @@ export class LdapAuthenticator implements Authenticator {
   readonly #logger: Logger;
   readonly #remembered: RememberedCredentials;
   readonly #timeoutMs: number;
+  /** Directory connections open, and the checks waiting for one (#turn). */
+  #open = 0;
+  readonly #waiting: Array<() => void> = [];
   readonly #tls: ConnectionOptions;
   readonly #rememberMs: number;
   /** Users found in the directory lately (stillValid), until when: bounded, checked again after CLIENT_AUTH_CACHE_TTL. */
@@ -192,8 +199,44 @@ export class LdapAuthenticator implements Authenticator {
     return [...new Set(names)];
   }
 
-  /** A connection for one check, closed after it; the whole check is bounded by the timeout. */
+  /** A connection for one check, closed after it; the whole check is bounded by the timeout, and so is its turn. */
   async #withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
+    await this.#turn();
+    try {
+      return await this.#connected(work);
+    } finally {
+      this.#next();
+    }
+  }
+
+  /** Resolves when a directory connection may be opened (MAX_LDAP_CONNECTIONS); rejects 503 past MAX_LDAP_WAITING or the timeout. */
+  #turn(): Promise<void> {
+    if (this.#open < MAX_LDAP_CONNECTIONS) {
+      this.#open += 1;
+      return Promise.resolve();
+    }
+    if (this.#waiting.length >= MAX_LDAP_WAITING) return Promise.reject(unavailable('too many checks at once', new Error(`${MAX_LDAP_WAITING} checks wait already`)));
+    return new Promise<void>((resolve, reject) => {
+      const waiter = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+        reject(unavailable('timed out', new Error(`no directory connection free within ${this.#timeoutMs} ms`)));
+      }, this.#timeoutMs);
+      this.#waiting.push(waiter);
+    });
+  }
+
+  /** A connection is done: the next waiting check takes its place. */
+  #next(): void {
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter();
+    else this.#open -= 1;
+  }
+
+  async #connected<T>(work: (client: Client) => Promise<T>): Promise<T> {
     const client = new Client({
       url: this.#settings.url,
       timeout: this.#timeoutMs,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LdapAuthenticator, type LdapSettings } from '../../../src/client-auth/authenticators/ldap.js';
+import { LdapAuthenticator, type LdapSettings, MAX_LDAP_CONNECTIONS, MAX_LDAP_WAITING } from '../../../src/client-auth/authenticators/ldap.js';
 import { OciError } from '../../../src/registry/oci-errors.js';
 import { createTestCa, type TestCa } from '../../bench/test-ca.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
@@ -163,6 +163,41 @@ describe('LdapAuthenticator: a directory that is down or silent', () => {
       expect(error).toBeInstanceOf(OciError);
       expect(error).toMatchObject({ code: 'UNAVAILABLE' });
       expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
+  it(`opens at most ${MAX_LDAP_CONNECTIONS} directory connections at once; past ${MAX_LDAP_WAITING} waiting, a check is 503 at once`, async () => {
+    let connected = 0;
+    let most = 0;
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      most = Math.max(most, ++connected);
+      socket.once('close', () => connected--);
+    });
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const { port } = silent.address() as { port: number };
+      const { auth } = await open(settings({ url: `ldap://127.0.0.1:${port}` }), 700);
+      const total = MAX_LDAP_CONNECTIONS + MAX_LDAP_WAITING + 20;
+      const started = Date.now();
+      const ended: number[] = [];
+      const checks = Array.from({ length: total }, (_, i) =>
+        auth.authenticate(basic(`user-${i}`, `guess-${i}`)).then(
+          () => 'answered',
+          (e: unknown) => (ended.push(Date.now() - started), (e as OciError).code),
+        ),
+      );
+      const results = await Promise.all(checks);
+      expect(results.every((code) => code === 'UNAVAILABLE')).toBe(true);
+      expect(most).toBe(MAX_LDAP_CONNECTIONS);
+      // The ones past the queue at once; the queue's within its own timeout.
+      expect(ended.filter((ms) => ms < 300)).toHaveLength(20);
+      expect(Math.max(...ended)).toBeLessThan(3_000);
     } finally {
       for (const socket of sockets) socket.destroy();
       silent.close();
