@@ -45,6 +45,21 @@ describe('SignInThrottle', () => {
     expect(await auth.authenticate(basic('alice', 'right'), '203.0.113.9')).toMatchObject({ user: 'alice' });
   });
 
+  it('counts checks under way: guesses sent in parallel are held to the same number', async () => {
+    const { auth, checks } = await throttled();
+    const guesses = await Promise.all(Array.from({ length: 40 }, (_, i) => auth.authenticate(basic('alice', `guess-${i}`), '203.0.113.9').catch((e: unknown) => e)));
+    expect(guesses.filter((g) => g === null)).toHaveLength(MAX_FAILURES);
+    expect(checks()).toBe(MAX_FAILURES);
+    // One user, however the name is written: a directory takes `Alice ` for alice.
+    await expect(auth.authenticate(basic(' ALICE ', 'right'), '203.0.113.9')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS' });
+  });
+
+  it('leaves tokens alone: they cannot be guessed, and junk must not lock out the tokens of an address', async () => {
+    const { auth, checks } = await throttled();
+    for (let i = 0; i < 3 * MAX_FAILURES; i++) expect(await auth.authenticate(`Bearer junk-${i}`, '203.0.113.9')).toBeNull();
+    expect(checks()).toBe(3 * MAX_FAILURES);
+  });
+
   it('counts failures within a minute only, and forgets them after a success', async () => {
     const { auth, advance } = await throttled();
     for (let i = 0; i < MAX_FAILURES - 1; i++) await auth.authenticate(basic('alice', 'nope'), '203.0.113.9');
