@@ -289,7 +289,7 @@ export class ReadAccess {
 
   /** ACCESS_CHECK_FAIL_OPEN names the registry: a pattern without a port names every port of a host, one with a port that port only. */
   #failsOpen(target: ReadTarget): boolean {
-    const [host, port = null] = target.registry.split(':');
+    const [host, port = '443'] = target.registry.split(':');
     return this.#failOpen.some((entry) => (entry.port === null || entry.port === port) && entry.names.has(host!));
   }
 

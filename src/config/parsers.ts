@@ -112,7 +112,12 @@ export const resolverList: Parser<HostPort[]> = (value) => {
 };
 
 /** Hostnames or `*.suffix` wildcards, lower-cased, each with an optional `:port` (`registry.example:5000`). */
-export const hostnamePatterns: Parser<string[]> = (value) => {
+export const hostnamePatterns: Parser<string[]> = (value) => patternsOf(value, false);
+
+/** hostnamePatterns with an explicit :443 kept: where a pattern without a port means every port, `host:443` is that port only. */
+export const hostnamePortPatterns: Parser<string[]> = (value) => patternsOf(value, true);
+
+function patternsOf(value: unknown, keep443: boolean): string[] | undefined {
   const items = list(value);
   if (!items) return undefined;
   const parsed = items.map((item) => {
@@ -123,10 +128,10 @@ export const hostnamePatterns: Parser<string[]> = (value) => {
     const wildcard = pattern.startsWith('*.');
     const name = parseHostname(wildcard ? pattern.slice(2) : pattern);
     if (!name) return undefined;
-    return `${wildcard ? '*.' : ''}${name}${p && p !== 443 ? `:${p}` : ''}`;
+    return `${wildcard ? '*.' : ''}${name}${p && (keep443 || p !== 443) ? `:${p}` : ''}`;
   });
   return parsed.every((p) => p) ? (parsed as string[]) : undefined;
-};
+}
 
 /** Kept as given; checked once the delimiters are known (see credentials.ts). */
 export const raw: Parser<unknown> = (value) => value;

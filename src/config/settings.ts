@@ -231,8 +231,8 @@ export const SETTINGS = {
   anonymousAccessTtl: setting({ env: 'ANONYMOUS_ACCESS_TTL', expected: DURATION, parse: parse.duration, default: 60 * 60_000 }),
   accessCheckFailOpen: setting({
     env: 'ACCESS_CHECK_FAIL_OPEN',
-    expected: 'hostnames or *.domain wildcards separated by spaces',
-    parse: parse.hostnamePatterns,
+    expected: 'hostnames or *.domain wildcards separated by spaces (host:port for one port)',
+    parse: parse.hostnamePortPatterns,
     default: [],
   }),
 

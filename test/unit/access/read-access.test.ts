@@ -133,6 +133,14 @@ describe('ReadAccess', () => {
     const at5000 = { registry: 'registry.test:5000', origin: 'https://registry.test:5000' };
     expect(await withPort.access.check(at5000, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
     expect(await withPort.access.check(TARGET, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
+    // 443 written out: the registry named without a port, not its other ports.
+    const with443 = await readAccess({ probe: scriptedProbe(down).probe, failOpen: ['registry.test:443'] });
+    for (const origin of ['https://registry.test', 'https://registry.test:5000']) {
+      await with443.records.addMember(member.digest, repositoryKey(origin, NAME));
+      await with443.records.addHolder(member.digest, origin);
+    }
+    expect(await with443.access.check(TARGET, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: true, why: 'fail-open' });
+    expect(await with443.access.check(at5000, NAME, member, 'Bearer t', logger)).toMatchObject({ allowed: false, error: { code: 'UNAVAILABLE' } });
   });
 
   it('takes a registry\'s HEAD only about digests it gave Layover; any other registry must show the bytes', async () => {

@@ -447,6 +447,8 @@ describe('loadConfig HTTPS_PROXY mode, access checks and custom domains', () => 
   it('reads the access-check durations and the fail-open registries', () => {
     const config = load({ env: { ACCESS_CHECK_TTL: '30s', ANONYMOUS_ACCESS_TTL: '2h', ACCESS_CHECK_FAIL_OPEN: 'ghcr.io *.example.test' } });
     expect(config.accessChecks).toEqual({ ttlMs: 30_000, anonymousTtlMs: 7_200_000, failOpen: ['ghcr.io', '*.example.test'] });
+    // A port written out is that port only, 443 included.
+    expect(load({ env: { ACCESS_CHECK_FAIL_OPEN: 'git.corp:443 r.example:5000' } }).accessChecks.failOpen).toEqual(['git.corp:443', 'r.example:5000']);
   });
   it('maps custom domains with optional paths, prefixes and certificates', () => {
     const cert = tempFile('d.crt', '-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n');
