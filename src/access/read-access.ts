@@ -190,7 +190,8 @@ export class ReadAccess {
    */
   async #asReader(reader: Reader, target: ReadTarget, name: RepositoryName, object: CachedObject, member: boolean, log: Log, fromSource = false): Promise<ReadDecision> {
     const repository = repositoryKey(target.origin, name);
-    const record = this.#options.records.reach(reader, repository) ?? this.#refusedElsewhere.get(`${reader}|${repository}`);
+    const kept = this.#options.records.reach(reader, repository);
+    const record = kept ?? this.#refusedElsewhere.get(`${reader}|${repository}`);
     if (this.#fresh(record)) {
       if (record!.readable && member) return allowed(reader);
       if (!record!.readable) return this.#conclude({ status: 401 }, target, name, object, member, reader, log);
@@ -202,7 +203,8 @@ export class ReadAccess {
       return this.#conclude(result, target, name, object, member, reader, log);
     }
     if (answer.status < 400) await this.#options.records.setReach(reader, repository, true, this.#now());
-    else if ((answer.status === 401 || answer.status === 403) && !member) this.#refusedElsewhere.set(`${reader}|${repository}`, { readable: false, at: this.#now() });
+    // A repository already on record is written over (a yes turned no must not outlive its word in an outage).
+    else if ((answer.status === 401 || answer.status === 403) && !member && !kept) this.#refusedElsewhere.set(`${reader}|${repository}`, { readable: false, at: this.#now() });
     else if (answer.status === 401 || answer.status === 403) await this.#options.records.setReach(reader, repository, false, this.#now());
     if (reader === 'anonymous' && answer.status === 401 && answer.challenge) this.#challenges.set(target.origin, answer.challenge);
     log.debug({ registry: target.registry, repo: name, digest: object.digest, reader, status: answer.status }, 'asked upstream who may read a cached object');

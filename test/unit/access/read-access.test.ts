@@ -80,6 +80,11 @@ describe('ReadAccess', () => {
     // A refusal for the repository the digest is known in is written, as before.
     await access.check(TARGET, NAME, cached, undefined, logger);
     expect(records.reach('anonymous', repositoryKey(TARGET.origin, NAME))?.readable).toBe(false);
+    // So is one for a repository already on record (it said yes once): the yes must not outlive it.
+    const once = repositoryKey(TARGET.origin, 'was/public' as RepositoryName);
+    await records.setReach('anonymous', once, true, Date.now() - 2 * 60 * 60_000);
+    await access.check(TARGET, 'was/public' as RepositoryName, cached, undefined, logger);
+    expect(records.reach('anonymous', once)?.readable).toBe(false);
   });
 
   it('fails closed when upstream cannot be asked, open where configured', async () => {
