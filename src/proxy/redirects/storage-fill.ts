@@ -215,7 +215,9 @@ async function heldOrShown(ctx: ProxyContext, redirects: StorageRedirects, job: 
     if (refutedAt !== undefined && Date.now() - refutedAt < REFUTED_SAMPLE_MS) return 'refused';
     try {
       const answer = await storageSample(redirects)(job.target, origin, sampleRange(held.sample));
-      if (!answer || !(await showsSample(answer, held.sample))) {
+      // Nothing shown (a presigned URL expired, a 404) is no guess: only other bytes are remembered.
+      if (!answer) return 'refused';
+      if (!(await showsSample(answer, held.sample))) {
         redirects.refutedSamples.set(key, Date.now());
         return 'refused';
       }

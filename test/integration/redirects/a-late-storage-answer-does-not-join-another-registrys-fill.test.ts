@@ -49,5 +49,12 @@ it('nor does a late answer of another registry itself', async () => {
   expect(answer.status).toBeGreaterThanOrEqual(400);
   await rb.syncFixture();
   expect(rb.requestsFor(blob.digest).some((r) => r.path === `/slow/${blob.digest}`)).toBe(true);
+  // A storage URL that shows nothing (expired, gone) is refused but not remembered against the registry:
+  // a good URL for the same digest is served right after.
+  const signed = (target: string): string => rb.sign({ digest: blob.digest, registry: INTERCEPTED_HOST, repo: 'team/app', target, expires: Math.floor(Date.now() / 1000) + 300 });
+  expect((await rb.get(signed(`https://${STORAGE_HOST}/expired/${blob.digest}`))).status).toBe(502);
+  const good = await rb.get(signed(`https://${STORAGE_HOST}/final/${blob.digest}`));
+  expect(good.status).toBe(200);
+  expect(good.body.equals(blob.bytes)).toBe(true);
 });
 
