@@ -11,6 +11,7 @@ import { parseBasic } from '../authenticator.js';
 import { escapeDnValue, escapeFilterValue, fillTemplate } from './ldap-escape.js';
 import { MIN_LIFETIME_S } from '../token-service/layover-tokens.js';
 import { RememberedCredentials } from './remembered.js';
+import { FairTurns } from './fair-turns.js';
 
 export type LdapSettings = NonNullable<LayoverConfig['clientAuth']['ldap']>;
 
@@ -20,7 +21,7 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const MAX_GROUPS = 1_000;
 /** Directory connections at once: a burst of sign-ins (many new users, guesses from many addresses) takes turns. */
 export const MAX_LDAP_CONNECTIONS = 16;
-/** Checks waiting for a connection, each for the timeout at most; past it a check is answered 503 at once. */
+/** Checks waiting for a connection, each for the timeout at most; past it a check is answered 503 at once unless a client with more waiting gives up its newest. */
 export const MAX_LDAP_WAITING = 64;
 
 export interface LdapOptions {
@@ -58,9 +59,8 @@ export class LdapAuthenticator implements Authenticator {
   readonly #logger: Logger;
   readonly #remembered: RememberedCredentials;
   readonly #timeoutMs: number;
-  /** Directory connections open, and the checks waiting for one (#turn). */
-  #open = 0;
-  readonly #waiting: Array<() => void> = [];
+  /** Directory connections, taken in turns by client. */
+  readonly #turns = new FairTurns(MAX_LDAP_CONNECTIONS, MAX_LDAP_WAITING, () => unavailable('too many checks at once', new Error('no directory connection free')));
   readonly #tls: ConnectionOptions;
   readonly #rememberMs: number;
   /** Users found in the directory lately (stillValid), until when: bounded, checked again after CLIENT_AUTH_CACHE_TTL. */
@@ -94,15 +94,15 @@ export class LdapAuthenticator implements Authenticator {
     return new LdapAuthenticator(options, ca);
   }
 
-  authenticate(authorization: string | undefined): Promise<ClientIdentity | null> {
+  authenticate(authorization: string | undefined, source = ''): Promise<ClientIdentity | null> {
     const basic = parseBasic(authorization);
-    return basic ? this.check(basic.user, basic.password) : Promise.resolve(null);
+    return basic ? this.check(basic.user, basic.password, source) : Promise.resolve(null);
   }
 
-  /** One user name and password; null when they are not valid. */
-  check(user: string, password: string): Promise<ClientIdentity | null> {
+  /** One user name and password; null when they are not valid. `source`: who signs in (signInSource), for turns. */
+  check(user: string, password: string, source = ''): Promise<ClientIdentity | null> {
     if (user === '' || password === '') return Promise.resolve(null);
-    return this.#remembered.check(user, password, () => this.#withClient((client) => this.#verify(client, user, password)));
+    return this.#remembered.check(user, password, () => this.#withClient(source, (client) => this.#verify(client, user, password)));
   }
 
   /**
@@ -119,7 +119,7 @@ export class LdapAuthenticator implements Authenticator {
     if (this.#settings.bindDn === null && token && token.expiresAt - token.issuedAt <= Math.max(this.#rememberMs / 1000, MIN_LIFETIME_S)) return true;
     const until = this.#present.get(user);
     if (until !== undefined && until > Date.now()) return true;
-    const found = await this.#withClient((client) => this.#findEntry(client, user));
+    const found = await this.#withClient('', (client) => this.#findEntry(client, user));
     if (found) this.#present.set(user, Date.now() + this.#rememberMs);
     else this.#present.delete(user);
     return found;
@@ -199,41 +199,13 @@ export class LdapAuthenticator implements Authenticator {
     return [...new Set(names)];
   }
 
-  /** A connection for one check, closed after it; the whole check is bounded by the timeout, and so is its turn. */
-  async #withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
-    await this.#turn();
-    try {
-      return await this.#connected(work);
-    } finally {
-      this.#next();
-    }
-  }
-
-  /** Resolves when a directory connection may be opened (MAX_LDAP_CONNECTIONS); rejects 503 past MAX_LDAP_WAITING or the timeout. */
-  #turn(): Promise<void> {
-    if (this.#open < MAX_LDAP_CONNECTIONS) {
-      this.#open += 1;
-      return Promise.resolve();
-    }
-    if (this.#waiting.length >= MAX_LDAP_WAITING) return Promise.reject(unavailable('too many checks at once', new Error(`${MAX_LDAP_WAITING} checks wait already`)));
-    return new Promise<void>((resolve, reject) => {
-      const waiter = (): void => {
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
-        reject(unavailable('timed out', new Error(`no directory connection free within ${this.#timeoutMs} ms`)));
-      }, this.#timeoutMs);
-      this.#waiting.push(waiter);
-    });
-  }
-
-  /** A connection is done: the next waiting check takes its place. */
-  #next(): void {
-    const waiter = this.#waiting.shift();
-    if (waiter) waiter();
-    else this.#open -= 1;
+  /**
+   * A connection for one check, closed after it, once `source` has its turn (FairTurns: at most
+   * MAX_LDAP_CONNECTIONS open, MAX_LDAP_WAITING waiting, sources taking turns); the wait and the
+   * check are each bounded by the timeout.
+   */
+  #withClient<T>(source: string, work: (client: Client) => Promise<T>): Promise<T> {
+    return this.#turns.run(source, this.#timeoutMs, () => this.#connected(work));
   }
 
   async #connected<T>(work: (client: Client) => Promise<T>): Promise<T> {

@@ -169,7 +169,7 @@ describe('LdapAuthenticator: a directory that is down or silent', () => {
     }
   });
 
-  it(`opens at most ${MAX_LDAP_CONNECTIONS} directory connections at once; past ${MAX_LDAP_WAITING} waiting, a check is 503 at once`, async () => {
+  it(`opens at most ${MAX_LDAP_CONNECTIONS} directory connections at once; past ${MAX_LDAP_WAITING} waiting, a check is 503 at once, but another client still gets a turn`, async () => {
     let connected = 0;
     let most = 0;
     const sockets = new Set<Socket>();
@@ -187,17 +187,25 @@ describe('LdapAuthenticator: a directory that is down or silent', () => {
       const started = Date.now();
       const ended: number[] = [];
       const checks = Array.from({ length: total }, (_, i) =>
-        auth.authenticate(basic(`user-${i}`, `guess-${i}`)).then(
+        auth.authenticate(basic(`user-${i}`, `guess-${i}`), '203.0.113.9').then(
           () => 'answered',
           (e: unknown) => (ended.push(Date.now() - started), (e as OciError).code),
         ),
       );
+      // A client of its own behind that flood: a waiting check of the flood's makes room for it.
+      const other = auth.authenticate(basic('alice', 'alice-pw-0a9b'), '198.51.100.7').then(
+        () => null,
+        (e: unknown) => ({ ms: Date.now() - started, message: (e as Error).message }),
+      );
       const results = await Promise.all(checks);
       expect(results.every((code) => code === 'UNAVAILABLE')).toBe(true);
       expect(most).toBe(MAX_LDAP_CONNECTIONS);
-      // The ones past the queue at once; the queue's within its own timeout.
-      expect(ended.filter((ms) => ms < 300)).toHaveLength(20);
+      // The ones past the queue at once (20, and one more given up for the other client); the queue's within its own timeout.
+      expect(ended.filter((ms) => ms < 300)).toHaveLength(21);
       expect(Math.max(...ended)).toBeLessThan(3_000);
+      // It waited for its turn (the silent directory then let it down too), not refused at once.
+      const refused = await other;
+      expect(refused!.ms).toBeGreaterThan(500);
     } finally {
       for (const socket of sockets) socket.destroy();
       silent.close();
