@@ -86,7 +86,8 @@ export class LayoverTokens {
         algorithms: ['ES256'],
         requiredClaims: ['exp', 'iat', 'sub'],
         // Issued by another replica whose clock is ahead, a token is not yet valid here: its client
-        // would go round on 401s. The clocks of a fleet differ by seconds.
+        // would go round on 401s. The clocks of a fleet differ by seconds. (jose applies the same
+        // tolerance to `exp`: a token is taken up to 30 s past its end, its policy asked all the same.)
         clockTolerance: CLOCK_TOLERANCE_S,
       });
       if (typeof payload.sub !== 'string' || payload.sub === '' || payload.exp === undefined || payload.iat === undefined) return null;
