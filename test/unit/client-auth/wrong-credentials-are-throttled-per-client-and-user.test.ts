@@ -1,8 +1,8 @@
 /**
- * Wrong credentials cost their sender time: past MAX_FAILURES within a minute, a client's sign-ins as
- * that user are refused unchecked (429 with Retry-After) for BLOCK_MS. Other clients, other users of the
- * same address and requests without credentials go on as before. The checks counted are a real
- * htpasswd file's (bcrypt).
+ * Wrong passwords cost their sender time: past MAX_FAILURES different ones within a minute, a
+ * client's sign-ins as that user are refused unchecked (429 with Retry-After) for BLOCK_MS. Other
+ * clients, other users of the same address, requests without credentials and one password sent many
+ * times go on as before. The checks counted are a real htpasswd file's (bcrypt).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,6 +52,18 @@ describe('SignInThrottle', () => {
     expect(checks()).toBe(MAX_FAILURES);
     // One user, however the name is written: a directory takes `Alice ` for alice.
     await expect(auth.authenticate(basic(' ALICE ', 'right'), '203.0.113.9')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS' });
+  });
+
+  it('counts one password once: a pull\'s requests at once, or a stale password sent again and again', async () => {
+    const { auth, checks } = await throttled();
+    // A first pull: many requests with the right password before its first check ends.
+    const pull = await Promise.all(Array.from({ length: 30 }, () => auth.authenticate(basic('alice', 'right'), '203.0.113.9')));
+    expect(pull.every((identity) => identity?.user === 'alice')).toBe(true);
+    // A pod with a stale password: refused every time, but never blocked, nor its user's other pods there.
+    for (let i = 0; i < 3 * MAX_FAILURES; i++) expect(await auth.authenticate(basic('bob', 'old-password'), '203.0.113.9')).toBeNull();
+    await Promise.all(Array.from({ length: 30 }, () => auth.authenticate(basic('bob', 'old-password'), '203.0.113.9')));
+    expect(await auth.authenticate(basic('bob', 'right'), '203.0.113.9')).toMatchObject({ user: 'bob' });
+    expect(checks()).toBeGreaterThan(0);
   });
 
   it('leaves tokens alone: they cannot be guessed, and junk must not lock out the tokens of an address', async () => {
