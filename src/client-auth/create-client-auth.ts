@@ -47,11 +47,13 @@ export interface AuthenticatorOptions {
 
 /**
  * The authenticator for `clientAuth`, chosen by name; its library (bcrypt, JOSE, LDAP) is loaded only
- * then. Wrong credentials are throttled per client and user (SignInThrottle).
+ * then. Wrong passwords are throttled per client and user (SignInThrottle).
  */
 export async function createAuthenticator(config: LayoverConfig, logger: Logger, options: AuthenticatorOptions = {}): Promise<Authenticator> {
   const chosen = await chooseAuthenticator(config, logger, options);
-  return chosen instanceof NoAuthenticator ? chosen : new SignInThrottle(chosen);
+  // Passwords can be guessed; tokens (static ones, JWTs) cannot.
+  const passwords = config.clientAuth.mode === 'htpasswd' || config.clientAuth.mode === 'ldap';
+  return passwords ? new SignInThrottle(chosen) : chosen;
 }
 
 async function chooseAuthenticator(config: LayoverConfig, logger: Logger, options: AuthenticatorOptions): Promise<Authenticator> {

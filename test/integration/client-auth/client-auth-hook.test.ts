@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
-import { BLOCK_MS, MAX_FAILURES } from '../../../src/client-auth/sign-in-throttle.js';
 
 // In-process Layover with CLIENT_AUTH=tokens; its upstream resolver is a closed port, so a request
 // that passes the hook ends in 503 UNAVAILABLE, and one refused by it never gets that far.
@@ -60,16 +59,11 @@ describe('client authentication in the proxy', () => {
     expect((await get(layover, '/v2/x/blobs/uploads/', undefined, 'PUT')).statusCode).toBe(401);
   });
 
-  it('answers a client that keeps sending wrong passwords 429 with Retry-After, in the OCI format', async () => {
+  it('never holds back a token sent as a password: tokens cannot be guessed, and expired ones must not lock out valid ones', async () => {
     const layover = await withTokens();
-    // Static tokens also sign in as Basic with the token as the password, under any user name.
     const password = (token: string): string => `Basic ${Buffer.from(`ci:${token}`).toString('base64')}`;
-    for (let i = 0; i < MAX_FAILURES; i++) expect((await get(layover, '/v2/team/app/manifests/v1', password(`wrong-${i}`))).statusCode).toBe(401);
-    // Its right password too, for a while: a guesser cannot tell a right guess meanwhile.
-    const held = await get(layover, '/v2/team/app/manifests/v1', password(CI_TOKEN));
-    expect(held.statusCode).toBe(429);
-    expect(held.headers['retry-after']).toBe(String(BLOCK_MS / 1000));
-    expect(held.json().errors[0]).toMatchObject({ code: 'TOOMANYREQUESTS' });
+    for (let i = 0; i < 30; i++) expect((await get(layover, '/v2/team/app/manifests/v1', password(`expired-${i}`))).statusCode).toBe(401);
+    expect((await get(layover, '/v2/', password(CI_TOKEN))).statusCode).toBe(200);
   });
 
   it('answers the ping of an authenticated client itself, so it keeps using Basic with Layover', async () => {

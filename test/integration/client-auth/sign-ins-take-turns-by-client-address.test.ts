@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningLayover, startLayover } from '../../helpers/start-layover.js';
+import { BLOCK_MS, MAX_FAILURES } from '../../../src/client-auth/sign-in-throttle.js';
 
 // In-process Layover with CLIENT_AUTH=htpasswd (cost 10, as `htpasswd -B` writes by default: tens of
 // milliseconds a check) and its token service. One address sends new wrong passwords as fast as it
@@ -60,3 +61,18 @@ it('checks a node’s first sign-in between the checks of an address sending wro
   const floodAfterNode = checked.slice(checked.indexOf('node 200') + 1).filter((line) => line.startsWith('flood')).length;
   expect(floodAfterNode).toBeGreaterThanOrEqual(20);
 }, 60_000);
+
+it('answers a client that keeps sending different wrong passwords for one user 429 with Retry-After, in the OCI format', async () => {
+  const ping = (password: string) =>
+    layover.app.https.inject({ method: 'GET', url: '/v2/', remoteAddress: '192.0.2.77', headers: { host: 'ghcr.io', authorization: basic('dave', password) } });
+  for (let i = 0; i < MAX_FAILURES; i++) expect((await ping(`wrong-${i}`)).statusCode).toBe(401);
+  // Its right password too, for a while: a guesser cannot tell a right guess meanwhile.
+  const held = await ping('dave-pw');
+  expect(held.statusCode).toBe(429);
+  expect(held.headers['retry-after']).toBe(String(BLOCK_MS / 1000));
+  expect(held.json().errors[0]).toMatchObject({ code: 'TOOMANYREQUESTS' });
+  // Another address signs in as dave as usual.
+  const other = await layover.app.https.inject({ method: 'GET', url: '/v2/', remoteAddress: '192.0.2.78', headers: { host: 'ghcr.io', authorization: basic('dave', 'dave-pw') } });
+  expect(other.statusCode).toBe(200);
+}, 60_000);
+

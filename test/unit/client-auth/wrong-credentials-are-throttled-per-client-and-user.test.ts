@@ -11,7 +11,7 @@ import bcrypt from 'bcryptjs';
 import type { Logger } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { HtpasswdAuthenticator } from '../../../src/client-auth/authenticators/htpasswd.js';
-import { BLOCK_MS, MAX_FAILURES, SignInThrottle } from '../../../src/client-auth/sign-in-throttle.js';
+import { BLOCK_MS, MAX_FAILURES, MAX_SOURCE_FAILURES, SignInThrottle } from '../../../src/client-auth/sign-in-throttle.js';
 import { captureLogger } from '../../helpers/capture-logger.js';
 
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -50,8 +50,36 @@ describe('SignInThrottle', () => {
     const guesses = await Promise.all(Array.from({ length: 40 }, (_, i) => auth.authenticate(basic('alice', `guess-${i}`), '203.0.113.9').catch((e: unknown) => e)));
     expect(guesses.filter((g) => g === null)).toHaveLength(MAX_FAILURES);
     expect(checks()).toBe(MAX_FAILURES);
-    // One user, however the name is written: a directory takes `Alice ` for alice.
-    await expect(auth.authenticate(basic(' ALICE ', 'right'), '203.0.113.9')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS' });
+    // One user, however the name is written: a directory takes `Alice `, full-width letters or a soft hyphen for alice.
+    for (const name of [' ALICE ', '\uff41\uff4c\uff49\uff43\uff45', 'al\u00adice']) {
+      await expect(auth.authenticate(basic(name, 'right'), '203.0.113.9')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS' });
+    }
+  });
+
+  it(`refuses a client that sprays user names, past ${MAX_SOURCE_FAILURES} wrong pairs in a minute`, async () => {
+    const { auth, advance } = await throttled();
+    for (let i = 0; i < MAX_SOURCE_FAILURES; i++) expect(await auth.authenticate(basic(`user-${i}`, 'password'), '203.0.113.9')).toBeNull();
+    await expect(auth.authenticate(basic('alice', 'right'), '203.0.113.9')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS' });
+    expect(await auth.authenticate(basic('alice', 'right'), '198.51.100.7')).toMatchObject({ user: 'alice' });
+    advance(BLOCK_MS);
+    expect(await auth.authenticate(basic('alice', 'right'), '203.0.113.9')).toMatchObject({ user: 'alice' });
+  });
+
+  it('leaves nothing behind for a check that could not be made: refused checks cannot push a block out of its table', async () => {
+    // A stand-in for a full queue: checks for made-up names are refused (503) before they are made.
+    const inner = {
+      authenticate: async (authorization: string | undefined) => {
+        const user = Buffer.from(authorization!.slice(6), 'base64').toString().split(':')[0]!;
+        if (user.startsWith('spray-')) throw new Error('too many sign-ins are being checked');
+        return null;
+      },
+      stillValid: async () => true,
+    };
+    const auth = new SignInThrottle(inner);
+    for (let i = 0; i < MAX_FAILURES; i++) expect(await auth.authenticate(basic('alice', `guess-${i}`), '203.0.113.9')).toBeNull();
+    // More refused checks than the table holds, each for a name of its own.
+    for (let i = 0; i < 10_001; i++) await expect(auth.authenticate(basic(`spray-${i}`, 'x'), '203.0.113.9')).rejects.toThrow('too many');
+    await expect(auth.authenticate(basic('alice', 'guess-next'), '203.0.113.9')).rejects.toMatchObject({ code: 'TOOMANYREQUESTS' });
   });
 
   it('counts one password once: a pull\'s requests at once, or a stale password sent again and again', async () => {
