@@ -59,6 +59,8 @@ export class LdapAuthenticator implements Authenticator {
   readonly #logger: Logger;
   readonly #remembered: RememberedCredentials;
   readonly #timeoutMs: number;
+  /** stillValid's look-ups under way, by user. */
+  readonly #lookingUp = new Map<string, Promise<boolean>>();
   /** Directory connections, taken in turns by client. */
   readonly #turns = new FairTurns(MAX_LDAP_CONNECTIONS, MAX_LDAP_WAITING, () => unavailable('too many checks at once', new Error('no directory connection free')));
   readonly #tls: ConnectionOptions;
@@ -119,7 +121,13 @@ export class LdapAuthenticator implements Authenticator {
     if (this.#settings.bindDn === null && token && token.expiresAt - token.issuedAt <= Math.max(this.#rememberMs / 1000, MIN_LIFETIME_S)) return true;
     const until = this.#present.get(user);
     if (until !== undefined && until > Date.now()) return true;
-    const found = await this.#withClient('', (client) => this.#findEntry(client, user));
+    // One look-up for the requests of one user at once; in the directory's turns, each user as a client of its own.
+    let looking = this.#lookingUp.get(user);
+    if (!looking) {
+      looking = this.#withClient(`user:${user}`, (client) => this.#findEntry(client, user)).finally(() => this.#lookingUp.delete(user));
+      this.#lookingUp.set(user, looking);
+    }
+    const found = await looking;
     if (found) this.#present.set(user, Date.now() + this.#rememberMs);
     else this.#present.delete(user);
     return found;

@@ -212,6 +212,27 @@ describe('LdapAuthenticator: a directory that is down or silent', () => {
     }
   });
 
+  it('looks a token\'s user up once for the requests that ask at once', async () => {
+    let connections = 0;
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      connections++;
+    });
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const { port } = silent.address() as { port: number };
+      const { auth } = await open(settings({ url: `ldap://127.0.0.1:${port}`, bindDn: SERVICE_DN, bindPassword: new Secret(SERVICE_PASSWORD) }), 500);
+      const answers = await Promise.all(Array.from({ length: 20 }, () => auth.stillValid('alice').catch((e: unknown) => (e as OciError).code)));
+      expect(answers.every((answer) => answer === 'UNAVAILABLE')).toBe(true);
+      expect(connections).toBe(1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
   it('remembers a success for CLIENT_AUTH_CACHE_TTL (so a directory outage spares known clients) and answers new ones 503', async () => {
     const { auth } = await open(settings());
     expect(await auth.authenticate(basic('alice', 'alice-pw-0a9b'))).toMatchObject({ user: 'alice' });
